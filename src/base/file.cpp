@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#include "base/file.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+
+namespace kmodd::base {
+
+Unexpected errno_error(int code, const std::string& what)
+{
+    return make_error(code, what + ": " + std::strerror(code));
+}
+
+Result<UniqueFd> open_directory(int dir_fd, const std::string& path)
+{
+    int fd = ::openat(dir_fd, path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return errno_error(errno, "'" + path + "'");
+    return UniqueFd(fd);
+}
+
+Result<std::string> read_file_with_stat(int dir_fd, const std::string& path, struct stat& st)
+{
+    UniqueFd fd(::openat(dir_fd, path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.is_valid())
+        return errno_error(errno, "'" + path + "'");
+    if (::fstat(fd.get(), &st) < 0)
+        return errno_error(errno, "'" + path + "'");
+    if (S_ISDIR(st.st_mode))
+        return errno_error(EISDIR, "'" + path + "'");
+    std::string content;
+    // st_size is a hint only: the file may grow or shrink while it is read.
+    content.resize(static_cast<size_t>(st.st_size > 0 ? st.st_size : 0) + 1);
+    size_t used = 0;
+    for (;;) {
+        if (used == content.size())
+            content.resize(content.size() * 2 + 4096);
+        ssize_t n = ::read(fd.get(), content.data() + used, content.size() - used);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno_error(errno, "'" + path + "'");
+        }
+        if (n == 0)
+            break;
+        used += static_cast<size_t>(n);
+    }
+    content.resize(used);
+    return content;
+}
+
+Result<std::string> read_file(int dir_fd, const std::string& path)
+{
+    struct stat st {};
+    return read_file_with_stat(dir_fd, path, st);
+}
+
+namespace {
+
+Result<void> write_all(int fd, std::string_view content, const std::string& what)
+{
+    while (!content.empty()) {
+        ssize_t n = ::write(fd, content.data(), content.size());
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno_error(errno, what);
+        }
+        content.remove_prefix(static_cast<size_t>(n));
+    }
+    return {};
+}
+
+} // namespace
+
+namespace {
+
+std::string temp_name_for(const std::string& name)
+{
+    static std::atomic<unsigned> counter{0};
+    return "." + name + ".kmodd-" + std::to_string(::getpid()) + "-" +
+           std::to_string(counter.fetch_add(1));
+}
+
+/// Writes `content` to a new temp file in `dir_fd`; returns its name.
+Result<std::string> write_temp(int dir_fd, const std::string& name, std::string_view content,
+                               bool durable)
+{
+    std::string tmp = temp_name_for(name);
+    UniqueFd fd(::openat(dir_fd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+    if (!fd.is_valid())
+        return errno_error(errno, "cannot create '" + tmp + "'");
+    auto fail = [&](Unexpected error) -> Result<std::string> {
+        ::unlinkat(dir_fd, tmp.c_str(), 0);
+        return error;
+    };
+    // The umask must not change the mode kmod's depmod gives its outputs.
+    if (::fchmod(fd.get(), 0644) < 0)
+        return fail(errno_error(errno, "cannot chmod '" + tmp + "'"));
+    if (auto written = write_all(fd.get(), content, "cannot write '" + name + "'"); !written)
+        return fail(Unexpected(written.error()));
+    if (durable && ::fsync(fd.get()) < 0)
+        return fail(errno_error(errno, "cannot fsync '" + name + "'"));
+    if (::close(fd.release()) < 0)
+        return fail(errno_error(errno, "cannot close '" + name + "'"));
+    return tmp;
+}
+
+} // namespace
+
+Result<void> publish_file(int dir_fd, const std::string& name, std::string_view content,
+                          bool durable)
+{
+    return publish_files(dir_fd, {PendingFile{name, content}}, durable);
+}
+
+Result<void> publish_files(int dir_fd, const std::vector<PendingFile>& files, bool durable)
+{
+    std::vector<std::string> temps;
+    temps.reserve(files.size());
+    for (const PendingFile& file : files) {
+        auto tmp = write_temp(dir_fd, file.name, file.content, durable);
+        if (!tmp) {
+            for (const std::string& t : temps)
+                ::unlinkat(dir_fd, t.c_str(), 0);
+            return Unexpected(tmp.error());
+        }
+        temps.push_back(std::move(*tmp));
+    }
+    for (size_t i = 0; i < files.size(); ++i) {
+        if (::renameat(dir_fd, temps[i].c_str(), dir_fd, files[i].name.c_str()) < 0) {
+            int err = errno;
+            for (size_t j = i; j < files.size(); ++j)
+                ::unlinkat(dir_fd, temps[j].c_str(), 0);
+            return errno_error(err, "cannot replace '" + files[i].name + "'");
+        }
+    }
+    if (durable && !files.empty())
+        return sync_directory(dir_fd);
+    return {};
+}
+
+Result<void> sync_directory(int dir_fd)
+{
+    if (::fsync(dir_fd) < 0)
+        return errno_error(errno, "cannot fsync directory");
+    return {};
+}
+
+} // namespace kmodd::base

@@ -1,0 +1,49 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#pragma once
+
+#include <sys/stat.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.hpp"
+#include "base/unique_fd.hpp"
+
+namespace kmodd::base {
+
+/// Opens a directory (O_DIRECTORY|O_CLOEXEC) relative to `dir_fd` (AT_FDCWD for the cwd).
+[[nodiscard]] Result<UniqueFd> open_directory(int dir_fd, const std::string& path);
+
+/// Reads the whole file `path` (relative to `dir_fd`), following symlinks.
+/// Errors: the errno of open/read, with the path in the message.
+[[nodiscard]] Result<std::string> read_file(int dir_fd, const std::string& path);
+
+/// Like read_file, and also returns the stat of the opened file (so the content and the
+/// identity belong to the same inode even if the path is replaced concurrently).
+[[nodiscard]] Result<std::string> read_file_with_stat(int dir_fd, const std::string& path,
+                                                      struct stat& st);
+
+/// Replaces `name` in directory `dir_fd` atomically with `content`: writes a temp file
+/// in the same directory, fsyncs it (when `durable`), renames it over `name`. On any failure
+/// the temp file is removed and `name` is left as it was. The file mode is 0644.
+[[nodiscard]] Result<void> publish_file(int dir_fd, const std::string& name,
+                                        std::string_view content, bool durable = true);
+
+/// A file to publish with publish_files(). The content is borrowed.
+struct PendingFile {
+    std::string name;
+    std::string_view content;
+};
+
+/// Publishes several files in `dir_fd` as one step as far as failures go: all are written to
+/// temp files (and fsynced when `durable`) first; only if every write succeeded are they
+/// renamed over their names, in order, and the directory fsynced. On a write failure every
+/// temp file is removed and no file is replaced.
+[[nodiscard]] Result<void> publish_files(int dir_fd, const std::vector<PendingFile>& files,
+                                         bool durable = true);
+
+/// fsync of a directory, so that renames inside it are durable.
+[[nodiscard]] Result<void> sync_directory(int dir_fd);
+
+} // namespace kmodd::base
