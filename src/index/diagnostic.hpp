@@ -1,0 +1,19 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace kmodd::index {
+
+/// Something a run noticed and went on with; the front-end decides how to show it
+/// (kmod's depmod prints "depmod: WARNING: ..." / "depmod: ERROR: ...").
+struct Diagnostic {
+    enum class Level { Info, Warning, Error };
+    Level level = Level::Warning;
+    std::string message;
+};
+
+using Diagnostics = std::vector<Diagnostic>;
+
+} // namespace kmodd::index

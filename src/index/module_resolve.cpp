@@ -1,0 +1,453 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// Resolving the module set into kmod depmod's order: priorities, modules.order, symbol
+// owners, dependency edges, the topological rank and cycle reports.
+#include <algorithm>
+#include <cstring>
+#include <unordered_map>
+
+#include "base/strings.hpp"
+#include "index/kmod_hash.hpp"
+#include "index/module_index.hpp"
+
+namespace kmodd::index {
+
+namespace {
+
+constexpr uint32_t kModuleBuckets = 512;
+constexpr uint32_t kSymbolBuckets = 2048;
+constexpr uint32_t kNoOwner = UINT32_MAX;
+
+/// An open-addressing symbol table keyed by (precomputed kmod hash, name); a later insert of
+/// the same name replaces the entry, like kmod's hash_add.
+class SymbolTable {
+public:
+    struct Entry {
+        std::string_view name;
+        uint32_t hash = 0;
+        uint32_t owner = kNoOwner;
+        uint64_t crc = 0;
+    };
+
+    explicit SymbolTable(size_t expected)
+    {
+        size_t capacity = 64;
+        while (capacity < expected * 2)
+            capacity <<= 1;
+        slots_.assign(capacity, UINT32_MAX);
+        mask_ = capacity - 1;
+        entries_.reserve(expected);
+    }
+
+    void insert(std::string_view name, uint32_t hash, uint32_t owner, uint64_t crc)
+    {
+        size_t slot = find_slot(name, hash);
+        if (slots_[slot] != UINT32_MAX) {
+            Entry& e = entries_[slots_[slot]];
+            e.owner = owner;
+            e.crc = crc;
+            return;
+        }
+        slots_[slot] = static_cast<uint32_t>(entries_.size());
+        entries_.push_back(Entry{name, hash, owner, crc});
+        if (entries_.size() * 2 > slots_.size())
+            grow();
+    }
+
+    [[nodiscard]] const Entry* find(std::string_view name, uint32_t hash) const
+    {
+        size_t slot = find_slot(name, hash);
+        return slots_[slot] == UINT32_MAX ? nullptr : &entries_[slots_[slot]];
+    }
+
+    [[nodiscard]] const std::vector<Entry>& entries() const { return entries_; }
+
+private:
+    [[nodiscard]] size_t find_slot(std::string_view name, uint32_t hash) const
+    {
+        size_t slot = (hash * 0x9E3779B1U) & mask_;
+        while (slots_[slot] != UINT32_MAX) {
+            const Entry& e = entries_[slots_[slot]];
+            if (e.hash == hash && e.name == name)
+                return slot;
+            slot = (slot + 1) & mask_;
+        }
+        return slot;
+    }
+
+    void grow()
+    {
+        slots_.assign(slots_.size() * 2, UINT32_MAX);
+        mask_ = slots_.size() - 1;
+        for (uint32_t i = 0; i < entries_.size(); ++i)
+            slots_[find_slot(entries_[i].name, entries_[i].hash)] = i;
+    }
+
+    std::vector<uint32_t> slots_;
+    std::vector<Entry> entries_;
+    size_t mask_ = 0;
+};
+
+std::string_view lookup_name(std::string_view name, char prefix)
+{
+    if (!name.empty() && name[0] == '.')
+        name.remove_prefix(1);
+    if (prefix != '\0' && !name.empty() && name[0] == prefix)
+        name.remove_prefix(1);
+    return name;
+}
+
+/// Strongly connected components (Tarjan, iterative) of the modules left unsorted by the
+/// topological sort; returns the components that really are cycles.
+std::vector<std::vector<uint32_t>> find_cycles(const std::vector<Resolution::Module>& modules,
+                                               const std::vector<bool>& pending)
+{
+    const auto n = static_cast<uint32_t>(modules.size());
+    std::vector<uint32_t> index(n, UINT32_MAX), low(n, 0);
+    std::vector<bool> on_stack(n, false);
+    std::vector<uint32_t> stack;
+    std::vector<std::vector<uint32_t>> cycles;
+    uint32_t counter = 0;
+    struct Frame {
+        uint32_t node;
+        size_t next_edge;
+    };
+    for (uint32_t start = 0; start < n; ++start) {
+        if (!pending[start] || index[start] != UINT32_MAX)
+            continue;
+        std::vector<Frame> frames{{start, 0}};
+        index[start] = low[start] = counter++;
+        stack.push_back(start);
+        on_stack[start] = true;
+        while (!frames.empty()) {
+            Frame& f = frames.back();
+            const auto& deps = modules[f.node].deps;
+            if (f.next_edge < deps.size()) {
+                uint32_t to = deps[f.next_edge++];
+                if (!pending[to])
+                    continue;
+                if (index[to] == UINT32_MAX) {
+                    index[to] = low[to] = counter++;
+                    stack.push_back(to);
+                    on_stack[to] = true;
+                    frames.push_back({to, 0});
+                } else if (on_stack[to]) {
+                    low[f.node] = std::min(low[f.node], index[to]);
+                }
+                continue;
+            }
+            uint32_t node = f.node;
+            frames.pop_back();
+            if (!frames.empty())
+                low[frames.back().node] = std::min(low[frames.back().node], low[node]);
+            if (low[node] != index[node])
+                continue;
+            std::vector<uint32_t> component;
+            uint32_t member = 0;
+            do {
+                member = stack.back();
+                stack.pop_back();
+                on_stack[member] = false;
+                component.push_back(member);
+            } while (member != node);
+            bool self_loop = std::find(modules[node].deps.begin(), modules[node].deps.end(),
+                                       node) != modules[node].deps.end();
+            if (component.size() > 1 || self_loop) {
+                std::sort(component.begin(), component.end());
+                cycles.push_back(std::move(component));
+            }
+        }
+    }
+    std::sort(cycles.begin(), cycles.end());
+    return cycles;
+}
+
+/// One path around a cyclic component, from its first module back to it: "a -> b -> a".
+std::string describe_cycle(const std::vector<Resolution::Module>& modules,
+                           const std::vector<uint32_t>& component)
+{
+    uint32_t start = component.front();
+    auto in_component = [&](uint32_t m) {
+        return std::binary_search(component.begin(), component.end(), m);
+    };
+    // Breadth-first search for the shortest way back to `start`.
+    std::unordered_map<uint32_t, uint32_t> parent;
+    std::vector<uint32_t> queue{start};
+    uint32_t last = UINT32_MAX;
+    for (size_t head = 0; head < queue.size() && last == UINT32_MAX; ++head) {
+        uint32_t node = queue[head];
+        for (uint32_t to : modules[node].deps) {
+            if (!in_component(to))
+                continue;
+            if (to == start) {
+                last = node;
+                break;
+            }
+            if (parent.emplace(to, node).second)
+                queue.push_back(to);
+        }
+    }
+    std::vector<uint32_t> path;
+    for (uint32_t node = last; node != start; node = parent.at(node))
+        path.push_back(node);
+    path.push_back(start);
+    std::reverse(path.begin(), path.end());
+    std::string text;
+    for (uint32_t node : path)
+        text += modules[node].file->name + " -> ";
+    text += modules[start].file->name;
+    return text;
+}
+
+} // namespace
+
+bool ModuleIndex::is_higher_priority(const Candidate& old_file, const Candidate& new_file) const
+{
+    // The comparison deliberately mirrors kmod's depmod_module_is_higher_priority(): paths
+    // are compared without their extension, through the module dir prefix, against the
+    // depmod.d lists in kmod's internal (reversed) order.
+    const std::string& dirname = settings_.module_dir;
+    const size_t newlen = new_file.dir_len + 1 + new_file.name.size();
+    const size_t oldlen = old_file.dir_len + 1 + old_file.name.size();
+    std::string_view newpath(new_file.path.data(), std::min(newlen, new_file.path.size()));
+    std::string_view oldpath(old_file.path.data(), std::min(oldlen, old_file.path.size()));
+    std::string_view relnew, relold;
+    if (newpath.starts_with(dirname) && newpath.size() > dirname.size())
+        relnew = newpath.substr(dirname.size() + 1);
+    if (oldpath.starts_with(dirname) && oldpath.size() > dirname.size())
+        relold = oldpath.substr(dirname.size() + 1);
+    const bool has_relnew = newpath.starts_with(dirname) && newpath.size() > dirname.size();
+    const bool has_relold = oldpath.starts_with(dirname) && oldpath.size() > dirname.size();
+
+    for (const std::string& ov : settings_.config.overrides) {
+        if (has_relnew && relnew == ov)
+            return false;
+        if (has_relold && relold == ov)
+            return true;
+    }
+
+    auto path_starts_with = [](std::string_view path, std::string_view prefix) {
+        return path.size() > prefix.size() && path[prefix.size()] == '/' &&
+               path.starts_with(prefix);
+    };
+    int i = 0, builtin_prio = -1, old_prio = -1, new_prio = -1;
+    for (const auto& search : settings_.config.searches) {
+        using Kind = DepmodConfig::Search::Kind;
+        if (search.kind == Kind::BuiltIn) {
+            builtin_prio = i;
+        } else if (search.kind == Kind::External) {
+            for (const std::string& ext : settings_.config.externals) {
+                if (path_starts_with(newpath, ext))
+                    new_prio = i;
+                if (path_starts_with(oldpath, ext))
+                    old_prio = i;
+                ++i;
+            }
+        } else if (has_relnew && path_starts_with(relnew, search.path)) {
+            new_prio = i;
+        } else if (has_relold && path_starts_with(relold, search.path)) {
+            old_prio = i;
+        }
+        ++i;
+    }
+    if (new_prio < 0)
+        new_prio = builtin_prio;
+    if (old_prio < 0)
+        old_prio = builtin_prio;
+    return new_prio <= old_prio;
+}
+
+std::vector<uint32_t> Resolution::closure(uint32_t position) const
+{
+    std::vector<uint32_t> out;
+    std::vector<bool> seen(modules.size(), false);
+    std::vector<uint32_t> stack(modules[position].deps.rbegin(), modules[position].deps.rend());
+    while (!stack.empty()) {
+        uint32_t m = stack.back();
+        stack.pop_back();
+        if (seen[m])
+            continue;
+        seen[m] = true;
+        out.push_back(m);
+        for (auto it = modules[m].deps.rbegin(); it != modules[m].deps.rend(); ++it) {
+            if (!seen[*it])
+                stack.push_back(*it);
+        }
+    }
+    std::sort(out.begin(), out.end(), [&](uint32_t a, uint32_t b) {
+        return modules[a].dep_sort_idx < modules[b].dep_sort_idx;
+    });
+    return out;
+}
+
+base::Result<Resolution> ModuleIndex::resolve(const ResolveOptions& options,
+                                              Diagnostics& diagnostics) const
+{
+    // 1. One file per module name: the first found, unless a later one has priority.
+    std::vector<const Candidate*> files;
+    files.reserve(candidates_.size());
+    for (const auto& [path, c] : candidates_) {
+        if (c.parsed)
+            files.push_back(&c);
+    }
+    std::sort(files.begin(), files.end(),
+              [](const Candidate* a, const Candidate* b) { return a->seq < b->seq; });
+    std::unordered_map<std::string_view, const Candidate*> winners;
+    winners.reserve(files.size());
+    for (const Candidate* c : files) {
+        auto [it, inserted] = winners.try_emplace(c->name, c);
+        if (!inserted && !is_higher_priority(*it->second, *c))
+            it->second = c;
+    }
+
+    // 2. kmod's array order: hash-table order, then modules.order entries first.
+    struct Sortable {
+        const Candidate* file;
+        uint32_t hash;
+        int sort_idx;
+    };
+    std::vector<Sortable> order;
+    order.reserve(winners.size());
+    for (const auto& [name, c] : winners)
+        order.push_back({c, kmod_hash(c->name), 1});
+    std::sort(order.begin(), order.end(), [](const Sortable& a, const Sortable& b) {
+        return kmod_hash_order_less(a.hash, a.file->name, b.hash, b.file->name, kModuleBuckets);
+    });
+    if (!modules_order_ok_) {
+        diagnostics.push_back(modules_order_problem_);
+    } else {
+        std::unordered_map<std::string_view, size_t> by_uncompressed_path;
+        std::vector<std::string> keys(order.size());
+        for (size_t i = 0; i < order.size(); ++i) {
+            const Candidate& c = *order[i].file;
+            if (c.relpath.empty())
+                continue;
+            // kmod matches modules.order lines against the relpath cut after the module
+            // name plus three characters (".ko" for the usual file names).
+            size_t slash = c.relpath.rfind('/');
+            size_t base = slash == std::string::npos ? 0 : slash + 1;
+            keys[i] = c.relpath.substr(0, base + c.name.size() + 3);
+            by_uncompressed_path.emplace(keys[i], i);
+        }
+        const int total = static_cast<int>(modules_order_.size()) + 1;
+        for (size_t line = 0; line < modules_order_.size(); ++line) {
+            auto it = by_uncompressed_path.find(modules_order_[line]);
+            if (it != by_uncompressed_path.end())
+                order[it->second].sort_idx = static_cast<int>(line + 1) - total;
+        }
+        std::stable_sort(order.begin(), order.end(), [](const Sortable& a, const Sortable& b) {
+            return a.sort_idx < b.sort_idx;
+        });
+    }
+
+    Resolution result;
+    result.modules.resize(order.size());
+    size_t export_count = options.vmlinux_symbols.size();
+    for (size_t i = 0; i < order.size(); ++i) {
+        result.modules[i].file = order[i].file;
+        export_count += order[i].file->parsed->info.exports.size();
+    }
+
+    // 3. Symbol owners: vmlinux first, then each module in array order (the last wins).
+    SymbolTable symbols(export_count);
+    for (const auto& sym : options.vmlinux_symbols)
+        symbols.insert(sym.name, kmod_hash(sym.name), kNoOwner, sym.crc);
+    const char prefix = settings_.symbol_prefix;
+    for (uint32_t m = 0; m < result.modules.size(); ++m) {
+        const ParsedModule& parsed = *result.modules[m].file->parsed;
+        for (size_t s = 0; s < parsed.info.exports.size(); ++s) {
+            std::string_view name = parsed.info.exports[s].name;
+            if (prefix != '\0' && !name.empty() && name[0] == prefix)
+                name.remove_prefix(1);
+            symbols.insert(name, parsed.export_hashes[s], m, parsed.info.exports[s].crc);
+        }
+    }
+
+    // 4. Dependency edges from imports, in first-reference order.
+    std::vector<uint32_t> users(result.modules.size(), 0);
+    for (uint32_t m = 0; m < result.modules.size(); ++m) {
+        Resolution::Module& module = result.modules[m];
+        const ParsedModule& parsed = *module.file->parsed;
+        for (size_t s = 0; s < parsed.info.imports.size(); ++s) {
+            const elf::ImportedSymbol& import = parsed.info.imports[s];
+            std::string_view name = lookup_name(import.name, prefix);
+            const SymbolTable::Entry* sym = symbols.find(name, parsed.import_hashes[s]);
+            if (sym == nullptr) {
+                if (options.print_unknown && !import.is_weak)
+                    diagnostics.push_back({Diagnostic::Level::Warning,
+                                           module.file->path + " needs unknown symbol " +
+                                               import.name});
+                continue;
+            }
+            if (options.check_symvers && sym->crc != import.crc && !import.is_weak &&
+                options.print_unknown)
+                diagnostics.push_back({Diagnostic::Level::Warning,
+                                       module.file->path + " disagrees about version of symbol " +
+                                           import.name});
+            if (sym->owner == kNoOwner)
+                continue;
+            if (std::find(module.deps.begin(), module.deps.end(), sym->owner) != module.deps.end())
+                continue;
+            module.deps.push_back(sym->owner);
+            ++users[sym->owner];
+            if (options.verbose)
+                diagnostics.push_back({Diagnostic::Level::Info,
+                                       module.file->path + " needs \"" + std::string(sym->name) +
+                                           "\": " + result.modules[sym->owner].file->path});
+        }
+    }
+
+    // 5. Topological rank: kmod's Kahn sort with a LIFO of modules nobody uses.
+    std::vector<uint32_t> roots;
+    for (uint32_t m = 0; m < result.modules.size(); ++m) {
+        if (users[m] == 0)
+            roots.push_back(m);
+    }
+    uint32_t sorted = 0;
+    while (!roots.empty()) {
+        uint32_t src = roots.back();
+        roots.pop_back();
+        result.modules[src].dep_sort_idx = sorted++;
+        for (uint32_t dst : result.modules[src].deps) {
+            if (--users[dst] == 0)
+                roots.push_back(dst);
+        }
+    }
+    if (sorted < result.modules.size()) {
+        std::vector<bool> pending(result.modules.size());
+        for (size_t m = 0; m < pending.size(); ++m)
+            pending[m] = users[m] > 0;
+        auto cycles = find_cycles(result.modules, pending);
+        size_t in_cycles = 0;
+        for (const auto& cycle : cycles) {
+            in_cycles += cycle.size();
+            diagnostics.push_back({Diagnostic::Level::Error,
+                                   "Cycle detected: " + describe_cycle(result.modules, cycle)});
+        }
+        diagnostics.push_back({Diagnostic::Level::Error,
+                               "Found " + std::to_string(in_cycles) +
+                                   " modules in dependency cycles!"});
+        return base::make_error(EINVAL, "Found " + std::to_string(in_cycles) +
+                                            " modules in dependency cycles");
+    }
+
+    // 6. Owned symbols in kmod's symbol-table order (modules.symbols and its index).
+    struct Owned {
+        uint32_t bucket;
+        const SymbolTable::Entry* entry;
+    };
+    std::vector<Owned> owned;
+    owned.reserve(symbols.entries().size());
+    for (const auto& e : symbols.entries()) {
+        if (e.owner != kNoOwner)
+            owned.push_back({e.hash & (kSymbolBuckets - 1), &e});
+    }
+    std::sort(owned.begin(), owned.end(), [](const Owned& a, const Owned& b) {
+        return a.bucket != b.bucket ? a.bucket < b.bucket : a.entry->name < b.entry->name;
+    });
+    result.symbols.reserve(owned.size());
+    for (const Owned& o : owned)
+        result.symbols.push_back({o.entry->name, o.entry->owner});
+    return result;
+}
+
+} // namespace kmodd::index

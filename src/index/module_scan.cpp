@@ -1,0 +1,420 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// Finding module files: the tree walk, the parse cache and incremental updates.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include "base/file.hpp"
+#include "base/strings.hpp"
+#include "elf/module_file.hpp"
+#include "index/kmod_hash.hpp"
+#include "index/module_index.hpp"
+#include "index/names.hpp"
+
+namespace kmodd::index {
+
+struct ModuleIndex::Found {
+    std::string path;
+    std::string relpath;
+    std::string name;
+    size_t dir_len = 0;
+    std::string symlink_target;
+};
+
+namespace {
+
+FileKey key_of(const struct stat& st)
+{
+    return FileKey{st.st_dev, st.st_ino, st.st_size,
+                   static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
+}
+
+std::string read_link(int dir_fd, const char* name)
+{
+    char buf[PATH_MAX];
+    ssize_t n = ::readlinkat(dir_fd, name, buf, sizeof buf - 1);
+    if (n < 0)
+        return {};
+    return std::string(buf, static_cast<size_t>(n));
+}
+
+/// One sentence for a directory entry that cannot be followed.
+std::string describe_unusable_entry(int dir_fd, const char* name, const std::string& path, int err)
+{
+    std::string target = read_link(dir_fd, name);
+    if (target.empty())
+        return base::quoted(path) + ": " + std::strerror(err) + ", ignoring";
+    bool is_relative = target[0] != '/';
+    std::string hint = is_relative ? " (a relative target is resolved from the link's own "
+                                     "directory; link to an absolute path)"
+                                   : "";
+    if (err == ENOENT)
+        return base::quoted(path) + ": dangling symlink to " + base::quoted(target) + hint +
+               ", ignoring";
+    if (err == ELOOP)
+        return base::quoted(path) + ": symlink loop through " + base::quoted(target) + hint +
+               ", ignoring";
+    return base::quoted(path) + ": symlink to " + base::quoted(target) + ": " +
+           std::strerror(err) + ", ignoring";
+}
+
+bool starts_with_dir(std::string_view path, std::string_view dir)
+{
+    return path.size() > dir.size() && path[dir.size()] == '/' && path.starts_with(dir);
+}
+
+} // namespace
+
+ModuleIndex::ModuleIndex(Settings settings) : settings_(std::move(settings))
+{
+    while (settings_.module_dir.size() > 1 && settings_.module_dir.back() == '/')
+        settings_.module_dir.pop_back();
+}
+
+bool ModuleIndex::is_excluded(std::string_view name) const
+{
+    if (name == "." || name == ".." || name == "build" || name == "source")
+        return true;
+    return std::find(settings_.config.excludes.begin(), settings_.config.excludes.end(), name) !=
+           settings_.config.excludes.end();
+}
+
+void ModuleIndex::walk(int dir_fd, const std::string& dir_path, bool is_external,
+                       std::vector<Found>& found, std::vector<std::pair<dev_t, ino_t>>& stack,
+                       Diagnostics& diagnostics) const
+{
+    int fd = ::dup(dir_fd);
+    if (fd < 0)
+        return;
+    DIR* dir = ::fdopendir(fd);
+    if (dir == nullptr) {
+        ::close(fd);
+        return;
+    }
+    while (const dirent* entry = ::readdir(dir)) {
+        std::string_view name = entry->d_name;
+        if (is_excluded(name))
+            continue;
+        std::string path = dir_path + "/" + std::string(name);
+        bool is_dir = entry->d_type == DT_DIR;
+        bool is_file = entry->d_type == DT_REG;
+        if (!is_dir && !is_file) {
+            struct stat st {};
+            if (::fstatat(dir_fd, entry->d_name, &st, 0) < 0) {
+                diagnostics.push_back({Diagnostic::Level::Error,
+                                       describe_unusable_entry(dir_fd, entry->d_name, path, errno)});
+                continue;
+            }
+            is_dir = S_ISDIR(st.st_mode);
+            is_file = S_ISREG(st.st_mode);
+            if (!is_dir && !is_file) {
+                if (has_module_extension(name))
+                    diagnostics.push_back({Diagnostic::Level::Error,
+                                           base::quoted(path) +
+                                               ": not a regular file or directory, ignoring"});
+                continue;
+            }
+        }
+        if (is_dir) {
+            base::UniqueFd sub(::openat(dir_fd, entry->d_name,
+                                        O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+            struct stat st {};
+            if (!sub.is_valid() || ::fstat(sub.get(), &st) < 0) {
+                diagnostics.push_back({Diagnostic::Level::Error,
+                                       base::quoted(path) + ": cannot open directory: " +
+                                           std::strerror(errno) + ", ignoring"});
+                continue;
+            }
+            auto id = std::make_pair(st.st_dev, st.st_ino);
+            if (std::find(stack.begin(), stack.end(), id) != stack.end()) {
+                diagnostics.push_back({Diagnostic::Level::Error,
+                                       base::quoted(path) + ": symlink loop (the directory "
+                                                            "contains itself), ignoring"});
+                continue;
+            }
+            stack.push_back(id);
+            walk(sub.get(), path, is_external, found, stack, diagnostics);
+            stack.pop_back();
+            continue;
+        }
+        if (!has_module_extension(name))
+            continue;
+        Found f;
+        f.name = normalize_modname(name);
+        f.dir_len = dir_path.size();
+        if (starts_with_dir(path, settings_.module_dir))
+            f.relpath = path.substr(settings_.module_dir.size() + 1);
+        if (entry->d_type == DT_LNK) {
+            if (char* real = ::realpath(path.c_str(), nullptr)) {
+                f.symlink_target = real;
+                std::free(real);
+            }
+        }
+        f.path = std::move(path);
+        found.push_back(std::move(f));
+    }
+    ::closedir(dir);
+}
+
+std::shared_ptr<const ParsedModule> ModuleIndex::parse(const std::string& path, FileKey& key,
+                                                       std::string& error) const
+{
+    struct stat st {};
+    auto info = elf::load_module_file(AT_FDCWD, path, st);
+    key = key_of(st);
+    if (!info) {
+        error = info.error().message;
+        return nullptr;
+    }
+    auto parsed = std::make_shared<ParsedModule>();
+    parsed->info = std::move(*info);
+    const char prefix = settings_.symbol_prefix;
+    parsed->export_hashes.reserve(parsed->info.exports.size());
+    for (const auto& sym : parsed->info.exports) {
+        std::string_view name = sym.name;
+        if (prefix != '\0' && !name.empty() && name[0] == prefix)
+            name.remove_prefix(1);
+        parsed->export_hashes.push_back(kmod_hash(name));
+    }
+    parsed->import_hashes.reserve(parsed->info.imports.size());
+    for (const auto& sym : parsed->info.imports) {
+        std::string_view name = sym.name;
+        if (!name.empty() && name[0] == '.')
+            name.remove_prefix(1);
+        if (prefix != '\0' && !name.empty() && name[0] == prefix)
+            name.remove_prefix(1);
+        parsed->import_hashes.push_back(kmod_hash(name));
+    }
+    return parsed;
+}
+
+bool ModuleIndex::merge(std::vector<Found>& found, const std::string& scope,
+                        Diagnostics& diagnostics)
+{
+    bool changed = false;
+    // Drop what vanished inside the scope.
+    std::unordered_map<std::string_view, const Found*> seen;
+    seen.reserve(found.size());
+    for (const Found& f : found)
+        seen.emplace(f.path, &f);
+    for (auto it = candidates_.begin(); it != candidates_.end();) {
+        bool in_scope = scope.empty() || it->first == scope || starts_with_dir(it->first, scope);
+        if (in_scope && !seen.contains(it->first)) {
+            it = candidates_.erase(it);
+            changed = true;
+        } else {
+            ++it;
+        }
+    }
+
+    // Decide what must be parsed: new files and files whose identity changed.
+    std::vector<Candidate*> to_parse;
+    for (Found& f : found) {
+        auto [it, inserted] = candidates_.try_emplace(f.path);
+        Candidate& c = it->second;
+        if (inserted || scope.empty())
+            c.seq = next_seq_++;
+        if (!inserted) {
+            struct stat st {};
+            if (::stat(f.path.c_str(), &st) == 0 && key_of(st) == c.key)
+                continue;
+        }
+        c.path = std::move(f.path);
+        c.relpath = std::move(f.relpath);
+        c.name = std::move(f.name);
+        c.dir_len = f.dir_len;
+        c.symlink_target = std::move(f.symlink_target);
+        to_parse.push_back(&c);
+    }
+    if (to_parse.empty())
+        return changed;
+
+    unsigned threads = settings_.parse_threads != 0 ? settings_.parse_threads
+                                                    : std::max(1U, std::thread::hardware_concurrency());
+    threads = std::min<unsigned>(threads, static_cast<unsigned>(to_parse.size()));
+    std::atomic<size_t> next{0};
+    auto work = [&] {
+        for (size_t i = next.fetch_add(1); i < to_parse.size(); i = next.fetch_add(1)) {
+            Candidate& c = *to_parse[i];
+            c.error.clear();
+            c.parsed = parse(c.path, c.key, c.error);
+        }
+    };
+    std::vector<std::thread> pool;
+    for (unsigned t = 1; t < threads; ++t)
+        pool.emplace_back(work);
+    work();
+    for (auto& t : pool)
+        t.join();
+    parse_count_ += to_parse.size();
+
+    // Reported in discovery order, whatever thread parsed the file.
+    std::sort(to_parse.begin(), to_parse.end(),
+              [](const Candidate* a, const Candidate* b) { return a->seq < b->seq; });
+    for (const Candidate* c : to_parse) {
+        if (!c->parsed)
+            diagnostics.push_back({Diagnostic::Level::Error,
+                                   base::quoted(c->path) + ": " + c->error + ", ignoring"});
+    }
+    return true;
+}
+
+void ModuleIndex::load_modules_order(Diagnostics& /*diagnostics*/)
+{
+    modules_order_.clear();
+    modules_order_ok_ = false;
+    const std::string file = settings_.module_dir + "/modules.order";
+    auto text = base::read_file(AT_FDCWD, file);
+    if (!text) {
+        modules_order_problem_ = {Diagnostic::Level::Warning,
+                                  "could not open modules.order at " + settings_.module_dir +
+                                      ": " + std::strerror(text.error().code)};
+        return;
+    }
+    std::string_view rest = *text;
+    unsigned linenum = 0;
+    while (!rest.empty()) {
+        ++linenum;
+        size_t nl = rest.find('\n');
+        if (nl == std::string_view::npos) {
+            modules_order_problem_ = {Diagnostic::Level::Error,
+                                      file + ":" + std::to_string(linenum) +
+                                          " corrupted line misses '\\n'"};
+            modules_order_.clear();
+            return;
+        }
+        modules_order_.emplace_back(rest.substr(0, nl));
+        rest.remove_prefix(nl + 1);
+    }
+    modules_order_ok_ = true;
+}
+
+base::Result<void> ModuleIndex::scan(Diagnostics& diagnostics)
+{
+    auto root = base::open_directory(AT_FDCWD, settings_.module_dir);
+    if (!root)
+        return base::make_error(root.error().code,
+                                "could not open directory " + settings_.module_dir + ": " +
+                                    std::strerror(root.error().code));
+    load_modules_order(diagnostics);
+    std::vector<Found> found;
+    found.reserve(std::max<size_t>(candidates_.size(), 1024));
+    std::vector<std::pair<dev_t, ino_t>> stack;
+    struct stat st {};
+    if (::fstat(root->get(), &st) == 0)
+        stack.emplace_back(st.st_dev, st.st_ino);
+    walk(root->get(), settings_.module_dir, false, found, stack, diagnostics);
+    for (const std::string& external : settings_.config.externals) {
+        auto dir = base::open_directory(AT_FDCWD, external);
+        if (!dir)
+            continue; // a missing external directory is not an error, as in kmod
+        stack.clear();
+        if (::fstat(dir->get(), &st) == 0)
+            stack.emplace_back(st.st_dev, st.st_ino);
+        std::string path = external;
+        while (path.size() > 1 && path.back() == '/')
+            path.pop_back();
+        walk(dir->get(), path, true, found, stack, diagnostics);
+    }
+    merge(found, std::string(), diagnostics);
+    return {};
+}
+
+bool ModuleIndex::update_path(const std::string& path, Diagnostics& diagnostics)
+{
+    std::string clean = path;
+    while (clean.size() > 1 && clean.back() == '/')
+        clean.pop_back();
+    if (clean == settings_.module_dir + "/modules.order") {
+        load_modules_order(diagnostics);
+        return true;
+    }
+    // Which tree is the path in, and is any component of it skipped?
+    std::string base;
+    bool is_external = false;
+    if (starts_with_dir(clean, settings_.module_dir)) {
+        base = settings_.module_dir;
+    } else {
+        for (const std::string& external : settings_.config.externals) {
+            if (starts_with_dir(clean, external)) {
+                base = external;
+                is_external = true;
+                break;
+            }
+        }
+    }
+    if (base.empty())
+        return false;
+    for (std::string_view part : base::split_tokens(std::string_view(clean).substr(base.size()), "/")) {
+        if (is_excluded(part))
+            return false;
+    }
+
+    std::vector<Found> found;
+    struct stat st {};
+    if (::stat(clean.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+        auto dir = base::open_directory(AT_FDCWD, clean);
+        if (dir) {
+            std::vector<std::pair<dev_t, ino_t>> stack{{st.st_dev, st.st_ino}};
+            walk(dir->get(), clean, is_external, found, stack, diagnostics);
+        }
+    } else if (::stat(clean.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+        size_t slash = clean.rfind('/');
+        std::string_view name = std::string_view(clean).substr(slash + 1);
+        if (!has_module_extension(name))
+            return false;
+        Found f;
+        f.name = normalize_modname(name);
+        f.dir_len = slash;
+        if (starts_with_dir(clean, settings_.module_dir))
+            f.relpath = clean.substr(settings_.module_dir.size() + 1);
+        struct stat lst {};
+        if (::lstat(clean.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode)) {
+            if (char* real = ::realpath(clean.c_str(), nullptr)) {
+                f.symlink_target = real;
+                std::free(real);
+            }
+        }
+        f.path = clean;
+        found.push_back(std::move(f));
+    } else if (errno != ENOENT && errno != 0) {
+        // A dangling or looping symlink: say so once, and forget any module it was.
+        size_t slash = clean.rfind('/');
+        base::UniqueFd dir(::open(clean.substr(0, slash).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        if (has_module_extension(std::string_view(clean).substr(slash + 1)))
+            diagnostics.push_back({Diagnostic::Level::Error,
+                                   describe_unusable_entry(dir.get(), clean.c_str() + slash + 1,
+                                                           clean, errno)});
+    } else {
+        size_t slash = clean.rfind('/');
+        struct stat lst {};
+        if (::lstat(clean.c_str(), &lst) == 0 &&
+            has_module_extension(std::string_view(clean).substr(slash + 1))) {
+            base::UniqueFd dir(::open(clean.substr(0, slash).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+            diagnostics.push_back({Diagnostic::Level::Error,
+                                   describe_unusable_entry(dir.get(), clean.c_str() + slash + 1,
+                                                           clean, ENOENT)});
+        }
+    }
+    return merge(found, clean, diagnostics);
+}
+
+std::vector<const Candidate*> ModuleIndex::candidates() const
+{
+    std::vector<const Candidate*> out;
+    out.reserve(candidates_.size());
+    for (const auto& [path, c] : candidates_)
+        out.push_back(&c);
+    return out;
+}
+
+} // namespace kmodd::index
