@@ -1,0 +1,173 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#include "depmod/depmod.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <cstring>
+
+#include "base/file.hpp"
+
+namespace kmodd::depmod {
+
+using index::Diagnostic;
+using index::Diagnostics;
+
+namespace {
+
+std::string module_dir_under(const std::string& root, const std::string& version)
+{
+    std::string dir = root;
+    while (!dir.empty() && dir.back() == '/')
+        dir.pop_back();
+    return dir + "/lib/modules/" + version;
+}
+
+base::Result<void> make_directories(const std::string& path)
+{
+    for (size_t pos = 1; pos <= path.size(); ++pos) {
+        if (pos != path.size() && path[pos] != '/')
+            continue;
+        std::string part = path.substr(0, pos);
+        if (::mkdir(part.c_str(), 0755) < 0 && errno != EEXIST)
+            return base::errno_error(errno, "cannot create directory '" + part + "'");
+    }
+    return {};
+}
+
+} // namespace
+
+Depmod::Depmod(DepmodOptions options, index::ModuleIndex::Settings settings)
+    : options_(std::move(options)), index_(std::move(settings))
+{
+}
+
+base::Result<std::unique_ptr<Depmod>> Depmod::create(DepmodOptions options,
+                                                     Diagnostics& diagnostics)
+{
+    index::ModuleIndex::Settings settings;
+    settings.module_dir = module_dir_under(options.base_dir, options.kernel_version);
+    settings.symbol_prefix = options.symbol_prefix;
+    settings.parse_threads = options.parse_threads;
+    settings.config = index::DepmodConfig::load(options.config_paths.empty()
+                                                    ? index::DepmodConfig::default_paths()
+                                                    : options.config_paths,
+                                                options.kernel_version, diagnostics);
+
+    index::ResolveOptions resolve;
+    resolve.print_unknown = options.print_unknown;
+    resolve.verbose = options.verbose;
+    if (!options.module_symvers.empty()) {
+        auto text = base::read_file(AT_FDCWD, options.module_symvers);
+        if (!text)
+            return base::make_error(text.error().code,
+                                    "could not load " + options.module_symvers + ": " +
+                                        std::strerror(text.error().code));
+        resolve.vmlinux_symbols = index::parse_module_symvers(*text, options.module_symvers,
+                                                              options.symbol_prefix, diagnostics);
+        resolve.check_symvers = true;
+        index::add_loader_symbols(resolve.vmlinux_symbols);
+    } else if (!options.system_map.empty()) {
+        auto text = base::read_file(AT_FDCWD, options.system_map);
+        if (!text)
+            return base::make_error(text.error().code,
+                                    "could not load " + options.system_map + ": " +
+                                        std::strerror(text.error().code));
+        resolve.vmlinux_symbols = index::parse_system_map(*text, options.system_map,
+                                                          options.symbol_prefix, diagnostics);
+        index::add_loader_symbols(resolve.vmlinux_symbols);
+    } else if (options.print_unknown) {
+        diagnostics.push_back({Diagnostic::Level::Warning, "-e needs -E or -F"});
+        resolve.print_unknown = false;
+    }
+
+    std::unique_ptr<Depmod> depmod(new Depmod(std::move(options), std::move(settings)));
+    depmod->resolve_options_ = std::move(resolve);
+    depmod->output_dir_ = depmod->options_.output_dir.empty()
+                              ? depmod->module_dir()
+                              : module_dir_under(depmod->options_.output_dir,
+                                                 depmod->options_.kernel_version);
+    return depmod;
+}
+
+void Depmod::load_builtin_inputs(Diagnostics& diagnostics)
+{
+    auto load = [&](const char* name) -> std::optional<std::string> {
+        auto text = base::read_file(AT_FDCWD, module_dir() + "/" + name);
+        if (!text) {
+            diagnostics.push_back({Diagnostic::Level::Warning,
+                                   std::string("could not open ") + name + " at " + module_dir() +
+                                       ": " + std::strerror(text.error().code)});
+            return std::nullopt;
+        }
+        return std::move(*text);
+    };
+    builtin_.modules_builtin = load("modules.builtin");
+    builtin_.modules_builtin_modinfo = load("modules.builtin.modinfo");
+}
+
+base::Result<void> Depmod::scan(Diagnostics& diagnostics)
+{
+    if (auto scanned = index_.scan(diagnostics); !scanned)
+        return scanned;
+    load_builtin_inputs(diagnostics);
+    return {};
+}
+
+bool Depmod::update_path(const std::string& path, Diagnostics& diagnostics)
+{
+    const std::string prefix = module_dir() + "/modules.builtin";
+    if (path == prefix || path == prefix + ".modinfo") {
+        load_builtin_inputs(diagnostics);
+        return true;
+    }
+    return index_.update_path(path, diagnostics);
+}
+
+base::Result<std::vector<OutputFile>> Depmod::generate(Diagnostics& diagnostics)
+{
+    auto resolution = index_.resolve(resolve_options_, diagnostics);
+    if (!resolution)
+        return base::Unexpected(resolution.error());
+    return make_outputs(*resolution, builtin_, options_.warn_dups, diagnostics);
+}
+
+base::Result<GenerationStats> Depmod::write(Diagnostics& diagnostics)
+{
+    auto start = std::chrono::steady_clock::now();
+    auto outputs = generate(diagnostics);
+    if (!outputs)
+        return base::Unexpected(outputs.error());
+
+    if (!options_.output_dir.empty()) {
+        if (auto made = make_directories(output_dir_); !made)
+            return base::Unexpected(made.error());
+    }
+    auto dir = base::open_directory(AT_FDCWD, output_dir_);
+    if (!dir)
+        return base::make_error(dir.error().code, "could not open directory " + output_dir_ +
+                                                      ": " + std::strerror(dir.error().code));
+
+    // Only files whose content changed since our last write are replaced.
+    std::vector<base::PendingFile> changed;
+    for (size_t i = 0; i < outputs->size(); ++i) {
+        const OutputFile& file = (*outputs)[i];
+        if (published_.size() == outputs->size() && published_[i].content == file.content)
+            continue;
+        changed.push_back({file.name, file.content});
+    }
+    if (auto published = base::publish_files(dir->get(), changed, options_.durable); !published)
+        return base::Unexpected(published.error());
+
+    GenerationStats stats;
+    stats.files_written = changed.size();
+    stats.files_parsed = index_.parse_count() - parses_at_last_write_;
+    parses_at_last_write_ = index_.parse_count();
+    published_ = std::move(*outputs);
+    stats.modules = index_.candidate_count();
+    stats.duration = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::steady_clock::now() - start);
+    return stats;
+}
+
+} // namespace kmodd::depmod

@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/result.hpp"
+#include "depmod/outputs.hpp"
+#include "index/diagnostic.hpp"
+#include "index/module_index.hpp"
+
+namespace kmodd::depmod {
+
+/// What a depmod run is asked to do (the command line of kmod's depmod, as data).
+struct DepmodOptions {
+    std::string base_dir;                  ///< -b: root the module dir lives under ("" = /)
+    std::string kernel_version;            ///< the <version> of /lib/modules/<version>
+    std::vector<std::string> config_paths; ///< -C; empty: kmod's default depmod.d dirs
+    std::string output_dir;                ///< -o: root to write under instead of base_dir
+    std::string module_symvers;            ///< -E
+    std::string system_map;                ///< -F
+    bool print_unknown = false;            ///< -e
+    bool warn_dups = false;                ///< -w
+    bool verbose = false;                  ///< -v
+    char symbol_prefix = '\0';             ///< -P
+    bool durable = true;                   ///< fsync each file and the directory
+    unsigned parse_threads = 0;            ///< 0: one per core
+};
+
+/// Figures of one index generation.
+struct GenerationStats {
+    size_t modules = 0;
+    size_t files_written = 0; ///< outputs whose content changed and were replaced
+    size_t files_parsed = 0;  ///< module files parsed since the previous generation
+    std::chrono::microseconds duration{0};
+};
+
+/// The depmod engine of one kernel version: keeps the module index in memory and
+/// (re)writes the modules.* files. A full run is `scan()` then `write()`; afterwards
+/// `update_path()` + `write()` re-parses only what changed and rewrites the outputs.
+class Depmod {
+public:
+    /// Loads the configuration and the -E/-F symbol source. Errors: a symbol file that
+    /// cannot be read (ENOENT, EACCES ...).
+    [[nodiscard]] static base::Result<std::unique_ptr<Depmod>> create(DepmodOptions options,
+                                                                      index::Diagnostics& diagnostics);
+
+    /// The module dir being indexed: "<base>/lib/modules/<version>".
+    [[nodiscard]] const std::string& module_dir() const { return index_.settings().module_dir; }
+    /// Where the outputs go.
+    [[nodiscard]] const std::string& output_dir() const { return output_dir_; }
+
+    /// Full walk of the tree (unchanged files are not parsed again).
+    [[nodiscard]] base::Result<void> scan(index::Diagnostics& diagnostics);
+
+    /// One path changed, appeared or vanished (a module file, a directory, modules.order,
+    /// modules.builtin*). Returns true when the outputs may change.
+    bool update_path(const std::string& path, index::Diagnostics& diagnostics);
+
+    /// Resolves the current module set and produces the ten outputs in memory. Fails on a
+    /// dependency cycle (every cycle is in `diagnostics`).
+    [[nodiscard]] base::Result<std::vector<OutputFile>> generate(index::Diagnostics& diagnostics);
+
+    /// generate() and publish: every changed file is written to a temp file first; only when
+    /// all are written are they renamed over the old ones, so a failing run changes nothing.
+    [[nodiscard]] base::Result<GenerationStats> write(index::Diagnostics& diagnostics);
+
+    [[nodiscard]] const index::ModuleIndex& index() const { return index_; }
+
+private:
+    Depmod(DepmodOptions options, index::ModuleIndex::Settings settings);
+    void load_builtin_inputs(index::Diagnostics& diagnostics);
+
+    DepmodOptions options_;
+    index::ModuleIndex index_;
+    index::ResolveOptions resolve_options_;
+    std::string output_dir_;
+    BuiltinInputs builtin_;
+    std::vector<OutputFile> published_; ///< what the last write() left on disk
+    size_t parses_at_last_write_ = 0;
+};
+
+} // namespace kmodd::depmod
