@@ -1,0 +1,10 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#pragma once
+
+namespace kmodd::client {
+
+/// `kmodctl depmod [options] [version]`, also run when the binary is invoked as `depmod`:
+/// kmod's depmod command line, run in-process. Returns the exit status.
+int run_depmod(int argc, char** argv);
+
+} // namespace kmodd::client

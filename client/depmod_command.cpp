@@ -1,0 +1,259 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// `kmodctl depmod`: kmod's depmod command line over the in-process engine.
+#include <getopt.h>
+#include <sys/utsname.h>
+
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <unistd.h>
+
+#include "commands.hpp"
+#include "depmod/depmod.hpp"
+#include "depmod/quick_check.hpp"
+
+namespace kmodd::client {
+
+namespace {
+
+using index::Diagnostic;
+
+struct Printer {
+    int verbosity = 0;
+
+    void print(const Diagnostic& d) const
+    {
+        const char* level = "";
+        switch (d.level) {
+        case Diagnostic::Level::Error:
+            level = "ERROR: ";
+            break;
+        case Diagnostic::Level::Warning:
+            level = "WARNING: ";
+            break;
+        case Diagnostic::Level::Info:
+            if (verbosity == 0)
+                return;
+            level = "INFO: ";
+            break;
+        }
+        std::fprintf(stderr, "depmod: %s%s\n", level, d.message.c_str());
+    }
+    void print(const index::Diagnostics& all) const
+    {
+        for (const auto& d : all)
+            print(d);
+    }
+};
+
+void help(const char* self)
+{
+    std::printf("Usage:\n"
+                "\t%s -[aA] [options] [forced_version]\n"
+                "\n"
+                "If no arguments (except options) are given, \"depmod -a\" is assumed\n"
+                "\n"
+                "depmod will output a dependency list suitable for the modprobe utility.\n"
+                "\n"
+                "Options:\n"
+                "\t-a, --all            Probe all modules\n"
+                "\t-A, --quick          Only does the work if there's a new module\n"
+                "\t-e, --errsyms        Report not supplied symbols\n"
+                "\t-n, --show           Write the dependency file on stdout only\n"
+                "\t-P, --symbol-prefix  Architecture symbol prefix\n"
+                "\t-C, --config=PATH    Read configuration from PATH\n"
+                "\t-v, --verbose        Enable verbose mode\n"
+                "\t-w, --warn           Warn on duplicates\n"
+                "\t-V, --version        show version\n"
+                "\t-h, --help           show this help\n"
+                "\n"
+                "The following options are useful for people managing distributions:\n"
+                "\t-b, --basedir=DIR    Use an image of a module tree.\n"
+                "\t-o, --outdir=DIR     Output directory for generated files.\n"
+                "\t-F, --filesyms=FILE  Use the file instead of the\n"
+                "\t                     current kernel symbols.\n"
+                "\t-E, --symvers=FILE   Use Module.symvers file to check\n"
+                "\t                     symbol versions.\n",
+                self);
+}
+
+bool is_version_number(const char* text)
+{
+    unsigned a = 0, b = 0;
+    return std::sscanf(text, "%u.%u", &a, &b) == 2;
+}
+
+std::string make_absolute(const char* path)
+{
+    if (path[0] == '/')
+        return path;
+    char cwd[PATH_MAX];
+    if (::getcwd(cwd, sizeof cwd) == nullptr)
+        return path;
+    return std::string(cwd) + "/" + path;
+}
+
+} // namespace
+
+int run_depmod(int argc, char** argv)
+{
+    static const option long_options[] = {
+        {"all", no_argument, nullptr, 'a'},
+        {"quick", no_argument, nullptr, 'A'},
+        {"basedir", required_argument, nullptr, 'b'},
+        {"outdir", required_argument, nullptr, 'o'},
+        {"config", required_argument, nullptr, 'C'},
+        {"symvers", required_argument, nullptr, 'E'},
+        {"filesyms", required_argument, nullptr, 'F'},
+        {"errsyms", no_argument, nullptr, 'e'},
+        {"unresolved-error", no_argument, nullptr, 'u'},
+        {"quiet", no_argument, nullptr, 'q'},
+        {"root", no_argument, nullptr, 'r'},
+        {"verbose", no_argument, nullptr, 'v'},
+        {"show", no_argument, nullptr, 'n'},
+        {"dry-run", no_argument, nullptr, 'n'},
+        {"symbol-prefix", required_argument, nullptr, 'P'},
+        {"warn", no_argument, nullptr, 'w'},
+        {"map", no_argument, nullptr, 'm'},
+        {"version", no_argument, nullptr, 'V'},
+        {"help", no_argument, nullptr, 'h'},
+        {nullptr, 0, nullptr, 0},
+    };
+    depmod::DepmodOptions options;
+    Printer printer;
+    bool quick = false;
+    bool dry_run = false;
+    optind = 0;
+    for (;;) {
+        int index = -1;
+        int c = getopt_long(argc, argv, "aAb:o:C:E:F:euqrvnP:wmVh", long_options, &index);
+        if (c == -1)
+            break;
+        switch (c) {
+        case 'a':
+            break;
+        case 'A':
+            quick = true;
+            break;
+        case 'b':
+            options.base_dir = make_absolute(optarg);
+            break;
+        case 'o':
+            options.output_dir = make_absolute(optarg);
+            break;
+        case 'C':
+            options.config_paths.emplace_back(optarg);
+            break;
+        case 'E':
+            options.module_symvers = optarg;
+            break;
+        case 'F':
+            options.system_map = optarg;
+            break;
+        case 'e':
+            options.print_unknown = true;
+            break;
+        case 'v':
+            ++printer.verbosity;
+            options.verbose = true;
+            break;
+        case 'n':
+            dry_run = true;
+            break;
+        case 'P':
+            if (optarg[0] == '\0' || optarg[1] != '\0') {
+                std::fputs("depmod: FATAL: -P only takes a single char\n", stderr);
+                return 1;
+            }
+            options.symbol_prefix = optarg[0];
+            break;
+        case 'w':
+            options.warn_dups = true;
+            break;
+        case 'u':
+        case 'q':
+        case 'r':
+        case 'm':
+            if (index >= 0)
+                std::fprintf(stderr, "depmod: WARNING: Ignored deprecated option --%s\n",
+                             long_options[index].name);
+            else
+                std::fprintf(stderr, "depmod: WARNING: Ignored deprecated option -%c\n", c);
+            break;
+        case 'h':
+            help(argv[0]);
+            return 0;
+        case 'V':
+            std::puts("kmodd depmod version " KMODD_VERSION);
+            std::puts("+XZ +ZSTD +ZLIB");
+            return 0;
+        default:
+            return 1;
+        }
+    }
+
+    if (optind < argc) {
+        if (!is_version_number(argv[optind])) {
+            std::fprintf(stderr, "depmod: ERROR: Bad version passed %s\n", argv[optind]);
+            return 1;
+        }
+        options.kernel_version = argv[optind++];
+    } else {
+        utsname un {};
+        if (::uname(&un) < 0) {
+            std::fprintf(stderr, "depmod: FATAL: uname() failed: %s\n", std::strerror(errno));
+            return 1;
+        }
+        options.kernel_version = un.release;
+    }
+    if (optind < argc) {
+        std::fprintf(stderr,
+                     "depmod: ERROR: module files on the command line are not supported; run "
+                     "depmod on the whole tree\n");
+        return 1;
+    }
+
+    index::Diagnostics diagnostics;
+    auto engine = depmod::Depmod::create(options, diagnostics);
+    printer.print(diagnostics);
+    diagnostics.clear();
+    if (!engine) {
+        std::fprintf(stderr, "depmod: FATAL: %s\n", engine.error().message.c_str());
+        return 1;
+    }
+    if (quick) {
+        if (dry_run || depmod::is_index_up_to_date((*engine)->module_dir()))
+            return 0;
+    }
+    auto scanned = (*engine)->scan(diagnostics);
+    printer.print(diagnostics);
+    diagnostics.clear();
+    if (!scanned) {
+        std::fprintf(stderr, "depmod: FATAL: could not search modules: %s\n",
+                     scanned.error().message.c_str());
+        return 1;
+    }
+    if (dry_run) {
+        auto outputs = (*engine)->generate(diagnostics);
+        printer.print(diagnostics);
+        if (!outputs)
+            return 1;
+        for (const auto& file : *outputs) {
+            if (!file.is_binary)
+                std::fwrite(file.content.data(), 1, file.content.size(), stdout);
+        }
+        return std::fflush(stdout) == 0 ? 0 : 1;
+    }
+    auto written = (*engine)->write(diagnostics);
+    printer.print(diagnostics);
+    if (!written) {
+        if (written.error().code != EINVAL)
+            std::fprintf(stderr, "depmod: ERROR: %s\n", written.error().message.c_str());
+        return 1;
+    }
+    return 0;
+}
+
+} // namespace kmodd::client

@@ -1,0 +1,25 @@
+#!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Installs what building and testing kmodd needs on Debian 12. Idempotent: packages already
+# present are not fetched again, and apt's lists are refreshed only when something is missing.
+set -eu
+
+packages="cmake ninja-build g++ gcc pkg-config file
+libelf-dev libsdbus-c++-dev libsdbus-c++-bin libudev-dev libspdlog-dev nlohmann-json3-dev
+libgtest-dev libgmock-dev googletest libexpected-dev liblzma-dev libzstd-dev zlib1g-dev
+kmod xz-utils zstd gzip gcc-s390x-linux-gnu dbus-daemon"
+[ "${1:-}" = "--with-vm" ] && packages="$packages qemu-system-x86 busybox-static cpio"
+
+missing=""
+for p in $packages; do
+    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' ||
+        missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO=sudo
+echo "installing:$missing"
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
