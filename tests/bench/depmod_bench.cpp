@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// Benchmark: kmodctl depmod against kmod's depmod on the same tree, in the same run.
+//
+//   depmod_bench [--runs N] [--kmod PATH] [--kmodctl PATH] ROOT VERSION
+//
+// Prints, side by side: the wall time of a full run (each tool as a process, alternating,
+// median of N), each tool's peak resident memory, and the engine's incremental update after one
+// module appears or vanishes (in-process, including publishing every changed file with fsync).
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "depmod/depmod.hpp"
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct ProcessRun {
+    double seconds = 0;
+    long max_rss_kib = 0;
+    int status = 0;
+};
+
+ProcessRun run_process(const std::vector<std::string>& argv)
+{
+    std::vector<char*> args;
+    for (const auto& a : argv)
+        args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    auto start = Clock::now();
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        int null = ::open("/dev/null", O_WRONLY);
+        ::dup2(null, 1);
+        ::dup2(null, 2);
+        ::execv(args[0], args.data());
+        ::_exit(127);
+    }
+    int status = 0;
+    rusage usage {};
+    ::wait4(pid, &status, 0, &usage);
+    ProcessRun run;
+    run.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    run.max_rss_kib = usage.ru_maxrss;
+    run.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return run;
+}
+
+double median(std::vector<double> values)
+{
+    std::sort(values.begin(), values.end());
+    return values.empty() ? 0 : values[values.size() / 2];
+}
+
+int usage()
+{
+    std::fputs("usage: depmod_bench [--runs N] [--kmod PATH] [--kmodctl PATH] ROOT VERSION\n", stderr);
+    return 2;
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    int runs = 5;
+    std::string kmod = "/usr/sbin/depmod";
+    std::string kmodctl = (fs::path(argv[0]).parent_path() / "kmodctl").string();
+    std::vector<std::string> positional;
+    for (int i = 1; i < argc; ++i) {
+        std::string arg = argv[i];
+        if (arg == "--runs" && i + 1 < argc)
+            runs = std::atoi(argv[++i]);
+        else if (arg == "--kmod" && i + 1 < argc)
+            kmod = argv[++i];
+        else if (arg == "--kmodctl" && i + 1 < argc)
+            kmodctl = argv[++i];
+        else
+            positional.push_back(arg);
+    }
+    if (positional.size() != 2 || runs < 1)
+        return usage();
+    const fs::path root = fs::absolute(positional[0]);
+    const std::string version = positional[1];
+    const fs::path module_dir = root / "lib/modules" / version;
+    if (!fs::is_directory(module_dir)) {
+        std::fprintf(stderr, "depmod_bench: no module dir %s\n", module_dir.c_str());
+        return 1;
+    }
+
+    // kmod writes into the tree it indexes: give it a hard-link copy; ours writes with -o.
+    const fs::path scratch = fs::temp_directory_path() / ("kmodd-bench-" + std::to_string(::getpid()));
+    const fs::path kmod_root = scratch / "kmod";
+    const fs::path ours_out = scratch / "ours";
+    fs::create_directories(scratch);
+    std::string copy = "cp -al '" + root.string() + "' '" + kmod_root.string() + "'";
+    if (std::system(copy.c_str()) != 0) {
+        std::fprintf(stderr, "depmod_bench: cannot copy the tree\n");
+        return 1;
+    }
+
+    size_t modules = 0;
+    for (const auto& entry : fs::recursive_directory_iterator(module_dir)) {
+        std::string name = entry.path().filename().string();
+        modules += name.find(".ko") != std::string::npos ? 1 : 0;
+    }
+    std::printf("tree: %s (%zu module files), %d runs each, alternating\n", module_dir.c_str(),
+                modules, runs);
+
+    std::vector<double> ours_times, kmod_times;
+    long ours_rss = 0, kmod_rss = 0;
+    for (int i = 0; i < runs; ++i) {
+        auto k = run_process({kmod, "-C", "/dev/null", "-b", kmod_root.string(), version});
+        auto o = run_process({kmodctl, "depmod", "-C", "/dev/null", "-b", root.string(), "-o",
+                              ours_out.string(), version});
+        if (k.status != 0 || o.status != 0) {
+            std::fprintf(stderr, "depmod_bench: a run failed (kmod %d, ours %d)\n", k.status, o.status);
+            return 1;
+        }
+        kmod_times.push_back(k.seconds);
+        ours_times.push_back(o.seconds);
+        kmod_rss = std::max(kmod_rss, k.max_rss_kib);
+        ours_rss = std::max(ours_rss, o.max_rss_kib);
+    }
+    double ours_full = median(ours_times), kmod_full = median(kmod_times);
+    std::printf("%-34s %10s %10s %8s\n", "", "kmodd", "kmod", "ratio");
+    std::printf("%-34s %9.3fs %9.3fs %7.2fx\n", "full run, median wall time", ours_full, kmod_full,
+                ours_full / kmod_full);
+    std::printf("%-34s %7.1fMiB %7.1fMiB %7.2fx\n", "full run, peak resident memory",
+                static_cast<double>(ours_rss) / 1024, static_cast<double>(kmod_rss) / 1024,
+                static_cast<double>(ours_rss) / static_cast<double>(kmod_rss));
+
+    // Incremental: one module appears, then vanishes, each followed by a rewrite. It runs on
+    // a hard-link copy, so the tree given to the benchmark is never modified.
+    const fs::path inc_root = scratch / "incremental-root";
+    std::string copy_inc = "cp -al '" + root.string() + "' '" + inc_root.string() + "'";
+    if (std::system(copy_inc.c_str()) != 0) {
+        std::fprintf(stderr, "depmod_bench: cannot copy the tree\n");
+        return 1;
+    }
+    const fs::path inc_module_dir = inc_root / "lib/modules" / version;
+    kmodd::depmod::DepmodOptions options;
+    options.base_dir = inc_root.string();
+    options.kernel_version = version;
+    options.config_paths = {"/dev/null"};
+    options.output_dir = (scratch / "incremental-out").string();
+    kmodd::index::Diagnostics diagnostics;
+    auto engine = kmodd::depmod::Depmod::create(options, diagnostics);
+    if (!engine || !(*engine)->scan(diagnostics) || !(*engine)->write(diagnostics)) {
+        std::fprintf(stderr, "depmod_bench: in-process full run failed\n");
+        return 1;
+    }
+    fs::path some_module;
+    for (const auto& entry : fs::recursive_directory_iterator(module_dir)) {
+        if (entry.path().filename().string().ends_with(".ko") ||
+            entry.path().filename().string().find(".ko.") != std::string::npos) {
+            some_module = entry.path();
+            break;
+        }
+    }
+    const fs::path added_dir = scratch / "extra";
+    fs::create_directories(added_dir);
+    const fs::path source = added_dir / ("kmodd_bench_probe" + some_module.extension().string());
+    fs::copy_file(some_module, source);
+    const fs::path link = inc_module_dir / "kmodd-bench-probe";
+    std::vector<double> update_ms;
+    size_t written = 0, parsed = 0;
+    const int iterations = std::max(10, runs * 4);
+    for (int i = 0; i < iterations; ++i) {
+        bool add = i % 2 == 0;
+        if (add)
+            fs::create_directory_symlink(added_dir, link);
+        else
+            fs::remove(link);
+        auto start = Clock::now();
+        (*engine)->update_path(link.string(), diagnostics);
+        auto stats = (*engine)->write(diagnostics);
+        update_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+        if (!stats) {
+            std::fprintf(stderr, "depmod_bench: incremental write failed: %s\n",
+                         stats.error().message.c_str());
+            fs::remove(link);
+            return 1;
+        }
+        written += stats->files_written;
+        parsed += stats->files_parsed;
+    }
+    if (fs::is_symlink(link))
+        fs::remove(link);
+    std::printf("%-34s %8.1fms %10s\n", "one module added/removed, median",
+                median(update_ms), "n/a");
+    std::printf("  (%d updates: %.1f files parsed and %.1f files rewritten per update, fsync on)\n",
+                iterations, static_cast<double>(parsed) / iterations,
+                static_cast<double>(written) / iterations);
+    fs::remove_all(scratch);
+    return 0;
+}

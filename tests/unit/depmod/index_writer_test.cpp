@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "depmod/index_writer.hpp"
+
+namespace kmodd::depmod {
+namespace {
+
+uint32_t u32_at(const std::string& data, size_t offset)
+{
+    uint32_t v = 0;
+    for (size_t i = 0; i < 4; ++i)
+        v = (v << 8) | static_cast<unsigned char>(data.at(offset + i));
+    return v;
+}
+
+/// Walks a serialized index and returns every key with its values ("prio:value").
+void dump(const std::string& data, uint32_t word, const std::string& path,
+          std::map<std::string, std::vector<std::string>>& out)
+{
+    size_t offset = word & 0x0FFFFFFF;
+    std::string key = path;
+    if (word & 0x80000000) {
+        size_t end = data.find('\0', offset);
+        key += data.substr(offset, end - offset);
+        offset = end + 1;
+    }
+    std::vector<std::pair<char, uint32_t>> children;
+    if (word & 0x20000000) {
+        auto first = static_cast<unsigned char>(data.at(offset));
+        auto last = static_cast<unsigned char>(data.at(offset + 1));
+        offset += 2;
+        for (unsigned c = first; c <= last; ++c, offset += 4) {
+            uint32_t child = u32_at(data, offset);
+            if (child != 0)
+                children.emplace_back(static_cast<char>(c), child);
+        }
+    }
+    if (word & 0x40000000) {
+        uint32_t count = u32_at(data, offset);
+        offset += 4;
+        for (uint32_t i = 0; i < count; ++i) {
+            uint32_t prio = u32_at(data, offset);
+            offset += 4;
+            size_t end = data.find('\0', offset);
+            out[key].push_back(std::to_string(prio) + ":" + data.substr(offset, end - offset));
+            offset = end + 1;
+        }
+    }
+    for (auto [c, child] : children) {
+        EXPECT_LT(child & 0x0FFFFFFF, word & 0x0FFFFFFF) << "kmod 30 writes children first";
+        dump(data, child, key + c, out);
+    }
+}
+
+TEST(IndexWriter, AnEmptyIndexIsAHeaderWithTheRootAtOffsetTwelve)
+{
+    IndexWriter writer;
+    std::string data = writer.serialize();
+    ASSERT_EQ(data.size(), 12U);
+    EXPECT_EQ(u32_at(data, 0), 0xB007F457U);
+    EXPECT_EQ(u32_at(data, 4), 0x00020001U);
+    EXPECT_EQ(u32_at(data, 8), 12U);
+}
+
+TEST(IndexWriter, EveryKeyAndValueCanBeFoundAgain)
+{
+    IndexWriter writer;
+    std::vector<std::pair<std::string, std::string>> entries = {
+        {"usb:v1234p*", "a"}, {"usb:v1234p5678", "b"}, {"usb", "c"}, {"pci:v*", "d"},
+        {"u", "e"},           {"usb:v12", "f"},        {"zz", "g"}};
+    for (size_t i = 0; i < entries.size(); ++i)
+        ASSERT_TRUE(writer.add(entries[i].first, entries[i].second, static_cast<uint32_t>(i)));
+    std::string data = writer.serialize();
+    std::map<std::string, std::vector<std::string>> found;
+    dump(data, u32_at(data, 8), "", found);
+    ASSERT_EQ(found.size(), entries.size());
+    for (size_t i = 0; i < entries.size(); ++i)
+        EXPECT_EQ(found[entries[i].first], std::vector<std::string>{std::to_string(i) + ":" +
+                                                                    entries[i].second});
+    EXPECT_LT(u32_at(data, 8) & 0x0FFFFFFF, data.size()) << "the root is inside the file";
+}
+
+TEST(IndexWriter, ValuesAreOrderedByPriorityAndTheLastAddedFirstAmongEquals)
+{
+    IndexWriter writer;
+    writer.add("key", "first", 5);
+    writer.add("key", "second", 5);
+    writer.add("key", "low", 1);
+    writer.add("key", "high", 9);
+    std::string data = writer.serialize();
+    std::map<std::string, std::vector<std::string>> found;
+    dump(data, u32_at(data, 8), "", found);
+    EXPECT_EQ(found["key"], (std::vector<std::string>{"1:low", "5:second", "5:first", "9:high"}));
+}
+
+TEST(IndexWriter, NonAsciiKeysAreRefused)
+{
+    IndexWriter writer;
+    EXPECT_FALSE(writer.add("caf\xC3\xA9", "x", 0));
+    EXPECT_FALSE(writer.add("ok", "v\xFF", 0));
+    EXPECT_TRUE(writer.add("ok", "v", 0));
+}
+
+TEST(IndexWriter, DuplicatePairsAreListedOnce)
+{
+    IndexWriter writer;
+    writer.add("a", "x", 0);
+    writer.add("a", "x", 1);
+    writer.add("a", "x", 2);
+    writer.add("a", "y", 0);
+    auto dups = writer.duplicates();
+    ASSERT_EQ(dups.size(), 1U);
+    EXPECT_EQ(dups[0].first, "a");
+    EXPECT_EQ(dups[0].second, "x");
+}
+
+} // namespace
+} // namespace kmodd::depmod
