@@ -1,0 +1,212 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# Oracle test: kmodctl's depmod must write the same 10 index files as kmod's depmod, byte for byte.
+#
+# Usage: depmod_oracle.sh KMODCTL TREE_ROOT
+#
+# TREE_ROOT is a tree made by fetch-kernels.sh: TREE_ROOT/lib/modules/<one version>/ and the stamp
+# TREE_ROOT.stamp. The tree is never written to: kmod's depmod (which can only write next to its
+# input) runs on a hard-link farm, and so does ours, which must honour -o like kmod >= 31 does:
+# `-o DIR` is a root like `-b`, so the files land in DIR/lib/modules/<version>/.
+#
+# kmod's outputs are cached in TREE_ROOT.oracle/expected/, keyed by the tree's stamp and the depmod
+# binary, so a re-run only runs ours.
+#
+# Environment:
+#   KMODD_ORACLE_KMOD_DEPMOD  kmod's depmod (default: /usr/sbin/depmod, else depmod from PATH)
+#   KMODD_ORACLE_KEEP         1: keep the scratch directory for inspection
+#
+# Exit status: 0 if all 10 files are identical, ours exited 0 and left the tree alone; 1 if not;
+# 2 on a usage or setup error.
+set -euo pipefail
+
+readonly kOutputs=(modules.dep modules.dep.bin modules.alias modules.alias.bin modules.softdep
+    modules.symbols modules.symbols.bin modules.builtin.bin modules.builtin.alias.bin
+    modules.devname)
+# Bump when the way the expected set is produced changes.
+readonly kExpectedFormat=1
+
+log() { printf '%s\n' "$*"; }
+die() { printf 'depmod_oracle: error: %s\n' "$*" >&2; exit 2; }
+elapsed() { LC_ALL=C awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'; }
+
+[[ $# -eq 2 ]] || die "usage: $0 KMODCTL TREE_ROOT"
+kmodctl=$1
+tree=${2%/}
+[[ -x $kmodctl && -f $kmodctl ]] || die "'$kmodctl' is not an executable file (is kmodctl built?)"
+[[ -d $tree ]] || die "'$tree' is not a directory (run fetch-kernels.sh)"
+tree=$(cd "$tree" && pwd -P)
+[[ -f $tree.stamp ]] || die "'$tree' has no stamp, so it is unfinished (run fetch-kernels.sh)"
+
+kmod_depmod=${KMODD_ORACLE_KMOD_DEPMOD:-}
+if [[ -z $kmod_depmod ]]; then
+    if [[ -x /usr/sbin/depmod ]]; then kmod_depmod=/usr/sbin/depmod; else
+        kmod_depmod=$(command -v depmod) || die "kmod's depmod not found (apt-get install kmod)"
+    fi
+fi
+kmod_version=$("$kmod_depmod" --version 2>&1 | head -n 1)
+[[ $kmod_version == "kmod version 30" ]] ||
+    log "warning: the reference is '$kmod_version', kmodd targets kmod version 30"
+
+versions=("$tree"/lib/modules/*/)
+[[ ${#versions[@]} -eq 1 && -d ${versions[0]} ]] ||
+    die "'$tree/lib/modules' must hold exactly one kernel version"
+version=$(basename "${versions[0]}")
+moddir=$tree/lib/modules/$version
+
+state=$tree.oracle
+mkdir -p "$state"
+scratch=$(mktemp -d "$state/run.XXXXXX")
+# shellcheck disable=SC2317 # called by the trap
+cleanup() {
+    if [[ ${KMODD_ORACLE_KEEP:-0} == 1 ]]; then
+        log "scratch kept: $scratch"
+    else
+        rm -rf "$scratch"
+    fi
+}
+trap cleanup EXIT
+
+# make_farm ROOT: ROOT/lib/modules/VERSION as hard links to the tree's inputs, without any index
+# file a previous depmod may have left in the tree.
+make_farm() {
+    mkdir -p "$1/lib/modules"
+    cp -al "$moddir" "$1/lib/modules/"
+    local f
+    for f in "${kOutputs[@]}"; do
+        rm -f "$1/lib/modules/$version/$f" "$1/lib/modules/$version/$f.tmp"
+    done
+}
+
+# Everything depmod could change in a tree: entries, sizes, mtimes, inodes.
+snapshot() {
+    (cd "$1" && find . -printf '%p\t%y\t%s\t%T@\t%i\n' | LC_ALL=C sort)
+}
+
+log "tree: $tree ($version)"
+
+# --- expected set: kmod's depmod, cached -------------------------------------------------------
+key=$(
+    printf 'format=%s\n' "$kExpectedFormat"
+    cat "$tree.stamp"
+    printf 'depmod=%s\n%s\n' "$kmod_depmod" "$kmod_version"
+    sha256sum <"$(readlink -f "$kmod_depmod")"
+    printf 'args=-C /dev/null -b ROOT %s\n' "$version"
+)
+expected=$state/expected
+if [[ -f $expected/key && $(<"$expected/key") == "$key" ]]; then
+    log "kmod: reusing cached outputs ($(<"$expected/time") s when made)"
+else
+    make_farm "$scratch/kmod"
+    started=$EPOCHREALTIME
+    if ! "$kmod_depmod" -C /dev/null -b "$scratch/kmod" "$version" \
+        >"$scratch/kmod.stdout" 2>"$scratch/kmod.stderr"; then
+        cat "$scratch/kmod.stderr" >&2
+        die "kmod's depmod failed on '$tree'"
+    fi
+    kmod_time=$(elapsed "$started")
+    log "kmod: depmod took $kmod_time s"
+    new=$scratch/expected
+    mkdir -p "$new"
+    for f in "${kOutputs[@]}"; do
+        [[ -f $scratch/kmod/lib/modules/$version/$f ]] || die "kmod's depmod wrote no $f"
+        cp "$scratch/kmod/lib/modules/$version/$f" "$new/$f"
+    done
+    cp "$scratch/kmod.stderr" "$new/stderr"
+    printf '%s\n' "$kmod_time" >"$new/time"
+    # The key goes in last: a set without it is never trusted.
+    printf '%s\n' "$key" >"$new/key"
+    rm -rf "$expected"
+    mv "$new" "$expected" 2>/dev/null || [[ -f $expected/key ]] ||
+        die "cannot store the expected set in '$expected'"
+fi
+
+# --- ours ----------------------------------------------------------------------------------------
+make_farm "$scratch/ours"
+out=$scratch/out
+mkdir -p "$out"
+before=$(snapshot "$scratch/ours")
+cache_before=$(snapshot "$moddir")
+ours_status=0
+started=$EPOCHREALTIME
+"$kmodctl" depmod -C /dev/null -b "$scratch/ours" -o "$out" "$version" \
+    >"$scratch/ours.stdout" 2>"$scratch/ours.stderr" || ours_status=$?
+log "ours: kmodctl depmod took $(elapsed "$started") s, exit status $ours_status"
+after=$(snapshot "$scratch/ours")
+
+failed=0
+if [[ $ours_status -ne 0 ]]; then
+    log "FAIL: kmodctl depmod exited with status $ours_status"
+    failed=1
+fi
+if [[ $before != "$after" ]]; then
+    log "FAIL: kmodctl depmod changed the input tree (it must write only under -o):"
+    diff <(printf '%s\n' "$before") <(printf '%s\n' "$after") | head -n 20 || true
+    failed=1
+fi
+# The farm's files are hard links into the cache: one changed in place spoils the cache too.
+if [[ $cache_before != "$(snapshot "$moddir")" ]]; then
+    log "FAIL: the cached tree changed while kmodctl ran; its stamp is removed so that"
+    log "      fetch-kernels.sh rebuilds it"
+    rm -f "$tree.stamp"
+    failed=1
+fi
+
+outmod=$out/lib/modules/$version
+if [[ ! -d $outmod ]] && compgen -G "$out/modules.*" >/dev/null; then
+    log "FAIL: kmodctl wrote into OUTDIR itself; like kmod's, -o names a root: OUTDIR/lib/modules/$version/"
+fi
+
+identical=0
+for f in "${kOutputs[@]}"; do
+    exp=$expected/$f
+    got=$outmod/$f
+    exp_size=$(stat -c %s "$exp")
+    if [[ ! -f $got ]]; then
+        log "$f: MISSING (expected $exp_size bytes)"
+        failed=1
+        continue
+    fi
+    got_size=$(stat -c %s "$got")
+    if cmp -s "$exp" "$got"; then
+        log "$f: identical ($exp_size bytes)"
+        identical=$((identical + 1))
+        continue
+    fi
+    failed=1
+    first=$(cmp "$exp" "$got" 2>&1 | head -n 1 || true)
+    case $f in
+    *.bin)
+        # "differ: byte N, line M" or "EOF on X after byte N"
+        offset=$(sed -n 's/.*differ: byte \([0-9]*\),.*/\1/p; s/.*EOF on .* after byte \([0-9]*\).*/\1/p' \
+            <<<"$first")
+        log "$f: DIFFERENT at byte offset $((${offset:-1} - 1)) (expected $exp_size bytes, got $got_size)"
+        cmp -l "$exp" "$got" 2>/dev/null | head -n 5 |
+            awk '{ printf "    offset %d: expected 0%s, got 0%s (octal)\n", $1 - 1, $2, $3 }' || true
+        ;;
+    *)
+        log "$f: DIFFERENT (expected $exp_size bytes, got $got_size); first differing lines:"
+        diff -U 1 --label "kmod/$f" --label "ours/$f" "$exp" "$got" | head -n 20 || true
+        ;;
+    esac
+done
+
+# Warnings are compared loosely: shown side by side, not asserted.
+kmod_lines=$(grep -c . "$expected/stderr" || true)
+ours_lines=$(grep -c . "$scratch/ours.stderr" || true)
+log "stderr: kmod $kmod_lines lines, ours $ours_lines lines (not asserted)"
+if [[ $kmod_lines -gt 0 || $ours_lines -gt 0 ]]; then
+    log "--- kmod stderr"
+    head -n 20 "$expected/stderr"
+    log "--- ours stderr"
+    head -n 20 "$scratch/ours.stderr"
+fi
+
+if [[ $failed -eq 0 ]]; then
+    log "PASS: $identical/${#kOutputs[@]} files identical to kmod's for $(basename "$tree")"
+    exit 0
+fi
+log "FAIL: $identical/${#kOutputs[@]} files identical to kmod's for $(basename "$tree")"
+[[ ${KMODD_ORACLE_KEEP:-0} == 1 ]] || log "(set KMODD_ORACLE_KEEP=1 to keep $scratch)"
+exit 1
