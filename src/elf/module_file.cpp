@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#include "elf/module_file.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdint>
+
+#include "base/unique_fd.hpp"
+#include "elf/parse_module.hpp"
+
+namespace kmodd::elf {
+namespace {
+
+/// Reads from `offset` until `buffer` is full or the file ends; the byte count read.
+ssize_t read_at(int fd, char* buffer, size_t size, off_t offset)
+{
+    size_t done = 0;
+    while (done < size) {
+        ssize_t count = ::pread(fd, buffer + done, size - done, offset + static_cast<off_t>(done));
+        if (count < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (count == 0)
+            break;
+        done += static_cast<size_t>(count);
+    }
+    return static_cast<ssize_t>(done);
+}
+
+/// The whole file; `size_hint` (st_size) only sizes the first read.
+base::Result<std::string> read_all(int fd, size_t size_hint)
+{
+    std::string content(size_hint + 1, '\0');
+    size_t used = 0;
+    for (;;) {
+        if (used == content.size())
+            content.resize(content.size() * 2);
+        ssize_t count =
+            read_at(fd, content.data() + used, content.size() - used, static_cast<off_t>(used));
+        if (count < 0)
+            return base::errno_error(errno, "cannot read");
+        used += static_cast<size_t>(count);
+        if (used < content.size())
+            break;
+    }
+    content.resize(used);
+    return content;
+}
+
+} // namespace
+
+base::Result<ModuleInfo> load_module_file(int dir_fd, const std::string& path, struct stat& st)
+{
+    base::UniqueFd fd(::openat(dir_fd, path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.is_valid())
+        return base::errno_error(errno, "cannot open");
+    if (::fstat(fd.get(), &st) < 0)
+        return base::errno_error(errno, "cannot stat");
+    if (S_ISDIR(st.st_mode))
+        return base::errno_error(EISDIR, "cannot read");
+    if (!S_ISREG(st.st_mode))
+        return base::make_error(EINVAL, "not a regular file");
+    if (st.st_size <= 0)
+        return parse_module({});
+    if (static_cast<uintmax_t>(st.st_size) > SIZE_MAX / 2)
+        return base::errno_error(EFBIG, "cannot read");
+
+    // The ELF header decides between the two paths (the magic, not the file name).
+    char head[64];
+    ssize_t head_size = read_at(fd.get(), head, sizeof head, 0);
+    if (head_size < 0)
+        return base::errno_error(errno, "cannot read");
+    std::string_view head_bytes(head, static_cast<size_t>(head_size));
+
+    if (detect_compression(head_bytes) == Compression::None) {
+        // pread of the headers and the few sections needed: most of a module is code that
+        // is never read. (mmap would also fault in only those pages, but unmapping costs a
+        // TLB flush per module, which made a full tree several times slower, and a file
+        // truncated meanwhile would raise SIGBUS instead of returning an error.)
+        return parse_module_file(fd.get(), static_cast<uint64_t>(st.st_size), head_bytes);
+    }
+    auto compressed = read_all(fd.get(), static_cast<size_t>(st.st_size));
+    if (!compressed)
+        return base::Unexpected(std::move(compressed.error()));
+    fd.reset();
+    auto image = decompress(*compressed);
+    if (!image)
+        return base::Unexpected(std::move(image.error()));
+    return parse_module(*image);
+}
+
+} // namespace kmodd::elf

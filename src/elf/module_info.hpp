@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kmodd::elf {
+
+/// One `key=value` string of `.modinfo`, in section order. A string without '=' has the
+/// whole string as key and an empty value (as libkmod does).
+struct ModinfoEntry {
+    std::string key;
+    std::string value;
+};
+
+/// A symbol the module exports, with its CRC (0 when the module has no CRCs).
+struct ExportedSymbol {
+    std::string name;
+    uint64_t crc = 0;
+};
+
+/// A symbol the module needs from another module or from vmlinux.
+struct ImportedSymbol {
+    std::string name;
+    uint64_t crc = 0;     ///< from __versions, 0 when absent
+    bool is_weak = false; ///< STB_WEAK undefined symbol: never reported as unknown
+};
+
+/// What depmod, modprobe and modinfo need to know about one module file.
+struct ModuleInfo {
+    std::vector<ModinfoEntry> modinfo;
+    std::vector<ExportedSymbol> exports;
+    std::vector<ImportedSymbol> imports;
+
+    /// The values of every `.modinfo` entry with `key`, in section order.
+    [[nodiscard]] std::vector<std::string_view> values(std::string_view key) const;
+};
+
+} // namespace kmodd::elf
