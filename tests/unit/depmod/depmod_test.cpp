@@ -259,13 +259,18 @@ TEST(DepmodOracle, SymlinkedModulesAreFollowedAndListedUnderTheLinkPath)
     populate(tree);
     std::string build = tree.root().string() + "/home/dev/build";
     test::fs::create_directories(build);
+    std::string other = tree.root().string() + "/home/dev/other";
+    test::fs::create_directories(other);
     test::fs::copy_file(fixture("dup_export"), build + "/mydrv.ko");
+    test::fs::copy_file(fixture("mod3"), other + "/other.ko");
     tree.link("extra/mydrv.ko", build + "/mydrv.ko");
-    tree.link("extra/linked-dir", build);
+    tree.link("extra/linked-dir", other);
     auto kmod = run_kmod(tree);
     auto ours = run_ours(options_for(tree));
     expect_identical(ours.files, kmod.files);
     EXPECT_NE(ours.files["modules.dep"].find("extra/mydrv.ko:"), std::string::npos);
+    EXPECT_NE(ours.files["modules.dep"].find("extra/linked-dir/other.ko: kernel/a/mod1.ko"),
+              std::string::npos);
 }
 
 TEST(DepmodOracle, SymversCrcMismatchesAndUnknownSymbolsAreReportedLikeKmod)

@@ -71,7 +71,7 @@ TEST(DepmodConfigParse, DirectivesAreKeptInKmodsReversedOrder)
     EXPECT_EQ(config.externals, std::vector<std::string>{"/opt/x"});
     bool bad_line_reported = false;
     for (const auto& d : diagnostics)
-        bad_line_reported |= d.message == "test.conf:7: ignoring bad line starting with 'nonsense'";
+        bad_line_reported |= d.message == "test.conf:8: ignoring bad line starting with 'nonsense'";
     EXPECT_TRUE(bad_line_reported);
 }
 
