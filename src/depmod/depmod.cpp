@@ -63,19 +63,19 @@ base::Result<std::unique_ptr<Depmod>> Depmod::create(DepmodOptions options,
             return base::make_error(text.error().code,
                                     "could not load " + options.module_symvers + ": " +
                                         std::strerror(text.error().code));
-        resolve.vmlinux_symbols = index::parse_module_symvers(*text, options.module_symvers,
-                                                              options.symbol_prefix, diagnostics);
+        settings.vmlinux_symbols = index::parse_module_symvers(*text, options.module_symvers,
+                                                               options.symbol_prefix, diagnostics);
         resolve.check_symvers = true;
-        index::add_loader_symbols(resolve.vmlinux_symbols);
+        index::add_loader_symbols(settings.vmlinux_symbols);
     } else if (!options.system_map.empty()) {
         auto text = base::read_file(AT_FDCWD, options.system_map);
         if (!text)
             return base::make_error(text.error().code,
                                     "could not load " + options.system_map + ": " +
                                         std::strerror(text.error().code));
-        resolve.vmlinux_symbols = index::parse_system_map(*text, options.system_map,
-                                                          options.symbol_prefix, diagnostics);
-        index::add_loader_symbols(resolve.vmlinux_symbols);
+        settings.vmlinux_symbols = index::parse_system_map(*text, options.system_map,
+                                                           options.symbol_prefix, diagnostics);
+        index::add_loader_symbols(settings.vmlinux_symbols);
     } else if (options.print_unknown) {
         diagnostics.push_back({Diagnostic::Level::Warning, "-e needs -E or -F"});
         resolve.print_unknown = false;
@@ -129,7 +129,8 @@ base::Result<std::vector<OutputFile>> Depmod::generate(Diagnostics& diagnostics)
     auto resolution = index_.resolve(resolve_options_, diagnostics);
     if (!resolution)
         return base::Unexpected(resolution.error());
-    return make_outputs(*resolution, builtin_, options_.warn_dups, diagnostics);
+    last_module_count_ = resolution->modules.size();
+    return outputs_.build(*resolution, builtin_, options_.warn_dups, diagnostics);
 }
 
 base::Result<GenerationStats> Depmod::write(Diagnostics& diagnostics)
@@ -164,7 +165,7 @@ base::Result<GenerationStats> Depmod::write(Diagnostics& diagnostics)
     stats.files_parsed = index_.parse_count() - parses_at_last_write_;
     parses_at_last_write_ = index_.parse_count();
     published_ = std::move(*outputs);
-    stats.modules = index_.candidate_count();
+    stats.modules = last_module_count_;
     stats.duration = std::chrono::duration_cast<std::chrono::microseconds>(
         std::chrono::steady_clock::now() - start);
     return stats;

@@ -79,8 +79,10 @@ private:
     index::ResolveOptions resolve_options_;
     std::string output_dir_;
     BuiltinInputs builtin_;
+    OutputBuilder outputs_;
     std::vector<OutputFile> published_; ///< what the last write() left on disk
     size_t parses_at_last_write_ = 0;
+    size_t last_module_count_ = 0;
 };
 
 } // namespace kmodd::depmod

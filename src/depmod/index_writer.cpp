@@ -21,11 +21,18 @@ void put_u32(std::string& out, uint32_t v)
     out.append(bytes.data(), bytes.size());
 }
 
+/// 7-bit ASCII without NUL. Written as two reductions so that the compiler vectorises it:
+/// it runs over every key and value of every index.
 bool is_ascii(std::string_view s)
 {
-    return std::all_of(s.begin(), s.end(), [](char c) {
-        return static_cast<unsigned char>(c) < 128 && c != '\0';
-    });
+    unsigned char any = 0;
+    unsigned char lowest = 0xFF;
+    for (char c : s) {
+        auto b = static_cast<unsigned char>(c);
+        any |= b;
+        lowest = std::min(lowest, b);
+    }
+    return any < 0x80 && lowest != 0;
 }
 
 } // namespace
@@ -39,8 +46,16 @@ bool IndexWriter::add(std::string_view key, std::string_view value, uint32_t pri
     return true;
 }
 
+bool IndexWriter::add_in_order(std::string_view key, std::string_view value, uint32_t priority)
+{
+    if (!is_ascii(key) || !is_ascii(value))
+        return false;
+    entries_.push_back(Entry{key, value, priority, static_cast<uint32_t>(entries_.size())});
+    return true;
+}
+
 uint32_t IndexWriter::write_node(size_t lo, size_t hi, size_t depth, bool is_root,
-                                 std::string& out) const
+                                 std::string& out)
 {
     // Keys in [lo, hi) are sorted and share their first `depth` characters. A node's prefix
     // is what all of them share beyond that (the root's is always empty).
@@ -59,16 +74,16 @@ uint32_t IndexWriter::write_node(size_t lo, size_t hi, size_t depth, bool is_roo
     while (values_end < hi && entries_[values_end].key.size() == split)
         ++values_end;
 
-    std::array<uint32_t, 128> child_words{};
-    int first_char = 128, last_char = -1;
+    // Children in ascending character order (the keys are sorted), written before this node;
+    // their words wait on a stack shared by the whole recursion.
+    const size_t base = children_.size();
     for (size_t i = values_end; i < hi;) {
         auto c = static_cast<unsigned char>(entries_[i].key[split]);
         size_t j = i + 1;
         while (j < hi && static_cast<unsigned char>(entries_[j].key[split]) == c)
             ++j;
-        child_words[c] = write_node(i, j, split + 1, false, out);
-        first_char = std::min<int>(first_char, c);
-        last_char = std::max<int>(last_char, c);
+        uint32_t word = write_node(i, j, split + 1, false, out);
+        children_.push_back({c, word});
         i = j;
     }
 
@@ -78,11 +93,17 @@ uint32_t IndexWriter::write_node(size_t lo, size_t hi, size_t depth, bool is_roo
         out.push_back('\0');
         offset |= kFlagPrefix;
     }
-    if (last_char >= 0) {
-        out.push_back(static_cast<char>(first_char));
-        out.push_back(static_cast<char>(last_char));
-        for (int c = first_char; c <= last_char; ++c)
-            put_u32(out, child_words[static_cast<size_t>(c)]);
+    if (children_.size() > base) {
+        out.push_back(static_cast<char>(children_[base].c));
+        out.push_back(static_cast<char>(children_.back().c));
+        unsigned next = children_[base].c;
+        for (size_t k = base; k < children_.size(); ++k) {
+            for (; next < children_[k].c; ++next)
+                put_u32(out, 0);
+            put_u32(out, children_[k].word);
+            next = children_[k].c + 1U;
+        }
+        children_.resize(base);
         offset |= kFlagChildren;
     }
     if (values_end > lo) {
@@ -110,9 +131,11 @@ std::string IndexWriter::serialize()
         sorted_ = true;
     }
     std::string out;
+    // Each entry costs at most its key (as prefixes), its value, a priority and NUL, and the
+    // node and child words that lead to it.
     size_t estimate = 12;
     for (const Entry& e : entries_)
-        estimate += e.key.size() / 2 + e.value.size() + 12;
+        estimate += e.key.size() + e.value.size() + 24;
     out.reserve(estimate);
     put_u32(out, kMagic);
     put_u32(out, kVersion);

@@ -21,6 +21,11 @@ public:
     /// children in a 128-entry range and strings NUL-terminated); returns false otherwise.
     bool add(std::string_view key, std::string_view value, uint32_t priority);
 
+    /// Like add(), for callers that add entries already in the final order (keys ascending,
+    /// then the order values must have in the file): serialize() then does not sort. Do not
+    /// mix with add().
+    bool add_in_order(std::string_view key, std::string_view value, uint32_t priority);
+
     /// The file content.
     [[nodiscard]] std::string serialize();
 
@@ -34,10 +39,15 @@ private:
         uint32_t priority;
         uint32_t seq;
     };
-    uint32_t write_node(size_t lo, size_t hi, size_t depth, bool is_root, std::string& out) const;
+    uint32_t write_node(size_t lo, size_t hi, size_t depth, bool is_root, std::string& out);
 
+    struct Child {
+        unsigned char c;
+        uint32_t word;
+    };
     std::vector<Entry> entries_;
-    bool sorted_ = false;
+    std::vector<Child> children_; ///< child words of the nodes being written
+    bool sorted_ = true;
 };
 
 } // namespace kmodd::depmod

@@ -7,6 +7,10 @@
 
 namespace kmodd::index {
 
+/// Bucket counts of kmod depmod's tables whose iteration order shows in its outputs.
+inline constexpr uint32_t kModuleTableBuckets = 512;
+inline constexpr uint32_t kSymbolTableBuckets = 2048;
+
 /// The string hash kmod's depmod uses for its hash tables (Paul Hsieh's SuperFastHash,
 /// reading 16-bit words in host order and chars as signed, as kmod does on x86).
 /// kmod's output orders depend on it: modules without a modules.order entry are listed in

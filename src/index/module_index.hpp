@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -30,8 +31,6 @@ struct FileKey {
 /// A parsed module file: immutable once made, shared by index generations.
 struct ParsedModule {
     elf::ModuleInfo info;
-    std::vector<uint32_t> export_hashes; ///< kmod_hash of each export's table name
-    std::vector<uint32_t> import_hashes; ///< kmod_hash of each import's lookup name
 };
 
 /// One module file found in the tree (several files may carry the same module name; the
@@ -46,6 +45,10 @@ struct Candidate {
     std::string symlink_target; ///< resolved target when `path` itself is a symlink
     std::shared_ptr<const ParsedModule> parsed; ///< null when the file could not be parsed
     std::string error;                          ///< why `parsed` is null
+    uint32_t name_hash = 0;            ///< kmod_hash(name): kmod's hash-table order
+    std::string order_key;             ///< what a modules.order line must equal to name it
+    std::vector<uint32_t> export_ids;  ///< interned symbol of each export (prefix stripped)
+    std::vector<uint32_t> import_ids;  ///< interned symbol of each import (lookup name)
 
     /// What modules.dep and friends print: the relpath, or the full path for externals.
     [[nodiscard]] const std::string& output_path() const { return relpath.empty() ? path : relpath; }
@@ -65,15 +68,19 @@ struct Resolution {
     };
     std::vector<Module> modules; ///< kmod's array order: modules.order first, then hash order
     std::vector<Symbol> symbols; ///< symbols owned by modules, in kmod's symbol-table order
+    std::vector<Symbol> symbols_by_name; ///< the same symbols sorted by name (strcmp)
 
     /// Every module `position` needs, transitively, ordered users before providers (the
     /// order of a modules.dep line; loaders insert it in reverse).
     [[nodiscard]] std::vector<uint32_t> closure(uint32_t position) const;
+
+    /// closure() into `out`, with caller-owned scratch space `seen` (sized on first use), for
+    /// a loop over every module: each position may be asked once per `seen`.
+    void closure(uint32_t position, std::vector<uint32_t>& out, std::vector<uint32_t>& seen) const;
 };
 
-/// What a run of the resolver needs besides the files.
+/// What a run of the resolver reports and checks.
 struct ResolveOptions {
-    std::vector<VmlinuxSymbol> vmlinux_symbols; ///< from -E / -F, plus the loader's own
     bool check_symvers = false;  ///< -E given: compare CRCs
     bool print_unknown = false;  ///< -e: report unknown symbols and CRC mismatches
     bool verbose = false;        ///< -v: report each dependency edge
@@ -90,6 +97,7 @@ public:
         DepmodConfig config;
         char symbol_prefix = '\0';
         unsigned parse_threads = 0; ///< 0: one per core
+        std::vector<VmlinuxSymbol> vmlinux_symbols; ///< from -E / -F, plus the loader's own
     };
 
     explicit ModuleIndex(Settings settings);
@@ -127,14 +135,27 @@ private:
     bool is_excluded(std::string_view name) const;
     bool is_higher_priority(const Candidate& old_file, const Candidate& new_file) const;
     void load_modules_order(Diagnostics& diagnostics);
+    uint32_t intern(std::string_view name);
+    void intern_symbols(Candidate& candidate);
+    void sort_new_symbols();
 
     Settings settings_;
     std::unordered_map<std::string, Candidate> candidates_; ///< by path
     uint64_t next_seq_ = 0;
     size_t parse_count_ = 0;
-    std::vector<std::string> modules_order_; ///< lines of modules.order
+    std::unordered_map<std::string, int> modules_order_; ///< line -> kmod's sort key
     bool modules_order_ok_ = false;          ///< false: missing or corrupted, no sorting
     Diagnostic modules_order_problem_;       ///< reported by each resolve when not ok
+
+    // Every symbol name seen, interned once: resolving then works on flat arrays.
+    std::deque<std::string> symbol_names_;                  ///< id -> name
+    std::unordered_map<std::string_view, uint32_t> symbol_ids_;
+    std::vector<uint32_t> symbol_buckets_;      ///< id -> kmod symbol-table bucket
+    std::vector<uint32_t> ids_in_hash_order_;   ///< kmod's symbol-table iteration order
+    std::vector<uint32_t> ids_in_name_order_;   ///< strcmp order
+    size_t sorted_symbol_count_ = 0;            ///< ids below this are in the two orders
+    std::vector<uint8_t> is_vmlinux_;           ///< id -> exported by vmlinux (-E/-F)
+    std::vector<uint64_t> vmlinux_crc_;         ///< id -> its CRC there
 };
 
 } // namespace kmodd::index

@@ -13,88 +13,7 @@ namespace kmodd::index {
 
 namespace {
 
-constexpr uint32_t kModuleBuckets = 512;
-constexpr uint32_t kSymbolBuckets = 2048;
 constexpr uint32_t kNoOwner = UINT32_MAX;
-
-/// An open-addressing symbol table keyed by (precomputed kmod hash, name); a later insert of
-/// the same name replaces the entry, like kmod's hash_add.
-class SymbolTable {
-public:
-    struct Entry {
-        std::string_view name;
-        uint32_t hash = 0;
-        uint32_t owner = kNoOwner;
-        uint64_t crc = 0;
-    };
-
-    explicit SymbolTable(size_t expected)
-    {
-        size_t capacity = 64;
-        while (capacity < expected * 2)
-            capacity <<= 1;
-        slots_.assign(capacity, UINT32_MAX);
-        mask_ = capacity - 1;
-        entries_.reserve(expected);
-    }
-
-    void insert(std::string_view name, uint32_t hash, uint32_t owner, uint64_t crc)
-    {
-        size_t slot = find_slot(name, hash);
-        if (slots_[slot] != UINT32_MAX) {
-            Entry& e = entries_[slots_[slot]];
-            e.owner = owner;
-            e.crc = crc;
-            return;
-        }
-        slots_[slot] = static_cast<uint32_t>(entries_.size());
-        entries_.push_back(Entry{name, hash, owner, crc});
-        if (entries_.size() * 2 > slots_.size())
-            grow();
-    }
-
-    [[nodiscard]] const Entry* find(std::string_view name, uint32_t hash) const
-    {
-        size_t slot = find_slot(name, hash);
-        return slots_[slot] == UINT32_MAX ? nullptr : &entries_[slots_[slot]];
-    }
-
-    [[nodiscard]] const std::vector<Entry>& entries() const { return entries_; }
-
-private:
-    [[nodiscard]] size_t find_slot(std::string_view name, uint32_t hash) const
-    {
-        size_t slot = (hash * 0x9E3779B1U) & mask_;
-        while (slots_[slot] != UINT32_MAX) {
-            const Entry& e = entries_[slots_[slot]];
-            if (e.hash == hash && e.name == name)
-                return slot;
-            slot = (slot + 1) & mask_;
-        }
-        return slot;
-    }
-
-    void grow()
-    {
-        slots_.assign(slots_.size() * 2, UINT32_MAX);
-        mask_ = slots_.size() - 1;
-        for (uint32_t i = 0; i < entries_.size(); ++i)
-            slots_[find_slot(entries_[i].name, entries_[i].hash)] = i;
-    }
-
-    std::vector<uint32_t> slots_;
-    std::vector<Entry> entries_;
-    size_t mask_ = 0;
-};
-
-std::string_view lookup_name(std::string_view name, char prefix)
-{
-    if (!name.empty() && name[0] == '.')
-        name.remove_prefix(1);
-    if (prefix != '\0' && !name.empty() && name[0] == prefix)
-        name.remove_prefix(1);
-    return name;
-}
 
 /// Strongly connected components (Tarjan, iterative) of the modules left unsorted by the
 /// topological sort; returns the components that really are cycles.
@@ -256,26 +175,35 @@ bool ModuleIndex::is_higher_priority(const Candidate& old_file, const Candidate&
     return new_prio <= old_prio;
 }
 
-std::vector<uint32_t> Resolution::closure(uint32_t position) const
+void Resolution::closure(uint32_t position, std::vector<uint32_t>& out,
+                         std::vector<uint32_t>& seen) const
 {
-    std::vector<uint32_t> out;
-    std::vector<bool> seen(modules.size(), false);
+    // `seen` holds, per module, the last position whose closure visited it.
+    if (seen.size() != modules.size())
+        seen.assign(modules.size(), UINT32_MAX);
+    out.clear();
     std::vector<uint32_t> stack(modules[position].deps.rbegin(), modules[position].deps.rend());
     while (!stack.empty()) {
         uint32_t m = stack.back();
         stack.pop_back();
-        if (seen[m])
+        if (seen[m] == position)
             continue;
-        seen[m] = true;
+        seen[m] = position;
         out.push_back(m);
         for (auto it = modules[m].deps.rbegin(); it != modules[m].deps.rend(); ++it) {
-            if (!seen[*it])
+            if (seen[*it] != position)
                 stack.push_back(*it);
         }
     }
     std::sort(out.begin(), out.end(), [&](uint32_t a, uint32_t b) {
         return modules[a].dep_sort_idx < modules[b].dep_sort_idx;
     });
+}
+
+std::vector<uint32_t> Resolution::closure(uint32_t position) const
+{
+    std::vector<uint32_t> out, seen;
+    closure(position, out, seen);
     return out;
 }
 
@@ -299,100 +227,79 @@ base::Result<Resolution> ModuleIndex::resolve(const ResolveOptions& options,
             it->second = c;
     }
 
-    // 2. kmod's array order: hash-table order, then modules.order entries first.
+    // 2. kmod's array order: modules.order entries first, then hash-table order.
     struct Sortable {
         const Candidate* file;
-        uint32_t hash;
         int sort_idx;
     };
     std::vector<Sortable> order;
     order.reserve(winners.size());
-    for (const auto& [name, c] : winners)
-        order.push_back({c, kmod_hash(c->name), 1});
-    std::sort(order.begin(), order.end(), [](const Sortable& a, const Sortable& b) {
-        return kmod_hash_order_less(a.hash, a.file->name, b.hash, b.file->name, kModuleBuckets);
-    });
-    if (!modules_order_ok_) {
-        diagnostics.push_back(modules_order_problem_);
-    } else {
-        std::unordered_map<std::string_view, size_t> by_uncompressed_path;
-        std::vector<std::string> keys(order.size());
-        for (size_t i = 0; i < order.size(); ++i) {
-            const Candidate& c = *order[i].file;
-            if (c.relpath.empty())
-                continue;
-            // kmod matches modules.order lines against the relpath cut after the module
-            // name plus three characters (".ko" for the usual file names).
-            size_t slash = c.relpath.rfind('/');
-            size_t base = slash == std::string::npos ? 0 : slash + 1;
-            keys[i] = c.relpath.substr(0, base + c.name.size() + 3);
-            by_uncompressed_path.emplace(keys[i], i);
+    for (const auto& [name, c] : winners) {
+        int sort_idx = 1;
+        if (modules_order_ok_ && !c->order_key.empty()) {
+            auto it = modules_order_.find(c->order_key);
+            if (it != modules_order_.end())
+                sort_idx = it->second;
         }
-        const int total = static_cast<int>(modules_order_.size()) + 1;
-        for (size_t line = 0; line < modules_order_.size(); ++line) {
-            auto it = by_uncompressed_path.find(modules_order_[line]);
-            if (it != by_uncompressed_path.end())
-                order[it->second].sort_idx = static_cast<int>(line + 1) - total;
-        }
-        std::stable_sort(order.begin(), order.end(), [](const Sortable& a, const Sortable& b) {
-            return a.sort_idx < b.sort_idx;
-        });
+        order.push_back({c, sort_idx});
     }
+    if (!modules_order_ok_)
+        diagnostics.push_back(modules_order_problem_);
+    std::sort(order.begin(), order.end(), [](const Sortable& a, const Sortable& b) {
+        if (a.sort_idx != b.sort_idx)
+            return a.sort_idx < b.sort_idx;
+        uint32_t bucket_a = a.file->name_hash & (kModuleTableBuckets - 1);
+        uint32_t bucket_b = b.file->name_hash & (kModuleTableBuckets - 1);
+        return bucket_a != bucket_b ? bucket_a < bucket_b : a.file->name < b.file->name;
+    });
 
     Resolution result;
     result.modules.resize(order.size());
-    size_t export_count = options.vmlinux_symbols.size();
-    for (size_t i = 0; i < order.size(); ++i) {
+    for (size_t i = 0; i < order.size(); ++i)
         result.modules[i].file = order[i].file;
-        export_count += order[i].file->parsed->info.exports.size();
-    }
 
     // 3. Symbol owners: vmlinux first, then each module in array order (the last wins).
-    SymbolTable symbols(export_count);
-    for (const auto& sym : options.vmlinux_symbols)
-        symbols.insert(sym.name, kmod_hash(sym.name), kNoOwner, sym.crc);
-    const char prefix = settings_.symbol_prefix;
+    const size_t symbol_count = symbol_names_.size();
+    std::vector<uint32_t> owner(symbol_count, kNoOwner);
+    std::vector<uint64_t> crc = vmlinux_crc_;
     for (uint32_t m = 0; m < result.modules.size(); ++m) {
-        const ParsedModule& parsed = *result.modules[m].file->parsed;
-        for (size_t s = 0; s < parsed.info.exports.size(); ++s) {
-            std::string_view name = parsed.info.exports[s].name;
-            if (prefix != '\0' && !name.empty() && name[0] == prefix)
-                name.remove_prefix(1);
-            symbols.insert(name, parsed.export_hashes[s], m, parsed.info.exports[s].crc);
+        const Candidate& c = *result.modules[m].file;
+        for (size_t s = 0; s < c.export_ids.size(); ++s) {
+            owner[c.export_ids[s]] = m;
+            crc[c.export_ids[s]] = c.parsed->info.exports[s].crc;
         }
     }
 
     // 4. Dependency edges from imports, in first-reference order.
     std::vector<uint32_t> users(result.modules.size(), 0);
+    std::vector<uint32_t> last_user(result.modules.size(), kNoOwner);
     for (uint32_t m = 0; m < result.modules.size(); ++m) {
         Resolution::Module& module = result.modules[m];
-        const ParsedModule& parsed = *module.file->parsed;
-        for (size_t s = 0; s < parsed.info.imports.size(); ++s) {
-            const elf::ImportedSymbol& import = parsed.info.imports[s];
-            std::string_view name = lookup_name(import.name, prefix);
-            const SymbolTable::Entry* sym = symbols.find(name, parsed.import_hashes[s]);
-            if (sym == nullptr) {
+        const Candidate& c = *module.file;
+        for (size_t s = 0; s < c.import_ids.size(); ++s) {
+            const uint32_t id = c.import_ids[s];
+            const uint32_t provider = owner[id];
+            const elf::ImportedSymbol& import = c.parsed->info.imports[s];
+            if (provider == kNoOwner && !is_vmlinux_[id]) {
                 if (options.print_unknown && !import.is_weak)
                     diagnostics.push_back({Diagnostic::Level::Warning,
-                                           module.file->path + " needs unknown symbol " +
-                                               import.name});
+                                           c.path + " needs unknown symbol " + import.name});
                 continue;
             }
-            if (options.check_symvers && sym->crc != import.crc && !import.is_weak &&
-                options.print_unknown)
+            if (options.check_symvers && options.print_unknown && crc[id] != import.crc &&
+                !import.is_weak)
                 diagnostics.push_back({Diagnostic::Level::Warning,
-                                       module.file->path + " disagrees about version of symbol " +
+                                       c.path + " disagrees about version of symbol " +
                                            import.name});
-            if (sym->owner == kNoOwner)
+            if (provider == kNoOwner || last_user[provider] == m)
                 continue;
-            if (std::find(module.deps.begin(), module.deps.end(), sym->owner) != module.deps.end())
-                continue;
-            module.deps.push_back(sym->owner);
-            ++users[sym->owner];
+            last_user[provider] = m;
+            module.deps.push_back(provider);
+            ++users[provider];
             if (options.verbose)
                 diagnostics.push_back({Diagnostic::Level::Info,
-                                       module.file->path + " needs \"" + std::string(sym->name) +
-                                           "\": " + result.modules[sym->owner].file->path});
+                                       c.path + " needs \"" + symbol_names_[id] + "\": " +
+                                           result.modules[provider].file->path});
         }
     }
 
@@ -430,23 +337,16 @@ base::Result<Resolution> ModuleIndex::resolve(const ResolveOptions& options,
                                             " modules in dependency cycles");
     }
 
-    // 6. Owned symbols in kmod's symbol-table order (modules.symbols and its index).
-    struct Owned {
-        uint32_t bucket;
-        const SymbolTable::Entry* entry;
+    // 6. Symbols owned by modules, in kmod's symbol-table order and in name order.
+    auto owned_in = [&](const std::vector<uint32_t>& ids, std::vector<Resolution::Symbol>& out) {
+        out.reserve(ids.size());
+        for (uint32_t id : ids) {
+            if (owner[id] != kNoOwner)
+                out.push_back({symbol_names_[id], owner[id]});
+        }
     };
-    std::vector<Owned> owned;
-    owned.reserve(symbols.entries().size());
-    for (const auto& e : symbols.entries()) {
-        if (e.owner != kNoOwner)
-            owned.push_back({e.hash & (kSymbolBuckets - 1), &e});
-    }
-    std::sort(owned.begin(), owned.end(), [](const Owned& a, const Owned& b) {
-        return a.bucket != b.bucket ? a.bucket < b.bucket : a.entry->name < b.entry->name;
-    });
-    result.symbols.reserve(owned.size());
-    for (const Owned& o : owned)
-        result.symbols.push_back({o.entry->name, o.entry->owner});
+    owned_in(ids_in_hash_order_, result.symbols);
+    owned_in(ids_in_name_order_, result.symbols_by_name);
     return result;
 }
 

@@ -78,6 +78,75 @@ ModuleIndex::ModuleIndex(Settings settings) : settings_(std::move(settings))
 {
     while (settings_.module_dir.size() > 1 && settings_.module_dir.back() == '/')
         settings_.module_dir.pop_back();
+    // A later entry for the same name replaces the earlier one, as kmod's hash_add does.
+    for (const VmlinuxSymbol& sym : settings_.vmlinux_symbols) {
+        uint32_t id = intern(sym.name);
+        is_vmlinux_[id] = 1;
+        vmlinux_crc_[id] = sym.crc;
+    }
+    sort_new_symbols();
+}
+
+uint32_t ModuleIndex::intern(std::string_view name)
+{
+    auto it = symbol_ids_.find(name);
+    if (it != symbol_ids_.end())
+        return it->second;
+    auto id = static_cast<uint32_t>(symbol_names_.size());
+    const std::string& stored = symbol_names_.emplace_back(name);
+    symbol_ids_.emplace(stored, id);
+    symbol_buckets_.push_back(kmod_hash(stored) & (kSymbolTableBuckets - 1));
+    is_vmlinux_.push_back(0);
+    vmlinux_crc_.push_back(0);
+    return id;
+}
+
+void ModuleIndex::intern_symbols(Candidate& candidate)
+{
+    candidate.export_ids.clear();
+    candidate.import_ids.clear();
+    if (!candidate.parsed)
+        return;
+    const char prefix = settings_.symbol_prefix;
+    const elf::ModuleInfo& info = candidate.parsed->info;
+    candidate.export_ids.reserve(info.exports.size());
+    for (const auto& sym : info.exports) {
+        std::string_view name = sym.name;
+        if (prefix != '\0' && !name.empty() && name[0] == prefix)
+            name.remove_prefix(1);
+        candidate.export_ids.push_back(intern(name));
+    }
+    candidate.import_ids.reserve(info.imports.size());
+    for (const auto& sym : info.imports) {
+        std::string_view name = sym.name;
+        if (!name.empty() && name[0] == '.') // PPC64: .foo is foo
+            name.remove_prefix(1);
+        if (prefix != '\0' && !name.empty() && name[0] == prefix)
+            name.remove_prefix(1);
+        candidate.import_ids.push_back(intern(name));
+    }
+}
+
+void ModuleIndex::sort_new_symbols()
+{
+    const size_t total = symbol_names_.size();
+    if (sorted_symbol_count_ == total)
+        return;
+    auto by_hash = [this](uint32_t a, uint32_t b) {
+        return symbol_buckets_[a] != symbol_buckets_[b] ? symbol_buckets_[a] < symbol_buckets_[b]
+                                                        : symbol_names_[a] < symbol_names_[b];
+    };
+    auto by_name = [this](uint32_t a, uint32_t b) { return symbol_names_[a] < symbol_names_[b]; };
+    auto add_sorted = [&](std::vector<uint32_t>& order, auto less) {
+        auto middle = static_cast<std::ptrdiff_t>(order.size());
+        for (size_t id = sorted_symbol_count_; id < total; ++id)
+            order.push_back(static_cast<uint32_t>(id));
+        std::sort(order.begin() + middle, order.end(), less);
+        std::inplace_merge(order.begin(), order.begin() + middle, order.end(), less);
+    };
+    add_sorted(ids_in_hash_order_, by_hash);
+    add_sorted(ids_in_name_order_, by_name);
+    sorted_symbol_count_ = total;
 }
 
 bool ModuleIndex::is_excluded(std::string_view name) const
@@ -177,23 +246,6 @@ std::shared_ptr<const ParsedModule> ModuleIndex::parse(const std::string& path, 
     }
     auto parsed = std::make_shared<ParsedModule>();
     parsed->info = std::move(*info);
-    const char prefix = settings_.symbol_prefix;
-    parsed->export_hashes.reserve(parsed->info.exports.size());
-    for (const auto& sym : parsed->info.exports) {
-        std::string_view name = sym.name;
-        if (prefix != '\0' && !name.empty() && name[0] == prefix)
-            name.remove_prefix(1);
-        parsed->export_hashes.push_back(kmod_hash(name));
-    }
-    parsed->import_hashes.reserve(parsed->info.imports.size());
-    for (const auto& sym : parsed->info.imports) {
-        std::string_view name = sym.name;
-        if (!name.empty() && name[0] == '.')
-            name.remove_prefix(1);
-        if (prefix != '\0' && !name.empty() && name[0] == prefix)
-            name.remove_prefix(1);
-        parsed->import_hashes.push_back(kmod_hash(name));
-    }
     return parsed;
 }
 
@@ -233,6 +285,15 @@ bool ModuleIndex::merge(std::vector<Found>& found, const std::string& scope,
         c.name = std::move(f.name);
         c.dir_len = f.dir_len;
         c.symlink_target = std::move(f.symlink_target);
+        c.name_hash = kmod_hash(c.name);
+        // kmod matches modules.order lines against the relpath cut after the module name
+        // plus three characters (".ko" for the usual file names).
+        c.order_key.clear();
+        if (!c.relpath.empty()) {
+            size_t slash = c.relpath.rfind('/');
+            size_t base = slash == std::string::npos ? 0 : slash + 1;
+            c.order_key = c.relpath.substr(0, base + c.name.size() + 3);
+        }
         to_parse.push_back(&c);
     }
     if (to_parse.empty())
@@ -260,11 +321,13 @@ bool ModuleIndex::merge(std::vector<Found>& found, const std::string& scope,
     // Reported in discovery order, whatever thread parsed the file.
     std::sort(to_parse.begin(), to_parse.end(),
               [](const Candidate* a, const Candidate* b) { return a->seq < b->seq; });
-    for (const Candidate* c : to_parse) {
+    for (Candidate* c : to_parse) {
+        intern_symbols(*c);
         if (!c->parsed)
             diagnostics.push_back({Diagnostic::Level::Error,
                                    base::quoted(c->path) + ": " + c->error + ", ignoring"});
     }
+    sort_new_symbols();
     return true;
 }
 
@@ -280,21 +343,25 @@ void ModuleIndex::load_modules_order(Diagnostics& /*diagnostics*/)
                                       ": " + std::strerror(text.error().code)};
         return;
     }
+    std::vector<std::string_view> lines;
     std::string_view rest = *text;
-    unsigned linenum = 0;
     while (!rest.empty()) {
-        ++linenum;
         size_t nl = rest.find('\n');
         if (nl == std::string_view::npos) {
             modules_order_problem_ = {Diagnostic::Level::Error,
-                                      file + ":" + std::to_string(linenum) +
+                                      file + ":" + std::to_string(lines.size() + 1) +
                                           " corrupted line misses '\\n'"};
-            modules_order_.clear();
             return;
         }
-        modules_order_.emplace_back(rest.substr(0, nl));
+        lines.push_back(rest.substr(0, nl));
         rest.remove_prefix(nl + 1);
     }
+    // Listed modules sort before all others, in file order (kmod 30: the last of duplicated
+    // lines counts); the others keep kmod's key 1.
+    const int total = static_cast<int>(lines.size()) + 1;
+    modules_order_.reserve(lines.size());
+    for (size_t i = 0; i < lines.size(); ++i)
+        modules_order_[std::string(lines[i])] = static_cast<int>(i + 1) - total;
     modules_order_ok_ = true;
 }
 
