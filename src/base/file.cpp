@@ -74,10 +74,6 @@ Result<void> write_all(int fd, std::string_view content, const std::string& what
     return {};
 }
 
-} // namespace
-
-namespace {
-
 std::string temp_name_for(const std::string& name)
 {
     static std::atomic<unsigned> counter{0};
@@ -85,27 +81,27 @@ std::string temp_name_for(const std::string& name)
            std::to_string(counter.fetch_add(1));
 }
 
-/// Writes `content` to a new temp file in `dir_fd`; returns its name.
-Result<std::string> write_temp(int dir_fd, const std::string& name, std::string_view content,
-                               bool durable)
+struct TempFile {
+    std::string name;
+    UniqueFd fd;
+};
+
+/// Writes `content` to a new temp file in `dir_fd`, left open for the caller to sync.
+Result<TempFile> write_temp(int dir_fd, const std::string& name, std::string_view content)
 {
-    std::string tmp = temp_name_for(name);
-    UniqueFd fd(::openat(dir_fd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-    if (!fd.is_valid())
-        return errno_error(errno, "cannot create '" + tmp + "'");
-    auto fail = [&](Unexpected error) -> Result<std::string> {
-        ::unlinkat(dir_fd, tmp.c_str(), 0);
+    TempFile tmp{temp_name_for(name), UniqueFd()};
+    tmp.fd.reset(::openat(dir_fd, tmp.name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+    if (!tmp.fd.is_valid())
+        return errno_error(errno, "cannot create '" + tmp.name + "'");
+    auto fail = [&](Unexpected error) -> Result<TempFile> {
+        ::unlinkat(dir_fd, tmp.name.c_str(), 0);
         return error;
     };
     // The umask must not change the mode kmod's depmod gives its outputs.
-    if (::fchmod(fd.get(), 0644) < 0)
-        return fail(errno_error(errno, "cannot chmod '" + tmp + "'"));
-    if (auto written = write_all(fd.get(), content, "cannot write '" + name + "'"); !written)
+    if (::fchmod(tmp.fd.get(), 0644) < 0)
+        return fail(errno_error(errno, "cannot chmod '" + tmp.name + "'"));
+    if (auto written = write_all(tmp.fd.get(), content, "cannot write '" + name + "'"); !written)
         return fail(Unexpected(written.error()));
-    if (durable && ::fsync(fd.get()) < 0)
-        return fail(errno_error(errno, "cannot fsync '" + name + "'"));
-    if (::close(fd.release()) < 0)
-        return fail(errno_error(errno, "cannot close '" + name + "'"));
     return tmp;
 }
 
@@ -119,22 +115,43 @@ Result<void> publish_file(int dir_fd, const std::string& name, std::string_view 
 
 Result<void> publish_files(int dir_fd, const std::vector<PendingFile>& files, bool durable)
 {
-    std::vector<std::string> temps;
+    std::vector<TempFile> temps;
     temps.reserve(files.size());
+    auto discard = [&](size_t from) {
+        for (size_t i = from; i < temps.size(); ++i)
+            ::unlinkat(dir_fd, temps[i].name.c_str(), 0);
+    };
     for (const PendingFile& file : files) {
-        auto tmp = write_temp(dir_fd, file.name, file.content, durable);
+        auto tmp = write_temp(dir_fd, file.name, file.content);
         if (!tmp) {
-            for (const std::string& t : temps)
-                ::unlinkat(dir_fd, t.c_str(), 0);
+            discard(0);
             return Unexpected(tmp.error());
         }
         temps.push_back(std::move(*tmp));
     }
-    for (size_t i = 0; i < files.size(); ++i) {
-        if (::renameat(dir_fd, temps[i].c_str(), dir_fd, files[i].name.c_str()) < 0) {
+    if (durable) {
+        // Start the writeback of every file before waiting for any: the waits then overlap.
+        for (const TempFile& tmp : temps)
+            ::sync_file_range(tmp.fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
+        for (size_t i = 0; i < temps.size(); ++i) {
+            if (::fsync(temps[i].fd.get()) < 0) {
+                int err = errno;
+                discard(0);
+                return errno_error(err, "cannot fsync '" + files[i].name + "'");
+            }
+        }
+    }
+    for (size_t i = 0; i < temps.size(); ++i) {
+        if (::close(temps[i].fd.release()) < 0) {
             int err = errno;
-            for (size_t j = i; j < files.size(); ++j)
-                ::unlinkat(dir_fd, temps[j].c_str(), 0);
+            discard(0);
+            return errno_error(err, "cannot close '" + files[i].name + "'");
+        }
+    }
+    for (size_t i = 0; i < files.size(); ++i) {
+        if (::renameat(dir_fd, temps[i].name.c_str(), dir_fd, files[i].name.c_str()) < 0) {
+            int err = errno;
+            discard(i);
             return errno_error(err, "cannot replace '" + files[i].name + "'");
         }
     }

@@ -279,18 +279,22 @@ base::Result<Resolution> ModuleIndex::resolve(const ResolveOptions& options,
         for (size_t s = 0; s < c.import_ids.size(); ++s) {
             const uint32_t id = c.import_ids[s];
             const uint32_t provider = owner[id];
-            const elf::ImportedSymbol& import = c.parsed->info.imports[s];
+            // The import record itself is only looked at when something is to be reported:
+            // this loop runs over every import of every module.
             if (provider == kNoOwner && !is_vmlinux_[id]) {
+                const elf::ImportedSymbol& import = c.parsed->info.imports[s];
                 if (options.print_unknown && !import.is_weak)
                     diagnostics.push_back({Diagnostic::Level::Warning,
                                            c.path + " needs unknown symbol " + import.name});
                 continue;
             }
-            if (options.check_symvers && options.print_unknown && crc[id] != import.crc &&
-                !import.is_weak)
-                diagnostics.push_back({Diagnostic::Level::Warning,
-                                       c.path + " disagrees about version of symbol " +
-                                           import.name});
+            if (options.check_symvers && options.print_unknown) {
+                const elf::ImportedSymbol& import = c.parsed->info.imports[s];
+                if (crc[id] != import.crc && !import.is_weak)
+                    diagnostics.push_back({Diagnostic::Level::Warning,
+                                           c.path + " disagrees about version of symbol " +
+                                               import.name});
+            }
             if (provider == kNoOwner || last_user[provider] == m)
                 continue;
             last_user[provider] = m;
