@@ -5,7 +5,6 @@
 #include <exception>
 #include <string_view>
 
-#include "base/allocator.hpp"
 #include "commands.hpp"
 
 namespace {
@@ -48,7 +47,6 @@ int dispatch(int argc, char** argv)
 
 int main(int argc, char** argv)
 {
-    kmodd::base::keep_freed_memory_for_reuse();
     try {
         return dispatch(argc, argv);
     } catch (const std::exception& e) {

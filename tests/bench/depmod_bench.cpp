@@ -173,7 +173,8 @@ int main(int argc, char** argv)
     }
     const fs::path added_dir = scratch / "extra";
     fs::create_directories(added_dir);
-    const fs::path source = added_dir / ("kmodd_bench_probe" + some_module.extension().string());
+    std::string filename = some_module.filename().string();
+    const fs::path source = added_dir / ("kmodd_bench_probe" + filename.substr(filename.find(".ko")));
     fs::copy_file(some_module, source);
     const fs::path link = inc_module_dir / "kmodd-bench-probe";
     std::vector<double> update_ms, rescan_ms;
