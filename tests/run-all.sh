@@ -14,9 +14,9 @@ cmake --build build -j "$jobs"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKMODD_WERROR=ON -DKMODD_SANITIZE=ON >/dev/null
 cmake --build build-asan -j "$jobs"
 
-echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer (unit)"
+echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer (unit, integration)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    ctest --test-dir build-asan -L unit --output-on-failure -j "$jobs"
+    ctest --test-dir build-asan -L 'unit|integration' --output-on-failure -j "$jobs"
 
-echo "== all tests (unit, oracle)"
+echo "== all tests (unit, integration, oracle)"
 ctest --test-dir build --output-on-failure -j "$jobs"

@@ -90,14 +90,17 @@ base::Result<std::unique_ptr<Depmod>> Depmod::create(DepmodOptions options,
     return depmod;
 }
 
-void Depmod::load_builtin_inputs(Diagnostics& diagnostics)
+void Depmod::load_builtin_inputs(Diagnostics& /*diagnostics*/)
 {
+    builtin_problems_.clear();
     auto load = [&](const char* name) -> std::optional<std::string> {
         auto text = base::read_file(AT_FDCWD, module_dir() + "/" + name);
         if (!text) {
-            diagnostics.push_back({Diagnostic::Level::Warning,
-                                   std::string("could not open ") + name + " at " + module_dir() +
-                                       ": " + std::strerror(text.error().code)});
+            // Said when the index files are written, as kmod does (not by a dry run).
+            builtin_problems_.push_back({Diagnostic::Level::Warning,
+                                         std::string("could not open ") + name + " at " +
+                                             module_dir() + ": " +
+                                             std::strerror(text.error().code)});
             return std::nullopt;
         }
         return std::move(*text);
@@ -137,6 +140,7 @@ base::Result<GenerationStats> Depmod::write(Diagnostics& diagnostics)
 {
     auto start = std::chrono::steady_clock::now();
     auto outputs = generate(diagnostics);
+    diagnostics.insert(diagnostics.end(), builtin_problems_.begin(), builtin_problems_.end());
     if (!outputs)
         return base::Unexpected(outputs.error());
 

@@ -79,6 +79,7 @@ private:
     index::ResolveOptions resolve_options_;
     std::string output_dir_;
     BuiltinInputs builtin_;
+    index::Diagnostics builtin_problems_; ///< missing modules.builtin files
     OutputBuilder outputs_;
     std::vector<OutputFile> published_; ///< what the last write() left on disk
     size_t parses_at_last_write_ = 0;

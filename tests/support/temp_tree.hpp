@@ -31,7 +31,7 @@ inline std::string slurp(const fs::path& path)
 /// Runs a shell command; returns its exit status and, through `output`, stdout+stderr.
 inline int run_shell(const std::string& command, std::string* output = nullptr)
 {
-    std::string full = command + " 2>&1";
+    std::string full = "(" + command + ") 2>&1";
     FILE* pipe = ::popen(full.c_str(), "r");
     if (pipe == nullptr)
         return -1;

@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// `kmodctl depmod` and `depmod` (the same binary) as a user runs them, beside kmod's depmod.
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+#include <utime.h>
+
+#include "temp_tree.hpp"
+
+namespace kmodd {
+namespace {
+
+using test::TempTree;
+namespace fs = std::filesystem;
+
+const fs::path kFixtures = KMODD_FIXTURE_MODULES;
+const std::string kKmodctl = KMODD_KMODCTL;
+const std::string kDepmodLink = fs::path(KMODD_KMODCTL).parent_path() / "depmod";
+
+void populate(const TempTree& tree)
+{
+    tree.add("kernel/a/mod1.ko", kFixtures / "mod1.ko");
+    tree.add("kernel/a/mod2.ko", kFixtures / "mod2.ko");
+    tree.add("kernel/b/mod3.ko", kFixtures / "mod3.ko");
+    tree.add("kernel/a/mod-dash.ko", kFixtures / "mod_dash.ko");
+    tree.write("modules.order", "kernel/a/mod2.ko\n");
+}
+
+std::string quoted(const fs::path& p) { return "'" + p.string() + "'"; }
+
+TEST(DepmodCli, DryRunPrintsWhatKmodPrints)
+{
+    TempTree tree;
+    populate(tree);
+    std::string ours, kmod;
+    ASSERT_EQ(test::run_shell(kKmodctl + " depmod -n -C /dev/null -b " + quoted(tree.root()) + " " +
+                                  tree.version() + " 2>/dev/null",
+                              &ours),
+              0);
+    ASSERT_EQ(test::run_shell("/usr/sbin/depmod -n -C /dev/null -b " + quoted(tree.root()) + " " +
+                                  tree.version() + " 2>/dev/null",
+                              &kmod),
+              0);
+    EXPECT_EQ(ours, kmod);
+    EXPECT_NE(ours.find("kernel/a/mod2.ko: kernel/a/mod1.ko\n"), std::string::npos);
+    EXPECT_FALSE(fs::exists(tree.module_dir() / "modules.dep")) << "-n must not write files";
+}
+
+TEST(DepmodCli, InvokedAsDepmodTheBinaryIsADropInReplacement)
+{
+    TempTree tree;
+    populate(tree);
+    std::string output;
+    ASSERT_EQ(test::run_shell(kDepmodLink + " -C /dev/null -b " + quoted(tree.root()) + " " +
+                                  tree.version(),
+                              &output),
+              0)
+        << output;
+    std::string ours = tree.read("modules.dep");
+    ASSERT_EQ(test::run_shell("/usr/sbin/depmod -C /dev/null -b " + quoted(tree.root()) + " " +
+                              tree.version()),
+              0);
+    EXPECT_EQ(ours, tree.read("modules.dep"));
+    EXPECT_NE(ours.find("kernel/a/mod-dash.ko: kernel/a/mod2.ko kernel/a/mod1.ko"), std::string::npos);
+}
+
+TEST(DepmodCli, ABadVersionIsRefusedLikeKmod)
+{
+    std::string output;
+    EXPECT_EQ(test::run_shell(kKmodctl + " depmod -b /nonexistent notaversion", &output), 1);
+    EXPECT_NE(output.find("depmod: ERROR: Bad version passed notaversion"), std::string::npos) << output;
+}
+
+TEST(DepmodCli, AMissingModuleDirectoryFailsWithItsName)
+{
+    std::string output;
+    EXPECT_EQ(test::run_shell(kKmodctl + " depmod -b /nonexistent 1.2.3", &output), 1);
+    EXPECT_NE(output.find("/nonexistent/lib/modules/1.2.3"), std::string::npos) << output;
+}
+
+TEST(DepmodCli, ErrsymsWithoutASymbolSourceWarnsAndGoesOn)
+{
+    TempTree tree;
+    populate(tree);
+    std::string output;
+    EXPECT_EQ(test::run_shell(kKmodctl + " depmod -e -C /dev/null -b " + quoted(tree.root()) + " " +
+                                  tree.version(),
+                              &output),
+              0);
+    EXPECT_NE(output.find("depmod: WARNING: -e needs -E or -F"), std::string::npos) << output;
+    EXPECT_TRUE(fs::exists(tree.module_dir() / "modules.dep"));
+}
+
+TEST(DepmodCli, AnUnreadableSymversFileIsFatal)
+{
+    TempTree tree;
+    populate(tree);
+    std::string output;
+    EXPECT_EQ(test::run_shell(kKmodctl + " depmod -E /nonexistent/Module.symvers -C /dev/null -b " +
+                                  quoted(tree.root()) + " " + tree.version(),
+                              &output),
+              1);
+    EXPECT_NE(output.find("could not load /nonexistent/Module.symvers"), std::string::npos) << output;
+    EXPECT_FALSE(fs::exists(tree.module_dir() / "modules.dep"));
+}
+
+TEST(DepmodCli, QuickModeOnlyRunsWhenAModuleIsNewerThanModulesDep)
+{
+    TempTree tree;
+    populate(tree);
+    std::string args = " depmod -A -C /dev/null -b " + quoted(tree.root()) + " " + tree.version();
+    ASSERT_EQ(test::run_shell(kKmodctl + args), 0);
+    ASSERT_TRUE(fs::exists(tree.module_dir() / "modules.dep"));
+
+    // Make modules.dep look old-but-current, then add a module: still older than it.
+    struct utimbuf past {1000000000, 1000000000};
+    for (const char* rel : {"kernel/a/mod1.ko", "kernel/a/mod2.ko", "kernel/b/mod3.ko",
+                            "kernel/a/mod-dash.ko"})
+        ::utime((tree.module_dir() / rel).c_str(), &past);
+    tree.write("modules.dep", "stale\n");
+    ASSERT_EQ(test::run_shell(kKmodctl + args), 0);
+    EXPECT_EQ(tree.read("modules.dep"), "stale\n") << "-A rebuilt although nothing was newer";
+
+    struct utimbuf older {900000000, 900000000};
+    ::utime((tree.module_dir() / "modules.dep").c_str(), &older);
+    ASSERT_EQ(test::run_shell(kKmodctl + args), 0);
+    EXPECT_NE(tree.read("modules.dep"), "stale\n") << "-A did not rebuild for a newer module";
+}
+
+TEST(DepmodCli, ACycleFailsWithTheCycleAndKeepsThePreviousIndex)
+{
+    TempTree tree;
+    populate(tree);
+    for (const char* name : {"cycle_a", "cycle_b", "cycle_c"})
+        tree.add(std::string("kernel/c/") + name + ".ko", kFixtures / (std::string(name) + ".ko"));
+    tree.write("modules.dep", "previous\n");
+    std::string output;
+    EXPECT_EQ(test::run_shell(kKmodctl + " depmod -C /dev/null -b " + quoted(tree.root()) + " " +
+                                  tree.version(),
+                              &output),
+              1);
+    EXPECT_NE(output.find("depmod: ERROR: Cycle detected: cycle_a -> cycle_b -> cycle_c -> cycle_a"),
+              std::string::npos)
+        << output;
+    EXPECT_EQ(tree.read("modules.dep"), "previous\n");
+}
+
+TEST(DepmodCli, GzipCompressedModulesAreIndexed)
+{
+    TempTree tree;
+    populate(tree);
+    ASSERT_EQ(test::run_shell("gzip -n " + quoted(tree.module_dir() / "kernel/a/mod1.ko")), 0);
+    ASSERT_EQ(test::run_shell(kKmodctl + " depmod -C /dev/null -b " + quoted(tree.root()) + " " +
+                              tree.version()),
+              0);
+    EXPECT_NE(tree.read("modules.dep").find("kernel/a/mod2.ko: kernel/a/mod1.ko.gz\n"),
+              std::string::npos)
+        << tree.read("modules.dep");
+}
+
+TEST(DepmodCli, BadFilesAreWarnedAboutByPathAndTheRunSucceeds)
+{
+    TempTree tree;
+    populate(tree);
+    tree.link("extra/gone.ko", "/nonexistent/gone.ko");
+    tree.write("extra/junk.ko", "junk");
+    std::string output;
+    EXPECT_EQ(test::run_shell(kKmodctl + " depmod -C /dev/null -b " + quoted(tree.root()) + " " +
+                                  tree.version(),
+                              &output),
+              0);
+    EXPECT_NE(output.find("extra/gone.ko': dangling symlink to '/nonexistent/gone.ko'"),
+              std::string::npos)
+        << output;
+    EXPECT_NE(output.find("extra/junk.ko'"), std::string::npos) << output;
+    EXPECT_NE(tree.read("modules.dep").find("kernel/a/mod2.ko"), std::string::npos);
+}
+
+} // namespace
+} // namespace kmodd
