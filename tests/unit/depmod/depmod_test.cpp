@@ -31,6 +31,17 @@ std::string join(const index::Diagnostics& diagnostics)
     return out;
 }
 
+std::vector<std::string_view> split(std::string_view text)
+{
+    std::vector<std::string_view> lines;
+    while (!text.empty()) {
+        size_t nl = text.find('\n');
+        lines.push_back(text.substr(0, nl));
+        text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+    }
+    return lines;
+}
+
 struct KmodRun {
     int status = 0;
     std::string output;
@@ -297,6 +308,40 @@ TEST(DepmodOracle, SymversCrcMismatchesAndUnknownSymbolsAreReportedLikeKmod)
               std::string::npos)
         << kmod.output;
     EXPECT_EQ(said.find("maybe_there"), std::string::npos) << "weak symbols are never unknown";
+}
+
+TEST(DepmodOracle, SystemMapUnknownSymbolsAreReportedLikeKmod)
+{
+    TempTree tree;
+    populate(tree);
+    tree.write("/System.map", "ffffffff81000000 T _stext\n"
+                              "ffffffff82000000 r __ksymtab_kmalloc\n"
+                              "malformed\n");
+    std::string map = tree.root().string() + "/System.map";
+    auto kmod = run_kmod(tree, "-C /dev/null -e -F " + map);
+    ASSERT_EQ(kmod.status, 0) << kmod.output;
+    auto options = options_for(tree);
+    options.system_map = map;
+    options.print_unknown = true;
+    auto ours = run_ours(options);
+    ASSERT_TRUE(ours.ok);
+    expect_identical(ours.files, kmod.files);
+    // Every "needs unknown symbol" line kmod printed, we said too, in the same order.
+    // (kmod ran on a copy of the tree, so compare from the module dir on.)
+    auto unknown_lines = [&](const std::string& text) {
+        std::string out;
+        for (std::string_view line : split(text)) {
+            size_t at = line.find("/lib/modules/" + tree.version() + "/");
+            if (line.find("needs unknown symbol") != std::string_view::npos &&
+                at != std::string_view::npos)
+                out += std::string(line.substr(at)) + "\n";
+        }
+        return out;
+    };
+    std::string said = join(ours.diagnostics);
+    EXPECT_EQ(unknown_lines(said), unknown_lines(kmod.output)) << said << "\n---\n" << kmod.output;
+    EXPECT_NE(said.find("versioned.ko needs unknown symbol printk"), std::string::npos) << said;
+    EXPECT_NE(said.find("System.map:3: invalid line: malformed"), std::string::npos) << said;
 }
 
 TEST(DepmodCycles, ACycleIsReportedWholeAndNothingIsWritten)
