@@ -82,7 +82,7 @@ base::Result<std::unique_ptr<Depmod>> Depmod::create(DepmodOptions options,
     }
 
     std::unique_ptr<Depmod> depmod(new Depmod(std::move(options), std::move(settings)));
-    depmod->resolve_options_ = std::move(resolve);
+    depmod->resolve_options_ = resolve;
     depmod->output_dir_ = depmod->options_.output_dir.empty()
                               ? depmod->module_dir()
                               : module_dir_under(depmod->options_.output_dir,
