@@ -57,25 +57,18 @@ base::Result<std::unique_ptr<Depmod>> Depmod::create(DepmodOptions options,
     index::ResolveOptions resolve;
     resolve.print_unknown = options.print_unknown;
     resolve.verbose = options.verbose;
-    if (!options.module_symvers.empty()) {
-        auto text = base::read_file(AT_FDCWD, options.module_symvers);
+    // -E wins over -F; either one also brings the symbols the module loader provides.
+    const bool use_symvers = !options.module_symvers.empty();
+    const std::string& symbol_file = use_symvers ? options.module_symvers : options.system_map;
+    if (!symbol_file.empty()) {
+        auto text = base::read_file(AT_FDCWD, symbol_file);
         if (!text)
-            return base::make_error(text.error().code,
-                                    "could not load " + options.module_symvers + ": " +
-                                        std::strerror(text.error().code));
-        settings.vmlinux_symbols = index::parse_module_symvers(*text, options.module_symvers,
-                                                               options.symbol_prefix, diagnostics);
-        resolve.check_symvers = true;
+            return base::make_error(text.error().code, "could not load " + symbol_file + ": " +
+                                                           std::strerror(text.error().code));
+        auto parse = use_symvers ? index::parse_module_symvers : index::parse_system_map;
+        settings.vmlinux_symbols = parse(*text, symbol_file, options.symbol_prefix, diagnostics);
         index::add_loader_symbols(settings.vmlinux_symbols);
-    } else if (!options.system_map.empty()) {
-        auto text = base::read_file(AT_FDCWD, options.system_map);
-        if (!text)
-            return base::make_error(text.error().code,
-                                    "could not load " + options.system_map + ": " +
-                                        std::strerror(text.error().code));
-        settings.vmlinux_symbols = index::parse_system_map(*text, options.system_map,
-                                                           options.symbol_prefix, diagnostics);
-        index::add_loader_symbols(settings.vmlinux_symbols);
+        resolve.check_symvers = use_symvers;
     } else if (options.print_unknown) {
         diagnostics.push_back({Diagnostic::Level::Warning, "-e needs -E or -F"});
         resolve.print_unknown = false;
