@@ -18,6 +18,10 @@ cp "$modules/mod1.ko" "$modules/mod2.ko" "$demo/lib/modules/$version/kernel/driv
 cp "$modules/mod3.ko" "$demo/home/dev/mydriver/mod3.ko"
 mkdir -p "$demo/lib/modules/$version/extra"
 ln -s "$demo/home/dev/mydriver/mod3.ko" "$demo/lib/modules/$version/extra/mod3.ko"
+# What a kernel's `make modules_install` provides besides the modules.
+printf 'kernel/drivers/mod1.ko\nkernel/drivers/mod2.ko\n' > "$demo/lib/modules/$version/modules.order"
+: > "$demo/lib/modules/$version/modules.builtin"
+: > "$demo/lib/modules/$version/modules.builtin.modinfo"
 
 echo "demo tree: $demo/lib/modules/$version (extra/mod3.ko is a softlink into $demo/home/dev)"
 echo "\$ build/bin/kmodctl depmod -b $demo $version"
