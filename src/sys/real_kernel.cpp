@@ -1,0 +1,330 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// The running kernel: module syscalls, <procfs>/modules and <sysfs>/module/<name>.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <optional>
+
+#include "base/file.hpp"
+#include "base/strings.hpp"
+#include "base/unique_fd.hpp"
+#include "sys/compression.hpp"
+#include "sys/kernel.hpp"
+#include "sys/messages.hpp"
+
+namespace kmodd::sys {
+
+namespace {
+
+// <linux/module.h> has it only since Linux 6.4; Debian 12's headers are older.
+constexpr unsigned kModuleInitCompressedFile = 4;
+
+/// 0 on success, else the errno of finit_module(2).
+int finit_module(int fd, const std::string& params, unsigned flags)
+{
+    if (::syscall(SYS_finit_module, fd, params.c_str(), flags) == 0)
+        return 0;
+    return errno;
+}
+
+/// 0 on success, else the errno of init_module(2).
+int init_module(const std::string& image, const std::string& params)
+{
+    if (::syscall(SYS_init_module, image.data(), image.size(), params.c_str()) == 0)
+        return 0;
+    return errno;
+}
+
+/// Reads up to `size` bytes from offset `offset` of `fd`; fewer only at the end of the file.
+base::Result<std::string> read_at(int fd, size_t size, size_t offset)
+{
+    std::string bytes(size, '\0');
+    size_t used = 0;
+    while (used < size) {
+        ssize_t n =
+            ::pread(fd, bytes.data() + used, size - used, static_cast<off_t>(offset + used));
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return base::errno_error(errno, "read");
+        }
+        if (n == 0)
+            break;
+        used += static_cast<size_t>(n);
+    }
+    bytes.resize(used);
+    return bytes;
+}
+
+/// The whole content of the open file `fd` (its size may change while it is read).
+base::Result<std::string> read_all(int fd)
+{
+    struct stat st {};
+    if (::fstat(fd, &st) < 0)
+        return base::errno_error(errno, "fstat");
+    std::string content;
+    size_t chunk = st.st_size > 0 ? static_cast<size_t>(st.st_size) + 1 : 65536;
+    for (;;) {
+        auto piece = read_at(fd, chunk, content.size());
+        if (!piece)
+            return base::Unexpected(piece.error());
+        content += *piece;
+        if (piece->size() < chunk)
+            return content;
+    }
+}
+
+/// A name that is one path component, so that it cannot reach outside <sysfs>/module.
+bool is_component(std::string_view name)
+{
+    return !name.empty() && name != "." && name != ".." &&
+           name.find_first_of(std::string_view("/\0", 2)) == std::string_view::npos;
+}
+
+template <typename T> std::optional<T> parse_number(std::string_view text)
+{
+    T value{};
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc() || end != text.data() + text.size())
+        return std::nullopt;
+    return value;
+}
+
+/// Parses <procfs>/modules: "name size refcnt holder,holder, state offset [taints]", with
+/// "-" for no holders and for the refcount of a kernel without module unloading.
+base::Result<std::vector<LoadedModule>> parse_proc_modules(std::string_view text,
+                                                           const std::string& path)
+{
+    std::vector<LoadedModule> modules;
+    size_t line_number = 0;
+    for (std::string_view line : base::split_lines(text)) {
+        ++line_number;
+        auto fail = [&](const std::string& what) {
+            return base::make_error(EINVAL, base::quoted(path) + " line " +
+                                                std::to_string(line_number) + ": " + what);
+        };
+        std::vector<std::string_view> fields = base::split_tokens(line, " \t");
+        if (fields.empty())
+            continue;
+        if (fields.size() < 5)
+            return fail("expected at least 5 fields, found " + std::to_string(fields.size()));
+        LoadedModule module;
+        module.name = std::string(fields[0]);
+        auto size = parse_number<uint64_t>(fields[1]);
+        if (!size)
+            return fail("size " + base::quoted(fields[1]) + " is not a number");
+        module.size = *size;
+        if (fields[2] == "-") {
+            module.refcount = -1;
+        } else if (auto refcount = parse_number<int>(fields[2])) {
+            module.refcount = *refcount;
+        } else {
+            return fail("refcount " + base::quoted(fields[2]) + " is not a number");
+        }
+        if (fields[3] != "-") {
+            for (std::string_view holder : base::split_tokens(fields[3], ",")) {
+                // A module with init but no exit function: not a holder, just unremovable.
+                if (holder != "[permanent]")
+                    module.holders.emplace_back(holder);
+            }
+            std::sort(module.holders.begin(), module.holders.end());
+        }
+        if (fields[4] == "Live")
+            module.state = ModuleState::Live;
+        else if (fields[4] == "Loading")
+            module.state = ModuleState::Coming;
+        else if (fields[4] == "Unloading")
+            module.state = ModuleState::Going;
+        else
+            return fail("unknown state " + base::quoted(fields[4]));
+        modules.push_back(std::move(module));
+    }
+    return modules;
+}
+
+class RealKernel final : public Kernel {
+public:
+    RealKernel(Decompressor decompress, std::string sysfs_root, std::string procfs_root)
+        : decompress_(std::move(decompress)), sysfs_root_(std::move(sysfs_root)),
+          procfs_root_(std::move(procfs_root))
+    {
+        // Absent before Linux 6.4 and without CONFIG_MODULE_DECOMPRESS: then None.
+        auto compression = base::read_file(AT_FDCWD, sysfs_root_ + "/module/compression");
+        kernel_compression_ =
+            compression ? parse_kernel_compression(*compression) : Compression::None;
+    }
+
+    base::Result<void> insert_module(const std::string& path, const std::string& params) override
+    {
+        std::string name = module_name_from_path(path);
+        std::string context = "cannot insert " + base::quoted(name);
+        base::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!fd.is_valid())
+            return base::errno_error(errno, context + ": " + base::quoted(path));
+        auto head = read_at(fd.get(), 6, 0);
+        if (!head)
+            return base::Unexpected(head.error().with_context(context + ": " + base::quoted(path)));
+        Compression compression = detect_compression(*head);
+        InsertMethod method = choose_insert_method(compression, kernel_compression_);
+
+        if (method != InsertMethod::Decompress) {
+            unsigned flags =
+                method == InsertMethod::FinitCompressed ? kModuleInitCompressedFile : 0;
+            int err = finit_module(fd.get(), params, flags);
+            if (err == 0)
+                return {};
+            // ENOSYS: no finit_module (or a filter refusing it), init_module may still work.
+            // EINVAL from the in-kernel xz decoder: it rejects xz's default crc64 check, which
+            // userspace decoders accept.
+            bool retry = err == ENOSYS || (method == InsertMethod::FinitCompressed &&
+                                           compression == Compression::Xz && err == EINVAL);
+            if (!retry)
+                return insert_error(name, err);
+        }
+
+        auto image = read_all(fd.get());
+        if (!image)
+            return base::Unexpected(
+                image.error().with_context(context + ": " + base::quoted(path)));
+        if (compression != Compression::None) {
+            if (!decompress_)
+                return base::make_error(EOPNOTSUPP, context + ": the file is compressed and "
+                                                              "there is no decompressor");
+            auto plain = decompress_(*image);
+            if (!plain)
+                return base::Unexpected(plain.error().with_context(context));
+            *image = std::move(*plain);
+        }
+        if (int err = init_module(*image, params); err != 0)
+            return insert_error(name, err);
+        return {};
+    }
+
+    base::Result<void> remove_module(const std::string& name) override
+    {
+        if (::syscall(SYS_delete_module, name.c_str(), static_cast<unsigned>(O_NONBLOCK)) == 0)
+            return {};
+        int err = errno;
+        std::vector<std::string> holders;
+        if (err == EWOULDBLOCK)
+            holders = read_holders(name).value_or(std::vector<std::string>{});
+        return remove_error(name, err, holders);
+    }
+
+    base::Result<std::vector<LoadedModule>> loaded_modules() const override
+    {
+        std::string path = procfs_root_ + "/modules";
+        auto text = base::read_file(AT_FDCWD, path);
+        if (!text)
+            return base::Unexpected(text.error());
+        auto modules = parse_proc_modules(*text, path);
+        if (!modules)
+            return modules;
+        // /sys is preferred where present; a module that went away after /proc/modules was
+        // read keeps what /proc/modules said (kmod#41).
+        for (LoadedModule& module : *modules) {
+            if (auto holders = read_holders(module.name))
+                module.holders = std::move(*holders);
+            if (auto refcount = read_refcount(module.name))
+                module.refcount = *refcount;
+        }
+        return modules;
+    }
+
+    ModuleState module_state(const std::string& name) const override
+    {
+        if (!is_component(name))
+            return ModuleState::NotLoaded;
+        std::string dir = module_dir(name);
+        if (auto text = base::read_file(AT_FDCWD, dir + "/initstate")) {
+            std::string_view state = base::trim(*text);
+            if (state == "live")
+                return ModuleState::Live;
+            if (state == "going")
+                return ModuleState::Going;
+            // "coming", and anything a newer kernel may add: present but not known to be live.
+            return ModuleState::Coming;
+        }
+        // A directory without initstate: a module still being set up, or a builtin module
+        // (they have /sys/module/<name> for their parameters). The loader tells builtin
+        // modules apart by modules.builtin before asking.
+        struct stat st {};
+        if (::stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+            return ModuleState::Coming;
+        return ModuleState::NotLoaded;
+    }
+
+    base::Result<LoadedModule> loaded_module(const std::string& name) const override
+    {
+        auto modules = loaded_modules();
+        if (!modules)
+            return base::Unexpected(modules.error());
+        for (LoadedModule& module : *modules) {
+            if (module.name == name)
+                return std::move(module);
+        }
+        return base::make_error(ENOENT, base::quoted(name) + " is not loaded");
+    }
+
+private:
+    [[nodiscard]] std::string module_dir(const std::string& name) const
+    {
+        return sysfs_root_ + "/module/" + name;
+    }
+
+    /// The entries of <sysfs>/module/<name>/holders/, sorted; nullopt when unreadable.
+    [[nodiscard]] std::optional<std::vector<std::string>>
+    read_holders(const std::string& name) const
+    {
+        if (!is_component(name))
+            return std::nullopt;
+        auto dir_fd = base::open_directory(AT_FDCWD, module_dir(name) + "/holders");
+        if (!dir_fd)
+            return std::nullopt;
+        DIR* dir = ::fdopendir(dir_fd->get());
+        if (dir == nullptr)
+            return std::nullopt;
+        (void)dir_fd->release(); // closedir closes it
+        std::vector<std::string> holders;
+        while (const dirent* entry = ::readdir(dir)) {
+            std::string_view entry_name = entry->d_name;
+            if (entry_name != "." && entry_name != "..")
+                holders.emplace_back(entry_name);
+        }
+        ::closedir(dir);
+        std::sort(holders.begin(), holders.end());
+        return holders;
+    }
+
+    /// <sysfs>/module/<name>/refcnt; nullopt when absent or unreadable.
+    [[nodiscard]] std::optional<int> read_refcount(const std::string& name) const
+    {
+        if (!is_component(name))
+            return std::nullopt;
+        auto text = base::read_file(AT_FDCWD, module_dir(name) + "/refcnt");
+        if (!text)
+            return std::nullopt;
+        return parse_number<int>(base::trim(*text));
+    }
+
+    Decompressor decompress_;
+    std::string sysfs_root_;
+    std::string procfs_root_;
+    Compression kernel_compression_ = Compression::None;
+};
+
+} // namespace
+
+std::unique_ptr<Kernel> make_real_kernel(Decompressor decompress, std::string sysfs_root,
+                                         std::string procfs_root)
+{
+    return std::make_unique<RealKernel>(std::move(decompress), std::move(sysfs_root),
+                                        std::move(procfs_root));
+}
+
+} // namespace kmodd::sys
