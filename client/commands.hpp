@@ -7,4 +7,8 @@ namespace kmodd::client {
 /// kmod's depmod command line, run in-process. Returns the exit status.
 int run_depmod(int argc, char** argv);
 
+/// `kmodctl modprobe [options] NAME...`, also run when invoked as `modprobe`: kmod's
+/// modprobe command line, run in-process (the real kernel, or --sandbox-kernel DIR).
+int run_modprobe(int argc, char** argv);
+
 } // namespace kmodd::client

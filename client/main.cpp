@@ -15,8 +15,9 @@ void usage(std::FILE* out)
                "\n"
                "Commands:\n"
                "  depmod [options] [version]   generate modules.dep and map files (as kmod's depmod)\n"
+               "  modprobe [options] NAME...   load or unload modules (as kmod's modprobe)\n"
                "\n"
-               "Invoked as 'depmod', kmodctl behaves as 'kmodctl depmod'.\n",
+               "Invoked as 'depmod' or 'modprobe', kmodctl behaves as that command.\n",
                out);
 }
 
@@ -27,6 +28,8 @@ int dispatch(int argc, char** argv)
         self.remove_prefix(slash + 1);
     if (self == "depmod")
         return kmodd::client::run_depmod(argc, argv);
+    if (self == "modprobe")
+        return kmodd::client::run_modprobe(argc, argv);
     if (argc < 2) {
         usage(stderr);
         return 1;
@@ -34,6 +37,8 @@ int dispatch(int argc, char** argv)
     std::string_view command = argv[1];
     if (command == "depmod")
         return kmodd::client::run_depmod(argc - 1, argv + 1);
+    if (command == "modprobe")
+        return kmodd::client::run_modprobe(argc - 1, argv + 1);
     if (command == "-h" || command == "--help" || command == "help") {
         usage(stdout);
         return 0;

@@ -1,0 +1,340 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// `kmodctl modprobe`: kmod's modprobe command line over the in-process loader.
+#include <fcntl.h>
+#include <getopt.h>
+#include <sys/utsname.h>
+
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/file.hpp"
+#include "commands.hpp"
+#include "depmod/index_reader.hpp"
+#include "loader/loader.hpp"
+#include "loader/modprobe_config.hpp"
+#include "loader/resolver.hpp"
+#include "loader/sandbox_support.hpp"
+
+namespace kmodd::client {
+
+namespace {
+
+struct Options {
+    bool all = false;
+    bool remove = false;
+    bool resolve_only = false;
+    bool ignore_commands = false;
+    bool use_blacklist = false;
+    bool show_depends = false;
+    bool show_config = false;
+    bool dry_run = false;
+    bool first_time = false;
+    bool quiet = false;
+    int verbose = 0;
+    std::vector<std::string> config_paths;
+    std::string root;
+    std::string version;
+    std::string sandbox_dir;
+};
+
+void help(const char* self)
+{
+    std::printf("Usage:\n"
+                "\t%s [options] [-i] [-b] modulename [parameters...]\n"
+                "\t%s [options] -a [-i] [-b] modulename [modulename...]\n"
+                "\t%s [options] -r [-i] modulename [modulename...]\n"
+                "\t%s [options] -c\n"
+                "\n"
+                "Options:\n"
+                "\t-a, --all                   Consider every non-argument to be a module name\n"
+                "\t-r, --remove                Remove modules instead of inserting\n"
+                "\t    --first-time            Fail if module already inserted or removed\n"
+                "\t-i, --ignore-install        Ignore install commands\n"
+                "\t-i, --ignore-remove         Ignore remove commands\n"
+                "\t-b, --use-blacklist         Apply blacklist to resolved alias.\n"
+                "\t-R, --resolve-alias         Only lookup and print alias and exit\n"
+                "\t-D, --show-depends          Only print module dependencies and exit\n"
+                "\t-c, --show-config           Print out known configuration and exit\n"
+                "\t-n, --dry-run               Do not execute operations, just print out\n"
+                "\t-C, --config=FILE           Use FILE instead of default search paths\n"
+                "\t-d, --dirname=DIR           Use DIR as filesystem root for /lib/modules\n"
+                "\t-S, --set-version=VERSION   Use VERSION instead of `uname -r`\n"
+                "\t    --sandbox-kernel=DIR    Load into kmodd's simulated kernel kept in DIR\n"
+                "\t-q, --quiet                 disable messages\n"
+                "\t-v, --verbose               enables more messages\n"
+                "\t-h, --help                  show this help\n",
+                self, self, self, self);
+}
+
+/// kmod's options_from_array(): parameters joined by spaces, a value with a space quoted.
+std::string join_parameters(const std::vector<std::string>& args)
+{
+    std::string out;
+    for (size_t i = 1; i < args.size(); ++i) {
+        const std::string& arg = args[i];
+        if (!out.empty())
+            out += ' ';
+        size_t eq = arg.find('=');
+        bool quote = eq != std::string::npos && eq + 1 <= arg.size() &&
+                     (eq + 1 == arg.size() || (arg[eq + 1] != '"' && arg[eq + 1] != '\'')) &&
+                     arg.find(' ', eq + 1) != std::string::npos;
+        if (quote)
+            out += arg.substr(0, eq + 1) + "\"" + arg.substr(eq + 1) + "\"";
+        else
+            out += arg;
+    }
+    return out;
+}
+
+void print_step(const loader::ProbeStep& step)
+{
+    switch (step.kind) {
+    case loader::ProbeStep::Kind::Insert:
+        std::printf("insmod %s %s\n", step.module->path->c_str(), step.options.c_str());
+        break;
+    case loader::ProbeStep::Kind::Install:
+        std::printf("install %s %s\n", step.module->install_command->c_str(), step.options.c_str());
+        break;
+    case loader::ProbeStep::Kind::Builtin:
+        std::printf("builtin %s\n", step.module->name.c_str());
+        break;
+    case loader::ProbeStep::Kind::Missing:
+        break;
+    }
+}
+
+class Session {
+public:
+    Session(Options options, loader::ModprobeConfig config, depmod::ModuleDatabase database)
+        : options_(std::move(options)), config_(std::move(config)),
+          database_(std::move(database)), resolver_(database_, config_)
+    {
+    }
+
+    int open_kernel()
+    {
+        if (options_.sandbox_dir.empty()) {
+            kernel_ = loader::make_system_kernel();
+            return 0;
+        }
+        auto kernel = sys::make_sandbox_kernel(options_.sandbox_dir,
+                                               loader::make_module_inspector(),
+                                               loader::make_module_symbol_predicate(database_));
+        if (!kernel) {
+            error("FATAL", kernel.error().message);
+            return 1;
+        }
+        kernel_ = std::move(*kernel);
+        auto state = loader::StateStore::open(options_.sandbox_dir);
+        if (!state) {
+            error("FATAL", state.error().message);
+            return 1;
+        }
+        state_ = std::make_unique<loader::StateStore>(std::move(*state));
+        return 0;
+    }
+
+    int insert(const std::string& name, const std::string& params)
+    {
+        if (options_.resolve_only) {
+            auto modules = resolver_.lookup(name);
+            if (modules.empty()) {
+                not_found(name);
+                return 1;
+            }
+            for (const auto* m : modules)
+                std::printf("%s\n", m->name.c_str());
+            return 0;
+        }
+        if (options_.show_depends)
+            return show_depends(name, params);
+        loader::Loader loader(resolver_, *kernel_, state_.get());
+        loader::LoadRequest request{name, params, options_.first_time, options_.ignore_commands,
+                                    options_.use_blacklist, options_.dry_run};
+        bool show = options_.verbose > 0 || options_.dry_run;
+        auto report = loader.load(request, [&](const loader::ProbeStep& step) {
+            if (show)
+                print_step(step);
+        });
+        if (report)
+            return 0;
+        if (report.error().code == ENOENT && report.error().message.starts_with("module '")) {
+            not_found(name);
+            return 1;
+        }
+        error("ERROR", report.error().message);
+        return 1;
+    }
+
+    int remove(const std::string& name)
+    {
+        loader::Loader loader(resolver_, *kernel_, state_.get());
+        loader::UnloadRequest request{name, options_.first_time, options_.ignore_commands,
+                                      options_.dry_run};
+        auto report = loader.unload(request);
+        if (!report) {
+            error("FATAL", report.error().message);
+            return 1;
+        }
+        if (options_.verbose > 0 || options_.dry_run) {
+            for (const auto& removed : report->removed)
+                std::printf("rmmod %s\n", removed.c_str());
+        }
+        return 0;
+    }
+
+private:
+    /// -D: kmod's --show-depends, which ignores what is loaded.
+    int show_depends(const std::string& name, const std::string& params)
+    {
+        auto modules = resolver_.lookup(name);
+        if (modules.empty()) {
+            not_found(name);
+            return 1;
+        }
+        for (auto* target : modules) {
+            loader::ProbeFlags flags{options_.ignore_commands, options_.use_blacklist};
+            for (const auto& step : resolver_.probe_list(target, flags, params))
+                print_step(step);
+        }
+        return 0;
+    }
+
+    void not_found(const std::string& name) const
+    {
+        error(options_.all ? "WARNING" : "FATAL",
+              "Module " + name + " not found in directory " + database_.module_dir());
+    }
+
+    void error(const char* level, const std::string& message) const
+    {
+        if (!options_.quiet)
+            std::fprintf(stderr, "modprobe: %s: %s\n", level, message.c_str());
+    }
+
+    Options options_;
+    loader::ModprobeConfig config_;
+    depmod::ModuleDatabase database_;
+    loader::Resolver resolver_;
+    std::unique_ptr<sys::Kernel> kernel_;
+    std::unique_ptr<loader::StateStore> state_;
+};
+
+} // namespace
+
+int run_modprobe(int argc, char** argv)
+{
+    enum { kFirstTime = 1000, kSandbox, kRemoveHolders, kIgnored };
+    static const option long_options[] = {
+        {"all", no_argument, nullptr, 'a'},
+        {"remove", no_argument, nullptr, 'r'},
+        {"remove-dependencies", no_argument, nullptr, kRemoveHolders},
+        {"remove-holders", no_argument, nullptr, kRemoveHolders},
+        {"resolve-alias", no_argument, nullptr, 'R'},
+        {"first-time", no_argument, nullptr, kFirstTime},
+        {"ignore-install", no_argument, nullptr, 'i'},
+        {"ignore-remove", no_argument, nullptr, 'i'},
+        {"use-blacklist", no_argument, nullptr, 'b'},
+        {"show-depends", no_argument, nullptr, 'D'},
+        {"showconfig", no_argument, nullptr, 'c'},
+        {"show-config", no_argument, nullptr, 'c'},
+        {"dry-run", no_argument, nullptr, 'n'},
+        {"show", no_argument, nullptr, 'n'},
+        {"config", required_argument, nullptr, 'C'},
+        {"dirname", required_argument, nullptr, 'd'},
+        {"set-version", required_argument, nullptr, 'S'},
+        {"sandbox-kernel", required_argument, nullptr, kSandbox},
+        {"syslog", no_argument, nullptr, 's'},
+        {"quiet", no_argument, nullptr, 'q'},
+        {"verbose", no_argument, nullptr, 'v'},
+        {"help", no_argument, nullptr, 'h'},
+        {nullptr, 0, nullptr, 0},
+    };
+    Options options;
+    optind = 0;
+    for (;;) {
+        int c = getopt_long(argc, argv, "arRibDcnC:d:S:sqvh", long_options, nullptr);
+        if (c == -1)
+            break;
+        switch (c) {
+        case 'a': options.all = true; break;
+        case 'r': options.remove = true; break;
+        case 'R': options.resolve_only = true; break;
+        case 'i': options.ignore_commands = true; break;
+        case 'b': options.use_blacklist = true; break;
+        case 'D': options.show_depends = options.dry_run = true; break;
+        case 'c': options.show_config = true; break;
+        case 'n': options.dry_run = true; break;
+        case 'C': options.config_paths.emplace_back(optarg); break;
+        case 'd': options.root = optarg; break;
+        case 'S': options.version = optarg; break;
+        case 's': break;
+        case 'q': options.quiet = true; break;
+        case 'v': ++options.verbose; break;
+        case kFirstTime: options.first_time = true; break;
+        case kSandbox: options.sandbox_dir = optarg; break;
+        case kRemoveHolders: break;
+        case 'h': help(argv[0]); return 0;
+        default: return 1;
+        }
+    }
+    std::vector<std::string> args(argv + optind, argv + argc);
+    if (args.empty() && !options.show_config) {
+        std::fputs("modprobe: ERROR: missing parameters. See -h.\n", stderr);
+        return 1;
+    }
+
+    std::string version = options.version;
+    if (version.empty()) {
+        utsname un {};
+        ::uname(&un);
+        version = un.release;
+    }
+    const std::string module_dir = options.root + "/lib/modules/" + version;
+
+    index::Diagnostics diagnostics;
+    std::string cmdline;
+    if (auto text = base::read_file(AT_FDCWD, "/proc/cmdline"))
+        cmdline = std::move(*text);
+    auto config = loader::ModprobeConfig::load(options.config_paths.empty()
+                                                   ? loader::ModprobeConfig::default_paths()
+                                                   : options.config_paths,
+                                               module_dir, cmdline, diagnostics);
+    if (!options.quiet) {
+        for (const auto& d : diagnostics) {
+            if (d.level == index::Diagnostic::Level::Error)
+                std::fprintf(stderr, "modprobe: ERROR: %s\n", d.message.c_str());
+        }
+    }
+    if (options.show_config) {
+        std::fputs(config.dump().c_str(), stdout);
+        return 0;
+    }
+    auto database = depmod::ModuleDatabase::open(module_dir);
+    if (!database) {
+        std::fprintf(stderr, "modprobe: FATAL: %s\n", database.error().message.c_str());
+        return 1;
+    }
+    Session session(options, std::move(config), std::move(*database));
+    if (!options.show_depends && !options.resolve_only) {
+        if (int status = session.open_kernel(); status != 0)
+            return status;
+    }
+    // As kmod: -a and -r take every argument as a module; otherwise the first is the module
+    // and the rest are its parameters. The exit status is that of the last failure.
+    int status = 0;
+    if (options.all || options.remove) {
+        for (const std::string& name : args) {
+            int result = options.remove ? session.remove(name) : session.insert(name, "");
+            if (result != 0)
+                status = result;
+        }
+        return status;
+    }
+    return session.insert(args[0], join_parameters(args));
+}
+
+} // namespace kmodd::client

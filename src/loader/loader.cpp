@@ -1,0 +1,295 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#include "loader/loader.hpp"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+
+#include "base/strings.hpp"
+
+namespace kmodd::loader {
+
+using base::quoted;
+
+base::Result<void> run_shell_command(const std::string& command, const std::string& module,
+                                     const std::string& options)
+{
+    std::string expanded = command;
+    for (size_t pos = expanded.find("$CMDLINE_OPTS"); pos != std::string::npos;
+         pos = expanded.find("$CMDLINE_OPTS", pos + options.size()))
+        expanded.replace(pos, 13, options);
+    pid_t pid = ::fork();
+    if (pid < 0)
+        return base::errno_error(errno, "cannot run the command for " + quoted(module));
+    if (pid == 0) {
+        ::setenv("MODPROBE_MODULE", module.c_str(), 1);
+        ::execl("/bin/sh", "sh", "-c", expanded.c_str(), static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR)
+            return base::errno_error(errno, "cannot wait for the command of " + quoted(module));
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return {};
+    std::string how = WIFEXITED(status) ? "exited with status " + std::to_string(WEXITSTATUS(status))
+                                        : "was killed by signal " + std::to_string(WTERMSIG(status));
+    return base::make_error(EINVAL, "the command for " + quoted(module) + " (" + expanded + ") " + how);
+}
+
+Loader::Loader(Resolver& resolver, sys::Kernel& kernel, StateStore* state, CommandRunner run_command)
+    : resolver_(resolver), kernel_(kernel), state_(state), run_command_(std::move(run_command))
+{
+}
+
+bool Loader::is_in_kernel(const Module& module) const
+{
+    if (resolver_.is_builtin(module))
+        return true;
+    return kernel_.module_state(module.name) == sys::ModuleState::Live;
+}
+
+base::Result<void> Loader::run_step(const ProbeStep& step, const LoadRequest& request,
+                                    LoadReport& report)
+{
+    Module& module = *step.module;
+    switch (step.kind) {
+    case ProbeStep::Kind::Builtin:
+        return {};
+    case ProbeStep::Kind::Missing:
+        return base::make_error(ENOENT, "module " + quoted(module.name) + " not found in " +
+                                            resolver_.database().module_dir());
+    case ProbeStep::Kind::Install: {
+        if (request.dry_run)
+            return {};
+        auto ran = run_command_(*module.install_command, module.name, step.options);
+        if (!ran)
+            return ran;
+        report.inserted.push_back(module.name);
+        return {};
+    }
+    case ProbeStep::Kind::Insert:
+        break;
+    }
+    if (request.dry_run)
+        return {};
+    auto inserted = kernel_.insert_module(*module.path, step.options);
+    if (!inserted)
+        return inserted;
+    report.inserted.push_back(module.name);
+    return {};
+}
+
+void Loader::roll_back(LoadReport& report)
+{
+    for (auto it = report.inserted.rbegin(); it != report.inserted.rend(); ++it) {
+        if (kernel_.remove_module(*it) && state_ != nullptr)
+            (void)state_->forget(*it);
+    }
+}
+
+base::Result<void> Loader::record_plan(const Module& target, const std::vector<ProbeStep>& steps,
+                                      const LoadReport& report)
+{
+    if (!resolver_.is_builtin(target)) {
+        if (auto recorded = state_->record_explicit(target.name); !recorded)
+            return recorded;
+    }
+    // Everything else in the plan is needed by the target: what this call inserted is a new
+    // dependency record, what was already there gains the target as a user.
+    for (const ProbeStep& step : steps) {
+        const std::string& name = step.module->name;
+        if (name == target.name || resolver_.is_builtin(*step.module))
+            continue;
+        bool is_new = std::find(report.inserted.begin(), report.inserted.end(), name) !=
+                      report.inserted.end();
+        if (auto recorded = state_->record_dependency(name, target.name, is_new); !recorded)
+            return recorded;
+    }
+    return {};
+}
+
+bool Loader::is_still_needed(const std::string& module, const std::string& leaving)
+{
+    const Record* record = state_->record_of(module);
+    if (record == nullptr || record->origin != Origin::Dependency)
+        return true; // a user asked for it, or kmodd did not load it: it stays
+    std::vector<std::string> users(record->needed_by.begin(), record->needed_by.end());
+    bool needed = false;
+    for (const std::string& user : users) {
+        // Users that are gone (unloaded by hand, or this one) no longer count.
+        if (user == leaving || kernel_.module_state(user) != sys::ModuleState::Live) {
+            auto released = state_->release(module, user);
+            needed = released.value_or(true);
+        } else {
+            needed = true;
+        }
+    }
+    return needed || !state_->record_of(module)->needed_by.empty();
+}
+
+base::Result<LoadReport> Loader::load(const LoadRequest& request,
+                                      const std::function<void(const ProbeStep&)>& on_step)
+{
+    std::string why;
+    if (!is_valid_module_request(request.name, &why))
+        return base::make_error(EINVAL, "invalid module name " + quoted(request.name) + ": " + why);
+    std::vector<Module*> modules = resolver_.lookup(request.name);
+    if (modules.empty())
+        return base::make_error(ENOENT, "module " + quoted(request.name) + " not found in " +
+                                            resolver_.database().module_dir());
+
+    LoadReport report;
+    size_t blacklisted = 0;
+    for (Module* target : modules) {
+        if (!request.dry_run && is_in_kernel(*target)) {
+            if (request.first_time)
+                return base::make_error(EEXIST, "module " + quoted(target->name) +
+                                                    " is already loaded");
+            if (state_ != nullptr && !resolver_.is_builtin(*target)) {
+                if (auto recorded = state_->record_explicit(target->name); !recorded)
+                    return base::Unexpected(recorded.error());
+            }
+            continue;
+        }
+        if (auto cycle = resolver_.find_dependency_cycle(*target); !cycle.empty()) {
+            std::string path;
+            for (size_t i = 0; i < cycle.size(); ++i)
+                path += (i ? " -> " : "") + cycle[i];
+            return base::make_error(ELOOP, "cannot load " + quoted(request.name) +
+                                               ": dependency cycle in modules.dep: " + path);
+        }
+        ProbeFlags flags{request.ignore_commands, request.use_blacklist};
+        std::vector<ProbeStep> steps = resolver_.probe_list(target, flags, request.params);
+        if (steps.empty()) {
+            ++blacklisted;
+            continue;
+        }
+        for (const ProbeStep& step : steps) {
+            bool live = !request.dry_run && is_in_kernel(*step.module);
+            if (live) {
+                if (step.is_target && request.first_time) {
+                    roll_back(report);
+                    return base::make_error(EEXIST, "module " + quoted(step.module->name) +
+                                                        " is already loaded");
+                }
+                continue;
+            }
+            if (on_step)
+                on_step(step);
+            report.steps.push_back(step);
+            auto ran = run_step(step, request, report);
+            if (ran)
+                continue;
+            // Someone else loaded it in the meantime: that is success.
+            if (ran.error().code == EEXIST && !(step.is_target && request.first_time))
+                continue;
+            if (!step.is_required)
+                continue; // a softdep that failed does not fail the load, as in kmod
+            std::vector<std::string> undone = report.inserted;
+            roll_back(report);
+            std::string message = "cannot load " + quoted(request.name) + ": " + ran.error().message;
+            if (!undone.empty()) {
+                message += " (removed again: ";
+                for (size_t i = 0; i < undone.size(); ++i)
+                    message += (i ? ", " : "") + undone[i];
+                message += ")";
+            }
+            return base::make_error(ran.error().code, message);
+        }
+        if (state_ != nullptr && !request.dry_run) {
+            if (auto recorded = record_plan(*target, steps, report); !recorded)
+                return base::Unexpected(recorded.error());
+        }
+    }
+    report.blacklisted = blacklisted == modules.size();
+    return report;
+}
+
+base::Result<UnloadReport> Loader::unload(const UnloadRequest& request)
+{
+    std::string why;
+    if (!is_valid_module_request(request.name, &why))
+        return base::make_error(EINVAL, "invalid module name " + quoted(request.name) + ": " + why);
+    std::vector<Module*> modules = resolver_.lookup(request.name);
+    if (modules.empty())
+        return base::make_error(ENOENT, "module " + quoted(request.name) + " not found in " +
+                                            resolver_.database().module_dir());
+    UnloadReport report;
+    for (Module* target : modules) {
+        if (resolver_.is_builtin(*target))
+            return base::make_error(EPERM, "module " + quoted(target->name) +
+                                               " is built into the kernel and cannot be unloaded");
+        auto entry = kernel_.loaded_module(target->name);
+        if (!entry) {
+            if (request.first_time)
+                return base::make_error(ENOENT, "module " + quoted(target->name) +
+                                                    " is not loaded");
+            continue;
+        }
+        if (entry->refcount > 0 || !entry->holders.empty()) {
+            std::string message = "module " + quoted(target->name) + " is in use";
+            if (!entry->holders.empty()) {
+                message += " by: ";
+                for (size_t i = 0; i < entry->holders.size(); ++i)
+                    message += (i ? ", " : "") + entry->holders[i];
+            }
+            return base::make_error(EBUSY, message);
+        }
+
+        // What was loaded with it: its dependencies and softdeps, users before providers.
+        ProbeFlags flags{request.ignore_commands, false};
+        std::vector<ProbeStep> steps = resolver_.probe_list(target, flags, "");
+        std::vector<std::string> candidates;
+        std::set<std::string> seen{target->name};
+        for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
+            if (seen.insert(it->module->name).second)
+                candidates.push_back(it->module->name);
+        }
+
+        if (request.dry_run) {
+            report.removed.push_back(target->name);
+            continue;
+        }
+        const std::string* remove_command = nullptr;
+        if (!request.ignore_commands) {
+            if (const auto* command = resolver_.config().remove_command_for(target->name))
+                remove_command = &command->command;
+        }
+        base::Result<void> removed = remove_command != nullptr
+                                         ? run_command_(*remove_command, target->name, "")
+                                         : kernel_.remove_module(target->name);
+        if (!removed)
+            return base::make_error(removed.error().code, "cannot unload " + quoted(target->name) +
+                                                              ": " + removed.error().message);
+        report.removed.push_back(target->name);
+        if (state_ != nullptr)
+            (void)state_->forget(target->name);
+
+        // Removing one module can free another listed before it (a softdep that used a
+        // dependency): repeat until a pass removes nothing.
+        for (bool removed_any = true; removed_any;) {
+            removed_any = false;
+            for (const std::string& name : candidates) {
+                auto dep = kernel_.loaded_module(name);
+                if (!dep || dep->refcount > 0 || !dep->holders.empty())
+                    continue;
+                if (state_ != nullptr && is_still_needed(name, target->name))
+                    continue;
+                if (kernel_.remove_module(name)) {
+                    report.removed.push_back(name);
+                    removed_any = true;
+                    if (state_ != nullptr)
+                        (void)state_->forget(name);
+                }
+            }
+        }
+    }
+    return report;
+}
+
+} // namespace kmodd::loader

@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.hpp"
+#include "loader/resolver.hpp"
+#include "loader/state_store.hpp"
+#include "sys/kernel.hpp"
+
+namespace kmodd::loader {
+
+/// Runs an install or remove command through /bin/sh as modprobe does: $CMDLINE_OPTS in the
+/// command is replaced by `options`, MODPROBE_MODULE is set to `module` in its environment.
+/// Errors: EINVAL when the command exits non-zero (the message has its status).
+using CommandRunner = std::function<base::Result<void>(
+    const std::string& command, const std::string& module, const std::string& options)>;
+
+/// The default CommandRunner: fork + /bin/sh -c, waited for.
+[[nodiscard]] base::Result<void> run_shell_command(const std::string& command,
+                                                   const std::string& module,
+                                                   const std::string& options);
+
+struct LoadRequest {
+    std::string name;   ///< module name or alias
+    std::string params; ///< module parameters for the requested module only
+    bool first_time = false;      ///< fail when the module is already loaded (--first-time)
+    bool ignore_commands = false; ///< -i
+    bool use_blacklist = false;   ///< -b
+    bool dry_run = false;         ///< plan only: nothing is inserted, no command runs
+};
+
+struct LoadReport {
+    std::vector<std::string> inserted; ///< modules inserted (or installed) in this call, in order
+    std::vector<ProbeStep> steps;      ///< the steps taken (or, in a dry run, planned)
+    bool blacklisted = false;          ///< the request resolved only to blacklisted modules
+};
+
+struct UnloadRequest {
+    std::string name;
+    bool first_time = false;      ///< fail when the module is not loaded
+    bool ignore_commands = false; ///< -i: no remove command
+    bool dry_run = false;
+};
+
+struct UnloadReport {
+    std::vector<std::string> removed; ///< in removal order
+};
+
+/// Executes load plans against a kernel, refcount-aware. With a StateStore it remembers who
+/// loaded what: unloading removes the module, then each of its dependencies and softdeps
+/// that kmodd loaded only as a dependency and that nobody uses any more; a module a user
+/// asked for, or that kmodd did not load, stays. Without a StateStore it behaves like kmod's
+/// modprobe -r: every dependency left unused is removed.
+///
+/// Errors (Error::code): EINVAL invalid name, ENOENT not found / unknown symbol, EBUSY in use
+/// (the message names the holders), EEXIST already loaded with first_time, EPERM, and the
+/// kernel's own. A failed load removes again what it inserted, and says so.
+class Loader {
+public:
+    Loader(Resolver& resolver, sys::Kernel& kernel, StateStore* state,
+           CommandRunner run_command = run_shell_command);
+
+    /// Loads `request.name` with its dependencies. `on_step` sees each step before it runs.
+    [[nodiscard]] base::Result<LoadReport>
+    load(const LoadRequest& request, const std::function<void(const ProbeStep&)>& on_step = {});
+
+    /// Unloads `request.name` and what was loaded only for it.
+    [[nodiscard]] base::Result<UnloadReport> unload(const UnloadRequest& request);
+
+    /// True when the kernel has `module` live, or it is built in.
+    [[nodiscard]] bool is_in_kernel(const Module& module) const;
+
+private:
+    base::Result<void> run_step(const ProbeStep& step, const LoadRequest& request,
+                                LoadReport& report);
+    void roll_back(LoadReport& report);
+    base::Result<void> record_plan(const Module& target, const std::vector<ProbeStep>& steps,
+                                   const LoadReport& report);
+    bool is_still_needed(const std::string& module, const std::string& leaving);
+
+    Resolver& resolver_;
+    sys::Kernel& kernel_;
+    StateStore* state_;
+    CommandRunner run_command_;
+};
+
+} // namespace kmodd::loader

@@ -1,0 +1,59 @@
+#!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# modprobe_oracle.sh KMODCTL TREE_ROOT [CONFIG]
+#
+# Compares `kmodctl modprobe -D` with kmod's `modprobe -D` (Debian 12's kmod 30) for every
+# module of a kernel tree, and for a large set of aliases (every literal alias of
+# modules.alias, fs-*, crypto-*, symbol:* names and a few that match nothing), in one `-a -D`
+# run each. CONFIG replaces the modprobe.d configuration (-C); default: /dev/null.
+# Byte-identical standard output and the same exit status are required.
+set -eu
+
+kmodctl=$1
+tree=$2
+config=${3:-/dev/null}
+[ -x "$kmodctl" ] || { echo "'$kmodctl' is not an executable file (is kmodctl built?)" >&2; exit 2; }
+version=$(ls "$tree/lib/modules" | head -n 1)
+[ -n "$version" ] || { echo "no kernel in $tree/lib/modules" >&2; exit 2; }
+
+scratch=$(mktemp -d /tmp/kmodd-modprobe-oracle.XXXXXX)
+trap 'rm -rf "$scratch"' EXIT
+# The index files come from kmod's depmod on a hard-link copy (the cache tree stays as it is).
+mkdir -p "$scratch/root/lib/modules"
+cp -al "$tree/lib/modules/$version" "$scratch/root/lib/modules/$version"
+/usr/sbin/depmod -C /dev/null -b "$scratch/root" "$version"
+dir="$scratch/root/lib/modules/$version"
+
+# Every module name, then aliases: the literal ones (no glob characters) and a sample of
+# pattern ones, used as given.
+sed -n 's#^\([^:]*\):.*#\1#p' "$dir/modules.dep" | sed 's#.*/##; s#\.ko.*##' > "$scratch/names"
+sed -n 's/^alias \([^ ]*\) .*/\1/p' "$dir/modules.alias" | grep -v '[][*?]' | sort -u > "$scratch/literal"
+sed -n 's/^alias \([^ ]*\) .*/\1/p' "$dir/modules.alias" | grep '[][*?]' | awk 'NR % 7 == 0' > "$scratch/patterns"
+sed -n 's/^alias \(symbol:[^ ]*\) .*/\1/p' "$dir/modules.symbols" | awk 'NR % 5 == 0' > "$scratch/symbols"
+printf '%s\n' my-fs my-glob-anything crypto-my-crc dummy loop floppy pcspkr ext4 vfat \
+    snd-hda-intel no-such-module symbol:no_such_symbol "fs-no-such" > "$scratch/special"
+
+status=0
+for set in names literal patterns symbols special; do
+    count=$(wc -l < "$scratch/$set")
+    # shellcheck disable=SC2046
+    set +e
+    /usr/sbin/modprobe -C "$config" -d "$scratch/root" -S "$version" -a -D $(cat "$scratch/$set") \
+        > "$scratch/kmod.$set.out" 2> "$scratch/kmod.$set.err"
+    kmod_status=$?
+    "$kmodctl" modprobe -C "$config" -d "$scratch/root" -S "$version" -a -D $(cat "$scratch/$set") \
+        > "$scratch/ours.$set.out" 2> "$scratch/ours.$set.err"
+    ours_status=$?
+    set -e
+    lines=$(wc -l < "$scratch/kmod.$set.out")
+    if cmp -s "$scratch/kmod.$set.out" "$scratch/ours.$set.out" && [ "$kmod_status" = "$ours_status" ]; then
+        echo "$set: identical ($count requests, $lines lines, exit $kmod_status)"
+    else
+        echo "$set: DIFFERENT ($count requests; exit kmod $kmod_status, ours $ours_status)"
+        diff "$scratch/kmod.$set.out" "$scratch/ours.$set.out" | head -n 20
+        echo "-- kmod stderr:"; head -n 5 "$scratch/kmod.$set.err"
+        echo "-- our stderr:"; head -n 5 "$scratch/ours.$set.err"
+        status=1
+    fi
+done
+exit $status

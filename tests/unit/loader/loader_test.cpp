@@ -1,0 +1,351 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// Loading and unloading on the sandbox kernel: the seed's story (mod2 needs mod1), refcounts,
+// who-loaded-what across restarts, softdeps, options, install commands and bad requests.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "depmod/depmod.hpp"
+#include "depmod/index_reader.hpp"
+#include "loader/loader.hpp"
+#include "loader/modprobe_config.hpp"
+#include "loader/resolver.hpp"
+#include "loader/sandbox_support.hpp"
+#include "loader/state_store.hpp"
+#include "temp_tree.hpp"
+
+namespace kmodd::loader {
+namespace {
+
+using test::TempTree;
+namespace fs = std::filesystem;
+
+const fs::path kFixtures = KMODD_FIXTURE_MODULES;
+
+/// A module tree indexed by our depmod, a configuration, and a sandbox kernel with its state
+/// in the tree's root: everything a load needs, re-openable to simulate a restart.
+class SandboxFixture : public ::testing::Test {
+protected:
+    void SetUp() override
+    {
+        tree_.add("kernel/a/mod1.ko", kFixtures / "mod1.ko");
+        tree_.add("kernel/a/mod2.ko", kFixtures / "mod2.ko");
+        tree_.add("kernel/b/mod3.ko", kFixtures / "mod3.ko");
+        tree_.add("kernel/c/crc_helper.ko", kFixtures / "crc_helper.ko");
+        tree_.write("modules.order", "kernel/a/mod1.ko\nkernel/a/mod2.ko\nkernel/b/mod3.ko\n");
+        reindex();
+    }
+
+    void reindex()
+    {
+        depmod::DepmodOptions options;
+        options.base_dir = tree_.root().string();
+        options.kernel_version = tree_.version();
+        options.config_paths = {"/dev/null"};
+        options.durable = false;
+        index::Diagnostics diagnostics;
+        auto engine = depmod::Depmod::create(options, diagnostics);
+        ASSERT_TRUE(engine);
+        ASSERT_TRUE((*engine)->scan(diagnostics));
+        ASSERT_TRUE((*engine)->write(diagnostics));
+    }
+
+    /// (Re)opens database, configuration, kernel and state, as a new process would.
+    /// `module_softdeps`: also read modules.softdep, as modprobe does (the fixture mod1
+    /// declares softdeps, which the seed's story leaves out).
+    void open(const std::string& config_text = "", bool module_softdeps = false)
+    {
+        loader_.reset();
+        resolver_.reset();
+        kernel_.reset();
+        state_.reset();
+        auto database = depmod::ModuleDatabase::open(tree_.module_dir().string());
+        ASSERT_TRUE(database) << database.error().message;
+        database_ = std::make_unique<depmod::ModuleDatabase>(std::move(*database));
+        index::Diagnostics diagnostics;
+        config_ = ModprobeConfig();
+        config_.parse(config_text, "test.conf", diagnostics);
+        if (module_softdeps)
+            config_.parse(tree_.read("modules.softdep"), "modules.softdep", diagnostics);
+        resolver_ = std::make_unique<Resolver>(*database_, config_);
+        auto kernel = sys::make_sandbox_kernel(sandbox_dir(), make_module_inspector(),
+                                               make_module_symbol_predicate(*database_));
+        ASSERT_TRUE(kernel) << kernel.error().message;
+        kernel_ = std::move(*kernel);
+        auto state = StateStore::open(sandbox_dir());
+        ASSERT_TRUE(state) << state.error().message;
+        state_ = std::make_unique<StateStore>(std::move(*state));
+        loader_ = std::make_unique<Loader>(*resolver_, *kernel_, state_.get(), recorder());
+    }
+
+    [[nodiscard]] std::string sandbox_dir() const { return (tree_.root() / "sandbox").string(); }
+
+    CommandRunner recorder()
+    {
+        return [this](const std::string& command, const std::string& module,
+                      const std::string& options) -> base::Result<void> {
+            commands_.push_back(module + ": " + command + " [" + options + "]");
+            return {};
+        };
+    }
+
+    std::vector<std::string> loaded() const
+    {
+        std::vector<std::string> names;
+        auto modules = kernel_->loaded_modules();
+        EXPECT_TRUE(modules);
+        for (const auto& m : *modules)
+            names.push_back(m.name);
+        std::sort(names.begin(), names.end());
+        return names;
+    }
+
+    base::Result<LoadReport> load(const std::string& name, const std::string& params = "")
+    {
+        return loader_->load(LoadRequest{name, params, false, false, false, false});
+    }
+    base::Result<UnloadReport> unload(const std::string& name)
+    {
+        return loader_->unload(UnloadRequest{name, false, false, false});
+    }
+
+    TempTree tree_;
+    std::unique_ptr<depmod::ModuleDatabase> database_;
+    ModprobeConfig config_;
+    std::unique_ptr<Resolver> resolver_;
+    std::unique_ptr<sys::Kernel> kernel_;
+    std::unique_ptr<StateStore> state_;
+    std::unique_ptr<Loader> loader_;
+    std::vector<std::string> commands_;
+};
+
+using Strings = std::vector<std::string>;
+
+TEST_F(SandboxFixture, LoadingMod2LoadsMod1First)
+{
+    open();
+    auto report = load("mod2");
+    ASSERT_TRUE(report) << report.error().message;
+    EXPECT_EQ(report->inserted, (Strings{"mod1", "mod2"}));
+    EXPECT_EQ(loaded(), (Strings{"mod1", "mod2"}));
+    auto mod1 = kernel_->loaded_module("mod1");
+    ASSERT_TRUE(mod1);
+    EXPECT_EQ(mod1->refcount, 1);
+    EXPECT_EQ(mod1->holders, Strings{"mod2"});
+    ASSERT_NE(state_->origin("mod2"), nullptr);
+    EXPECT_EQ(*state_->origin("mod2"), Origin::Explicit);
+    EXPECT_EQ(*state_->origin("mod1"), Origin::Dependency);
+}
+
+TEST_F(SandboxFixture, UnloadingMod2RemovesBoth)
+{
+    open();
+    ASSERT_TRUE(load("mod2"));
+    auto report = unload("mod2");
+    ASSERT_TRUE(report) << report.error().message;
+    EXPECT_EQ(report->removed, (Strings{"mod2", "mod1"}));
+    EXPECT_TRUE(loaded().empty());
+    EXPECT_TRUE(state_->records().empty());
+}
+
+TEST_F(SandboxFixture, ADependencyAnotherModuleStillUsesStays)
+{
+    open();
+    ASSERT_TRUE(load("mod2"));
+    auto third = load("mod3");
+    ASSERT_TRUE(third) << third.error().message;
+    EXPECT_EQ(third->inserted, Strings{"mod3"}) << "mod1 was already loaded";
+    auto report = unload("mod2");
+    ASSERT_TRUE(report) << report.error().message;
+    EXPECT_EQ(report->removed, Strings{"mod2"});
+    EXPECT_EQ(loaded(), (Strings{"mod1", "mod3"}));
+    auto last = unload("mod3");
+    ASSERT_TRUE(last);
+    EXPECT_EQ(last->removed, (Strings{"mod3", "mod1"})) << "mod1 goes with its last user";
+}
+
+TEST_F(SandboxFixture, AModuleAUserAskedForStaysWhenItsUserGoes)
+{
+    open();
+    ASSERT_TRUE(load("mod1"));
+    ASSERT_TRUE(load("mod2"));
+    auto report = unload("mod2");
+    ASSERT_TRUE(report);
+    EXPECT_EQ(report->removed, Strings{"mod2"});
+    EXPECT_EQ(loaded(), Strings{"mod1"});
+}
+
+TEST_F(SandboxFixture, AskingForALoadedDependencyMakesItExplicit)
+{
+    open();
+    ASSERT_TRUE(load("mod2"));
+    ASSERT_TRUE(load("mod1"));
+    EXPECT_EQ(*state_->origin("mod1"), Origin::Explicit);
+    ASSERT_TRUE(unload("mod2"));
+    EXPECT_EQ(loaded(), Strings{"mod1"});
+}
+
+TEST_F(SandboxFixture, AModuleInUseIsNotUnloadedAndTheHolderIsNamed)
+{
+    open();
+    ASSERT_TRUE(load("mod2"));
+    auto report = unload("mod1");
+    ASSERT_FALSE(report);
+    EXPECT_EQ(report.error().code, EBUSY);
+    EXPECT_NE(report.error().message.find("mod2"), std::string::npos) << report.error().message;
+    EXPECT_EQ(loaded(), (Strings{"mod1", "mod2"}));
+}
+
+TEST_F(SandboxFixture, RecordsSurviveARestart)
+{
+    open();
+    ASSERT_TRUE(load("mod1"));
+    ASSERT_TRUE(load("mod2"));
+    ASSERT_TRUE(load("mod3"));
+    open(); // a new process: kernel state and records come from the sandbox directory
+    EXPECT_EQ(loaded(), (Strings{"mod1", "mod2", "mod3"}));
+    EXPECT_EQ(*state_->origin("mod1"), Origin::Explicit);
+    ASSERT_TRUE(unload("mod2"));
+    ASSERT_TRUE(unload("mod3"));
+    EXPECT_EQ(loaded(), Strings{"mod1"});
+}
+
+TEST_F(SandboxFixture, AWrongOrderIsRefusedAndNothingIsLeftHalfLoaded)
+{
+    // A hand-edited modules.dep that forgets mod2's dependency.
+    std::string dep = tree_.read("modules.dep");
+    size_t at = dep.find("kernel/a/mod2.ko: kernel/a/mod1.ko");
+    ASSERT_NE(at, std::string::npos) << dep;
+    dep.replace(at, 34, "kernel/a/mod2.ko:");
+    tree_.write("modules.dep", dep);
+    test::fs::remove(tree_.module_dir() / "modules.dep.bin");
+    open();
+    auto report = load("mod2");
+    ASSERT_FALSE(report);
+    EXPECT_EQ(report.error().code, ENOENT);
+    EXPECT_NE(report.error().message.find("mod1_fn"), std::string::npos) << report.error().message;
+    EXPECT_TRUE(loaded().empty());
+}
+
+TEST_F(SandboxFixture, AFailedDependencyIsRolledBackAndNamed)
+{
+    // mod-dash needs mod2 which needs mod1; make mod2 unloadable by corrupting it after
+    // indexing, so mod1 is inserted and must be removed again.
+    tree_.add("kernel/a/mod-dash.ko", kFixtures / "mod_dash.ko");
+    reindex();
+    tree_.write("kernel/a/mod2.ko", "corrupted after depmod ran");
+    open();
+    auto report = load("mod-dash");
+    ASSERT_FALSE(report);
+    EXPECT_NE(report.error().message.find("removed again: mod1"), std::string::npos)
+        << report.error().message;
+    EXPECT_TRUE(loaded().empty());
+}
+
+TEST_F(SandboxFixture, ParametersAndConfiguredOptionsReachTheKernel)
+{
+    open("options mod1 debug=1\noptions mod1-alias ignored=1\n");
+    ASSERT_TRUE(load("mod1", "verbose=2"));
+    auto mod1 = kernel_->loaded_module("mod1");
+    ASSERT_TRUE(mod1);
+    EXPECT_EQ(mod1->params, "debug=1 verbose=2");
+}
+
+TEST_F(SandboxFixture, OptionsForAnAliasApplyWhenLoadedThroughIt)
+{
+    open("options mod1_alias via_alias=1\n");
+    ASSERT_TRUE(load("mod1-alias"));
+    EXPECT_EQ(kernel_->loaded_module("mod1")->params, "via_alias=1 ");
+}
+
+TEST_F(SandboxFixture, SoftdepsFromModulesAndConfigAreLoadedAround)
+{
+    // mod1's own softdep: "pre: mod3 post: crc-helper" (crc-helper is found by its alias).
+    open("", true);
+    auto report = load("mod1");
+    ASSERT_TRUE(report) << report.error().message;
+    // kmod's order (the -D oracle checks it): mod3, the pre softdep, needs mod1, and mod1's
+    // softdeps are filled in again as mod3's dependency: mod1, then its post softdep, then mod3.
+    EXPECT_EQ(report->inserted, (Strings{"mod1", "crc_helper", "mod3"}));
+
+    // Unloading mod2 later removes its softdeps too, and then mod1, which only they used.
+    ASSERT_TRUE(unload("mod1").has_value() == false) << "mod3 holds mod1";
+    ASSERT_TRUE(load("mod2"));
+    auto removed = unload("mod2");
+    ASSERT_TRUE(removed) << removed.error().message;
+    EXPECT_EQ(loaded(), (Strings{"crc_helper", "mod1", "mod3"}))
+        << "mod1 and its softdeps were asked for explicitly (mod1) or loaded for it";
+}
+
+TEST_F(SandboxFixture, SoftdepsLoadedForAModuleGoWithIt)
+{
+    open("", true);
+    ASSERT_TRUE(load("mod2"));
+    EXPECT_EQ(loaded(), (Strings{"crc_helper", "mod1", "mod2", "mod3"}));
+    auto removed = unload("mod2");
+    ASSERT_TRUE(removed) << removed.error().message;
+    EXPECT_TRUE(loaded().empty()) << "mod1 is freed once its softdep mod3 is gone";
+}
+
+TEST_F(SandboxFixture, InstallCommandsRunInsteadOfInsertion)
+{
+    open("install mod3 /bin/echo custom $CMDLINE_OPTS\n");
+    auto report = load("mod3", "x=1");
+    ASSERT_TRUE(report) << report.error().message;
+    ASSERT_EQ(commands_.size(), 1U);
+    EXPECT_EQ(commands_[0], "mod3: /bin/echo custom $CMDLINE_OPTS [x=1]");
+    EXPECT_EQ(loaded(), Strings{"mod1"}) << "the dependency is still inserted";
+}
+
+TEST_F(SandboxFixture, ABlacklistedAliasLoadsNothingButTheNameStillWorks)
+{
+    open("blacklist mod1\n");
+    auto by_alias = load("mod1-alias");
+    ASSERT_TRUE(by_alias);
+    EXPECT_TRUE(by_alias->blacklisted);
+    EXPECT_TRUE(loaded().empty());
+    ASSERT_TRUE(load("mod1"));
+    EXPECT_EQ(loaded(), Strings{"mod1"});
+}
+
+TEST_F(SandboxFixture, BadNamesAreRefusedWithTheReason)
+{
+    open();
+    for (const char* name : {"", "../mod1", "/lib/modules/x.ko", "mod 1",
+                             "a_module_name_that_is_much_longer_than_the_kernel_allows_x"}) {
+        auto report = load(name);
+        ASSERT_FALSE(report) << name;
+        EXPECT_EQ(report.error().code, EINVAL) << name;
+        EXPECT_NE(report.error().message.find("invalid module name"), std::string::npos);
+    }
+}
+
+TEST_F(SandboxFixture, AnUnknownModuleIsReportedWithTheDirectory)
+{
+    open();
+    auto report = load("nope");
+    ASSERT_FALSE(report);
+    EXPECT_EQ(report.error().code, ENOENT);
+    EXPECT_EQ(report.error().message,
+              "module 'nope' not found in " + tree_.module_dir().string());
+}
+
+TEST_F(SandboxFixture, ADependencyCycleInAHandEditedIndexIsRefused)
+{
+    std::string dep = tree_.read("modules.dep");
+    size_t at = dep.find("kernel/a/mod1.ko:");
+    ASSERT_NE(at, std::string::npos);
+    dep.replace(at, 17, "kernel/a/mod1.ko: kernel/a/mod2.ko");
+    tree_.write("modules.dep", dep);
+    test::fs::remove(tree_.module_dir() / "modules.dep.bin");
+    open();
+    auto report = load("mod2");
+    ASSERT_FALSE(report);
+    EXPECT_EQ(report.error().code, ELOOP);
+    EXPECT_NE(report.error().message.find("mod2 -> mod1 -> mod2"), std::string::npos)
+        << report.error().message;
+    EXPECT_TRUE(loaded().empty());
+}
+
+} // namespace
+} // namespace kmodd::loader
