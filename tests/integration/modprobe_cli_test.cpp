@@ -1,0 +1,160 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// `kmodctl modprobe` (and `modprobe`, the same binary) as a user runs it, beside kmod's.
+#include <gtest/gtest.h>
+
+#include "temp_tree.hpp"
+
+namespace kmodd {
+namespace {
+
+using test::TempTree;
+namespace fs = std::filesystem;
+
+const fs::path kFixtures = KMODD_FIXTURE_MODULES;
+const std::string kKmodctl = KMODD_KMODCTL;
+const std::string kModprobeLink = fs::path(KMODD_KMODCTL).parent_path() / "modprobe";
+
+std::string quoted(const fs::path& p) { return "'" + p.string() + "'"; }
+
+class ModprobeCli : public ::testing::Test {
+protected:
+    void SetUp() override
+    {
+        tree_.add("kernel/a/mod1.ko", kFixtures / "mod1.ko");
+        tree_.add("kernel/a/mod2.ko", kFixtures / "mod2.ko");
+        tree_.add("kernel/b/mod3.ko", kFixtures / "mod3.ko");
+        tree_.add("kernel/a/mod-dash.ko", kFixtures / "mod_dash.ko");
+        tree_.add("kernel/c/crc_helper.ko", kFixtures / "crc_helper.ko");
+        tree_.write("modules.order", "kernel/a/mod1.ko\nkernel/a/mod2.ko\n");
+        tree_.write("modules.builtin", "kernel/fs/ext4.ko\n");
+        ASSERT_EQ(test::run_shell(kKmodctl + " depmod -C /dev/null -b " + quoted(tree_.root()) +
+                                  " " + tree_.version()),
+                  0);
+        tree_.write("/modprobe.conf", "alias my-alias mod2\n"
+                                      "options mod2 answer=42\n"
+                                      "options mod1_alias via=alias\n"
+                                      "install mod3 /bin/true $CMDLINE_OPTS\n"
+                                      "softdep mod_dash pre: my-alias post: ext4\n"
+                                      "blacklist crc_helper\n");
+    }
+
+    /// Runs a modprobe command line with our binary and kmod's; returns both outputs.
+    std::pair<std::string, std::string> both(const std::string& args, int* ours_status = nullptr,
+                                             int* kmod_status = nullptr) const
+    {
+        std::string common = " -C " + quoted(tree_.root() / "modprobe.conf") + " -d " +
+                             quoted(tree_.root()) + " -S " + tree_.version() + " " + args;
+        std::string ours, kmod;
+        int s1 = test::run_shell(kKmodctl + " modprobe" + common, &ours);
+        int s2 = test::run_shell("/usr/sbin/modprobe" + common, &kmod);
+        if (ours_status != nullptr)
+            *ours_status = s1;
+        if (kmod_status != nullptr)
+            *kmod_status = s2;
+        return {ours, kmod};
+    }
+
+    std::string sandbox(const std::string& args, int* status = nullptr) const
+    {
+        std::string output;
+        int s = test::run_shell(kModprobeLink + " --sandbox-kernel " +
+                                    quoted(tree_.root() / "sandbox") + " -C " +
+                                    quoted(tree_.root() / "modprobe.conf") + " -d " +
+                                    quoted(tree_.root()) + " -S " + tree_.version() + " " + args,
+                                &output);
+        if (status != nullptr)
+            *status = s;
+        return output;
+    }
+
+    TempTree tree_;
+};
+
+TEST_F(ModprobeCli, ShowDependsPrintsWhatKmodPrints)
+{
+    for (const char* request : {"mod2", "mod-dash", "my-alias", "mod1-alias", "mod3", "ext4",
+                                "symbol:mod1_fn"}) {
+        auto [ours, kmod] = both(std::string("-D ") + request);
+        EXPECT_EQ(ours, kmod) << request;
+        EXPECT_FALSE(ours.empty()) << request;
+    }
+    // A blacklisted module asked for through an alias: nothing to do, and no error.
+    int ours_status = -1, kmod_status = -1;
+    auto [ours_blacklisted, kmod_blacklisted] =
+        both("-D crypto-crc-helper", &ours_status, &kmod_status);
+    EXPECT_EQ(ours_blacklisted, kmod_blacklisted);
+    EXPECT_TRUE(ours_blacklisted.empty());
+    EXPECT_EQ(ours_status, 0);
+    auto [ours, kmod] = both("-D mod2 extra=1 'msg=a b'");
+    EXPECT_EQ(ours, kmod);
+    EXPECT_NE(ours.find("answer=42 extra=1 msg=\"a b\""), std::string::npos) << ours;
+}
+
+TEST_F(ModprobeCli, AnUnknownModuleFailsAsKmodDoes)
+{
+    int ours_status = 0, kmod_status = 0;
+    auto [ours, kmod] = both("-D no-such-module", &ours_status, &kmod_status);
+    EXPECT_EQ(ours_status, 1);
+    EXPECT_EQ(ours_status, kmod_status);
+    EXPECT_EQ(ours, kmod);
+}
+
+TEST_F(ModprobeCli, ResolvingAnAliasPrintsTheModules)
+{
+    auto [ours, kmod] = both("-R crypto-crc-helper");
+    EXPECT_EQ(ours, kmod);
+    EXPECT_EQ(ours, "crc_helper\n");
+}
+
+TEST_F(ModprobeCli, TheSeedsStoryRunsOnTheSandboxKernel)
+{
+    int status = 0;
+    std::string out = sandbox("-v mod2", &status);
+    ASSERT_EQ(status, 0) << out;
+    EXPECT_NE(out.find("kernel/a/mod1.ko"), std::string::npos) << out;
+    EXPECT_LT(out.find("mod1.ko"), out.find("mod2.ko answer=42")) << out;
+    std::string state = test::slurp(tree_.root() / "sandbox/loaded.json");
+    EXPECT_NE(state.find("\"mod2\""), std::string::npos) << state;
+
+    // mod1's own softdep (post: crc-helper) was loaded with it, and goes with it.
+    out = sandbox("-r -v mod2", &status);
+    ASSERT_EQ(status, 0) << out;
+    EXPECT_EQ(out, "rmmod mod2\nrmmod mod1\nrmmod crc_helper\n");
+    EXPECT_EQ(test::slurp(tree_.root() / "sandbox/loaded.json").find("\"mod1\""), std::string::npos);
+}
+
+TEST_F(ModprobeCli, RemovingAModuleInUseFailsAndNamesTheHolder)
+{
+    int status = 0;
+    sandbox("mod2", &status);
+    ASSERT_EQ(status, 0);
+    std::string out = sandbox("-r mod1", &status);
+    EXPECT_EQ(status, 1);
+    EXPECT_NE(out.find("in use by: mod2"), std::string::npos) << out;
+}
+
+TEST_F(ModprobeCli, FirstTimeFailsForALoadedModule)
+{
+    int status = 0;
+    sandbox("mod1", &status);
+    ASSERT_EQ(status, 0);
+    sandbox("mod1", &status);
+    EXPECT_EQ(status, 0) << "loading a loaded module is success";
+    std::string out = sandbox("--first-time mod1", &status);
+    EXPECT_EQ(status, 1);
+    EXPECT_NE(out.find("already loaded"), std::string::npos) << out;
+}
+
+TEST_F(ModprobeCli, APathOrAnOverlongNameIsRefused)
+{
+    int status = 0;
+    std::string out = sandbox(quoted(tree_.module_dir() / "kernel/a/mod1.ko"), &status);
+    EXPECT_EQ(status, 1);
+    EXPECT_NE(out.find("a path is not a module name"), std::string::npos) << out;
+    out = sandbox(std::string(60, 'm'), &status);
+    EXPECT_EQ(status, 1);
+    EXPECT_NE(out.find("at most 55 characters"), std::string::npos) << out;
+}
+
+} // namespace
+} // namespace kmodd
