@@ -282,6 +282,13 @@ int run_modprobe(int argc, char** argv)
         }
     }
     std::vector<std::string> args(argv + optind, argv + argc);
+    if (loader::command_depth() > loader::kMaxCommandDepth) {
+        std::fprintf(stderr,
+                     "modprobe: FATAL: install/remove commands call modprobe %d levels deep: "
+                     "they form a loop; check the install and remove lines of modprobe.d\n",
+                     loader::command_depth());
+        return 1;
+    }
     if (args.empty() && !options.show_config) {
         std::fputs("modprobe: ERROR: missing parameters. See -h.\n", stderr);
         return 1;

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <set>
 
@@ -13,6 +14,14 @@
 namespace kmodd::loader {
 
 using base::quoted;
+
+int command_depth()
+{
+    const char* value = std::getenv(kCommandDepthVariable);
+    if (value == nullptr)
+        return 0;
+    return std::atoi(value);
+}
 
 base::Result<void> run_shell_command(const std::string& command, const std::string& module,
                                      const std::string& options)
@@ -26,6 +35,9 @@ base::Result<void> run_shell_command(const std::string& command, const std::stri
         return base::errno_error(errno, "cannot run the command for " + quoted(module));
     if (pid == 0) {
         ::setenv("MODPROBE_MODULE", module.c_str(), 1);
+        // Install commands that call modprobe again can loop through each other; each level
+        // of nesting is counted so that a modprobe deep in such a loop refuses to go on.
+        ::setenv(kCommandDepthVariable, std::to_string(command_depth() + 1).c_str(), 1);
         ::execl("/bin/sh", "sh", "-c", expanded.c_str(), static_cast<char*>(nullptr));
         ::_exit(127);
     }

@@ -19,6 +19,13 @@ namespace kmodd::loader {
 using CommandRunner = std::function<base::Result<void>(
     const std::string& command, const std::string& module, const std::string& options)>;
 
+/// The environment variable through which nested install/remove commands count their depth.
+inline constexpr const char* kCommandDepthVariable = "KMODD_COMMAND_DEPTH";
+/// How many install/remove commands this process runs inside of (0 when none).
+[[nodiscard]] int command_depth();
+/// Deeper than this, an install/remove command is taken to be part of a loop.
+inline constexpr int kMaxCommandDepth = 8;
+
 /// The default CommandRunner: fork + /bin/sh -c, waited for.
 [[nodiscard]] base::Result<void> run_shell_command(const std::string& command,
                                                    const std::string& module,

@@ -156,5 +156,33 @@ TEST_F(ModprobeCli, APathOrAnOverlongNameIsRefused)
     EXPECT_NE(out.find("at most 55 characters"), std::string::npos) << out;
 }
 
+TEST_F(ModprobeCli, InstallCommandsThatCallEachOtherAreStopped)
+{
+    std::string self = kModprobeLink + " --sandbox-kernel " + quoted(tree_.root() / "sandbox") +
+                       " -C " + quoted(tree_.root() / "loop.conf") + " -d " + quoted(tree_.root()) +
+                       " -S " + tree_.version();
+    tree_.write("/loop.conf",
+                "install mod2 " + self + " mod-dash\n" + "install mod-dash " + self + " mod2\n");
+    std::string out;
+    int status = test::run_shell("timeout 60 " + self + " mod2", &out);
+    EXPECT_EQ(status, 1) << out;
+    EXPECT_NE(out.find("they form a loop"), std::string::npos) << out;
+}
+
+TEST_F(ModprobeCli, InstallCommandsGetTheModuleAndItsOptions)
+{
+    tree_.write("/cmd.conf", "install mod2 echo \"$MODPROBE_MODULE:$CMDLINE_OPTS\" > " +
+                                 quoted(tree_.root() / "ran").substr(0) + "\n");
+    std::string out;
+    int status = test::run_shell(kModprobeLink + " --sandbox-kernel " +
+                                     quoted(tree_.root() / "sandbox") + " -C " +
+                                     quoted(tree_.root() / "cmd.conf") + " -d " +
+                                     quoted(tree_.root()) + " -S " + tree_.version() +
+                                     " mod2 a=1 b=2",
+                                 &out);
+    ASSERT_EQ(status, 0) << out;
+    EXPECT_EQ(test::slurp(tree_.root() / "ran"), "mod2:a=1 b=2\n");
+}
+
 } // namespace
 } // namespace kmodd
