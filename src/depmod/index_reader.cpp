@@ -12,17 +12,13 @@
 
 #include "base/unique_fd.hpp"
 
+#include "depmod/index_format.hpp"
+
 namespace kmodd::depmod {
 
 namespace {
 
-constexpr uint32_t kMagic = 0xB007F457;
-constexpr uint32_t kVersionMajor = 2;
-constexpr size_t kHeaderSize = 12;
-constexpr uint32_t kFlagPrefix = 0x80000000;
-constexpr uint32_t kFlagValues = 0x40000000;
-constexpr uint32_t kFlagChildren = 0x20000000;
-constexpr uint32_t kOffsetMask = 0x0FFFFFFF;
+using namespace index_format;
 
 uint32_t get_u32(const char* p)
 {

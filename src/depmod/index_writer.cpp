@@ -5,15 +5,13 @@
 #include <array>
 #include <cstring>
 
+#include "depmod/index_format.hpp"
+
 namespace kmodd::depmod {
 
 namespace {
 
-constexpr uint32_t kMagic = 0xB007F457;
-constexpr uint32_t kVersion = 0x00020001;
-constexpr uint32_t kFlagPrefix = 0x80000000;
-constexpr uint32_t kFlagValues = 0x40000000;
-constexpr uint32_t kFlagChildren = 0x20000000;
+using namespace index_format;
 
 void put_u32(std::string& out, uint32_t v)
 {

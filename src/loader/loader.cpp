@@ -144,16 +144,25 @@ bool Loader::is_still_needed(const std::string& module, const std::string& leavi
     return needed || !state_->record_of(module)->needed_by.empty();
 }
 
+base::Result<std::vector<Module*>> Loader::find_modules(const std::string& name)
+{
+    std::string why;
+    if (!is_valid_module_request(name, &why))
+        return base::make_error(EINVAL, "invalid module name " + quoted(name) + ": " + why);
+    std::vector<Module*> modules = resolver_.lookup(name);
+    if (modules.empty())
+        return base::make_error(ENOENT, "module " + quoted(name) + " not found in " +
+                                            resolver_.database().module_dir());
+    return modules;
+}
+
 base::Result<LoadReport> Loader::load(const LoadRequest& request,
                                       const std::function<void(const ProbeStep&)>& on_step)
 {
-    std::string why;
-    if (!is_valid_module_request(request.name, &why))
-        return base::make_error(EINVAL, "invalid module name " + quoted(request.name) + ": " + why);
-    std::vector<Module*> modules = resolver_.lookup(request.name);
-    if (modules.empty())
-        return base::make_error(ENOENT, "module " + quoted(request.name) + " not found in " +
-                                            resolver_.database().module_dir());
+    auto found = find_modules(request.name);
+    if (!found)
+        return base::Unexpected(found.error());
+    const std::vector<Module*>& modules = *found;
 
     LoadReport report;
     size_t blacklisted = 0;
@@ -224,13 +233,10 @@ base::Result<LoadReport> Loader::load(const LoadRequest& request,
 
 base::Result<UnloadReport> Loader::unload(const UnloadRequest& request)
 {
-    std::string why;
-    if (!is_valid_module_request(request.name, &why))
-        return base::make_error(EINVAL, "invalid module name " + quoted(request.name) + ": " + why);
-    std::vector<Module*> modules = resolver_.lookup(request.name);
-    if (modules.empty())
-        return base::make_error(ENOENT, "module " + quoted(request.name) + " not found in " +
-                                            resolver_.database().module_dir());
+    auto found = find_modules(request.name);
+    if (!found)
+        return base::Unexpected(found.error());
+    const std::vector<Module*>& modules = *found;
     UnloadReport report;
     for (Module* target : modules) {
         if (resolver_.is_builtin(*target))

@@ -84,6 +84,7 @@ public:
 private:
     base::Result<void> run_step(const ProbeStep& step, const LoadRequest& request,
                                 LoadReport& report);
+    base::Result<std::vector<Module*>> find_modules(const std::string& name);
     void roll_back(LoadReport& report);
     base::Result<void> record_plan(const Module& target, const std::vector<ProbeStep>& steps,
                                    const LoadReport& report);
