@@ -10,6 +10,7 @@
 #include <map>
 
 #include "depmod/depmod.hpp"
+#include "depmod/index_reader.hpp"
 #include "temp_tree.hpp"
 
 namespace kmodd::depmod {
@@ -399,6 +400,38 @@ TEST(DepmodBadInput, EachBadFileIsReportedByPathAndTheRestIsIndexed)
     populate(clean);
     auto kmod = run_kmod(clean);
     expect_identical(ours.files, kmod.files);
+}
+
+TEST(DepmodInMemory, TheEnginesOutputsAnswerLookupsLikeTheFilesOnDisk)
+{
+    TempTree tree;
+    populate(tree);
+    auto options = options_for(tree);
+    options.output_dir.clear();
+    index::Diagnostics diagnostics;
+    auto engine = Depmod::create(options, diagnostics);
+    ASSERT_TRUE(engine);
+    ASSERT_TRUE((*engine)->scan(diagnostics));
+    auto outputs = (*engine)->generate(diagnostics);
+    ASSERT_TRUE(outputs);
+    ASSERT_TRUE((*engine)->write(diagnostics));
+
+    std::vector<std::pair<std::string, std::string>> files;
+    for (const auto& file : *outputs)
+        files.emplace_back(file.name, file.content);
+    auto in_memory = ModuleDatabase::from_files(tree.module_dir().string(), files);
+    auto on_disk = ModuleDatabase::open(tree.module_dir().string());
+    ASSERT_TRUE(in_memory) << in_memory.error().message;
+    ASSERT_TRUE(on_disk) << on_disk.error().message;
+    for (const char* name : {"mod1", "mod2", "mod_dash", "versioned", "nope"})
+        EXPECT_EQ(in_memory->dependency_line(name), on_disk->dependency_line(name)) << name;
+    EXPECT_EQ(in_memory->dependency_line("mod2"), "kernel/a/mod2.ko: kernel/a/mod1.ko");
+    for (const char* alias : {"mod1-alias", "pci:v00001234d00005678sv1sd2bc02sc00i00", "foo_x"})
+        EXPECT_EQ(in_memory->modules_for_alias(alias), on_disk->modules_for_alias(alias)) << alias;
+    EXPECT_EQ(in_memory->modules_for_alias("pci:v00001234d00005678sv1sd2bc02sc00i00"),
+              std::vector<std::string>{"mod1"});
+    EXPECT_EQ(in_memory->module_for_symbol("crc_helper_fn"), std::optional<std::string>("crc_helper"));
+    EXPECT_EQ(on_disk->module_for_symbol("crc_helper_fn"), std::optional<std::string>("crc_helper"));
 }
 
 class DepmodIncremental : public ::testing::Test {
