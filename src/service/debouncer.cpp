@@ -30,6 +30,9 @@ bool Debouncer::fire_if_due()
     return true;
 }
 
-void Debouncer::reset() { first_.reset(); }
+void Debouncer::reset()
+{
+    first_.reset();
+}
 
 } // namespace kmodd::service

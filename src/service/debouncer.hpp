@@ -18,7 +18,7 @@ public:
     using Now = std::function<TimePoint()>;
 
     struct Settings {
-        std::chrono::milliseconds quiet{50};      ///< silence that ends a burst
+        std::chrono::milliseconds quiet{50};       ///< silence that ends a burst
         std::chrono::milliseconds max_delay{1000}; ///< longest wait after the first event
     };
 

@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/result.hpp"
+#include "depmod/depmod.hpp"
+#include "index/diagnostic.hpp"
+#include "service/changes.hpp"
+
+namespace kmodd::service {
+
+/// What the service indexes and how it writes.
+struct ServiceOptions {
+    std::string base_dir;                  ///< root the modules dir lives under ("" = /)
+    std::vector<std::string> config_paths; ///< depmod.d; empty: kmod's default dirs
+    bool durable = true;                   ///< fsync the outputs
+    unsigned parse_threads = 0;            ///< 0: one per core
+    /// More changed paths than this for one version in one batch: walk the whole version
+    /// instead (unchanged files are not parsed again, and a walk costs less than thousands
+    /// of single updates).
+    size_t full_walk_threshold = 256;
+};
+
+/// What one rebuild did for one kernel version.
+struct VersionReport {
+    enum class Action {
+        Current,   ///< indexed in memory; the outputs on disk already matched (at start)
+        Written,   ///< the outputs were rewritten (those whose content changed)
+        Unchanged, ///< the changes did not change the module set: nothing written
+        Removed,   ///< the version vanished or is no kernel dir any more: index dropped
+        Failed,    ///< `error` says why; the index keeps what it read, the next batch retries
+    };
+    std::string version;
+    Action action = Action::Unchanged;
+    bool was_full_walk = false;     ///< the whole version dir was walked (not single paths)
+    depmod::GenerationStats stats;  ///< figures of the write (Written only)
+    uint64_t generation = 0;        ///< outputs written for this version since the start
+    size_t modules = 0;             ///< module files in the index now
+    index::Diagnostics diagnostics; ///< what the engine noticed and went on with
+    base::Error error;              ///< Failed only
+};
+
+/// One in-memory index (a depmod::Depmod) per kernel version under <base>/lib/modules,
+/// created when a version appears, updated incrementally from the watcher's changes, and
+/// the modules.* files written after each change. A directory counts as a kernel version
+/// when it holds kernel/, modules.order or modules.builtin, as installed with a kernel (a
+/// leftover dir of an uninstalled kernel, e.g. DKMS's updates/, gets no index files, and a
+/// version whose kernel is removed loses its index).
+///
+/// Thread-safety: none inside. The object is used by one thread at a time (the daemon's
+/// worker); the calls return results by value, and the hints for the watcher are taken
+/// with watch_hints() on that same thread and handed to the event loop.
+class IndexService {
+public:
+    explicit IndexService(ServiceOptions options);
+    ~IndexService();
+    IndexService(const IndexService&) = delete;
+    IndexService& operator=(const IndexService&) = delete;
+
+    /// "<base>/lib/modules".
+    [[nodiscard]] const std::string& modules_dir() const { return modules_dir_; }
+
+    /// Indexes every kernel version found; writes a version's outputs only when those on
+    /// disk are missing or differ from what the tree gives (content compared, so deleted
+    /// modules and a changed depmod.d count as stale too, unlike depmod -A).
+    [[nodiscard]] std::vector<VersionReport> start();
+
+    /// Applies one batch of changes: single paths through the engine's update_path, a full
+    /// walk for a rescanned or new version (or too many paths), then writes. Versions that
+    /// vanished are dropped. One report per version touched.
+    [[nodiscard]] std::vector<VersionReport> apply(const ChangeSet& changes);
+
+    /// What the watcher must watch beyond the trees, for every indexed version.
+    [[nodiscard]] std::vector<WatchHints> watch_hints() const;
+
+    /// The indexed versions, sorted.
+    [[nodiscard]] std::vector<std::string> versions() const;
+
+    /// The engine of `version`, null when not indexed. Valid until the next call that
+    /// changes the service.
+    [[nodiscard]] const depmod::Depmod* engine(const std::string& version) const;
+
+private:
+    struct Version {
+        std::unique_ptr<depmod::Depmod> engine;
+        uint64_t generation = 0;
+        bool needs_write = false; ///< a write failed: the outputs lag the index
+    };
+
+    [[nodiscard]] bool is_kernel_dir(const std::string& version) const;
+    [[nodiscard]] std::vector<std::string> find_kernel_dirs() const;
+    [[nodiscard]] std::optional<VersionReport>
+    apply_version(const std::string& version, const VersionChanges* changes, bool is_start);
+    [[nodiscard]] bool outputs_match_disk(const Version& entry,
+                                          index::Diagnostics& diagnostics) const;
+
+    ServiceOptions options_;
+    std::string modules_dir_;
+    std::map<std::string, Version> versions_;
+};
+
+} // namespace kmodd::service
