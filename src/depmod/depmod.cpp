@@ -129,6 +129,12 @@ base::Result<std::vector<OutputFile>> Depmod::generate(Diagnostics& diagnostics)
     return outputs_.build(*resolution, builtin_, options_.warn_dups, diagnostics);
 }
 
+void Depmod::adopt_as_published(std::vector<OutputFile> outputs)
+{
+    published_ = std::move(outputs);
+    parses_at_last_write_ = index_.parse_count();
+}
+
 base::Result<GenerationStats> Depmod::write(Diagnostics& diagnostics)
 {
     auto start = std::chrono::steady_clock::now();

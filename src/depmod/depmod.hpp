@@ -68,6 +68,10 @@ public:
     /// all are written are they renamed over the old ones, so a failing run changes nothing.
     [[nodiscard]] base::Result<GenerationStats> write(index::Diagnostics& diagnostics);
 
+    /// Takes `outputs` (from generate()) as what is on disk already, e.g. after checking that
+    /// the files there are current: the next write() then replaces only what differs.
+    void adopt_as_published(std::vector<OutputFile> outputs);
+
     [[nodiscard]] const index::ModuleIndex& index() const { return index_; }
 
 private:

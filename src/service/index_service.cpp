@@ -206,6 +206,8 @@ bool IndexService::outputs_match_disk(const Version& entry, index::Diagnostics& 
             return false;
     }
     diagnostics.insert(diagnostics.end(), scratch.begin(), scratch.end());
+    // The engine now knows what is on disk: its first write replaces only what changes.
+    entry.engine->adopt_as_published(std::move(*outputs));
     return true;
 }
 

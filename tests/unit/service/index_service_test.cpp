@@ -72,6 +72,16 @@ TEST(IndexService, StartLeavesACurrentIndexAlone)
     EXPECT_EQ(reports[0].action, Action::Current);
     EXPECT_EQ(reports[0].modules, 4U) << "indexed in memory all the same";
     EXPECT_EQ(mtime_ns(tree.module_dir() / "modules.dep"), before);
+
+    // The files on disk count as published: a change then rewrites only what it changes.
+    const int64_t softdep_before = mtime_ns(tree.module_dir() / "modules.softdep");
+    tree.add("extra/mod-dash.ko", fixture("mod_dash"));
+    auto changed =
+        service.apply(paths(tree.version(), {(tree.module_dir() / "extra/mod-dash.ko").string()}));
+    ASSERT_EQ(changed.size(), 1U);
+    EXPECT_LT(changed[0].stats.files_written, 10U);
+    EXPECT_EQ(mtime_ns(tree.module_dir() / "modules.softdep"), softdep_before);
+    expect_same_as_kmod(tree.root(), tree.version());
 }
 
 TEST(IndexService, StartRewritesAnIndexThatNamesADeletedModule)
