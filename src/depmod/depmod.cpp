@@ -83,7 +83,7 @@ base::Result<std::unique_ptr<Depmod>> Depmod::create(DepmodOptions options,
     return depmod;
 }
 
-void Depmod::load_builtin_inputs(Diagnostics& /*diagnostics*/)
+void Depmod::load_builtin_inputs()
 {
     builtin_problems_.clear();
     auto load = [&](const char* name) -> std::optional<std::string> {
@@ -106,7 +106,7 @@ base::Result<void> Depmod::scan(Diagnostics& diagnostics)
 {
     if (auto scanned = index_.scan(diagnostics); !scanned)
         return scanned;
-    load_builtin_inputs(diagnostics);
+    load_builtin_inputs();
     return {};
 }
 
@@ -114,7 +114,7 @@ bool Depmod::update_path(const std::string& path, Diagnostics& diagnostics)
 {
     const std::string prefix = module_dir() + "/modules.builtin";
     if (path == prefix || path == prefix + ".modinfo") {
-        load_builtin_inputs(diagnostics);
+        load_builtin_inputs();
         return true;
     }
     return index_.update_path(path, diagnostics);

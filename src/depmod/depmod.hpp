@@ -76,7 +76,7 @@ public:
 
 private:
     Depmod(DepmodOptions options, index::ModuleIndex::Settings settings);
-    void load_builtin_inputs(index::Diagnostics& diagnostics);
+    void load_builtin_inputs();
 
     DepmodOptions options_;
     index::ModuleIndex index_;

@@ -365,11 +365,4 @@ std::vector<OutputFile> OutputBuilder::build(const Resolution& resolution,
     return files;
 }
 
-std::vector<OutputFile> make_outputs(const Resolution& resolution, const BuiltinInputs& builtin,
-                                     bool warn_dups, Diagnostics& diagnostics)
-{
-    OutputBuilder builder;
-    return builder.build(resolution, builtin, warn_dups, diagnostics);
-}
-
 } // namespace kmodd::depmod

@@ -70,9 +70,4 @@ private:
     size_t dep_bytes_hint_ = 4096; ///< modules.dep grows little between builds
 };
 
-/// One-shot convenience: a fresh OutputBuilder's build().
-[[nodiscard]] std::vector<OutputFile> make_outputs(const index::Resolution& resolution,
-                                                   const BuiltinInputs& builtin, bool warn_dups,
-                                                   index::Diagnostics& diagnostics);
-
 } // namespace kmodd::depmod

@@ -64,15 +64,4 @@ inline constexpr uint32_t kSymbolTableBuckets = 2048;
     return hash;
 }
 
-/// Orders keys the way kmod's hash table iterates them with `buckets` buckets.
-[[nodiscard]] inline bool kmod_hash_order_less(uint32_t hash_a, std::string_view a, uint32_t hash_b,
-                                               std::string_view b, uint32_t buckets) noexcept
-{
-    uint32_t bucket_a = hash_a & (buckets - 1);
-    uint32_t bucket_b = hash_b & (buckets - 1);
-    if (bucket_a != bucket_b)
-        return bucket_a < bucket_b;
-    return a < b;
-}
-
 } // namespace kmodd::index

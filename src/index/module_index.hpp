@@ -71,11 +71,9 @@ struct Resolution {
     std::vector<Symbol> symbols_by_name; ///< the same symbols sorted by name (strcmp)
 
     /// Every module `position` needs, transitively, ordered users before providers (the
-    /// order of a modules.dep line; loaders insert it in reverse).
-    [[nodiscard]] std::vector<uint32_t> closure(uint32_t position) const;
-
-    /// closure() into `out`, with caller-owned scratch space `seen` (sized on first use), for
-    /// a loop over every module: each position may be asked once per `seen`.
+    /// order of a modules.dep line; loaders insert it in reverse), into `out`. `seen` is
+    /// caller-owned scratch space (sized on first use) for a loop over every module: each
+    /// position may be asked once per `seen`.
     void closure(uint32_t position, std::vector<uint32_t>& out, std::vector<uint32_t>& seen) const;
 };
 
@@ -134,7 +132,7 @@ private:
                                               std::string& error) const;
     bool is_excluded(std::string_view name) const;
     bool is_higher_priority(const Candidate& old_file, const Candidate& new_file) const;
-    void load_modules_order(Diagnostics& diagnostics);
+    void load_modules_order();
     uint32_t intern(std::string_view name);
     void intern_symbols(Candidate& candidate);
     void sort_new_symbols();

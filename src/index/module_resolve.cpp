@@ -129,13 +129,10 @@ bool ModuleIndex::is_higher_priority(const Candidate& old_file, const Candidate&
     const size_t oldlen = old_file.dir_len + 1 + old_file.name.size();
     std::string_view newpath(new_file.path.data(), std::min(newlen, new_file.path.size()));
     std::string_view oldpath(old_file.path.data(), std::min(oldlen, old_file.path.size()));
-    std::string_view relnew, relold;
-    if (newpath.starts_with(dirname) && newpath.size() > dirname.size())
-        relnew = newpath.substr(dirname.size() + 1);
-    if (oldpath.starts_with(dirname) && oldpath.size() > dirname.size())
-        relold = oldpath.substr(dirname.size() + 1);
     const bool has_relnew = newpath.starts_with(dirname) && newpath.size() > dirname.size();
     const bool has_relold = oldpath.starts_with(dirname) && oldpath.size() > dirname.size();
+    std::string_view relnew = has_relnew ? newpath.substr(dirname.size() + 1) : std::string_view();
+    std::string_view relold = has_relold ? oldpath.substr(dirname.size() + 1) : std::string_view();
 
     for (const std::string& ov : settings_.config.overrides) {
         if (has_relnew && relnew == ov)
@@ -198,13 +195,6 @@ void Resolution::closure(uint32_t position, std::vector<uint32_t>& out,
     std::sort(out.begin(), out.end(), [&](uint32_t a, uint32_t b) {
         return modules[a].dep_sort_idx < modules[b].dep_sort_idx;
     });
-}
-
-std::vector<uint32_t> Resolution::closure(uint32_t position) const
-{
-    std::vector<uint32_t> out, seen;
-    closure(position, out, seen);
-    return out;
 }
 
 base::Result<Resolution> ModuleIndex::resolve(const ResolveOptions& options,

@@ -331,7 +331,7 @@ bool ModuleIndex::merge(std::vector<Found>& found, const std::string& scope,
     return true;
 }
 
-void ModuleIndex::load_modules_order(Diagnostics& /*diagnostics*/)
+void ModuleIndex::load_modules_order()
 {
     modules_order_.clear();
     modules_order_ok_ = false;
@@ -372,7 +372,7 @@ base::Result<void> ModuleIndex::scan(Diagnostics& diagnostics)
         return base::make_error(root.error().code,
                                 "could not open directory " + settings_.module_dir + ": " +
                                     std::strerror(root.error().code));
-    load_modules_order(diagnostics);
+    load_modules_order();
     std::vector<Found> found;
     found.reserve(std::max<size_t>(candidates_.size(), 1024));
     std::vector<std::pair<dev_t, ino_t>> stack;
@@ -402,7 +402,7 @@ bool ModuleIndex::update_path(const std::string& path, Diagnostics& diagnostics)
     while (clean.size() > 1 && clean.back() == '/')
         clean.pop_back();
     if (clean == settings_.module_dir + "/modules.order") {
-        load_modules_order(diagnostics);
+        load_modules_order();
         return true;
     }
     // Which tree is the path in, and is any component of it skipped?
