@@ -117,6 +117,22 @@ std::vector<VersionReport> IndexService::apply(const ChangeSet& changes)
     return reports;
 }
 
+std::optional<VersionReport> IndexService::rebuild(const std::string& version)
+{
+    uint64_t generation = 0;
+    if (auto it = versions_.find(version); it != versions_.end()) {
+        generation = it->second.generation;
+        versions_.erase(it);
+    }
+    auto report = apply_version(version, nullptr, false);
+    if (auto it = versions_.find(version); it != versions_.end()) {
+        it->second.generation += generation;
+        if (report && report->action == VersionReport::Action::Written)
+            report->generation = it->second.generation;
+    }
+    return report;
+}
+
 std::optional<VersionReport> IndexService::apply_version(const std::string& version,
                                                          const VersionChanges* changes,
                                                          bool is_start)

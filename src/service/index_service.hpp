@@ -76,6 +76,11 @@ public:
     /// vanished are dropped. One report per version touched.
     [[nodiscard]] std::vector<VersionReport> apply(const ChangeSet& changes);
 
+    /// Throws the index of `version` away and builds it again from the module files (a full
+    /// depmod), then writes every output. The generation count goes on. nullopt when
+    /// `version` is not a kernel directory (any index it had is dropped).
+    [[nodiscard]] std::optional<VersionReport> rebuild(const std::string& version);
+
     /// What the watcher must watch beyond the trees, for every indexed version.
     [[nodiscard]] std::vector<WatchHints> watch_hints() const;
 

@@ -1,0 +1,401 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#include "service/module_service.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <optional>
+#include <string_view>
+#include <utility>
+
+#include "base/file.hpp"
+#include "base/strings.hpp"
+#include "elf/module_file.hpp"
+#include "index/names.hpp"
+#include "loader/loader.hpp"
+#include "loader/resolver.hpp"
+
+namespace kmodd::service {
+
+using base::quoted;
+
+namespace {
+
+tl::unexpected<RequestError> fail(Failure kind, std::string message)
+{
+    return tl::unexpected(RequestError{kind, std::move(message)});
+}
+
+/// The lower layers write messages to be prefixed with context ("cannot load 'x': ...");
+/// a request error is a sentence of its own.
+std::string as_sentence(std::string message)
+{
+    if (!message.empty() && message[0] >= 'a' && message[0] <= 'z')
+        message[0] = static_cast<char>(message[0] - 'a' + 'A');
+    return message;
+}
+
+/// InvalidName for a name a user may not give, nothing for a valid one.
+std::optional<RequestError> check_name(const std::string& name)
+{
+    std::string why;
+    if (loader::is_valid_module_request(name, &why))
+        return std::nullopt;
+    return RequestError{Failure::InvalidName, "Invalid module name " + quoted(name) + ": " + why};
+}
+
+std::string not_found_message(const IndexSnapshot& snapshot, const std::string& name)
+{
+    const std::string& where =
+        snapshot.release().empty() ? snapshot.database().module_dir() : snapshot.release();
+    return "Module " + quoted(name) + " not found in " + where;
+}
+
+/// A module the lookup named that can be neither inserted, installed nor found built in
+/// (a modprobe.d alias to a module the tree does not have).
+bool is_missing(loader::Resolver& resolver, loader::Module& module)
+{
+    if (resolver.install_command_for(module) != nullptr)
+        return false;
+    resolver.dependencies(module);
+    return !module.path && !resolver.is_builtin(module);
+}
+
+/// The lookup's modules for `name`; NotFound when there are none, or none that exists.
+RequestResult<std::vector<loader::Module*>>
+find_modules(loader::Resolver& resolver, const IndexSnapshot& snapshot, const std::string& name)
+{
+    std::vector<loader::Module*> modules = resolver.lookup(name);
+    bool has_any = std::any_of(modules.begin(), modules.end(),
+                               [&](loader::Module* m) { return !is_missing(resolver, *m); });
+    if (!has_any)
+        return fail(Failure::NotFound, not_found_message(snapshot, name));
+    return modules;
+}
+
+std::vector<std::string> split_list(std::string_view text)
+{
+    std::vector<std::string> out;
+    for (std::string_view piece : base::split_tokens(text, ","))
+        out.emplace_back(base::trim(piece));
+    std::erase_if(out, [](const std::string& piece) { return piece.empty(); });
+    return out;
+}
+
+ParameterInfo& parameter_named(std::vector<ParameterInfo>& parameters, std::string_view name)
+{
+    auto it = std::find_if(parameters.begin(), parameters.end(),
+                           [&](const ParameterInfo& p) { return p.name == name; });
+    if (it != parameters.end())
+        return *it;
+    parameters.push_back(ParameterInfo{std::string(name), {}, {}});
+    return parameters.back();
+}
+
+/// Fills `details` from .modinfo entries in section order, as modinfo reads them: the first
+/// value of a single-valued key counts, list keys keep every value.
+void fill_details(ModuleDetails& details, const std::vector<elf::ModinfoEntry>& entries)
+{
+    auto set_once = [](std::string& field, bool& seen, const std::string& value) {
+        if (!seen)
+            field = value;
+        seen = true;
+    };
+    bool has_version = false, has_description = false, has_license = false, has_vermagic = false,
+         has_srcversion = false, has_signer = false;
+    for (const elf::ModinfoEntry& entry : entries) {
+        const std::string& key = entry.key;
+        const std::string& value = entry.value;
+        if (key == "version") {
+            set_once(details.version, has_version, value);
+        } else if (key == "description") {
+            set_once(details.description, has_description, value);
+        } else if (key == "author") {
+            details.authors.push_back(value);
+        } else if (key == "license") {
+            set_once(details.license, has_license, value);
+        } else if (key == "alias") {
+            details.aliases.push_back(value);
+        } else if (key == "depends") {
+            for (std::string& dep : split_list(value))
+                details.depends.push_back(std::move(dep));
+        } else if (key == "softdep") {
+            details.softdeps.push_back(value);
+        } else if (key == "firmware") {
+            details.firmware.push_back(value);
+        } else if (key == "vermagic") {
+            set_once(details.vermagic, has_vermagic, value);
+        } else if (key == "srcversion") {
+            set_once(details.srcversion, has_srcversion, value);
+        } else if (key == "intree") {
+            details.intree = value == "Y";
+        } else if (key == "signer") {
+            set_once(details.signer, has_signer, value);
+        } else if (key == "parm" || key == "parmtype") {
+            // "name:text"; a parameter appears where its first parm or parmtype line is.
+            size_t colon = value.find(':');
+            std::string_view param_name = std::string_view(value).substr(0, colon);
+            std::string text = colon == std::string::npos ? std::string() : value.substr(colon + 1);
+            ParameterInfo& param = parameter_named(details.parameters, param_name);
+            (key == "parm" ? param.description : param.type) = std::move(text);
+        }
+    }
+}
+
+/// The entries of `module` in a modules.builtin.modinfo text ("module.key=value\0...").
+std::vector<elf::ModinfoEntry> builtin_entries(std::string_view text, const std::string& module)
+{
+    std::vector<elf::ModinfoEntry> entries;
+    size_t pos = 0;
+    while (pos < text.size()) {
+        size_t end = text.find('\0', pos);
+        if (end == std::string_view::npos)
+            end = text.size();
+        std::string_view item = text.substr(pos, end - pos);
+        pos = end + 1;
+        size_t dot = item.find('.');
+        if (dot == std::string_view::npos ||
+            index::normalize_modname(item.substr(0, dot)) != module)
+            continue;
+        std::string_view rest = item.substr(dot + 1);
+        size_t eq = rest.find('=');
+        if (eq == std::string_view::npos)
+            entries.push_back(elf::ModinfoEntry{std::string(rest), {}});
+        else
+            entries.push_back(elf::ModinfoEntry{std::string(rest.substr(0, eq)),
+                                                std::string(rest.substr(eq + 1))});
+    }
+    return entries;
+}
+
+/// The store's records as ModuleService keeps them, sorted by name (records() is a map).
+std::vector<std::pair<std::string, LoadOrigin>> copy_origins(const loader::StateStore* state)
+{
+    std::vector<std::pair<std::string, LoadOrigin>> origins;
+    if (state == nullptr)
+        return origins;
+    origins.reserve(state->records().size());
+    for (const auto& [name, record] : state->records())
+        origins.emplace_back(name, record.origin == loader::Origin::Explicit
+                                       ? LoadOrigin::Explicit
+                                       : LoadOrigin::Dependency);
+    return origins;
+}
+
+} // namespace
+
+IndexSnapshot::IndexSnapshot(std::string release, uint64_t generation,
+                             depmod::ModuleDatabase database, loader::ModprobeConfig config,
+                             index::Diagnostics diagnostics)
+    : release_(std::move(release)), generation_(generation), database_(std::move(database)),
+      config_(std::move(config)), diagnostics_(std::move(diagnostics))
+{
+}
+
+base::Result<std::shared_ptr<const IndexSnapshot>> IndexSnapshot::open(const Options& options)
+{
+    auto database = depmod::ModuleDatabase::open(options.module_dir);
+    if (!database)
+        return base::Unexpected(database.error());
+
+    index::Diagnostics diagnostics;
+    std::string cmdline;
+    if (!options.cmdline_path.empty()) {
+        if (auto text = base::read_file(AT_FDCWD, options.cmdline_path))
+            cmdline = std::move(*text);
+        else
+            diagnostics.push_back(
+                {index::Diagnostic::Level::Warning,
+                 "cannot read the kernel command line: " + text.error().message + ", ignoring"});
+    }
+    auto config = loader::ModprobeConfig::load(options.config_paths.empty()
+                                                   ? loader::ModprobeConfig::default_paths()
+                                                   : options.config_paths,
+                                               options.module_dir, cmdline, diagnostics);
+    // The constructor is private, so make_shared cannot reach it.
+    return std::shared_ptr<const IndexSnapshot>(
+        new IndexSnapshot(options.release, options.generation, std::move(*database),
+                          std::move(config), std::move(diagnostics)));
+}
+
+ModuleService::ModuleService(sys::Kernel& kernel, loader::StateStore* state)
+    : kernel_(kernel), state_(state), origins_(copy_origins(state))
+{
+}
+
+RequestResult<std::vector<std::string>> ModuleService::load(const IndexSnapshot& snapshot,
+                                                            const std::string& name,
+                                                            const std::string& params)
+{
+    if (auto invalid = check_name(name))
+        return tl::unexpected(std::move(*invalid));
+    if (params.find_first_of(std::string_view("\n\0", 2)) != std::string::npos)
+        return fail(Failure::InvalidName, "Invalid parameters for " + quoted(name) +
+                                              ": they contain a newline or a NUL character");
+
+    std::lock_guard change(change_mutex_);
+    loader::Resolver resolver(snapshot.database(), snapshot.config());
+    auto modules = find_modules(resolver, snapshot, name);
+    if (!modules)
+        return tl::unexpected(std::move(modules.error()));
+
+    loader::Loader loader(resolver, kernel_, state_);
+    loader::LoadRequest request;
+    request.name = name;
+    request.params = params;
+    auto report = loader.load(request);
+    // A failed load may have recorded and then forgotten modules: copy in any case.
+    auto origins = copy_origins(state_);
+    {
+        std::lock_guard lock(origins_mutex_);
+        origins_ = std::move(origins);
+    }
+    if (!report)
+        return fail(Failure::Failed, as_sentence(report.error().message));
+    if (report->blacklisted) {
+        std::string names;
+        for (const loader::Module* module : *modules)
+            names += (names.empty() ? "" : ", ") + module->name;
+        return fail(Failure::Blacklisted,
+                    "Module " + quoted(name) + " is blacklisted (it resolves to " + names + ")");
+    }
+    return std::move(report->inserted);
+}
+
+RequestResult<std::vector<std::string>> ModuleService::unload(const IndexSnapshot& snapshot,
+                                                              const std::string& name)
+{
+    if (auto invalid = check_name(name))
+        return tl::unexpected(std::move(*invalid));
+
+    std::lock_guard change(change_mutex_);
+    loader::Resolver resolver(snapshot.database(), snapshot.config());
+    auto modules = find_modules(resolver, snapshot, name);
+    if (!modules)
+        return tl::unexpected(std::move(modules.error()));
+    // The loader passes over a module that is not loaded; a request for one is NotFound.
+    // Builtin modules go on to the loader, which says why they cannot be unloaded.
+    bool is_present = std::any_of(modules->begin(), modules->end(), [&](loader::Module* m) {
+        return resolver.is_builtin(*m) ||
+               kernel_.module_state(m->name) != sys::ModuleState::NotLoaded;
+    });
+    if (!is_present)
+        return fail(Failure::NotFound, "Module " + quoted(name) + " is not loaded");
+
+    loader::Loader loader(resolver, kernel_, state_);
+    loader::UnloadRequest request;
+    request.name = name;
+    auto report = loader.unload(request);
+    auto origins = copy_origins(state_);
+    {
+        std::lock_guard lock(origins_mutex_);
+        origins_ = std::move(origins);
+    }
+    if (report)
+        return std::move(report->removed);
+
+    const base::Error& error = report.error();
+    std::string message = as_sentence(error.message);
+    // EBUSY is the loader's own "in use" check ("module 'x' is in use by: y") unless it
+    // comes from the kernel, which the loader reports as "cannot unload 'x': ..." and which
+    // then means "not live" (still coming or already going).
+    bool is_loader_busy = error.code == EBUSY && !error.message.starts_with("cannot unload ");
+    if (error.code == EWOULDBLOCK || error.code == EAGAIN || is_loader_busy)
+        return fail(Failure::InUse, std::move(message));
+    if (error.code == ENOENT)
+        return fail(Failure::NotFound, std::move(message));
+    return fail(Failure::Failed, std::move(message));
+}
+
+RequestResult<std::vector<std::string>> ModuleService::list_deps(const IndexSnapshot& snapshot,
+                                                                 const std::string& name) const
+{
+    if (auto invalid = check_name(name))
+        return tl::unexpected(std::move(*invalid));
+    loader::Resolver resolver(snapshot.database(), snapshot.config());
+    auto modules = find_modules(resolver, snapshot, name);
+    if (!modules)
+        return tl::unexpected(std::move(modules.error()));
+    // modprobe -D: the plan of every module the lookup gives, one after the other, with the
+    // repetitions kmod prints (a softdep can list a module again after its first insmod).
+    std::vector<std::string> names;
+    for (loader::Module* target : *modules) {
+        for (const loader::ProbeStep& step : resolver.probe_list(target, {}, "")) {
+            if (step.kind != loader::ProbeStep::Kind::Missing)
+                names.push_back(step.module->name);
+        }
+    }
+    return names;
+}
+
+RequestResult<ModuleDetails> ModuleService::module_info(const IndexSnapshot& snapshot,
+                                                        const std::string& name) const
+{
+    if (auto invalid = check_name(name))
+        return tl::unexpected(std::move(*invalid));
+    loader::Resolver resolver(snapshot.database(), snapshot.config());
+    std::vector<loader::Module*> modules = resolver.lookup(name);
+    if (modules.empty())
+        return fail(Failure::NotFound, not_found_message(snapshot, name));
+    loader::Module& module = *modules.front();
+    resolver.dependencies(module);
+
+    ModuleDetails details;
+    details.name = module.name;
+    if (module.path) {
+        details.path = *module.path;
+        struct stat st {};
+        auto info = elf::load_module_file(AT_FDCWD, details.path, st);
+        if (!info)
+            return fail(Failure::Failed, "Cannot read module " + quoted(module.name) + " from '" +
+                                             details.path + "': " + info.error().message);
+        fill_details(details, info->modinfo);
+        return details;
+    }
+    if (!resolver.is_builtin(module))
+        return fail(Failure::NotFound, not_found_message(snapshot, name));
+
+    details.builtin = true;
+    const std::string path = snapshot.database().module_dir() + "/modules.builtin.modinfo";
+    auto text = base::read_file(AT_FDCWD, path);
+    if (!text) {
+        // An older kernel has no modules.builtin.modinfo: a builtin module then shows its
+        // name only.
+        if (text.error().code == ENOENT)
+            return details;
+        return fail(Failure::Failed, "Cannot read the modinfo of builtin module " +
+                                         quoted(module.name) + ": " + text.error().message);
+    }
+    fill_details(details, builtin_entries(*text, module.name));
+    return details;
+}
+
+RequestResult<std::vector<LoadedEntry>> ModuleService::list_loaded() const
+{
+    auto loaded = kernel_.loaded_modules();
+    if (!loaded)
+        return fail(Failure::Failed, "Cannot list the loaded modules: " + loaded.error().message);
+
+    std::vector<LoadedEntry> entries;
+    entries.reserve(loaded->size());
+    std::lock_guard lock(origins_mutex_);
+    for (sys::LoadedModule& module : *loaded) {
+        LoadedEntry entry;
+        entry.name = std::move(module.name);
+        entry.size = module.size;
+        entry.refcount = module.refcount;
+        entry.holders = std::move(module.holders);
+        std::sort(entry.holders.begin(), entry.holders.end());
+        auto it = std::lower_bound(origins_.begin(), origins_.end(), entry.name,
+                                   [](const std::pair<std::string, LoadOrigin>& origin,
+                                      const std::string& key) { return origin.first < key; });
+        if (it != origins_.end() && it->first == entry.name)
+            entry.origin = it->second;
+        entries.push_back(std::move(entry));
+    }
+    return entries;
+}
+
+} // namespace kmodd::service
