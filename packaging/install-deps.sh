@@ -5,7 +5,7 @@
 set -eu
 
 packages="cmake ninja-build g++ gcc pkg-config file
-libelf-dev libsdbus-c++-dev libsdbus-c++-bin libudev-dev libspdlog-dev nlohmann-json3-dev
+libelf-dev libsdbus-c++-dev libsdbus-c++-bin libudev-dev libsystemd-dev libspdlog-dev nlohmann-json3-dev
 libgtest-dev libgmock-dev googletest libexpected-dev liblzma-dev libzstd-dev zlib1g-dev
 kmod xz-utils zstd gzip gcc-s390x-linux-gnu dbus-daemon libxml2-utils"
 [ "${1:-}" = "--with-vm" ] && packages="$packages qemu-system-x86 busybox-static cpio"

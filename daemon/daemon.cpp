@@ -1,0 +1,578 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#include "daemon.hpp"
+
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <filesystem>
+#include <system_error>
+
+#include <sdbus-c++/sdbus-c++.h>
+#include <spdlog/fmt/ranges.h>
+#include <spdlog/spdlog.h>
+
+#include "kmodd_dbus_names.hpp"
+#include "loader/resolver.hpp"
+#include "loader/sandbox_support.hpp"
+
+namespace kmodd::daemon {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using service::Failure;
+using service::RequestError;
+using Action = service::VersionReport::Action;
+
+uint64_t realtime_usec()
+{
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
+}
+
+std::string running_release()
+{
+    utsname names{};
+    if (::uname(&names) != 0)
+        return {};
+    return names.release;
+}
+
+const char* action_text(Action action)
+{
+    switch (action) {
+    case Action::Current:
+        return "current";
+    case Action::Written:
+        return "written";
+    case Action::Unchanged:
+        return "unchanged";
+    case Action::Removed:
+        return "removed";
+    case Action::Failed:
+        break;
+    }
+    return "failed";
+}
+
+RequestError no_index(const std::string& release)
+{
+    return RequestError{Failure::NotFound,
+                        "No module index for kernel release '" + release + "' (is it installed?)."};
+}
+
+} // namespace
+
+Daemon::Daemon(DaemonOptions options) : options_(std::move(options)) {}
+
+Daemon::~Daemon()
+{
+    // Workers first: their last tasks may still read the services below.
+    index_worker_.reset();
+    kernel_worker_.reset();
+    reader_worker_.reset();
+}
+
+base::Result<std::unique_ptr<Daemon>> Daemon::create(DaemonOptions options)
+{
+    std::unique_ptr<Daemon> daemon(new Daemon(std::move(options)));
+    if (auto done = daemon->set_up(); !done)
+        return base::Unexpected(done.error());
+    return daemon;
+}
+
+base::Result<void> Daemon::set_up()
+{
+    // Blocked before any thread starts, so every thread inherits the mask and the signals
+    // arrive only through the signalfd.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    if (::pthread_sigmask(SIG_BLOCK, &signals, nullptr) != 0)
+        return base::errno_error(errno, "pthread_sigmask");
+    signal_fd_ = base::UniqueFd(::signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK));
+    if (signal_fd_.get() < 0)
+        return base::errno_error(errno, "signalfd");
+
+    release_ = options_.kernel_release.empty() ? running_release() : options_.kernel_release;
+    properties_.kernel_release = release_;
+
+    if (auto done = set_up_kernel(); !done)
+        return done;
+
+    service::ServiceOptions service_options;
+    service_options.base_dir = options_.base_dir();
+    service_options.config_paths = options_.depmod_config;
+    service_options.durable = options_.durable;
+    index_ = std::make_unique<service::IndexService>(std::move(service_options));
+
+    // Watching starts before the first index, so that nothing changed meanwhile is missed.
+    service::TreeWatcher::Settings watch_settings;
+    watch_settings.modules_dir = options_.modules_dir;
+    auto watcher = service::TreeWatcher::create(watch_settings);
+    if (!watcher)
+        return base::Unexpected(watcher.error().with_context("cannot watch '" + options_.modules_dir + "'"));
+    watcher_ = std::move(*watcher);
+    service::Debouncer::Settings debounce{options_.debounce, options_.max_delay};
+    auto watch_loop = service::WatchLoop::create(*watcher_, debounce);
+    if (!watch_loop)
+        return base::Unexpected(watch_loop.error());
+    watch_loop_ = std::move(*watch_loop);
+
+    index_start();
+
+    if (auto done = set_up_bus(); !done)
+        return done;
+
+    index_worker_ = std::make_unique<Worker>("kmodd-index");
+    kernel_worker_ = std::make_unique<Worker>("kmodd-kernel");
+    reader_worker_ = std::make_unique<Worker>("kmodd-reader");
+    return {};
+}
+
+base::Result<void> Daemon::set_up_kernel()
+{
+    if (options_.sandbox_dir.empty()) {
+        kernel_ = loader::make_system_kernel();
+    } else {
+        // The sandbox refuses a module needing a symbol that only modules provide and that
+        // no loaded module exports: which symbols those are comes from the current index.
+        auto is_module_symbol = [this](const std::string& symbol) {
+            auto current = snapshot();
+            return current && current->database().module_for_symbol(symbol).has_value();
+        };
+        auto kernel = sys::make_sandbox_kernel(options_.sandbox_dir, loader::make_module_inspector(),
+                                               is_module_symbol);
+        if (!kernel)
+            return base::Unexpected(kernel.error().with_context("sandbox kernel"));
+        kernel_ = std::move(*kernel);
+    }
+    std::error_code error;
+    std::filesystem::create_directories(options_.state_path(), error);
+    if (error)
+        return base::make_error(error.value(), "cannot create the state directory '" +
+                                                   options_.state_path() + "': " + error.message());
+    auto state = loader::StateStore::open(options_.state_path());
+    if (!state)
+        return base::Unexpected(state.error());
+    state_.emplace(std::move(*state));
+    modules_ = std::make_unique<service::ModuleService>(*kernel_, &*state_);
+    return {};
+}
+
+void Daemon::index_start()
+{
+    auto started = Clock::now();
+    std::vector<service::VersionReport> reports = index_->start();
+    auto duration = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started);
+    watcher_->set_hints(index_->watch_hints());
+    for (const auto& problem : watcher_->take_problems())
+        spdlog::warn("{}", problem);
+    note_reports(reports);
+
+    std::string error;
+    set_snapshot(open_snapshot(1, &error));
+    if (!error.empty())
+        spdlog::warn("{}", error);
+    properties_.index_generation = snapshot() ? 1 : 0;
+    properties_.last_rebuild_usec = snapshot() ? realtime_usec() : 0;
+    properties_.last_rebuild_duration_usec = static_cast<uint64_t>(duration.count());
+    for (const auto& report : reports) {
+        if (report.version == release_)
+            properties_.module_count = static_cast<uint32_t>(report.modules);
+    }
+    if (!snapshot())
+        spdlog::warn("kernel release '{}' has no modules under '{}'; requests will find nothing "
+                     "until it appears",
+                     release_, options_.modules_dir);
+}
+
+base::Result<void> Daemon::set_up_bus()
+{
+    try {
+        switch (options_.bus) {
+        case DaemonOptions::Bus::System:
+            bus_ = sdbus::createSystemBusConnection();
+            break;
+        case DaemonOptions::Bus::Session:
+            bus_ = sdbus::createSessionBusConnection();
+            break;
+        case DaemonOptions::Bus::Address:
+            bus_ = sdbus::createSessionBusConnectionWithAddress(options_.bus_address);
+            break;
+        }
+        auto policy = options_.bus == DaemonOptions::Bus::System ? Authorizer::Policy::Polkit
+                                                                 : Authorizer::Policy::SameUser;
+        authorizer_ = std::make_unique<Authorizer>(*bus_, policy);
+        object_ = std::make_unique<ManagerObject>(*bus_, *this, *authorizer_);
+        // The name last: a client that sees it finds the object ready and the index built.
+        bus_->requestName(dbus::kBusName);
+    } catch (const sdbus::Error& error) {
+        return base::make_error(ECONNREFUSED, "cannot serve " + std::string(dbus::kBusName) +
+                                                  " on the bus: " + error.getMessage());
+    }
+    auto loop = EventLoop::create(bus_.get());
+    if (!loop)
+        return base::Unexpected(loop.error());
+    loop_ = std::move(*loop);
+    if (auto added = loop_->add(watch_loop_->fd(), EPOLLIN, [this](uint32_t) { on_watch_ready(); });
+        !added)
+        return added;
+    if (auto added = loop_->add(signal_fd_.get(), EPOLLIN, [this](uint32_t) { on_signal(); }); !added)
+        return added;
+    return {};
+}
+
+base::Result<void> Daemon::run()
+{
+    uint64_t watchdog_usec = 0;
+    if (::sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0) {
+        auto done = loop_->every(std::chrono::microseconds(watchdog_usec / 2),
+                                 [] { ::sd_notify(0, "WATCHDOG=1"); });
+        if (!done)
+            return done;
+    }
+    spdlog::info("serving {} on the {} bus: kernel release '{}', {} modules", dbus::kBusName,
+                 options_.bus == DaemonOptions::Bus::System    ? "system"
+                 : options_.bus == DaemonOptions::Bus::Session ? "session"
+                                                               : "given",
+                 release_, properties_.module_count);
+    ::sd_notify(0, "READY=1");
+    notify_status();
+    auto ran = loop_->run();
+    ::sd_notify(0, "STOPPING=1");
+    return ran;
+}
+
+void Daemon::notify_status()
+{
+    std::string status = "Serving " + release_ + ": " + std::to_string(properties_.module_count) +
+                         " modules, index generation " +
+                         std::to_string(properties_.index_generation);
+    ::sd_notify(0, ("STATUS=" + status).c_str());
+}
+
+void Daemon::on_signal()
+{
+    signalfd_siginfo info{};
+    while (::read(signal_fd_.get(), &info, sizeof info) == sizeof info) {
+        spdlog::info("stopping on signal {}", info.ssi_signo);
+        loop_->stop();
+    }
+}
+
+// ---- the index ------------------------------------------------------------------------------
+
+void Daemon::on_watch_ready()
+{
+    auto changes = watch_loop_->dispatch();
+    for (const auto& problem : watcher_->take_problems())
+        spdlog::warn("{}", problem);
+    if (!changes) {
+        spdlog::error("watching '{}': {}", options_.modules_dir, changes.error().message);
+        return;
+    }
+    if (changes->empty())
+        return;
+    if (changes->rescan_all)
+        spdlog::warn("change events were lost (inotify queue overflow): rescanning every tree");
+    held_changes_.merge(*changes);
+    if (!is_batch_running_)
+        start_batch();
+}
+
+void Daemon::start_batch()
+{
+    service::ChangeSet changes = std::move(held_changes_);
+    held_changes_ = {};
+    std::vector<ForcedRebuild> forced = std::move(held_rebuilds_);
+    held_rebuilds_.clear();
+    std::vector<std::string> forced_versions;
+    for (const auto& rebuild : forced)
+        forced_versions.push_back(rebuild.version);
+    is_batch_running_ = true;
+    // The shared_ptr carries the replies through the worker (std::function needs copies).
+    auto carried = std::make_shared<std::vector<ForcedRebuild>>(std::move(forced));
+    index_worker_->post([this, changes = std::move(changes), forced_versions, carried]() mutable {
+        BatchResult result = run_batch(changes, forced_versions);
+        loop_->post([this, result = std::move(result), carried]() mutable {
+            finish_batch(std::move(result), std::move(*carried));
+        });
+    });
+}
+
+Daemon::BatchResult Daemon::run_batch(const service::ChangeSet& changes,
+                                      const std::vector<std::string>& forced)
+{
+    BatchResult result;
+    auto started = Clock::now();
+    if (!changes.empty())
+        result.reports = index_->apply(changes);
+    for (const std::string& version : forced) {
+        if (auto report = index_->rebuild(version))
+            result.reports.push_back(std::move(*report));
+    }
+    result.duration = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started);
+    result.hints = index_->watch_hints();
+    for (const auto& report : result.reports) {
+        if (report.version != release_)
+            continue;
+        if (report.action == Action::Written) {
+            result.snapshot = open_snapshot(report.generation, &result.snapshot_error);
+        } else if (report.action == Action::Removed) {
+            result.is_release_gone = true;
+        }
+    }
+    return result;
+}
+
+void Daemon::finish_batch(BatchResult result, std::vector<ForcedRebuild> forced)
+{
+    is_batch_running_ = false;
+    watcher_->set_hints(result.hints);
+    for (const auto& problem : watcher_->take_problems())
+        spdlog::warn("{}", problem);
+    note_reports(result.reports);
+    if (!result.snapshot_error.empty())
+        spdlog::error("{}", result.snapshot_error);
+
+    std::vector<std::string> changed;
+    for (const auto& report : result.reports) {
+        if (report.action == Action::Written)
+            object_->index_rebuilt(report.version, static_cast<uint32_t>(report.modules),
+                                   static_cast<uint64_t>(report.stats.duration.count()));
+        if (report.version != release_)
+            continue;
+        if (report.action == Action::Written) {
+            properties_.module_count = static_cast<uint32_t>(report.modules);
+            properties_.index_generation += 1;
+            properties_.last_rebuild_usec = realtime_usec();
+            properties_.last_rebuild_duration_usec =
+                static_cast<uint64_t>(report.stats.duration.count());
+            changed = {"ModuleCount", "IndexGeneration", "LastRebuildUSec",
+                       "LastRebuildDurationUSec"};
+        } else if (report.action == Action::Removed) {
+            properties_.module_count = 0;
+            changed = {"ModuleCount"};
+        }
+    }
+    if (result.snapshot)
+        set_snapshot(result.snapshot);
+    else if (result.is_release_gone)
+        set_snapshot(nullptr);
+    if (!changed.empty()) {
+        object_->properties_changed(changed);
+        notify_status();
+    }
+
+    for (auto& rebuild : forced) {
+        bool is_found = false;
+        for (const auto& report : result.reports) {
+            if (report.version != rebuild.version)
+                continue;
+            is_found = true;
+            if (report.action == Action::Failed)
+                rebuild.reply(tl::unexpected(RequestError{
+                    Failure::Failed, "Rebuilding the index of '" + rebuild.version +
+                                         "' failed: " + report.error.message}));
+            else
+                rebuild.reply(rebuild.version);
+        }
+        if (!is_found)
+            rebuild.reply(tl::unexpected(RequestError{
+                Failure::NotFound, "No kernel release '" + rebuild.version + "' under '" +
+                                       options_.modules_dir + "'."}));
+    }
+
+    if (!held_changes_.empty() || !held_rebuilds_.empty())
+        start_batch();
+}
+
+void Daemon::log_diagnostics(const std::string& version, const index::Diagnostics& diagnostics)
+{
+    // The same complaint comes with every rebuild of a tree (a missing modules.builtin, a
+    // bad alias): say it when it is new, then only at debug level.
+    std::set<std::string>& known = known_diagnostics_[version];
+    std::set<std::string> now;
+    for (const auto& diagnostic : diagnostics) {
+        now.insert(diagnostic.message);
+        if (known.contains(diagnostic.message) || diagnostic.level == index::Diagnostic::Level::Info) {
+            spdlog::debug("{}: {}", version, diagnostic.message);
+            continue;
+        }
+        if (diagnostic.level == index::Diagnostic::Level::Warning)
+            spdlog::warn("{}: {}", version, diagnostic.message);
+        else
+            spdlog::error("{}: {}", version, diagnostic.message);
+    }
+    known = std::move(now);
+}
+
+void Daemon::note_reports(const std::vector<service::VersionReport>& reports)
+{
+    for (const auto& report : reports) {
+        // Full walks list everything again; single-path updates list only what they met.
+        if (report.was_full_walk || report.action == Action::Written)
+            log_diagnostics(report.version, report.diagnostics);
+        switch (report.action) {
+        case Action::Written:
+            spdlog::info("index of '{}' written: {} modules, {} files replaced, {} parsed, {} ms",
+                         report.version, report.modules, report.stats.files_written,
+                         report.stats.files_parsed,
+                         static_cast<double>(report.stats.duration.count()) / 1000.0);
+            break;
+        case Action::Failed:
+            spdlog::error("index of '{}' not updated: {}", report.version, report.error.message);
+            break;
+        case Action::Removed:
+            spdlog::info("kernel release '{}' is gone: its index is dropped", report.version);
+            break;
+        default:
+            spdlog::debug("index of '{}' {}: {} modules", report.version,
+                          action_text(report.action), report.modules);
+            break;
+        }
+    }
+}
+
+std::shared_ptr<const service::IndexSnapshot> Daemon::open_snapshot(uint64_t generation,
+                                                                    std::string* error) const
+{
+    service::IndexSnapshot::Options options;
+    options.module_dir = options_.modules_dir + "/" + release_;
+    options.release = release_;
+    options.config_paths = options_.modprobe_config;
+    options.cmdline_path = options_.cmdline_path;
+    options.generation = generation;
+    auto snapshot = service::IndexSnapshot::open(options);
+    if (!snapshot) {
+        if (snapshot.error().code != ENOENT)
+            *error = "cannot read the index of '" + release_ + "': " + snapshot.error().message;
+        return nullptr;
+    }
+    for (const auto& diagnostic : (*snapshot)->diagnostics())
+        spdlog::debug("modprobe.d: {}", diagnostic.message);
+    return *snapshot;
+}
+
+std::shared_ptr<const service::IndexSnapshot> Daemon::snapshot() const
+{
+    std::lock_guard lock(snapshot_mutex_);
+    return snapshot_;
+}
+
+void Daemon::set_snapshot(std::shared_ptr<const service::IndexSnapshot> snapshot)
+{
+    std::lock_guard lock(snapshot_mutex_);
+    snapshot_ = std::move(snapshot);
+}
+
+void Daemon::rebuild(std::string version, Reply<std::string> reply)
+{
+    if (version.empty())
+        version = release_;
+    if (version.find('/') != std::string::npos || version == "." || version == ".." ||
+        version.size() > 255) {
+        reply(tl::unexpected(RequestError{Failure::InvalidName,
+                                          "'" + version + "' is not a kernel release."}));
+        return;
+    }
+    held_rebuilds_.push_back({std::move(version), std::move(reply)});
+    if (!is_batch_running_)
+        start_batch();
+}
+
+// ---- module requests ------------------------------------------------------------------------
+
+template <class T>
+bool Daemon::check_index(const std::shared_ptr<const service::IndexSnapshot>& snapshot,
+                         const Reply<T>& reply) const
+{
+    if (snapshot)
+        return true;
+    reply(tl::unexpected(no_index(release_)));
+    return false;
+}
+
+void Daemon::load(std::string module, std::string params, Reply<std::vector<std::string>> reply)
+{
+    auto current = snapshot();
+    if (!check_index(current, reply))
+        return;
+    kernel_worker_->post([this, current, module = std::move(module), params = std::move(params),
+                          reply = std::move(reply)] {
+        auto result = modules_->load(*current, module, params);
+        loop_->post([this, result = std::move(result), reply] {
+            if (result) {
+                for (const auto& inserted : *result)
+                    object_->module_loaded(inserted);
+                if (!result->empty())
+                    spdlog::info("loaded {}", fmt::join(*result, ", "));
+            }
+            reply(result);
+        });
+    });
+}
+
+void Daemon::unload(std::string module, Reply<std::vector<std::string>> reply)
+{
+    auto current = snapshot();
+    if (!check_index(current, reply))
+        return;
+    kernel_worker_->post([this, current, module = std::move(module), reply = std::move(reply)] {
+        auto result = modules_->unload(*current, module);
+        loop_->post([this, result = std::move(result), reply] {
+            if (result) {
+                for (const auto& removed : *result)
+                    object_->module_unloaded(removed);
+                if (!result->empty())
+                    spdlog::info("unloaded {}", fmt::join(*result, ", "));
+            }
+            reply(result);
+        });
+    });
+}
+
+void Daemon::list_deps(std::string module, Reply<std::vector<std::string>> reply)
+{
+    auto current = snapshot();
+    if (!check_index(current, reply))
+        return;
+    // On the loop: a lookup in the mapped index takes microseconds.
+    auto plan = modules_->list_deps(*current, module);
+    if (plan) {
+        // modprobe -D names a module again where a softdep leads back to it; a client wants
+        // each module once, at its first place (which is still a valid load order).
+        std::set<std::string> seen;
+        std::erase_if(*plan, [&](const std::string& name) { return !seen.insert(name).second; });
+    }
+    reply(std::move(plan));
+}
+
+void Daemon::list_loaded(Reply<std::vector<service::LoadedEntry>> reply)
+{
+    reply(modules_->list_loaded());
+}
+
+void Daemon::module_info(std::string module, Reply<service::ModuleDetails> reply)
+{
+    auto current = snapshot();
+    if (!check_index(current, reply))
+        return;
+    // Off the loop: a compressed module file takes a while to expand.
+    reader_worker_->post([this, current, module = std::move(module), reply = std::move(reply)] {
+        auto result = modules_->module_info(*current, module);
+        loop_->post([result = std::move(result), reply] { reply(result); });
+    });
+}
+
+} // namespace kmodd::daemon

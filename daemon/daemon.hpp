@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <set>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "authorizer.hpp"
+#include "event_loop.hpp"
+#include "manager_object.hpp"
+#include "options.hpp"
+#include "service/changes.hpp"
+#include "service/index_service.hpp"
+#include "service/module_service.hpp"
+#include "service/tree_watcher.hpp"
+#include "service/watch_loop.hpp"
+#include "worker.hpp"
+
+namespace sdbus {
+class IConnection;
+}
+
+namespace kmodd::daemon {
+
+/// kmodd: the module trees watched and indexed, the Manager object on the bus, requests
+/// carried out. Threads: the loop (everything bus-facing, the watcher, the properties), the
+/// index worker (IndexService: rebuilds), the kernel worker (loads and unloads, one at a
+/// time) and the reader worker (module files read for GetModuleInfo). Requests read an
+/// immutable IndexSnapshot of the served release, replaced after each rebuild.
+class Daemon final : public ManagerBackend {
+public:
+    /// Sets everything up: the kernel (real or sandbox), the records of who loaded what, the
+    /// watches, a first index of every kernel version (written where the files on disk are
+    /// missing or stale), the bus connection, the object and the bus name. Blocks SIGTERM
+    /// and SIGINT (they end run()). Errors say what could not be set up.
+    [[nodiscard]] static base::Result<std::unique_ptr<Daemon>> create(DaemonOptions options);
+
+    ~Daemon() override;
+    Daemon(const Daemon&) = delete;
+    Daemon& operator=(const Daemon&) = delete;
+
+    /// Serves until SIGTERM or SIGINT. Tells systemd READY=1 first (and WATCHDOG=1 every
+    /// half WATCHDOG_USEC when asked for). Errors: the loop failed.
+    [[nodiscard]] base::Result<void> run();
+
+    // ManagerBackend (loop thread)
+    void load(std::string module, std::string params, Reply<std::vector<std::string>> reply) override;
+    void unload(std::string module, Reply<std::vector<std::string>> reply) override;
+    void list_deps(std::string module, Reply<std::vector<std::string>> reply) override;
+    void list_loaded(Reply<std::vector<service::LoadedEntry>> reply) override;
+    void module_info(std::string module, Reply<service::ModuleDetails> reply) override;
+    void rebuild(std::string version, Reply<std::string> reply) override;
+    [[nodiscard]] std::vector<WaitingDevice> waiting_devices() const override { return {}; }
+    [[nodiscard]] const ManagerProperties& properties() const override { return properties_; }
+
+private:
+    /// A Rebuild call waiting for the index worker.
+    struct ForcedRebuild {
+        std::string version;
+        Reply<std::string> reply;
+    };
+    /// What the index worker hands back to the loop after a batch.
+    struct BatchResult {
+        std::vector<service::VersionReport> reports;
+        std::vector<service::WatchHints> hints;
+        std::shared_ptr<const service::IndexSnapshot> snapshot; ///< null: unchanged
+        bool is_release_gone = false;
+        std::string snapshot_error;
+        std::chrono::microseconds duration{0};
+    };
+
+    explicit Daemon(DaemonOptions options);
+    base::Result<void> set_up();
+    base::Result<void> set_up_kernel();
+    base::Result<void> set_up_bus();
+    void index_start();
+
+    void on_watch_ready();
+    void on_signal();
+    void start_batch();
+    BatchResult run_batch(const service::ChangeSet& changes,
+                          const std::vector<std::string>& forced);
+    void finish_batch(BatchResult result, std::vector<ForcedRebuild> forced);
+    void note_reports(const std::vector<service::VersionReport>& reports);
+    void log_diagnostics(const std::string& version, const index::Diagnostics& diagnostics);
+    [[nodiscard]] std::shared_ptr<const service::IndexSnapshot> open_snapshot(
+        uint64_t generation, std::string* error) const;
+    [[nodiscard]] std::shared_ptr<const service::IndexSnapshot> snapshot() const;
+    void set_snapshot(std::shared_ptr<const service::IndexSnapshot> snapshot);
+    template <class T>
+    [[nodiscard]] bool check_index(const std::shared_ptr<const service::IndexSnapshot>& snapshot,
+                                   const Reply<T>& reply) const;
+    void notify_status();
+
+    DaemonOptions options_;
+    std::string release_;
+    ManagerProperties properties_; ///< loop thread
+    std::map<std::string, std::set<std::string>> known_diagnostics_; ///< loop thread
+
+    std::unique_ptr<sys::Kernel> kernel_;
+    std::optional<loader::StateStore> state_;
+    std::unique_ptr<service::ModuleService> modules_;
+    std::unique_ptr<service::IndexService> index_; ///< the index worker's after set_up()
+    std::unique_ptr<service::TreeWatcher> watcher_;
+    std::unique_ptr<service::WatchLoop> watch_loop_;
+
+    mutable std::mutex snapshot_mutex_;
+    std::shared_ptr<const service::IndexSnapshot> snapshot_;
+
+    std::unique_ptr<sdbus::IConnection> bus_;
+    std::unique_ptr<Authorizer> authorizer_;
+    std::unique_ptr<ManagerObject> object_;
+    std::unique_ptr<EventLoop> loop_;
+    base::UniqueFd signal_fd_;
+
+    // Loop thread: the batch in progress and what waits for the next one.
+    bool is_batch_running_ = false;
+    service::ChangeSet held_changes_;
+    std::vector<ForcedRebuild> held_rebuilds_;
+
+    // Last: destroyed first, so no task runs against members already gone.
+    std::unique_ptr<Worker> index_worker_;
+    std::unique_ptr<Worker> kernel_worker_;
+    std::unique_ptr<Worker> reader_worker_;
+};
+
+} // namespace kmodd::daemon

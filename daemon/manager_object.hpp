@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <sdbus-c++/sdbus-c++.h>
+
+#include "authorizer.hpp"
+#include "kmodd-adaptor.h"
+#include "service/module_service.hpp"
+
+namespace kmodd::daemon {
+
+/// The values behind org.kmodd1.Manager's properties.
+struct ManagerProperties {
+    std::string kernel_release;
+    uint32_t module_count = 0;
+    uint64_t index_generation = 0;
+    uint64_t last_rebuild_usec = 0;          ///< CLOCK_REALTIME, 0 = never
+    uint64_t last_rebuild_duration_usec = 0;
+};
+
+/// A device waiting for a driver (ListWaitingDevices).
+struct WaitingDevice {
+    std::string syspath;
+    std::string modalias;
+};
+
+/// What the D-Bus object asks of the daemon. Called on the loop thread; each `reply` must be
+/// called exactly once, on the loop thread, possibly later.
+class ManagerBackend {
+public:
+    template <class T>
+    using Reply = std::function<void(service::RequestResult<T>)>;
+
+    virtual ~ManagerBackend() = default;
+    virtual void load(std::string module, std::string params, Reply<std::vector<std::string>> reply) = 0;
+    virtual void unload(std::string module, Reply<std::vector<std::string>> reply) = 0;
+    virtual void list_deps(std::string module, Reply<std::vector<std::string>> reply) = 0;
+    virtual void list_loaded(Reply<std::vector<service::LoadedEntry>> reply) = 0;
+    virtual void module_info(std::string module, Reply<service::ModuleDetails> reply) = 0;
+    virtual void rebuild(std::string version, Reply<std::string> reply) = 0;
+    [[nodiscard]] virtual std::vector<WaitingDevice> waiting_devices() const = 0;
+    [[nodiscard]] virtual const ManagerProperties& properties() const = 0;
+};
+
+/// The /org/kmodd1 object: turns D-Bus calls into backend requests and the backend's results
+/// into replies, signals and property changes. Checks authorization for Load, Unload and
+/// Rebuild before the backend sees them. Every handler catches every exception (sdbus-c++ 1.2
+/// only turns sdbus::Error into an error reply and terminates on anything else) and every
+/// call is replied to exactly once. Loop thread only.
+class ManagerObject final : public sdbus::AdaptorInterfaces<org::kmodd1::Manager_adaptor> {
+public:
+    ManagerObject(sdbus::IConnection& bus, ManagerBackend& backend, Authorizer& authorizer);
+    ~ManagerObject();
+    ManagerObject(const ManagerObject&) = delete;
+    ManagerObject& operator=(const ManagerObject&) = delete;
+
+    /// Emits PropertiesChanged for `names` (e.g. {"ModuleCount", "IndexGeneration"}).
+    void properties_changed(const std::vector<std::string>& names);
+    void module_loaded(const std::string& module) { emitModuleLoaded(module); }
+    void module_unloaded(const std::string& module) { emitModuleUnloaded(module); }
+    void index_rebuilt(const std::string& version, uint32_t modules, uint64_t duration_usec)
+    {
+        emitIndexRebuilt(version, modules, duration_usec);
+    }
+    void device_autoloaded(const std::string& syspath, const std::string& modalias,
+                           const std::vector<std::string>& modules)
+    {
+        emitDeviceAutoloaded(syspath, modalias, modules);
+    }
+
+private:
+    void Load(sdbus::Result<std::vector<std::string>>&& result, std::string module,
+              std::string params) override;
+    void Unload(sdbus::Result<std::vector<std::string>>&& result, std::string module) override;
+    void ListDeps(sdbus::Result<std::vector<std::string>>&& result, std::string module) override;
+    void ListLoaded(sdbus::Result<std::vector<sdbus::Struct<std::string, uint64_t, uint32_t,
+                                                            std::vector<std::string>, std::string>>>&&
+                        result) override;
+    void GetModuleInfo(sdbus::Result<std::map<std::string, sdbus::Variant>>&& result,
+                       std::string module) override;
+    void Rebuild(sdbus::Result<>&& result, std::string version) override;
+    void ListWaitingDevices(
+        sdbus::Result<std::vector<sdbus::Struct<std::string, std::string>>>&& result) override;
+
+    std::string KernelRelease() override { return backend_.properties().kernel_release; }
+    uint32_t ModuleCount() override { return backend_.properties().module_count; }
+    uint64_t IndexGeneration() override { return backend_.properties().index_generation; }
+    uint64_t LastRebuildUSec() override { return backend_.properties().last_rebuild_usec; }
+    uint64_t LastRebuildDurationUSec() override
+    {
+        return backend_.properties().last_rebuild_duration_usec;
+    }
+
+    [[nodiscard]] Caller current_caller();
+
+    ManagerBackend& backend_;
+    Authorizer& authorizer_;
+};
+
+/// The D-Bus error name of a failure category (org.kmodd1.Error.*).
+[[nodiscard]] const char* error_name(service::Failure failure);
+
+/// GetModuleInfo's a{sv}: only the keys the module has.
+[[nodiscard]] std::map<std::string, sdbus::Variant> to_info_map(const service::ModuleDetails& details);
+
+} // namespace kmodd::daemon

@@ -1,0 +1,380 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// kmodd end to end: the built daemon on a private dbus-daemon, in sandbox mode on temporary
+// module trees, driven over D-Bus (and busctl where a separate process matters). The index
+// files it writes are compared with kmod's depmod on the same tree.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <fstream>
+#include <set>
+
+#include "daemon_harness.hpp"
+
+namespace kmodd::daemon::test {
+namespace {
+
+using kmodd::test::run_shell;
+using kmodd::test::slurp;
+
+const fs::path kFixtures = KMODD_FIXTURE_MODULES;
+fs::path fixture(const std::string& name)
+{
+    return kFixtures / (name + ".ko");
+}
+
+/// kmod's depmod -C /dev/null on a copy of `root`: its modules.dep.
+std::string kmod_modules_dep(const fs::path& root, const std::string& version)
+{
+    fs::path copy = root.string() + "-kmod";
+    run_shell("rm -rf '" + copy.string() + "' && cp -a '" + root.string() + "' '" + copy.string() + "'");
+    std::string output;
+    EXPECT_EQ(run_shell("/usr/sbin/depmod -C /dev/null -b '" + copy.string() + "' " + version, &output), 0)
+        << output;
+    std::string dep = slurp(copy / "lib/modules" / version / "modules.dep");
+    run_shell("rm -rf '" + copy.string() + "'");
+    return dep;
+}
+
+/// Every output kmod's depmod writes, compared with ours.
+void expect_index_like_kmod(const kmodd::test::TempTree& tree)
+{
+    fs::path copy = tree.root().string() + "-kmod";
+    run_shell("rm -rf '" + copy.string() + "' && cp -a '" + tree.root().string() + "' '" + copy.string() + "'");
+    std::string output;
+    ASSERT_EQ(run_shell("/usr/sbin/depmod -C /dev/null -b '" + copy.string() + "' " + tree.version(), &output), 0)
+        << output;
+    for (const auto& name : kmodd::test::depmod_output_names()) {
+        fs::path theirs = copy / "lib/modules" / tree.version() / name;
+        if (!fs::exists(theirs))
+            continue;
+        EXPECT_EQ(slurp(tree.module_dir() / name), slurp(theirs)) << name << " differs from kmod's";
+    }
+    run_shell("rm -rf '" + copy.string() + "'");
+}
+
+bool has_dep_line(const kmodd::test::TempTree& tree, const std::string& line)
+{
+    std::string dep = slurp(tree.module_dir() / "modules.dep");
+    return dep.starts_with(line + "\n") || dep.find("\n" + line + "\n") != std::string::npos;
+}
+
+using Names = std::vector<std::string>;
+
+TEST(Kmodd, TheSeedStoryLinksAreIndexedByThemselvesAndLoadBringsDependenciesFirst)
+{
+    DaemonSetup setup;
+    ASSERT_TRUE(setup.start()) << setup.log();
+    SignalLog signals(setup.address());
+    Client& client = setup.client();
+    EXPECT_EQ(client.list_deps("mod2").error_name, dbus::kErrorNotFound);
+
+    // A developer builds two modules out of tree and softlinks them in; nobody runs depmod.
+    const fs::path build = setup.tree().root() / "home/dev/driver";
+    fs::create_directories(build);
+    fs::copy_file(fixture("mod1"), build / "mod1.ko");
+    fs::copy_file(fixture("mod2"), build / "mod2.ko");
+    fs::create_directories(setup.tree().module_dir() / "extra");
+    fs::create_symlink(build / "mod1.ko", setup.tree().module_dir() / "extra/mod1.ko");
+    fs::create_symlink(build / "mod2.ko", setup.tree().module_dir() / "extra/mod2.ko");
+
+    ASSERT_TRUE(wait_until([&] { return has_dep_line(setup.tree(), "extra/mod2.ko: extra/mod1.ko"); }))
+        << slurp(setup.tree().module_dir() / "modules.dep") << setup.log();
+    expect_index_like_kmod(setup.tree());
+    ASSERT_TRUE(wait_until([&] { return client.property<uint32_t>("ModuleCount") == 2U; }));
+    EXPECT_GE(signals.count_prefix("IndexRebuilt " + setup.tree().version()), 1U);
+
+    auto deps = client.list_deps("mod2");
+    ASSERT_TRUE(deps) << deps.error_message;
+    EXPECT_EQ(*deps.value, (Names{"mod1", "mod2"}));
+
+    auto loaded = client.load("mod2");
+    ASSERT_TRUE(loaded) << loaded.error_message << setup.log();
+    EXPECT_EQ(*loaded.value, (Names{"mod1", "mod2"}));
+    EXPECT_EQ(client.origin_of("mod2"), dbus::kOriginExplicit);
+    EXPECT_EQ(client.origin_of("mod1"), dbus::kOriginDependency);
+    EXPECT_TRUE(signals.wait_for("ModuleLoaded mod1"));
+    EXPECT_TRUE(signals.wait_for("ModuleLoaded mod2"));
+
+    auto again = client.load("mod2");
+    ASSERT_TRUE(again) << again.error_message;
+    EXPECT_TRUE(again.value->empty()) << "already loaded: nothing inserted";
+
+    auto removed = client.unload("mod2");
+    ASSERT_TRUE(removed) << removed.error_message;
+    EXPECT_EQ(*removed.value, (Names{"mod2", "mod1"}));
+    EXPECT_EQ(client.origin_of("mod1"), "");
+    EXPECT_TRUE(signals.wait_for("ModuleUnloaded mod1"));
+
+    auto status = setup.stop();
+    ASSERT_TRUE(status);
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << setup.log();
+}
+
+TEST(Kmodd, TheIndexFollowsTheFileBehindALinkWhenItIsRebuilt)
+{
+    DaemonSetup setup;
+    setup.tree().add("kernel/a/mod1.ko", fixture("mod1"));
+    const fs::path target = setup.tree().root() / "home/dev/mine.ko";
+    fs::create_directories(target.parent_path());
+    fs::copy_file(fixture("mod3"), target); // needs mod1
+    setup.tree().link("extra/mine.ko", target);
+    ASSERT_TRUE(setup.start()) << setup.log();
+    ASSERT_TRUE(has_dep_line(setup.tree(), "extra/mine.ko: kernel/a/mod1.ko"));
+    auto generation = setup.client().property<uint64_t>("IndexGeneration");
+    ASSERT_TRUE(generation);
+
+    // Rebuilt in place: the link does not change, its target does. Now it needs nothing.
+    fs::copy_file(fixture("crc_helper"), target, fs::copy_options::overwrite_existing);
+    EXPECT_TRUE(wait_until([&] { return has_dep_line(setup.tree(), "extra/mine.ko:"); }))
+        << slurp(setup.tree().module_dir() / "modules.dep") << setup.log();
+    expect_index_like_kmod(setup.tree());
+    EXPECT_TRUE(wait_until([&] {
+        return setup.client().property<uint64_t>("IndexGeneration") > *generation;
+    }));
+}
+
+TEST(Kmodd, ABurstOfTwoThousandFilesGivesOneOrAFewRebuildsAndTheRightIndex)
+{
+    DaemonSetup setup;
+    setup.tree().add("kernel/a/mod1.ko", fixture("mod1"));
+    ASSERT_TRUE(setup.start()) << setup.log();
+    SignalLog signals(setup.address());
+    const fs::path dir = setup.tree().module_dir() / "kernel/burst";
+    fs::create_directories(dir);
+    for (int i = 0; i < 2000; ++i)
+        fs::copy_file(fixture("mod2"), dir / ("burst" + std::to_string(i) + ".ko"));
+    ASSERT_TRUE(wait_until([&] { return setup.client().property<uint32_t>("ModuleCount") == 2001U; }, 30s))
+        << setup.log();
+    // Let a late rebuild, if any, finish before counting.
+    std::this_thread::sleep_for(300ms);
+    size_t rebuilds = signals.count_prefix("IndexRebuilt");
+    EXPECT_GE(rebuilds, 1U);
+    EXPECT_LE(rebuilds, 4U) << "the burst should be debounced into one or a few rebuilds";
+    expect_index_like_kmod(setup.tree());
+}
+
+TEST(Kmodd, LostEventsAfterAnInotifyOverflowTriggerAFullRescan)
+{
+    const char* knob = "/proc/sys/fs/inotify/max_queued_events";
+    std::string saved = slurp(knob);
+    if (saved.empty() || ::access(knob, W_OK) != 0)
+        GTEST_SKIP() << "cannot lower " << knob << " here (needs root)";
+    DaemonSetup setup;
+    setup.tree().add("kernel/a/mod1.ko", fixture("mod1"));
+    // The limit applies to inotify instances created while it is set: kmodd's only.
+    std::ofstream(knob) << "32\n";
+    bool started = setup.start({"--debounce-ms", "200"});
+    std::ofstream(knob) << saved;
+    ASSERT_TRUE(started) << setup.log();
+
+    // Stop the daemon's loop long enough for the queue to overflow.
+    ::kill(setup.process().pid(), SIGSTOP);
+    const fs::path dir = setup.tree().module_dir() / "kernel/many";
+    fs::create_directories(dir);
+    for (int i = 0; i < 200; ++i)
+        fs::copy_file(fixture("mod2"), dir / ("many" + std::to_string(i) + ".ko"));
+    ::kill(setup.process().pid(), SIGCONT);
+
+    ASSERT_TRUE(wait_until([&] { return setup.client().property<uint32_t>("ModuleCount") == 201U; }, 30s))
+        << setup.log();
+    EXPECT_NE(setup.log().find("queue overflow"), std::string::npos) << setup.log();
+    expect_index_like_kmod(setup.tree());
+}
+
+TEST(Kmodd, AMissingOrStaleIndexIsRebuiltAtStart)
+{
+    DaemonSetup setup;
+    setup.tree().add("kernel/a/mod1.ko", fixture("mod1"));
+    setup.tree().add("kernel/a/mod2.ko", fixture("mod2"));
+    setup.tree().write("modules.dep", "kernel/a/gone.ko:\n");
+    ASSERT_TRUE(setup.start()) << setup.log();
+    EXPECT_EQ(slurp(setup.tree().module_dir() / "modules.dep"),
+              kmod_modules_dep(setup.tree().root(), setup.tree().version()));
+    expect_index_like_kmod(setup.tree());
+}
+
+TEST(Kmodd, BadRequestsGetErrorRepliesAndTheDaemonKeepsServing)
+{
+    DaemonSetup setup;
+    setup.tree().add("kernel/a/mod1.ko", fixture("mod1"));
+    setup.tree().add("kernel/a/mod2.ko", fixture("mod2"));
+    ASSERT_TRUE(setup.start()) << setup.log();
+    Client& client = setup.client();
+
+    EXPECT_EQ(client.load("").error_name, dbus::kErrorInvalidName);
+    EXPECT_EQ(client.load("../../etc/passwd").error_name, dbus::kErrorInvalidName);
+    EXPECT_EQ(client.load(std::string(300, 'a')).error_name, dbus::kErrorInvalidName);
+    EXPECT_EQ(client.load("mod2", "a=1\nb=2").error_name, dbus::kErrorInvalidName);
+    EXPECT_EQ(client.unload("with space").error_name, dbus::kErrorInvalidName);
+    EXPECT_EQ(client.list_deps("mod\x01").error_name, dbus::kErrorInvalidName);
+    auto missing = client.load("no_such_module");
+    EXPECT_EQ(missing.error_name, dbus::kErrorNotFound);
+    EXPECT_NE(missing.error_message.find("no_such_module"), std::string::npos) << missing.error_message;
+    EXPECT_EQ(client.unload("mod1").error_name, dbus::kErrorNotFound) << "not loaded";
+    EXPECT_EQ(client.module_info("nothing").error_name, dbus::kErrorNotFound);
+    EXPECT_EQ(client.rebuild("no-such-release").error_name, dbus::kErrorNotFound);
+    EXPECT_EQ(client.rebuild("../x").error_name, dbus::kErrorInvalidName);
+
+    // In use: the message names the holder.
+    ASSERT_TRUE(client.load("mod2"));
+    auto busy = client.unload("mod1");
+    EXPECT_EQ(busy.error_name, dbus::kErrorInUse);
+    EXPECT_NE(busy.error_message.find("mod2"), std::string::npos) << busy.error_message;
+
+    // Wrong signatures are refused by the bus layer, and the daemon stays.
+    std::string output;
+    EXPECT_NE(run_shell(setup.busctl() + " call org.kmodd1 /org/kmodd1 org.kmodd1.Manager Load s mod2", &output), 0);
+    EXPECT_TRUE(setup.process().is_running());
+    auto info = client.module_info("mod1");
+    ASSERT_TRUE(info) << info.error_message;
+    EXPECT_EQ(info.value->at("license").get<std::string>(), "GPL");
+    EXPECT_NE(info.value->at("path").get<std::string>().find("kernel/a/mod1.ko"), std::string::npos);
+}
+
+TEST(Kmodd, CallersOtherThanRootOrTheBusOwnerMayReadButNotChange)
+{
+    if (::getuid() != 0)
+        GTEST_SKIP() << "needs root to run a client as another user";
+    DaemonSetup setup("6.1.0-test", /*open_to_all_users=*/true);
+    setup.tree().add("kernel/a/mod1.ko", fixture("mod1"));
+    setup.tree().add("kernel/a/mod2.ko", fixture("mod2"));
+    ASSERT_TRUE(setup.start()) << setup.log();
+    const std::string as_nobody = "setpriv --reuid=65534 --regid=65534 --clear-groups ";
+
+    std::string output;
+    EXPECT_EQ(run_shell(as_nobody + setup.busctl() +
+                            " call org.kmodd1 /org/kmodd1 org.kmodd1.Manager ListDeps s mod2",
+                        &output),
+              0)
+        << output;
+    EXPECT_NE(output.find("\"mod1\" \"mod2\""), std::string::npos) << output;
+
+    for (const std::string call : {"Load ss mod2 ''", "Unload s mod2", "Rebuild s ''"}) {
+        EXPECT_NE(run_shell(as_nobody + setup.busctl() +
+                                " call org.kmodd1 /org/kmodd1 org.kmodd1.Manager " + call,
+                            &output),
+                  0)
+            << call;
+        EXPECT_NE(output.find("Not allowed"), std::string::npos) << call << ": " << output;
+    }
+    auto loaded = setup.client().list_loaded();
+    ASSERT_TRUE(loaded);
+    EXPECT_TRUE(loaded.value->empty()) << "nothing was loaded for the refused caller";
+}
+
+TEST(Kmodd, ASlowLoadBlocksNoOtherCallerAndAKilledClientLeavesTheDaemonServing)
+{
+    DaemonSetup setup;
+    setup.tree().add("kernel/a/mod1.ko", fixture("mod1"));
+    setup.tree().add("kernel/a/mod2.ko", fixture("mod2"));
+    const fs::path config = setup.tree().root() / "slow.conf";
+    std::ofstream(config) << "install slowpoke /bin/sleep 3\n";
+    ASSERT_TRUE(setup.start({"--modprobe-config", config.string()})) << setup.log();
+
+    // A client asks for the slow load, then dies before the answer.
+    std::string command = setup.busctl() +
+                          " --timeout=60 call org.kmodd1 /org/kmodd1 org.kmodd1.Manager Load ss slowpoke ''";
+    pid_t client = ::fork();
+    if (client == 0) {
+        ::execl("/bin/sh", "sh", "-c", ("exec " + command + " >/dev/null 2>&1").c_str(), nullptr);
+        ::_exit(127);
+    }
+    ASSERT_TRUE(wait_until([&] { return setup.log().find("slowpoke") != std::string::npos ||
+                                        run_shell("pgrep -f 'sleep 3' >/dev/null") == 0; }))
+        << setup.log();
+
+    // Meanwhile others are served: reads at once, and a load of other modules after it.
+    auto deps = setup.client().list_deps("mod2");
+    ASSERT_TRUE(deps) << deps.error_message;
+    EXPECT_EQ(*deps.value, (Names{"mod1", "mod2"}));
+    EXPECT_TRUE(setup.client().list_loaded());
+    int status = 0;
+    EXPECT_EQ(::waitpid(client, &status, WNOHANG), 0) << "the slow load is still running";
+    ::kill(client, SIGKILL);
+    ::waitpid(client, &status, 0);
+
+    auto loaded = setup.client().load("mod2");
+    ASSERT_TRUE(loaded) << loaded.error_message;
+    EXPECT_EQ(*loaded.value, (Names{"mod1", "mod2"}));
+    EXPECT_TRUE(setup.process().is_running()) << setup.log();
+}
+
+TEST(Kmodd, OverlappingLoadsOfModulesSharingADependencyInsertItOnce)
+{
+    DaemonSetup setup;
+    setup.tree().add("kernel/a/mod1.ko", fixture("mod1"));
+    setup.tree().add("kernel/a/mod2.ko", fixture("mod2"));
+    setup.tree().add("kernel/a/mod3.ko", fixture("mod3"));
+    ASSERT_TRUE(setup.start()) << setup.log();
+    std::string out2;
+    std::string out3;
+    std::thread first([&] {
+        run_shell(setup.busctl() + " call org.kmodd1 /org/kmodd1 org.kmodd1.Manager Load ss mod2 ''", &out2);
+    });
+    std::thread second([&] {
+        run_shell(setup.busctl() + " call org.kmodd1 /org/kmodd1 org.kmodd1.Manager Load ss mod3 ''", &out3);
+    });
+    first.join();
+    second.join();
+    size_t mod1_inserted = (out2.find("\"mod1\"") != std::string::npos ? 1U : 0U) +
+                           (out3.find("\"mod1\"") != std::string::npos ? 1U : 0U);
+    EXPECT_EQ(mod1_inserted, 1U) << out2 << out3;
+    auto rows = setup.client().list_loaded();
+    ASSERT_TRUE(rows);
+    std::map<std::string, uint32_t> refcounts;
+    for (const auto& row : *rows.value)
+        refcounts[std::get<0>(row)] = std::get<2>(row);
+    EXPECT_EQ(refcounts.size(), 3U);
+    EXPECT_EQ(refcounts["mod1"], 2U) << "held by mod2 and mod3";
+}
+
+TEST(Kmodd, ARestartKeepsWhoLoadedWhat)
+{
+    DaemonSetup setup;
+    setup.tree().add("kernel/a/mod1.ko", fixture("mod1"));
+    setup.tree().add("kernel/a/mod2.ko", fixture("mod2"));
+    ASSERT_TRUE(setup.start()) << setup.log();
+    ASSERT_TRUE(setup.client().load("mod2"));
+    auto status = setup.stop();
+    ASSERT_TRUE(status && WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << setup.log();
+
+    ASSERT_TRUE(setup.start()) << setup.log();
+    EXPECT_EQ(setup.client().origin_of("mod2"), dbus::kOriginExplicit);
+    EXPECT_EQ(setup.client().origin_of("mod1"), dbus::kOriginDependency);
+    auto removed = setup.client().unload("mod2");
+    ASSERT_TRUE(removed) << removed.error_message;
+    EXPECT_EQ(*removed.value, (Names{"mod2", "mod1"}));
+}
+
+TEST(Kmodd, RebuildRewritesFilesAnotherToolChanged)
+{
+    DaemonSetup setup;
+    setup.tree().add("kernel/a/mod1.ko", fixture("mod1"));
+    setup.tree().add("kernel/a/mod2.ko", fixture("mod2"));
+    ASSERT_TRUE(setup.start()) << setup.log();
+    SignalLog signals(setup.address());
+    std::string good = slurp(setup.tree().module_dir() / "modules.dep");
+    setup.tree().write("modules.dep", "garbage\n");
+    auto rebuilt = setup.client().rebuild("");
+    ASSERT_TRUE(rebuilt) << rebuilt.error_message;
+    EXPECT_EQ(slurp(setup.tree().module_dir() / "modules.dep"), good);
+    EXPECT_TRUE(signals.wait_for("IndexRebuilt " + setup.tree().version() + " 2"));
+}
+
+TEST(Kmodd, ANewKernelVersionIsIndexedWhenItAppears)
+{
+    DaemonSetup setup;
+    ASSERT_TRUE(setup.start()) << setup.log();
+    const fs::path other = setup.tree().root() / "lib/modules/6.2.0-new";
+    fs::create_directories(other / "kernel/a");
+    fs::copy_file(fixture("mod1"), other / "kernel/a/mod1.ko");
+    fs::copy_file(fixture("mod2"), other / "kernel/a/mod2.ko");
+    EXPECT_TRUE(wait_until([&] {
+        return slurp(other / "modules.dep").find("kernel/a/mod2.ko: kernel/a/mod1.ko") != std::string::npos;
+    })) << setup.log();
+}
+
+} // namespace
+} // namespace kmodd::daemon::test

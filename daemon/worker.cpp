@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#include "worker.hpp"
+
+#include <pthread.h>
+
+namespace kmodd::daemon {
+
+Worker::Worker(std::string name) : name_(std::move(name)), thread_([this] { run(); }) {}
+
+Worker::~Worker()
+{
+    {
+        std::lock_guard lock(mutex_);
+        is_stopping_ = true;
+    }
+    wake_.notify_one();
+    thread_.join();
+}
+
+void Worker::post(std::function<void()> task)
+{
+    {
+        std::lock_guard lock(mutex_);
+        tasks_.push_back(std::move(task));
+    }
+    wake_.notify_one();
+}
+
+void Worker::run()
+{
+    // Named so that top -H and gdb show which worker is busy (at most 15 characters).
+    ::pthread_setname_np(::pthread_self(), name_.substr(0, 15).c_str());
+    for (;;) {
+        std::function<void()> task;
+        {
+            std::unique_lock lock(mutex_);
+            wake_.wait(lock, [this] { return is_stopping_ || !tasks_.empty(); });
+            if (tasks_.empty())
+                return;
+            task = std::move(tasks_.front());
+            tasks_.pop_front();
+        }
+        task();
+    }
+}
+
+} // namespace kmodd::daemon
