@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -140,6 +141,7 @@ void TreeWatcher::watch_tree(const TreeDir& dir, int depth)
             return;
     }
     watch.tree_dirs.push_back(dir);
+    note_directory_link(dir);
 
     // Walk after the watch exists: what appears from now on is an event, what is already
     // there is found here.
@@ -161,8 +163,41 @@ void TreeWatcher::watch_tree(const TreeDir& dir, int depth)
         watch_tree({dir.version, dir.path + "/" + name, false, false}, depth + 1);
 }
 
+void TreeWatcher::note_directory_link(const TreeDir& dir)
+{
+    struct stat st {};
+    if (dir.is_external_root || ::lstat(dir.path.c_str(), &st) != 0 || !S_ISLNK(st.st_mode))
+        return;
+    char* real = ::realpath(dir.path.c_str(), nullptr);
+    if (real == nullptr)
+        return;
+    std::string target = real;
+    ::free(real);
+    std::vector<Link>& links = dir_links_by_target_[target];
+    for (const Link& link : links) {
+        if (link.version == dir.version && link.path == dir.path)
+            return;
+    }
+    links.push_back({dir.version, dir.path});
+    const std::string parent = parent_of(target);
+    int wd = add_watch(parent);
+    if (wd >= 0)
+        watches_[wd].target_dir = parent;
+}
+
 bool TreeWatcher::forget_tree(const std::string& path, const std::string& version)
 {
+    // A symlinked directory that left the tree: its target is no concern of ours any more. (A
+    // target that only vanished keeps its entry: it may come back.)
+    for (auto it = dir_links_by_target_.begin(); it != dir_links_by_target_.end();) {
+        std::erase_if(it->second, [&](const Link& link) {
+            struct stat st {};
+            bool is_still_link = ::lstat(link.path.c_str(), &st) == 0 && S_ISLNK(st.st_mode);
+            return link.version == version && is_same_or_below(link.path, path) &&
+                   !is_still_link;
+        });
+        it = it->second.empty() ? dir_links_by_target_.erase(it) : std::next(it);
+    }
     bool forgot = false;
     for (auto& [wd, watch] : watches_) {
         auto gone =
@@ -193,6 +228,8 @@ void TreeWatcher::watch_targets()
 {
     std::set<std::string> needed;
     for (const auto& [real_path, links] : links_by_target_)
+        needed.insert(parent_of(real_path));
+    for (const auto& [real_path, links] : dir_links_by_target_)
         needed.insert(parent_of(real_path));
     for (auto& [wd, watch] : watches_) {
         if (!watch.target_dir.empty() && !needed.contains(watch.target_dir))
@@ -305,7 +342,7 @@ ChangeSet TreeWatcher::translate(const std::vector<sys::InotifyEvent>& events)
         for (const TreeDir& dir : watch.tree_dirs)
             on_tree_entry(dir, event.name, event.mask, changes);
         if (!watch.target_dir.empty())
-            on_target_entry(watch.target_dir, event.name, changes);
+            on_target_entry(watch.target_dir, event.name, event.mask, changes);
     }
     if (is_lost) {
         changes.rescan_all = true;
@@ -362,13 +399,25 @@ void TreeWatcher::on_tree_entry(const TreeDir& dir, const std::string& name, uin
 }
 
 void TreeWatcher::on_target_entry(const std::string& dir, const std::string& name,
-                                  ChangeSet& changes)
+                                  uint32_t mask, ChangeSet& changes)
 {
-    auto it = links_by_target_.find(dir + "/" + name);
-    if (it == links_by_target_.end())
+    const std::string target = dir + "/" + name;
+    if (auto it = links_by_target_.find(target); it != links_by_target_.end()) {
+        for (const Link& link : it->second)
+            changes.versions[link.version].paths.insert(link.path);
+    }
+    auto it = dir_links_by_target_.find(target);
+    if (it == dir_links_by_target_.end() || (mask & IN_ISDIR) == 0)
         return;
-    for (const Link& link : it->second)
+    // Copied: watch_tree() may add to the map.
+    const std::vector<Link> links = it->second;
+    for (const Link& link : links) {
+        // Made again: a new inode behind the same link, to be watched and walked. Gone: the
+        // engine's walk of the link finds nothing there.
+        if ((mask & kAppeared) != 0)
+            watch_tree({link.version, link.path, false, false}, 0);
         changes.versions[link.version].paths.insert(link.path);
+    }
 }
 
 void TreeWatcher::resync()

@@ -20,7 +20,9 @@ namespace kmodd::service {
 ///   appear, since files may land in them before their watch exists;
 /// - the directories holding the targets of symlinked module files and the depmod.d external
 ///   directories, both learnt from the index through set_hints(); a change to a target file
-///   is reported as a change of the link path(s) pointing to it.
+///   is reported as a change of the link path(s) pointing to it;
+/// - the directories holding the targets of symlinked directories of the trees, so that a
+///   target directory deleted and made again (a fresh checkout of a driver) is walked again.
 /// Only module files (*.ko*), directories, modules.order, modules.builtin and
 /// modules.builtin.modinfo are reported: the engine's own outputs (modules.dep, *.bin, ...)
 /// and their temp files are not changes. Queue overflow reports `rescan_all` and re-walks
@@ -101,7 +103,9 @@ private:
     void on_version_entry(const std::string& name, uint32_t mask, ChangeSet& changes);
     void on_tree_entry(const TreeDir& dir, const std::string& name, uint32_t mask,
                        ChangeSet& changes);
-    void on_target_entry(const std::string& dir, const std::string& name, ChangeSet& changes);
+    void on_target_entry(const std::string& dir, const std::string& name, uint32_t mask,
+                         ChangeSet& changes);
+    void note_directory_link(const TreeDir& dir);
     void resync();
 
     Settings settings_;
@@ -109,6 +113,9 @@ private:
     std::unordered_map<int, Watch> watches_;
     std::vector<WatchHints> hints_;
     std::unordered_map<std::string, std::vector<Link>> links_by_target_; ///< real path -> links
+    /// Symlinked directories of the trees: their target's real path -> the links. The
+    /// target's parent is watched, so a target deleted and made again is walked again.
+    std::unordered_map<std::string, std::vector<Link>> dir_links_by_target_;
     std::vector<std::string> problems_;
 };
 

@@ -92,6 +92,48 @@ TEST(WatchPipeline, TheIndexFollowsTheFileBehindALinkWhenItIsRebuilt)
     expect_same_as_kmod(tree.root(), tree.version());
 }
 
+TEST(WatchPipeline, ALinkedDirectoryIsFollowedWhenSwitchedAndWhenItsTargetIsMadeAgain)
+{
+    TempTree tree;
+    populate(tree);
+    const fs::path build42 = tree.root() / "home/dev/build-42";
+    const fs::path build43 = tree.root() / "home/dev/build-43";
+    fs::create_directories(build42);
+    fs::create_directories(build43);
+    fs::copy_file(fixture("mod3"), build42 / "mine.ko");
+    fs::copy_file(fixture("devname_only"), build43 / "other.ko");
+    tree.link("extra/current", build42);
+    Pipeline pipeline(tree.root());
+    ASSERT_TRUE(pipeline.is_ready());
+    const fs::path dep = tree.module_dir() / "modules.dep";
+    ASSERT_TRUE(has_line(dep, "extra/current/mine.ko: kernel/a/mod1.ko")) << test::slurp(dep);
+
+    // `ln -sfn build-43 current`: a new link renamed over the old one.
+    fs::path temp = tree.module_dir() / "extra/.current.tmp";
+    fs::create_directory_symlink(build43, temp);
+    fs::rename(temp, tree.module_dir() / "extra/current");
+    EXPECT_TRUE(pipeline.run_until([&] {
+        std::string text = test::slurp(dep);
+        return text.find("mine.ko") == std::string::npos &&
+               has_line(dep, "extra/current/other.ko:");
+    })) << test::slurp(dep);
+    expect_same_as_kmod(tree.root(), tree.version());
+
+    // A fresh checkout: the target directory deleted and made again, then built into.
+    fs::remove_all(build43);
+    EXPECT_TRUE(pipeline.run_until([&] { return test::slurp(dep).find("other.ko") == std::string::npos; }))
+        << test::slurp(dep);
+    fs::create_directories(build43);
+    pipeline.run_for(100ms);
+    fs::copy_file(fixture("mod3"), build43 / "again.ko");
+    EXPECT_TRUE(pipeline.run_until([&] { return has_line(dep, "extra/current/again.ko: kernel/a/mod1.ko"); }))
+        << test::slurp(dep);
+    fs::copy_file(fixture("devname_only"), build43 / "more.ko");
+    EXPECT_TRUE(pipeline.run_until([&] { return has_line(dep, "extra/current/more.ko:"); }))
+        << test::slurp(dep);
+    expect_same_as_kmod(tree.root(), tree.version());
+}
+
 TEST(WatchPipeline, ABurstOfTwoThousandFilesGivesFewRebuildsAndKmodsOutput)
 {
     TempTree tree;
