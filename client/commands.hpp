@@ -11,4 +11,33 @@ int run_depmod(int argc, char** argv);
 /// modprobe command line, run in-process (the real kernel, or --sandbox-kernel DIR).
 int run_modprobe(int argc, char** argv);
 
+// The commands below ask kmodd over D-Bus. Each takes kmodctl's whole command line (argv[0]
+// included; `--bus system|session|ADDRESS` and `--json` may stand before or after the command
+// word) and returns the exit status: 0, 1 when the call fails (one line on stderr, the D-Bus
+// error's message), 2 on a usage error.
+
+/// `kmodctl load MODULE [PARAM=VALUE...]`: Load; prints the modules inserted, one per line.
+int run_load(int argc, char** argv);
+
+/// `kmodctl unload MODULE`: Unload; prints the modules removed, one per line.
+int run_unload(int argc, char** argv);
+
+/// `kmodctl deps MODULE`: ListDeps; prints the load plan, one module per line.
+int run_deps(int argc, char** argv);
+
+/// `kmodctl list`: ListLoaded, printed as lsmod does with each module's origin appended.
+int run_list(int argc, char** argv);
+
+/// `kmodctl info MODULE`: GetModuleInfo, printed as modinfo does.
+int run_info(int argc, char** argv);
+
+/// `kmodctl status`: kmodd's properties and the devices waiting for a driver.
+int run_status(int argc, char** argv);
+
+/// `kmodctl rebuild [VERSION]`: Rebuild; prints nothing.
+int run_rebuild(int argc, char** argv);
+
+/// `kmodctl monitor`: prints kmodd's signals as they arrive until SIGINT or SIGTERM (exit 0).
+int run_monitor(int argc, char** argv);
+
 } // namespace kmodd::client

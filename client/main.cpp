@@ -5,21 +5,60 @@
 #include <exception>
 #include <string_view>
 
+#include "bus_client.hpp"
 #include "commands.hpp"
 
 namespace {
 
 void usage(std::FILE* out)
 {
-    std::fputs("Usage: kmodctl COMMAND [ARGS...]\n"
-               "\n"
-               "Commands:\n"
-               "  depmod [options] [version]   generate modules.dep and map files (as kmod's depmod)\n"
-               "  modprobe [options] NAME...   load or unload modules (as kmod's modprobe)\n"
-               "\n"
-               "Invoked as 'depmod' or 'modprobe', kmodctl behaves as that command.\n",
-               out);
+    std::fputs(
+        "Usage: kmodctl [--bus system|session|ADDRESS] COMMAND [ARGS...] [--json]\n"
+        "\n"
+        "Commands that ask kmodd over D-Bus:\n"
+        "  load MODULE [PARAM=VALUE...]  load a module (or alias) and what it needs; prints\n"
+        "                                the modules inserted, one per line\n"
+        "  unload MODULE                 unload a module and the dependencies kmodd loaded\n"
+        "                                for it; prints the modules removed\n"
+        "  deps MODULE                   print the modules a load involves, in load order\n"
+        "  list                          list the loaded modules as lsmod does; each line\n"
+        "                                ends in two spaces and who loaded the module:\n"
+        "                                [explicit], [dependency] or [external]\n"
+        "  info MODULE                   show a module's information as modinfo does\n"
+        "  status                        show kmodd's kernel release, index and the devices\n"
+        "                                waiting for a driver\n"
+        "  rebuild [VERSION]             rebuild the module index of VERSION (default: the\n"
+        "                                release kmodd serves)\n"
+        "  monitor                       print kmodd's signals as they arrive, one line each,\n"
+        "                                until SIGINT or SIGTERM\n"
+        "\n"
+        "Commands run in-process, without kmodd:\n"
+        "  depmod [options] [version]    generate modules.dep and map files (as kmod's depmod)\n"
+        "  modprobe [options] NAME...    load or unload modules (as kmod's modprobe)\n"
+        "\n"
+        "Options of the D-Bus commands (before or after the command):\n"
+        "  --bus system|session|ADDRESS  the bus kmodd is on (default: system); ADDRESS is a\n"
+        "                                D-Bus address such as unix:path=/run/kmodd/bus\n"
+        "  --json                        print one line of JSON instead of text (monitor:\n"
+        "                                one JSON object per signal and line)\n"
+        "  -h, --help                    show the command's usage\n"
+        "\n"
+        "Invoked as 'depmod' or 'modprobe', kmodctl behaves as that command.\n"
+        "Exit status: 0 on success, 1 on failure, 2 on a usage error.\n",
+        out);
 }
+
+struct Command {
+    std::string_view name;
+    int (*run)(int argc, char** argv);
+};
+
+constexpr Command kBusCommands[] = {
+    {"load", kmodd::client::run_load},       {"unload", kmodd::client::run_unload},
+    {"deps", kmodd::client::run_deps},       {"list", kmodd::client::run_list},
+    {"info", kmodd::client::run_info},       {"status", kmodd::client::run_status},
+    {"rebuild", kmodd::client::run_rebuild}, {"monitor", kmodd::client::run_monitor},
+};
 
 int dispatch(int argc, char** argv)
 {
@@ -30,22 +69,36 @@ int dispatch(int argc, char** argv)
         return kmodd::client::run_depmod(argc, argv);
     if (self == "modprobe")
         return kmodd::client::run_modprobe(argc, argv);
-    if (argc < 2) {
+
+    bool has_global_options = false;
+    int index = kmodd::client::find_command(argc, argv, &has_global_options);
+    if (index >= argc) {
         usage(stderr);
-        return 1;
+        return 2;
     }
-    std::string_view command = argv[1];
-    if (command == "depmod")
-        return kmodd::client::run_depmod(argc - 1, argv + 1);
-    if (command == "modprobe")
-        return kmodd::client::run_modprobe(argc - 1, argv + 1);
+    std::string_view command = argv[index];
     if (command == "-h" || command == "--help" || command == "help") {
         usage(stdout);
         return 0;
     }
-    std::fprintf(stderr, "kmodctl: unknown command '%s'\n", argv[1]);
+    for (const auto& bus_command : kBusCommands) {
+        if (command == bus_command.name)
+            return bus_command.run(argc, argv);
+    }
+    if (command == "depmod" || command == "modprobe") {
+        if (has_global_options) {
+            std::fprintf(stderr,
+                         "kmodctl: --bus and --json apply to the D-Bus commands, not to "
+                         "'%s'\n",
+                         argv[index]);
+            return 2;
+        }
+        return command == "depmod" ? kmodd::client::run_depmod(argc - index, argv + index)
+                                   : kmodd::client::run_modprobe(argc - index, argv + index);
+    }
+    std::fprintf(stderr, "kmodctl: unknown command '%s'\n", argv[index]);
     usage(stderr);
-    return 1;
+    return 2;
 }
 
 } // namespace

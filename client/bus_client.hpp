@@ -1,0 +1,136 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// What kmodctl's D-Bus commands share: their command line (--bus, --json), the connection to
+// the bus, the generated proxy of org.kmodd1.Manager, D-Bus errors turned into one sentence,
+// and JSON output.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <sdbus-c++/sdbus-c++.h>
+
+#include "kmodd-proxy.h"
+
+namespace kmodd::client {
+
+/// A command line kmodctl cannot act on: reported with a usage line, exit status 2.
+class UsageError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+/// A failure already phrased for a person (one line, without the "kmodctl: " prefix): exit
+/// status 1.
+class CommandError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+/// The bus kmodd is reached on: `--bus system` (the default), `--bus session`, or
+/// `--bus ADDRESS` with a D-Bus address such as `unix:path=/run/x/bus`.
+struct BusChoice {
+    enum class Kind { System, Session, Address };
+    Kind kind = Kind::System;
+    std::string address; ///< Kind::Address only
+
+    /// Parses the value of --bus; throws UsageError for a value that is none of the three.
+    [[nodiscard]] static BusChoice parse(const std::string& value);
+    /// "the system bus", "the session bus", "the bus at unix:path=...".
+    [[nodiscard]] std::string describe() const;
+};
+
+/// Index in argv of the command word: the first argument after argv[0] that is neither a
+/// global option (`--bus X`, `--bus=X`, `--json`) nor the value of one; argc if there is none.
+/// Sets `has_global_options` when options came before the command word.
+[[nodiscard]] int find_command(int argc, char** argv, bool* has_global_options = nullptr);
+
+/// kmodd's object as the CLI calls it: the generated org.kmodd1.Manager proxy plus
+/// org.freedesktop.DBus.Properties. It only calls methods; the proxy is not registered, so no
+/// signal match is added on the bus (monitor subscribes with a proxy of its own).
+class ManagerCalls final
+    : public sdbus::ProxyInterfaces<org::kmodd1::Manager_proxy, sdbus::Properties_proxy> {
+public:
+    /// The proxy refers to `connection`, which must outlive it; it starts no thread.
+    explicit ManagerCalls(sdbus::IConnection& connection);
+    ManagerCalls(const ManagerCalls&) = delete;
+    ManagerCalls& operator=(const ManagerCalls&) = delete;
+    ~ManagerCalls() = default;
+
+private:
+    void onModuleLoaded(const std::string&) override {}
+    void onModuleUnloaded(const std::string&) override {}
+    void onIndexRebuilt(const std::string&, const std::uint32_t&, const std::uint64_t&) override {}
+    void onDeviceAutoloaded(const std::string&, const std::string&,
+                            const std::vector<std::string>&) override
+    {
+    }
+    void onPropertiesChanged(const std::string&, const std::map<std::string, sdbus::Variant>&,
+                             const std::vector<std::string>&) override
+    {
+    }
+};
+
+/// A D-Bus command's parsed command line and its connection to the bus.
+class BusSession {
+public:
+    BusSession(BusChoice bus, bool json, std::vector<std::string> operands);
+
+    [[nodiscard]] bool json() const { return json_; }
+    [[nodiscard]] const BusChoice& bus() const { return bus_; }
+    /// The arguments after the command word, options removed.
+    [[nodiscard]] const std::vector<std::string>& operands() const { return operands_; }
+
+    /// The connection, opened on first use. Throws CommandError when the bus cannot be
+    /// reached.
+    [[nodiscard]] sdbus::IConnection& connection();
+    /// The proxy of kmodd's object on that connection, created on first use.
+    [[nodiscard]] ManagerCalls& manager();
+
+private:
+    BusChoice bus_;
+    bool json_;
+    std::vector<std::string> operands_;
+    std::unique_ptr<sdbus::IConnection> connection_;
+    std::unique_ptr<ManagerCalls> manager_;
+};
+
+/// What a D-Bus command takes, for its parsing and its usage line.
+struct BusCommandSpec {
+    const char* name;     ///< the command word, e.g. "load"
+    const char* operands; ///< its operands in the usage line, e.g. "MODULE [PARAM=VALUE...]"
+    std::size_t min_operands;
+    std::size_t max_operands;
+};
+
+/// Runs a D-Bus command: parses argv (the whole command line, argv[0] included), calls `body`
+/// and turns every failure into exactly one line on stderr. Returns the exit status: 0, 1 on
+/// a failure, 2 on a usage error (then a usage line follows the error).
+[[nodiscard]] int run_bus_command(int argc, char** argv, const BusCommandSpec& spec,
+                                  const std::function<void(BusSession&)>& body);
+
+/// A D-Bus error as one sentence for a person; `bus` names the bus in "not running" cases.
+[[nodiscard]] std::string describe_error(const sdbus::Error& error, const BusChoice& bus);
+
+/// Writes `text` and a newline to stdout.
+void print_line(std::string_view text);
+/// Writes `value` to stdout as one line of JSON.
+void print_json(const nlohmann::json& value);
+
+/// A variant's value as JSON, for the types kmodd's API uses or may add: basic types (numbers,
+/// booleans, strings, object paths), arrays of them, `a(ss)` and `a(sss)` (as arrays of
+/// arrays) and `a{ss}` / `a{sv}` (as objects). Empty for any other type.
+[[nodiscard]] std::optional<nlohmann::json> variant_to_json(const sdbus::Variant& value);
+
+/// A variant's value as text: strings as they are, other values as JSON, arrays of strings
+/// joined with ','.
+[[nodiscard]] std::string variant_to_text(const sdbus::Variant& value);
+
+} // namespace kmodd::client

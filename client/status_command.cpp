@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// `kmodctl status`: kmodd's properties (org.freedesktop.DBus.Properties.GetAll) and the
+// devices waiting for a driver (ListWaitingDevices).
+#include <cstdint>
+#include <cstdio>
+#include <ctime>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "bus_client.hpp"
+#include "commands.hpp"
+#include "kmodd_dbus_names.hpp"
+
+namespace kmodd::client {
+
+namespace {
+
+using Properties = std::map<std::string, sdbus::Variant>;
+
+template <typename T> T property(const Properties& properties, const std::string& name)
+{
+    auto it = properties.find(name);
+    if (it == properties.end() || !it->second.containsValueOfType<T>())
+        throw CommandError("kmodd did not report its property '" + name +
+                           "' (is it an older or newer kmodd?)");
+    return it->second.get<T>();
+}
+
+/// A CLOCK_REALTIME time in microseconds as local time, e.g. "Tue 2023-11-14 23:13:20 CET".
+std::string format_local_time(std::uint64_t usec)
+{
+    auto seconds = static_cast<std::time_t>(usec / 1000000);
+    std::tm local{};
+    char buf[64];
+    if (::localtime_r(&seconds, &local) == nullptr ||
+        std::strftime(buf, sizeof buf, "%a %Y-%m-%d %H:%M:%S %Z", &local) == 0)
+        return std::to_string(usec) + " us since the epoch";
+    return buf;
+}
+
+std::string format_milliseconds(std::uint64_t usec)
+{
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.1f ms", static_cast<double>(usec) / 1000.0);
+    return buf;
+}
+
+} // namespace
+
+int run_status(int argc, char** argv)
+{
+    static constexpr BusCommandSpec kSpec{"status", "", 0, 0};
+    return run_bus_command(argc, argv, kSpec, [](BusSession& session) {
+        auto& manager = session.manager();
+        Properties properties = manager.GetAll(kmodd::dbus::kInterfaceName);
+        auto release = property<std::string>(properties, "KernelRelease");
+        auto modules = property<std::uint32_t>(properties, "ModuleCount");
+        auto generation = property<std::uint64_t>(properties, "IndexGeneration");
+        auto rebuilt_usec = property<std::uint64_t>(properties, "LastRebuildUSec");
+        auto duration_usec = property<std::uint64_t>(properties, "LastRebuildDurationUSec");
+        auto devices = manager.ListWaitingDevices();
+
+        if (session.json()) {
+            nlohmann::json waiting = nlohmann::json::array();
+            for (const auto& device : devices)
+                waiting.push_back({{"syspath", device.get<0>()}, {"modalias", device.get<1>()}});
+            print_json({{"kernel_release", release},
+                        {"modules", modules},
+                        {"generation", generation},
+                        {"last_rebuild_usec", rebuilt_usec},
+                        {"last_rebuild_duration_usec", duration_usec},
+                        {"waiting_devices", std::move(waiting)}});
+            return;
+        }
+        print_line("Kernel release:   " + release);
+        print_line("Modules:          " + std::to_string(modules));
+        print_line("Index generation: " + std::to_string(generation));
+        print_line("Last rebuild:     " + (rebuilt_usec == 0
+                                               ? std::string("never")
+                                               : format_local_time(rebuilt_usec) + ", took " +
+                                                     format_milliseconds(duration_usec)));
+        print_line("Waiting devices:  " + std::to_string(devices.size()));
+        for (const auto& device : devices)
+            print_line("  " + device.get<0>() + " " + device.get<1>());
+    });
+}
+
+} // namespace kmodd::client
