@@ -15,7 +15,8 @@ namespace {
 /// The origin as the XML defines it; clients treat values they do not know as `external`.
 std::string normalize_origin(const std::string& origin)
 {
-    if (origin == kmodd::dbus::kOriginExplicit || origin == kmodd::dbus::kOriginDependency)
+    if (origin == kmodd::dbus::kOriginExplicit || origin == kmodd::dbus::kOriginDependency ||
+        origin == kmodd::dbus::kOriginAutoload)
         return origin;
     return kmodd::dbus::kOriginExternal;
 }

@@ -267,6 +267,8 @@ void ManagerObject::ListLoaded(
                     origin = dbus::kOriginExplicit;
                 else if (entry.origin == service::LoadOrigin::Dependency)
                     origin = dbus::kOriginDependency;
+                else if (entry.origin == service::LoadOrigin::Autoload)
+                    origin = dbus::kOriginAutoload;
                 // A kernel without module unloading has no refcount: 0, as lsmod shows.
                 uint32_t refcount = entry.refcount < 0 ? 0U : static_cast<uint32_t>(entry.refcount);
                 rows.emplace_back(entry.name, entry.size, refcount, entry.holders,

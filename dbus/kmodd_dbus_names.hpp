@@ -30,6 +30,7 @@ inline constexpr const char* kActionRebuild = "org.kmodd1.rebuild";
 /// The origin field of ListLoaded's structs.
 inline constexpr const char* kOriginExplicit = "explicit";
 inline constexpr const char* kOriginDependency = "dependency";
+inline constexpr const char* kOriginAutoload = "autoload";
 inline constexpr const char* kOriginExternal = "external";
 
 } // namespace kmodd::dbus

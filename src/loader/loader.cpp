@@ -105,10 +105,12 @@ void Loader::roll_back(LoadReport& report)
 }
 
 base::Result<void> Loader::record_plan(const Module& target, const std::vector<ProbeStep>& steps,
-                                      const LoadReport& report)
+                                      const LoadReport& report, Origin origin)
 {
     if (!resolver_.is_builtin(target)) {
-        if (auto recorded = state_->record_explicit(target.name); !recorded)
+        auto recorded = origin == Origin::Autoload ? state_->record_autoload(target.name)
+                                                   : state_->record_explicit(target.name);
+        if (!recorded)
             return recorded;
     }
     // Everything else in the plan is needed by the target: what this call inserted is a new
@@ -171,7 +173,8 @@ base::Result<LoadReport> Loader::load(const LoadRequest& request,
             if (request.first_time)
                 return base::make_error(EEXIST, "module " + quoted(target->name) +
                                                     " is already loaded");
-            if (state_ != nullptr && !resolver_.is_builtin(*target)) {
+            if (state_ != nullptr && !resolver_.is_builtin(*target) &&
+                request.origin != Origin::Autoload) {
                 if (auto recorded = state_->record_explicit(target->name); !recorded)
                     return base::Unexpected(recorded.error());
             }
@@ -223,7 +226,7 @@ base::Result<LoadReport> Loader::load(const LoadRequest& request,
             return base::make_error(ran.error().code, message);
         }
         if (state_ != nullptr && !request.dry_run) {
-            if (auto recorded = record_plan(*target, steps, report); !recorded)
+            if (auto recorded = record_plan(*target, steps, report, request.origin); !recorded)
                 return base::Unexpected(recorded.error());
         }
     }

@@ -38,6 +38,10 @@ struct LoadRequest {
     bool ignore_commands = false; ///< -i
     bool use_blacklist = false;   ///< -b
     bool dry_run = false;         ///< plan only: nothing is inserted, no command runs
+    /// How the target is recorded in the StateStore: Explicit (a user asked) or Autoload (a
+    /// device's modalias). An autoload request never claims a module that is loaded
+    /// already. Dependency is not a valid value here.
+    Origin origin = Origin::Explicit;
 };
 
 struct LoadReport {
@@ -87,7 +91,7 @@ private:
     base::Result<std::vector<Module*>> find_modules(const std::string& name);
     void roll_back(LoadReport& report);
     base::Result<void> record_plan(const Module& target, const std::vector<ProbeStep>& steps,
-                                   const LoadReport& report);
+                                   const LoadReport& report, Origin origin);
     bool is_still_needed(const std::string& module, const std::string& leaving);
 
     Resolver& resolver_;

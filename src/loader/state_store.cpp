@@ -16,7 +16,15 @@ constexpr const char* kFileName = "loaded.json";
 
 const char* origin_name(Origin origin)
 {
-    return origin == Origin::Explicit ? "explicit" : "dependency";
+    switch (origin) {
+    case Origin::Explicit:
+        return "explicit";
+    case Origin::Autoload:
+        return "autoload";
+    case Origin::Dependency:
+        break;
+    }
+    return "dependency";
 }
 
 } // namespace
@@ -45,9 +53,14 @@ base::Result<StateStore> StateStore::open(std::string state_dir)
             return bad();
         Record record;
         const std::string origin = value["origin"];
-        if (origin != "explicit" && origin != "dependency")
+        if (origin == "explicit")
+            record.origin = Origin::Explicit;
+        else if (origin == "dependency")
+            record.origin = Origin::Dependency;
+        else if (origin == "autoload")
+            record.origin = Origin::Autoload;
+        else
             return bad();
-        record.origin = origin == "explicit" ? Origin::Explicit : Origin::Dependency;
         if (value.contains("needed_by")) {
             if (!value["needed_by"].is_array())
                 return bad();
@@ -84,6 +97,16 @@ base::Result<void> StateStore::record_explicit(std::string_view module)
     return save();
 }
 
+base::Result<void> StateStore::record_autoload(std::string_view module)
+{
+    auto [it, inserted] = records_.try_emplace(std::string(module));
+    if (!inserted && it->second.origin != Origin::Dependency)
+        return {};
+    it->second.origin = Origin::Autoload;
+    it->second.needed_by.clear();
+    return save();
+}
+
 base::Result<void> StateStore::record_dependency(std::string_view module, std::string_view user,
                                                  bool is_new)
 {
@@ -93,7 +116,7 @@ base::Result<void> StateStore::record_dependency(std::string_view module, std::s
             return {}; // loaded by someone else: not ours to record
         it = records_.emplace(std::string(module), Record{Origin::Dependency, {}}).first;
     }
-    if (it->second.origin == Origin::Explicit)
+    if (it->second.origin != Origin::Dependency)
         return {};
     if (!it->second.needed_by.emplace(user).second && !is_new)
         return {};
@@ -105,7 +128,7 @@ base::Result<bool> StateStore::release(std::string_view module, std::string_view
     auto it = records_.find(module);
     if (it == records_.end())
         return false;
-    if (it->second.origin == Origin::Explicit)
+    if (it->second.origin != Origin::Dependency)
         return true;
     auto user_it = it->second.needed_by.find(user);
     if (user_it != it->second.needed_by.end()) {

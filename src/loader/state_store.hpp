@@ -10,8 +10,9 @@
 
 namespace kmodd::loader {
 
-/// Why kmodd loaded a module: a user asked for it, or another module needed it.
-enum class Origin { Explicit, Dependency };
+/// Why kmodd loaded a module: a user asked for it, another module needed it, or a device
+/// announced a modalias it matches (uevent autoloading).
+enum class Origin { Explicit, Dependency, Autoload };
 
 /// What kmodd knows of one module it loaded.
 struct Record {
@@ -38,9 +39,12 @@ public:
         return records_;
     }
 
-    /// Records that a user asked for `module` (an earlier dependency record becomes
-    /// explicit). Writes the file.
+    /// Records that a user asked for `module` (an earlier dependency or autoload record
+    /// becomes explicit). Writes the file.
     [[nodiscard]] base::Result<void> record_explicit(std::string_view module);
+    /// Records that `module` was loaded for a device (an earlier dependency record becomes
+    /// autoload; an explicit one stays). Writes the file.
+    [[nodiscard]] base::Result<void> record_autoload(std::string_view module);
     /// Records that `module` was loaded, or found loaded, as a dependency of `user`. Changes
     /// nothing for an explicit record, or for a module kmodd did not load when
     /// `is_new` is false. Writes the file.

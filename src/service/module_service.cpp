@@ -178,9 +178,9 @@ std::vector<std::pair<std::string, LoadOrigin>> copy_origins(const loader::State
         return origins;
     origins.reserve(state->records().size());
     for (const auto& [name, record] : state->records())
-        origins.emplace_back(name, record.origin == loader::Origin::Explicit
-                                       ? LoadOrigin::Explicit
-                                       : LoadOrigin::Dependency);
+        origins.emplace_back(name, record.origin == loader::Origin::Explicit   ? LoadOrigin::Explicit
+                                   : record.origin == loader::Origin::Autoload ? LoadOrigin::Autoload
+                                                                               : LoadOrigin::Dependency);
     return origins;
 }
 
@@ -227,7 +227,8 @@ ModuleService::ModuleService(sys::Kernel& kernel, loader::StateStore* state)
 
 RequestResult<std::vector<std::string>> ModuleService::load(const IndexSnapshot& snapshot,
                                                             const std::string& name,
-                                                            const std::string& params)
+                                                            const std::string& params,
+                                                            loader::Origin origin)
 {
     if (auto invalid = check_name(name))
         return tl::unexpected(std::move(*invalid));
@@ -245,6 +246,7 @@ RequestResult<std::vector<std::string>> ModuleService::load(const IndexSnapshot&
     loader::LoadRequest request;
     request.name = name;
     request.params = params;
+    request.origin = origin;
     auto report = loader.load(request);
     // A failed load may have recorded and then forgotten modules: copy in any case.
     auto origins = copy_origins(state_);

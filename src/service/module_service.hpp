@@ -77,7 +77,7 @@ private:
 };
 
 /// How a loaded module came to be there, as ListLoaded reports it.
-enum class LoadOrigin { Explicit, Dependency, External };
+enum class LoadOrigin { Explicit, Dependency, Autoload, External };
 
 /// One module in the kernel: what lsmod shows, plus who loaded it.
 struct LoadedEntry {
@@ -134,13 +134,15 @@ public:
     /// Loads `name` (module name or alias) with its dependencies and softdeps, as kmod's
     /// `modprobe name params` does (blacklist applied to aliases only). Returns the modules
     /// inserted, in order; empty when all were loaded already or built in. The target is
-    /// recorded Explicit, what it needed Dependency. Errors: InvalidName (name fails
+    /// recorded as `origin` (Explicit, or Autoload for a device's modalias: then a module
+    /// that is loaded already is left unrecorded), what it needed Dependency. Errors: InvalidName (name fails
     /// loader::is_valid_module_request, or params contain a newline/NUL), NotFound (nothing
     /// matches in the snapshot), Blacklisted (the name resolved only to blacklisted modules),
     /// Failed (kernel or file error; the message names module and reason; what the call
     /// inserted was removed again).
     [[nodiscard]] RequestResult<std::vector<std::string>>
-    load(const IndexSnapshot& snapshot, const std::string& name, const std::string& params);
+    load(const IndexSnapshot& snapshot, const std::string& name, const std::string& params,
+         loader::Origin origin = loader::Origin::Explicit);
 
     /// Unloads `name` and what kmodd loaded only for it (refcount-aware, loader::Loader).
     /// Returns the modules removed, in order. Errors: InvalidName, NotFound (not loaded),

@@ -185,6 +185,33 @@ TEST_F(SandboxFixture, AskingForALoadedDependencyMakesItExplicit)
     EXPECT_EQ(loaded(), Strings{"mod1"});
 }
 
+TEST_F(SandboxFixture, AnAutoloadIsRecordedAsSuchSurvivesARestartAndClaimsNothingLoadedAlready)
+{
+    open();
+    LoadRequest request{"mod2", "", false, false, false, false};
+    request.origin = Origin::Autoload;
+    auto report = loader_->load(request);
+    ASSERT_TRUE(report) << report.error().message;
+    EXPECT_EQ(report->inserted, (Strings{"mod1", "mod2"}));
+    EXPECT_EQ(*state_->origin("mod2"), Origin::Autoload);
+    EXPECT_EQ(*state_->origin("mod1"), Origin::Dependency);
+
+    // mod3 loaded by someone else: a device asking for it does not make it ours.
+    ASSERT_TRUE(kernel_->insert_module((tree_.module_dir() / "kernel/b/mod3.ko").string(), ""));
+    LoadRequest device{"mod3", "", false, false, false, false};
+    device.origin = Origin::Autoload;
+    ASSERT_TRUE(loader_->load(device));
+    EXPECT_EQ(state_->origin("mod3"), nullptr);
+
+    open(); // the record is read back from the state file
+    EXPECT_EQ(*state_->origin("mod2"), Origin::Autoload);
+    // A user's request makes it explicit; an autoload never downgrades that.
+    ASSERT_TRUE(load("mod2"));
+    EXPECT_EQ(*state_->origin("mod2"), Origin::Explicit);
+    ASSERT_TRUE(loader_->load(request));
+    EXPECT_EQ(*state_->origin("mod2"), Origin::Explicit);
+}
+
 TEST_F(SandboxFixture, AModuleInUseIsNotUnloadedAndTheHolderIsNamed)
 {
     open();
