@@ -136,7 +136,7 @@ base::Result<void> Daemon::set_up()
     index_worker_ = std::make_unique<Worker>("kmodd-index");
     kernel_worker_ = std::make_unique<Worker>("kmodd-kernel");
     reader_worker_ = std::make_unique<Worker>("kmodd-reader");
-    return {};
+    return set_up_autoload();
 }
 
 base::Result<void> Daemon::set_up_kernel()
@@ -241,6 +241,8 @@ base::Result<void> Daemon::run()
         if (!done)
             return done;
     }
+    if (autoloader_)
+        loop_->post([this] { coldplug(); });
     spdlog::info("serving {} on the {} bus: kernel release '{}', {} modules", dbus::kBusName,
                  options_.bus == DaemonOptions::Bus::System    ? "system"
                  : options_.bus == DaemonOptions::Bus::Session ? "session"
@@ -369,6 +371,9 @@ void Daemon::finish_batch(BatchResult result, std::vector<ForcedRebuild> forced)
         set_snapshot(result.snapshot);
     else if (result.is_release_gone)
         set_snapshot(nullptr);
+    // A module that appeared may be the driver a device is waiting for.
+    if (result.snapshot && autoloader_)
+        request_loads(autoloader_->on_index_changed());
     if (!changed.empty()) {
         object_->properties_changed(changed);
         notify_status();
@@ -573,6 +578,136 @@ void Daemon::module_info(std::string module, Reply<service::ModuleDetails> reply
         auto result = modules_->module_info(*current, module);
         loop_->post([result = std::move(result), reply] { reply(result); });
     });
+}
+
+// ---- autoloading ----------------------------------------------------------------------------
+
+base::Result<void> Daemon::set_up_autoload()
+{
+    bool is_udevd = sys::is_udevd_running();
+    service::AutoloadMode mode = options_.autoload.value_or(
+        !options_.sandbox_dir.empty() ? service::AutoloadMode::Off
+        : is_udevd                     ? service::AutoloadMode::UnboundOnly
+                                       : service::AutoloadMode::On);
+    if (mode == service::AutoloadMode::Off)
+        return {};
+    service::AutoloadSettings settings;
+    settings.mode = mode;
+    autoloader_ = std::make_unique<service::Autoloader>(settings, [](const std::string& syspath) {
+        auto device = sys::read_sysfs_device(syspath);
+        return device && device->has_driver;
+    });
+    std::string source = options_.uevent_source.empty() ? (is_udevd ? "udev" : "kernel")
+                                                        : options_.uevent_source;
+    if (source != "none") {
+        auto monitor = sys::make_udev_monitor(source == "udev" ? sys::EventSource::Udev
+                                                               : sys::EventSource::Kernel);
+        if (monitor) {
+            devices_ = std::move(*monitor);
+            if (auto added = loop_->add(devices_->fd(), EPOLLIN, [this](uint32_t) { on_devices_ready(); });
+                !added)
+                return added;
+        } else {
+            spdlog::warn("cannot listen to device events ({}): drivers are loaded only for devices "
+                         "found at start and after the index changes",
+                         monitor.error().message);
+        }
+    }
+    // Held back by the rate limit: let them through as the limit allows.
+    if (auto ticking = loop_->every(std::chrono::milliseconds(250), [this] {
+            if (autoloader_->has_deferred())
+                request_loads(autoloader_->take_deferred());
+        });
+        !ticking)
+        return ticking;
+    spdlog::info("autoloading drivers for devices ({}, events from {})",
+                 mode == service::AutoloadMode::On ? "every new device" : "devices left without a driver",
+                 devices_ ? source : std::string("nowhere"));
+    return {};
+}
+
+void Daemon::coldplug()
+{
+    // Off the loop: a real /sys has thousands of entries to walk.
+    reader_worker_->post([this] {
+        auto devices = sys::scan_sysfs_devices(options_.sysfs);
+        loop_->post([this, devices = std::move(devices)] {
+            if (!devices) {
+                spdlog::warn("cannot scan '{}' for devices: {}", options_.sysfs, devices.error().message);
+                return;
+            }
+            request_loads(autoloader_->on_coldplug(*devices));
+        });
+    });
+}
+
+void Daemon::on_devices_ready()
+{
+    auto events = devices_->read_events();
+    if (!events) {
+        if (events.error().code == ENOBUFS) {
+            // The kernel dropped events: what they said is in sysfs now.
+            spdlog::warn("device events were lost: scanning '{}' again", options_.sysfs);
+            coldplug();
+        } else {
+            spdlog::error("reading device events: {}", events.error().message);
+        }
+        return;
+    }
+    std::vector<service::AutoloadRequest> requests;
+    for (const auto& event : *events) {
+        if (auto request = autoloader_->on_event(event))
+            requests.push_back(std::move(*request));
+    }
+    request_loads(std::move(requests));
+}
+
+void Daemon::request_loads(std::vector<service::AutoloadRequest> requests)
+{
+    auto current = snapshot();
+    for (auto& request : requests) {
+        if (!current) {
+            autoloader_->on_result(request, service::AutoloadOutcome::NoModule);
+            continue;
+        }
+        kernel_worker_->post([this, current, request = std::move(request)] {
+            auto result = modules_->load(*current, request.modalias, "", loader::Origin::Autoload);
+            loop_->post([this, request, result = std::move(result)] {
+                service::AutoloadOutcome outcome = service::AutoloadOutcome::Loaded;
+                if (result) {
+                    if (!result->empty()) {
+                        for (const auto& inserted : *result)
+                            object_->module_loaded(inserted);
+                        object_->device_autoloaded(request.syspath, request.modalias, *result);
+                        spdlog::info("loaded {} for {} ({})", fmt::join(*result, ", "),
+                                     request.syspath, request.modalias);
+                    }
+                } else if (result.error().kind == Failure::NotFound) {
+                    outcome = service::AutoloadOutcome::NoModule;
+                    spdlog::debug("no module for {} ({}): it waits for a driver", request.syspath,
+                                  request.modalias);
+                } else if (result.error().kind == Failure::Blacklisted) {
+                    outcome = service::AutoloadOutcome::Blacklisted;
+                    spdlog::debug("{}", result.error().message);
+                } else {
+                    outcome = service::AutoloadOutcome::Failed;
+                    spdlog::warn("loading a driver for {} ({}) failed: {}", request.syspath,
+                                 request.modalias, result.error().message);
+                }
+                autoloader_->on_result(request, outcome);
+            });
+        });
+    }
+}
+
+std::vector<WaitingDevice> Daemon::waiting_devices() const
+{
+    std::vector<WaitingDevice> devices;
+    if (!autoloader_)
+        return devices;
+    for (const auto& device : autoloader_->waiting())
+        devices.push_back({device.syspath, device.modalias});
+    return devices;
 }
 
 } // namespace kmodd::daemon

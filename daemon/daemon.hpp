@@ -14,11 +14,13 @@
 #include "event_loop.hpp"
 #include "manager_object.hpp"
 #include "options.hpp"
+#include "service/autoloader.hpp"
 #include "service/changes.hpp"
 #include "service/index_service.hpp"
 #include "service/module_service.hpp"
 #include "service/tree_watcher.hpp"
 #include "service/watch_loop.hpp"
+#include "sys/devices.hpp"
 #include "worker.hpp"
 
 namespace sdbus {
@@ -55,7 +57,7 @@ public:
     void list_loaded(Reply<std::vector<service::LoadedEntry>> reply) override;
     void module_info(std::string module, Reply<service::ModuleDetails> reply) override;
     void rebuild(std::string version, Reply<std::string> reply) override;
-    [[nodiscard]] std::vector<WaitingDevice> waiting_devices() const override { return {}; }
+    [[nodiscard]] std::vector<WaitingDevice> waiting_devices() const override;
     [[nodiscard]] const ManagerProperties& properties() const override { return properties_; }
 
 private:
@@ -97,6 +99,12 @@ private:
                                    const Reply<T>& reply) const;
     void notify_status();
 
+    // Autoloading (loop thread).
+    base::Result<void> set_up_autoload();
+    void on_devices_ready();
+    void coldplug();
+    void request_loads(std::vector<service::AutoloadRequest> requests);
+
     DaemonOptions options_;
     std::string release_;
     ManagerProperties properties_; ///< loop thread
@@ -108,6 +116,8 @@ private:
     std::unique_ptr<service::IndexService> index_; ///< the index worker's after set_up()
     std::unique_ptr<service::TreeWatcher> watcher_;
     std::unique_ptr<service::WatchLoop> watch_loop_;
+    std::unique_ptr<sys::DeviceMonitor> devices_;       ///< null: no uevents
+    std::unique_ptr<service::Autoloader> autoloader_;   ///< null: autoloading off
 
     mutable std::mutex snapshot_mutex_;
     std::shared_ptr<const service::IndexSnapshot> snapshot_;

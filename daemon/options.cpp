@@ -121,6 +121,20 @@ const std::map<std::string, OptionSpec, std::less<>>& option_table()
                  return base::make_error(EINVAL, "'" + v + "' is not off, on or unbound-only");
              return {};
          }}},
+        {"sysfs",
+         {[](DaemonOptions& o, const std::string& v) -> base::Result<void> {
+             if (v.empty() || v.front() != '/')
+                 return base::make_error(EINVAL, "'" + v + "' is not an absolute path");
+             o.sysfs = v;
+             return {};
+         }}},
+        {"uevent-source",
+         {[](DaemonOptions& o, const std::string& v) -> base::Result<void> {
+             if (v != "udev" && v != "kernel" && v != "none")
+                 return base::make_error(EINVAL, "'" + v + "' is not udev, kernel or none");
+             o.uevent_source = v;
+             return {};
+         }}},
         {"log-level",
          {[](DaemonOptions& o, const std::string& v) -> base::Result<void> {
              static const char* const kLevels[] = {"trace", "debug", "info", "warning",
@@ -330,8 +344,12 @@ std::string usage_text(const char* self)
            "                            dir, else /run/kmodd)\n"
            "  --debounce-ms N           quiet time that ends a burst of changes (default 50)\n"
            "  --max-delay-ms N          longest wait after a burst's first change (default 1000)\n"
-           "  --autoload=off|on|unbound-only  uevent autoloading (default: on without\n"
-           "                            systemd-udevd, unbound-only with it)\n"
+           "  --autoload=off|on|unbound-only  load drivers for devices' MODALIAS (default: on\n"
+           "                            without systemd-udevd, unbound-only with it, off in\n"
+           "                            sandbox mode)\n"
+           "  --uevent-source udev|kernel|none  where device events come from (default: udev\n"
+           "                            when systemd-udevd runs, else kernel)\n"
+           "  --sysfs DIR               sysfs to scan for devices (default /sys)\n"
            "  --log-level LEVEL         trace, debug, info, warning, error, critical, off\n"
            "  --modprobe-config PATH    a modprobe.d file or dir, repeatable (default: kmod's)\n"
            "  --depmod-config PATH      a depmod.d file or dir, repeatable (default: kmod's)\n"

@@ -7,12 +7,11 @@
 #include <vector>
 
 #include "base/result.hpp"
+#include "service/autoloader.hpp"
 
 namespace kmodd::daemon {
 
-/// How kmodd answers device uevents (#6). `UnboundOnly` loads only for devices that still
-/// have no driver after udevd had its turn.
-enum class AutoloadMode { Off, On, UnboundOnly };
+using service::AutoloadMode;
 
 /// Everything kmodd's command line and /etc/kmodd/kmodd.conf can set.
 struct DaemonOptions {
@@ -25,7 +24,11 @@ struct DaemonOptions {
     std::string state_dir;                      ///< who-loaded-what; empty: see state_path()
     std::chrono::milliseconds debounce{50};     ///< quiet period that ends a burst
     std::chrono::milliseconds max_delay{1000};  ///< longest wait after a burst's first event
-    std::optional<AutoloadMode> autoload;       ///< nullopt: decided at start (udevd or not)
+    std::optional<AutoloadMode> autoload;       ///< nullopt: decided at start (udevd or not;
+                                                ///< off in sandbox mode)
+    std::string sysfs = "/sys";                 ///< devices for coldplug and driver checks
+    /// Where uevents come from: "udev", "kernel", "none"; empty: udev when udevd runs.
+    std::string uevent_source;
     std::string log_level = "info";             ///< spdlog level name
     std::vector<std::string> modprobe_config;   ///< modprobe.d paths; empty: kmod's defaults
     std::vector<std::string> depmod_config;     ///< depmod.d paths; empty: kmod's defaults
