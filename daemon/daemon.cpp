@@ -508,43 +508,46 @@ bool Daemon::check_index(const std::shared_ptr<const service::IndexSnapshot>& sn
     return false;
 }
 
-void Daemon::load(std::string module, std::string params, Reply<std::vector<std::string>> reply)
+void Daemon::change_kernel(bool is_load, ChangeWork work, Reply<std::vector<std::string>> reply)
 {
     auto current = snapshot();
     if (!check_index(current, reply))
         return;
-    kernel_worker_->post([this, current, module = std::move(module), params = std::move(params),
-                          reply = std::move(reply)] {
-        auto result = modules_->load(*current, module, params);
-        loop_->post([this, result = std::move(result), reply] {
+    kernel_worker_->post([this, is_load, current, work = std::move(work), reply = std::move(reply)] {
+        auto result = work(*current);
+        loop_->post([this, is_load, result = std::move(result), reply] {
             if (result) {
-                for (const auto& inserted : *result)
-                    object_->module_loaded(inserted);
+                for (const auto& module : *result) {
+                    if (is_load)
+                        object_->module_loaded(module);
+                    else
+                        object_->module_unloaded(module);
+                }
                 if (!result->empty())
-                    spdlog::info("loaded {}", fmt::join(*result, ", "));
+                    spdlog::info("{} {}", is_load ? "loaded" : "unloaded", fmt::join(*result, ", "));
             }
             reply(result);
         });
     });
 }
 
+void Daemon::load(std::string module, std::string params, Reply<std::vector<std::string>> reply)
+{
+    change_kernel(
+        true,
+        [this, module = std::move(module), params = std::move(params)](
+            const service::IndexSnapshot& current) { return modules_->load(current, module, params); },
+        std::move(reply));
+}
+
 void Daemon::unload(std::string module, Reply<std::vector<std::string>> reply)
 {
-    auto current = snapshot();
-    if (!check_index(current, reply))
-        return;
-    kernel_worker_->post([this, current, module = std::move(module), reply = std::move(reply)] {
-        auto result = modules_->unload(*current, module);
-        loop_->post([this, result = std::move(result), reply] {
-            if (result) {
-                for (const auto& removed : *result)
-                    object_->module_unloaded(removed);
-                if (!result->empty())
-                    spdlog::info("unloaded {}", fmt::join(*result, ", "));
-            }
-            reply(result);
-        });
-    });
+    change_kernel(
+        false,
+        [this, module = std::move(module)](const service::IndexSnapshot& current) {
+            return modules_->unload(current, module);
+        },
+        std::move(reply));
 }
 
 void Daemon::list_deps(std::string module, Reply<std::vector<std::string>> reply)

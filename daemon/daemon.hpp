@@ -94,6 +94,10 @@ private:
         uint64_t generation, std::string* error) const;
     [[nodiscard]] std::shared_ptr<const service::IndexSnapshot> snapshot() const;
     void set_snapshot(std::shared_ptr<const service::IndexSnapshot> snapshot);
+    /// A load or unload on the kernel worker; ModuleLoaded/ModuleUnloaded for what it did.
+    using ChangeWork = std::function<service::RequestResult<std::vector<std::string>>(
+        const service::IndexSnapshot&)>;
+    void change_kernel(bool is_load, ChangeWork work, Reply<std::vector<std::string>> reply);
     template <class T>
     [[nodiscard]] bool check_index(const std::shared_ptr<const service::IndexSnapshot>& snapshot,
                                    const Reply<T>& reply) const;

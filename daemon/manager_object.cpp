@@ -85,6 +85,35 @@ std::string quoted(const std::string& text)
     return "'" + text + "'";
 }
 
+/// The backend's callback that answers `reply` with a list of names or the failure.
+auto answer_names(std::shared_ptr<PendingReply<std::vector<std::string>>> reply)
+{
+    return [reply = std::move(reply)](service::RequestResult<std::vector<std::string>> done) {
+        if (done)
+            reply->succeed(*done);
+        else
+            reply->fail(error_name(done.error().kind), done.error().message);
+    };
+}
+
+/// Asks `authorizer` whether `caller` may do `action`; runs `then` if so, else answers
+/// `reply` with PermissionDenied. `then` runs guarded: a throw becomes the error reply.
+template <class... Out, class F>
+void when_authorized(Authorizer& authorizer, const Caller& caller, const char* action,
+                     const std::string& what, const std::shared_ptr<PendingReply<Out...>>& reply,
+                     F then)
+{
+    authorizer.check(caller, action, what,
+                     [reply, then = std::move(then)](std::optional<std::string> denial) {
+                         guarded(reply, [&] {
+                             if (denial)
+                                 reply->fail(dbus::kErrorPermissionDenied, *denial);
+                             else
+                                 then();
+                         });
+                     });
+}
+
 } // namespace
 
 const char* error_name(service::Failure failure)
@@ -185,25 +214,10 @@ void ManagerObject::Load(sdbus::Result<std::vector<std::string>>&& result, std::
 {
     auto reply = pending(std::move(result));
     guarded(reply, [&] {
-        Caller caller = current_caller();
-        authorizer_.check(
-            caller, dbus::kActionLoad, "load " + quoted(module),
-            [this, reply, module, params](std::optional<std::string> denial) {
-                guarded(reply, [&] {
-                    if (denial) {
-                        reply->fail(dbus::kErrorPermissionDenied, *denial);
-                        return;
-                    }
-                    backend_.load(module, params,
-                                  [reply](service::RequestResult<std::vector<std::string>> done) {
-                                      if (done)
-                                          reply->succeed(*done);
-                                      else
-                                          reply->fail(error_name(done.error().kind),
-                                                      done.error().message);
-                                  });
-                });
-            });
+        when_authorized(authorizer_, current_caller(), dbus::kActionLoad, "load " + quoted(module),
+                        reply, [this, reply, module, params] {
+                            backend_.load(module, params, answer_names(reply));
+                        });
     });
 }
 
@@ -211,40 +225,16 @@ void ManagerObject::Unload(sdbus::Result<std::vector<std::string>>&& result, std
 {
     auto reply = pending(std::move(result));
     guarded(reply, [&] {
-        Caller caller = current_caller();
-        authorizer_.check(
-            caller, dbus::kActionUnload, "unload " + quoted(module),
-            [this, reply, module](std::optional<std::string> denial) {
-                guarded(reply, [&] {
-                    if (denial) {
-                        reply->fail(dbus::kErrorPermissionDenied, *denial);
-                        return;
-                    }
-                    backend_.unload(module,
-                                    [reply](service::RequestResult<std::vector<std::string>> done) {
-                                        if (done)
-                                            reply->succeed(*done);
-                                        else
-                                            reply->fail(error_name(done.error().kind),
-                                                        done.error().message);
-                                    });
-                });
-            });
+        when_authorized(authorizer_, current_caller(), dbus::kActionUnload,
+                        "unload " + quoted(module), reply,
+                        [this, reply, module] { backend_.unload(module, answer_names(reply)); });
     });
 }
 
 void ManagerObject::ListDeps(sdbus::Result<std::vector<std::string>>&& result, std::string module)
 {
     auto reply = pending(std::move(result));
-    guarded(reply, [&] {
-        backend_.list_deps(std::move(module),
-                           [reply](service::RequestResult<std::vector<std::string>> done) {
-                               if (done)
-                                   reply->succeed(*done);
-                               else
-                                   reply->fail(error_name(done.error().kind), done.error().message);
-                           });
-    });
+    guarded(reply, [&] { backend_.list_deps(std::move(module), answer_names(reply)); });
 }
 
 void ManagerObject::ListLoaded(
@@ -297,25 +287,17 @@ void ManagerObject::Rebuild(sdbus::Result<>&& result, std::string version)
 {
     auto reply = pending(std::move(result));
     guarded(reply, [&] {
-        Caller caller = current_caller();
         std::string what = version.empty() ? std::string("rebuild the module index")
                                            : "rebuild the module index of " + quoted(version);
-        authorizer_.check(caller, dbus::kActionRebuild, what,
-                          [this, reply, version](std::optional<std::string> denial) {
-                              guarded(reply, [&] {
-                                  if (denial) {
-                                      reply->fail(dbus::kErrorPermissionDenied, *denial);
-                                      return;
-                                  }
-                                  backend_.rebuild(version, [reply](service::RequestResult<std::string> done) {
-                                      if (done)
-                                          reply->succeed();
-                                      else
-                                          reply->fail(error_name(done.error().kind),
-                                                      done.error().message);
-                                  });
-                              });
-                          });
+        when_authorized(authorizer_, current_caller(), dbus::kActionRebuild, what, reply,
+                        [this, reply, version] {
+                            backend_.rebuild(version, [reply](service::RequestResult<std::string> done) {
+                                if (done)
+                                    reply->succeed();
+                                else
+                                    reply->fail(error_name(done.error().kind), done.error().message);
+                            });
+                        });
     });
 }
 
