@@ -5,8 +5,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <set>
 
 #include "base/strings.hpp"
@@ -14,6 +16,19 @@
 namespace kmodd::loader {
 
 using base::quoted;
+
+namespace {
+
+/// "a, b, c"
+std::string join(const std::vector<std::string>& names)
+{
+    std::string out;
+    for (const std::string& name : names)
+        out += (out.empty() ? "" : ", ") + name;
+    return out;
+}
+
+} // namespace
 
 int command_depth()
 {
@@ -96,12 +111,14 @@ base::Result<void> Loader::run_step(const ProbeStep& step, const LoadRequest& re
     return {};
 }
 
-void Loader::roll_back(LoadReport& report)
+void Loader::roll_back(LoadReport& report, size_t from)
 {
-    for (auto it = report.inserted.rbegin(); it != report.inserted.rend(); ++it) {
-        if (kernel_.remove_module(*it) && state_ != nullptr)
-            (void)state_->forget(*it);
+    for (size_t i = report.inserted.size(); i > from; --i) {
+        const std::string& name = report.inserted[i - 1];
+        if (kernel_.remove_module(name) && state_ != nullptr)
+            (void)state_->forget(name);
     }
+    report.inserted.resize(from);
 }
 
 base::Result<void> Loader::record_plan(const Module& target, const std::vector<ProbeStep>& steps,
@@ -168,7 +185,12 @@ base::Result<LoadReport> Loader::load(const LoadRequest& request,
 
     LoadReport report;
     size_t blacklisted = 0;
+    // An alias may match several modules (a CPU's modalias matches a dozen): as in kmod and
+    // udev, each is probed on its own, and one that fails takes back only what it inserted.
+    std::optional<int> failure_code;
+    std::vector<std::string> failures;
     for (Module* target : modules) {
+        size_t plan_start = report.inserted.size();
         if (!request.dry_run && is_in_kernel(*target)) {
             if (request.first_time)
                 return base::make_error(EEXIST, "module " + quoted(target->name) +
@@ -193,6 +215,7 @@ base::Result<LoadReport> Loader::load(const LoadRequest& request,
             ++blacklisted;
             continue;
         }
+        bool has_failed = false;
         for (const ProbeStep& step : steps) {
             bool live = !request.dry_run && is_in_kernel(*step.module);
             if (live) {
@@ -214,21 +237,34 @@ base::Result<LoadReport> Loader::load(const LoadRequest& request,
                 continue;
             if (!step.is_required)
                 continue; // a softdep that failed does not fail the load, as in kmod
-            std::vector<std::string> undone = report.inserted;
-            roll_back(report);
-            std::string message = "cannot load " + quoted(request.name) + ": " + ran.error().message;
-            if (!undone.empty()) {
-                message += " (removed again: ";
-                for (size_t i = 0; i < undone.size(); ++i)
-                    message += (i ? ", " : "") + undone[i];
-                message += ")";
-            }
-            return base::make_error(ran.error().code, message);
+            std::vector<std::string> undone(report.inserted.begin() +
+                                                static_cast<std::ptrdiff_t>(plan_start),
+                                            report.inserted.end());
+            roll_back(report, plan_start);
+            std::string message = ran.error().message;
+            if (!undone.empty())
+                message += " (removed again: " + join(undone) + ")";
+            failures.push_back(std::move(message));
+            if (!failure_code)
+                failure_code = ran.error().code;
+            has_failed = true;
+            break;
         }
+        if (has_failed)
+            continue;
         if (state_ != nullptr && !request.dry_run) {
             if (auto recorded = record_plan(*target, steps, report, request.origin); !recorded)
                 return base::Unexpected(recorded.error());
         }
+    }
+    if (failure_code) {
+        // The other matches stay loaded, as with kmod; say which.
+        std::string message = "cannot load " + quoted(request.name) + ": " + failures[0];
+        for (size_t i = 1; i < failures.size(); ++i)
+            message += "; " + failures[i];
+        if (!report.inserted.empty())
+            message += " (loaded all the same: " + join(report.inserted) + ")";
+        return base::make_error(*failure_code, message);
     }
     report.blacklisted = blacklisted == modules.size();
     return report;

@@ -69,7 +69,9 @@ struct UnloadReport {
 ///
 /// Errors (Error::code): EINVAL invalid name, ENOENT not found / unknown symbol, EBUSY in use
 /// (the message names the holders), EEXIST already loaded with first_time, EPERM, and the
-/// kernel's own. A failed load removes again what it inserted, and says so.
+/// kernel's own. A failed load removes again what it inserted, and says so. When a name
+/// matches several modules, each is loaded on its own: one failing takes back only what it
+/// inserted, the others are still tried and stay (the error then names them).
 class Loader {
 public:
     Loader(Resolver& resolver, sys::Kernel& kernel, StateStore* state,
@@ -89,7 +91,8 @@ private:
     base::Result<void> run_step(const ProbeStep& step, const LoadRequest& request,
                                 LoadReport& report);
     base::Result<std::vector<Module*>> find_modules(const std::string& name);
-    void roll_back(LoadReport& report);
+    /// Removes report.inserted[from...] again, last first, and drops them from the report.
+    void roll_back(LoadReport& report, size_t from = 0);
     base::Result<void> record_plan(const Module& target, const std::vector<ProbeStep>& steps,
                                    const LoadReport& report, Origin origin);
     bool is_still_needed(const std::string& module, const std::string& leaving);

@@ -320,7 +320,9 @@ bool is_valid_module_request(std::string_view text, std::string* why)
     };
     if (text.empty())
         return fail("the name is empty");
-    if (text.find('/') != std::string_view::npos)
+    // A modalias may hold a '/' after its "subsystem:" prefix (dmi:...:bd04/01/2014:...).
+    size_t slash = text.find('/');
+    if (slash != std::string_view::npos && text.find(':') > slash)
         return fail("a path is not a module name; give the module's name");
     bool plain = true;
     for (char c : text) {
@@ -333,8 +335,9 @@ bool is_valid_module_request(std::string_view text, std::string* why)
     }
     if (plain && text.size() > 55)
         return fail("a module name has at most 55 characters");
-    if (text.size() > 255)
-        return fail("an alias has at most 255 characters");
+    // kmod's limit (PATH_MAX); a CPU's modalias lists every feature flag and passes 255.
+    if (text.size() > kMaxAliasLength)
+        return fail("an alias has at most 4095 characters");
     return true;
 }
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -112,9 +113,13 @@ private:
     std::vector<Module*> probe_visited_;                               ///< to reset flags
 };
 
-/// True for a string a user may give as a module name or alias: not empty, no '/', no
-/// whitespace or control characters, at most 55 bytes for a plain module name
-/// ([A-Za-z0-9_-] only) and at most 255 for anything else. `why` receives the reason.
+/// The longest alias a request may name: kmod's (PATH_MAX - 1).
+inline constexpr size_t kMaxAliasLength = 4095;
+
+/// True for a string a user may give as a module name or alias: not empty, not a path (a '/'
+/// is allowed only after a ':', as in the modalias "dmi:...:bd04/01/2014:..."), no whitespace
+/// or control characters, at most 55 bytes for a plain module name ([A-Za-z0-9_-] only) and
+/// at most kMaxAliasLength for anything else. `why` receives the reason.
 [[nodiscard]] bool is_valid_module_request(std::string_view text, std::string* why);
 
 } // namespace kmodd::loader

@@ -29,8 +29,11 @@ std::string insert_reason(int code)
     case ENOEXEC:
         return "invalid module format (see dmesg)";
     case EKEYREJECTED:
-        return "signature rejected: unsigned or signed with an unknown key while signatures "
-               "are enforced (see dmesg)";
+        // A signature that does not verify is refused even when signatures are not enforced
+        // (Linux's module_sig_check): the usual case is a signed file changed afterwards.
+        return "signature rejected: it does not match the file (changed after signing?), or "
+               "the module is unsigned or signed with an unknown key while signatures are "
+               "enforced (see dmesg)";
     case EPERM:
         return "operation not permitted (loading needs CAP_SYS_MODULE and is refused when "
                "kernel.modules_disabled=1, the module is in module_blacklist= or the kernel is "

@@ -269,6 +269,64 @@ TEST_F(SandboxFixture, AFailedDependencyIsRolledBackAndNamed)
     EXPECT_TRUE(loaded().empty());
 }
 
+TEST_F(SandboxFixture, OneFailingMatchOfAnAliasTakesBackOnlyItsOwnModules)
+{
+    // "both" matches crc_helper and mod2; mod2 is corrupted after indexing, so its plan
+    // inserts mod1 and then fails. kmod and udev probe each match on its own: crc_helper
+    // stays, whichever comes first; mod1 goes.
+    tree_.write("kernel/a/mod2.ko", "corrupted after depmod ran");
+    for (const char* config :
+         {"alias both crc_helper\nalias both mod2\n", "alias both mod2\nalias both crc_helper\n"}) {
+        open(config);
+        auto report = load("both");
+        ASSERT_FALSE(report) << config;
+        const std::string& message = report.error().message;
+        EXPECT_NE(message.find("mod2.ko"), std::string::npos) << message;
+        EXPECT_NE(message.find("(removed again: mod1)"), std::string::npos) << message;
+        EXPECT_NE(message.find("(loaded all the same: crc_helper)"), std::string::npos) << message;
+        EXPECT_EQ(loaded(), Strings{"crc_helper"}) << config;
+        EXPECT_NE(state_->record_of("crc_helper"), nullptr) << config;
+        EXPECT_EQ(state_->record_of("mod1"), nullptr) << config;
+        ASSERT_TRUE(unload("crc_helper"));
+    }
+}
+
+TEST_F(SandboxFixture, EveryFailingMatchOfAnAliasIsNamed)
+{
+    tree_.add("kernel/a/mod-dash.ko", kFixtures / "mod_dash.ko");
+    reindex();
+    tree_.write("kernel/a/mod2.ko", "corrupted after depmod ran");
+    tree_.write("kernel/b/mod3.ko", "corrupted after depmod ran");
+    open("alias both mod3\nalias both mod-dash\n");
+    auto report = load("both");
+    ASSERT_FALSE(report);
+    const std::string& message = report.error().message;
+    EXPECT_NE(message.find("mod3.ko"), std::string::npos) << message;
+    EXPECT_NE(message.find("; "), std::string::npos) << message;
+    EXPECT_NE(message.find("mod2.ko"), std::string::npos) << message;
+    EXPECT_EQ(message.find("loaded all the same"), std::string::npos) << message;
+    EXPECT_TRUE(loaded().empty());
+}
+
+TEST_F(SandboxFixture, AFailingMatchOfAnAliasLeavesTheOtherMatchesDependenciesLoaded)
+{
+    // mod3 (first match) loads mod1 and itself; mod2 then fails with mod1 already live: the
+    // failure takes back nothing, and what mod3's load recorded stays true.
+    tree_.write("kernel/a/mod2.ko", "corrupted after depmod ran");
+    open("alias both mod3\nalias both mod2\n");
+    auto report = load("both");
+    ASSERT_FALSE(report);
+    EXPECT_EQ(report.error().message.find("removed again"), std::string::npos)
+        << report.error().message;
+    EXPECT_EQ(loaded(), (Strings{"mod1", "mod3"}));
+    ASSERT_NE(state_->record_of("mod1"), nullptr);
+    ASSERT_NE(state_->record_of("mod3"), nullptr);
+    auto removed = unload("mod3");
+    ASSERT_TRUE(removed) << removed.error().message;
+    EXPECT_EQ(removed->removed, (Strings{"mod3", "mod1"}));
+    EXPECT_TRUE(loaded().empty());
+}
+
 TEST_F(SandboxFixture, ParametersAndConfiguredOptionsReachTheKernel)
 {
     open("options mod1 debug=1\noptions mod1-alias ignored=1\n");
@@ -344,6 +402,30 @@ TEST_F(SandboxFixture, BadNamesAreRefusedWithTheReason)
         ASSERT_FALSE(report) << name;
         EXPECT_EQ(report.error().code, EINVAL) << name;
         EXPECT_NE(report.error().message.find("invalid module name"), std::string::npos);
+    }
+}
+
+TEST_F(SandboxFixture, ModaliasesOfRealDevicesAreLookedUpNotRefused)
+{
+    open();
+    // What a kernel's uevents carry: a DMI modalias holds the BIOS date with slashes, a CPU's
+    // lists every feature flag (about 700 characters under qemu -cpu max).
+    std::string cpu = "cpu:type:x86,ven0002fam000Fmod006B:feature:";
+    for (int flag = 0; flag < 140; ++flag)
+        cpu += ",0" + std::to_string(100 + flag);
+    for (const std::string& modalias :
+         {std::string("dmi:bvnSeaBIOS:bvr1.16.2:bd04/01/2014:br0.0:svnQEMU:"), cpu}) {
+        auto report = load(modalias);
+        ASSERT_FALSE(report) << modalias;
+        EXPECT_EQ(report.error().code, ENOENT) << report.error().message;
+    }
+    EXPECT_TRUE(is_valid_module_request(cpu, nullptr));
+    std::string why;
+    EXPECT_FALSE(is_valid_module_request(std::string(kMaxAliasLength + 1, 'x') + ":", &why));
+    EXPECT_EQ(why, "an alias has at most 4095 characters");
+    for (const char* path : {"/lib/modules/a:b.ko", "./x:y", "dir/mod:1.ko"}) {
+        EXPECT_FALSE(is_valid_module_request(path, &why)) << path;
+        EXPECT_EQ(why, "a path is not a module name; give the module's name") << path;
     }
 }
 
