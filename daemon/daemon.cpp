@@ -19,6 +19,7 @@
 #include <spdlog/spdlog.h>
 
 #include "kmodd_dbus_names.hpp"
+#include "loader/modprobe_config.hpp"
 #include "loader/resolver.hpp"
 #include "loader/sandbox_support.hpp"
 
@@ -61,6 +62,14 @@ const char* action_text(Action action)
         break;
     }
     return "failed";
+}
+
+/// Modules in the index of a release: its module files less those it could not use.
+uint32_t usable_count(const service::VersionReport& report,
+                      const std::shared_ptr<const service::IndexSnapshot>& snapshot)
+{
+    size_t unusable = snapshot ? snapshot->unusable().size() : 0;
+    return static_cast<uint32_t>(report.modules > unusable ? report.modules - unusable : 0);
 }
 
 RequestError no_index(const std::string& release)
@@ -136,6 +145,7 @@ base::Result<void> Daemon::set_up()
     index_worker_ = std::make_unique<Worker>("kmodd-index");
     kernel_worker_ = std::make_unique<Worker>("kmodd-kernel");
     reader_worker_ = std::make_unique<Worker>("kmodd-reader");
+    watch_modprobe_config();
     return set_up_autoload();
 }
 
@@ -180,7 +190,7 @@ void Daemon::index_start()
     note_reports(reports);
 
     std::string error;
-    set_snapshot(open_snapshot(1, &error));
+    set_snapshot(open_snapshot(1, index_->unusable_modules(release_), &error));
     if (!error.empty())
         spdlog::warn("{}", error);
     properties_.index_generation = snapshot() ? 1 : 0;
@@ -188,7 +198,7 @@ void Daemon::index_start()
     properties_.last_rebuild_duration_usec = static_cast<uint64_t>(duration.count());
     for (const auto& report : reports) {
         if (report.version == release_)
-            properties_.module_count = static_cast<uint32_t>(report.modules);
+            properties_.module_count = usable_count(report, snapshot());
     }
     if (!snapshot())
         spdlog::warn("kernel release '{}' has no modules under '{}'; requests will find nothing "
@@ -329,7 +339,8 @@ Daemon::BatchResult Daemon::run_batch(const service::ChangeSet& changes,
         if (report.version != release_)
             continue;
         if (report.action == Action::Written) {
-            result.snapshot = open_snapshot(report.generation, &result.snapshot_error);
+            result.snapshot = open_snapshot(report.generation, index_->unusable_modules(release_),
+                                            &result.snapshot_error);
         } else if (report.action == Action::Removed) {
             result.is_release_gone = true;
         }
@@ -355,7 +366,7 @@ void Daemon::finish_batch(BatchResult result, std::vector<ForcedRebuild> forced)
         if (report.version != release_)
             continue;
         if (report.action == Action::Written) {
-            properties_.module_count = static_cast<uint32_t>(report.modules);
+            properties_.module_count = usable_count(report, result.snapshot);
             properties_.index_generation += 1;
             properties_.last_rebuild_usec = realtime_usec();
             properties_.last_rebuild_duration_usec =
@@ -449,10 +460,12 @@ void Daemon::note_reports(const std::vector<service::VersionReport>& reports)
     }
 }
 
-std::shared_ptr<const service::IndexSnapshot> Daemon::open_snapshot(uint64_t generation,
-                                                                    std::string* error) const
+std::shared_ptr<const service::IndexSnapshot>
+Daemon::open_snapshot(uint64_t generation, std::map<std::string, std::string> unusable,
+                      std::string* error) const
 {
     service::IndexSnapshot::Options options;
+    options.unusable = std::move(unusable);
     options.module_dir = options_.modules_dir + "/" + release_;
     options.release = release_;
     options.config_paths = options_.modprobe_config;
@@ -583,6 +596,101 @@ void Daemon::module_info(std::string module, Reply<service::ModuleDetails> reply
     });
 }
 
+// ---- modprobe.d -----------------------------------------------------------------------------
+
+void Daemon::watch_modprobe_config()
+{
+    auto inotify = sys::Inotify::open();
+    if (!inotify) {
+        spdlog::warn("cannot watch modprobe.d ({}): changes there count after the next rebuild",
+                     inotify.error().message);
+        return;
+    }
+    config_watch_.emplace(std::move(*inotify));
+    std::vector<std::string> paths = options_.modprobe_config.empty()
+                                         ? loader::ModprobeConfig::default_paths()
+                                         : options_.modprobe_config;
+    for (const std::string& path : paths)
+        watch_config_path(path);
+    if (auto added = loop_->add(config_watch_->fd(), EPOLLIN,
+                                [this](uint32_t) { on_modprobe_config_changed(); });
+        !added)
+        spdlog::warn("cannot watch modprobe.d: {}", added.error().message);
+}
+
+void Daemon::watch_config_path(const std::string& path)
+{
+    constexpr uint32_t kMask =
+        IN_CLOSE_WRITE | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ONLYDIR;
+    if (std::filesystem::is_directory(path)) {
+        if (auto wd = config_watch_->add_watch(path, kMask))
+            config_watches_[*wd] = ConfigWatch{path, "", false};
+        return;
+    }
+    // A file (editors replace files by rename), or a folder that does not exist yet: watched
+    // through its parent, for that one name.
+    auto slash = path.rfind('/');
+    std::string parent = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+    std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+    bool is_file = std::filesystem::exists(path);
+    if (auto wd = config_watch_->add_watch(parent, kMask))
+        config_watches_[*wd] = ConfigWatch{parent, name, !is_file};
+}
+
+void Daemon::on_modprobe_config_changed()
+{
+    auto events = config_watch_->read_events();
+    if (!events)
+        return;
+    bool is_changed = false;
+    for (const sys::InotifyEvent& event : *events) {
+        auto it = config_watches_.find(event.wd);
+        if (it == config_watches_.end() || event.name.empty())
+            continue;
+        const ConfigWatch watch = it->second;
+        if (!watch.only_name.empty() && event.name != watch.only_name)
+            continue;
+        std::string path = watch.dir + "/" + event.name;
+        if (watch.is_awaited_dir && std::filesystem::is_directory(path))
+            watch_config_path(path); // the folder appeared: watch what is inside
+        is_changed = true;
+    }
+    if (is_changed)
+        reload_modprobe_config();
+}
+
+void Daemon::reload_modprobe_config()
+{
+    if (is_config_reload_queued_) {
+        // The queued reload may have read the files already: read them once more after it.
+        is_config_reload_again_ = true;
+        return;
+    }
+    is_config_reload_queued_ = true;
+    // On the index worker, in turn with rebuilds, so the snapshot published last has read
+    // the newest configuration.
+    index_worker_->post([this] {
+        std::string error;
+        auto current = snapshot();
+        auto fresh = open_snapshot(current ? current->generation() : 0,
+                                   index_->unusable_modules(release_), &error);
+        loop_->post([this, fresh, error] {
+            is_config_reload_queued_ = false;
+            if (std::exchange(is_config_reload_again_, false))
+                reload_modprobe_config();
+            if (!error.empty())
+                spdlog::error("{}", error);
+            if (!fresh)
+                return;
+            spdlog::info("modprobe.d changed: configuration read again");
+            set_snapshot(fresh);
+            // A new alias or a lifted blacklist may serve a waiting device.
+            if (autoloader_)
+                request_loads(autoloader_->on_index_changed());
+        });
+    });
+}
+
 // ---- autoloading ----------------------------------------------------------------------------
 
 base::Result<void> Daemon::set_up_autoload()
@@ -692,10 +800,22 @@ void Daemon::request_loads(std::vector<service::AutoloadRequest> requests)
                 } else if (result.error().kind == Failure::Blacklisted) {
                     outcome = service::AutoloadOutcome::Blacklisted;
                     spdlog::debug("{}", result.error().message);
+                } else if (result.error().code == ENODEV) {
+                    // Probed and found no hardware of its kind: udevd's kmod builtin treats
+                    // this as "not for this device" too.
+                    outcome = service::AutoloadOutcome::Unsuitable;
+                    spdlog::debug("{} ({}): {}", request.syspath, request.modalias,
+                                  result.error().message);
                 } else {
                     outcome = service::AutoloadOutcome::Failed;
-                    spdlog::warn("loading a driver for {} ({}) failed: {}", request.syspath,
-                                 request.modalias, result.error().message);
+                    // Tried again after each index change (the driver may be fixed): say it
+                    // once, not at every rebuild.
+                    if (autoload_warnings_.insert(request.syspath + "\n" + result.error().message).second)
+                        spdlog::warn("loading a driver for {} ({}) failed: {}", request.syspath,
+                                     request.modalias, result.error().message);
+                    else
+                        spdlog::debug("loading a driver for {} ({}) failed again: {}",
+                                      request.syspath, request.modalias, result.error().message);
                 }
                 autoloader_->on_result(request, outcome);
             });

@@ -21,6 +21,7 @@
 #include "service/tree_watcher.hpp"
 #include "service/watch_loop.hpp"
 #include "sys/devices.hpp"
+#include "sys/inotify.hpp"
 #include "worker.hpp"
 
 namespace sdbus {
@@ -90,8 +91,9 @@ private:
     void finish_batch(BatchResult result, std::vector<ForcedRebuild> forced);
     void note_reports(const std::vector<service::VersionReport>& reports);
     void log_diagnostics(const std::string& version, const index::Diagnostics& diagnostics);
-    [[nodiscard]] std::shared_ptr<const service::IndexSnapshot> open_snapshot(
-        uint64_t generation, std::string* error) const;
+    [[nodiscard]] std::shared_ptr<const service::IndexSnapshot>
+    open_snapshot(uint64_t generation, std::map<std::string, std::string> unusable,
+                  std::string* error) const;
     [[nodiscard]] std::shared_ptr<const service::IndexSnapshot> snapshot() const;
     void set_snapshot(std::shared_ptr<const service::IndexSnapshot> snapshot);
     /// A load or unload on the kernel worker; ModuleLoaded/ModuleUnloaded for what it did.
@@ -102,6 +104,12 @@ private:
     [[nodiscard]] bool check_index(const std::shared_ptr<const service::IndexSnapshot>& snapshot,
                                    const Reply<T>& reply) const;
     void notify_status();
+
+    // modprobe.d: read again when it changes (kmod reads it on every call).
+    void watch_modprobe_config();
+    void watch_config_path(const std::string& path);
+    void on_modprobe_config_changed();
+    void reload_modprobe_config();
 
     // Autoloading (loop thread).
     base::Result<void> set_up_autoload();
@@ -120,8 +128,20 @@ private:
     std::unique_ptr<service::IndexService> index_; ///< the index worker's after set_up()
     std::unique_ptr<service::TreeWatcher> watcher_;
     std::unique_ptr<service::WatchLoop> watch_loop_;
+    /// A watched folder of the modprobe.d configuration.
+    struct ConfigWatch {
+        std::string dir;
+        std::string only_name;       ///< non-empty: only this entry counts (a file, or a
+                                     ///< folder that does not exist yet)
+        bool is_awaited_dir = false; ///< `only_name` is a folder to watch once it appears
+    };
+    std::optional<sys::Inotify> config_watch_;          ///< modprobe.d dirs; none: unwatched
+    std::map<int, ConfigWatch> config_watches_;         ///< by watch descriptor
+    bool is_config_reload_queued_ = false;              ///< loop thread
+    bool is_config_reload_again_ = false;               ///< loop thread
     std::unique_ptr<sys::DeviceMonitor> devices_;       ///< null: no uevents
     std::unique_ptr<service::Autoloader> autoloader_;   ///< null: autoloading off
+    std::set<std::string> autoload_warnings_;           ///< failures already logged
 
     mutable std::mutex snapshot_mutex_;
     std::shared_ptr<const service::IndexSnapshot> snapshot_;

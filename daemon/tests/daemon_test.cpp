@@ -363,6 +363,48 @@ TEST(Kmodd, RebuildRewritesFilesAnotherToolChanged)
     EXPECT_TRUE(signals.wait_for("IndexRebuilt " + setup.tree().version() + " 2"));
 }
 
+TEST(Kmodd, ModprobeConfigurationChangesCountAtOnceWithoutARebuild)
+{
+    DaemonSetup setup;
+    setup.tree().add("kernel/a/mod1.ko", fixture("mod1"));
+    setup.tree().add("kernel/a/mod2.ko", fixture("mod2"));
+    const fs::path config = setup.tree().root() / "modprobe.d";
+    fs::create_directories(config);
+    ASSERT_TRUE(setup.start({"--modprobe-config", config.string()})) << setup.log();
+    EXPECT_EQ(setup.client().list_deps("my-alias").error_name, dbus::kErrorNotFound);
+
+    // Written by an editor: a temp file renamed into place.
+    std::ofstream(config / ".a.conf.tmp") << "alias my-alias mod2\n";
+    fs::rename(config / ".a.conf.tmp", config / "a.conf");
+    EXPECT_TRUE(wait_until([&] {
+        auto deps = setup.client().list_deps("my-alias");
+        return deps && *deps.value == Names{"mod1", "mod2"};
+    })) << setup.log();
+
+    // Appended in place.
+    std::ofstream(config / "a.conf", std::ios::app) << "blacklist mod2\n";
+    // A blacklisted alias has an empty plan (as modprobe -D shows it); only then load, as a
+    // load before the change would succeed.
+    EXPECT_TRUE(wait_until([&] {
+        auto deps = setup.client().list_deps("my-alias");
+        return !deps || deps.value->empty();
+    })) << setup.log();
+    EXPECT_EQ(setup.client().load("my-alias").error_name, dbus::kErrorBlacklisted);
+}
+
+TEST(Kmodd, AModuleFileThatCannotBeUsedIsNamedWithTheReasonAndNotCounted)
+{
+    DaemonSetup setup;
+    setup.tree().add("kernel/a/mod1.ko", fixture("mod1"));
+    setup.tree().write("kernel/a/broken.ko", std::string("\x7f" "ELF", 4) + std::string(60, '\0'));
+    ASSERT_TRUE(setup.start()) << setup.log();
+    auto load = setup.client().load("broken");
+    EXPECT_EQ(load.error_name, dbus::kErrorFailed);
+    EXPECT_NE(load.error_message.find("kernel/a/broken.ko"), std::string::npos) << load.error_message;
+    EXPECT_EQ(setup.client().property<uint32_t>("ModuleCount"), 1U);
+    EXPECT_TRUE(setup.process().is_running());
+}
+
 TEST(Kmodd, ANewKernelVersionIsIndexedWhenItAppears)
 {
     DaemonSetup setup;

@@ -40,6 +40,8 @@ enum class AutoloadOutcome {
     Loaded,      ///< modules inserted (or everything was there already): the device is served
     NoModule,    ///< nothing in the index matches: the device waits for a driver
     Blacklisted, ///< only blacklisted modules match: nobody wants it loaded
+    Unsuitable,  ///< the kernel said the module is not for this device (ENODEV): as udevd,
+                 ///< kmodd does not insist
     Failed,      ///< the load failed; tried again when the index changes
 };
 

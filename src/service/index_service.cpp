@@ -243,6 +243,19 @@ std::vector<WatchHints> IndexService::watch_hints() const
     return all;
 }
 
+std::map<std::string, std::string> IndexService::unusable_modules(const std::string& version) const
+{
+    std::map<std::string, std::string> unusable;
+    auto it = versions_.find(version);
+    if (it == versions_.end())
+        return unusable;
+    for (const index::Candidate* candidate : it->second.engine->index().candidates()) {
+        if (!candidate->parsed && !candidate->error.empty())
+            unusable.emplace(candidate->name, "'" + candidate->path + "': " + candidate->error);
+    }
+    return unusable;
+}
+
 std::vector<std::string> IndexService::versions() const
 {
     std::vector<std::string> names;

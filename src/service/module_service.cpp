@@ -53,6 +53,19 @@ std::string not_found_message(const IndexSnapshot& snapshot, const std::string& 
     return "Module " + quoted(name) + " not found in " + where;
 }
 
+/// NotFound, or Failed naming the file and the reason when the tree has the module but the
+/// index had to leave it out.
+tl::unexpected<RequestError> not_found(const IndexSnapshot& snapshot, const std::string& name)
+{
+    std::string normalised = name;
+    std::replace(normalised.begin(), normalised.end(), '-', '_');
+    if (auto it = snapshot.unusable().find(normalised); it != snapshot.unusable().end())
+        return tl::unexpected(RequestError{Failure::Failed,
+                                           "Module " + quoted(name) + " cannot be used: " + it->second,
+                                           ENOEXEC});
+    return fail(Failure::NotFound, not_found_message(snapshot, name));
+}
+
 /// A module the lookup named that can be neither inserted, installed nor found built in
 /// (a modprobe.d alias to a module the tree does not have).
 bool is_missing(loader::Resolver& resolver, loader::Module& module)
@@ -71,7 +84,7 @@ find_modules(loader::Resolver& resolver, const IndexSnapshot& snapshot, const st
     bool has_any = std::any_of(modules.begin(), modules.end(),
                                [&](loader::Module* m) { return !is_missing(resolver, *m); });
     if (!has_any)
-        return fail(Failure::NotFound, not_found_message(snapshot, name));
+        return not_found(snapshot, name);
     return modules;
 }
 
@@ -215,9 +228,11 @@ base::Result<std::shared_ptr<const IndexSnapshot>> IndexSnapshot::open(const Opt
                                                    : options.config_paths,
                                                options.module_dir, cmdline, diagnostics);
     // The constructor is private, so make_shared cannot reach it.
-    return std::shared_ptr<const IndexSnapshot>(
+    auto snapshot = std::shared_ptr<IndexSnapshot>(
         new IndexSnapshot(options.release, options.generation, std::move(*database),
                           std::move(config), std::move(diagnostics)));
+    snapshot->unusable_ = options.unusable;
+    return std::shared_ptr<const IndexSnapshot>(std::move(snapshot));
 }
 
 ModuleService::ModuleService(sys::Kernel& kernel, loader::StateStore* state)
@@ -255,7 +270,8 @@ RequestResult<std::vector<std::string>> ModuleService::load(const IndexSnapshot&
         origins_ = std::move(origins);
     }
     if (!report)
-        return fail(Failure::Failed, as_sentence(report.error().message));
+        return tl::unexpected(RequestError{Failure::Failed, as_sentence(report.error().message),
+                                           report.error().code});
     if (report->blacklisted) {
         std::string names;
         for (const loader::Module* module : *modules)

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -34,6 +35,7 @@ enum class Failure {
 struct RequestError {
     Failure kind = Failure::Failed;
     std::string message;
+    int code = 0; ///< the errno behind a Failed request (the kernel's ENODEV...), else 0
 };
 
 template <class T>
@@ -51,6 +53,9 @@ public:
         std::vector<std::string> config_paths; ///< modprobe.d; empty: kmod's default dirs
         std::string cmdline_path = "/proc/cmdline"; ///< kernel command line ("" = none)
         uint64_t generation = 0;               ///< the publication this snapshot shows
+        /// Module files the index left out because they cannot be used: module name ->
+        /// "'<path>': <reason>" (a request for one says why instead of "not found").
+        std::map<std::string, std::string> unusable;
     };
 
     /// Opens the index files of `options.module_dir` and reads the configuration. Errors:
@@ -64,6 +69,7 @@ public:
     [[nodiscard]] const depmod::ModuleDatabase& database() const { return database_; }
     [[nodiscard]] const loader::ModprobeConfig& config() const { return config_; }
     [[nodiscard]] const index::Diagnostics& diagnostics() const { return diagnostics_; }
+    [[nodiscard]] const std::map<std::string, std::string>& unusable() const { return unusable_; }
 
 private:
     IndexSnapshot(std::string release, uint64_t generation, depmod::ModuleDatabase database,
@@ -74,6 +80,7 @@ private:
     depmod::ModuleDatabase database_;
     loader::ModprobeConfig config_;
     index::Diagnostics diagnostics_;
+    std::map<std::string, std::string> unusable_;
 };
 
 /// How a loaded module came to be there, as ListLoaded reports it.

@@ -143,7 +143,9 @@ TEST_F(AutoloaderTest, BlacklistedAndLoadedDevicesDoNotWait)
     auto a = autoloader.on_event(add("/sys/devices/a", "pci:a"));
     auto b = autoloader.on_event(add("/sys/devices/b", "pci:b"));
     auto c = autoloader.on_event(add("/sys/devices/c", "pci:c"));
-    ASSERT_TRUE(a && b && c);
+    auto d = autoloader.on_event(add("/sys/devices/d", "pci:d"));
+    ASSERT_TRUE(a && b && c && d);
+    autoloader.on_result(*d, AutoloadOutcome::Unsuitable);
     autoloader.on_result(*a, AutoloadOutcome::Blacklisted);
     autoloader.on_result(*b, AutoloadOutcome::Loaded);
     autoloader.on_result(*c, AutoloadOutcome::Failed);
