@@ -8,7 +8,7 @@ packages="cmake ninja-build g++ gcc pkg-config file
 libelf-dev libsdbus-c++-dev libsdbus-c++-bin libudev-dev libsystemd-dev libspdlog-dev nlohmann-json3-dev
 libgtest-dev libgmock-dev googletest libexpected-dev liblzma-dev libzstd-dev zlib1g-dev
 kmod xz-utils zstd gzip gcc-s390x-linux-gnu dbus-daemon libxml2-utils"
-[ "${1:-}" = "--with-vm" ] && packages="$packages qemu-system-x86 busybox-static cpio"
+[ "${1:-}" = "--with-vm" ] && packages="$packages qemu-system-x86 busybox-static cpio dbus-system-bus-common"
 
 missing=""
 for p in $packages; do

@@ -2,11 +2,12 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Installs what is missing, builds kmodd twice (warnings as errors; ASan+UBSan) and runs every
 # test: unit and integration tests in both builds, the oracle tests against kmod's depmod on
-# Debian's real kernel trees in the optimised build.
+# Debian's real kernel trees and the vm tests (Debian's kernel under qemu) in the optimised build.
 set -eu
 cd "$(dirname "$0")/.."
 
-./packaging/install-deps.sh
+# --with-vm before configuring: CMake looks for qemu.
+./packaging/install-deps.sh --with-vm
 
 jobs=$(nproc)
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKMODD_WERROR=ON >/dev/null
@@ -18,5 +19,8 @@ echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer (unit, integr
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build-asan -L 'unit|integration' --output-on-failure -j "$jobs"
 
-echo "== all tests (unit, integration, oracle)"
+echo "== all tests (unit, integration, oracle, vm)"
 ctest --test-dir build --output-on-failure -j "$jobs"
+
+echo "== the README's main command, once through its story"
+KMODD_DEMO_DIR=$(mktemp -d /tmp/kmodd-demo.XXXXXX) ./packaging/demo.sh --once >/dev/null
