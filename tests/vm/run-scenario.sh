@@ -300,6 +300,9 @@ cp "$here/init" "$root/init"
 cp "$here/lib.sh" "$root/vm/lib.sh"
 cp "$scenario" "$root/vm/scenario.sh"
 chmod 0755 "$root/init" "$root/vm/scenario.sh"
+# SCENARIO.before.sh, if there is one, runs before kmodd starts (e.g. to take a driver away).
+before=${scenario%.sh}.before.sh
+[[ -f $before ]] && cp "$before" "$root/vm/before-kmodd.sh"
 printf '%s\n' "$scenario_name" >"$root/vm/name"
 
 (cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) >"$run_dir/run.cpio" ||
