@@ -318,14 +318,38 @@ log "$scenario_name: kernel $release, initramfs $initrd_mb MB ($(du -k "$run_dir
 append="console=ttyS0 panic=-1 quiet"
 [[ ${KMODD_VM_VERBOSE:-0} == 1 ]] && append="$append kmodd_vm.verbose=1"
 console=$run_dir/console.log
+# qemu's human monitor on two FIFOs: a console line "KMODD-VM-HMP: COMMAND" from the scenario
+# is sent to it (e.g. device_add, to hotplug a device while the scenario watches).
+mkfifo "$run_dir/monitor.in" "$run_dir/monitor.out"
+exec 7<>"$run_dir/monitor.in" 8<>"$run_dir/monitor.out"
+cat <&8 >"$run_dir/monitor.log" &
+monitor_reader=$!
+# relay_console: the console to stdout and the log (without the serial line's CRs), monitor
+# commands to qemu at once (no buffering filter in between: the scenario waits for them).
+relay_console() {
+    local line
+    while IFS= read -r line; do
+        line=${line//$'\r'/}
+        printf '%s\n' "$line"
+        printf '%s\n' "$line" >>"$console"
+        if [[ $line == KMODD-VM-HMP:\ * ]]; then
+            printf '%s\n' "${line#KMODD-VM-HMP: }" >&7
+            log "$scenario_name: sent '${line#KMODD-VM-HMP: }' to qemu's monitor"
+        fi
+    done
+}
+: >"$console"
 started_vm=$EPOCHREALTIME
 set +e
 timeout --kill-after=5 "$timeout" qemu-system-x86_64 -accel tcg -cpu max -m "$memory" \
     -smp "${KMODD_VM_CPUS:-1}" -nodefaults -display none -serial stdio -no-reboot \
+    -monitor "pipe:$run_dir/monitor" \
     -kernel "$kernel_dir/vmlinuz" -initrd "$run_dir/initrd" -append "$append" \
-    "${qemu_args[@]}" </dev/null 2>&1 | tr -d '\r' | tee "$console"
+    "${qemu_args[@]}" </dev/null 2>&1 | relay_console
 qemu_status=${PIPESTATUS[0]}
 set -e
+kill "$monitor_reader" 2>/dev/null || true
+exec 7>&- 8<&-
 vm_seconds=$(elapsed "$started_vm")
 
 marker=$(grep -a -o '^KMODD-VM-EXIT=[0-9]*$' "$console" | tail -n 1 || true)
