@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstring>
 
@@ -33,6 +34,34 @@ base::Result<void> make_directories(const std::string& path)
             return base::errno_error(errno, "cannot create directory '" + part + "'");
     }
     return {};
+}
+
+/// Whether the file `name` in `dir_fd` holds exactly `content`; `buffer` is scratch space.
+bool file_holds(int dir_fd, const std::string& name, std::string_view content,
+                std::string& buffer)
+{
+    base::UniqueFd fd(::openat(dir_fd, name.c_str(), O_RDONLY | O_CLOEXEC));
+    struct stat st {};
+    if (!fd.is_valid() || ::fstat(fd.get(), &st) < 0 || !S_ISREG(st.st_mode) ||
+        static_cast<uintmax_t>(st.st_size) != content.size())
+        return false;
+    constexpr size_t kChunk = size_t{64} * 1024;
+    buffer.resize(kChunk);
+    size_t done = 0;
+    for (;;) {
+        ssize_t count = ::pread(fd.get(), buffer.data(), kChunk, static_cast<off_t>(done));
+        if (count < 0 && errno == EINTR)
+            continue;
+        if (count < 0)
+            return false;
+        if (count == 0)
+            return done == content.size();
+        auto size = static_cast<size_t>(count);
+        if (size > content.size() - done ||
+            std::memcmp(buffer.data(), content.data() + done, size) != 0)
+            return false;
+        done += size;
+    }
 }
 
 } // namespace
@@ -74,6 +103,8 @@ base::Result<std::unique_ptr<Depmod>> Depmod::create(DepmodOptions options,
         resolve.print_unknown = false;
     }
 
+    // Only a run that reports CRC mismatches needs the CRC of every import.
+    settings.keep_import_crcs = resolve.check_symvers && resolve.print_unknown;
     std::unique_ptr<Depmod> depmod(new Depmod(std::move(options), std::move(settings)));
     depmod->resolve_options_ = resolve;
     depmod->output_dir_ = depmod->options_.output_dir.empty()
@@ -129,9 +160,11 @@ base::Result<std::vector<OutputFile>> Depmod::generate(Diagnostics& diagnostics)
     return outputs_.build(*resolution, builtin_, options_.warn_dups, diagnostics);
 }
 
-void Depmod::adopt_as_published(std::vector<OutputFile> outputs)
+void Depmod::adopt_as_published(const std::vector<OutputFile>& outputs)
 {
-    published_ = std::move(outputs);
+    published_sizes_.clear();
+    for (const OutputFile& file : outputs)
+        published_sizes_.push_back(file.content.size());
     parses_at_last_write_ = index_.parse_count();
 }
 
@@ -152,11 +185,15 @@ base::Result<GenerationStats> Depmod::write(Diagnostics& diagnostics)
         return base::make_error(dir.error().code, "could not open directory " + output_dir_ +
                                                       ": " + std::strerror(dir.error().code));
 
-    // Only files whose content changed since our last write are replaced.
+    // Only files whose content differs from what is on disk are replaced. A file whose size
+    // changed since our last write differs; one of the same size is compared with the disk.
     std::vector<base::PendingFile> changed;
+    std::string buffer;
     for (size_t i = 0; i < outputs->size(); ++i) {
         const OutputFile& file = (*outputs)[i];
-        if (published_.size() == outputs->size() && published_[i].content == file.content)
+        if (published_sizes_.size() == outputs->size() &&
+            published_sizes_[i] == file.content.size() &&
+            file_holds(dir->get(), file.name, file.content, buffer))
             continue;
         changed.push_back({file.name, file.content});
     }
@@ -167,7 +204,9 @@ base::Result<GenerationStats> Depmod::write(Diagnostics& diagnostics)
     stats.files_written = changed.size();
     stats.files_parsed = index_.parse_count() - parses_at_last_write_;
     parses_at_last_write_ = index_.parse_count();
-    published_ = std::move(*outputs);
+    published_sizes_.clear();
+    for (const OutputFile& file : *outputs)
+        published_sizes_.push_back(file.content.size());
     stats.modules = last_module_count_;
     stats.duration = std::chrono::duration_cast<std::chrono::microseconds>(
         std::chrono::steady_clock::now() - start);

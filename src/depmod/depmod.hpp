@@ -66,11 +66,15 @@ public:
 
     /// generate() and publish: every changed file is written to a temp file first; only when
     /// all are written are they renamed over the old ones, so a failing run changes nothing.
+    /// The first write() replaces every file; later ones only those whose content differs
+    /// from the file on disk (read to compare only when its size is what the last write()
+    /// left there: the engine keeps no copy of its outputs).
     [[nodiscard]] base::Result<GenerationStats> write(index::Diagnostics& diagnostics);
 
     /// Takes `outputs` (from generate()) as what is on disk already, e.g. after checking that
-    /// the files there are current: the next write() then replaces only what differs.
-    void adopt_as_published(std::vector<OutputFile> outputs);
+    /// the files there are current: the next write() then replaces only what differs. Only
+    /// their sizes are kept.
+    void adopt_as_published(const std::vector<OutputFile>& outputs);
 
     [[nodiscard]] const index::ModuleIndex& index() const { return index_; }
 
@@ -85,7 +89,8 @@ private:
     BuiltinInputs builtin_;
     index::Diagnostics builtin_problems_; ///< missing modules.builtin files
     OutputBuilder outputs_;
-    std::vector<OutputFile> published_; ///< what the last write() left on disk
+    /// The size of each output the last write() left on disk; empty before the first one.
+    std::vector<size_t> published_sizes_;
     size_t parses_at_last_write_ = 0;
     size_t last_module_count_ = 0;
 };

@@ -142,33 +142,39 @@ std::string make_builtin_alias_bin(const std::optional<std::string>& input,
 
 } // namespace
 
-OutputBuilder::Fragment OutputBuilder::make_fragment(const index::Candidate& file) const
+void OutputBuilder::make_fragment(const index::Candidate& file, Fragment& f,
+                                  std::vector<AliasEntry>& fresh) const
 {
-    Fragment f;
     f.parsed = file.parsed;
+    auto rare = [&f]() -> Rare& {
+        if (!f.rare)
+            f.rare = std::make_unique<Rare>();
+        return *f.rare;
+    };
     const std::string& name = file.name;
     std::string_view devname;
     bool has_devname = false;
     bool device_done = false;
     char type = '\0';
     unsigned major = 0, minor = 0;
-    for (const auto& entry : file.parsed->info.modinfo) {
-        if (entry.key == "softdep") {
-            f.softdep_lines.append("softdep ").append(name).append(" ").append(entry.value).append("\n");
-            continue;
-        }
-        if (entry.key != "alias")
-            continue;
-        f.alias_lines.append("alias ").append(entry.value).append(" ").append(name).append("\n");
-        if (auto normalized = index::normalize_alias(entry.value))
-            f.alias_keys.push_back(std::move(*normalized));
+    uint32_t ordinal = 0;
+    std::vector<std::pair<uint32_t, std::string>> changed_keys;
+    file.parsed->for_each_modinfo([&](std::string_view key, std::string_view value) {
+        if (key != "alias")
+            return;
+        // The key points into the parsed module when normalising changes nothing (most
+        // aliases), else into the fragment (below, once all are known).
+        if (auto normalized = index::normalize_alias(value); !normalized)
+            rare().notes.push_back(
+                {Diagnostic::Level::Warning, "Unmatched bracket in " + std::string(value)});
+        else if (*normalized == value)
+            fresh.emplace_back(value, &f, ordinal++);
         else
-            f.notes.push_back({Diagnostic::Level::Warning, "Unmatched bracket in " + entry.value});
+            changed_keys.emplace_back(ordinal++, std::move(*normalized));
 
         // kmod stops looking at a module's aliases once it has a devname and a device number.
         if (device_done)
-            continue;
-        std::string_view value = entry.value;
+            return;
         unsigned maj = 0, min = 0;
         if (value.starts_with("devname:")) {
             devname = value.substr(8);
@@ -183,22 +189,31 @@ OutputBuilder::Fragment OutputBuilder::make_fragment(const index::Candidate& fil
             minor = min;
         }
         device_done = type != '\0' && has_devname;
+    });
+    if (!changed_keys.empty()) {
+        // Reserved first: the strings must not move once keys point at them.
+        std::vector<std::string>& keys = rare().normalized_keys;
+        keys.reserve(changed_keys.size());
+        for (auto& [key_ordinal, key] : changed_keys) {
+            keys.push_back(std::move(key));
+            fresh.emplace_back(keys.back(), &f, key_ordinal);
+        }
     }
     if (has_devname && type == '\0')
-        f.devname_note = Diagnostic{Diagnostic::Level::Error,
-                                    "Module '" + name + "' has devname (" + std::string(devname) +
-                                        ") but lacks major and minor information. Ignoring."};
+        rare().devname_note =
+            Diagnostic{Diagnostic::Level::Error, "Module '" + name + "' has devname (" +
+                                                     std::string(devname) +
+                                                     ") but lacks major and minor information. "
+                                                     "Ignoring."};
     else if (has_devname)
-        f.devname_line = name + " " + std::string(devname) + " " + type + std::to_string(major) +
-                         ":" + std::to_string(minor) + "\n";
-    return f;
+        rare().devname_line = name + " " + std::string(devname) + " " + type +
+                              std::to_string(major) + ":" + std::to_string(minor) + "\n";
 }
 
-void OutputBuilder::update_alias_entries(const std::vector<const Fragment*>& added,
-                                         bool removed_any)
+void OutputBuilder::update_alias_entries(std::vector<AliasEntry> fresh, bool removed_any)
 {
     auto less = [](const AliasEntry& a, const AliasEntry& b) {
-        if (int c = a.key.compare(b.key); c != 0)
+        if (int c = a.key().compare(b.key()); c != 0)
             return c < 0;
         if (a.fragment->position != b.fragment->position)
             return a.fragment->position < b.fragment->position;
@@ -211,18 +226,18 @@ void OutputBuilder::update_alias_entries(const std::vector<const Fragment*>& add
                       [&](const AliasEntry& e) { return e.fragment->build != build_; });
         std::erase_if(fragments_, [&](const auto& item) { return item.second.build != build_; });
     }
-    if (!added.empty()) {
-        std::vector<AliasEntry> fresh;
-        for (const Fragment* f : added) {
-            for (size_t i = 0; i < f->alias_keys.size(); ++i)
-                fresh.push_back({f->alias_keys[i], f, static_cast<uint32_t>(i)});
-        }
+    if (!fresh.empty()) {
         std::sort(fresh.begin(), fresh.end(), less);
-        std::vector<AliasEntry> merged;
-        merged.reserve(alias_entries_.size() + fresh.size());
-        std::merge(alias_entries_.begin(), alias_entries_.end(), fresh.begin(), fresh.end(),
-                   std::back_inserter(merged), less);
-        alias_entries_ = std::move(merged);
+        // Merged in place: the entries of a full build are not held twice. Room for a few
+        // more modules, not the usual doubling: the vector lives as long as the engine.
+        auto middle = static_cast<std::ptrdiff_t>(alias_entries_.size());
+        const size_t needed = alias_entries_.size() + fresh.size();
+        if (alias_entries_.capacity() < needed)
+            alias_entries_.reserve(needed + needed / 64);
+        alias_entries_.insert(alias_entries_.end(), fresh.begin(), fresh.end());
+        fresh = {};
+        std::inplace_merge(alias_entries_.begin(), alias_entries_.begin() + middle,
+                           alias_entries_.end(), less);
     }
     // Positions of the other modules keep their relative order unless modules.order changed;
     // then the entries of equal keys need sorting again.
@@ -237,24 +252,67 @@ std::vector<OutputFile> OutputBuilder::build(const Resolution& resolution,
     ++build_;
     const auto& modules = resolution.modules;
     std::vector<const Fragment*> in_order(modules.size());
-    std::vector<const Fragment*> added;
+    std::vector<AliasEntry> fresh;
     for (uint32_t m = 0; m < modules.size(); ++m) {
         const index::Candidate& file = *modules[m].file;
         auto [it, inserted] = fragments_.try_emplace(file.parsed.get());
-        if (inserted) {
-            it->second = make_fragment(file);
-            added.push_back(&it->second);
-        }
+        if (inserted)
+            make_fragment(file, it->second, fresh);
         it->second.position = m;
         it->second.build = build_;
         in_order[m] = &it->second;
     }
-    update_alias_entries(added, fragments_.size() > modules.size());
+    update_alias_entries(std::move(fresh), fragments_.size() > modules.size());
+
+    // The outputs are made biggest temporaries first (while few outputs exist yet), each
+    // temporary freed before the next is made: the peak of a build is what stays resident
+    // in a daemon. Their diagnostics are then reported in kmod's order.
+    Diagnostics alias_bin_notes, symbols_bin_notes;
+    std::string alias_bin = make_alias_bin(modules, warn_dups, alias_bin_notes);
+    std::string symbols_bin = make_symbols_bin(resolution, warn_dups, symbols_bin_notes);
+    auto [dep_text, dep_bin] = make_dep(resolution, warn_dups, diagnostics);
+    auto [alias_text, softdep_text] = make_alias_and_softdep(modules, in_order, diagnostics);
+    diagnostics.insert(diagnostics.end(), alias_bin_notes.begin(), alias_bin_notes.end());
+    diagnostics.insert(diagnostics.end(), symbols_bin_notes.begin(), symbols_bin_notes.end());
+    std::string symbols_text = make_symbols_text(resolution);
+
+    std::string devname_text;
+    for (const Fragment* f : in_order) {
+        const Rare* rare = f->rare.get();
+        if (rare == nullptr)
+            continue;
+        if (rare->devname_note)
+            diagnostics.push_back(*rare->devname_note);
+        if (!rare->devname_line.empty()) {
+            if (devname_text.empty())
+                devname_text = "# Device nodes to trigger on-demand module loading.\n";
+            devname_text += rare->devname_line;
+        }
+    }
 
     std::vector<OutputFile> files;
     files.reserve(10);
+    files.push_back({"modules.dep", std::move(dep_text), false});
+    files.push_back({"modules.dep.bin", std::move(dep_bin), true});
+    files.push_back({"modules.alias", std::move(alias_text), false});
+    files.push_back({"modules.alias.bin", std::move(alias_bin), true});
+    files.push_back({"modules.softdep", std::move(softdep_text), false});
+    files.push_back({"modules.symbols", std::move(symbols_text), false});
+    files.push_back({"modules.symbols.bin", std::move(symbols_bin), true});
+    files.push_back({"modules.builtin.bin", make_builtin_bin(builtin.modules_builtin, diagnostics),
+                     true});
+    files.push_back({"modules.builtin.alias.bin",
+                     make_builtin_alias_bin(builtin.modules_builtin_modinfo, diagnostics), true});
+    files.push_back({"modules.devname", std::move(devname_text), false});
+    return files;
+}
 
+std::pair<std::string, std::string> OutputBuilder::make_dep(const Resolution& resolution,
+                                                            bool warn_dups,
+                                                            Diagnostics& diagnostics)
+{
     // modules.dep, and modules.dep.bin with the same lines as values.
+    const auto& modules = resolution.modules;
     std::string dep_text;
     dep_text.reserve(dep_bytes_hint_);
     std::vector<std::pair<size_t, size_t>> dep_lines(modules.size());
@@ -270,7 +328,12 @@ std::vector<OutputFile> OutputBuilder::build(const Resolution& resolution,
         dep_lines[m] = {start, dep_text.size() - start};
         dep_text.push_back('\n');
     }
-    dep_bytes_hint_ = dep_text.size() + dep_text.size() / 8;
+    // Room for a few more lines next time: one module more or less is the usual change.
+    dep_bytes_hint_ = dep_text.size() + dep_text.size() / 64 + 4096;
+    if (dep_text.capacity() > dep_bytes_hint_)
+        dep_text.shrink_to_fit();
+    closure = {};
+    seen = {};
     IndexWriter dep_index;
     dep_index.reserve(modules.size());
     for (uint32_t m = 0; m < modules.size(); ++m) {
@@ -279,47 +342,75 @@ std::vector<OutputFile> OutputBuilder::build(const Resolution& resolution,
         if (!dep_index.add(modules[m].file->name, line, m))
             report_non_ascii("modules.dep.bin", modules[m].file->name, diagnostics);
     }
+    dep_lines = {};
     std::string dep_bin = dep_index.serialize();
     if (warn_dups)
         warn_duplicates(dep_index, "deps", diagnostics);
+    return {std::move(dep_text), std::move(dep_bin)};
+}
 
-    // Aliases, in array order then .modinfo order.
-    std::string alias_text = "# Aliases extracted from modules themselves.\n";
-    std::string softdep_text = "# Soft dependencies extracted from modules themselves.\n";
-    std::string devname_text;
-    size_t alias_bytes = alias_text.size(), softdep_bytes = softdep_text.size();
-    for (const Fragment* f : in_order) {
-        alias_bytes += f->alias_lines.size();
-        softdep_bytes += f->softdep_lines.size();
+std::pair<std::string, std::string>
+OutputBuilder::make_alias_and_softdep(const std::vector<Resolution::Module>& modules,
+                                      const std::vector<const Fragment*>& in_order,
+                                      Diagnostics& diagnostics)
+{
+    // Aliases, in array order then .modinfo order; sized first, so made without regrowing.
+    constexpr std::string_view kAliasHeader = "# Aliases extracted from modules themselves.\n";
+    constexpr std::string_view kSoftdepHeader =
+        "# Soft dependencies extracted from modules themselves.\n";
+    size_t alias_bytes = kAliasHeader.size(), softdep_bytes = kSoftdepHeader.size();
+    for (uint32_t m = 0; m < modules.size(); ++m) {
+        const size_t name_size = modules[m].file->name.size();
+        in_order[m]->parsed->for_each_modinfo([&](std::string_view key, std::string_view value) {
+            if (key == "alias")
+                alias_bytes += 8 + value.size() + name_size;
+            else if (key == "softdep")
+                softdep_bytes += 10 + name_size + value.size();
+        });
     }
+    std::string alias_text, softdep_text;
     alias_text.reserve(alias_bytes);
     softdep_text.reserve(softdep_bytes);
-    for (const Fragment* f : in_order) {
-        alias_text += f->alias_lines;
-        softdep_text += f->softdep_lines;
-        diagnostics.insert(diagnostics.end(), f->notes.begin(), f->notes.end());
+    alias_text.append(kAliasHeader);
+    softdep_text.append(kSoftdepHeader);
+    for (uint32_t m = 0; m < modules.size(); ++m) {
+        const std::string& name = modules[m].file->name;
+        in_order[m]->parsed->for_each_modinfo([&](std::string_view key, std::string_view value) {
+            if (key == "alias") {
+                alias_text.append("alias ").append(value).append(" ").append(name);
+                alias_text.push_back('\n');
+            } else if (key == "softdep") {
+                softdep_text.append("softdep ").append(name).append(" ").append(value);
+                softdep_text.push_back('\n');
+            }
+        });
+        if (const Rare* rare = in_order[m]->rare.get())
+            diagnostics.insert(diagnostics.end(), rare->notes.begin(), rare->notes.end());
     }
+    return {std::move(alias_text), std::move(softdep_text)};
+}
+
+std::string OutputBuilder::make_alias_bin(const std::vector<Resolution::Module>& modules,
+                                          bool warn_dups, Diagnostics& diagnostics) const
+{
     IndexWriter alias_index;
     alias_index.reserve(alias_entries_.size());
     for (const AliasEntry& e : alias_entries_) {
         const std::string& module_name = modules[e.fragment->position].file->name;
-        if (!alias_index.add_in_order(e.key, module_name, e.fragment->position))
-            report_non_ascii("modules.alias.bin", e.key, diagnostics);
+        if (!alias_index.add_in_order(e.key(), module_name, e.fragment->position))
+            report_non_ascii("modules.alias.bin", e.key(), diagnostics);
     }
     std::string alias_bin = alias_index.serialize();
     if (warn_dups)
         warn_duplicates(alias_index, "alias", diagnostics);
+    return alias_bin;
+}
 
-    // Symbols: the text in kmod's hash order, the index fed in name order.
-    std::string symbols_text = "# Aliases for symbols, used by symbol_request().\n";
-    size_t symbols_bytes = symbols_text.size();
-    for (const auto& sym : resolution.symbols)
-        symbols_bytes += 16 + sym.name.size() + modules[sym.owner].file->name.size();
-    symbols_text.reserve(symbols_bytes);
-    for (const auto& sym : resolution.symbols) {
-        symbols_text.append("alias symbol:").append(sym.name).append(" ");
-        symbols_text.append(modules[sym.owner].file->name).push_back('\n');
-    }
+std::string OutputBuilder::make_symbols_bin(const Resolution& resolution, bool warn_dups,
+                                            Diagnostics& diagnostics)
+{
+    // The index fed in name order; its keys are "symbol:<name>".
+    const auto& modules = resolution.modules;
     std::string keys;
     size_t key_bytes = 0;
     for (const auto& sym : resolution.symbols_by_name)
@@ -339,30 +430,23 @@ std::vector<OutputFile> OutputBuilder::build(const Resolution& resolution,
     std::string symbols_bin = symbol_index.serialize();
     if (warn_dups)
         warn_duplicates(symbol_index, "syms", diagnostics);
+    return symbols_bin;
+}
 
-    for (const Fragment* f : in_order) {
-        if (f->devname_note)
-            diagnostics.push_back(*f->devname_note);
-        if (!f->devname_line.empty()) {
-            if (devname_text.empty())
-                devname_text = "# Device nodes to trigger on-demand module loading.\n";
-            devname_text += f->devname_line;
-        }
+std::string OutputBuilder::make_symbols_text(const Resolution& resolution)
+{
+    // In kmod's symbol hash-table order.
+    const auto& modules = resolution.modules;
+    std::string symbols_text = "# Aliases for symbols, used by symbol_request().\n";
+    size_t symbols_bytes = symbols_text.size();
+    for (const auto& sym : resolution.symbols)
+        symbols_bytes += 16 + sym.name.size() + modules[sym.owner].file->name.size();
+    symbols_text.reserve(symbols_bytes);
+    for (const auto& sym : resolution.symbols) {
+        symbols_text.append("alias symbol:").append(sym.name).append(" ");
+        symbols_text.append(modules[sym.owner].file->name).push_back('\n');
     }
-
-    files.push_back({"modules.dep", std::move(dep_text), false});
-    files.push_back({"modules.dep.bin", std::move(dep_bin), true});
-    files.push_back({"modules.alias", std::move(alias_text), false});
-    files.push_back({"modules.alias.bin", std::move(alias_bin), true});
-    files.push_back({"modules.softdep", std::move(softdep_text), false});
-    files.push_back({"modules.symbols", std::move(symbols_text), false});
-    files.push_back({"modules.symbols.bin", std::move(symbols_bin), true});
-    files.push_back({"modules.builtin.bin", make_builtin_bin(builtin.modules_builtin, diagnostics),
-                     true});
-    files.push_back({"modules.builtin.alias.bin",
-                     make_builtin_alias_bin(builtin.modules_builtin_modinfo, diagnostics), true});
-    files.push_back({"modules.devname", std::move(devname_text), false});
-    return files;
+    return symbols_text;
 }
 
 } // namespace kmodd::depmod

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "index/diagnostic.hpp"
@@ -32,9 +33,11 @@ struct BuiltinInputs {
 /// .devname. Problems with single entries (an unmatched bracket in an alias, a devname
 /// without major/minor, a non-ASCII string) are reported and the entry is left out.
 ///
-/// What depends on one module only (its lines of modules.alias, its alias keys, ...) is kept
+/// What depends on one module only (its alias keys, its line of modules.devname, ...) is kept
 /// between builds, keyed by the parsed module, and the sorted alias index is updated rather
 /// than rebuilt: after one module changes, a build costs little more than writing the bytes.
+/// The text lines of modules.alias and modules.softdep are not kept: they are made again
+/// from the parsed modules, which hold the aliases anyway.
 class OutputBuilder {
 public:
     /// `warn_dups` reports (key, value) pairs inserted twice into an index (depmod -w).
@@ -43,26 +46,52 @@ public:
                                                 index::Diagnostics& diagnostics);
 
 private:
-    /// What one module contributes, computed once per parsed file.
-    struct Fragment {
-        std::shared_ptr<const index::ParsedModule> parsed; ///< keeps the cache key alive
-        std::string alias_lines;   ///< its lines of modules.alias
-        std::string softdep_lines; ///< its lines of modules.softdep
+    /// What few modules have: kept apart so that the common fragment stays small.
+    struct Rare {
+        std::vector<std::string> normalized_keys; ///< alias keys normalisation changed
         std::string devname_line;  ///< its line of modules.devname, if any
-        std::vector<std::string> alias_keys; ///< normalised aliases, .modinfo order
         index::Diagnostics notes;  ///< unmatched brackets in its aliases
         std::optional<index::Diagnostic> devname_note; ///< a devname without major:minor
-        uint32_t position = 0;     ///< in the current build
-        uint64_t build = 0;        ///< last build that used it
     };
+    /// What one module contributes, computed once per parsed file.
+    struct Fragment {
+        /// The aliases (keys of alias_entries_ point into it) and the cache key.
+        std::shared_ptr<const index::ParsedModule> parsed;
+        std::unique_ptr<Rare> rare; ///< null when it has nothing rare
+        uint32_t position = 0;      ///< in the current build
+        uint64_t build = 0;         ///< last build that used it
+    };
+    /// 24 bytes (a string_view would make it 32): there is one per alias of every module.
     struct AliasEntry {
-        std::string_view key;
+        AliasEntry(std::string_view alias_key, const Fragment* owner, uint32_t alias_ordinal)
+            : key_data(alias_key.data()), key_size(static_cast<uint32_t>(alias_key.size())),
+              ordinal(alias_ordinal), fragment(owner)
+        {
+        }
+        [[nodiscard]] std::string_view key() const { return {key_data, key_size}; }
+
+        const char* key_data; ///< the alias in `fragment`, or its normalised form in Rare
+        uint32_t key_size;
+        uint32_t ordinal; ///< position among the module's aliases
         const Fragment* fragment;
-        uint32_t ordinal; ///< index in the module's alias_keys
     };
 
-    Fragment make_fragment(const index::Candidate& file) const;
-    void update_alias_entries(const std::vector<const Fragment*>& added, bool removed_any);
+    void make_fragment(const index::Candidate& file, Fragment& fragment,
+                       std::vector<AliasEntry>& fresh) const;
+    void update_alias_entries(std::vector<AliasEntry> fresh, bool removed_any);
+    /// modules.dep and modules.dep.bin.
+    std::pair<std::string, std::string> make_dep(const index::Resolution& resolution,
+                                                 bool warn_dups, index::Diagnostics& diagnostics);
+    /// modules.alias and modules.softdep.
+    static std::pair<std::string, std::string>
+    make_alias_and_softdep(const std::vector<index::Resolution::Module>& modules,
+                           const std::vector<const Fragment*>& in_order,
+                           index::Diagnostics& diagnostics);
+    std::string make_alias_bin(const std::vector<index::Resolution::Module>& modules,
+                               bool warn_dups, index::Diagnostics& diagnostics) const;
+    static std::string make_symbols_bin(const index::Resolution& resolution, bool warn_dups,
+                                        index::Diagnostics& diagnostics);
+    static std::string make_symbols_text(const index::Resolution& resolution);
 
     std::unordered_map<const index::ParsedModule*, Fragment> fragments_;
     std::vector<AliasEntry> alias_entries_; ///< sorted as the alias index stores them

@@ -37,17 +37,35 @@ template <size_t N> bool has_magic(std::string_view bytes, const unsigned char (
     return true;
 }
 
+/// How an output buffer grows: std::string for the public decompress(), ImageBuffer for the
+/// images load_module_file parses. False when the memory cannot be had.
+bool grow_to(std::string& storage, size_t size)
+{
+    storage.resize(size);
+    return true;
+}
+
+bool grow_to(ImageBuffer& storage, size_t size)
+{
+    return storage.resize(size);
+}
+
 /// A growing output buffer: doubles its size, never beyond `max_size`. At the limit it
 /// hands out a one-byte spill area instead, so that a stream ending exactly at the limit
 /// can still finish (decoders read trailers on a further call) while one more byte fails.
-class OutputBuffer {
+/// The bytes go to `storage` (whatever it held is dropped; its memory is reused).
+template <typename Storage> class OutputBuffer {
 public:
-    OutputBuffer(size_t initial_size, size_t max_size) : max_size_(max_size)
+    OutputBuffer(Storage& storage, size_t initial_size, size_t max_size)
+        : storage_(storage), max_size_(max_size)
     {
-        buffer_.resize(std::min(std::max(initial_size, size_t{1}), max_size_));
+        (void)grow_to(storage_, 0); // shrinking always succeeds
+        size_ = std::min(std::max(initial_size, size_t{1}), max_size_);
+        if (!grow_to(storage_, size_))
+            size_ = 0;
     }
 
-    /// Where the decoder may write next.
+    /// Where the decoder may write next; `data` is null when memory ran out.
     struct Window {
         char* data;
         size_t size;
@@ -56,13 +74,15 @@ public:
 
     [[nodiscard]] Window window()
     {
-        if (used_ == buffer_.size() && buffer_.size() < max_size_) {
-            size_t next = buffer_.size() <= max_size_ / 2 ? buffer_.size() * 2 : max_size_;
-            buffer_.resize(next);
+        if (used_ == size_ && size_ < max_size_) {
+            size_t next = size_ <= max_size_ / 2 ? std::max(size_ * 2, size_t{1}) : max_size_;
+            if (!grow_to(storage_, next))
+                return Window{nullptr, 0, false};
+            size_ = next;
         }
-        if (used_ == buffer_.size())
+        if (used_ == size_)
             return Window{&spill_, 1, true};
-        return Window{buffer_.data() + used_, buffer_.size() - used_, false};
+        return Window{storage_.data() + used_, size_ - used_, false};
     }
 
     /// Records `count` bytes written into `window`; false when they exceed the limit.
@@ -74,18 +94,21 @@ public:
         return true;
     }
 
-    [[nodiscard]] std::string take() &&
-    {
-        buffer_.resize(used_);
-        return std::move(buffer_);
-    }
+    /// Cuts the storage to the bytes written.
+    void finish() { (void)grow_to(storage_, used_); } // shrinking always succeeds
 
 private:
-    std::string buffer_;
+    Storage& storage_;
+    size_t size_ = 0; ///< bytes of storage_ in use as the window area
     size_t used_ = 0;
     size_t max_size_;
     char spill_ = 0;
 };
+
+base::Unexpected out_of_memory(std::string_view codec)
+{
+    return make_error(ENOMEM, std::string(codec) + ": out of memory");
+}
 
 size_t initial_output_size(std::string_view bytes)
 {
@@ -101,7 +124,8 @@ base::Unexpected too_large(std::string_view codec, size_t max_size)
                                   std::to_string(max_size) + " bytes");
 }
 
-Result<std::string> decompress_xz(std::string_view bytes, size_t max_size)
+template <typename Storage>
+Result<void> decompress_xz(std::string_view bytes, size_t max_size, Storage& storage)
 {
     lzma_stream stream = LZMA_STREAM_INIT;
     // LZMA_CONCATENATED: accept concatenated .xz streams, as kmod does.
@@ -110,11 +134,13 @@ Result<std::string> decompress_xz(std::string_view bytes, size_t max_size)
         return make_error(ENOMEM, "xz: cannot initialize the decoder");
     std::unique_ptr<lzma_stream, decltype(&lzma_end)> guard(&stream, &lzma_end);
 
-    OutputBuffer out(initial_output_size(bytes), max_size);
+    OutputBuffer<Storage> out(storage, initial_output_size(bytes), max_size);
     stream.next_in = reinterpret_cast<const uint8_t*>(bytes.data());
     stream.avail_in = bytes.size();
     for (;;) {
-        OutputBuffer::Window window = out.window();
+        auto window = out.window();
+        if (window.data == nullptr)
+            return out_of_memory("xz");
         stream.next_out = reinterpret_cast<uint8_t*>(window.data);
         stream.avail_out = window.size;
         ret = lzma_code(&stream, LZMA_FINISH);
@@ -124,9 +150,10 @@ Result<std::string> decompress_xz(std::string_view bytes, size_t max_size)
         case LZMA_OK:
             continue;
         case LZMA_STREAM_END:
-            return std::move(out).take();
+            out.finish();
+            return {};
         case LZMA_MEM_ERROR:
-            return make_error(ENOMEM, "xz: out of memory");
+            return out_of_memory("xz");
         case LZMA_MEMLIMIT_ERROR:
             return make_error(ENOMEM, "xz: the stream needs more memory than allowed");
         case LZMA_FORMAT_ERROR:
@@ -141,7 +168,8 @@ Result<std::string> decompress_xz(std::string_view bytes, size_t max_size)
     }
 }
 
-Result<std::string> decompress_zstd(std::string_view bytes, size_t max_size)
+template <typename Storage>
+Result<void> decompress_zstd(std::string_view bytes, size_t max_size, Storage& storage)
 {
     std::unique_ptr<ZSTD_DCtx, decltype(&ZSTD_freeDCtx)> context(ZSTD_createDCtx(), &ZSTD_freeDCtx);
     if (!context)
@@ -155,11 +183,13 @@ Result<std::string> decompress_zstd(std::string_view bytes, size_t max_size)
         content_size < max_size && content_size / 64 <= bytes.size())
         initial = static_cast<size_t>(content_size) + 1;
 
-    OutputBuffer out(initial, max_size);
+    OutputBuffer<Storage> out(storage, initial, max_size);
     ZSTD_inBuffer input{bytes.data(), bytes.size(), 0};
     size_t pending = 1;
     for (;;) {
-        OutputBuffer::Window window = out.window();
+        auto window = out.window();
+        if (window.data == nullptr)
+            return out_of_memory("zstd");
         ZSTD_outBuffer output{window.data, window.size, 0};
         size_t input_before = input.pos;
         pending = ZSTD_decompressStream(context.get(), &output, &input);
@@ -176,10 +206,12 @@ Result<std::string> decompress_zstd(std::string_view bytes, size_t max_size)
     // Nonzero: the last frame is incomplete (the input ended inside it).
     if (pending != 0)
         return make_error(EBADMSG, "zstd: unexpected end of input");
-    return std::move(out).take();
+    out.finish();
+    return {};
 }
 
-Result<std::string> decompress_gzip(std::string_view bytes, size_t max_size)
+template <typename Storage>
+Result<void> decompress_gzip(std::string_view bytes, size_t max_size, Storage& storage)
 {
     z_stream stream{};
     // 16 + MAX_WBITS: a gzip wrapper, not a raw zlib stream.
@@ -187,11 +219,13 @@ Result<std::string> decompress_gzip(std::string_view bytes, size_t max_size)
         return make_error(ENOMEM, "gzip: cannot initialize the decoder");
     std::unique_ptr<z_stream, decltype(&inflateEnd)> guard(&stream, &inflateEnd);
 
-    OutputBuffer out(initial_output_size(bytes), max_size);
+    OutputBuffer<Storage> out(storage, initial_output_size(bytes), max_size);
     const auto* next_in = reinterpret_cast<const Bytef*>(bytes.data());
     size_t remaining = bytes.size();
     for (;;) {
-        OutputBuffer::Window window = out.window();
+        auto window = out.window();
+        if (window.data == nullptr)
+            return out_of_memory("gzip");
         // zlib counts in uInt: feed at most UINT_MAX bytes per call.
         auto avail_in = static_cast<uInt>(std::min<size_t>(remaining, UINT_MAX));
         auto avail_out = static_cast<uInt>(std::min<size_t>(window.size, UINT_MAX));
@@ -213,7 +247,8 @@ Result<std::string> decompress_gzip(std::string_view bytes, size_t max_size)
                     return make_error(EBADMSG, "gzip: cannot restart the decoder");
                 continue;
             }
-            return std::move(out).take();
+            out.finish();
+            return {};
         }
         if (ret == Z_OK)
             continue;
@@ -222,7 +257,7 @@ Result<std::string> decompress_gzip(std::string_view bytes, size_t max_size)
         if (ret == Z_BUF_ERROR && remaining == 0)
             return make_error(EBADMSG, "gzip: unexpected end of input");
         if (ret == Z_MEM_ERROR)
-            return make_error(ENOMEM, "gzip: out of memory");
+            return out_of_memory("gzip");
         const char* why = stream.msg != nullptr ? stream.msg : "compressed data is corrupt";
         return make_error(EBADMSG, std::string("gzip: ") + why);
     }
@@ -241,24 +276,42 @@ Compression detect_compression(std::string_view bytes)
     return Compression::None;
 }
 
-Result<std::string> decompress_bounded(std::string_view bytes, size_t max_size)
+namespace {
+
+template <typename Storage>
+Result<void> decompress_into(std::string_view bytes, size_t max_size, Storage& storage)
 {
     switch (detect_compression(bytes)) {
     case Compression::Zstd:
-        return decompress_zstd(bytes, max_size);
+        return decompress_zstd(bytes, max_size, storage);
     case Compression::Xz:
-        return decompress_xz(bytes, max_size);
+        return decompress_xz(bytes, max_size, storage);
     case Compression::Gzip:
-        return decompress_gzip(bytes, max_size);
+        return decompress_gzip(bytes, max_size, storage);
     case Compression::None:
         break;
     }
     return make_error(EINVAL, "not a compressed file (no xz, zstd or gzip magic)");
 }
 
+} // namespace
+
+Result<std::string> decompress_bounded(std::string_view bytes, size_t max_size)
+{
+    std::string image;
+    if (auto done = decompress_into(bytes, max_size, image); !done)
+        return base::Unexpected(std::move(done.error()));
+    return image;
+}
+
 Result<std::string> decompress(std::string_view bytes)
 {
     return decompress_bounded(bytes, kMaxDecompressedSize);
+}
+
+Result<void> decompress_image(std::string_view bytes, ImageBuffer& image)
+{
+    return decompress_into(bytes, kMaxDecompressedSize, image);
 }
 
 } // namespace kmodd::elf

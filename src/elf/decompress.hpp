@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "base/result.hpp"
+#include "elf/image_buffer.hpp"
 
 namespace kmodd::elf {
 
@@ -16,5 +17,9 @@ inline constexpr size_t kMaxDecompressedSize = size_t{1} << 30;
 
 /// Like `decompress`, but fails with ENOMEM once the output would exceed `max_size` bytes.
 [[nodiscard]] base::Result<std::string> decompress_bounded(std::string_view bytes, size_t max_size);
+
+/// Like `decompress`, into `image` (reusing its memory; a large image does not stay in the
+/// heap). On failure `image` holds garbage.
+[[nodiscard]] base::Result<void> decompress_image(std::string_view bytes, ImageBuffer& image);
 
 } // namespace kmodd::elf

@@ -7,6 +7,8 @@
 #include <cstdint>
 
 #include "base/unique_fd.hpp"
+#include "elf/decompress.hpp"
+#include "elf/image_buffer.hpp"
 #include "elf/parse_module.hpp"
 
 namespace kmodd::elf {
@@ -30,14 +32,15 @@ ssize_t read_at(int fd, char* buffer, size_t size, off_t offset)
     return static_cast<ssize_t>(done);
 }
 
-/// The whole file; `size_hint` (st_size) only sizes the first read.
-base::Result<std::string> read_all(int fd, size_t size_hint)
+/// The whole file into `content`; `size_hint` (st_size) only sizes the first read.
+base::Result<void> read_all(int fd, size_t size_hint, ImageBuffer& content)
 {
-    std::string content(size_hint + 1, '\0');
+    if (!content.resize(size_hint + 1))
+        return base::make_error(ENOMEM, "cannot read: out of memory");
     size_t used = 0;
     for (;;) {
-        if (used == content.size())
-            content.resize(content.size() * 2);
+        if (used == content.size() && !content.resize(content.size() * 2))
+            return base::make_error(ENOMEM, "cannot read: out of memory");
         ssize_t count =
             read_at(fd, content.data() + used, content.size() - used, static_cast<off_t>(used));
         if (count < 0)
@@ -46,13 +49,20 @@ base::Result<std::string> read_all(int fd, size_t size_hint)
         if (used < content.size())
             break;
     }
-    content.resize(used);
-    return content;
+    (void)content.resize(used); // shrinking always succeeds
+    return {};
 }
 
 } // namespace
 
 base::Result<ModuleInfo> load_module_file(int dir_fd, const std::string& path, struct stat& st)
+{
+    LoadBuffers buffers;
+    return load_module_file(dir_fd, path, st, buffers);
+}
+
+base::Result<ModuleInfo> load_module_file(int dir_fd, const std::string& path, struct stat& st,
+                                          LoadBuffers& buffers)
 {
     base::UniqueFd fd(::openat(dir_fd, path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd.is_valid())
@@ -82,14 +92,12 @@ base::Result<ModuleInfo> load_module_file(int dir_fd, const std::string& path, s
         // truncated meanwhile would raise SIGBUS instead of returning an error.)
         return parse_module_file(fd.get(), static_cast<uint64_t>(st.st_size), head_bytes);
     }
-    auto compressed = read_all(fd.get(), static_cast<size_t>(st.st_size));
-    if (!compressed)
-        return base::Unexpected(std::move(compressed.error()));
+    if (auto read = read_all(fd.get(), static_cast<size_t>(st.st_size), buffers.compressed); !read)
+        return base::Unexpected(std::move(read.error()));
     fd.reset();
-    auto image = decompress(*compressed);
-    if (!image)
-        return base::Unexpected(std::move(image.error()));
-    return parse_module(*image);
+    if (auto done = decompress_image(buffers.compressed.view(), buffers.image); !done)
+        return base::Unexpected(std::move(done.error()));
+    return parse_module(buffers.image.view());
 }
 
 } // namespace kmodd::elf

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "base/result.hpp"
+#include "elf/image_buffer.hpp"
 #include "elf/module_info.hpp"
 
 namespace kmodd::elf {
@@ -34,5 +35,18 @@ enum class Compression { None, Xz, Zstd, Gzip };
 /// path (the caller adds it).
 [[nodiscard]] base::Result<ModuleInfo> load_module_file(int dir_fd, const std::string& path,
                                                         struct stat& st);
+
+/// Memory that load_module_file reuses from one call to the next, for a loop over many
+/// compressed modules on one thread: a call then neither allocates its buffers nor faults in
+/// fresh pages. What it holds beyond ImageBuffer::kMapThreshold goes back to the system when
+/// it is destroyed (not to the heap, where a daemon would keep it).
+struct LoadBuffers {
+    ImageBuffer compressed; ///< the file as read
+    ImageBuffer image;      ///< the file decompressed
+};
+
+/// load_module_file, reusing `buffers`.
+[[nodiscard]] base::Result<ModuleInfo> load_module_file(int dir_fd, const std::string& path,
+                                                        struct stat& st, LoadBuffers& buffers);
 
 } // namespace kmodd::elf

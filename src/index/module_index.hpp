@@ -4,7 +4,6 @@
 #include <sys/types.h>
 
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -28,9 +27,60 @@ struct FileKey {
     bool operator==(const FileKey&) const = default;
 };
 
-/// A parsed module file: immutable once made, shared by index generations.
+/// What the index keeps of a parsed module file: only what resolving and the outputs need,
+/// in compact form. The rest of .modinfo is dropped, and the symbol names live once in the
+/// index's symbol table (Candidate::export_ids, import_ids). Immutable once made, shared by
+/// index generations.
 struct ParsedModule {
-    elf::ModuleInfo info;
+    /// Bits of import_flags.
+    static constexpr uint8_t kImportIsWeak = 1;    ///< STB_WEAK: never reported as unknown
+    static constexpr uint8_t kImportHasDot = 2;    ///< the name had a '.' (PPC64) stripped
+    static constexpr uint8_t kImportHasPrefix = 4; ///< the name had the -P prefix stripped
+
+    /// The .modinfo entries depmod's outputs use (kKeptModinfoKeys), in section order, each
+    /// as "key=value" followed by a NUL.
+    std::string modinfo;
+    /// The CRC of each export (as Candidate::export_ids) and import (as import_ids): the low
+    /// halves, and the high halves only when one of them is not zero. No import CRCs when
+    /// the index does not keep them (Settings::keep_import_crcs).
+    std::vector<uint32_t> export_crcs_low, export_crcs_high;
+    std::vector<uint32_t> import_crcs_low, import_crcs_high;
+    /// Per import, kImport* bits; empty when no import has any.
+    std::vector<uint8_t> import_flags;
+
+    /// The .modinfo keys kept in `modinfo`.
+    static constexpr std::string_view kKeptModinfoKeys[] = {"alias", "softdep"};
+
+    /// Calls `visit(key, value)` for each kept .modinfo entry, in section order.
+    template <typename Visit> void for_each_modinfo(Visit&& visit) const
+    {
+        std::string_view rest = modinfo;
+        while (!rest.empty()) {
+            size_t end = rest.find('\0');
+            std::string_view entry = rest.substr(0, end);
+            size_t equals = entry.find('=');
+            visit(entry.substr(0, equals), entry.substr(equals + 1));
+            rest.remove_prefix(end + 1);
+        }
+    }
+    [[nodiscard]] uint64_t export_crc(size_t i) const
+    {
+        return export_crcs_high.empty() ? export_crcs_low[i]
+                                        : uint64_t{export_crcs_high[i]} << 32 | export_crcs_low[i];
+    }
+    [[nodiscard]] uint64_t import_crc(size_t i) const
+    {
+        return import_crcs_high.empty() ? import_crcs_low[i]
+                                        : uint64_t{import_crcs_high[i]} << 32 | import_crcs_low[i];
+    }
+    [[nodiscard]] uint8_t import_flag_bits(size_t i) const
+    {
+        return import_flags.empty() ? 0 : import_flags[i];
+    }
+    [[nodiscard]] bool is_weak_import(size_t i) const
+    {
+        return (import_flag_bits(i) & kImportIsWeak) != 0;
+    }
 };
 
 /// One module file found in the tree (several files may carry the same module name; the
@@ -46,12 +96,18 @@ struct Candidate {
     std::shared_ptr<const ParsedModule> parsed; ///< null when the file could not be parsed
     std::string error;                          ///< why `parsed` is null
     uint32_t name_hash = 0;            ///< kmod_hash(name): kmod's hash-table order
-    std::string order_key;             ///< what a modules.order line must equal to name it
+    uint32_t order_key_size = 0;       ///< length of order_key() in relpath
     std::vector<uint32_t> export_ids;  ///< interned symbol of each export (prefix stripped)
     std::vector<uint32_t> import_ids;  ///< interned symbol of each import (lookup name)
 
     /// What modules.dep and friends print: the relpath, or the full path for externals.
     [[nodiscard]] const std::string& output_path() const { return relpath.empty() ? path : relpath; }
+    /// What a modules.order line must equal to name it: the start of relpath (empty for
+    /// external modules).
+    [[nodiscard]] std::string_view order_key() const
+    {
+        return std::string_view(relpath).substr(0, order_key_size);
+    }
 };
 
 /// The module set resolved into kmod depmod's order, with dependencies.
@@ -96,6 +152,10 @@ public:
         char symbol_prefix = '\0';
         unsigned parse_threads = 0; ///< 0: one per core
         std::vector<VmlinuxSymbol> vmlinux_symbols; ///< from -E / -F, plus the loader's own
+        /// Whether the CRC of every import is kept. Without them (4 bytes per import, some
+        /// 190,000 in a distribution kernel) resolve() must not be asked to compare CRCs
+        /// (ResolveOptions check_symvers with print_unknown).
+        bool keep_import_crcs = true;
     };
 
     explicit ModuleIndex(Settings settings);
@@ -128,27 +188,37 @@ private:
     void walk(int dir_fd, const std::string& dir_path, bool is_external, std::vector<Found>& found,
               std::vector<std::pair<dev_t, ino_t>>& stack, Diagnostics& diagnostics) const;
     bool merge(std::vector<Found>& found, const std::string& scope, Diagnostics& diagnostics);
-    std::shared_ptr<const ParsedModule> parse(const std::string& path, FileKey& key,
-                                              std::string& error) const;
     bool is_excluded(std::string_view name) const;
     bool is_higher_priority(const Candidate& old_file, const Candidate& new_file) const;
     void load_modules_order();
     uint32_t intern(std::string_view name);
-    void intern_symbols(Candidate& candidate);
+    std::string_view store_symbol_name(std::string_view name);
+    static size_t slot_of(uint32_t hash, size_t mask);
+    void grow_symbol_slots();
+    void intern_symbols(Candidate& candidate, const elf::ModuleInfo& info);
     void sort_new_symbols();
+    std::string import_name(const Candidate& c, size_t s) const;
 
     Settings settings_;
-    std::unordered_map<std::string, Candidate> candidates_; ///< by path
+    /// By path; the key is the candidate's own `path`.
+    std::unordered_map<std::string_view, std::unique_ptr<Candidate>> candidates_;
     uint64_t next_seq_ = 0;
     size_t parse_count_ = 0;
-    std::unordered_map<std::string, int> modules_order_; ///< line -> kmod's sort key
+    std::string modules_order_text_;                          ///< the file, for the keys below
+    std::unordered_map<std::string_view, int> modules_order_; ///< line -> kmod's sort key
     bool modules_order_ok_ = false;          ///< false: missing or corrupted, no sorting
     Diagnostic modules_order_problem_;       ///< reported by each resolve when not ok
 
     // Every symbol name seen, interned once: resolving then works on flat arrays.
-    std::deque<std::string> symbol_names_;                  ///< id -> name
-    std::unordered_map<std::string_view, uint32_t> symbol_ids_;
-    std::vector<uint32_t> symbol_buckets_;      ///< id -> kmod symbol-table bucket
+    std::vector<std::unique_ptr<char[]>> name_blocks_; ///< where the names are stored
+    char* name_block_next_ = nullptr;
+    size_t name_block_free_ = 0;
+    std::vector<std::string_view> symbol_names_; ///< id -> name
+    std::vector<uint32_t> symbol_hashes_;        ///< id -> kmod_hash(name)
+    /// The ids by name hash (open addressing, at most half full): a quarter of the memory of
+    /// an unordered_map.
+    std::vector<uint32_t> symbol_slots_;
+    static constexpr uint32_t kNoSymbol = UINT32_MAX;
     std::vector<uint32_t> ids_in_hash_order_;   ///< kmod's symbol-table iteration order
     std::vector<uint32_t> ids_in_name_order_;   ///< strcmp order
     size_t sorted_symbol_count_ = 0;            ///< ids below this are in the two orders

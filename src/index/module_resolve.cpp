@@ -2,6 +2,7 @@
 // Resolving the module set into kmod depmod's order: priorities, modules.order, symbol
 // owners, dependency edges, the topological rank and cycle reports.
 #include <algorithm>
+#include <cassert>
 #include <cstring>
 #include <unordered_map>
 
@@ -172,6 +173,19 @@ bool ModuleIndex::is_higher_priority(const Candidate& old_file, const Candidate&
     return new_prio <= old_prio;
 }
 
+std::string ModuleIndex::import_name(const Candidate& c, size_t s) const
+{
+    // As the module file spells it: with what was cut off to look it up.
+    uint8_t flags = c.parsed->import_flag_bits(s);
+    std::string name;
+    if ((flags & ParsedModule::kImportHasDot) != 0)
+        name.push_back('.');
+    if ((flags & ParsedModule::kImportHasPrefix) != 0)
+        name.push_back(settings_.symbol_prefix);
+    name.append(symbol_names_[c.import_ids[s]]);
+    return name;
+}
+
 void Resolution::closure(uint32_t position, std::vector<uint32_t>& out,
                          std::vector<uint32_t>& seen) const
 {
@@ -200,12 +214,14 @@ void Resolution::closure(uint32_t position, std::vector<uint32_t>& out,
 base::Result<Resolution> ModuleIndex::resolve(const ResolveOptions& options,
                                               Diagnostics& diagnostics) const
 {
+    const bool check_crcs = options.check_symvers && options.print_unknown;
+    assert(settings_.keep_import_crcs || !check_crcs);
     // 1. One file per module name: the first found, unless a later one has priority.
     std::vector<const Candidate*> files;
     files.reserve(candidates_.size());
     for (const auto& [path, c] : candidates_) {
-        if (c.parsed)
-            files.push_back(&c);
+        if (c->parsed)
+            files.push_back(c.get());
     }
     std::sort(files.begin(), files.end(),
               [](const Candidate* a, const Candidate* b) { return a->seq < b->seq; });
@@ -226,8 +242,8 @@ base::Result<Resolution> ModuleIndex::resolve(const ResolveOptions& options,
     order.reserve(winners.size());
     for (const auto& [name, c] : winners) {
         int sort_idx = 1;
-        if (modules_order_ok_ && !c->order_key.empty()) {
-            auto it = modules_order_.find(c->order_key);
+        if (modules_order_ok_ && c->order_key_size != 0) {
+            auto it = modules_order_.find(c->order_key());
             if (it != modules_order_.end())
                 sort_idx = it->second;
         }
@@ -251,12 +267,14 @@ base::Result<Resolution> ModuleIndex::resolve(const ResolveOptions& options,
     // 3. Symbol owners: vmlinux first, then each module in array order (the last wins).
     const size_t symbol_count = symbol_names_.size();
     std::vector<uint32_t> owner(symbol_count, kNoOwner);
-    std::vector<uint64_t> crc = vmlinux_crc_;
+    // The CRCs only when they are compared.
+    std::vector<uint64_t> crc = check_crcs ? vmlinux_crc_ : std::vector<uint64_t>();
     for (uint32_t m = 0; m < result.modules.size(); ++m) {
         const Candidate& c = *result.modules[m].file;
         for (size_t s = 0; s < c.export_ids.size(); ++s) {
             owner[c.export_ids[s]] = m;
-            crc[c.export_ids[s]] = c.parsed->info.exports[s].crc;
+            if (check_crcs)
+                crc[c.export_ids[s]] = c.parsed->export_crc(s);
         }
     }
 
@@ -272,18 +290,17 @@ base::Result<Resolution> ModuleIndex::resolve(const ResolveOptions& options,
             // The import record itself is only looked at when something is to be reported:
             // this loop runs over every import of every module.
             if (provider == kNoOwner && !is_vmlinux_[id]) {
-                const elf::ImportedSymbol& import = c.parsed->info.imports[s];
-                if (options.print_unknown && !import.is_weak)
+                if (options.print_unknown && !c.parsed->is_weak_import(s))
                     diagnostics.push_back({Diagnostic::Level::Warning,
-                                           c.path + " needs unknown symbol " + import.name});
+                                           c.path + " needs unknown symbol " +
+                                               import_name(c, s)});
                 continue;
             }
-            if (options.check_symvers && options.print_unknown) {
-                const elf::ImportedSymbol& import = c.parsed->info.imports[s];
-                if (crc[id] != import.crc && !import.is_weak)
+            if (check_crcs) {
+                if (crc[id] != c.parsed->import_crc(s) && !c.parsed->is_weak_import(s))
                     diagnostics.push_back({Diagnostic::Level::Warning,
                                            c.path + " disagrees about version of symbol " +
-                                               import.name});
+                                               import_name(c, s)});
             }
             if (provider == kNoOwner || last_user[provider] == m)
                 continue;
@@ -292,8 +309,8 @@ base::Result<Resolution> ModuleIndex::resolve(const ResolveOptions& options,
             ++users[provider];
             if (options.verbose)
                 diagnostics.push_back({Diagnostic::Level::Info,
-                                       c.path + " needs \"" + symbol_names_[id] + "\": " +
-                                           result.modules[provider].file->path});
+                                       c.path + " needs \"" + std::string(symbol_names_[id]) +
+                                           "\": " + result.modules[provider].file->path});
         }
     }
 

@@ -11,7 +11,10 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
+#include <mutex>
 #include <thread>
+#include <type_traits>
 
 #include "base/file.hpp"
 #include "base/strings.hpp"
@@ -72,6 +75,85 @@ bool starts_with_dir(std::string_view path, std::string_view dir)
     return path.size() > dir.size() && path[dir.size()] == '/' && path.starts_with(dir);
 }
 
+/// The name an export is known by: without the -P prefix.
+std::string_view export_lookup_name(std::string_view name, char prefix)
+{
+    if (prefix != '\0' && !name.empty() && name[0] == prefix)
+        name.remove_prefix(1);
+    return name;
+}
+
+/// The name an import is looked up by: without PPC64's '.', then without the -P prefix.
+/// `flags` gets the ParsedModule::kImport* bits of what was cut.
+std::string_view import_lookup_name(std::string_view name, char prefix, uint8_t& flags)
+{
+    flags = 0;
+    if (!name.empty() && name[0] == '.') {
+        name.remove_prefix(1);
+        flags |= ParsedModule::kImportHasDot;
+    }
+    if (prefix != '\0' && !name.empty() && name[0] == prefix) {
+        name.remove_prefix(1);
+        flags |= ParsedModule::kImportHasPrefix;
+    }
+    return name;
+}
+
+bool is_kept_modinfo_key(std::string_view key)
+{
+    return std::find(std::begin(ParsedModule::kKeptModinfoKeys),
+                     std::end(ParsedModule::kKeptModinfoKeys),
+                     key) != std::end(ParsedModule::kKeptModinfoKeys);
+}
+
+/// The CRCs of `symbols` split into low and high halves (the high ones only when needed).
+template <typename Symbols>
+void split_crcs(const Symbols& symbols, std::vector<uint32_t>& low, std::vector<uint32_t>& high)
+{
+    low.reserve(symbols.size());
+    bool is_wide = false;
+    for (const auto& sym : symbols) {
+        low.push_back(static_cast<uint32_t>(sym.crc));
+        is_wide |= (sym.crc >> 32) != 0;
+    }
+    if (!is_wide)
+        return;
+    high.reserve(symbols.size());
+    for (const auto& sym : symbols)
+        high.push_back(static_cast<uint32_t>(sym.crc >> 32));
+}
+
+/// What the index keeps of a parsed module (see ParsedModule).
+std::shared_ptr<const ParsedModule> make_parsed_module(const elf::ModuleInfo& info, char prefix,
+                                                       bool keep_import_crcs)
+{
+    auto parsed = std::make_shared<ParsedModule>();
+    size_t modinfo_bytes = 0;
+    for (const elf::ModinfoEntry& entry : info.modinfo) {
+        if (is_kept_modinfo_key(entry.key))
+            modinfo_bytes += entry.key.size() + entry.value.size() + 2;
+    }
+    parsed->modinfo.reserve(modinfo_bytes);
+    for (const elf::ModinfoEntry& entry : info.modinfo) {
+        if (is_kept_modinfo_key(entry.key))
+            parsed->modinfo.append(entry.key).append("=").append(entry.value).push_back('\0');
+    }
+    split_crcs(info.exports, parsed->export_crcs_low, parsed->export_crcs_high);
+    if (keep_import_crcs)
+        split_crcs(info.imports, parsed->import_crcs_low, parsed->import_crcs_high);
+    std::vector<uint8_t> import_flags(info.imports.size());
+    bool has_flags = false;
+    for (size_t i = 0; i < info.imports.size(); ++i) {
+        import_lookup_name(info.imports[i].name, prefix, import_flags[i]);
+        if (info.imports[i].is_weak)
+            import_flags[i] |= ParsedModule::kImportIsWeak;
+        has_flags |= import_flags[i] != 0;
+    }
+    if (has_flags)
+        parsed->import_flags = std::move(import_flags);
+    return parsed;
+}
+
 } // namespace
 
 ModuleIndex::ModuleIndex(Settings settings) : settings_(std::move(settings))
@@ -89,42 +171,82 @@ ModuleIndex::ModuleIndex(Settings settings) : settings_(std::move(settings))
 
 uint32_t ModuleIndex::intern(std::string_view name)
 {
-    auto it = symbol_ids_.find(name);
-    if (it != symbol_ids_.end())
-        return it->second;
+    const uint32_t hash = kmod_hash(name);
+    if ((symbol_names_.size() + 1) * 2 > symbol_slots_.size())
+        grow_symbol_slots();
+    const size_t mask = symbol_slots_.size() - 1;
+    size_t slot = slot_of(hash, mask);
+    for (uint32_t id = symbol_slots_[slot]; id != kNoSymbol; id = symbol_slots_[slot]) {
+        if (symbol_hashes_[id] == hash && symbol_names_[id] == name)
+            return id;
+        slot = (slot + 1) & mask;
+    }
     auto id = static_cast<uint32_t>(symbol_names_.size());
-    const std::string& stored = symbol_names_.emplace_back(name);
-    symbol_ids_.emplace(stored, id);
-    symbol_buckets_.push_back(kmod_hash(stored) & (kSymbolTableBuckets - 1));
+    symbol_slots_[slot] = id;
+    symbol_names_.push_back(store_symbol_name(name));
+    symbol_hashes_.push_back(hash);
     is_vmlinux_.push_back(0);
     vmlinux_crc_.push_back(0);
     return id;
 }
 
-void ModuleIndex::intern_symbols(Candidate& candidate)
+size_t ModuleIndex::slot_of(uint32_t hash, size_t mask)
 {
-    candidate.export_ids.clear();
-    candidate.import_ids.clear();
-    if (!candidate.parsed)
-        return;
+    // Fibonacci hashing spreads the hash over the table before linear probing.
+    return (uint64_t{hash} * 0x9E3779B97F4A7C15ULL >> 32) & mask;
+}
+
+void ModuleIndex::grow_symbol_slots()
+{
+    std::vector<uint32_t> slots(std::max<size_t>(1024, symbol_slots_.size() * 2), kNoSymbol);
+    const size_t mask = slots.size() - 1;
+    for (uint32_t id = 0; id < symbol_names_.size(); ++id) {
+        size_t slot = slot_of(symbol_hashes_[id], mask);
+        while (slots[slot] != kNoSymbol)
+            slot = (slot + 1) & mask;
+        slots[slot] = id;
+    }
+    symbol_slots_ = std::move(slots);
+}
+
+std::string_view ModuleIndex::store_symbol_name(std::string_view name)
+{
+    // Packed one after the other in blocks that never move: a std::string per name would
+    // take about twice the bytes (most names are longer than the small-string buffer).
+    constexpr size_t kBlockSize = size_t{64} * 1024;
+    if (name.empty())
+        return {};
+    char* at = nullptr;
+    if (name.size() > kBlockSize / 8) {
+        // A rare long name gets a block of its own; the current one stays in use.
+        name_blocks_.push_back(std::make_unique_for_overwrite<char[]>(name.size()));
+        at = name_blocks_.back().get();
+    } else {
+        if (name.size() > name_block_free_) {
+            name_blocks_.push_back(std::make_unique_for_overwrite<char[]>(kBlockSize));
+            name_block_next_ = name_blocks_.back().get();
+            name_block_free_ = kBlockSize;
+        }
+        at = name_block_next_;
+        name_block_next_ += name.size();
+        name_block_free_ -= name.size();
+    }
+    std::memcpy(at, name.data(), name.size());
+    return std::string_view(at, name.size());
+}
+
+void ModuleIndex::intern_symbols(Candidate& candidate, const elf::ModuleInfo& info)
+{
     const char prefix = settings_.symbol_prefix;
-    const elf::ModuleInfo& info = candidate.parsed->info;
+    candidate.export_ids.clear();
     candidate.export_ids.reserve(info.exports.size());
-    for (const auto& sym : info.exports) {
-        std::string_view name = sym.name;
-        if (prefix != '\0' && !name.empty() && name[0] == prefix)
-            name.remove_prefix(1);
-        candidate.export_ids.push_back(intern(name));
-    }
+    for (const auto& sym : info.exports)
+        candidate.export_ids.push_back(intern(export_lookup_name(sym.name, prefix)));
+    candidate.import_ids.clear();
     candidate.import_ids.reserve(info.imports.size());
-    for (const auto& sym : info.imports) {
-        std::string_view name = sym.name;
-        if (!name.empty() && name[0] == '.') // PPC64: .foo is foo
-            name.remove_prefix(1);
-        if (prefix != '\0' && !name.empty() && name[0] == prefix)
-            name.remove_prefix(1);
-        candidate.import_ids.push_back(intern(name));
-    }
+    uint8_t flags = 0;
+    for (const auto& sym : info.imports)
+        candidate.import_ids.push_back(intern(import_lookup_name(sym.name, prefix, flags)));
 }
 
 void ModuleIndex::sort_new_symbols()
@@ -132,9 +254,9 @@ void ModuleIndex::sort_new_symbols()
     const size_t total = symbol_names_.size();
     if (sorted_symbol_count_ == total)
         return;
-    auto by_hash = [this](uint32_t a, uint32_t b) {
-        return symbol_buckets_[a] != symbol_buckets_[b] ? symbol_buckets_[a] < symbol_buckets_[b]
-                                                        : symbol_names_[a] < symbol_names_[b];
+    auto bucket = [this](uint32_t id) { return symbol_hashes_[id] & (kSymbolTableBuckets - 1); };
+    auto by_hash = [&](uint32_t a, uint32_t b) {
+        return bucket(a) != bucket(b) ? bucket(a) < bucket(b) : symbol_names_[a] < symbol_names_[b];
     };
     auto by_name = [this](uint32_t a, uint32_t b) { return symbol_names_[a] < symbol_names_[b]; };
     auto add_sorted = [&](std::vector<uint32_t>& order, auto less) {
@@ -147,6 +269,23 @@ void ModuleIndex::sort_new_symbols()
     add_sorted(ids_in_hash_order_, by_hash);
     add_sorted(ids_in_name_order_, by_name);
     sorted_symbol_count_ = total;
+
+    // The per-symbol arrays grew by doubling; they live as long as the index, so they keep
+    // room for a few more symbols only (new ones are rare once the tree is indexed).
+    auto fit = [total](auto& values) {
+        if (values.capacity() > total + total / 16 + 64) {
+            std::remove_reference_t<decltype(values)> fitted;
+            fitted.reserve(total + total / 32);
+            fitted.assign(values.begin(), values.end());
+            values = std::move(fitted);
+        }
+    };
+    fit(symbol_names_);
+    fit(symbol_hashes_);
+    fit(is_vmlinux_);
+    fit(vmlinux_crc_);
+    fit(ids_in_hash_order_);
+    fit(ids_in_name_order_);
 }
 
 bool ModuleIndex::is_excluded(std::string_view name) const
@@ -234,21 +373,6 @@ void ModuleIndex::walk(int dir_fd, const std::string& dir_path, bool is_external
     ::closedir(dir);
 }
 
-std::shared_ptr<const ParsedModule> ModuleIndex::parse(const std::string& path, FileKey& key,
-                                                       std::string& error) const
-{
-    struct stat st {};
-    auto info = elf::load_module_file(AT_FDCWD, path, st);
-    key = key_of(st);
-    if (!info) {
-        error = info.error().message;
-        return nullptr;
-    }
-    auto parsed = std::make_shared<ParsedModule>();
-    parsed->info = std::move(*info);
-    return parsed;
-}
-
 bool ModuleIndex::merge(std::vector<Found>& found, const std::string& scope,
                         Diagnostics& diagnostics)
 {
@@ -271,16 +395,23 @@ bool ModuleIndex::merge(std::vector<Found>& found, const std::string& scope,
     // Decide what must be parsed: new files and files whose identity changed.
     std::vector<Candidate*> to_parse;
     for (Found& f : found) {
-        auto [it, inserted] = candidates_.try_emplace(f.path);
-        Candidate& c = it->second;
+        auto it = candidates_.find(f.path);
+        const bool inserted = it == candidates_.end();
+        if (inserted) {
+            auto owned = std::make_unique<Candidate>();
+            owned->path = std::move(f.path);
+            std::string_view key = owned->path;
+            it = candidates_.emplace(key, std::move(owned)).first;
+        }
+        Candidate& c = *it->second;
         if (inserted || scope.empty())
             c.seq = next_seq_++;
         if (!inserted) {
             struct stat st {};
-            if (::stat(f.path.c_str(), &st) == 0 && key_of(st) == c.key)
+            if (::stat(c.path.c_str(), &st) == 0 && key_of(st) == c.key)
                 continue;
         }
-        c.path = std::move(f.path);
+        // `path` stays as it is: it is the key of the map.
         c.relpath = std::move(f.relpath);
         c.name = std::move(f.name);
         c.dir_len = f.dir_len;
@@ -288,11 +419,12 @@ bool ModuleIndex::merge(std::vector<Found>& found, const std::string& scope,
         c.name_hash = kmod_hash(c.name);
         // kmod matches modules.order lines against the relpath cut after the module name
         // plus three characters (".ko" for the usual file names).
-        c.order_key.clear();
+        c.order_key_size = 0;
         if (!c.relpath.empty()) {
             size_t slash = c.relpath.rfind('/');
             size_t base = slash == std::string::npos ? 0 : slash + 1;
-            c.order_key = c.relpath.substr(0, base + c.name.size() + 3);
+            c.order_key_size =
+                static_cast<uint32_t>(std::min(c.relpath.size(), base + c.name.size() + 3));
         }
         to_parse.push_back(&c);
     }
@@ -303,11 +435,29 @@ bool ModuleIndex::merge(std::vector<Found>& found, const std::string& scope,
                                                     : std::max(1U, std::thread::hardware_concurrency());
     threads = std::min<unsigned>(threads, static_cast<unsigned>(to_parse.size()));
     std::atomic<size_t> next{0};
+    std::mutex symbols_lock;
     auto work = [&] {
+        // Reused from module to module; large buffers are unmapped when the thread is done.
+        elf::LoadBuffers buffers;
         for (size_t i = next.fetch_add(1); i < to_parse.size(); i = next.fetch_add(1)) {
             Candidate& c = *to_parse[i];
+            // The full ModuleInfo lives only until its compact form and symbol ids are made,
+            // so a full scan never holds more than one per thread.
+            struct stat st {};
+            auto info = elf::load_module_file(AT_FDCWD, c.path, st, buffers);
+            c.key = key_of(st);
             c.error.clear();
-            c.parsed = parse(c.path, c.key, c.error);
+            if (!info) {
+                c.error = std::move(info.error().message);
+                c.parsed = nullptr;
+                c.export_ids = {};
+                c.import_ids = {};
+                continue;
+            }
+            c.parsed = make_parsed_module(*info, settings_.symbol_prefix,
+                                          settings_.keep_import_crcs);
+            std::lock_guard lock(symbols_lock);
+            intern_symbols(c, *info);
         }
     };
     std::vector<std::thread> pool;
@@ -322,7 +472,6 @@ bool ModuleIndex::merge(std::vector<Found>& found, const std::string& scope,
     std::sort(to_parse.begin(), to_parse.end(),
               [](const Candidate* a, const Candidate* b) { return a->seq < b->seq; });
     for (Candidate* c : to_parse) {
-        intern_symbols(*c);
         if (!c->parsed)
             diagnostics.push_back({Diagnostic::Level::Error,
                                    base::quoted(c->path) + ": " + c->error + ", ignoring"});
@@ -334,6 +483,7 @@ bool ModuleIndex::merge(std::vector<Found>& found, const std::string& scope,
 void ModuleIndex::load_modules_order()
 {
     modules_order_.clear();
+    modules_order_text_.clear();
     modules_order_ok_ = false;
     const std::string file = settings_.module_dir + "/modules.order";
     auto text = base::read_file(AT_FDCWD, file);
@@ -343,14 +493,17 @@ void ModuleIndex::load_modules_order()
                                       ": " + std::strerror(text.error().code)};
         return;
     }
+    // Kept: the keys of modules_order_ point into it.
+    modules_order_text_ = std::move(*text);
     std::vector<std::string_view> lines;
-    std::string_view rest = *text;
+    std::string_view rest = modules_order_text_;
     while (!rest.empty()) {
         size_t nl = rest.find('\n');
         if (nl == std::string_view::npos) {
             modules_order_problem_ = {Diagnostic::Level::Error,
                                       file + ":" + std::to_string(lines.size() + 1) +
                                           " corrupted line misses '\\n'"};
+            modules_order_text_.clear();
             return;
         }
         lines.push_back(rest.substr(0, nl));
@@ -361,7 +514,7 @@ void ModuleIndex::load_modules_order()
     const int total = static_cast<int>(lines.size()) + 1;
     modules_order_.reserve(lines.size());
     for (size_t i = 0; i < lines.size(); ++i)
-        modules_order_[std::string(lines[i])] = static_cast<int>(i + 1) - total;
+        modules_order_[lines[i]] = static_cast<int>(i + 1) - total;
     modules_order_ok_ = true;
 }
 
@@ -480,7 +633,7 @@ std::vector<const Candidate*> ModuleIndex::candidates() const
     std::vector<const Candidate*> out;
     out.reserve(candidates_.size());
     for (const auto& [path, c] : candidates_)
-        out.push_back(&c);
+        out.push_back(c.get());
     return out;
 }
 

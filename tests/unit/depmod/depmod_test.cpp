@@ -120,6 +120,20 @@ void expect_identical(const std::map<std::string, std::string>& ours,
     }
 }
 
+/// The "needs unknown symbol" lines of `text`, from the module dir on (kmod runs on a copy
+/// of the tree).
+std::string unknown_symbol_lines(const std::string& text, const TempTree& tree)
+{
+    std::string out;
+    for (std::string_view line : split(text)) {
+        size_t at = line.find("/lib/modules/" + tree.version() + "/");
+        if (line.find("needs unknown symbol") != std::string_view::npos &&
+            at != std::string_view::npos)
+            out += std::string(line.substr(at)) + "\n";
+    }
+    return out;
+}
+
 /// The seed's tree and more: nested dirs, a dashed name, CRC exports, __versions, device
 /// nodes, a weak import, modules.order naming a few modules.
 void populate(const TempTree& tree)
@@ -328,21 +342,35 @@ TEST(DepmodOracle, SystemMapUnknownSymbolsAreReportedLikeKmod)
     ASSERT_TRUE(ours.ok);
     expect_identical(ours.files, kmod.files);
     // Every "needs unknown symbol" line kmod printed, we said too, in the same order.
-    // (kmod ran on a copy of the tree, so compare from the module dir on.)
-    auto unknown_lines = [&](const std::string& text) {
-        std::string out;
-        for (std::string_view line : split(text)) {
-            size_t at = line.find("/lib/modules/" + tree.version() + "/");
-            if (line.find("needs unknown symbol") != std::string_view::npos &&
-                at != std::string_view::npos)
-                out += std::string(line.substr(at)) + "\n";
-        }
-        return out;
-    };
     std::string said = join(ours.diagnostics);
-    EXPECT_EQ(unknown_lines(said), unknown_lines(kmod.output)) << said << "\n---\n" << kmod.output;
+    EXPECT_EQ(unknown_symbol_lines(said, tree), unknown_symbol_lines(kmod.output, tree))
+        << said << "\n---\n"
+        << kmod.output;
     EXPECT_NE(said.find("versioned.ko needs unknown symbol printk"), std::string::npos) << said;
     EXPECT_NE(said.find("System.map:3: invalid line: malformed"), std::string::npos) << said;
+}
+
+TEST(DepmodOracle, UnknownSymbolsAreNamedAsTheModuleSpellsThemWhenAPrefixIsCut)
+{
+    // With -P p, "printk" is looked up as "rintk" but reported as the module spells it.
+    TempTree tree;
+    populate(tree);
+    tree.write("/System.map", "ffffffff81000000 T _stext\n");
+    std::string map = tree.root().string() + "/System.map";
+    auto kmod = run_kmod(tree, "-C /dev/null -e -P p -F " + map);
+    ASSERT_EQ(kmod.status, 0) << kmod.output;
+    auto options = options_for(tree);
+    options.system_map = map;
+    options.print_unknown = true;
+    options.symbol_prefix = 'p';
+    auto ours = run_ours(options);
+    ASSERT_TRUE(ours.ok);
+    expect_identical(ours.files, kmod.files);
+    std::string said = join(ours.diagnostics);
+    EXPECT_EQ(unknown_symbol_lines(said, tree), unknown_symbol_lines(kmod.output, tree))
+        << said << "\n---\n"
+        << kmod.output;
+    EXPECT_NE(said.find("versioned.ko needs unknown symbol printk"), std::string::npos) << said;
 }
 
 TEST(DepmodCycles, ACycleIsReportedWholeAndNothingIsWritten)
@@ -527,6 +555,25 @@ TEST_F(DepmodIncremental, UnchangedOutputsAreNotRewritten)
     struct stat after {};
     ASSERT_EQ(::stat((tree_.module_dir() / "modules.softdep").c_str(), &after), 0);
     EXPECT_EQ(before.st_ino, after.st_ino) << "modules.softdep did not change but was replaced";
+}
+
+TEST_F(DepmodIncremental, AnOutputChangedOnDiskIsWrittenAgainEvenWhenTheIndexIsNot)
+{
+    // The engine keeps only the sizes of what it wrote: an output of the same size is
+    // compared with the file itself, so an edit behind its back is undone.
+    std::string dep = tree_.read("modules.dep");
+    ASSERT_FALSE(dep.empty());
+    std::string edited = dep;
+    edited[0] = edited[0] == 'x' ? 'y' : 'x';
+    tree_.write("modules.dep", edited);
+    auto stats = engine_->write(diagnostics_);
+    ASSERT_TRUE(stats);
+    EXPECT_EQ(stats->files_written, 1U);
+    EXPECT_EQ(tree_.read("modules.dep"), dep);
+
+    stats = engine_->write(diagnostics_);
+    ASSERT_TRUE(stats);
+    EXPECT_EQ(stats->files_written, 0U) << "nothing changed, nothing is replaced";
 }
 
 TEST_F(DepmodIncremental, ModulesOrderChangesReorderTheOutputs)
