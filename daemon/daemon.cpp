@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <filesystem>
+#include <future>
 #include <system_error>
 
 #include <sdbus-c++/sdbus-c++.h>
@@ -137,12 +138,19 @@ base::Result<void> Daemon::set_up()
         return base::Unexpected(watch_loop.error());
     watch_loop_ = std::move(*watch_loop);
 
-    index_start();
+    // On the index worker, which does every later rebuild too: glibc keeps one arena per
+    // thread, and each would keep a rebuild's freed temporaries for reuse.
+    index_worker_ = std::make_unique<Worker>("kmodd-index");
+    std::promise<void> started;
+    index_worker_->post([this, &started] {
+        index_start();
+        started.set_value();
+    });
+    started.get_future().wait();
 
     if (auto done = set_up_bus(); !done)
         return done;
 
-    index_worker_ = std::make_unique<Worker>("kmodd-index");
     kernel_worker_ = std::make_unique<Worker>("kmodd-kernel");
     reader_worker_ = std::make_unique<Worker>("kmodd-reader");
     watch_modprobe_config();
