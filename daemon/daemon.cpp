@@ -812,8 +812,8 @@ void Daemon::request_loads(std::vector<service::AutoloadRequest> requests)
                     // Probed and found no hardware of its kind: udevd's kmod builtin treats
                     // this as "not for this device" too.
                     outcome = service::AutoloadOutcome::Unsuitable;
-                    spdlog::debug("{} ({}): {}", request.syspath, request.modalias,
-                                  result.error().message);
+                    spdlog::info("{} ({}): {}; the device does not wait for another driver",
+                                 request.syspath, request.modalias, result.error().message);
                 } else {
                     outcome = service::AutoloadOutcome::Failed;
                     // Tried again after each index change (the driver may be fixed): say it
