@@ -368,9 +368,13 @@ void Daemon::finish_batch(BatchResult result, std::vector<ForcedRebuild> forced)
 
     std::vector<std::string> changed;
     for (const auto& report : result.reports) {
-        if (report.action == Action::Written)
-            object_->index_rebuilt(report.version, static_cast<uint32_t>(report.modules),
+        if (report.action == Action::Written) {
+            // For the served release the count leaves out unusable files, as ModuleCount does.
+            uint32_t modules = report.version == release_ ? usable_count(report, result.snapshot)
+                                                          : static_cast<uint32_t>(report.modules);
+            object_->index_rebuilt(report.version, modules,
                                    static_cast<uint64_t>(report.stats.duration.count()));
+        }
         if (report.version != release_)
             continue;
         if (report.action == Action::Written) {

@@ -398,10 +398,14 @@ TEST(Kmodd, AModuleFileThatCannotBeUsedIsNamedWithTheReasonAndNotCounted)
     setup.tree().add("kernel/a/mod1.ko", fixture("mod1"));
     setup.tree().write("kernel/a/broken.ko", std::string("\x7f" "ELF", 4) + std::string(60, '\0'));
     ASSERT_TRUE(setup.start()) << setup.log();
+    SignalLog signals(setup.address());
     auto load = setup.client().load("broken");
     EXPECT_EQ(load.error_name, dbus::kErrorFailed);
     EXPECT_NE(load.error_message.find("kernel/a/broken.ko"), std::string::npos) << load.error_message;
     EXPECT_EQ(setup.client().property<uint32_t>("ModuleCount"), 1U);
+    ASSERT_TRUE(setup.client().rebuild(""));
+    EXPECT_TRUE(signals.wait_for("IndexRebuilt " + setup.tree().version() + " 1"))
+        << "the signal counts as ModuleCount does";
     EXPECT_TRUE(setup.process().is_running());
 }
 
