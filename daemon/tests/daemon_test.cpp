@@ -11,10 +11,12 @@
 #include <set>
 
 #include "daemon_harness.hpp"
+#include "kmod_oracle.hpp"
 
 namespace kmodd::daemon::test {
 namespace {
 
+using kmodd::test::expect_same_as_kmod;
 using kmodd::test::run_shell;
 using kmodd::test::slurp;
 
@@ -24,40 +26,9 @@ fs::path fixture(const std::string& name)
     return kFixtures / (name + ".ko");
 }
 
-/// kmod's depmod -C /dev/null on a copy of `root`: its modules.dep.
-std::string kmod_modules_dep(const fs::path& root, const std::string& version)
-{
-    fs::path copy = root.string() + "-kmod";
-    run_shell("rm -rf '" + copy.string() + "' && cp -a '" + root.string() + "' '" + copy.string() + "'");
-    std::string output;
-    EXPECT_EQ(run_shell("/usr/sbin/depmod -C /dev/null -b '" + copy.string() + "' " + version, &output), 0)
-        << output;
-    std::string dep = slurp(copy / "lib/modules" / version / "modules.dep");
-    run_shell("rm -rf '" + copy.string() + "'");
-    return dep;
-}
-
-/// Every output kmod's depmod writes, compared with ours.
-void expect_index_like_kmod(const kmodd::test::TempTree& tree)
-{
-    fs::path copy = tree.root().string() + "-kmod";
-    run_shell("rm -rf '" + copy.string() + "' && cp -a '" + tree.root().string() + "' '" + copy.string() + "'");
-    std::string output;
-    ASSERT_EQ(run_shell("/usr/sbin/depmod -C /dev/null -b '" + copy.string() + "' " + tree.version(), &output), 0)
-        << output;
-    for (const auto& name : kmodd::test::depmod_output_names()) {
-        fs::path theirs = copy / "lib/modules" / tree.version() / name;
-        if (!fs::exists(theirs))
-            continue;
-        EXPECT_EQ(slurp(tree.module_dir() / name), slurp(theirs)) << name << " differs from kmod's";
-    }
-    run_shell("rm -rf '" + copy.string() + "'");
-}
-
 bool has_dep_line(const kmodd::test::TempTree& tree, const std::string& line)
 {
-    std::string dep = slurp(tree.module_dir() / "modules.dep");
-    return dep.starts_with(line + "\n") || dep.find("\n" + line + "\n") != std::string::npos;
+    return kmodd::test::has_line(tree.module_dir() / "modules.dep", line);
 }
 
 using Names = std::vector<std::string>;
@@ -81,7 +52,7 @@ TEST(Kmodd, TheSeedStoryLinksAreIndexedByThemselvesAndLoadBringsDependenciesFirs
 
     ASSERT_TRUE(wait_until([&] { return has_dep_line(setup.tree(), "extra/mod2.ko: extra/mod1.ko"); }))
         << slurp(setup.tree().module_dir() / "modules.dep") << setup.log();
-    expect_index_like_kmod(setup.tree());
+    expect_same_as_kmod(setup.tree().root(), setup.tree().version());
     ASSERT_TRUE(wait_until([&] { return client.property<uint32_t>("ModuleCount") == 2U; }));
     EXPECT_GE(signals.count_prefix("IndexRebuilt " + setup.tree().version()), 1U);
 
@@ -129,7 +100,7 @@ TEST(Kmodd, TheIndexFollowsTheFileBehindALinkWhenItIsRebuilt)
     fs::copy_file(fixture("crc_helper"), target, fs::copy_options::overwrite_existing);
     EXPECT_TRUE(wait_until([&] { return has_dep_line(setup.tree(), "extra/mine.ko:"); }))
         << slurp(setup.tree().module_dir() / "modules.dep") << setup.log();
-    expect_index_like_kmod(setup.tree());
+    expect_same_as_kmod(setup.tree().root(), setup.tree().version());
     EXPECT_TRUE(wait_until([&] {
         return setup.client().property<uint64_t>("IndexGeneration") > *generation;
     }));
@@ -152,7 +123,7 @@ TEST(Kmodd, ABurstOfTwoThousandFilesGivesOneOrAFewRebuildsAndTheRightIndex)
     size_t rebuilds = signals.count_prefix("IndexRebuilt");
     EXPECT_GE(rebuilds, 1U);
     EXPECT_LE(rebuilds, 4U) << "the burst should be debounced into one or a few rebuilds";
-    expect_index_like_kmod(setup.tree());
+    expect_same_as_kmod(setup.tree().root(), setup.tree().version());
 }
 
 TEST(Kmodd, LostEventsAfterAnInotifyOverflowTriggerAFullRescan)
@@ -180,7 +151,7 @@ TEST(Kmodd, LostEventsAfterAnInotifyOverflowTriggerAFullRescan)
     ASSERT_TRUE(wait_until([&] { return setup.client().property<uint32_t>("ModuleCount") == 201U; }, 30s))
         << setup.log();
     EXPECT_NE(setup.log().find("queue overflow"), std::string::npos) << setup.log();
-    expect_index_like_kmod(setup.tree());
+    expect_same_as_kmod(setup.tree().root(), setup.tree().version());
 }
 
 TEST(Kmodd, AMissingOrStaleIndexIsRebuiltAtStart)
@@ -191,8 +162,8 @@ TEST(Kmodd, AMissingOrStaleIndexIsRebuiltAtStart)
     setup.tree().write("modules.dep", "kernel/a/gone.ko:\n");
     ASSERT_TRUE(setup.start()) << setup.log();
     EXPECT_EQ(slurp(setup.tree().module_dir() / "modules.dep"),
-              kmod_modules_dep(setup.tree().root(), setup.tree().version()));
-    expect_index_like_kmod(setup.tree());
+              kmodd::test::run_kmod(setup.tree().root(), setup.tree().version())["modules.dep"]);
+    expect_same_as_kmod(setup.tree().root(), setup.tree().version());
 }
 
 TEST(Kmodd, BadRequestsGetErrorRepliesAndTheDaemonKeepsServing)

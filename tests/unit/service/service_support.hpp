@@ -15,6 +15,7 @@
 #include "service/index_service.hpp"
 #include "service/tree_watcher.hpp"
 #include "service/watch_loop.hpp"
+#include "kmod_oracle.hpp"
 #include "temp_tree.hpp"
 
 namespace kmodd::service::test_support {
@@ -44,43 +45,9 @@ inline ChangeSet collect(TreeWatcher& watcher, std::chrono::milliseconds quiet =
     return all;
 }
 
-/// The ten outputs in `module_dir`, by name (missing ones left out).
-inline std::map<std::string, std::string> read_outputs(const path& module_dir)
-{
-    std::map<std::string, std::string> files;
-    for (const auto& name : kmodd::test::depmod_output_names()) {
-        if (kmodd::test::fs::exists(module_dir / name))
-            files[name] = kmodd::test::slurp(module_dir / name);
-    }
-    return files;
-}
-
-/// kmod's depmod (-C /dev/null) on a copy of `root`, for `version`: its ten outputs.
-inline std::map<std::string, std::string> run_kmod(const path& root, const std::string& version)
-{
-    path copy = root.string() + "-kmod";
-    kmodd::test::run_shell("rm -rf '" + copy.string() + "' && cp -a '" + root.string() + "' '" +
-                           copy.string() + "'");
-    std::string output;
-    int status = kmodd::test::run_shell(
-        "/usr/sbin/depmod -C /dev/null -b '" + copy.string() + "' " + version, &output);
-    EXPECT_EQ(status, 0) << output;
-    auto files = read_outputs(copy / "lib/modules" / version);
-    kmodd::test::run_shell("rm -rf '" + copy.string() + "'");
-    return files;
-}
-
-inline void expect_same_as_kmod(const path& root, const std::string& version)
-{
-    auto kmod = run_kmod(root, version);
-    auto ours = read_outputs(root / "lib/modules" / version);
-    ASSERT_EQ(kmod.size(), 10U) << "kmod's depmod did not write its ten files";
-    for (const auto& [name, content] : kmod) {
-        auto it = ours.find(name);
-        ASSERT_NE(it, ours.end()) << name << " was not written";
-        EXPECT_EQ(it->second, content) << name << " differs from kmod's";
-    }
-}
+using kmodd::test::expect_same_as_kmod;
+using kmodd::test::read_outputs;
+using kmodd::test::run_kmod;
 
 inline ServiceOptions options_for(const path& root)
 {

@@ -16,6 +16,7 @@ using test::TempTree;
 using test_support::expect_same_as_kmod;
 using test_support::fixture;
 using test_support::Pipeline;
+using test::has_line;
 namespace fs = test::fs;
 using Action = VersionReport::Action;
 
@@ -25,12 +26,6 @@ void populate(const TempTree& tree)
     tree.add("kernel/a/mod2.ko", fixture("mod2"));
     tree.add("kernel/drivers/blockdev.ko", fixture("blockdev"));
     tree.write("modules.order", "kernel/a/mod2.ko\nkernel/a/mod1.ko\n");
-}
-
-bool has_line(const fs::path& file, const std::string& line)
-{
-    std::string text = test::slurp(file);
-    return text.starts_with(line + "\n") || text.find("\n" + line + "\n") != std::string::npos;
 }
 
 TEST(WatchPipeline, ANewSymlinkToAModuleOutsideTheTreeIsIndexedAfterTheDebounce)
