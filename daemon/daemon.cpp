@@ -510,8 +510,7 @@ void Daemon::rebuild(std::string version, Reply<std::string> reply)
 {
     if (version.empty())
         version = release_;
-    if (version.find('/') != std::string::npos || version == "." || version == ".." ||
-        version.size() > 255) {
+    if (!service::is_kernel_release_name(version)) {
         reply(tl::unexpected(RequestError{Failure::InvalidName,
                                           "'" + version + "' is not a kernel release."}));
         return;
@@ -641,9 +640,9 @@ void Daemon::watch_config_path(const std::string& path)
     }
     // A file (editors replace files by rename), or a folder that does not exist yet: watched
     // through its parent, for that one name.
-    auto slash = path.rfind('/');
-    std::string parent = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-    std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+    const std::filesystem::path location(path);
+    std::string parent = location.has_parent_path() ? location.parent_path().string() : ".";
+    std::string name = location.filename().string();
     bool is_file = std::filesystem::exists(path);
     if (auto wd = config_watch_->add_watch(parent, kMask))
         config_watches_[*wd] = ConfigWatch{parent, name, !is_file};

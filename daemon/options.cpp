@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/file.hpp"
+#include "service/index_service.hpp"
 
 namespace kmodd::daemon {
 
@@ -76,7 +77,7 @@ const std::map<std::string, OptionSpec, std::less<>>& option_table()
          }}},
         {"kernel-release",
          {[](DaemonOptions& o, const std::string& v) -> base::Result<void> {
-             if (v.empty() || v.find('/') != std::string::npos || v == "." || v == "..")
+             if (!service::is_kernel_release_name(v))
                  return base::make_error(EINVAL, "'" + v + "' is not a kernel release");
              o.kernel_release = v;
              return {};

@@ -50,6 +50,12 @@ std::vector<std::string> without_covered(const std::set<std::string>& paths,
 
 } // namespace
 
+bool is_kernel_release_name(std::string_view name)
+{
+    return !name.empty() && name.size() <= 255 && name.find('/') == std::string_view::npos &&
+           name != "." && name != "..";
+}
+
 IndexService::IndexService(ServiceOptions options) : options_(std::move(options))
 {
     std::string root = options_.base_dir;
@@ -140,7 +146,7 @@ std::optional<VersionReport> IndexService::apply_version(const std::string& vers
     VersionReport report;
     report.version = version;
     auto it = versions_.find(version);
-    if (version.empty() || version.find('/') != std::string::npos || !is_kernel_dir(version)) {
+    if (!is_kernel_release_name(version) || !is_kernel_dir(version)) {
         if (it == versions_.end())
             return std::nullopt;
         versions_.erase(it);

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/result.hpp"
@@ -14,6 +15,10 @@
 #include "service/changes.hpp"
 
 namespace kmodd::service {
+
+/// Whether `name` can be a kernel release: a directory name under the modules dir (not
+/// empty, no '/', not "." or "..", at most 255 bytes).
+[[nodiscard]] bool is_kernel_release_name(std::string_view name);
 
 /// What the service indexes and how it writes.
 struct ServiceOptions {
