@@ -28,7 +28,7 @@ base::Result<std::unique_ptr<EventLoop>> EventLoop::create(sdbus::IConnection* b
         return base::errno_error(errno, "epoll_ctl");
     std::unique_ptr<EventLoop> loop(new EventLoop(bus, std::move(epoll), std::move(wake)));
     if (bus != nullptr) {
-        if (auto armed = loop->arm_bus(); !armed)
+        if (auto armed = loop->arm_bus(bus->getEventLoopPollData()); !armed)
             return base::Unexpected(armed.error());
     }
     return loop;
@@ -95,9 +95,8 @@ bool EventLoop::run_posted()
     return !tasks.empty();
 }
 
-base::Result<void> EventLoop::arm_bus()
+base::Result<void> EventLoop::arm_bus(const sdbus::IConnection::PollData& data)
 {
-    sdbus::IConnection::PollData data = bus_->getEventLoopPollData();
     // poll(2) and epoll share the values of IN, OUT, ERR and HUP.
     uint32_t events = static_cast<uint32_t>(data.events);
     if (data.fd == bus_fd_ && events == bus_events_)
@@ -128,9 +127,10 @@ base::Result<void> EventLoop::run()
             continue; // what just ran may have queued messages: process before sleeping
         int timeout = -1;
         if (bus_ != nullptr) {
-            if (auto armed = arm_bus(); !armed)
+            sdbus::IConnection::PollData data = bus_->getEventLoopPollData();
+            if (auto armed = arm_bus(data); !armed)
                 return armed;
-            timeout = bus_->getEventLoopPollData().getPollTimeout();
+            timeout = data.getPollTimeout();
         }
         epoll_event events[16];
         int count = ::epoll_wait(epoll_.get(), events, 16, timeout);

@@ -9,12 +9,11 @@
 #include <memory>
 #include <mutex>
 
+#include <sdbus-c++/IConnection.h>
+
 #include "base/result.hpp"
 #include "base/unique_fd.hpp"
 
-namespace sdbus {
-class IConnection;
-}
 
 namespace kmodd::daemon {
 
@@ -55,7 +54,8 @@ public:
 private:
     EventLoop(sdbus::IConnection* bus, base::UniqueFd epoll, base::UniqueFd wake);
     bool run_posted();
-    base::Result<void> arm_bus();
+    /// Makes the epoll set wait for what the bus asks (its fd and events may change).
+    base::Result<void> arm_bus(const sdbus::IConnection::PollData& data);
 
     sdbus::IConnection* bus_;
     base::UniqueFd epoll_;
