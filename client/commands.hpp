@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// kmodctl's subcommands, one function each (one file each in client/).
 #pragma once
 
 namespace kmodd::client {

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// Who may change the kernel: uid 0, polkit on the system bus, the bus owner elsewhere.
 #include "authorizer.hpp"
 
 #include <unistd.h>

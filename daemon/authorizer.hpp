@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// Authorization of Load, Unload and Rebuild callers: uid 0, polkit, or the bus owner.
 #pragma once
 
 #include <sys/types.h>

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// The epoll loop that drives the sdbus-c++ connection beside kmodd's own fds.
 #include "event_loop.hpp"
 
 #include <sys/epoll.h>

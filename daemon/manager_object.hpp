@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// The org.kmodd1.Manager object: the generated adaptor over a ManagerBackend.
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// The worker thread's queue.
 #include "worker.hpp"
 
 #include <pthread.h>

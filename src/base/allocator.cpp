@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// glibc allocator tuning for long-running processes.
 #include "base/allocator.hpp"
 
 #include <malloc.h>

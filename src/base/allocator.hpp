@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// Keeping freed memory for the next rebuild instead of returning it to the kernel.
 #pragma once
 
 namespace kmodd::base {

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// Files and directories: openat-style reads, and publishing by temp file, fsync and rename.
 #include "base/file.hpp"
 
 #include <fcntl.h>

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// Files and directories: openat-style reads, and publishing by temp file, fsync and rename.
 #pragma once
 
 #include <sys/stat.h>

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// A file descriptor owned and closed once.
 #pragma once
 
 #include <unistd.h>

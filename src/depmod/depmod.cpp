@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// One depmod run, and the incremental engine the daemon keeps per kernel version.
 #include "depmod/depmod.hpp"
 
 #include <fcntl.h>

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// The depmod engine: an index of one kernel version and the modules.* files written from it.
 #pragma once
 
 #include <chrono>

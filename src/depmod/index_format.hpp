@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// The layout of kmod's binary indexes (modules.*.bin), shared by the writer and the reader.
 #pragma once
 
 #include <cstddef>

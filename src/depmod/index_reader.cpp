@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// Reading kmod's binary indexes in place, every offset checked.
 #include "depmod/index_reader.hpp"
 
 #include <fcntl.h>

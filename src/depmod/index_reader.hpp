@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// Reading kmod's binary indexes, and the module database modprobe consults.
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// Writing kmod's binary indexes byte for byte as kmod 30 lays them out.
 #include "depmod/index_writer.hpp"
 
 #include <algorithm>

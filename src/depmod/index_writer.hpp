@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// Writing kmod's binary indexes (modules.*.bin).
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// The text and binary contents of the files depmod writes, from the module index.
 #include "depmod/outputs.hpp"
 
 #include <algorithm>

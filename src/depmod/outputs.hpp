@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// The files depmod writes, generated in memory from the module index.
 #pragma once
 
 #include <cstdint>

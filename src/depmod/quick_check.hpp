@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// depmod -A's check: is the index newer than every module file?
 #pragma once
 
 #include <string>

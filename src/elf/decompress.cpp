@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// Decompressing .ko.xz, .ko.zst and .ko.gz images (liblzma, libzstd, zlib).
 #include "elf/decompress.hpp"
 
 #include <lzma.h>

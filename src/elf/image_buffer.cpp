@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// The growable buffer module images are decompressed into.
 #include "elf/image_buffer.hpp"
 
 #include <sys/mman.h>

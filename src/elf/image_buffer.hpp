@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// A growable byte buffer for module images, mapped memory when large.
 #pragma once
 
 #include <cstddef>

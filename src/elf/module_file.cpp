@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// Reading a module file from disk, decompressed, into a parsed ModuleInfo.
 #include "elf/module_file.hpp"
 
 #include <fcntl.h>

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// Reading module files from disk: compression detected, image decompressed and parsed.
 #pragma once
 
 #include <sys/stat.h>

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// ModuleInfo's .modinfo lookups.
 #include "elf/module_info.hpp"
 
 namespace kmodd::elf {

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// What a module file says about itself: .modinfo, exported and needed symbols, CRCs.
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// Parsing depmod.d: search, override, exclude and external.
 #include "index/depmod_config.hpp"
 
 #include <dirent.h>

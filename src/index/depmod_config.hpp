@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// depmod.d configuration: which copy of a module wins, which folders count.
 #pragma once
 
 #include <string>

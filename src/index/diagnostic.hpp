@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// What a run noticed and went on with, for the front-end to show.
 #pragma once
 
 #include <string>

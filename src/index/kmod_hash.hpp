@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// kmod's hash function and table sizes, whose iteration order shows in its outputs.
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// The module index of one kernel version: modules, symbol owners, aliases, dependencies.
 #pragma once
 
 #include <sys/types.h>

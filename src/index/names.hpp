@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// Module names from paths and aliases made canonical, as kmod makes them.
 #pragma once
 
 #include <optional>

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// Reading the kernel's own exported symbols (System.map, Module.symvers).
 #include "index/vmlinux_symbols.hpp"
 
 #include <cstdlib>

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// The kernel image's own exported symbols, for depmod -F and -E.
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// Loading and unloading modules with their dependencies, refcount-aware, through sys::Kernel.
 #pragma once
 
 #include <functional>

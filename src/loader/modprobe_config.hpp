@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// modprobe.d configuration: aliases, options, install/remove commands, blacklist, softdeps.
 #pragma once
 
 #include <string>

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// modprobe's resolution of a name into the steps kmod would take.
 #include "loader/resolver.hpp"
 
 #include <fnmatch.h>

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// modprobe's resolution: a name or alias into kmod's load plan (insmod, install, builtin).
 #pragma once
 
 #include <cstddef>

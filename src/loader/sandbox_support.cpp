@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// What the sandbox kernel reads from module files, and the real or sandbox kernel chosen.
 #include "loader/sandbox_support.hpp"
 
 #include <fcntl.h>

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// What changed in the module trees between two rebuilds, as the watcher reports it.
 #pragma once
 
 #include <map>

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// The quiet period and maximum delay between a burst of changes and its rebuild.
 #include "service/debouncer.hpp"
 
 #include <algorithm>

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// Every kernel version's index, updated from batches of changes and written to disk.
 #include "service/index_service.hpp"
 
 #include <dirent.h>

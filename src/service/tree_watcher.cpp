@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// inotify over the module trees and the folders behind their symlinks.
 #include "service/tree_watcher.hpp"
 
 #include <dirent.h>

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// Watching the module trees (and the targets of their symlinks) for changes to index.
 #pragma once
 
 #include <memory>

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// The watcher and the debouncer in one pollable fd.
 #include "service/watch_loop.hpp"
 
 #include <sys/epoll.h>

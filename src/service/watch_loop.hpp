@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// The watcher and the debouncer in one pollable fd.
 #pragma once
 
 #include <chrono>

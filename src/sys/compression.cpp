@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// Telling a module file's compression by its magic bytes, and the one the kernel decompresses.
 #include "sys/compression.hpp"
 
 #include "base/strings.hpp"

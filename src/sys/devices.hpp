@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// The device seam: uevents from libudev, and devices with a modalias found in sysfs.
 #pragma once
 
 #include <memory>

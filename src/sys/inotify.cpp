@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// inotify calls and their event records.
 #include "sys/inotify.hpp"
 
 #include <unistd.h>

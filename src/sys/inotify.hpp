@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// A thin owner of an inotify instance.
 #pragma once
 
 #include <sys/inotify.h>

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// The kernel seam: inserting and removing modules and reading their state, real or sandbox.
 #pragma once
 
 #include <cstdint>
