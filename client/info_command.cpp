@@ -7,6 +7,7 @@
 #include <tuple>
 #include <vector>
 
+#include "base/strings.hpp"
 #include "bus_client.hpp"
 #include "commands.hpp"
 
@@ -76,12 +77,8 @@ void print_text(Info info)
     list("softdeps", "softdep");
     list("firmware", "firmware");
     // modinfo prints the dependencies as one comma-separated line, as .modinfo holds them.
-    if (auto depends = take<std::vector<std::string>>(info, "depends")) {
-        std::string joined;
-        for (const auto& module : *depends)
-            joined += (joined.empty() ? "" : ",") + module;
-        print_field("depends", joined);
-    }
+    if (auto depends = take<std::vector<std::string>>(info, "depends"))
+        print_field("depends", base::join(*depends, ","));
     if (take<bool>(info, "intree").value_or(false))
         print_field("intree", "Y");
     text("name", "name");

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include "depmod/index_reader.hpp"
 #include "loader/loader.hpp"
 #include "loader/modprobe_config.hpp"
+#include "loader/parameters.hpp"
 #include "loader/resolver.hpp"
 #include "loader/sandbox_support.hpp"
 
@@ -67,26 +69,6 @@ void help(const char* self)
                 "\t-v, --verbose               enables more messages\n"
                 "\t-h, --help                  show this help\n",
                 self, self, self, self);
-}
-
-/// kmod's options_from_array(): parameters joined by spaces, a value with a space quoted.
-std::string join_parameters(const std::vector<std::string>& args)
-{
-    std::string out;
-    for (size_t i = 1; i < args.size(); ++i) {
-        const std::string& arg = args[i];
-        if (!out.empty())
-            out += ' ';
-        size_t eq = arg.find('=');
-        bool quote = eq != std::string::npos && eq + 1 <= arg.size() &&
-                     (eq + 1 == arg.size() || (arg[eq + 1] != '"' && arg[eq + 1] != '\'')) &&
-                     arg.find(' ', eq + 1) != std::string::npos;
-        if (quote)
-            out += arg.substr(0, eq + 1) + "\"" + arg.substr(eq + 1) + "\"";
-        else
-            out += arg;
-    }
-    return out;
 }
 
 void print_step(const loader::ProbeStep& step)
@@ -341,7 +323,7 @@ int run_modprobe(int argc, char** argv)
         }
         return status;
     }
-    return session.insert(args[0], join_parameters(args));
+    return session.insert(args[0], loader::join_parameters(std::span(args).subspan(1)));
 }
 
 } // namespace kmodd::client

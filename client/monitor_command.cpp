@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "base/strings.hpp"
 #include "base/unique_fd.hpp"
 #include "bus_client.hpp"
 #include "commands.hpp"
@@ -22,14 +23,6 @@
 namespace kmodd::client {
 
 namespace {
-
-std::string join(const std::vector<std::string>& values)
-{
-    std::string out;
-    for (const auto& value : values)
-        out += (out.empty() ? "" : ",") + value;
-    return out;
-}
 
 /// Subscribes to every signal of kmodd's object and prints each as it is dispatched.
 class Monitor final
@@ -69,7 +62,7 @@ private:
     void onDeviceAutoloaded(const std::string& syspath, const std::string& modalias,
                             const std::vector<std::string>& modules) override
     {
-        emit("DeviceAutoloaded " + syspath + " modalias=" + modalias + " modules=" + join(modules),
+        emit("DeviceAutoloaded " + syspath + " modalias=" + modalias + " modules=" + base::join(modules, ","),
              {{"signal", "DeviceAutoloaded"},
               {"syspath", syspath},
               {"modalias", modalias},

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// Small string helpers shared by every library.
 #include "base/strings.hpp"
 
 namespace kmodd::base {
@@ -44,6 +45,17 @@ std::string_view trim(std::string_view text)
         return {};
     size_t end = text.find_last_not_of(blanks);
     return text.substr(start, end - start + 1);
+}
+
+std::string join(const std::vector<std::string>& pieces, std::string_view separator)
+{
+    std::string out;
+    for (size_t i = 0; i < pieces.size(); ++i) {
+        if (i > 0)
+            out += separator;
+        out += pieces[i];
+    }
+    return out;
 }
 
 std::string quoted(std::string_view name)

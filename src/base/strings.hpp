@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// Small string helpers shared by every library: splitting, trimming, joining, quoting.
 #pragma once
 
 #include <string>
@@ -16,6 +17,10 @@ namespace kmodd::base {
 
 /// Removes leading and trailing blanks (space, tab, CR, LF).
 [[nodiscard]] std::string_view trim(std::string_view text);
+
+/// The pieces one after the other, `separator` between each two: join({"a", "b"}, ", ") is
+/// "a, b".
+[[nodiscard]] std::string join(const std::vector<std::string>& pieces, std::string_view separator);
 
 /// Quotes a user-controlled name for a message: 'name'.
 [[nodiscard]] std::string quoted(std::string_view name);

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// Carrying out load and unload plans on a kernel, recording who loaded what.
 #include "loader/loader.hpp"
 
 #include <sys/wait.h>
@@ -16,19 +17,6 @@
 namespace kmodd::loader {
 
 using base::quoted;
-
-namespace {
-
-/// "a, b, c"
-std::string join(const std::vector<std::string>& names)
-{
-    std::string out;
-    for (const std::string& name : names)
-        out += (out.empty() ? "" : ", ") + name;
-    return out;
-}
-
-} // namespace
 
 int command_depth()
 {
@@ -243,7 +231,7 @@ base::Result<LoadReport> Loader::load(const LoadRequest& request,
             roll_back(report, plan_start);
             std::string message = ran.error().message;
             if (!undone.empty())
-                message += " (removed again: " + join(undone) + ")";
+                message += " (removed again: " + base::join(undone, ", ") + ")";
             failures.push_back(std::move(message));
             if (!failure_code)
                 failure_code = ran.error().code;
@@ -263,7 +251,7 @@ base::Result<LoadReport> Loader::load(const LoadRequest& request,
         for (size_t i = 1; i < failures.size(); ++i)
             message += "; " + failures[i];
         if (!report.inserted.empty())
-            message += " (loaded all the same: " + join(report.inserted) + ")";
+            message += " (loaded all the same: " + base::join(report.inserted, ", ") + ")";
         return base::make_error(*failure_code, message);
     }
     report.blacklisted = blacklisted == modules.size();

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// modprobe.d lookups and kmod's configuration dump (-c).
 #include "loader/modprobe_config.hpp"
 
 #include <fnmatch.h>
@@ -6,6 +7,7 @@
 #include <algorithm>
 #include <optional>
 
+#include "base/strings.hpp"
 #include "index/names.hpp"
 
 namespace kmodd::loader {
@@ -167,17 +169,6 @@ bool glob_matches(const std::string& pattern, std::string_view name)
     return ::fnmatch(pattern.c_str(), std::string(name).c_str(), 0) == 0;
 }
 
-std::string join(const std::vector<std::string>& words)
-{
-    std::string out;
-    for (const std::string& w : words) {
-        if (!out.empty())
-            out += ' ';
-        out += w;
-    }
-    return out;
-}
-
 template <typename T> const T* first_match(const std::vector<T>& list, std::string_view name)
 {
     auto it = std::find_if(list.begin(), list.end(),
@@ -313,13 +304,13 @@ std::string ModprobeConfig::dump() const
     for (const SoftDep& d : softdeps) {
         std::string value;
         if (!d.pre.empty())
-            value += "pre: " + join(d.pre);
+            value += "pre: " + base::join(d.pre, " ");
         if (!d.post.empty())
-            value += "post: " + join(d.post);
+            value += "post: " + base::join(d.post, " ");
         line("softdep", d.pattern, value);
     }
     for (const WeakDep& d : weakdeps)
-        line("weakdep", d.pattern, join(d.modules));
+        line("weakdep", d.pattern, base::join(d.modules, " "));
     return out;
 }
 

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// The kernel's errnos for module calls turned into one sentence each.
 #include "sys/messages.hpp"
 
 #include <cerrno>
@@ -51,17 +52,6 @@ std::string insert_reason(int code)
     }
 }
 
-std::string join(const std::vector<std::string>& names, std::string_view separator)
-{
-    std::string text;
-    for (const std::string& name : names) {
-        if (!text.empty())
-            text += separator;
-        text += name;
-    }
-    return text;
-}
-
 } // namespace
 
 std::string module_name_from_path(std::string_view path)
@@ -93,7 +83,7 @@ base::Unexpected remove_error(const std::string& module, int code,
         return base::make_error(code, name + " is not loaded");
     case EWOULDBLOCK:
         if (!holders.empty())
-            return base::make_error(code, name + " is in use by: " + join(holders, ", "));
+            return base::make_error(code, name + " is in use by: " + base::join(holders, ", "));
         return base::make_error(code, name + " is in use");
     case EBUSY:
         return base::make_error(code, "cannot remove " + name +
