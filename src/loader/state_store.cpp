@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// Reading and atomically writing loaded.json, the records of who loaded what.
 #include "loader/state_store.hpp"
 
 #include <fcntl.h>
@@ -22,6 +23,7 @@ const char* origin_name(Origin origin)
     case Origin::Autoload:
         return "autoload";
     case Origin::Dependency:
+    case Origin::External: // never recorded
         break;
     }
     return "dependency";

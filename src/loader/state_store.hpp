@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// Who loaded what: the records kmodd keeps of the modules it loaded, and why.
 #pragma once
 
 #include <map>
@@ -10,9 +11,10 @@
 
 namespace kmodd::loader {
 
-/// Why kmodd loaded a module: a user asked for it, another module needed it, or a device
-/// announced a modalias it matches (uevent autoloading).
-enum class Origin { Explicit, Dependency, Autoload };
+/// How a module came to be loaded: a user asked kmodd for it, another module needed it, a
+/// device announced a modalias it matches (uevent autoloading), or kmodd did not load it
+/// (modprobe, the initramfs; such modules have no record).
+enum class Origin { Explicit, Dependency, Autoload, External };
 
 /// What kmodd knows of one module it loaded.
 struct Record {

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// Load, Unload, ListDeps, ListLoaded and GetModuleInfo over an index snapshot.
 #include "service/module_service.hpp"
 
 #include <fcntl.h>
@@ -184,16 +185,14 @@ std::vector<elf::ModinfoEntry> builtin_entries(std::string_view text, const std:
 }
 
 /// The store's records as ModuleService keeps them, sorted by name (records() is a map).
-std::vector<std::pair<std::string, LoadOrigin>> copy_origins(const loader::StateStore* state)
+std::vector<std::pair<std::string, loader::Origin>> copy_origins(const loader::StateStore* state)
 {
-    std::vector<std::pair<std::string, LoadOrigin>> origins;
+    std::vector<std::pair<std::string, loader::Origin>> origins;
     if (state == nullptr)
         return origins;
     origins.reserve(state->records().size());
     for (const auto& [name, record] : state->records())
-        origins.emplace_back(name, record.origin == loader::Origin::Explicit   ? LoadOrigin::Explicit
-                                   : record.origin == loader::Origin::Autoload ? LoadOrigin::Autoload
-                                                                               : LoadOrigin::Dependency);
+        origins.emplace_back(name, record.origin);
     return origins;
 }
 
@@ -407,7 +406,7 @@ RequestResult<std::vector<LoadedEntry>> ModuleService::list_loaded() const
         entry.holders = std::move(module.holders);
         std::sort(entry.holders.begin(), entry.holders.end());
         auto it = std::lower_bound(origins_.begin(), origins_.end(), entry.name,
-                                   [](const std::pair<std::string, LoadOrigin>& origin,
+                                   [](const std::pair<std::string, loader::Origin>& origin,
                                       const std::string& key) { return origin.first < key; });
         if (it != origins_.end() && it->first == entry.name)
             entry.origin = it->second;

@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// The module requests of the daemon's core without D-Bus: Load, Unload, ListDeps, ListLoaded
+// and GetModuleInfo over a frozen snapshot of the index.
 #pragma once
 
 #include <cstdint>
@@ -16,30 +18,10 @@
 #include "index/diagnostic.hpp"
 #include "loader/modprobe_config.hpp"
 #include "loader/state_store.hpp"
+#include "service/request_error.hpp"
 #include "sys/kernel.hpp"
 
 namespace kmodd::service {
-
-/// Why a request failed, in the categories a client can act on (the D-Bus layer turns them
-/// into org.kmodd1.Error.* names).
-enum class Failure {
-    InvalidName,      ///< the name or the parameters are malformed
-    NotFound,         ///< no module, alias or kernel release by that name (or: not loaded)
-    InUse,            ///< the module has holders or references
-    Blacklisted,      ///< modprobe.d or the kernel command line forbids it
-    PermissionDenied, ///< the caller may not do this (used by front-ends; not produced here)
-    Failed,           ///< anything else; the message has the kernel's or the file's reason
-};
-
-/// A failed request: the category and one sentence for a person that quotes the name.
-struct RequestError {
-    Failure kind = Failure::Failed;
-    std::string message;
-    int code = 0; ///< the errno behind a Failed request (the kernel's ENODEV...), else 0
-};
-
-template <class T>
-using RequestResult = tl::expected<T, RequestError>;
 
 /// Everything a request reads about one kernel release, frozen: the on-disk index
 /// (modules.*.bin, mapped) and the modprobe.d configuration read at the same moment.
@@ -83,16 +65,13 @@ private:
     std::map<std::string, std::string> unusable_;
 };
 
-/// How a loaded module came to be there, as ListLoaded reports it.
-enum class LoadOrigin { Explicit, Dependency, Autoload, External };
-
 /// One module in the kernel: what lsmod shows, plus who loaded it.
 struct LoadedEntry {
     std::string name;
     uint64_t size = 0;
     int refcount = 0;                 ///< -1 when the kernel cannot tell
     std::vector<std::string> holders; ///< sorted
-    LoadOrigin origin = LoadOrigin::External;
+    loader::Origin origin = loader::Origin::External;
 };
 
 /// A module parameter as modinfo shows it.
@@ -178,7 +157,7 @@ private:
     loader::StateStore* state_;
     std::mutex change_mutex_;         ///< held by load() and unload() for their whole run
     mutable std::mutex origins_mutex_; ///< guards origins_
-    std::vector<std::pair<std::string, LoadOrigin>> origins_; ///< copy of the store's records
+    std::vector<std::pair<std::string, loader::Origin>> origins_; ///< copy of the store's records
 };
 
 } // namespace kmodd::service

@@ -215,7 +215,7 @@ protected:
         return loaded ? names_of(*loaded) : Names{};
     }
     /// The origin list_loaded() shows for `name`; nullopt when it is not loaded.
-    std::optional<LoadOrigin> origin_of(const std::string& name)
+    std::optional<loader::Origin> origin_of(const std::string& name)
     {
         auto loaded = service_->list_loaded();
         EXPECT_TRUE(loaded) << describe(loaded);
@@ -245,8 +245,8 @@ TEST_F(ModuleServiceTest, LoadingAModuleInsertsItsDependencyFirstAndRecordsWhoAs
     const LoadedEntry* mod2 = entry_named(*listed, "mod2");
     ASSERT_NE(mod1, nullptr);
     ASSERT_NE(mod2, nullptr);
-    EXPECT_EQ(mod2->origin, LoadOrigin::Explicit);
-    EXPECT_EQ(mod1->origin, LoadOrigin::Dependency);
+    EXPECT_EQ(mod2->origin, loader::Origin::Explicit);
+    EXPECT_EQ(mod1->origin, loader::Origin::Dependency);
     EXPECT_EQ(mod1->refcount, 1);
     EXPECT_EQ(mod1->holders, Names{"mod2"});
     EXPECT_EQ(mod2->refcount, 0);
@@ -259,12 +259,12 @@ TEST_F(ModuleServiceTest, LoadingByADashedNameOrAliasLoadsTheModule)
     auto loaded = load("mod-dash");
     ASSERT_TRUE(loaded) << describe(loaded);
     EXPECT_EQ(*loaded, (Names{"mod1", "mod2", "mod_dash"}));
-    EXPECT_EQ(origin_of("mod_dash"), LoadOrigin::Explicit);
+    EXPECT_EQ(origin_of("mod_dash"), loader::Origin::Explicit);
 
     auto by_alias = load("mod1-alias");
     ASSERT_TRUE(by_alias) << describe(by_alias);
     EXPECT_TRUE(by_alias->empty());
-    EXPECT_EQ(origin_of("mod1"), LoadOrigin::Explicit) << "asked for by a user now";
+    EXPECT_EQ(origin_of("mod1"), loader::Origin::Explicit) << "asked for by a user now";
 }
 
 TEST_F(ModuleServiceTest, LoadingWhatIsLoadedAlreadyInsertsNothing)
@@ -301,8 +301,8 @@ TEST_F(ModuleServiceTest, LoadingAlsoLoadsTheSoftdepsOfADependency)
     auto loaded = load("mod2");
     ASSERT_TRUE(loaded) << describe(loaded);
     EXPECT_EQ(*loaded, (Names{"mod1", "crc_helper", "mod3", "mod2"}));
-    EXPECT_EQ(origin_of("crc_helper"), LoadOrigin::Dependency);
-    EXPECT_EQ(origin_of("mod3"), LoadOrigin::Dependency);
+    EXPECT_EQ(origin_of("crc_helper"), loader::Origin::Dependency);
+    EXPECT_EQ(origin_of("mod3"), loader::Origin::Dependency);
 
     auto removed = unload("mod2");
     ASSERT_TRUE(removed) << describe(removed);
@@ -333,17 +333,17 @@ TEST_F(ModuleServiceTest, AModuleAUserLoadedStaysWhenItsUserIsUnloaded)
     ASSERT_TRUE(removed) << describe(removed);
     EXPECT_EQ(*removed, Names{"mod2"});
     EXPECT_EQ(loaded_names(), Names{"mod1"});
-    EXPECT_EQ(origin_of("mod1"), LoadOrigin::Explicit);
+    EXPECT_EQ(origin_of("mod1"), loader::Origin::Explicit);
 }
 
 TEST_F(ModuleServiceTest, ADependencyAskedForLaterBecomesExplicitAndStays)
 {
     ASSERT_TRUE(load("mod2"));
-    ASSERT_EQ(origin_of("mod1"), LoadOrigin::Dependency);
+    ASSERT_EQ(origin_of("mod1"), loader::Origin::Dependency);
     auto again = load("mod1");
     ASSERT_TRUE(again) << describe(again);
     EXPECT_TRUE(again->empty());
-    EXPECT_EQ(origin_of("mod1"), LoadOrigin::Explicit);
+    EXPECT_EQ(origin_of("mod1"), loader::Origin::Explicit);
 
     auto removed = unload("mod2");
     ASSERT_TRUE(removed) << describe(removed);
@@ -360,7 +360,7 @@ TEST_F(ModuleServiceTest, UnloadingAModuleInUseFailsNamingItsHolder)
     EXPECT_NE(removed.error().message.find("mod2"), std::string::npos) << removed.error().message;
     EXPECT_NE(removed.error().message.find("'mod1'"), std::string::npos) << removed.error().message;
     EXPECT_EQ(loaded_names(), (Names{"mod2", "mod1"}));
-    EXPECT_EQ(origin_of("mod1"), LoadOrigin::Dependency);
+    EXPECT_EQ(origin_of("mod1"), loader::Origin::Dependency);
 }
 
 TEST_F(ModuleServiceTest, UnloadingAModuleThatIsNotLoadedIsNotFound)
@@ -586,13 +586,13 @@ TEST_F(ModuleServiceTest, AModuleKmoddDidNotLoadIsExternalAndStays)
 {
     auto inserted = kernel_->insert_module((tree_.module_dir() / "kernel/a/mod1.ko").string(), "");
     ASSERT_TRUE(inserted) << inserted.error().message;
-    EXPECT_EQ(origin_of("mod1"), LoadOrigin::External);
+    EXPECT_EQ(origin_of("mod1"), loader::Origin::External);
 
     auto loaded = load("mod2");
     ASSERT_TRUE(loaded) << describe(loaded);
     EXPECT_EQ(*loaded, Names{"mod2"});
-    EXPECT_EQ(origin_of("mod1"), LoadOrigin::External);
-    EXPECT_EQ(origin_of("mod2"), LoadOrigin::Explicit);
+    EXPECT_EQ(origin_of("mod1"), loader::Origin::External);
+    EXPECT_EQ(origin_of("mod2"), loader::Origin::Explicit);
 
     auto removed = unload("mod2");
     ASSERT_TRUE(removed) << describe(removed);
@@ -604,16 +604,16 @@ TEST_F(ModuleServiceTest, OriginsComeBackFromTheStateStoreAndStaleRecordsAreIgno
 {
     ASSERT_TRUE(load("mod-dash"));
     ASSERT_NO_FATAL_FAILURE(open_service());
-    EXPECT_EQ(origin_of("mod_dash"), LoadOrigin::Explicit);
-    EXPECT_EQ(origin_of("mod2"), LoadOrigin::Dependency);
-    EXPECT_EQ(origin_of("mod1"), LoadOrigin::Dependency);
+    EXPECT_EQ(origin_of("mod_dash"), loader::Origin::Explicit);
+    EXPECT_EQ(origin_of("mod2"), loader::Origin::Dependency);
+    EXPECT_EQ(origin_of("mod1"), loader::Origin::Dependency);
 
     // Removed behind kmodd's back: the records stay, the list shows what the kernel has.
     ASSERT_TRUE(kernel_->remove_module("mod_dash"));
     ASSERT_TRUE(kernel_->remove_module("mod2"));
     EXPECT_EQ(store_->records().size(), 3U);
     EXPECT_EQ(loaded_names(), Names{"mod1"});
-    EXPECT_EQ(origin_of("mod1"), LoadOrigin::Dependency);
+    EXPECT_EQ(origin_of("mod1"), loader::Origin::Dependency);
 }
 
 TEST_F(ModuleServiceTest, WithoutAStateStoreEveryModuleIsExternal)
@@ -626,7 +626,7 @@ TEST_F(ModuleServiceTest, WithoutAStateStoreEveryModuleIsExternal)
     ASSERT_TRUE(listed) << describe(listed);
     ASSERT_EQ(listed->size(), 2U);
     for (const LoadedEntry& entry : *listed)
-        EXPECT_EQ(entry.origin, LoadOrigin::External) << entry.name;
+        EXPECT_EQ(entry.origin, loader::Origin::External) << entry.name;
     auto removed = service.unload(*snapshot_, "mod2");
     ASSERT_TRUE(removed) << describe(removed);
     EXPECT_EQ(*removed, (Names{"mod2", "mod1"})) << "as modprobe -r: unused dependencies go";
@@ -670,7 +670,7 @@ TEST_F(ModuleServiceTest, ReadingRequestsDoNotWaitForALoadInProgress)
     auto after = service.list_loaded();
     ASSERT_TRUE(after) << describe(after);
     ASSERT_NE(entry_named(*after, "mod2"), nullptr);
-    EXPECT_EQ(entry_named(*after, "mod2")->origin, LoadOrigin::Explicit);
+    EXPECT_EQ(entry_named(*after, "mod2")->origin, loader::Origin::Explicit);
 }
 
 TEST(IndexSnapshot, ADirectoryWithoutIndexIsENOENT)
