@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// What kmodctl's D-Bus commands share: the command line, the connection, errors as sentences.
 #include "bus_client.hpp"
 
 #include <algorithm>
@@ -46,11 +47,11 @@ CommandLine parse_command_line(int argc, char** argv, const BusCommandSpec& spec
             if (arg == kBusOption) {
                 if (i + 1 >= argc)
                     throw UsageError("option '--bus' needs a value");
-                line.bus = BusChoice::parse(argv[++i]);
+                line.bus = parse_bus(argv[++i]);
                 continue;
             }
             if (arg.starts_with(kBusOptionEq)) {
-                line.bus = BusChoice::parse(arg.substr(kBusOptionEq.size()));
+                line.bus = parse_bus(arg.substr(kBusOptionEq.size()));
                 continue;
             }
             if (arg == kJsonOption) {
@@ -96,14 +97,7 @@ std::string reason_of(const sdbus::Error& error)
 std::unique_ptr<sdbus::IConnection> open_connection(const BusChoice& bus)
 {
     try {
-        switch (bus.kind) {
-        case BusChoice::Kind::System:
-            return sdbus::createSystemBusConnection();
-        case BusChoice::Kind::Session:
-            return sdbus::createSessionBusConnection();
-        case BusChoice::Kind::Address:
-            return sdbus::createSessionBusConnectionWithAddress(bus.address);
-        }
+        return dbus::open_bus(bus);
     } catch (const sdbus::Error& error) {
         // sd-bus says ENOMEDIUM when the environment names no session bus at all.
         std::string reason = error.getName() == "System.Error.ENOMEDIUM"
@@ -112,7 +106,6 @@ std::unique_ptr<sdbus::IConnection> open_connection(const BusChoice& bus)
         throw CommandError("kmodd is not reachable: cannot connect to " + bus.describe() + " (" +
                            reason + ")");
     }
-    throw CommandError("unknown kind of bus");
 }
 
 template <typename T> json array_to_json(const sdbus::Variant& value)
@@ -152,32 +145,12 @@ extern "C" const char* __lsan_default_options()
 }
 #endif
 
-BusChoice BusChoice::parse(const std::string& value)
+BusChoice parse_bus(std::string_view value)
 {
-    if (value == "system")
-        return {Kind::System, {}};
-    if (value == "session")
-        return {Kind::Session, {}};
-    // A D-Bus address is TRANSPORT:KEY=VALUE,...; sd-bus checks the rest when connecting.
-    auto colon = value.find(':');
-    if (colon == std::string::npos || colon == 0)
-        throw UsageError("unknown bus '" + value +
-                         "': use system, session or a D-Bus address such as "
-                         "unix:path=/run/dbus/system_bus_socket");
-    return {Kind::Address, value};
-}
-
-std::string BusChoice::describe() const
-{
-    switch (kind) {
-    case Kind::System:
-        return "the system bus";
-    case Kind::Session:
-        return "the session bus";
-    case Kind::Address:
-        break;
-    }
-    return "the bus at " + address;
+    auto bus = BusChoice::parse(value);
+    if (!bus)
+        throw UsageError(bus.error().message);
+    return std::move(*bus);
 }
 
 int find_command(int argc, char** argv, bool* has_global_options)

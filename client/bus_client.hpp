@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <sdbus-c++/sdbus-c++.h>
 
+#include "bus.hpp"
 #include "kmodd-proxy.h"
 
 namespace kmodd::client {
@@ -36,16 +37,10 @@ public:
 
 /// The bus kmodd is reached on: `--bus system` (the default), `--bus session`, or
 /// `--bus ADDRESS` with a D-Bus address such as `unix:path=/run/x/bus`.
-struct BusChoice {
-    enum class Kind { System, Session, Address };
-    Kind kind = Kind::System;
-    std::string address; ///< Kind::Address only
+using dbus::BusChoice;
 
-    /// Parses the value of --bus; throws UsageError for a value that is none of the three.
-    [[nodiscard]] static BusChoice parse(const std::string& value);
-    /// "the system bus", "the session bus", "the bus at unix:path=...".
-    [[nodiscard]] std::string describe() const;
-};
+/// Parses the value of --bus; throws UsageError for a value that is none of the three.
+[[nodiscard]] BusChoice parse_bus(std::string_view value);
 
 /// Index in argv of the command word: the first argument after argv[0] that is neither a
 /// global option (`--bus X`, `--bus=X`, `--json`) nor the value of one; argc if there is none.

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// kmodd's command line and configuration file: defaults, precedence, bad input.
 #include <gtest/gtest.h>
 
 #include <stdlib.h>
@@ -63,7 +64,7 @@ TEST(DaemonOptions, DefaultsServeTheRunningKernelOnTheSystemBus)
     Args args({}, empty.path());
     auto parsed = parse_command_line(args.argc(), args.argv());
     ASSERT_TRUE(parsed) << parsed.error().message;
-    EXPECT_EQ(parsed->options.bus, DaemonOptions::Bus::System);
+    EXPECT_EQ(parsed->options.bus.kind, dbus::BusChoice::Kind::System);
     EXPECT_EQ(parsed->options.modules_dir, "/lib/modules");
     EXPECT_EQ(parsed->options.base_dir(), "");
     EXPECT_TRUE(parsed->options.kernel_release.empty());
@@ -81,8 +82,8 @@ TEST(DaemonOptions, EveryOptionOfTheIssueIsAccepted)
     auto parsed = parse_command_line(args.argc(), args.argv());
     ASSERT_TRUE(parsed) << parsed.error().message;
     const DaemonOptions& options = parsed->options;
-    EXPECT_EQ(options.bus, DaemonOptions::Bus::Address);
-    EXPECT_EQ(options.bus_address, "unix:path=/tmp/x");
+    EXPECT_EQ(options.bus.kind, dbus::BusChoice::Kind::Address);
+    EXPECT_EQ(options.bus.address, "unix:path=/tmp/x");
     EXPECT_EQ(options.modules_dir, "/tmp/root/lib/modules");
     EXPECT_EQ(options.base_dir(), "/tmp/root");
     EXPECT_EQ(options.kernel_release, "6.1.0-test");
@@ -99,7 +100,7 @@ TEST(DaemonOptions, TheCommandLineWinsOverTheConfigurationFile)
     Args args({"--debounce-ms", "10", "--modprobe-config", "/tmp/c.conf"}, file.path());
     auto parsed = parse_command_line(args.argc(), args.argv());
     ASSERT_TRUE(parsed) << parsed.error().message;
-    EXPECT_EQ(parsed->options.bus, DaemonOptions::Bus::Session);
+    EXPECT_EQ(parsed->options.bus.kind, dbus::BusChoice::Kind::Session);
     EXPECT_EQ(parsed->options.debounce.count(), 10);
     EXPECT_EQ(parsed->options.log_level, "warn");
     EXPECT_EQ(parsed->options.modprobe_config, std::vector<std::string>{"/tmp/c.conf"});
