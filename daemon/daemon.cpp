@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// kmodd's wiring: set-up, the index batches, module requests, modprobe.d and autoload glue.
 #include "daemon.hpp"
 
 #include <signal.h>
@@ -32,6 +33,7 @@ using Clock = std::chrono::steady_clock;
 using service::Failure;
 using service::RequestError;
 using Action = service::VersionReport::Action;
+using service::IndexPublisher;
 
 uint64_t realtime_usec()
 {
@@ -48,29 +50,21 @@ std::string running_release()
     return names.release;
 }
 
-const char* action_text(Action action)
+void log(service::Severity severity, const std::string& message)
 {
-    switch (action) {
-    case Action::Current:
-        return "current";
-    case Action::Written:
-        return "written";
-    case Action::Unchanged:
-        return "unchanged";
-    case Action::Removed:
-        return "removed";
-    case Action::Failed:
+    if (message.empty())
+        return;
+    switch (severity) {
+    case service::Severity::Debug:
+        spdlog::debug("{}", message);
+        break;
+    case service::Severity::Info:
+        spdlog::info("{}", message);
+        break;
+    case service::Severity::Warning:
+        spdlog::warn("{}", message);
         break;
     }
-    return "failed";
-}
-
-/// Modules in the index of a release: its module files less those it could not use.
-uint32_t usable_count(const service::VersionReport& report,
-                      const std::shared_ptr<const service::IndexSnapshot>& snapshot)
-{
-    size_t unusable = snapshot ? snapshot->unusable().size() : 0;
-    return static_cast<uint32_t>(report.modules > unusable ? report.modules - unusable : 0);
 }
 
 RequestError no_index(const std::string& release)
@@ -119,11 +113,14 @@ base::Result<void> Daemon::set_up()
     if (auto done = set_up_kernel(); !done)
         return done;
 
-    service::ServiceOptions service_options;
-    service_options.base_dir = options_.base_dir();
-    service_options.config_paths = options_.depmod_config;
-    service_options.durable = options_.durable;
-    index_ = std::make_unique<service::IndexService>(std::move(service_options));
+    IndexPublisher::Settings settings;
+    settings.index.base_dir = options_.base_dir();
+    settings.index.config_paths = options_.depmod_config;
+    settings.index.durable = options_.durable;
+    settings.release = release_;
+    settings.modprobe_config = options_.modprobe_config;
+    settings.cmdline_path = options_.cmdline_path;
+    publisher_ = std::make_unique<IndexPublisher>(std::move(settings));
 
     // Watching starts before the first index, so that nothing changed meanwhile is missed.
     service::TreeWatcher::Settings watch_settings;
@@ -165,7 +162,7 @@ base::Result<void> Daemon::set_up_kernel()
         // The sandbox refuses a module needing a symbol that only modules provide and that
         // no loaded module exports: which symbols those are comes from the current index.
         auto is_module_symbol = [this](const std::string& symbol) {
-            auto current = snapshot();
+            auto current = publisher_->current();
             return current && current->database().module_for_symbol(symbol).has_value();
         };
         auto kernel = sys::make_sandbox_kernel(options_.sandbox_dir, loader::make_module_inspector(),
@@ -190,25 +187,25 @@ base::Result<void> Daemon::set_up_kernel()
 void Daemon::index_start()
 {
     auto started = Clock::now();
-    std::vector<service::VersionReport> reports = index_->start();
+    service::Publication publication = publisher_->start();
     auto duration = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started);
-    watcher_->set_hints(index_->watch_hints());
+    watcher_->set_hints(publication.hints);
     for (const auto& problem : watcher_->take_problems())
         spdlog::warn("{}", problem);
-    note_reports(reports);
+    reports_.note(publication.reports);
+    if (publication.snapshot_error)
+        spdlog::warn("{}", publication.snapshot_error->message);
 
-    std::string error;
-    set_snapshot(open_snapshot(1, index_->unusable_modules(release_), &error));
-    if (!error.empty())
-        spdlog::warn("{}", error);
-    properties_.index_generation = snapshot() ? 1 : 0;
-    properties_.last_rebuild_usec = snapshot() ? realtime_usec() : 0;
+    const auto& current = publication.snapshot;
+    publish(current);
+    properties_.index_generation = current ? 1 : 0;
+    properties_.last_rebuild_usec = current ? realtime_usec() : 0;
     properties_.last_rebuild_duration_usec = static_cast<uint64_t>(duration.count());
-    for (const auto& report : reports) {
+    for (const auto& report : publication.reports) {
         if (report.version == release_)
-            properties_.module_count = usable_count(report, snapshot());
+            properties_.module_count = IndexPublisher::usable_count(report, current);
     }
-    if (!snapshot())
+    if (!current)
         spdlog::warn("kernel release '{}' has no modules under '{}'; requests will find nothing "
                      "until it appears",
                      release_, options_.modules_dir);
@@ -217,19 +214,10 @@ void Daemon::index_start()
 base::Result<void> Daemon::set_up_bus()
 {
     try {
-        switch (options_.bus) {
-        case DaemonOptions::Bus::System:
-            bus_ = sdbus::createSystemBusConnection();
-            break;
-        case DaemonOptions::Bus::Session:
-            bus_ = sdbus::createSessionBusConnection();
-            break;
-        case DaemonOptions::Bus::Address:
-            bus_ = sdbus::createSessionBusConnectionWithAddress(options_.bus_address);
-            break;
-        }
-        auto policy = options_.bus == DaemonOptions::Bus::System ? Authorizer::Policy::Polkit
-                                                                 : Authorizer::Policy::SameUser;
+        bus_ = dbus::open_bus(options_.bus);
+        auto policy = options_.bus.kind == dbus::BusChoice::Kind::System
+                          ? Authorizer::Policy::Polkit
+                          : Authorizer::Policy::SameUser;
         authorizer_ = std::make_unique<Authorizer>(*bus_, policy);
         object_ = std::make_unique<ManagerObject>(*bus_, *this, *authorizer_);
         // The name last: a client that sees it finds the object ready and the index built.
@@ -261,11 +249,8 @@ base::Result<void> Daemon::run()
     }
     if (autoloader_)
         loop_->post([this] { coldplug(); });
-    spdlog::info("serving {} on the {} bus: kernel release '{}', {} modules", dbus::kBusName,
-                 options_.bus == DaemonOptions::Bus::System    ? "system"
-                 : options_.bus == DaemonOptions::Bus::Session ? "session"
-                                                               : "given",
-                 release_, properties_.module_count);
+    spdlog::info("serving {} on {}: kernel release '{}', {} modules", dbus::kBusName,
+                 options_.bus.describe(), release_, properties_.module_count);
     ::sd_notify(0, "READY=1");
     notify_status();
     auto ran = loop_->run();
@@ -323,62 +308,37 @@ void Daemon::start_batch()
     // The shared_ptr carries the replies through the worker (std::function needs copies).
     auto carried = std::make_shared<std::vector<ForcedRebuild>>(std::move(forced));
     index_worker_->post([this, changes = std::move(changes), forced_versions, carried]() mutable {
-        BatchResult result = run_batch(changes, forced_versions);
-        loop_->post([this, result = std::move(result), carried]() mutable {
-            finish_batch(std::move(result), std::move(*carried));
+        service::Publication publication = publisher_->apply(changes, forced_versions);
+        loop_->post([this, publication = std::move(publication), carried]() mutable {
+            finish_batch(std::move(publication), std::move(*carried));
         });
     });
 }
 
-Daemon::BatchResult Daemon::run_batch(const service::ChangeSet& changes,
-                                      const std::vector<std::string>& forced)
-{
-    BatchResult result;
-    auto started = Clock::now();
-    if (!changes.empty())
-        result.reports = index_->apply(changes);
-    for (const std::string& version : forced) {
-        if (auto report = index_->rebuild(version))
-            result.reports.push_back(std::move(*report));
-    }
-    result.duration = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started);
-    result.hints = index_->watch_hints();
-    for (const auto& report : result.reports) {
-        if (report.version != release_)
-            continue;
-        if (report.action == Action::Written) {
-            result.snapshot = open_snapshot(report.generation, index_->unusable_modules(release_),
-                                            &result.snapshot_error);
-        } else if (report.action == Action::Removed) {
-            result.is_release_gone = true;
-        }
-    }
-    return result;
-}
-
-void Daemon::finish_batch(BatchResult result, std::vector<ForcedRebuild> forced)
+void Daemon::finish_batch(service::Publication publication, std::vector<ForcedRebuild> forced)
 {
     is_batch_running_ = false;
-    watcher_->set_hints(result.hints);
+    watcher_->set_hints(publication.hints);
     for (const auto& problem : watcher_->take_problems())
         spdlog::warn("{}", problem);
-    note_reports(result.reports);
-    if (!result.snapshot_error.empty())
-        spdlog::error("{}", result.snapshot_error);
+    reports_.note(publication.reports);
+    if (publication.snapshot_error)
+        spdlog::error("{}", publication.snapshot_error->message);
 
     std::vector<std::string> changed;
-    for (const auto& report : result.reports) {
+    for (const auto& report : publication.reports) {
         if (report.action == Action::Written) {
             // For the served release the count leaves out unusable files, as ModuleCount does.
-            uint32_t modules = report.version == release_ ? usable_count(report, result.snapshot)
-                                                          : static_cast<uint32_t>(report.modules);
+            uint32_t modules = report.version == release_
+                                   ? IndexPublisher::usable_count(report, publication.snapshot)
+                                   : static_cast<uint32_t>(report.modules);
             object_->index_rebuilt(report.version, modules,
                                    static_cast<uint64_t>(report.stats.duration.count()));
         }
         if (report.version != release_)
             continue;
         if (report.action == Action::Written) {
-            properties_.module_count = usable_count(report, result.snapshot);
+            properties_.module_count = IndexPublisher::usable_count(report, publication.snapshot);
             properties_.index_generation += 1;
             properties_.last_rebuild_usec = realtime_usec();
             properties_.last_rebuild_duration_usec =
@@ -390,13 +350,8 @@ void Daemon::finish_batch(BatchResult result, std::vector<ForcedRebuild> forced)
             changed = {"ModuleCount"};
         }
     }
-    if (result.snapshot)
-        set_snapshot(result.snapshot);
-    else if (result.is_release_gone)
-        set_snapshot(nullptr);
-    // A module that appeared may be the driver a device is waiting for.
-    if (result.snapshot && autoloader_)
-        request_loads(autoloader_->on_index_changed());
+    if (publication.snapshot || publication.is_release_gone)
+        publish(publication.snapshot);
     if (!changed.empty()) {
         object_->properties_changed(changed);
         notify_status();
@@ -404,7 +359,7 @@ void Daemon::finish_batch(BatchResult result, std::vector<ForcedRebuild> forced)
 
     for (auto& rebuild : forced) {
         bool is_found = false;
-        for (const auto& report : result.reports) {
+        for (const auto& report : publication.reports) {
             if (report.version != rebuild.version)
                 continue;
             is_found = true;
@@ -425,85 +380,17 @@ void Daemon::finish_batch(BatchResult result, std::vector<ForcedRebuild> forced)
         start_batch();
 }
 
-void Daemon::log_diagnostics(const std::string& version, const index::Diagnostics& diagnostics)
+void Daemon::publish(std::shared_ptr<const service::IndexSnapshot> snapshot)
 {
-    // The same complaint comes with every rebuild of a tree (a missing modules.builtin, a
-    // bad alias): say it when it is new, then only at debug level.
-    std::set<std::string>& known = known_diagnostics_[version];
-    std::set<std::string> now;
-    for (const auto& diagnostic : diagnostics) {
-        now.insert(diagnostic.message);
-        if (known.contains(diagnostic.message) || diagnostic.level == index::Diagnostic::Level::Info) {
-            spdlog::debug("{}: {}", version, diagnostic.message);
-            continue;
-        }
-        if (diagnostic.level == index::Diagnostic::Level::Warning)
-            spdlog::warn("{}: {}", version, diagnostic.message);
-        else
-            spdlog::error("{}: {}", version, diagnostic.message);
+    if (snapshot) {
+        for (const auto& diagnostic : snapshot->diagnostics())
+            spdlog::debug("modprobe.d: {}", diagnostic.message);
     }
-    known = std::move(now);
-}
-
-void Daemon::note_reports(const std::vector<service::VersionReport>& reports)
-{
-    for (const auto& report : reports) {
-        // Full walks list everything again; single-path updates list only what they met.
-        if (report.was_full_walk || report.action == Action::Written)
-            log_diagnostics(report.version, report.diagnostics);
-        switch (report.action) {
-        case Action::Written:
-            spdlog::info("index of '{}' written: {} modules, {} files replaced, {} parsed, {} ms",
-                         report.version, report.modules, report.stats.files_written,
-                         report.stats.files_parsed,
-                         static_cast<double>(report.stats.duration.count()) / 1000.0);
-            break;
-        case Action::Failed:
-            spdlog::error("index of '{}' not updated: {}", report.version, report.error.message);
-            break;
-        case Action::Removed:
-            spdlog::info("kernel release '{}' is gone: its index is dropped", report.version);
-            break;
-        default:
-            spdlog::debug("index of '{}' {}: {} modules", report.version,
-                          action_text(report.action), report.modules);
-            break;
-        }
-    }
-}
-
-std::shared_ptr<const service::IndexSnapshot>
-Daemon::open_snapshot(uint64_t generation, std::map<std::string, std::string> unusable,
-                      std::string* error) const
-{
-    service::IndexSnapshot::Options options;
-    options.unusable = std::move(unusable);
-    options.module_dir = options_.modules_dir + "/" + release_;
-    options.release = release_;
-    options.config_paths = options_.modprobe_config;
-    options.cmdline_path = options_.cmdline_path;
-    options.generation = generation;
-    auto snapshot = service::IndexSnapshot::open(options);
-    if (!snapshot) {
-        if (snapshot.error().code != ENOENT)
-            *error = "cannot read the index of '" + release_ + "': " + snapshot.error().message;
-        return nullptr;
-    }
-    for (const auto& diagnostic : (*snapshot)->diagnostics())
-        spdlog::debug("modprobe.d: {}", diagnostic.message);
-    return *snapshot;
-}
-
-std::shared_ptr<const service::IndexSnapshot> Daemon::snapshot() const
-{
-    std::lock_guard lock(snapshot_mutex_);
-    return snapshot_;
-}
-
-void Daemon::set_snapshot(std::shared_ptr<const service::IndexSnapshot> snapshot)
-{
-    std::lock_guard lock(snapshot_mutex_);
-    snapshot_ = std::move(snapshot);
+    bool is_new = snapshot != nullptr;
+    publisher_->publish(std::move(snapshot));
+    // A module that appeared (or a new alias, a lifted blacklist) may serve a waiting device.
+    if (is_new && autoloader_)
+        request_loads(autoloader_->on_index_changed());
 }
 
 void Daemon::rebuild(std::string version, Reply<std::string> reply)
@@ -534,7 +421,7 @@ bool Daemon::check_index(const std::shared_ptr<const service::IndexSnapshot>& sn
 
 void Daemon::change_kernel(bool is_load, ChangeWork work, Reply<std::vector<std::string>> reply)
 {
-    auto current = snapshot();
+    auto current = publisher_->current();
     if (!check_index(current, reply))
         return;
     kernel_worker_->post([this, is_load, current, work = std::move(work), reply = std::move(reply)] {
@@ -576,7 +463,7 @@ void Daemon::unload(std::string module, Reply<std::vector<std::string>> reply)
 
 void Daemon::list_deps(std::string module, Reply<std::vector<std::string>> reply)
 {
-    auto current = snapshot();
+    auto current = publisher_->current();
     if (!check_index(current, reply))
         return;
     // On the loop: a lookup in the mapped index takes microseconds.
@@ -597,7 +484,7 @@ void Daemon::list_loaded(Reply<std::vector<service::LoadedEntry>> reply)
 
 void Daemon::module_info(std::string module, Reply<service::ModuleDetails> reply)
 {
-    auto current = snapshot();
+    auto current = publisher_->current();
     if (!check_index(current, reply))
         return;
     // Off the loop: a compressed module file takes a while to expand.
@@ -611,62 +498,27 @@ void Daemon::module_info(std::string module, Reply<service::ModuleDetails> reply
 
 void Daemon::watch_modprobe_config()
 {
-    auto inotify = sys::Inotify::open();
-    if (!inotify) {
+    auto watcher = service::ConfigWatcher::create(options_.modprobe_config.empty()
+                                                      ? loader::ModprobeConfig::default_paths()
+                                                      : options_.modprobe_config);
+    if (!watcher) {
         spdlog::warn("cannot watch modprobe.d ({}): changes there count after the next rebuild",
-                     inotify.error().message);
+                     watcher.error().message);
         return;
     }
-    config_watch_.emplace(std::move(*inotify));
-    std::vector<std::string> paths = options_.modprobe_config.empty()
-                                         ? loader::ModprobeConfig::default_paths()
-                                         : options_.modprobe_config;
-    for (const std::string& path : paths)
-        watch_config_path(path);
-    if (auto added = loop_->add(config_watch_->fd(), EPOLLIN,
+    config_watcher_ = std::move(*watcher);
+    if (auto added = loop_->add(config_watcher_->fd(), EPOLLIN,
                                 [this](uint32_t) { on_modprobe_config_changed(); });
         !added)
         spdlog::warn("cannot watch modprobe.d: {}", added.error().message);
 }
 
-void Daemon::watch_config_path(const std::string& path)
-{
-    constexpr uint32_t kMask =
-        IN_CLOSE_WRITE | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ONLYDIR;
-    if (std::filesystem::is_directory(path)) {
-        if (auto wd = config_watch_->add_watch(path, kMask))
-            config_watches_[*wd] = ConfigWatch{path, "", false};
-        return;
-    }
-    // A file (editors replace files by rename), or a folder that does not exist yet: watched
-    // through its parent, for that one name.
-    const std::filesystem::path location(path);
-    std::string parent = location.has_parent_path() ? location.parent_path().string() : ".";
-    std::string name = location.filename().string();
-    bool is_file = std::filesystem::exists(path);
-    if (auto wd = config_watch_->add_watch(parent, kMask))
-        config_watches_[*wd] = ConfigWatch{parent, name, !is_file};
-}
-
 void Daemon::on_modprobe_config_changed()
 {
-    auto events = config_watch_->read_events();
-    if (!events)
-        return;
-    bool is_changed = false;
-    for (const sys::InotifyEvent& event : *events) {
-        auto it = config_watches_.find(event.wd);
-        if (it == config_watches_.end() || event.name.empty())
-            continue;
-        const ConfigWatch watch = it->second;
-        if (!watch.only_name.empty() && event.name != watch.only_name)
-            continue;
-        std::string path = watch.dir + "/" + event.name;
-        if (watch.is_awaited_dir && std::filesystem::is_directory(path))
-            watch_config_path(path); // the folder appeared: watch what is inside
-        is_changed = true;
-    }
-    if (is_changed)
+    auto changed = config_watcher_->read_changes();
+    if (!changed)
+        spdlog::warn("watching modprobe.d: {}", changed.error().message);
+    else if (*changed)
         reload_modprobe_config();
 }
 
@@ -681,23 +533,19 @@ void Daemon::reload_modprobe_config()
     // On the index worker, in turn with rebuilds, so the snapshot published last has read
     // the newest configuration.
     index_worker_->post([this] {
-        std::string error;
-        auto current = snapshot();
-        auto fresh = open_snapshot(current ? current->generation() : 0,
-                                   index_->unusable_modules(release_), &error);
-        loop_->post([this, fresh, error] {
+        auto fresh = publisher_->reread_config();
+        loop_->post([this, fresh = std::move(fresh)] {
             is_config_reload_queued_ = false;
             if (std::exchange(is_config_reload_again_, false))
                 reload_modprobe_config();
-            if (!error.empty())
-                spdlog::error("{}", error);
-            if (!fresh)
+            if (!fresh) {
+                spdlog::error("{}", fresh.error().message);
+                return;
+            }
+            if (!*fresh)
                 return;
             spdlog::info("modprobe.d changed: configuration read again");
-            set_snapshot(fresh);
-            // A new alias or a lifted blacklist may serve a waiting device.
-            if (autoloader_)
-                request_loads(autoloader_->on_index_changed());
+            publish(*fresh);
         });
     });
 }
@@ -719,11 +567,11 @@ base::Result<void> Daemon::set_up_autoload()
         auto device = sys::read_sysfs_device(syspath);
         return device && device->has_driver;
     });
-    std::string source = options_.uevent_source.empty() ? (is_udevd ? "udev" : "kernel")
-                                                        : options_.uevent_source;
-    if (source != "none") {
-        auto monitor = sys::make_udev_monitor(source == "udev" ? sys::EventSource::Udev
-                                                               : sys::EventSource::Kernel);
+    UeventSource source =
+        options_.uevent_source.value_or(is_udevd ? UeventSource::Udev : UeventSource::Kernel);
+    if (source != UeventSource::None) {
+        auto monitor = sys::make_udev_monitor(source == UeventSource::Udev ? sys::EventSource::Udev
+                                                                           : sys::EventSource::Kernel);
         if (monitor) {
             devices_ = std::move(*monitor);
             if (auto added = loop_->add(devices_->fd(), EPOLLIN, [this](uint32_t) { on_devices_ready(); });
@@ -744,7 +592,9 @@ base::Result<void> Daemon::set_up_autoload()
         return ticking;
     spdlog::info("autoloading drivers for devices ({}, events from {})",
                  mode == service::AutoloadMode::On ? "every new device" : "devices left without a driver",
-                 devices_ ? source : std::string("nowhere"));
+                 !devices_                      ? "nowhere"
+                 : source == UeventSource::Udev ? "udev"
+                                                : "kernel");
     return {};
 }
 
@@ -786,7 +636,7 @@ void Daemon::on_devices_ready()
 
 void Daemon::request_loads(std::vector<service::AutoloadRequest> requests)
 {
-    auto current = snapshot();
+    auto current = publisher_->current();
     for (auto& request : requests) {
         if (!current) {
             autoloader_->on_result(request, service::AutoloadOutcome::NoModule);
@@ -795,40 +645,12 @@ void Daemon::request_loads(std::vector<service::AutoloadRequest> requests)
         kernel_worker_->post([this, current, request = std::move(request)] {
             auto result = modules_->load(*current, request.modalias, "", loader::Origin::Autoload);
             loop_->post([this, request, result = std::move(result)] {
-                service::AutoloadOutcome outcome = service::AutoloadOutcome::Loaded;
-                if (result) {
-                    if (!result->empty()) {
-                        for (const auto& inserted : *result)
-                            object_->module_loaded(inserted);
-                        object_->device_autoloaded(request.syspath, request.modalias, *result);
-                        spdlog::info("loaded {} for {} ({})", fmt::join(*result, ", "),
-                                     request.syspath, request.modalias);
-                    }
-                } else if (result.error().kind == Failure::NotFound) {
-                    outcome = service::AutoloadOutcome::NoModule;
-                    spdlog::debug("no module for {} ({}): it waits for a driver", request.syspath,
-                                  request.modalias);
-                } else if (result.error().kind == Failure::Blacklisted) {
-                    outcome = service::AutoloadOutcome::Blacklisted;
-                    spdlog::debug("{}", result.error().message);
-                } else if (result.error().code == ENODEV) {
-                    // Probed and found no hardware of its kind: udevd's kmod builtin treats
-                    // this as "not for this device" too.
-                    outcome = service::AutoloadOutcome::Unsuitable;
-                    spdlog::info("{} ({}): {}; the device does not wait for another driver",
-                                 request.syspath, request.modalias, result.error().message);
-                } else {
-                    outcome = service::AutoloadOutcome::Failed;
-                    // Tried again after each index change (the driver may be fixed): say it
-                    // once, not at every rebuild.
-                    if (autoload_warnings_.insert(request.syspath + "\n" + result.error().message).second)
-                        spdlog::warn("loading a driver for {} ({}) failed: {}", request.syspath,
-                                     request.modalias, result.error().message);
-                    else
-                        spdlog::debug("loading a driver for {} ({}) failed again: {}",
-                                      request.syspath, request.modalias, result.error().message);
-                }
-                autoloader_->on_result(request, outcome);
+                service::AutoloadReport report = autoloader_->on_load_result(request, result);
+                for (const auto& inserted : report.inserted)
+                    object_->module_loaded(inserted);
+                if (!report.inserted.empty())
+                    object_->device_autoloaded(request.syspath, request.modalias, report.inserted);
+                log(report.severity, report.message);
             });
         });
     }

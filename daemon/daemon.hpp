@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// kmodd: the watchers, the index, the workers and the bus object wired together.
 #pragma once
 
 #include <chrono>
@@ -16,12 +17,13 @@
 #include "options.hpp"
 #include "service/autoloader.hpp"
 #include "service/changes.hpp"
-#include "service/index_service.hpp"
+#include "service/config_watcher.hpp"
+#include "report_log.hpp"
+#include "service/index_publisher.hpp"
 #include "service/module_service.hpp"
 #include "service/tree_watcher.hpp"
 #include "service/watch_loop.hpp"
 #include "sys/devices.hpp"
-#include "sys/inotify.hpp"
 #include "worker.hpp"
 
 namespace sdbus {
@@ -67,15 +69,6 @@ private:
         std::string version;
         Reply<std::string> reply;
     };
-    /// What the index worker hands back to the loop after a batch.
-    struct BatchResult {
-        std::vector<service::VersionReport> reports;
-        std::vector<service::WatchHints> hints;
-        std::shared_ptr<const service::IndexSnapshot> snapshot; ///< null: unchanged
-        bool is_release_gone = false;
-        std::string snapshot_error;
-        std::chrono::microseconds duration{0};
-    };
 
     explicit Daemon(DaemonOptions options);
     base::Result<void> set_up();
@@ -86,16 +79,10 @@ private:
     void on_watch_ready();
     void on_signal();
     void start_batch();
-    BatchResult run_batch(const service::ChangeSet& changes,
-                          const std::vector<std::string>& forced);
-    void finish_batch(BatchResult result, std::vector<ForcedRebuild> forced);
-    void note_reports(const std::vector<service::VersionReport>& reports);
-    void log_diagnostics(const std::string& version, const index::Diagnostics& diagnostics);
-    [[nodiscard]] std::shared_ptr<const service::IndexSnapshot>
-    open_snapshot(uint64_t generation, std::map<std::string, std::string> unusable,
-                  std::string* error) const;
-    [[nodiscard]] std::shared_ptr<const service::IndexSnapshot> snapshot() const;
-    void set_snapshot(std::shared_ptr<const service::IndexSnapshot> snapshot);
+    void finish_batch(service::Publication publication, std::vector<ForcedRebuild> forced);
+    /// Makes `snapshot` the one requests read (null: none), and asks again for the devices
+    /// waiting for a driver.
+    void publish(std::shared_ptr<const service::IndexSnapshot> snapshot);
     /// A load or unload on the kernel worker; ModuleLoaded/ModuleUnloaded for what it did.
     using ChangeWork = std::function<service::RequestResult<std::vector<std::string>>(
         const service::IndexSnapshot&)>;
@@ -107,7 +94,6 @@ private:
 
     // modprobe.d: read again when it changes (kmod reads it on every call).
     void watch_modprobe_config();
-    void watch_config_path(const std::string& path);
     void on_modprobe_config_changed();
     void reload_modprobe_config();
 
@@ -119,32 +105,22 @@ private:
 
     DaemonOptions options_;
     std::string release_;
-    ManagerProperties properties_; ///< loop thread
-    std::map<std::string, std::set<std::string>> known_diagnostics_; ///< loop thread
+    /// Written on the index worker while set_up() waits for it (the loop is not running
+    /// yet), then on the loop thread only.
+    ManagerProperties properties_;
+    ReportLog reports_; ///< the same as properties_
 
     std::unique_ptr<sys::Kernel> kernel_;
     std::optional<loader::StateStore> state_;
     std::unique_ptr<service::ModuleService> modules_;
-    std::unique_ptr<service::IndexService> index_; ///< the index worker's after set_up()
+    std::unique_ptr<service::IndexPublisher> publisher_; ///< apply/start: index worker only
     std::unique_ptr<service::TreeWatcher> watcher_;
     std::unique_ptr<service::WatchLoop> watch_loop_;
-    /// A watched folder of the modprobe.d configuration.
-    struct ConfigWatch {
-        std::string dir;
-        std::string only_name;       ///< non-empty: only this entry counts (a file, or a
-                                     ///< folder that does not exist yet)
-        bool is_awaited_dir = false; ///< `only_name` is a folder to watch once it appears
-    };
-    std::optional<sys::Inotify> config_watch_;          ///< modprobe.d dirs; none: unwatched
-    std::map<int, ConfigWatch> config_watches_;         ///< by watch descriptor
+    std::unique_ptr<service::ConfigWatcher> config_watcher_; ///< null: modprobe.d unwatched
     bool is_config_reload_queued_ = false;              ///< loop thread
     bool is_config_reload_again_ = false;               ///< loop thread
     std::unique_ptr<sys::DeviceMonitor> devices_;       ///< null: no uevents
     std::unique_ptr<service::Autoloader> autoloader_;   ///< null: autoloading off
-    std::set<std::string> autoload_warnings_;           ///< failures already logged
-
-    mutable std::mutex snapshot_mutex_;
-    std::shared_ptr<const service::IndexSnapshot> snapshot_;
 
     std::unique_ptr<sdbus::IConnection> bus_;
     std::unique_ptr<Authorizer> authorizer_;

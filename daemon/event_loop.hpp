@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// kmodd's one event loop: epoll over the bus, watched fds, timers and work posted by workers.
 #pragma once
 
 #include <chrono>
@@ -14,7 +15,6 @@
 #include "base/result.hpp"
 #include "base/unique_fd.hpp"
 
-
 namespace kmodd::daemon {
 
 /// kmodd's one event loop: an epoll set over the bus connection, the fds handed to add(),
@@ -27,7 +27,8 @@ class EventLoop {
 public:
     using Handler = std::function<void(uint32_t events)>;
 
-    /// `bus` may be null (no bus: tests). Errors: epoll or eventfd could not be created.
+    /// `bus` may be null: a loop of fds, timers and posted work only (its tests run so).
+    /// Errors: epoll or eventfd could not be created.
     [[nodiscard]] static base::Result<std::unique_ptr<EventLoop>> create(sdbus::IConnection* bus);
 
     ~EventLoop();

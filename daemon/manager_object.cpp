@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// org.kmodd1.Manager on the bus: requests checked, authorized, handed on and answered.
 #include "manager_object.hpp"
 
 #include <exception>
@@ -6,6 +7,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "base/strings.hpp"
 #include "kmodd_dbus_names.hpp"
 
 namespace kmodd::daemon {
@@ -80,9 +82,20 @@ void guarded(const std::shared_ptr<PendingReply<Out...>>& reply, F&& body) noexc
     }
 }
 
-std::string quoted(const std::string& text)
+/// ListLoaded's origin strings, as the interface XML defines them.
+const char* origin_name(loader::Origin origin)
 {
-    return "'" + text + "'";
+    switch (origin) {
+    case loader::Origin::Explicit:
+        return dbus::kOriginExplicit;
+    case loader::Origin::Dependency:
+        return dbus::kOriginDependency;
+    case loader::Origin::Autoload:
+        return dbus::kOriginAutoload;
+    case loader::Origin::External:
+        break;
+    }
+    return dbus::kOriginExternal;
 }
 
 /// The backend's callback that answers `reply` with a list of names or the failure.
@@ -214,7 +227,7 @@ void ManagerObject::Load(sdbus::Result<std::vector<std::string>>&& result, std::
 {
     auto reply = pending(std::move(result));
     guarded(reply, [&] {
-        when_authorized(authorizer_, current_caller(), dbus::kActionLoad, "load " + quoted(module),
+        when_authorized(authorizer_, current_caller(), dbus::kActionLoad, "load " + base::quoted(module),
                         reply, [this, reply, module, params] {
                             backend_.load(module, params, answer_names(reply));
                         });
@@ -226,7 +239,7 @@ void ManagerObject::Unload(sdbus::Result<std::vector<std::string>>&& result, std
     auto reply = pending(std::move(result));
     guarded(reply, [&] {
         when_authorized(authorizer_, current_caller(), dbus::kActionUnload,
-                        "unload " + quoted(module), reply,
+                        "unload " + base::quoted(module), reply,
                         [this, reply, module] { backend_.unload(module, answer_names(reply)); });
     });
 }
@@ -252,13 +265,7 @@ void ManagerObject::ListLoaded(
             std::vector<Row> rows;
             rows.reserve(done->size());
             for (const auto& entry : *done) {
-                const char* origin = dbus::kOriginExternal;
-                if (entry.origin == service::LoadOrigin::Explicit)
-                    origin = dbus::kOriginExplicit;
-                else if (entry.origin == service::LoadOrigin::Dependency)
-                    origin = dbus::kOriginDependency;
-                else if (entry.origin == service::LoadOrigin::Autoload)
-                    origin = dbus::kOriginAutoload;
+                const char* origin = origin_name(entry.origin);
                 // A kernel without module unloading has no refcount: 0, as lsmod shows.
                 uint32_t refcount = entry.refcount < 0 ? 0U : static_cast<uint32_t>(entry.refcount);
                 rows.emplace_back(entry.name, entry.size, refcount, entry.holders,
@@ -288,7 +295,7 @@ void ManagerObject::Rebuild(sdbus::Result<>&& result, std::string version)
     auto reply = pending(std::move(result));
     guarded(reply, [&] {
         std::string what = version.empty() ? std::string("rebuild the module index")
-                                           : "rebuild the module index of " + quoted(version);
+                                           : "rebuild the module index of " + base::quoted(version);
         when_authorized(authorizer_, current_caller(), dbus::kActionRebuild, what, reply,
                         [this, reply, version] {
                             backend_.rebuild(version, [reply](service::RequestResult<std::string> done) {

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// Parsing kmodd's command line and its JSON configuration file.
 #include "options.hpp"
 
 #include <cerrno>
@@ -49,18 +50,10 @@ const std::map<std::string, OptionSpec, std::less<>>& option_table()
     static const std::map<std::string, OptionSpec, std::less<>> table = {
         {"bus",
          {[](DaemonOptions& o, const std::string& v) -> base::Result<void> {
-             if (v == "system") {
-                 o.bus = DaemonOptions::Bus::System;
-             } else if (v == "session") {
-                 o.bus = DaemonOptions::Bus::Session;
-             } else if (v.find(':') != std::string::npos) {
-                 o.bus = DaemonOptions::Bus::Address;
-                 o.bus_address = v;
-             } else {
-                 return base::make_error(EINVAL, "'" + v +
-                                                     "' is neither system, session nor a D-Bus "
-                                                     "address such as unix:path=/run/bus");
-             }
+             auto bus = dbus::BusChoice::parse(v);
+             if (!bus)
+                 return base::Unexpected(bus.error());
+             o.bus = std::move(*bus);
              return {};
          }}},
         {"modules-dir",
@@ -131,9 +124,14 @@ const std::map<std::string, OptionSpec, std::less<>>& option_table()
          }}},
         {"uevent-source",
          {[](DaemonOptions& o, const std::string& v) -> base::Result<void> {
-             if (v != "udev" && v != "kernel" && v != "none")
+             if (v == "udev")
+                 o.uevent_source = UeventSource::Udev;
+             else if (v == "kernel")
+                 o.uevent_source = UeventSource::Kernel;
+             else if (v == "none")
+                 o.uevent_source = UeventSource::None;
+             else
                  return base::make_error(EINVAL, "'" + v + "' is not udev, kernel or none");
-             o.uevent_source = v;
              return {};
          }}},
         {"log-level",

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// kmodd's options: the command line over /etc/kmodd/kmodd.conf.
 #pragma once
 
 #include <chrono>
@@ -7,17 +8,23 @@
 #include <vector>
 
 #include "base/result.hpp"
+#include "bus.hpp"
 #include "service/autoloader.hpp"
 
 namespace kmodd::daemon {
 
 using service::AutoloadMode;
 
+/// Where kmodd hears of new devices.
+enum class UeventSource {
+    Udev,   ///< udevd's events, after its rules ran
+    Kernel, ///< the kernel's own uevents
+    None,   ///< none: only the sysfs scans at start and after index changes
+};
+
 /// Everything kmodd's command line and /etc/kmodd/kmodd.conf can set.
 struct DaemonOptions {
-    enum class Bus { System, Session, Address };
-    Bus bus = Bus::System;
-    std::string bus_address;                    ///< for Bus::Address: a D-Bus address
+    dbus::BusChoice bus;                        ///< --bus: system (default), session, ADDRESS
     std::string modules_dir = "/lib/modules";   ///< must end in /lib/modules
     std::string kernel_release;                 ///< empty: uname -r
     std::string sandbox_dir;                    ///< non-empty: the sandbox kernel's state dir
@@ -27,8 +34,7 @@ struct DaemonOptions {
     std::optional<AutoloadMode> autoload;       ///< nullopt: decided at start (udevd or not;
                                                 ///< off in sandbox mode)
     std::string sysfs = "/sys";                 ///< devices for coldplug and driver checks
-    /// Where uevents come from: "udev", "kernel", "none"; empty: udev when udevd runs.
-    std::string uevent_source;
+    std::optional<UeventSource> uevent_source;  ///< nullopt: udev when udevd runs, else kernel
     std::string log_level = "info";             ///< spdlog level name
     std::vector<std::string> modprobe_config;   ///< modprobe.d paths; empty: kmod's defaults
     std::vector<std::string> depmod_config;     ///< depmod.d paths; empty: kmod's defaults
@@ -60,8 +66,9 @@ inline constexpr const char* kDefaultConfigPath = "/etc/kmodd/kmodd.conf";
 
 /// Applies the JSON text of a configuration file (keys as the long options without "--":
 /// "bus", "modules-dir", "kernel-release", "sandbox-kernel", "state-dir", "debounce-ms",
-/// "max-delay-ms", "autoload", "log-level", "modprobe-config", "depmod-config", "cmdline",
-/// "durable") to `options`. `origin` names the file in errors.
+/// "max-delay-ms", "autoload", "sysfs", "uevent-source", "log-level", "modprobe-config",
+/// "depmod-config" (strings or arrays of strings), "cmdline", "durable") to `options`.
+/// `origin` names the file in errors.
 [[nodiscard]] base::Result<void> apply_config_json(const std::string& text,
                                                    const std::string& origin,
                                                    DaemonOptions& options);

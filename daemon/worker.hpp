@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// A thread with a queue of tasks: the daemon's index, kernel and reader workers.
 #pragma once
 
 #include <condition_variable>
@@ -10,9 +11,10 @@
 
 namespace kmodd::daemon {
 
-/// A thread that runs posted tasks one after the other, in order. The daemon keeps one for
-/// index rebuilds and one for kernel changes (loads, unloads), so a slow load never holds up
-/// a rebuild and the other way round. Tasks hand their results back to the event loop with
+/// A thread that runs posted tasks one after the other, in order. The daemon keeps three: the
+/// index worker (rebuilds, modprobe.d re-reads), the kernel worker (loads and unloads, one at
+/// a time) and the reader worker (module files read for GetModuleInfo, the sysfs scans), so a
+/// slow load never holds up a rebuild and the other way round. Tasks hand their results back to the event loop with
 /// EventLoop::post. The destructor finishes the queued tasks, then joins.
 class Worker {
 public:

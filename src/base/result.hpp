@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// Result<T> and Error: how every library of src/ reports an expected failure.
 #pragma once
 
 #include <cerrno>
@@ -25,7 +26,8 @@ struct Error {
 template <typename T>
 using Result = tl::expected<T, Error>;
 
-/// The "no value" success of a Result<void>.
+/// The failure side of a Result: `return Unexpected(error);` (tl::unexpected, as
+/// std::unexpected would be).
 using Unexpected = tl::unexpected<Error>;
 
 [[nodiscard]] inline Unexpected make_error(int code, std::string message)

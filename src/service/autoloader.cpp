@@ -1,7 +1,12 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// Autoloading's device side: which devices need a module, which wait, and what a load gave.
 #include "service/autoloader.hpp"
 
+#include <cerrno>
+
 #include <algorithm>
+
+#include "base/strings.hpp"
 
 namespace kmodd::service {
 
@@ -119,6 +124,41 @@ void Autoloader::on_result(const AutoloadRequest& request, AutoloadOutcome outco
             it = devices_.erase(it);
         }
     }
+}
+
+AutoloadReport Autoloader::on_load_result(const AutoloadRequest& request,
+                                          const RequestResult<std::vector<std::string>>& result)
+{
+    AutoloadReport report;
+    const std::string device = request.syspath + " (" + request.modalias + ")";
+    if (result) {
+        report.inserted = *result;
+        if (!result->empty()) {
+            report.severity = Severity::Info;
+            report.message = "loaded " + base::join(*result, ", ") + " for " + device;
+        }
+    } else if (result.error().kind == Failure::NotFound) {
+        report.outcome = AutoloadOutcome::NoModule;
+        report.message = "no module for " + device + ": it waits for a driver";
+    } else if (result.error().kind == Failure::Blacklisted) {
+        report.outcome = AutoloadOutcome::Blacklisted;
+        report.message = result.error().message;
+    } else if (result.error().code == ENODEV) {
+        // Probed and found no hardware of its kind: udevd's kmod builtin treats this as "not
+        // for this device" too.
+        report.outcome = AutoloadOutcome::Unsuitable;
+        report.severity = Severity::Info;
+        report.message =
+            device + ": " + result.error().message + "; the device does not wait for another driver";
+    } else {
+        report.outcome = AutoloadOutcome::Failed;
+        bool is_new = warned_.insert(request.syspath + "\n" + result.error().message).second;
+        report.severity = is_new ? Severity::Warning : Severity::Debug;
+        report.message = "loading a driver for " + device + " failed" + (is_new ? "" : " again") +
+                         ": " + result.error().message;
+    }
+    on_result(request, report.outcome);
+    return report;
 }
 
 std::vector<AutoloadRequest> Autoloader::take_deferred()

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// Autoloading's device side: which devices need a module, which wait, and what a load gave.
 #pragma once
 
 #include <chrono>
@@ -6,9 +7,11 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "service/request_error.hpp"
 #include "sys/devices.hpp"
 
 namespace kmodd::service {
@@ -45,6 +48,18 @@ enum class AutoloadOutcome {
     Failed,      ///< the load failed; tried again when the index changes
 };
 
+/// How loud a front-end should say something.
+enum class Severity { Debug, Info, Warning };
+
+/// A load for a device, classified once (as systemd's module_load_and_warn does): its outcome,
+/// the modules it inserted, and the sentence to log at `severity` (empty: nothing to say).
+struct AutoloadReport {
+    AutoloadOutcome outcome = AutoloadOutcome::Loaded;
+    std::vector<std::string> inserted;
+    Severity severity = Severity::Debug;
+    std::string message;
+};
+
 /// The device side of autoloading, without I/O: which devices need a module now, which wait
 /// for one, and which to try again after the index changed (the case nobody handles: a
 /// driver that arrives after its device). The daemon feeds it events, the coldplug scan and
@@ -78,6 +93,14 @@ public:
     /// The outcome of a request given out before.
     void on_result(const AutoloadRequest& request, AutoloadOutcome outcome);
 
+    /// The result of loading a request's modalias: classified (NotFound: NoModule;
+    /// Blacklisted; ENODEV: Unsuitable, as udevd's kmod builtin; any other failure: Failed),
+    /// recorded as on_result() does, and phrased. A failure is a warning the first time for
+    /// that device and message and debug after it, since it is tried again after every index
+    /// change.
+    [[nodiscard]] AutoloadReport on_load_result(const AutoloadRequest& request,
+                                                const RequestResult<std::vector<std::string>>& result);
+
     /// Requests held back by the rate limit, as far as the limit now allows.
     [[nodiscard]] std::vector<AutoloadRequest> take_deferred();
     [[nodiscard]] bool has_deferred() const { return !deferred_.empty(); }
@@ -105,6 +128,7 @@ private:
     std::map<std::string, Device> devices_;        ///< by syspath: in flight, deferred or waiting
     std::map<std::string, size_t> in_flight_;      ///< modalias -> requests out (never 0)
     std::vector<AutoloadRequest> deferred_;
+    std::set<std::string> warned_; ///< "syspath\nmessage" of failures logged as warnings
 };
 
 } // namespace kmodd::service

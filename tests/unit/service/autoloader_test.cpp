@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <set>
 
 #include "service/autoloader.hpp"
@@ -159,6 +160,76 @@ TEST_F(AutoloaderTest, TheSameAddTwiceWhileInFlightAsksOnce)
     Autoloader autoloader = make(AutoloadMode::On);
     EXPECT_TRUE(autoloader.on_event(add("/sys/devices/a", "pci:a")));
     EXPECT_FALSE(autoloader.on_event(add("/sys/devices/a", "pci:a")));
+}
+
+TEST_F(AutoloaderTest, LoadResultsAreClassifiedAsUdevdsKmodBuiltinDoes)
+{
+    Autoloader autoloader = make(AutoloadMode::On);
+    auto ask = [&](const std::string& syspath) {
+        auto request = autoloader.on_event(add(syspath, "pci:v" + syspath));
+        EXPECT_TRUE(request);
+        return request.value_or(AutoloadRequest{});
+    };
+    auto failure = [](Failure kind, std::string message, int code = 0) {
+        return RequestResult<std::vector<std::string>>(
+            tl::unexpected(RequestError{kind, std::move(message), code}));
+    };
+
+    auto loaded = autoloader.on_load_result(ask("/sys/a"), std::vector<std::string>{"mod1", "mod2"});
+    EXPECT_EQ(loaded.outcome, AutoloadOutcome::Loaded);
+    EXPECT_EQ(loaded.inserted, (std::vector<std::string>{"mod1", "mod2"}));
+    EXPECT_EQ(loaded.severity, Severity::Info);
+    EXPECT_EQ(loaded.message, "loaded mod1, mod2 for /sys/a (pci:v/sys/a)");
+
+    auto there = autoloader.on_load_result(ask("/sys/b"), std::vector<std::string>{});
+    EXPECT_EQ(there.outcome, AutoloadOutcome::Loaded);
+    EXPECT_TRUE(there.message.empty()) << "everything was loaded already: nothing to say";
+
+    auto none = autoloader.on_load_result(ask("/sys/c"), failure(Failure::NotFound, "no module"));
+    EXPECT_EQ(none.outcome, AutoloadOutcome::NoModule);
+    EXPECT_EQ(none.severity, Severity::Debug);
+
+    auto blacklisted = autoloader.on_load_result(
+        ask("/sys/d"), failure(Failure::Blacklisted, "'pci:v/sys/d' is blacklisted"));
+    EXPECT_EQ(blacklisted.outcome, AutoloadOutcome::Blacklisted);
+    EXPECT_EQ(blacklisted.message, "'pci:v/sys/d' is blacklisted");
+
+    auto unsuitable =
+        autoloader.on_load_result(ask("/sys/e"), failure(Failure::Failed, "No such device", ENODEV));
+    EXPECT_EQ(unsuitable.outcome, AutoloadOutcome::Unsuitable);
+    EXPECT_EQ(unsuitable.severity, Severity::Info);
+
+    std::vector<std::string> waiting;
+    for (const auto& device : autoloader.waiting())
+        waiting.push_back(device.syspath);
+    EXPECT_EQ(waiting, std::vector<std::string>{"/sys/c"}) << "only the device without a module waits";
+}
+
+TEST_F(AutoloaderTest, AFailedLoadIsAWarningOnceAndDebugWhenItFailsTheSameWayAgain)
+{
+    Autoloader autoloader = make(AutoloadMode::On);
+    auto failed = RequestResult<std::vector<std::string>>(
+        tl::unexpected(RequestError{Failure::Failed, "Exec format error", ENOEXEC}));
+    auto request = autoloader.on_event(add("/sys/a", "pci:v1"));
+    ASSERT_TRUE(request);
+    auto first = autoloader.on_load_result(*request, failed);
+    EXPECT_EQ(first.outcome, AutoloadOutcome::Failed);
+    EXPECT_EQ(first.severity, Severity::Warning);
+    EXPECT_EQ(first.message, "loading a driver for /sys/a (pci:v1) failed: Exec format error");
+    ASSERT_EQ(autoloader.waiting().size(), 1U) << "tried again after the next index change";
+
+    auto again = autoloader.on_index_changed();
+    ASSERT_EQ(again.size(), 1U);
+    auto second = autoloader.on_load_result(again[0], failed);
+    EXPECT_EQ(second.severity, Severity::Debug);
+    EXPECT_EQ(second.message, "loading a driver for /sys/a (pci:v1) failed again: Exec format error");
+
+    auto third = autoloader.on_index_changed();
+    ASSERT_EQ(third.size(), 1U);
+    auto other = autoloader.on_load_result(
+        third[0], RequestResult<std::vector<std::string>>(
+                      tl::unexpected(RequestError{Failure::Failed, "Key was rejected", EKEYREJECTED})));
+    EXPECT_EQ(other.severity, Severity::Warning) << "a new reason is said again";
 }
 
 } // namespace
