@@ -1,0 +1,246 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// kmodd's index: the first build, batches of changes and Rebuild calls on the index worker,
+// their publication on the loop, and modprobe.d read again when it changes.
+#include <sys/epoll.h>
+
+#include <chrono>
+#include <utility>
+
+#include <spdlog/spdlog.h>
+
+#include "daemon.hpp"
+#include "loader/modprobe_config.hpp"
+
+namespace kmodd::daemon {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Action = service::VersionReport::Action;
+using service::Failure;
+using service::IndexPublisher;
+using service::RequestError;
+
+uint64_t realtime_usec()
+{
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
+}
+
+} // namespace
+
+void Daemon::index_start()
+{
+    auto started = Clock::now();
+    service::Publication publication = publisher_->start();
+    auto duration = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started);
+    watcher_->set_hints(publication.hints);
+    for (const auto& problem : watcher_->take_problems())
+        spdlog::warn("{}", problem);
+    reports_.note(publication.reports);
+    if (publication.snapshot_error)
+        spdlog::warn("{}", publication.snapshot_error->message);
+
+    const auto& current = publication.snapshot;
+    publish(current);
+    properties_.index_generation = current ? 1 : 0;
+    properties_.last_rebuild_usec = current ? realtime_usec() : 0;
+    properties_.last_rebuild_duration_usec = static_cast<uint64_t>(duration.count());
+    for (const auto& report : publication.reports) {
+        if (report.version == release_)
+            properties_.module_count = IndexPublisher::usable_count(report, current);
+    }
+    if (!current)
+        spdlog::warn("kernel release '{}' has no modules under '{}'; requests will find nothing "
+                     "until it appears",
+                     release_, options_.modules_dir);
+}
+
+
+void Daemon::on_watch_ready()
+{
+    auto changes = watch_loop_->dispatch();
+    for (const auto& problem : watcher_->take_problems())
+        spdlog::warn("{}", problem);
+    if (!changes) {
+        spdlog::error("watching '{}': {}", options_.modules_dir, changes.error().message);
+        return;
+    }
+    if (changes->empty())
+        return;
+    if (changes->rescan_all)
+        spdlog::warn("change events were lost (inotify queue overflow): rescanning every tree");
+    held_changes_.merge(*changes);
+    if (!is_batch_running_)
+        start_batch();
+}
+
+void Daemon::start_batch()
+{
+    service::ChangeSet changes = std::move(held_changes_);
+    held_changes_ = {};
+    std::vector<ForcedRebuild> forced = std::move(held_rebuilds_);
+    held_rebuilds_.clear();
+    std::vector<std::string> forced_versions;
+    for (const auto& rebuild : forced)
+        forced_versions.push_back(rebuild.version);
+    is_batch_running_ = true;
+    // The shared_ptr carries the replies through the worker (std::function needs copies).
+    auto carried = std::make_shared<std::vector<ForcedRebuild>>(std::move(forced));
+    index_worker_->post([this, changes = std::move(changes), forced_versions, carried]() mutable {
+        service::Publication publication = publisher_->apply(changes, forced_versions);
+        loop_->post([this, publication = std::move(publication), carried]() mutable {
+            finish_batch(std::move(publication), std::move(*carried));
+        });
+    });
+}
+
+void Daemon::finish_batch(service::Publication publication, std::vector<ForcedRebuild> forced)
+{
+    is_batch_running_ = false;
+    watcher_->set_hints(publication.hints);
+    for (const auto& problem : watcher_->take_problems())
+        spdlog::warn("{}", problem);
+    reports_.note(publication.reports);
+    if (publication.snapshot_error)
+        spdlog::error("{}", publication.snapshot_error->message);
+
+    std::vector<std::string> changed;
+    for (const auto& report : publication.reports) {
+        if (report.action == Action::Written) {
+            // For the served release the count leaves out unusable files, as ModuleCount does.
+            uint32_t modules = report.version == release_
+                                   ? IndexPublisher::usable_count(report, publication.snapshot)
+                                   : static_cast<uint32_t>(report.modules);
+            object_->index_rebuilt(report.version, modules,
+                                   static_cast<uint64_t>(report.stats.duration.count()));
+        }
+        if (report.version != release_)
+            continue;
+        if (report.action == Action::Written) {
+            properties_.module_count = IndexPublisher::usable_count(report, publication.snapshot);
+            properties_.index_generation += 1;
+            properties_.last_rebuild_usec = realtime_usec();
+            properties_.last_rebuild_duration_usec =
+                static_cast<uint64_t>(report.stats.duration.count());
+            changed = {"ModuleCount", "IndexGeneration", "LastRebuildUSec",
+                       "LastRebuildDurationUSec"};
+        } else if (report.action == Action::Removed) {
+            properties_.module_count = 0;
+            changed = {"ModuleCount"};
+        }
+    }
+    if (publication.snapshot || publication.is_release_gone)
+        publish(publication.snapshot);
+    if (!changed.empty()) {
+        object_->properties_changed(changed);
+        notify_status();
+    }
+
+    for (auto& rebuild : forced) {
+        bool is_found = false;
+        for (const auto& report : publication.reports) {
+            if (report.version != rebuild.version)
+                continue;
+            is_found = true;
+            if (report.action == Action::Failed)
+                rebuild.reply(tl::unexpected(RequestError{
+                    Failure::Failed, "Rebuilding the index of '" + rebuild.version +
+                                         "' failed: " + report.error.message}));
+            else
+                rebuild.reply(rebuild.version);
+        }
+        if (!is_found)
+            rebuild.reply(tl::unexpected(RequestError{
+                Failure::NotFound, "No kernel release '" + rebuild.version + "' under '" +
+                                       options_.modules_dir + "'."}));
+    }
+
+    if (!held_changes_.empty() || !held_rebuilds_.empty())
+        start_batch();
+}
+
+void Daemon::publish(std::shared_ptr<const service::IndexSnapshot> snapshot)
+{
+    if (snapshot) {
+        for (const auto& diagnostic : snapshot->diagnostics())
+            spdlog::debug("modprobe.d: {}", diagnostic.message);
+    }
+    bool is_new = snapshot != nullptr;
+    publisher_->publish(std::move(snapshot));
+    // A module that appeared (or a new alias, a lifted blacklist) may serve a waiting device.
+    if (is_new && autoloader_)
+        request_loads(autoloader_->on_index_changed());
+}
+
+void Daemon::rebuild(std::string version, Reply<std::string> reply)
+{
+    if (version.empty())
+        version = release_;
+    if (!service::is_kernel_release_name(version)) {
+        reply(tl::unexpected(RequestError{Failure::InvalidName,
+                                          "'" + version + "' is not a kernel release."}));
+        return;
+    }
+    held_rebuilds_.push_back({std::move(version), std::move(reply)});
+    if (!is_batch_running_)
+        start_batch();
+}
+
+
+void Daemon::watch_modprobe_config()
+{
+    auto watcher = service::ConfigWatcher::create(options_.modprobe_config.empty()
+                                                      ? loader::ModprobeConfig::default_paths()
+                                                      : options_.modprobe_config);
+    if (!watcher) {
+        spdlog::warn("cannot watch modprobe.d ({}): changes there count after the next rebuild",
+                     watcher.error().message);
+        return;
+    }
+    config_watcher_ = std::move(*watcher);
+    if (auto added = loop_->add(config_watcher_->fd(), EPOLLIN,
+                                [this](uint32_t) { on_modprobe_config_changed(); });
+        !added)
+        spdlog::warn("cannot watch modprobe.d: {}", added.error().message);
+}
+
+void Daemon::on_modprobe_config_changed()
+{
+    auto changed = config_watcher_->read_changes();
+    if (!changed)
+        spdlog::warn("watching modprobe.d: {}", changed.error().message);
+    else if (*changed)
+        reload_modprobe_config();
+}
+
+void Daemon::reload_modprobe_config()
+{
+    if (is_config_reload_queued_) {
+        // The queued reload may have read the files already: read them once more after it.
+        is_config_reload_again_ = true;
+        return;
+    }
+    is_config_reload_queued_ = true;
+    // On the index worker, in turn with rebuilds, so the snapshot published last has read
+    // the newest configuration.
+    index_worker_->post([this] {
+        auto fresh = publisher_->reread_config();
+        loop_->post([this, fresh = std::move(fresh)] {
+            is_config_reload_queued_ = false;
+            if (std::exchange(is_config_reload_again_, false))
+                reload_modprobe_config();
+            if (!fresh) {
+                spdlog::error("{}", fresh.error().message);
+                return;
+            }
+            if (!*fresh)
+                return;
+            spdlog::info("modprobe.d changed: configuration read again");
+            publish(*fresh);
+        });
+    });
+}
+
+} // namespace kmodd::daemon
