@@ -52,6 +52,11 @@ struct ParsedModule {
     /// The .modinfo keys kept in `modinfo`.
     static constexpr std::string_view kKeptModinfoKeys[] = {"alias", "softdep"};
 
+    /// What the index keeps of `info`: imports looked up without PPC64's '.' and the -P
+    /// `prefix` ('\0': none), import CRCs only when `keep_import_crcs`.
+    [[nodiscard]] static std::shared_ptr<const ParsedModule>
+    make(const elf::ModuleInfo& info, char prefix, bool keep_import_crcs);
+
     /// Calls `visit(key, value)` for each kept .modinfo entry, in section order.
     template <typename Visit> void for_each_modinfo(Visit&& visit) const
     {

@@ -75,84 +75,6 @@ bool starts_with_dir(std::string_view path, std::string_view dir)
     return path.size() > dir.size() && path[dir.size()] == '/' && path.starts_with(dir);
 }
 
-/// The name an export is known by: without the -P prefix.
-std::string_view export_lookup_name(std::string_view name, char prefix)
-{
-    if (prefix != '\0' && !name.empty() && name[0] == prefix)
-        name.remove_prefix(1);
-    return name;
-}
-
-/// The name an import is looked up by: without PPC64's '.', then without the -P prefix.
-/// `flags` gets the ParsedModule::kImport* bits of what was cut.
-std::string_view import_lookup_name(std::string_view name, char prefix, uint8_t& flags)
-{
-    flags = 0;
-    if (!name.empty() && name[0] == '.') {
-        name.remove_prefix(1);
-        flags |= ParsedModule::kImportHasDot;
-    }
-    if (prefix != '\0' && !name.empty() && name[0] == prefix) {
-        name.remove_prefix(1);
-        flags |= ParsedModule::kImportHasPrefix;
-    }
-    return name;
-}
-
-bool is_kept_modinfo_key(std::string_view key)
-{
-    return std::find(std::begin(ParsedModule::kKeptModinfoKeys),
-                     std::end(ParsedModule::kKeptModinfoKeys),
-                     key) != std::end(ParsedModule::kKeptModinfoKeys);
-}
-
-/// The CRCs of `symbols` split into low and high halves (the high ones only when needed).
-template <typename Symbols>
-void split_crcs(const Symbols& symbols, std::vector<uint32_t>& low, std::vector<uint32_t>& high)
-{
-    low.reserve(symbols.size());
-    bool is_wide = false;
-    for (const auto& sym : symbols) {
-        low.push_back(static_cast<uint32_t>(sym.crc));
-        is_wide |= (sym.crc >> 32) != 0;
-    }
-    if (!is_wide)
-        return;
-    high.reserve(symbols.size());
-    for (const auto& sym : symbols)
-        high.push_back(static_cast<uint32_t>(sym.crc >> 32));
-}
-
-/// What the index keeps of a parsed module (see ParsedModule).
-std::shared_ptr<const ParsedModule> make_parsed_module(const elf::ModuleInfo& info, char prefix,
-                                                       bool keep_import_crcs)
-{
-    auto parsed = std::make_shared<ParsedModule>();
-    size_t modinfo_bytes = 0;
-    for (const elf::ModinfoEntry& entry : info.modinfo) {
-        if (is_kept_modinfo_key(entry.key))
-            modinfo_bytes += entry.key.size() + entry.value.size() + 2;
-    }
-    parsed->modinfo.reserve(modinfo_bytes);
-    for (const elf::ModinfoEntry& entry : info.modinfo) {
-        if (is_kept_modinfo_key(entry.key))
-            parsed->modinfo.append(entry.key).append("=").append(entry.value).push_back('\0');
-    }
-    split_crcs(info.exports, parsed->export_crcs_low, parsed->export_crcs_high);
-    if (keep_import_crcs)
-        split_crcs(info.imports, parsed->import_crcs_low, parsed->import_crcs_high);
-    std::vector<uint8_t> import_flags(info.imports.size());
-    bool has_flags = false;
-    for (size_t i = 0; i < info.imports.size(); ++i) {
-        import_lookup_name(info.imports[i].name, prefix, import_flags[i]);
-        if (info.imports[i].is_weak)
-            import_flags[i] |= ParsedModule::kImportIsWeak;
-        has_flags |= import_flags[i] != 0;
-    }
-    if (has_flags)
-        parsed->import_flags = std::move(import_flags);
-    return parsed;
-}
 
 } // namespace
 
@@ -167,125 +89,6 @@ ModuleIndex::ModuleIndex(Settings settings) : settings_(std::move(settings))
         vmlinux_crc_[id] = sym.crc;
     }
     sort_new_symbols();
-}
-
-uint32_t ModuleIndex::intern(std::string_view name)
-{
-    const uint32_t hash = kmod_hash(name);
-    if ((symbol_names_.size() + 1) * 2 > symbol_slots_.size())
-        grow_symbol_slots();
-    const size_t mask = symbol_slots_.size() - 1;
-    size_t slot = slot_of(hash, mask);
-    for (uint32_t id = symbol_slots_[slot]; id != kNoSymbol; id = symbol_slots_[slot]) {
-        if (symbol_hashes_[id] == hash && symbol_names_[id] == name)
-            return id;
-        slot = (slot + 1) & mask;
-    }
-    auto id = static_cast<uint32_t>(symbol_names_.size());
-    symbol_slots_[slot] = id;
-    symbol_names_.push_back(store_symbol_name(name));
-    symbol_hashes_.push_back(hash);
-    is_vmlinux_.push_back(0);
-    vmlinux_crc_.push_back(0);
-    return id;
-}
-
-size_t ModuleIndex::slot_of(uint32_t hash, size_t mask)
-{
-    // Fibonacci hashing spreads the hash over the table before linear probing.
-    return (uint64_t{hash} * 0x9E3779B97F4A7C15ULL >> 32) & mask;
-}
-
-void ModuleIndex::grow_symbol_slots()
-{
-    std::vector<uint32_t> slots(std::max<size_t>(1024, symbol_slots_.size() * 2), kNoSymbol);
-    const size_t mask = slots.size() - 1;
-    for (uint32_t id = 0; id < symbol_names_.size(); ++id) {
-        size_t slot = slot_of(symbol_hashes_[id], mask);
-        while (slots[slot] != kNoSymbol)
-            slot = (slot + 1) & mask;
-        slots[slot] = id;
-    }
-    symbol_slots_ = std::move(slots);
-}
-
-std::string_view ModuleIndex::store_symbol_name(std::string_view name)
-{
-    // Packed one after the other in blocks that never move: a std::string per name would
-    // take about twice the bytes (most names are longer than the small-string buffer).
-    constexpr size_t kBlockSize = size_t{64} * 1024;
-    if (name.empty())
-        return {};
-    char* at = nullptr;
-    if (name.size() > kBlockSize / 8) {
-        // A rare long name gets a block of its own; the current one stays in use.
-        name_blocks_.push_back(std::make_unique_for_overwrite<char[]>(name.size()));
-        at = name_blocks_.back().get();
-    } else {
-        if (name.size() > name_block_free_) {
-            name_blocks_.push_back(std::make_unique_for_overwrite<char[]>(kBlockSize));
-            name_block_next_ = name_blocks_.back().get();
-            name_block_free_ = kBlockSize;
-        }
-        at = name_block_next_;
-        name_block_next_ += name.size();
-        name_block_free_ -= name.size();
-    }
-    std::memcpy(at, name.data(), name.size());
-    return std::string_view(at, name.size());
-}
-
-void ModuleIndex::intern_symbols(Candidate& candidate, const elf::ModuleInfo& info)
-{
-    const char prefix = settings_.symbol_prefix;
-    candidate.export_ids.clear();
-    candidate.export_ids.reserve(info.exports.size());
-    for (const auto& sym : info.exports)
-        candidate.export_ids.push_back(intern(export_lookup_name(sym.name, prefix)));
-    candidate.import_ids.clear();
-    candidate.import_ids.reserve(info.imports.size());
-    uint8_t flags = 0;
-    for (const auto& sym : info.imports)
-        candidate.import_ids.push_back(intern(import_lookup_name(sym.name, prefix, flags)));
-}
-
-void ModuleIndex::sort_new_symbols()
-{
-    const size_t total = symbol_names_.size();
-    if (sorted_symbol_count_ == total)
-        return;
-    auto bucket = [this](uint32_t id) { return symbol_hashes_[id] & (kSymbolTableBuckets - 1); };
-    auto by_hash = [&](uint32_t a, uint32_t b) {
-        return bucket(a) != bucket(b) ? bucket(a) < bucket(b) : symbol_names_[a] < symbol_names_[b];
-    };
-    auto by_name = [this](uint32_t a, uint32_t b) { return symbol_names_[a] < symbol_names_[b]; };
-    auto add_sorted = [&](std::vector<uint32_t>& order, auto less) {
-        auto middle = static_cast<std::ptrdiff_t>(order.size());
-        for (size_t id = sorted_symbol_count_; id < total; ++id)
-            order.push_back(static_cast<uint32_t>(id));
-        std::sort(order.begin() + middle, order.end(), less);
-        std::inplace_merge(order.begin(), order.begin() + middle, order.end(), less);
-    };
-    add_sorted(ids_in_hash_order_, by_hash);
-    add_sorted(ids_in_name_order_, by_name);
-    sorted_symbol_count_ = total;
-
-    // The per-symbol arrays grew by doubling; they live as long as the index, so they keep
-    // room for a few more symbols only (new ones are rare once the tree is indexed).
-    auto fit = [total](auto& values) {
-        if (values.capacity() > total + total / 16 + 64) {
-            std::remove_reference_t<decltype(values)> fitted;
-            fitted.reserve(total + total / 32);
-            fitted.assign(values.begin(), values.end());
-            values = std::move(fitted);
-        }
-    };
-    fit(symbol_names_);
-    fit(symbol_hashes_);
-    fit(is_vmlinux_);
-    fit(vmlinux_crc_);
-    fit(ids_in_hash_order_);
-    fit(ids_in_name_order_);
 }
 
 bool ModuleIndex::is_excluded(std::string_view name) const
@@ -454,7 +257,7 @@ bool ModuleIndex::merge(std::vector<Found>& found, const std::string& scope,
                 c.import_ids = {};
                 continue;
             }
-            c.parsed = make_parsed_module(*info, settings_.symbol_prefix,
+            c.parsed = ParsedModule::make(*info, settings_.symbol_prefix,
                                           settings_.keep_import_crcs);
             std::lock_guard lock(symbols_lock);
             intern_symbols(c, *info);
