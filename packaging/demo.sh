@@ -23,8 +23,12 @@ tree=$demo/lib/modules/$version
 kmodd_pid=
 bus_pid=
 stop() {
-    [ -n "$kmodd_pid" ] && kill "$kmodd_pid" 2>/dev/null && wait "$kmodd_pid" 2>/dev/null || true
-    [ -n "$bus_pid" ] && kill "$bus_pid" 2>/dev/null || true
+    if [ -n "$kmodd_pid" ] && kill "$kmodd_pid" 2>/dev/null; then
+        wait "$kmodd_pid" 2>/dev/null || true
+    fi
+    if [ -n "$bus_pid" ]; then
+        kill "$bus_pid" 2>/dev/null || true
+    fi
 }
 trap stop EXIT
 trap 'exit 0' INT TERM

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/file.hpp"
+#include "base/strings.hpp"
 
 namespace kmodd::loader {
 
@@ -49,7 +50,9 @@ base::Result<StateStore> StateStore::open(std::string state_dir)
         return base::make_error(EBADMSG, "'" + path + "' is not a kmodd state file");
     for (const auto& [name, value] : json["modules"].items()) {
         auto bad = [&, &module = name]() {
-            return base::make_error(EBADMSG, "'" + path + "': bad record for module '" + module + "'");
+            std::string message = base::quoted(path);
+            message.append(": bad record for module ").append(base::quoted(module));
+            return base::make_error(EBADMSG, std::move(message));
         };
         if (!value.is_object() || !value.contains("origin") || !value["origin"].is_string())
             return bad();

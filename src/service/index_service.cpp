@@ -230,7 +230,7 @@ bool IndexService::outputs_match_disk(const Version& entry, index::Diagnostics& 
     }
     diagnostics.insert(diagnostics.end(), scratch.begin(), scratch.end());
     // The engine now knows what is on disk: its first write replaces only what changes.
-    entry.engine->adopt_as_published(std::move(*outputs));
+    entry.engine->adopt_as_published(*outputs);
     return true;
 }
 

@@ -138,7 +138,7 @@ private:
 // ---- sysfs ----
 
 // A modalias is far below a page; anything bigger is not one.
-constexpr size_t kMaxAttributeSize = 64 * 1024;
+constexpr size_t kMaxAttributeSize = size_t{64} * 1024;
 
 /// Reads the small attribute file `name` in `dir_fd` without following a symlink (and
 /// without blocking on a FIFO), without its trailing newlines. Errors: the errno of
@@ -193,7 +193,7 @@ unsigned char entry_type(int dir_fd, const char* name, unsigned char d_type)
 /// kernel also stops early when a signal is pending.
 class SysfsWalker {
 public:
-    SysfsWalker() : buffer_(64 * 1024) {}
+    SysfsWalker() : buffer_(size_t{64} * 1024) {}
 
     /// Collects the devices in the directory `fd` (named `path`) and below. Unreadable
     /// directories and files are skipped.

@@ -13,7 +13,10 @@ kmodctl=$1
 tree=$2
 config=${3:-/dev/null}
 [ -x "$kmodctl" ] || { echo "'$kmodctl' is not an executable file (is kmodctl built?)" >&2; exit 2; }
-version=$(ls "$tree/lib/modules" | head -n 1)
+version=
+for dir in "$tree"/lib/modules/*/; do
+    [ -d "$dir" ] && version=$(basename "$dir") && break
+done
 [ -n "$version" ] || { echo "no kernel in $tree/lib/modules" >&2; exit 2; }
 
 scratch=$(mktemp -d /tmp/kmodd-modprobe-oracle.XXXXXX)
@@ -36,11 +39,13 @@ printf '%s\n' my-fs my-glob-anything crypto-my-crc dummy loop floppy pcspkr ext4
 status=0
 for set in names literal patterns symbols special; do
     count=$(wc -l < "$scratch/$set")
-    # shellcheck disable=SC2046
     set +e
+    # The set's names are words on purpose: one argument each.
+    # shellcheck disable=SC2046
     /usr/sbin/modprobe -C "$config" -d "$scratch/root" -S "$version" -a -D $(cat "$scratch/$set") \
         > "$scratch/kmod.$set.out" 2> "$scratch/kmod.$set.err"
     kmod_status=$?
+    # shellcheck disable=SC2046
     "$kmodctl" modprobe -C "$config" -d "$scratch/root" -S "$version" -a -D $(cat "$scratch/$set") \
         > "$scratch/ours.$set.out" 2> "$scratch/ours.$set.err"
     ours_status=$?

@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
+# shellcheck shell=sh
 # Helpers for the scenarios of tests/vm/scenarios/, sourced inside the VM (busybox sh) as
 # `. /vm/lib.sh`. kmod's tools are called by full path (/sbin/modprobe, ...), never by a bare
 # name that one of busybox's applets of the same names could answer.

@@ -235,7 +235,10 @@ if [[ -z $kernel_dir ]]; then
         printf '%s %s\n' "$(apt_lists_key)" "$kernel_dir" >"$cache/kernel-lookup"
     else
         # apt cannot reach the archive: a kernel cached earlier still proves something.
-        kernel_dir=$(ls -d "$cache"/kernels/*/ 2>/dev/null | tail -n 1)
+        kernel_dir=
+        for dir in "$cache"/kernels/*/; do
+            [[ -d $dir ]] && kernel_dir=$dir # the last in glob order, as ls sorts
+        done
         kernel_dir=${kernel_dir%/}
         [[ -n $kernel_dir && -f $kernel_dir/stamp ]] ||
             die "apt cannot locate linux-image-amd64 and no kernel is cached in '$cache/kernels'"

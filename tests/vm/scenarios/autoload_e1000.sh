@@ -1,12 +1,16 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
+# shellcheck shell=sh
 # Run with qemu's e1000 NIC (--qemu-arg=-device --qemu-arg=e1000): kmodd's coldplug finds the
 # NIC without a driver at start and loads e1000 for it, recorded as autoloaded. Nothing else
 # loads drivers here: there is no udevd, and the kernel itself requests no PCI drivers.
+# shellcheck source=tests/vm/lib.sh
 . /vm/lib.sh
 
 nic_driver() {
     for dev in /sys/bus/pci/devices/*; do
-        [ "$(cat "$dev/vendor")" = 0x8086 ] && [ "$(cat "$dev/device")" = 0x100e ] || continue
+        if [ "$(cat "$dev/vendor")" != 0x8086 ] || [ "$(cat "$dev/device")" != 0x100e ]; then
+            continue
+        fi
         [ -L "$dev/driver" ] && basename "$(readlink "$dev/driver")"
         return 0
     done

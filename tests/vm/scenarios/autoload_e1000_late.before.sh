@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
+# shellcheck shell=sh
 # Before kmodd starts: e1000.ko leaves the tree, as if its package (or a DKMS build) were not
 # installed yet.
 set -e

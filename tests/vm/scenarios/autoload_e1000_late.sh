@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
+# shellcheck shell=sh
 # Run with qemu's e1000 NIC; autoload_e1000_late.before.sh took e1000.ko out of the tree before
 # kmodd started. The NIC waits for a driver (kmodctl status lists it); when the module file is
 # put back while kmodd runs, kmodd indexes it, sees that the waiting NIC now has a driver, and
 # loads it: no modprobe, no udevadm trigger, no reboot.
+# shellcheck source=tests/vm/lib.sh
 . /vm/lib.sh
 
 where=$(cat /root/later/where)

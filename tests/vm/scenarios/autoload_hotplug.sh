@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
+# shellcheck shell=sh
 # A NIC hotplugged while kmodd runs: the harness asks qemu's monitor for an e1000 on the PCI bus
 # (ACPI hotplug); the kernel announces it with an "add" uevent carrying its MODALIAS, and kmodd
 # loads e1000 for it. There is no udevd: without kmodd the NIC would stay without a driver.
+# shellcheck source=tests/vm/lib.sh
 . /vm/lib.sh
 
 say "no NIC, no e1000 before the hotplug"

@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
+# shellcheck shell=sh
 # kmodd's autoloading at start (coldplug) on qemu's real devices: for every device with a
 # modalias, the modules kmod's `modprobe -R` resolves it to are loaded (or built in, or the
 # kernel refused them: kmodd says why), as udev's `modprobe -b $MODALIAS` would do; no modalias
 # is refused as a name (a CPU's is ~700 characters long, a DMI one holds slashes).
+# shellcheck source=tests/vm/lib.sh
 . /vm/lib.sh
 
 say "kmodd autoloaded drivers at start"

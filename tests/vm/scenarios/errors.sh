@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
+# shellcheck shell=sh
 # Failures on the real kernel: an unknown module, a parameter value the module rejects, modules
 # the kernel refuses (a signature that no longer matches, a wrong vermagic), an unknown symbol
 # (a dependency's file removed by hand after the index was rebuilt), a truncated .ko linked into
 # extra/, a caller who is not root. Each gives one line on stderr naming the module, leaves
 # nothing of the failed plan loaded, and kmodd keeps serving.
+# shellcheck source=tests/vm/lib.sh
 . /vm/lib.sh
 
 # expect_plan_gone MODULE...: none of them is in /proc/modules.
@@ -102,6 +104,7 @@ expect_kmodd_alive
 
 say "a user other than root may read through the system bus but not load (org.kmodd1.conf, no polkit)"
 # busybox su: root needs no password; the arguments here have no blanks.
+# shellcheck disable=SC2317 # called through run and must_fail
 as_nobody() { su -s /bin/sh -c "$*" nobody; }
 run as_nobody "$KMODCTL" deps dummy
 if [ "$RC" -ne 0 ] || [ "$OUT" != dummy ]; then fail "nobody cannot read kmodd's answers"; fi

@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
+# shellcheck shell=sh
 # The seed's workflow on a real kernel: a developer's module lives in a folder outside
 # /lib/modules and is softlinked into /lib/modules/$(uname -r)/extra/. Nobody runs depmod:
 # kmodd notices the link, indexes the module, and `kmodctl load` loads it; when the file behind
 # the link is replaced, the index follows. The same for a softlinked folder of modules.
+# shellcheck source=tests/vm/lib.sh
 . /vm/lib.sh
 
 # wait_dep PATH_IN_TREE PATTERN WHAT: waits (30 s at most) for modules.dep's line of the module

@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
+# shellcheck shell=sh
 # Loading real modules through kmodctl -> D-Bus -> kmodd inserts what kmod's modprobe would, in
 # the same order: deep dependency chains, softdeps through aliases (btrfs's "pre: crypto-crc32c",
 # "pre: blake2b-256", libcrc32c's "pre: crc32c"), modules an earlier load already brought, a
 # load by alias, a builtin module. kmod's `modprobe -n -v` reads the index kmodd wrote: nobody
 # ran depmod in this machine.
+# shellcheck source=tests/vm/lib.sh
 . /vm/lib.sh
 
 # loaded_names: the names in /proc/modules, sorted.

@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
+# shellcheck shell=sh
 # modprobe.d reaches the kernel through kmodd: `options` and command-line parameters end up in
 # /sys/module/<m>/parameters (and in what the module does with them), `blacklist` stops loads by
 # alias but not by name (as kmod does), `install` commands run with $CMDLINE_OPTS instead of the
@@ -7,6 +8,7 @@
 # kmodd reads modprobe.d with each index it opens, not on every request: after changing the
 # configuration the scenario asks for a rebuild (see modprobe_config_live.sh for the change
 # seen without one).
+# shellcheck source=tests/vm/lib.sh
 . /vm/lib.sh
 
 say "modinfo: the parameters used here exist and are readable in sysfs"

@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
+# shellcheck shell=sh
 # A modprobe.d change made while kmodd runs counts for the next load, as it does for kmod's
 # modprobe (which reads the configuration on every call): no rebuild, no restart.
 # Registered but disabled in tests/vm/CMakeLists.txt: kmodd reads modprobe.d only when it opens
 # a new index (at start, after a rebuild), so today this fails at its first check.
+# shellcheck source=tests/vm/lib.sh
 . /vm/lib.sh
 
 mkdir -p /etc/modprobe.d
