@@ -201,7 +201,7 @@ int run_depmod(int argc, char** argv)
         }
         options.kernel_version = argv[optind++];
     } else {
-        utsname un {};
+        utsname un{};
         if (::uname(&un) < 0) {
             std::fprintf(stderr, "depmod: FATAL: uname() failed: %s\n", std::strerror(errno));
             return 1;

@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "bus_client.hpp"
-#include "loader/parameters.hpp"
 #include "commands.hpp"
+#include "loader/parameters.hpp"
 
 namespace kmodd::client {
 
@@ -17,8 +17,8 @@ int run_load(int argc, char** argv)
     static constexpr BusCommandSpec kSpec{"load", "MODULE [PARAM=VALUE...]", 1, SIZE_MAX};
     return run_bus_command(argc, argv, kSpec, [](BusSession& session) {
         const auto& operands = session.operands();
-        std::vector<std::string> inserted =
-            session.manager().Load(operands[0], loader::join_parameters(std::span(operands).subspan(1)));
+        std::vector<std::string> inserted = session.manager().Load(
+            operands[0], loader::join_parameters(std::span(operands).subspan(1)));
         if (session.json()) {
             print_json({{"inserted", inserted}});
             return;

@@ -91,8 +91,8 @@ void print_step(const loader::ProbeStep& step)
 class Session {
 public:
     Session(Options options, loader::ModprobeConfig config, depmod::ModuleDatabase database)
-        : options_(std::move(options)), config_(std::move(config)),
-          database_(std::move(database)), resolver_(database_, config_)
+        : options_(std::move(options)), config_(std::move(config)), database_(std::move(database)),
+          resolver_(database_, config_)
     {
     }
 
@@ -102,9 +102,9 @@ public:
             kernel_ = loader::make_system_kernel();
             return 0;
         }
-        auto kernel = sys::make_sandbox_kernel(options_.sandbox_dir,
-                                               loader::make_module_inspector(),
-                                               loader::make_module_symbol_predicate(database_));
+        auto kernel =
+            sys::make_sandbox_kernel(options_.sandbox_dir, loader::make_module_inspector(),
+                                     loader::make_module_symbol_predicate(database_));
         if (!kernel) {
             error("FATAL", kernel.error().message);
             return 1;
@@ -134,8 +134,12 @@ public:
         if (options_.show_depends)
             return show_depends(name, params);
         loader::Loader loader(resolver_, *kernel_, state_.get());
-        loader::LoadRequest request{name, params, options_.first_time, options_.ignore_commands,
-                                    options_.use_blacklist, options_.dry_run};
+        loader::LoadRequest request{name,
+                                    params,
+                                    options_.first_time,
+                                    options_.ignore_commands,
+                                    options_.use_blacklist,
+                                    options_.dry_run};
         bool show = options_.verbose > 0 || options_.dry_run;
         auto report = loader.load(request, [&](const loader::ProbeStep& step) {
             if (show)
@@ -242,25 +246,60 @@ int run_modprobe(int argc, char** argv)
         if (c == -1)
             break;
         switch (c) {
-        case 'a': options.all = true; break;
-        case 'r': options.remove = true; break;
-        case 'R': options.resolve_only = true; break;
-        case 'i': options.ignore_commands = true; break;
-        case 'b': options.use_blacklist = true; break;
-        case 'D': options.show_depends = options.dry_run = true; break;
-        case 'c': options.show_config = true; break;
-        case 'n': options.dry_run = true; break;
-        case 'C': options.config_paths.emplace_back(optarg); break;
-        case 'd': options.root = optarg; break;
-        case 'S': options.version = optarg; break;
-        case 's': break;
-        case 'q': options.quiet = true; break;
-        case 'v': ++options.verbose; break;
-        case kFirstTime: options.first_time = true; break;
-        case kSandbox: options.sandbox_dir = optarg; break;
-        case kRemoveHolders: break;
-        case 'h': help(argv[0]); return 0;
-        default: return 1;
+        case 'a':
+            options.all = true;
+            break;
+        case 'r':
+            options.remove = true;
+            break;
+        case 'R':
+            options.resolve_only = true;
+            break;
+        case 'i':
+            options.ignore_commands = true;
+            break;
+        case 'b':
+            options.use_blacklist = true;
+            break;
+        case 'D':
+            options.show_depends = options.dry_run = true;
+            break;
+        case 'c':
+            options.show_config = true;
+            break;
+        case 'n':
+            options.dry_run = true;
+            break;
+        case 'C':
+            options.config_paths.emplace_back(optarg);
+            break;
+        case 'd':
+            options.root = optarg;
+            break;
+        case 'S':
+            options.version = optarg;
+            break;
+        case 's':
+            break;
+        case 'q':
+            options.quiet = true;
+            break;
+        case 'v':
+            ++options.verbose;
+            break;
+        case kFirstTime:
+            options.first_time = true;
+            break;
+        case kSandbox:
+            options.sandbox_dir = optarg;
+            break;
+        case kRemoveHolders:
+            break;
+        case 'h':
+            help(argv[0]);
+            return 0;
+        default:
+            return 1;
         }
     }
     std::vector<std::string> args(argv + optind, argv + argc);
@@ -278,7 +317,7 @@ int run_modprobe(int argc, char** argv)
 
     std::string version = options.version;
     if (version.empty()) {
-        utsname un {};
+        utsname un{};
         ::uname(&un);
         version = un.release;
     }

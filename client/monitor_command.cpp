@@ -62,7 +62,8 @@ private:
     void onDeviceAutoloaded(const std::string& syspath, const std::string& modalias,
                             const std::vector<std::string>& modules) override
     {
-        emit("DeviceAutoloaded " + syspath + " modalias=" + modalias + " modules=" + base::join(modules, ","),
+        emit("DeviceAutoloaded " + syspath + " modalias=" + modalias +
+                 " modules=" + base::join(modules, ","),
              {{"signal", "DeviceAutoloaded"},
               {"syspath", syspath},
               {"modalias", modalias},

@@ -51,31 +51,35 @@ void Authorizer::check(const Caller& caller, const std::string& action, const st
         if (!polkit_)
             polkit_ = sdbus::createProxy(bus_, kPolkitName, kPolkitPath);
         using Subject = sdbus::Struct<std::string, std::map<std::string, sdbus::Variant>>;
-        Subject subject{std::string("system-bus-name"),
-                        std::map<std::string, sdbus::Variant>{{"name", sdbus::Variant(caller.sender)}}};
-        std::map<std::string, std::string> details{{"polkit.message", "Authentication is required to " + what + "."}};
+        Subject subject{
+            std::string("system-bus-name"),
+            std::map<std::string, sdbus::Variant>{{"name", sdbus::Variant(caller.sender)}}};
+        std::map<std::string, std::string> details{
+            {"polkit.message", "Authentication is required to " + what + "."}};
         polkit_->callMethodAsync("CheckAuthorization")
             .onInterface(kPolkitInterface)
             .withTimeout(std::chrono::minutes(2))
             .withArguments(subject, action, details, kAllowUserInteraction, std::string())
-            .uponReplyInvoke([done, what, action, uid = caller.uid](
-                                 const sdbus::Error* error,
-                                 sdbus::Struct<bool, bool, std::map<std::string, std::string>> result) {
-                if (error != nullptr) {
-                    spdlog::warn("polkit could not check '{}' for uid {}: {}", action, uid,
-                                 error->getMessage());
-                    done("Not allowed to " + what + ": polkit could not be asked (" +
-                         error->getMessage() + ").");
-                    return;
-                }
-                if (std::get<0>(result))
-                    done(std::nullopt);
-                else
-                    done("Not allowed to " + what + ": polkit denied action " + action +
-                         " to uid " + std::to_string(uid) + ".");
-            });
+            .uponReplyInvoke(
+                [done, what, action, uid = caller.uid](
+                    const sdbus::Error* error,
+                    sdbus::Struct<bool, bool, std::map<std::string, std::string>> result) {
+                    if (error != nullptr) {
+                        spdlog::warn("polkit could not check '{}' for uid {}: {}", action, uid,
+                                     error->getMessage());
+                        done("Not allowed to " + what + ": polkit could not be asked (" +
+                             error->getMessage() + ").");
+                        return;
+                    }
+                    if (std::get<0>(result))
+                        done(std::nullopt);
+                    else
+                        done("Not allowed to " + what + ": polkit denied action " + action +
+                             " to uid " + std::to_string(uid) + ".");
+                });
     } catch (const sdbus::Error& error) {
-        done("Not allowed to " + what + ": polkit could not be asked (" + error.getMessage() + ").");
+        done("Not allowed to " + what + ": polkit could not be asked (" + error.getMessage() +
+             ").");
     }
 }
 

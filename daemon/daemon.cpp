@@ -30,8 +30,8 @@ namespace kmodd::daemon {
 namespace {
 
 using service::Failure;
-using service::RequestError;
 using service::IndexPublisher;
+using service::RequestError;
 
 std::string running_release()
 {
@@ -101,7 +101,8 @@ base::Result<void> Daemon::set_up()
     watch_settings.modules_dir = options_.modules_dir;
     auto watcher = service::TreeWatcher::create(watch_settings);
     if (!watcher)
-        return base::Unexpected(watcher.error().with_context("cannot watch '" + options_.modules_dir + "'"));
+        return base::Unexpected(
+            watcher.error().with_context("cannot watch '" + options_.modules_dir + "'"));
     watcher_ = std::move(*watcher);
     service::Debouncer::Settings debounce{options_.debounce, options_.max_delay};
     auto watch_loop = service::WatchLoop::create(*watcher_, debounce);
@@ -139,8 +140,8 @@ base::Result<void> Daemon::set_up_kernel()
             auto current = publisher_->current();
             return current && current->database().module_for_symbol(symbol).has_value();
         };
-        auto kernel = sys::make_sandbox_kernel(options_.sandbox_dir, loader::make_module_inspector(),
-                                               is_module_symbol);
+        auto kernel = sys::make_sandbox_kernel(options_.sandbox_dir,
+                                               loader::make_module_inspector(), is_module_symbol);
         if (!kernel)
             return base::Unexpected(kernel.error().with_context("sandbox kernel"));
         kernel_ = std::move(*kernel);
@@ -180,7 +181,8 @@ base::Result<void> Daemon::set_up_bus()
     if (auto added = loop_->add(watch_loop_->fd(), EPOLLIN, [this](uint32_t) { on_watch_ready(); });
         !added)
         return added;
-    if (auto added = loop_->add(signal_fd_.get(), EPOLLIN, [this](uint32_t) { on_signal(); }); !added)
+    if (auto added = loop_->add(signal_fd_.get(), EPOLLIN, [this](uint32_t) { on_signal(); });
+        !added)
         return added;
     return {};
 }
@@ -239,30 +241,34 @@ void Daemon::change_kernel(bool is_load, ChangeWork work, Reply<std::vector<std:
     auto current = publisher_->current();
     if (!check_index(current, reply))
         return;
-    kernel_worker_->post([this, is_load, current, work = std::move(work), reply = std::move(reply)] {
-        auto result = work(*current);
-        loop_->post([this, is_load, result = std::move(result), reply] {
-            if (result) {
-                for (const auto& module : *result) {
-                    if (is_load)
-                        object_->module_loaded(module);
-                    else
-                        object_->module_unloaded(module);
+    kernel_worker_->post(
+        [this, is_load, current, work = std::move(work), reply = std::move(reply)] {
+            auto result = work(*current);
+            loop_->post([this, is_load, result = std::move(result), reply] {
+                if (result) {
+                    for (const auto& module : *result) {
+                        if (is_load)
+                            object_->module_loaded(module);
+                        else
+                            object_->module_unloaded(module);
+                    }
+                    if (!result->empty())
+                        spdlog::info("{} {}", is_load ? "loaded" : "unloaded",
+                                     fmt::join(*result, ", "));
                 }
-                if (!result->empty())
-                    spdlog::info("{} {}", is_load ? "loaded" : "unloaded", fmt::join(*result, ", "));
-            }
-            reply(result);
+                reply(result);
+            });
         });
-    });
 }
 
 void Daemon::load(std::string module, std::string params, Reply<std::vector<std::string>> reply)
 {
     change_kernel(
         true,
-        [this, module = std::move(module), params = std::move(params)](
-            const service::IndexSnapshot& current) { return modules_->load(current, module, params); },
+        [this, module = std::move(module),
+         params = std::move(params)](const service::IndexSnapshot& current) {
+            return modules_->load(current, module, params);
+        },
         std::move(reply));
 }
 

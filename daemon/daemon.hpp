@@ -4,10 +4,10 @@
 
 #include <chrono>
 #include <map>
-#include <set>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -15,10 +15,10 @@
 #include "event_loop.hpp"
 #include "manager_object.hpp"
 #include "options.hpp"
+#include "report_log.hpp"
 #include "service/autoloader.hpp"
 #include "service/changes.hpp"
 #include "service/config_watcher.hpp"
-#include "report_log.hpp"
 #include "service/index_publisher.hpp"
 #include "service/module_service.hpp"
 #include "service/tree_watcher.hpp"
@@ -54,7 +54,8 @@ public:
     [[nodiscard]] base::Result<void> run();
 
     // ManagerBackend (loop thread)
-    void load(std::string module, std::string params, Reply<std::vector<std::string>> reply) override;
+    void load(std::string module, std::string params,
+              Reply<std::vector<std::string>> reply) override;
     void unload(std::string module, Reply<std::vector<std::string>> reply) override;
     void list_deps(std::string module, Reply<std::vector<std::string>> reply) override;
     void list_loaded(Reply<std::vector<service::LoadedEntry>> reply) override;
@@ -117,10 +118,10 @@ private:
     std::unique_ptr<service::TreeWatcher> watcher_;
     std::unique_ptr<service::WatchLoop> watch_loop_;
     std::unique_ptr<service::ConfigWatcher> config_watcher_; ///< null: modprobe.d unwatched
-    bool is_config_reload_queued_ = false;              ///< loop thread
-    bool is_config_reload_again_ = false;               ///< loop thread
-    std::unique_ptr<sys::DeviceMonitor> devices_;       ///< null: no uevents
-    std::unique_ptr<service::Autoloader> autoloader_;   ///< null: autoloading off
+    bool is_config_reload_queued_ = false;                   ///< loop thread
+    bool is_config_reload_again_ = false;                    ///< loop thread
+    std::unique_ptr<sys::DeviceMonitor> devices_;            ///< null: no uevents
+    std::unique_ptr<service::Autoloader> autoloader_;        ///< null: autoloading off
 
     std::unique_ptr<sdbus::IConnection> bus_;
     std::unique_ptr<Authorizer> authorizer_;

@@ -36,10 +36,10 @@ void log(service::Severity severity, const std::string& message)
 base::Result<void> Daemon::set_up_autoload()
 {
     bool is_udevd = sys::is_udevd_running();
-    service::AutoloadMode mode = options_.autoload.value_or(
-        !options_.sandbox_dir.empty() ? service::AutoloadMode::Off
-        : is_udevd                     ? service::AutoloadMode::UnboundOnly
-                                       : service::AutoloadMode::On);
+    service::AutoloadMode mode =
+        options_.autoload.value_or(!options_.sandbox_dir.empty() ? service::AutoloadMode::Off
+                                   : is_udevd ? service::AutoloadMode::UnboundOnly
+                                              : service::AutoloadMode::On);
     if (mode == service::AutoloadMode::Off)
         return {};
     service::AutoloadSettings settings;
@@ -51,11 +51,12 @@ base::Result<void> Daemon::set_up_autoload()
     UeventSource source =
         options_.uevent_source.value_or(is_udevd ? UeventSource::Udev : UeventSource::Kernel);
     if (source != UeventSource::None) {
-        auto monitor = sys::make_udev_monitor(source == UeventSource::Udev ? sys::EventSource::Udev
-                                                                           : sys::EventSource::Kernel);
+        auto monitor = sys::make_udev_monitor(
+            source == UeventSource::Udev ? sys::EventSource::Udev : sys::EventSource::Kernel);
         if (monitor) {
             devices_ = std::move(*monitor);
-            if (auto added = loop_->add(devices_->fd(), EPOLLIN, [this](uint32_t) { on_devices_ready(); });
+            if (auto added =
+                    loop_->add(devices_->fd(), EPOLLIN, [this](uint32_t) { on_devices_ready(); });
                 !added)
                 return added;
         } else {
@@ -65,14 +66,16 @@ base::Result<void> Daemon::set_up_autoload()
         }
     }
     // Held back by the rate limit: let them through as the limit allows.
-    if (auto ticking = loop_->every(std::chrono::milliseconds(250), [this] {
-            if (autoloader_->has_deferred())
-                request_loads(autoloader_->take_deferred());
-        });
+    if (auto ticking = loop_->every(std::chrono::milliseconds(250),
+                                    [this] {
+                                        if (autoloader_->has_deferred())
+                                            request_loads(autoloader_->take_deferred());
+                                    });
         !ticking)
         return ticking;
     spdlog::info("autoloading drivers for devices ({}, events from {})",
-                 mode == service::AutoloadMode::On ? "every new device" : "devices left without a driver",
+                 mode == service::AutoloadMode::On ? "every new device"
+                                                   : "devices left without a driver",
                  !devices_                      ? "nowhere"
                  : source == UeventSource::Udev ? "udev"
                                                 : "kernel");
@@ -86,7 +89,8 @@ void Daemon::coldplug()
         auto devices = sys::scan_sysfs_devices(options_.sysfs);
         loop_->post([this, devices = std::move(devices)] {
             if (!devices) {
-                spdlog::warn("cannot scan '{}' for devices: {}", options_.sysfs, devices.error().message);
+                spdlog::warn("cannot scan '{}' for devices: {}", options_.sysfs,
+                             devices.error().message);
                 return;
             }
             request_loads(autoloader_->on_coldplug(*devices));

@@ -57,7 +57,6 @@ void Daemon::index_start()
                      release_, options_.modules_dir);
 }
 
-
 void Daemon::on_watch_ready()
 {
     auto changes = watch_loop_->dispatch();
@@ -145,16 +144,16 @@ void Daemon::finish_batch(service::Publication publication, std::vector<ForcedRe
                 continue;
             is_found = true;
             if (report.action == Action::Failed)
-                rebuild.reply(tl::unexpected(RequestError{
-                    Failure::Failed, "Rebuilding the index of '" + rebuild.version +
-                                         "' failed: " + report.error.message}));
+                rebuild.reply(tl::unexpected(
+                    RequestError{Failure::Failed, "Rebuilding the index of '" + rebuild.version +
+                                                      "' failed: " + report.error.message}));
             else
                 rebuild.reply(rebuild.version);
         }
         if (!is_found)
-            rebuild.reply(tl::unexpected(RequestError{
-                Failure::NotFound, "No kernel release '" + rebuild.version + "' under '" +
-                                       options_.modules_dir + "'."}));
+            rebuild.reply(tl::unexpected(
+                RequestError{Failure::NotFound, "No kernel release '" + rebuild.version +
+                                                    "' under '" + options_.modules_dir + "'."}));
     }
 
     if (!held_changes_.empty() || !held_rebuilds_.empty())
@@ -179,15 +178,14 @@ void Daemon::rebuild(std::string version, Reply<std::string> reply)
     if (version.empty())
         version = release_;
     if (!service::is_kernel_release_name(version)) {
-        reply(tl::unexpected(RequestError{Failure::InvalidName,
-                                          "'" + version + "' is not a kernel release."}));
+        reply(tl::unexpected(
+            RequestError{Failure::InvalidName, "'" + version + "' is not a kernel release."}));
         return;
     }
     held_rebuilds_.push_back({std::move(version), std::move(reply)});
     if (!is_batch_running_)
         start_batch();
 }
-
 
 void Daemon::watch_modprobe_config()
 {

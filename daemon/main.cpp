@@ -38,7 +38,8 @@ int run(int argc, char** argv)
 {
     auto command_line = kmodd::daemon::parse_command_line(argc, argv);
     if (!command_line) {
-        std::fprintf(stderr, "kmodd: %s\nTry 'kmodd --help'.\n", command_line.error().message.c_str());
+        std::fprintf(stderr, "kmodd: %s\nTry 'kmodd --help'.\n",
+                     command_line.error().message.c_str());
         return 2;
     }
     if (command_line->show_help) {

@@ -16,8 +16,7 @@ namespace {
 
 /// One method call waiting for its reply, shared by the callbacks that may give it. The
 /// first reply wins; later ones (which would be a bug) are dropped with a log line.
-template <class... Out>
-class PendingReply {
+template <class... Out> class PendingReply {
 public:
     explicit PendingReply(sdbus::Result<Out...>&& result) : result_(std::move(result)) {}
 
@@ -44,8 +43,7 @@ private:
         return true;
     }
 
-    template <class F>
-    static void send(F&& action)
+    template <class F> static void send(F&& action)
     {
         try {
             action();
@@ -227,10 +225,9 @@ void ManagerObject::Load(sdbus::Result<std::vector<std::string>>&& result, std::
 {
     auto reply = pending(std::move(result));
     guarded(reply, [&] {
-        when_authorized(authorizer_, current_caller(), dbus::kActionLoad, "load " + base::quoted(module),
-                        reply, [this, reply, module, params] {
-                            backend_.load(module, params, answer_names(reply));
-                        });
+        when_authorized(
+            authorizer_, current_caller(), dbus::kActionLoad, "load " + base::quoted(module), reply,
+            [this, reply, module, params] { backend_.load(module, params, answer_names(reply)); });
     });
 }
 
@@ -254,10 +251,12 @@ void ManagerObject::ListLoaded(
     sdbus::Result<std::vector<sdbus::Struct<std::string, uint64_t, uint32_t,
                                             std::vector<std::string>, std::string>>>&& result)
 {
-    using Row = sdbus::Struct<std::string, uint64_t, uint32_t, std::vector<std::string>, std::string>;
+    using Row =
+        sdbus::Struct<std::string, uint64_t, uint32_t, std::vector<std::string>, std::string>;
     auto reply = pending(std::move(result));
     guarded(reply, [&] {
-        backend_.list_loaded([reply](service::RequestResult<std::vector<service::LoadedEntry>> done) {
+        backend_.list_loaded([reply](
+                                 service::RequestResult<std::vector<service::LoadedEntry>> done) {
             if (!done) {
                 reply->fail(error_name(done.error().kind), done.error().message);
                 return;
@@ -281,12 +280,13 @@ void ManagerObject::GetModuleInfo(sdbus::Result<std::map<std::string, sdbus::Var
 {
     auto reply = pending(std::move(result));
     guarded(reply, [&] {
-        backend_.module_info(std::move(module), [reply](service::RequestResult<service::ModuleDetails> done) {
-            if (done)
-                reply->succeed(to_info_map(*done));
-            else
-                reply->fail(error_name(done.error().kind), done.error().message);
-        });
+        backend_.module_info(
+            std::move(module), [reply](service::RequestResult<service::ModuleDetails> done) {
+                if (done)
+                    reply->succeed(to_info_map(*done));
+                else
+                    reply->fail(error_name(done.error().kind), done.error().message);
+            });
     });
 }
 
@@ -296,15 +296,16 @@ void ManagerObject::Rebuild(sdbus::Result<>&& result, std::string version)
     guarded(reply, [&] {
         std::string what = version.empty() ? std::string("rebuild the module index")
                                            : "rebuild the module index of " + base::quoted(version);
-        when_authorized(authorizer_, current_caller(), dbus::kActionRebuild, what, reply,
-                        [this, reply, version] {
-                            backend_.rebuild(version, [reply](service::RequestResult<std::string> done) {
-                                if (done)
-                                    reply->succeed();
-                                else
-                                    reply->fail(error_name(done.error().kind), done.error().message);
-                            });
-                        });
+        when_authorized(
+            authorizer_, current_caller(), dbus::kActionRebuild, what, reply,
+            [this, reply, version] {
+                backend_.rebuild(version, [reply](service::RequestResult<std::string> done) {
+                    if (done)
+                        reply->succeed();
+                    else
+                        reply->fail(error_name(done.error().kind), done.error().message);
+                });
+            });
     });
 }
 

@@ -21,7 +21,7 @@ struct ManagerProperties {
     std::string kernel_release;
     uint32_t module_count = 0;
     uint64_t index_generation = 0;
-    uint64_t last_rebuild_usec = 0;          ///< CLOCK_REALTIME, 0 = never
+    uint64_t last_rebuild_usec = 0; ///< CLOCK_REALTIME, 0 = never
     uint64_t last_rebuild_duration_usec = 0;
 };
 
@@ -35,11 +35,11 @@ struct WaitingDevice {
 /// called exactly once, on the loop thread, possibly later.
 class ManagerBackend {
 public:
-    template <class T>
-    using Reply = std::function<void(service::RequestResult<T>)>;
+    template <class T> using Reply = std::function<void(service::RequestResult<T>)>;
 
     virtual ~ManagerBackend() = default;
-    virtual void load(std::string module, std::string params, Reply<std::vector<std::string>> reply) = 0;
+    virtual void load(std::string module, std::string params,
+                      Reply<std::vector<std::string>> reply) = 0;
     virtual void unload(std::string module, Reply<std::vector<std::string>> reply) = 0;
     virtual void list_deps(std::string module, Reply<std::vector<std::string>> reply) = 0;
     virtual void list_loaded(Reply<std::vector<service::LoadedEntry>> reply) = 0;
@@ -80,9 +80,10 @@ private:
               std::string params) override;
     void Unload(sdbus::Result<std::vector<std::string>>&& result, std::string module) override;
     void ListDeps(sdbus::Result<std::vector<std::string>>&& result, std::string module) override;
-    void ListLoaded(sdbus::Result<std::vector<sdbus::Struct<std::string, uint64_t, uint32_t,
-                                                            std::vector<std::string>, std::string>>>&&
-                        result) override;
+    void ListLoaded(
+        sdbus::Result<std::vector<sdbus::Struct<std::string, uint64_t, uint32_t,
+                                                std::vector<std::string>, std::string>>>&& result)
+        override;
     void GetModuleInfo(sdbus::Result<std::map<std::string, sdbus::Variant>>&& result,
                        std::string module) override;
     void Rebuild(sdbus::Result<>&& result, std::string version) override;
@@ -108,6 +109,7 @@ private:
 [[nodiscard]] const char* error_name(service::Failure failure);
 
 /// GetModuleInfo's a{sv}: only the keys the module has.
-[[nodiscard]] std::map<std::string, sdbus::Variant> to_info_map(const service::ModuleDetails& details);
+[[nodiscard]] std::map<std::string, sdbus::Variant>
+to_info_map(const service::ModuleDetails& details);
 
 } // namespace kmodd::daemon

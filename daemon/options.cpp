@@ -32,7 +32,8 @@ base::Result<std::chrono::milliseconds> parse_milliseconds(const std::string& te
     long long value = 0;
     auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
     if (error != std::errc() || end != text.data() + text.size() || value < 0 || value > 600000)
-        return base::make_error(EINVAL, "'" + text + "' is not a number of milliseconds (0 to 600000)");
+        return base::make_error(EINVAL,
+                                "'" + text + "' is not a number of milliseconds (0 to 600000)");
     return std::chrono::milliseconds(value);
 }
 
@@ -48,16 +49,14 @@ base::Result<bool> parse_bool(const std::string& text)
 const std::map<std::string, OptionSpec, std::less<>>& option_table()
 {
     static const std::map<std::string, OptionSpec, std::less<>> table = {
-        {"bus",
-         {[](DaemonOptions& o, const std::string& v) -> base::Result<void> {
+        {"bus", {[](DaemonOptions& o, const std::string& v) -> base::Result<void> {
              auto bus = dbus::BusChoice::parse(v);
              if (!bus)
                  return base::Unexpected(bus.error());
              o.bus = std::move(*bus);
              return {};
          }}},
-        {"modules-dir",
-         {[](DaemonOptions& o, const std::string& v) -> base::Result<void> {
+        {"modules-dir", {[](DaemonOptions& o, const std::string& v) -> base::Result<void> {
              std::string dir = v;
              while (dir.size() > 1 && dir.back() == '/')
                  dir.pop_back();
@@ -68,43 +67,37 @@ const std::map<std::string, OptionSpec, std::less<>>& option_table()
              o.modules_dir = dir;
              return {};
          }}},
-        {"kernel-release",
-         {[](DaemonOptions& o, const std::string& v) -> base::Result<void> {
+        {"kernel-release", {[](DaemonOptions& o, const std::string& v) -> base::Result<void> {
              if (!service::is_kernel_release_name(v))
                  return base::make_error(EINVAL, "'" + v + "' is not a kernel release");
              o.kernel_release = v;
              return {};
          }}},
-        {"sandbox-kernel",
-         {[](DaemonOptions& o, const std::string& v) -> base::Result<void> {
+        {"sandbox-kernel", {[](DaemonOptions& o, const std::string& v) -> base::Result<void> {
              if (v.empty())
                  return base::make_error(EINVAL, "the sandbox kernel needs a state directory");
              o.sandbox_dir = v;
              return {};
          }}},
-        {"state-dir",
-         {[](DaemonOptions& o, const std::string& v) -> base::Result<void> {
+        {"state-dir", {[](DaemonOptions& o, const std::string& v) -> base::Result<void> {
              o.state_dir = v;
              return {};
          }}},
-        {"debounce-ms",
-         {[](DaemonOptions& o, const std::string& v) -> base::Result<void> {
+        {"debounce-ms", {[](DaemonOptions& o, const std::string& v) -> base::Result<void> {
              auto ms = parse_milliseconds(v);
              if (!ms)
                  return base::Unexpected(ms.error());
              o.debounce = *ms;
              return {};
          }}},
-        {"max-delay-ms",
-         {[](DaemonOptions& o, const std::string& v) -> base::Result<void> {
+        {"max-delay-ms", {[](DaemonOptions& o, const std::string& v) -> base::Result<void> {
              auto ms = parse_milliseconds(v);
              if (!ms)
                  return base::Unexpected(ms.error());
              o.max_delay = *ms;
              return {};
          }}},
-        {"autoload",
-         {[](DaemonOptions& o, const std::string& v) -> base::Result<void> {
+        {"autoload", {[](DaemonOptions& o, const std::string& v) -> base::Result<void> {
              if (v == "off")
                  o.autoload = AutoloadMode::Off;
              else if (v == "on")
@@ -115,15 +108,13 @@ const std::map<std::string, OptionSpec, std::less<>>& option_table()
                  return base::make_error(EINVAL, "'" + v + "' is not off, on or unbound-only");
              return {};
          }}},
-        {"sysfs",
-         {[](DaemonOptions& o, const std::string& v) -> base::Result<void> {
+        {"sysfs", {[](DaemonOptions& o, const std::string& v) -> base::Result<void> {
              if (v.empty() || v.front() != '/')
                  return base::make_error(EINVAL, "'" + v + "' is not an absolute path");
              o.sysfs = v;
              return {};
          }}},
-        {"uevent-source",
-         {[](DaemonOptions& o, const std::string& v) -> base::Result<void> {
+        {"uevent-source", {[](DaemonOptions& o, const std::string& v) -> base::Result<void> {
              if (v == "udev")
                  o.uevent_source = UeventSource::Udev;
              else if (v == "kernel")
@@ -134,9 +125,8 @@ const std::map<std::string, OptionSpec, std::less<>>& option_table()
                  return base::make_error(EINVAL, "'" + v + "' is not udev, kernel or none");
              return {};
          }}},
-        {"log-level",
-         {[](DaemonOptions& o, const std::string& v) -> base::Result<void> {
-             static const char* const kLevels[] = {"trace", "debug", "info", "warning",
+        {"log-level", {[](DaemonOptions& o, const std::string& v) -> base::Result<void> {
+             static const char* const kLevels[] = {"trace", "debug", "info",     "warning",
                                                    "warn",  "error", "critical", "off"};
              for (const char* level : kLevels) {
                  if (v == level) {
@@ -160,8 +150,7 @@ const std::map<std::string, OptionSpec, std::less<>>& option_table()
               return {};
           },
           true}},
-        {"cmdline",
-         {[](DaemonOptions& o, const std::string& v) -> base::Result<void> {
+        {"cmdline", {[](DaemonOptions& o, const std::string& v) -> base::Result<void> {
              o.cmdline_path = v;
              return {};
          }}},
@@ -232,10 +221,12 @@ base::Result<void> apply_config_json(const std::string& text, const std::string&
             return base::make_error(EINVAL, origin + ": unknown key '" + key + "'");
         if (it->second.is_list) {
             if (!value.is_array())
-                return base::make_error(EINVAL, origin + ": '" + key + "' must be an array of strings");
+                return base::make_error(EINVAL,
+                                        origin + ": '" + key + "' must be an array of strings");
             for (const auto& item : value) {
                 if (!item.is_string())
-                    return base::make_error(EINVAL, origin + ": '" + key + "' must be an array of strings");
+                    return base::make_error(EINVAL,
+                                            origin + ": '" + key + "' must be an array of strings");
                 if (auto done = apply(options, key, item.get<std::string>(), origin); !done)
                     return done;
             }
@@ -243,7 +234,8 @@ base::Result<void> apply_config_json(const std::string& text, const std::string&
         }
         std::string scalar = json_scalar_text(value);
         if (scalar.empty() && !value.is_string())
-            return base::make_error(EINVAL, origin + ": '" + key + "' must be a string or a number");
+            return base::make_error(EINVAL,
+                                    origin + ": '" + key + "' must be a string or a number");
         if (auto done = apply(options, key, scalar, origin); !done)
             return done;
     }
@@ -303,7 +295,8 @@ base::Result<CommandLine> parse_command_line(int argc, char** argv)
         if (auto done = apply_config_json(*text, config_path, result.options); !done)
             return base::Unexpected(done.error());
     } else if (is_config_explicit || text.error().code != ENOENT) {
-        return base::Unexpected(text.error().with_context("configuration file '" + config_path + "'"));
+        return base::Unexpected(
+            text.error().with_context("configuration file '" + config_path + "'"));
     }
 
     // A list on the command line replaces the file's list.

@@ -69,9 +69,8 @@ inline constexpr const char* kDefaultConfigPath = "/etc/kmodd/kmodd.conf";
 /// "max-delay-ms", "autoload", "sysfs", "uevent-source", "log-level", "modprobe-config",
 /// "depmod-config" (strings or arrays of strings), "cmdline", "durable") to `options`.
 /// `origin` names the file in errors.
-[[nodiscard]] base::Result<void> apply_config_json(const std::string& text,
-                                                   const std::string& origin,
-                                                   DaemonOptions& options);
+[[nodiscard]] base::Result<void>
+apply_config_json(const std::string& text, const std::string& origin, DaemonOptions& options);
 
 /// The --help text.
 [[nodiscard]] std::string usage_text(const char* self);

@@ -62,7 +62,8 @@ void ReportLog::note_diagnostics(const std::string& version, const index::Diagno
     std::set<std::string> now;
     for (const auto& diagnostic : diagnostics) {
         now.insert(diagnostic.message);
-        if (known.contains(diagnostic.message) || diagnostic.level == index::Diagnostic::Level::Info) {
+        if (known.contains(diagnostic.message) ||
+            diagnostic.level == index::Diagnostic::Level::Info) {
             spdlog::debug("{}: {}", version, diagnostic.message);
             continue;
         }

@@ -14,8 +14,8 @@ namespace kmodd::daemon {
 /// A thread that runs posted tasks one after the other, in order. The daemon keeps three: the
 /// index worker (rebuilds, modprobe.d re-reads), the kernel worker (loads and unloads, one at
 /// a time) and the reader worker (module files read for GetModuleInfo, the sysfs scans), so a
-/// slow load never holds up a rebuild and the other way round. Tasks hand their results back to the event loop with
-/// EventLoop::post. The destructor finishes the queued tasks, then joins.
+/// slow load never holds up a rebuild and the other way round. Tasks hand their results back to the
+/// event loop with EventLoop::post. The destructor finishes the queued tasks, then joins.
 class Worker {
 public:
     explicit Worker(std::string name);

@@ -8,7 +8,13 @@ packages="cmake ninja-build g++ gcc pkg-config file
 libelf-dev libsdbus-c++-dev libsdbus-c++-bin libudev-dev libsystemd-dev libspdlog-dev nlohmann-json3-dev
 libgtest-dev libgmock-dev googletest libexpected-dev liblzma-dev libzstd-dev zlib1g-dev
 kmod xz-utils zstd gzip gcc-s390x-linux-gnu dbus-daemon libxml2-utils"
-[ "${1:-}" = "--with-vm" ] && packages="$packages qemu-system-x86 busybox-static cpio dbus-system-bus-common"
+for option in "$@"; do
+    case $option in
+    --with-vm) packages="$packages qemu-system-x86 busybox-static cpio dbus-system-bus-common" ;;
+    --with-lint) packages="$packages clang-format clang-tidy shellcheck git" ;;
+    *) echo "usage: $0 [--with-vm] [--with-lint]" >&2 && exit 2 ;;
+    esac
+done
 
 missing=""
 for p in $packages; do

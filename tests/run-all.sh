@@ -1,17 +1,22 @@
 #!/bin/sh
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# Installs what is missing, builds kmodd twice (warnings as errors; ASan+UBSan) and runs every
-# test: unit and integration tests in both builds, the oracle tests against kmod's depmod on
-# Debian's real kernel trees and the vm tests (Debian's kernel under qemu) in the optimised build.
+# Installs what is missing, builds kmodd twice (warnings as errors; ASan+UBSan), checks the
+# style (tests/lint.sh) and runs every test: unit and integration tests in both builds, the
+# oracle tests against kmod's depmod on Debian's real kernel trees and the vm tests (Debian's
+# kernel under qemu) in the optimised build.
 set -eu
 cd "$(dirname "$0")/.."
 
 # --with-vm before configuring: CMake looks for qemu.
-./packaging/install-deps.sh --with-vm
+./packaging/install-deps.sh --with-vm --with-lint
 
 jobs=$(nproc)
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKMODD_WERROR=ON >/dev/null
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKMODD_WERROR=ON \
+    -DCMAKE_EXPORT_COMPILE_COMMANDS=ON >/dev/null
 cmake --build build -j "$jobs"
+
+echo "== the style: clang-format, shellcheck, clang-tidy"
+./tests/lint.sh build
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKMODD_WERROR=ON -DKMODD_SANITIZE=ON >/dev/null
 cmake --build build-asan -j "$jobs"
 

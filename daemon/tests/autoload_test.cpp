@@ -18,10 +18,14 @@ constexpr const char* kMod1Device = "pci:v00001234d00005678sv00000001sd00000002b
 
 class Sysfs {
 public:
-    explicit Sysfs(fs::path root) : root_(std::move(root)) { fs::create_directories(root_ / "devices"); }
+    explicit Sysfs(fs::path root) : root_(std::move(root))
+    {
+        fs::create_directories(root_ / "devices");
+    }
 
     /// A device directory with a modalias file, and a driver link when `driver` is set.
-    fs::path add(const std::string& path, const std::string& modalias, const std::string& driver = "")
+    fs::path add(const std::string& path, const std::string& modalias,
+                 const std::string& driver = "")
     {
         fs::path dir = root_ / "devices" / path;
         fs::create_directories(dir);
@@ -51,8 +55,9 @@ TEST(KmoddAutoload, ColdplugLoadsTheDriverOfADeviceWithoutOneAndRecordsItAsAutol
     sysfs.add("pci0000:00/0000:00:03.0", kMod1Device);
     sysfs.add("pci0000:00/0000:00:04.0", "pci:v0000FFFFd0000FFFFsv0sd0bc03sc00i00", "bound");
     ASSERT_TRUE(setup.start(autoload_args(sysfs))) << setup.log();
-    EXPECT_TRUE(wait_until([&] { return setup.client().origin_of("mod1") == dbus::kOriginAutoload; }))
-        << setup.log();
+    EXPECT_TRUE(wait_until([&] {
+        return setup.client().origin_of("mod1") == dbus::kOriginAutoload;
+    })) << setup.log();
     auto loaded = setup.client().list_loaded();
     ASSERT_TRUE(loaded);
     EXPECT_EQ(loaded.value->size(), 1U) << "nothing for the device that has a driver";
@@ -90,8 +95,9 @@ TEST(KmoddAutoload, ADeviceWaitsForItsDriverAndGetsItWhenTheModuleIsLinkedIn)
     fs::create_directories(setup.tree().module_dir() / "extra");
     fs::create_symlink(build / "mod1.ko", setup.tree().module_dir() / "extra/mod1.ko");
 
-    EXPECT_TRUE(wait_until([&] { return setup.client().origin_of("mod1") == dbus::kOriginAutoload; }))
-        << setup.log();
+    EXPECT_TRUE(wait_until([&] {
+        return setup.client().origin_of("mod1") == dbus::kOriginAutoload;
+    })) << setup.log();
     EXPECT_TRUE(signals.wait_for("ModuleLoaded mod1"));
     EXPECT_TRUE(wait_until([&] { return waiting().empty(); }));
 }

@@ -41,7 +41,8 @@ using dbus::test::PollLoop;
 using dbus::test::PrivateBus;
 
 /// Polls `condition` every 5 ms for at most `timeout`.
-inline bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 10s)
+inline bool wait_until(const std::function<bool()>& condition,
+                       std::chrono::milliseconds timeout = 10s)
 {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     while (!condition()) {
@@ -123,8 +124,7 @@ private:
 };
 
 /// A D-Bus error or a value.
-template <class T>
-struct CallResult {
+template <class T> struct CallResult {
     std::optional<T> value;
     std::string error_name;
     std::string error_message;
@@ -142,15 +142,22 @@ public:
     }
 
     using Names = std::vector<std::string>;
-    using LoadedRow = sdbus::Struct<std::string, uint64_t, uint32_t, std::vector<std::string>, std::string>;
+    using LoadedRow =
+        sdbus::Struct<std::string, uint64_t, uint32_t, std::vector<std::string>, std::string>;
 
     CallResult<Names> load(const std::string& module, const std::string& params = "")
     {
         return call<Names>("Load", module, params);
     }
     CallResult<Names> unload(const std::string& module) { return call<Names>("Unload", module); }
-    CallResult<Names> list_deps(const std::string& module) { return call<Names>("ListDeps", module); }
-    CallResult<std::vector<LoadedRow>> list_loaded() { return call<std::vector<LoadedRow>>("ListLoaded"); }
+    CallResult<Names> list_deps(const std::string& module)
+    {
+        return call<Names>("ListDeps", module);
+    }
+    CallResult<std::vector<LoadedRow>> list_loaded()
+    {
+        return call<std::vector<LoadedRow>>("ListLoaded");
+    }
     CallResult<std::map<std::string, sdbus::Variant>> module_info(const std::string& module)
     {
         return call<std::map<std::string, sdbus::Variant>>("GetModuleInfo", module);
@@ -159,7 +166,10 @@ public:
     {
         CallResult<bool> result;
         try {
-            proxy_->callMethod("Rebuild").onInterface(dbus::kInterfaceName).withTimeout(60s).withArguments(version);
+            proxy_->callMethod("Rebuild")
+                .onInterface(dbus::kInterfaceName)
+                .withTimeout(60s)
+                .withArguments(version);
             result.value = true;
         } catch (const sdbus::Error& error) {
             result.error_name = error.getName();
@@ -168,8 +178,7 @@ public:
         return result;
     }
 
-    template <class T>
-    std::optional<T> property(const std::string& name)
+    template <class T> std::optional<T> property(const std::string& name)
     {
         try {
             return proxy_->getProperty(name).onInterface(dbus::kInterfaceName).get<T>();
@@ -198,7 +207,11 @@ private:
         CallResult<T> result;
         try {
             T value;
-            proxy_->callMethod(method).onInterface(dbus::kInterfaceName).withTimeout(60s).withArguments(args...).storeResultsTo(value);
+            proxy_->callMethod(method)
+                .onInterface(dbus::kInterfaceName)
+                .withTimeout(60s)
+                .withArguments(args...)
+                .storeResultsTo(value);
             result.value = std::move(value);
         } catch (const sdbus::Error& error) {
             result.error_name = error.getName();
@@ -218,14 +231,17 @@ public:
         : connection_(sdbus::createSessionBusConnectionWithAddress(address)),
           proxy_(sdbus::createProxy(*connection_, dbus::kBusName, dbus::kObjectPath))
     {
-        proxy_->uponSignal("IndexRebuilt").onInterface(dbus::kInterfaceName).call(
-            [this](const std::string& version, uint32_t modules, uint64_t) {
+        proxy_->uponSignal("IndexRebuilt")
+            .onInterface(dbus::kInterfaceName)
+            .call([this](const std::string& version, uint32_t modules, uint64_t) {
                 add("IndexRebuilt " + version + " " + std::to_string(modules));
             });
-        proxy_->uponSignal("ModuleLoaded").onInterface(dbus::kInterfaceName).call(
-            [this](const std::string& module) { add("ModuleLoaded " + module); });
-        proxy_->uponSignal("ModuleUnloaded").onInterface(dbus::kInterfaceName).call(
-            [this](const std::string& module) { add("ModuleUnloaded " + module); });
+        proxy_->uponSignal("ModuleLoaded")
+            .onInterface(dbus::kInterfaceName)
+            .call([this](const std::string& module) { add("ModuleLoaded " + module); });
+        proxy_->uponSignal("ModuleUnloaded")
+            .onInterface(dbus::kInterfaceName)
+            .call([this](const std::string& module) { add("ModuleUnloaded " + module); });
         proxy_->finishRegistration();
         loop_ = std::make_unique<PollLoop>(*connection_);
     }
@@ -326,18 +342,20 @@ public:
         args.insert(args.end(), extra.begin(), extra.end());
         process_ = std::make_unique<KmoddProcess>(args, log_path());
         client_.reset();
-        return wait_until([this] {
-            if (!process_->is_running())
-                return false;
-            try {
-                if (!client_)
-                    client_ = std::make_unique<Client>(bus_.address());
-                return client_->property<uint64_t>("IndexGeneration").has_value();
-            } catch (const sdbus::Error&) {
-                client_.reset();
-                return false;
-            }
-        }, 20s);
+        return wait_until(
+            [this] {
+                if (!process_->is_running())
+                    return false;
+                try {
+                    if (!client_)
+                        client_ = std::make_unique<Client>(bus_.address());
+                    return client_->property<uint64_t>("IndexGeneration").has_value();
+                } catch (const sdbus::Error&) {
+                    client_.reset();
+                    return false;
+                }
+            },
+            20s);
     }
 
     /// SIGTERM; the wait status.

@@ -51,8 +51,10 @@ TEST(Kmodd, TheSeedStoryLinksAreIndexedByThemselvesAndLoadBringsDependenciesFirs
     fs::create_symlink(build / "mod1.ko", setup.tree().module_dir() / "extra/mod1.ko");
     fs::create_symlink(build / "mod2.ko", setup.tree().module_dir() / "extra/mod2.ko");
 
-    ASSERT_TRUE(wait_until([&] { return has_dep_line(setup.tree(), "extra/mod2.ko: extra/mod1.ko"); }))
-        << slurp(setup.tree().module_dir() / "modules.dep") << setup.log();
+    ASSERT_TRUE(wait_until([&] {
+        return has_dep_line(setup.tree(), "extra/mod2.ko: extra/mod1.ko");
+    })) << slurp(setup.tree().module_dir() / "modules.dep")
+        << setup.log();
     expect_same_as_kmod(setup.tree().root(), setup.tree().version());
     ASSERT_TRUE(wait_until([&] { return client.property<uint32_t>("ModuleCount") == 2U; }));
     EXPECT_GE(signals.count_prefix("IndexRebuilt " + setup.tree().version()), 1U);
@@ -102,9 +104,8 @@ TEST(Kmodd, TheIndexFollowsTheFileBehindALinkWhenItIsRebuilt)
     EXPECT_TRUE(wait_until([&] { return has_dep_line(setup.tree(), "extra/mine.ko:"); }))
         << slurp(setup.tree().module_dir() / "modules.dep") << setup.log();
     expect_same_as_kmod(setup.tree().root(), setup.tree().version());
-    EXPECT_TRUE(wait_until([&] {
-        return setup.client().property<uint64_t>("IndexGeneration") > *generation;
-    }));
+    EXPECT_TRUE(wait_until(
+        [&] { return setup.client().property<uint64_t>("IndexGeneration") > *generation; }));
 }
 
 TEST(Kmodd, ABurstOfTwoThousandFilesGivesOneOrAFewRebuildsAndTheRightIndex)
@@ -120,7 +121,8 @@ TEST(Kmodd, ABurstOfTwoThousandFilesGivesOneOrAFewRebuildsAndTheRightIndex)
         fs::copy_file(fixture("mod2"), dir / ("burst" + std::to_string(i) + ".ko"));
         timing.change();
     }
-    ASSERT_TRUE(wait_until([&] { return setup.client().property<uint32_t>("ModuleCount") == 2001U; }, 30s))
+    ASSERT_TRUE(
+        wait_until([&] { return setup.client().property<uint32_t>("ModuleCount") == 2001U; }, 30s))
         << setup.log();
     // Let a late rebuild, if any, finish before counting.
     std::this_thread::sleep_for(300ms);
@@ -155,7 +157,8 @@ TEST(Kmodd, LostEventsAfterAnInotifyOverflowTriggerAFullRescan)
         fs::copy_file(fixture("mod2"), dir / ("many" + std::to_string(i) + ".ko"));
     ::kill(setup.process().pid(), SIGCONT);
 
-    ASSERT_TRUE(wait_until([&] { return setup.client().property<uint32_t>("ModuleCount") == 201U; }, 30s))
+    ASSERT_TRUE(
+        wait_until([&] { return setup.client().property<uint32_t>("ModuleCount") == 201U; }, 30s))
         << setup.log();
     EXPECT_NE(setup.log().find("queue overflow"), std::string::npos) << setup.log();
     expect_same_as_kmod(setup.tree().root(), setup.tree().version());
@@ -189,7 +192,8 @@ TEST(Kmodd, BadRequestsGetErrorRepliesAndTheDaemonKeepsServing)
     EXPECT_EQ(client.list_deps("mod\x01").error_name, dbus::kErrorInvalidName);
     auto missing = client.load("no_such_module");
     EXPECT_EQ(missing.error_name, dbus::kErrorNotFound);
-    EXPECT_NE(missing.error_message.find("no_such_module"), std::string::npos) << missing.error_message;
+    EXPECT_NE(missing.error_message.find("no_such_module"), std::string::npos)
+        << missing.error_message;
     EXPECT_EQ(client.unload("mod1").error_name, dbus::kErrorNotFound) << "not loaded";
     EXPECT_EQ(client.module_info("nothing").error_name, dbus::kErrorNotFound);
     EXPECT_EQ(client.rebuild("no-such-release").error_name, dbus::kErrorNotFound);
@@ -203,12 +207,16 @@ TEST(Kmodd, BadRequestsGetErrorRepliesAndTheDaemonKeepsServing)
 
     // Wrong signatures are refused by the bus layer, and the daemon stays.
     std::string output;
-    EXPECT_NE(run_shell(setup.busctl() + " call org.kmodd1 /org/kmodd1 org.kmodd1.Manager Load s mod2", &output), 0);
+    EXPECT_NE(
+        run_shell(setup.busctl() + " call org.kmodd1 /org/kmodd1 org.kmodd1.Manager Load s mod2",
+                  &output),
+        0);
     EXPECT_TRUE(setup.process().is_running());
     auto info = client.module_info("mod1");
     ASSERT_TRUE(info) << info.error_message;
     EXPECT_EQ(info.value->at("license").get<std::string>(), "GPL");
-    EXPECT_NE(info.value->at("path").get<std::string>().find("kernel/a/mod1.ko"), std::string::npos);
+    EXPECT_NE(info.value->at("path").get<std::string>().find("kernel/a/mod1.ko"),
+              std::string::npos);
 }
 
 TEST(Kmodd, CallersOtherThanRootOrTheBusOwnerMayReadButNotChange)
@@ -252,16 +260,18 @@ TEST(Kmodd, ASlowLoadBlocksNoOtherCallerAndAKilledClientLeavesTheDaemonServing)
     ASSERT_TRUE(setup.start({"--modprobe-config", config.string()})) << setup.log();
 
     // A client asks for the slow load, then dies before the answer.
-    std::string command = setup.busctl() +
-                          " --timeout=60 call org.kmodd1 /org/kmodd1 org.kmodd1.Manager Load ss slowpoke ''";
+    std::string command =
+        setup.busctl() +
+        " --timeout=60 call org.kmodd1 /org/kmodd1 org.kmodd1.Manager Load ss slowpoke ''";
     pid_t client = ::fork();
     if (client == 0) {
         ::execl("/bin/sh", "sh", "-c", ("exec " + command + " >/dev/null 2>&1").c_str(), nullptr);
         ::_exit(127);
     }
-    ASSERT_TRUE(wait_until([&] { return setup.log().find("slowpoke") != std::string::npos ||
-                                        run_shell("pgrep -f 'sleep 3' >/dev/null") == 0; }))
-        << setup.log();
+    ASSERT_TRUE(wait_until([&] {
+        return setup.log().find("slowpoke") != std::string::npos ||
+               run_shell("pgrep -f 'sleep 3' >/dev/null") == 0;
+    })) << setup.log();
 
     // Meanwhile others are served: reads at once, and a load of other modules after it.
     auto deps = setup.client().list_deps("mod2");
@@ -289,10 +299,14 @@ TEST(Kmodd, OverlappingLoadsOfModulesSharingADependencyInsertItOnce)
     std::string out2;
     std::string out3;
     std::thread first([&] {
-        run_shell(setup.busctl() + " call org.kmodd1 /org/kmodd1 org.kmodd1.Manager Load ss mod2 ''", &out2);
+        run_shell(setup.busctl() +
+                      " call org.kmodd1 /org/kmodd1 org.kmodd1.Manager Load ss mod2 ''",
+                  &out2);
     });
     std::thread second([&] {
-        run_shell(setup.busctl() + " call org.kmodd1 /org/kmodd1 org.kmodd1.Manager Load ss mod3 ''", &out3);
+        run_shell(setup.busctl() +
+                      " call org.kmodd1 /org/kmodd1 org.kmodd1.Manager Load ss mod3 ''",
+                  &out3);
     });
     first.join();
     second.join();
@@ -374,12 +388,16 @@ TEST(Kmodd, AModuleFileThatCannotBeUsedIsNamedWithTheReasonAndNotCounted)
 {
     DaemonSetup setup;
     setup.tree().add("kernel/a/mod1.ko", fixture("mod1"));
-    setup.tree().write("kernel/a/broken.ko", std::string("\x7f" "ELF", 4) + std::string(60, '\0'));
+    setup.tree().write("kernel/a/broken.ko", std::string("\x7f"
+                                                         "ELF",
+                                                         4) +
+                                                 std::string(60, '\0'));
     ASSERT_TRUE(setup.start()) << setup.log();
     SignalLog signals(setup.address());
     auto load = setup.client().load("broken");
     EXPECT_EQ(load.error_name, dbus::kErrorFailed);
-    EXPECT_NE(load.error_message.find("kernel/a/broken.ko"), std::string::npos) << load.error_message;
+    EXPECT_NE(load.error_message.find("kernel/a/broken.ko"), std::string::npos)
+        << load.error_message;
     EXPECT_EQ(setup.client().property<uint32_t>("ModuleCount"), 1U);
     ASSERT_TRUE(setup.client().rebuild(""));
     EXPECT_TRUE(signals.wait_for("IndexRebuilt " + setup.tree().version() + " 1"))
@@ -396,7 +414,8 @@ TEST(Kmodd, ANewKernelVersionIsIndexedWhenItAppears)
     fs::copy_file(fixture("mod1"), other / "kernel/a/mod1.ko");
     fs::copy_file(fixture("mod2"), other / "kernel/a/mod2.ko");
     EXPECT_TRUE(wait_until([&] {
-        return slurp(other / "modules.dep").find("kernel/a/mod2.ko: kernel/a/mod1.ko") != std::string::npos;
+        return slurp(other / "modules.dep").find("kernel/a/mod2.ko: kernel/a/mod1.ko") !=
+               std::string::npos;
     })) << setup.log();
 }
 

@@ -110,17 +110,17 @@ TEST(DaemonOptions, TheCommandLineWinsOverTheConfigurationFile)
 TEST(DaemonOptions, BadInputIsRefusedWithTheOptionNamed)
 {
     ConfigFile empty("{}");
-    for (std::vector<std::string> bad : std::vector<std::vector<std::string>>{
-             {"--bogus"},
-             {"--debounce-ms", "soon"},
-             {"--debounce-ms", "-5"},
-             {"--autoload=maybe"},
-             {"--bus", "nowhere"},
-             {"--modules-dir", "/tmp/modules"},
-             {"--kernel-release", "../etc"},
-             {"--log-level", "loud"},
-             {"--debounce-ms"},
-             {"positional"}}) {
+    for (std::vector<std::string> bad :
+         std::vector<std::vector<std::string>>{{"--bogus"},
+                                               {"--debounce-ms", "soon"},
+                                               {"--debounce-ms", "-5"},
+                                               {"--autoload=maybe"},
+                                               {"--bus", "nowhere"},
+                                               {"--modules-dir", "/tmp/modules"},
+                                               {"--kernel-release", "../etc"},
+                                               {"--log-level", "loud"},
+                                               {"--debounce-ms"},
+                                               {"positional"}}) {
         Args args(bad, empty.path());
         auto parsed = parse_command_line(args.argc(), args.argv());
         ASSERT_FALSE(parsed) << bad.front();
@@ -130,8 +130,9 @@ TEST(DaemonOptions, BadInputIsRefusedWithTheOptionNamed)
 
 TEST(DaemonOptions, ABadConfigurationFileIsRefusedWithItsName)
 {
-    for (const char* text : {"not json", "[1, 2]", R"({"unknown-key": 1})",
-                             R"({"modprobe-config": "/not/an/array"})", R"({"debounce-ms": "x"})"}) {
+    for (const char* text :
+         {"not json", "[1, 2]", R"({"unknown-key": 1})", R"({"modprobe-config": "/not/an/array"})",
+          R"({"debounce-ms": "x"})"}) {
         ConfigFile file(text);
         Args args({}, file.path());
         auto parsed = parse_command_line(args.argc(), args.argv());

@@ -23,8 +23,7 @@ struct Error {
     }
 };
 
-template <typename T>
-using Result = tl::expected<T, Error>;
+template <typename T> using Result = tl::expected<T, Error>;
 
 /// The failure side of a Result: `return Unexpected(error);` (tl::unexpected, as
 /// std::unexpected would be).

@@ -38,8 +38,7 @@ base::Result<void> make_directories(const std::string& path)
 }
 
 /// Whether the file `name` in `dir_fd` holds exactly `content`; `buffer` is scratch space.
-bool file_holds(int dir_fd, const std::string& name, std::string_view content,
-                std::string& buffer)
+bool file_holds(int dir_fd, const std::string& name, std::string_view content, std::string& buffer)
 {
     base::UniqueFd fd(::openat(dir_fd, name.c_str(), O_RDONLY | O_CLOEXEC));
     struct stat st {};
@@ -79,10 +78,9 @@ base::Result<std::unique_ptr<Depmod>> Depmod::create(DepmodOptions options,
     settings.module_dir = module_dir_under(options.base_dir, options.kernel_version);
     settings.symbol_prefix = options.symbol_prefix;
     settings.parse_threads = options.parse_threads;
-    settings.config = index::DepmodConfig::load(options.config_paths.empty()
-                                                    ? index::DepmodConfig::default_paths()
-                                                    : options.config_paths,
-                                                options.kernel_version, diagnostics);
+    settings.config = index::DepmodConfig::load(
+        options.config_paths.empty() ? index::DepmodConfig::default_paths() : options.config_paths,
+        options.kernel_version, diagnostics);
 
     index::ResolveOptions resolve;
     resolve.print_unknown = options.print_unknown;
@@ -108,10 +106,10 @@ base::Result<std::unique_ptr<Depmod>> Depmod::create(DepmodOptions options,
     settings.keep_import_crcs = resolve.check_symvers && resolve.print_unknown;
     std::unique_ptr<Depmod> depmod(new Depmod(std::move(options), std::move(settings)));
     depmod->resolve_options_ = resolve;
-    depmod->output_dir_ = depmod->options_.output_dir.empty()
-                              ? depmod->module_dir()
-                              : module_dir_under(depmod->options_.output_dir,
-                                                 depmod->options_.kernel_version);
+    depmod->output_dir_ =
+        depmod->options_.output_dir.empty()
+            ? depmod->module_dir()
+            : module_dir_under(depmod->options_.output_dir, depmod->options_.kernel_version);
     return depmod;
 }
 
@@ -122,10 +120,10 @@ void Depmod::load_builtin_inputs()
         auto text = base::read_file(AT_FDCWD, module_dir() + "/" + name);
         if (!text) {
             // Said when the index files are written, as kmod does (not by a dry run).
-            builtin_problems_.push_back({Diagnostic::Level::Warning,
-                                         std::string("could not open ") + name + " at " +
-                                             module_dir() + ": " +
-                                             std::strerror(text.error().code)});
+            builtin_problems_.push_back(
+                {Diagnostic::Level::Warning, std::string("could not open ") + name + " at " +
+                                                 module_dir() + ": " +
+                                                 std::strerror(text.error().code)});
             return std::nullopt;
         }
         return std::move(*text);
@@ -183,8 +181,8 @@ base::Result<GenerationStats> Depmod::write(Diagnostics& diagnostics)
     }
     auto dir = base::open_directory(AT_FDCWD, output_dir_);
     if (!dir)
-        return base::make_error(dir.error().code, "could not open directory " + output_dir_ +
-                                                      ": " + std::strerror(dir.error().code));
+        return base::make_error(dir.error().code, "could not open directory " + output_dir_ + ": " +
+                                                      std::strerror(dir.error().code));
 
     // Only files whose content differs from what is on disk are replaced. A file whose size
     // changed since our last write differs; one of the same size is compared with the disk.

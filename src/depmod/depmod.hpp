@@ -46,8 +46,8 @@ class Depmod {
 public:
     /// Loads the configuration and the -E/-F symbol source. Errors: a symbol file that
     /// cannot be read (ENOENT, EACCES ...).
-    [[nodiscard]] static base::Result<std::unique_ptr<Depmod>> create(DepmodOptions options,
-                                                                      index::Diagnostics& diagnostics);
+    [[nodiscard]] static base::Result<std::unique_ptr<Depmod>>
+    create(DepmodOptions options, index::Diagnostics& diagnostics);
 
     /// The module dir being indexed: "<base>/lib/modules/<version>".
     [[nodiscard]] const std::string& module_dir() const { return index_.settings().module_dir; }

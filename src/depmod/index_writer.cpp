@@ -62,8 +62,7 @@ bool IndexWriter::add_in_order(std::string_view key, std::string_view value, uin
     return true;
 }
 
-uint32_t IndexWriter::write_node(size_t lo, size_t hi, size_t depth, bool is_root,
-                                 std::string& out)
+uint32_t IndexWriter::write_node(size_t lo, size_t hi, size_t depth, bool is_root, std::string& out)
 {
     // Keys in [lo, hi) are sorted and share their first `depth` characters. A node's prefix
     // is what all of them share beyond that (the root's is always empty).

@@ -59,9 +59,9 @@ void warn_duplicates(const IndexWriter& writer, const char* what, Diagnostics& d
 
 void report_non_ascii(std::string_view file, std::string_view key, Diagnostics& diagnostics)
 {
-    diagnostics.push_back({Diagnostic::Level::Error,
-                           std::string(file) + ": '" + std::string(key) +
-                               "': only 7-bit ASCII is supported, ignoring"});
+    diagnostics.push_back(
+        {Diagnostic::Level::Error, std::string(file) + ": '" + std::string(key) +
+                                       "': only 7-bit ASCII is supported, ignoring"});
 }
 
 std::string make_builtin_bin(const std::optional<std::string>& input, Diagnostics& diagnostics)
@@ -75,8 +75,8 @@ std::string make_builtin_bin(const std::optional<std::string>& input, Diagnostic
         std::string_view line = nl == std::string_view::npos ? rest : rest.substr(0, nl + 1);
         rest.remove_prefix(line.size());
         if (!std::isalpha(static_cast<unsigned char>(line[0]))) {
-            diagnostics.push_back({Diagnostic::Level::Error,
-                                   "Invalid modules.builtin line: " + std::string(line)});
+            diagnostics.push_back(
+                {Diagnostic::Level::Error, "Invalid modules.builtin line: " + std::string(line)});
             continue;
         }
         names.push_back(index::modname_from_path(line));
@@ -126,8 +126,8 @@ std::string make_builtin_alias_bin(const std::optional<std::string>& input,
             continue;
         auto alias = index::normalize_alias(value);
         if (!alias) {
-            diagnostics.push_back({Diagnostic::Level::Warning,
-                                   "Unmatched bracket in " + std::string(value)});
+            diagnostics.push_back(
+                {Diagnostic::Level::Warning, "Unmatched bracket in " + std::string(value)});
             continue;
         }
         pairs.emplace_back(std::move(*alias), std::string(modname));
@@ -201,11 +201,10 @@ void OutputBuilder::make_fragment(const index::Candidate& file, Fragment& f,
         }
     }
     if (has_devname && type == '\0')
-        rare().devname_note =
-            Diagnostic{Diagnostic::Level::Error, "Module '" + name + "' has devname (" +
-                                                     std::string(devname) +
-                                                     ") but lacks major and minor information. "
-                                                     "Ignoring."};
+        rare().devname_note = Diagnostic{
+            Diagnostic::Level::Error, "Module '" + name + "' has devname (" + std::string(devname) +
+                                          ") but lacks major and minor information. "
+                                          "Ignoring."};
     else if (has_devname)
         rare().devname_line = name + " " + std::string(devname) + " " + type +
                               std::to_string(major) + ":" + std::to_string(minor) + "\n";
@@ -300,17 +299,16 @@ std::vector<OutputFile> OutputBuilder::build(const Resolution& resolution,
     files.push_back({"modules.softdep", std::move(softdep_text), false});
     files.push_back({"modules.symbols", std::move(symbols_text), false});
     files.push_back({"modules.symbols.bin", std::move(symbols_bin), true});
-    files.push_back({"modules.builtin.bin", make_builtin_bin(builtin.modules_builtin, diagnostics),
-                     true});
+    files.push_back(
+        {"modules.builtin.bin", make_builtin_bin(builtin.modules_builtin, diagnostics), true});
     files.push_back({"modules.builtin.alias.bin",
                      make_builtin_alias_bin(builtin.modules_builtin_modinfo, diagnostics), true});
     files.push_back({"modules.devname", std::move(devname_text), false});
     return files;
 }
 
-std::pair<std::string, std::string> OutputBuilder::make_dep(const Resolution& resolution,
-                                                            bool warn_dups,
-                                                            Diagnostics& diagnostics)
+std::pair<std::string, std::string>
+OutputBuilder::make_dep(const Resolution& resolution, bool warn_dups, Diagnostics& diagnostics)
 {
     // modules.dep, and modules.dep.bin with the same lines as values.
     const auto& modules = resolution.modules;
@@ -338,8 +336,8 @@ std::pair<std::string, std::string> OutputBuilder::make_dep(const Resolution& re
     IndexWriter dep_index;
     dep_index.reserve(modules.size());
     for (uint32_t m = 0; m < modules.size(); ++m) {
-        std::string_view line = std::string_view(dep_text).substr(dep_lines[m].first,
-                                                                  dep_lines[m].second);
+        std::string_view line =
+            std::string_view(dep_text).substr(dep_lines[m].first, dep_lines[m].second);
         if (!dep_index.add(modules[m].file->name, line, m))
             report_non_ascii("modules.dep.bin", modules[m].file->name, diagnostics);
     }

@@ -25,7 +25,7 @@ struct OutputFile {
 /// The kernel's own lists of built-in modules, read from the module dir; nullopt when the
 /// file is missing (kmod then warns and publishes an empty index).
 struct BuiltinInputs {
-    std::optional<std::string> modules_builtin;        ///< modules.builtin
+    std::optional<std::string> modules_builtin;         ///< modules.builtin
     std::optional<std::string> modules_builtin_modinfo; ///< modules.builtin.modinfo
 };
 
@@ -49,9 +49,9 @@ public:
 private:
     /// What few modules have: kept apart so that the common fragment stays small.
     struct Rare {
-        std::vector<std::string> normalized_keys; ///< alias keys normalisation changed
-        std::string devname_line;  ///< its line of modules.devname, if any
-        index::Diagnostics notes;  ///< unmatched brackets in its aliases
+        std::vector<std::string> normalized_keys;      ///< alias keys normalisation changed
+        std::string devname_line;                      ///< its line of modules.devname, if any
+        index::Diagnostics notes;                      ///< unmatched brackets in its aliases
         std::optional<index::Diagnostic> devname_note; ///< a devname without major:minor
     };
     /// What one module contributes, computed once per parsed file.

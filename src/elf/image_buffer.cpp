@@ -73,8 +73,8 @@ bool ImageBuffer::resize(size_t size)
         // The kernel moves the pages instead of copying the bytes.
         mapped = ::mremap(data_, capacity_, mapped_size, MREMAP_MAYMOVE);
     } else {
-        mapped = ::mmap(nullptr, mapped_size, PROT_READ | PROT_WRITE,
-                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        mapped = ::mmap(nullptr, mapped_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                        -1, 0);
         if (mapped != MAP_FAILED && size_ > 0)
             std::memcpy(mapped, data_, size_);
     }

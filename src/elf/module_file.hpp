@@ -31,8 +31,8 @@ enum class Compression { None, Xz, Zstd, Gzip };
 /// Reads the module file `path` relative to `dir_fd` (following symlinks), decompresses it
 /// if needed and parses it. Uncompressed files are read with pread through libelf, section by
 /// section, so only the headers and the few sections depmod needs are read (mmap was measured
-/// 4x slower on VMs, where every munmap flushes TLBs). `st` receives the stat of the file that was read.
-/// Errors carry the errno (ENOENT, EACCES, ENOEXEC, EBADMSG, ...) and a message without the
+/// 4x slower on VMs, where every munmap flushes TLBs). `st` receives the stat of the file that was
+/// read. Errors carry the errno (ENOENT, EACCES, ENOEXEC, EBADMSG, ...) and a message without the
 /// path (the caller adds it).
 [[nodiscard]] base::Result<ModuleInfo> load_module_file(int dir_fd, const std::string& path,
                                                         struct stat& st);

@@ -91,9 +91,9 @@ void DepmodConfig::parse(std::string_view text, std::string_view filename,
             }
         } else if (cmd == "override" && tokens.size() >= 4) {
             if (!kernel_matches(std::string(tokens[2]), kernel_version)) {
-                diagnostics.push_back({Diagnostic::Level::Info,
-                                       where(linenum) + ": override kernel did not match " +
-                                           std::string(tokens[2])});
+                diagnostics.push_back(
+                    {Diagnostic::Level::Info,
+                     where(linenum) + ": override kernel did not match " + std::string(tokens[2])});
                 continue;
             }
             overrides.insert(overrides.begin(),
@@ -110,13 +110,13 @@ void DepmodConfig::parse(std::string_view text, std::string_view filename,
             for (size_t i = 1; i < tokens.size(); ++i)
                 excludes.insert(excludes.begin(), std::string(tokens[i]));
         } else if (cmd == "include" || cmd == "make_map_files") {
-            diagnostics.push_back({Diagnostic::Level::Info, where(linenum) + ": command " +
-                                                                std::string(cmd) +
-                                                                " not implemented yet"});
+            diagnostics.push_back(
+                {Diagnostic::Level::Info,
+                 where(linenum) + ": command " + std::string(cmd) + " not implemented yet"});
         } else {
-            diagnostics.push_back({Diagnostic::Level::Error,
-                                   where(linenum) + ": ignoring bad line starting with '" +
-                                       std::string(cmd) + "'"});
+            diagnostics.push_back(
+                {Diagnostic::Level::Error,
+                 where(linenum) + ": ignoring bad line starting with '" + std::string(cmd) + "'"});
         }
     }
 }
@@ -151,16 +151,16 @@ DepmodConfig DepmodConfig::load(const std::vector<std::string>& paths,
             if (name.empty() || name[0] == '.')
                 continue;
             if (name.size() < 6 || !name.ends_with(".conf")) {
-                diagnostics.push_back({Diagnostic::Level::Info,
-                                       "All cfg files need .conf: " + path + "/" +
-                                           std::string(name)});
+                diagnostics.push_back(
+                    {Diagnostic::Level::Info,
+                     "All cfg files need .conf: " + path + "/" + std::string(name)});
                 continue;
             }
             struct stat est {};
             if (::fstatat(::dirfd(dir), entry->d_name, &est, 0) == 0 && S_ISDIR(est.st_mode)) {
                 diagnostics.push_back({Diagnostic::Level::Error,
-                                       "Directories inside directories are not supported: " +
-                                           path + "/" + std::string(name)});
+                                       "Directories inside directories are not supported: " + path +
+                                           "/" + std::string(name)});
                 continue;
             }
             files.emplace(std::string(name), path + "/" + std::string(name));

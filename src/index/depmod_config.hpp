@@ -19,7 +19,7 @@ struct DepmodConfig {
         Kind kind = Kind::Path;
         std::string path; ///< subdirectory of the module dir, for Kind::Path
     };
-    std::vector<Search> searches;     ///< lowest priority first
+    std::vector<Search> searches;       ///< lowest priority first
     std::vector<std::string> overrides; ///< "subdir/modname" (raw spelling, no extension)
     std::vector<std::string> externals; ///< absolute directories, not prefixed by -b
     std::vector<std::string> excludes;  ///< entry names skipped anywhere in the walk

@@ -24,7 +24,9 @@ inline constexpr uint32_t kSymbolTableBuckets = 2048;
         std::memcpy(&v, p, sizeof v);
         return static_cast<uint32_t>(v);
     };
-    auto as_signed = [](char c) { return static_cast<uint32_t>(static_cast<int32_t>(static_cast<signed char>(c))); };
+    auto as_signed = [](char c) {
+        return static_cast<uint32_t>(static_cast<int32_t>(static_cast<signed char>(c)));
+    };
     const char* p = key.data();
     auto len = static_cast<uint32_t>(key.size());
     uint32_t hash = len;

@@ -98,16 +98,19 @@ struct Candidate {
     size_t dir_len = 0;  ///< length of the directory part of `path` (no trailing '/')
     uint64_t seq = 0;    ///< discovery order: the first found wins a priority tie
     FileKey key;
-    std::string symlink_target; ///< resolved target when `path` itself is a symlink
+    std::string symlink_target;                 ///< resolved target when `path` itself is a symlink
     std::shared_ptr<const ParsedModule> parsed; ///< null when the file could not be parsed
     std::string error;                          ///< why `parsed` is null
-    uint32_t name_hash = 0;            ///< kmod_hash(name): kmod's hash-table order
-    uint32_t order_key_size = 0;       ///< length of order_key() in relpath
-    std::vector<uint32_t> export_ids;  ///< interned symbol of each export (prefix stripped)
-    std::vector<uint32_t> import_ids;  ///< interned symbol of each import (lookup name)
+    uint32_t name_hash = 0;                     ///< kmod_hash(name): kmod's hash-table order
+    uint32_t order_key_size = 0;                ///< length of order_key() in relpath
+    std::vector<uint32_t> export_ids; ///< interned symbol of each export (prefix stripped)
+    std::vector<uint32_t> import_ids; ///< interned symbol of each import (lookup name)
 
     /// What modules.dep and friends print: the relpath, or the full path for externals.
-    [[nodiscard]] const std::string& output_path() const { return relpath.empty() ? path : relpath; }
+    [[nodiscard]] const std::string& output_path() const
+    {
+        return relpath.empty() ? path : relpath;
+    }
     /// What a modules.order line must equal to name it: the start of relpath (empty for
     /// external modules).
     [[nodiscard]] std::string_view order_key() const
@@ -141,9 +144,9 @@ struct Resolution {
 
 /// What a run of the resolver reports and checks.
 struct ResolveOptions {
-    bool check_symvers = false;  ///< -E given: compare CRCs
-    bool print_unknown = false;  ///< -e: report unknown symbols and CRC mismatches
-    bool verbose = false;        ///< -v: report each dependency edge
+    bool check_symvers = false; ///< -E given: compare CRCs
+    bool print_unknown = false; ///< -e: report unknown symbols and CRC mismatches
+    bool verbose = false;       ///< -v: report each dependency edge
 };
 
 /// The module index of one kernel version: every module file of the tree with its parsed
@@ -156,7 +159,7 @@ public:
         std::string module_dir; ///< absolute "<basedir>/lib/modules/<version>"
         DepmodConfig config;
         char symbol_prefix = '\0';
-        unsigned parse_threads = 0; ///< 0: one per core
+        unsigned parse_threads = 0;                 ///< 0: one per core
         std::vector<VmlinuxSymbol> vmlinux_symbols; ///< from -E / -F, plus the loader's own
         /// Whether the CRC of every import is kept. Without them (4 bytes per import, some
         /// 190,000 in a distribution kernel) resolve() must not be asked to compare CRCs
@@ -212,8 +215,8 @@ private:
     size_t parse_count_ = 0;
     std::string modules_order_text_;                          ///< the file, for the keys below
     std::unordered_map<std::string_view, int> modules_order_; ///< line -> kmod's sort key
-    bool modules_order_ok_ = false;          ///< false: missing or corrupted, no sorting
-    Diagnostic modules_order_problem_;       ///< reported by each resolve when not ok
+    bool modules_order_ok_ = false;    ///< false: missing or corrupted, no sorting
+    Diagnostic modules_order_problem_; ///< reported by each resolve when not ok
 
     // Every symbol name seen, interned once: resolving then works on flat arrays.
     std::vector<std::unique_ptr<char[]>> name_blocks_; ///< where the names are stored
@@ -225,11 +228,11 @@ private:
     /// an unordered_map.
     std::vector<uint32_t> symbol_slots_;
     static constexpr uint32_t kNoSymbol = UINT32_MAX;
-    std::vector<uint32_t> ids_in_hash_order_;   ///< kmod's symbol-table iteration order
-    std::vector<uint32_t> ids_in_name_order_;   ///< strcmp order
-    size_t sorted_symbol_count_ = 0;            ///< ids below this are in the two orders
-    std::vector<uint8_t> is_vmlinux_;           ///< id -> exported by vmlinux (-E/-F)
-    std::vector<uint64_t> vmlinux_crc_;         ///< id -> its CRC there
+    std::vector<uint32_t> ids_in_hash_order_; ///< kmod's symbol-table iteration order
+    std::vector<uint32_t> ids_in_name_order_; ///< strcmp order
+    size_t sorted_symbol_count_ = 0;          ///< ids below this are in the two orders
+    std::vector<uint8_t> is_vmlinux_;         ///< id -> exported by vmlinux (-E/-F)
+    std::vector<uint64_t> vmlinux_crc_;       ///< id -> its CRC there
 };
 
 } // namespace kmodd::index

@@ -292,15 +292,14 @@ base::Result<Resolution> ModuleIndex::resolve(const ResolveOptions& options,
             if (provider == kNoOwner && !is_vmlinux_[id]) {
                 if (options.print_unknown && !c.parsed->is_weak_import(s))
                     diagnostics.push_back({Diagnostic::Level::Warning,
-                                           c.path + " needs unknown symbol " +
-                                               import_name(c, s)});
+                                           c.path + " needs unknown symbol " + import_name(c, s)});
                 continue;
             }
             if (check_crcs) {
                 if (crc[id] != c.parsed->import_crc(s) && !c.parsed->is_weak_import(s))
-                    diagnostics.push_back({Diagnostic::Level::Warning,
-                                           c.path + " disagrees about version of symbol " +
-                                               import_name(c, s)});
+                    diagnostics.push_back(
+                        {Diagnostic::Level::Warning,
+                         c.path + " disagrees about version of symbol " + import_name(c, s)});
             }
             if (provider == kNoOwner || last_user[provider] == m)
                 continue;
@@ -341,9 +340,8 @@ base::Result<Resolution> ModuleIndex::resolve(const ResolveOptions& options,
             diagnostics.push_back({Diagnostic::Level::Error,
                                    "Cycle detected: " + describe_cycle(result.modules, cycle)});
         }
-        diagnostics.push_back({Diagnostic::Level::Error,
-                               "Found " + std::to_string(in_cycles) +
-                                   " modules in dependency cycles!"});
+        diagnostics.push_back({Diagnostic::Level::Error, "Found " + std::to_string(in_cycles) +
+                                                             " modules in dependency cycles!"});
         return base::make_error(EINVAL, "Found " + std::to_string(in_cycles) +
                                             " modules in dependency cycles");
     }

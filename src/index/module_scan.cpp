@@ -66,15 +66,14 @@ std::string describe_unusable_entry(int dir_fd, const char* name, const std::str
     if (err == ELOOP)
         return base::quoted(path) + ": symlink loop through " + base::quoted(target) + hint +
                ", ignoring";
-    return base::quoted(path) + ": symlink to " + base::quoted(target) + ": " +
-           std::strerror(err) + ", ignoring";
+    return base::quoted(path) + ": symlink to " + base::quoted(target) + ": " + std::strerror(err) +
+           ", ignoring";
 }
 
 bool starts_with_dir(std::string_view path, std::string_view dir)
 {
     return path.size() > dir.size() && path[dir.size()] == '/' && path.starts_with(dir);
 }
-
 
 } // namespace
 
@@ -121,35 +120,35 @@ void ModuleIndex::walk(int dir_fd, const std::string& dir_path, bool is_external
         if (!is_dir && !is_file) {
             struct stat st {};
             if (::fstatat(dir_fd, entry->d_name, &st, 0) < 0) {
-                diagnostics.push_back({Diagnostic::Level::Error,
-                                       describe_unusable_entry(dir_fd, entry->d_name, path, errno)});
+                diagnostics.push_back(
+                    {Diagnostic::Level::Error,
+                     describe_unusable_entry(dir_fd, entry->d_name, path, errno)});
                 continue;
             }
             is_dir = S_ISDIR(st.st_mode);
             is_file = S_ISREG(st.st_mode);
             if (!is_dir && !is_file) {
                 if (has_module_extension(name))
-                    diagnostics.push_back({Diagnostic::Level::Error,
-                                           base::quoted(path) +
-                                               ": not a regular file or directory, ignoring"});
+                    diagnostics.push_back(
+                        {Diagnostic::Level::Error,
+                         base::quoted(path) + ": not a regular file or directory, ignoring"});
                 continue;
             }
         }
         if (is_dir) {
-            base::UniqueFd sub(::openat(dir_fd, entry->d_name,
-                                        O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+            base::UniqueFd sub(::openat(dir_fd, entry->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
             struct stat st {};
             if (!sub.is_valid() || ::fstat(sub.get(), &st) < 0) {
-                diagnostics.push_back({Diagnostic::Level::Error,
-                                       base::quoted(path) + ": cannot open directory: " +
-                                           std::strerror(errno) + ", ignoring"});
+                diagnostics.push_back(
+                    {Diagnostic::Level::Error, base::quoted(path) + ": cannot open directory: " +
+                                                   std::strerror(errno) + ", ignoring"});
                 continue;
             }
             auto id = std::make_pair(st.st_dev, st.st_ino);
             if (std::find(stack.begin(), stack.end(), id) != stack.end()) {
-                diagnostics.push_back({Diagnostic::Level::Error,
-                                       base::quoted(path) + ": symlink loop (the directory "
-                                                            "contains itself), ignoring"});
+                diagnostics.push_back(
+                    {Diagnostic::Level::Error, base::quoted(path) + ": symlink loop (the directory "
+                                                                    "contains itself), ignoring"});
                 continue;
             }
             stack.push_back(id);
@@ -234,8 +233,9 @@ bool ModuleIndex::merge(std::vector<Found>& found, const std::string& scope,
     if (to_parse.empty())
         return changed;
 
-    unsigned threads = settings_.parse_threads != 0 ? settings_.parse_threads
-                                                    : std::max(1U, std::thread::hardware_concurrency());
+    unsigned threads = settings_.parse_threads != 0
+                           ? settings_.parse_threads
+                           : std::max(1U, std::thread::hardware_concurrency());
     threads = std::min<unsigned>(threads, static_cast<unsigned>(to_parse.size()));
     std::atomic<size_t> next{0};
     std::mutex symbols_lock;
@@ -257,8 +257,8 @@ bool ModuleIndex::merge(std::vector<Found>& found, const std::string& scope,
                 c.import_ids = {};
                 continue;
             }
-            c.parsed = ParsedModule::make(*info, settings_.symbol_prefix,
-                                          settings_.keep_import_crcs);
+            c.parsed =
+                ParsedModule::make(*info, settings_.symbol_prefix, settings_.keep_import_crcs);
             std::lock_guard lock(symbols_lock);
             intern_symbols(c, *info);
         }
@@ -276,8 +276,8 @@ bool ModuleIndex::merge(std::vector<Found>& found, const std::string& scope,
               [](const Candidate* a, const Candidate* b) { return a->seq < b->seq; });
     for (Candidate* c : to_parse) {
         if (!c->parsed)
-            diagnostics.push_back({Diagnostic::Level::Error,
-                                   base::quoted(c->path) + ": " + c->error + ", ignoring"});
+            diagnostics.push_back(
+                {Diagnostic::Level::Error, base::quoted(c->path) + ": " + c->error + ", ignoring"});
     }
     sort_new_symbols();
     return true;
@@ -291,9 +291,9 @@ void ModuleIndex::load_modules_order()
     const std::string file = settings_.module_dir + "/modules.order";
     auto text = base::read_file(AT_FDCWD, file);
     if (!text) {
-        modules_order_problem_ = {Diagnostic::Level::Warning,
-                                  "could not open modules.order at " + settings_.module_dir +
-                                      ": " + std::strerror(text.error().code)};
+        modules_order_problem_ = {Diagnostic::Level::Warning, "could not open modules.order at " +
+                                                                  settings_.module_dir + ": " +
+                                                                  std::strerror(text.error().code)};
         return;
     }
     // Kept: the keys of modules_order_ point into it.
@@ -325,9 +325,9 @@ base::Result<void> ModuleIndex::scan(Diagnostics& diagnostics)
 {
     auto root = base::open_directory(AT_FDCWD, settings_.module_dir);
     if (!root)
-        return base::make_error(root.error().code,
-                                "could not open directory " + settings_.module_dir + ": " +
-                                    std::strerror(root.error().code));
+        return base::make_error(root.error().code, "could not open directory " +
+                                                       settings_.module_dir + ": " +
+                                                       std::strerror(root.error().code));
     load_modules_order();
     std::vector<Found> found;
     found.reserve(std::max<size_t>(candidates_.size(), 1024));
@@ -377,7 +377,8 @@ bool ModuleIndex::update_path(const std::string& path, Diagnostics& diagnostics)
     }
     if (base.empty())
         return false;
-    for (std::string_view part : base::split_tokens(std::string_view(clean).substr(base.size()), "/")) {
+    for (std::string_view part :
+         base::split_tokens(std::string_view(clean).substr(base.size()), "/")) {
         if (is_excluded(part))
             return false;
     }
@@ -412,20 +413,22 @@ bool ModuleIndex::update_path(const std::string& path, Diagnostics& diagnostics)
     } else if (errno != ENOENT && errno != 0) {
         // A dangling or looping symlink: say so once, and forget any module it was.
         size_t slash = clean.rfind('/');
-        base::UniqueFd dir(::open(clean.substr(0, slash).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        base::UniqueFd dir(
+            ::open(clean.substr(0, slash).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
         if (has_module_extension(std::string_view(clean).substr(slash + 1)))
-            diagnostics.push_back({Diagnostic::Level::Error,
-                                   describe_unusable_entry(dir.get(), clean.c_str() + slash + 1,
-                                                           clean, errno)});
+            diagnostics.push_back(
+                {Diagnostic::Level::Error,
+                 describe_unusable_entry(dir.get(), clean.c_str() + slash + 1, clean, errno)});
     } else {
         size_t slash = clean.rfind('/');
         struct stat lst {};
         if (::lstat(clean.c_str(), &lst) == 0 &&
             has_module_extension(std::string_view(clean).substr(slash + 1))) {
-            base::UniqueFd dir(::open(clean.substr(0, slash).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-            diagnostics.push_back({Diagnostic::Level::Error,
-                                   describe_unusable_entry(dir.get(), clean.c_str() + slash + 1,
-                                                           clean, ENOENT)});
+            base::UniqueFd dir(
+                ::open(clean.substr(0, slash).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+            diagnostics.push_back(
+                {Diagnostic::Level::Error,
+                 describe_unusable_entry(dir.get(), clean.c_str() + slash + 1, clean, ENOENT)});
         }
     }
     return merge(found, clean, diagnostics);

@@ -53,7 +53,7 @@ std::optional<std::string> normalize_alias(std::string_view alias)
 size_t module_extension_length(std::string_view filename)
 {
     static constexpr std::array<std::string_view, 4> kExtensions = {".ko", ".ko.xz", ".ko.zst",
-                                                                     ".ko.gz"};
+                                                                    ".ko.gz"};
     for (std::string_view ext : kExtensions) {
         if (filename.size() > ext.size() && filename.ends_with(ext))
             return ext.size();

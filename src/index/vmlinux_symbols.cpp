@@ -22,9 +22,9 @@ std::vector<VmlinuxSymbol> parse_module_symvers(std::string_view text, std::stri
         char* end = nullptr;
         uint64_t crc = std::strtoull(crc_text.c_str(), &end, 16);
         if (end == nullptr || *end != '\0') {
-            diagnostics.push_back({Diagnostic::Level::Error,
-                                   std::string(filename) + ":" + std::to_string(linenum) +
-                                       " Invalid symbol version " + crc_text});
+            diagnostics.push_back(
+                {Diagnostic::Level::Error, std::string(filename) + ":" + std::to_string(linenum) +
+                                               " Invalid symbol version " + crc_text});
             continue;
         }
         std::string_view name = fields[1];
@@ -46,9 +46,9 @@ std::vector<VmlinuxSymbol> parse_system_map(std::string_view text, std::string_v
         size_t first = line.find(' ');
         size_t second = first == std::string_view::npos ? first : line.find(' ', first + 1);
         if (second == std::string_view::npos) {
-            diagnostics.push_back({Diagnostic::Level::Error,
-                                   std::string(filename) + ":" + std::to_string(linenum) +
-                                       ": invalid line: " + std::string(line)});
+            diagnostics.push_back(
+                {Diagnostic::Level::Error, std::string(filename) + ":" + std::to_string(linenum) +
+                                               ": invalid line: " + std::string(line)});
             continue;
         }
         std::string_view name = line.substr(second + 1);

@@ -51,12 +51,15 @@ base::Result<void> run_shell_command(const std::string& command, const std::stri
     }
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
         return {};
-    std::string how = WIFEXITED(status) ? "exited with status " + std::to_string(WEXITSTATUS(status))
-                                        : "was killed by signal " + std::to_string(WTERMSIG(status));
-    return base::make_error(EINVAL, "the command for " + quoted(module) + " (" + expanded + ") " + how);
+    std::string how = WIFEXITED(status)
+                          ? "exited with status " + std::to_string(WEXITSTATUS(status))
+                          : "was killed by signal " + std::to_string(WTERMSIG(status));
+    return base::make_error(EINVAL,
+                            "the command for " + quoted(module) + " (" + expanded + ") " + how);
 }
 
-Loader::Loader(Resolver& resolver, sys::Kernel& kernel, StateStore* state, CommandRunner run_command)
+Loader::Loader(Resolver& resolver, sys::Kernel& kernel, StateStore* state,
+               CommandRunner run_command)
     : resolver_(resolver), kernel_(kernel), state_(state), run_command_(std::move(run_command))
 {
 }
@@ -110,7 +113,7 @@ void Loader::roll_back(LoadReport& report, size_t from)
 }
 
 base::Result<void> Loader::record_plan(const Module& target, const std::vector<ProbeStep>& steps,
-                                      const LoadReport& report, Origin origin)
+                                       const LoadReport& report, Origin origin)
 {
     if (!resolver_.is_builtin(target)) {
         auto recorded = origin == Origin::Autoload ? state_->record_autoload(target.name)
@@ -181,8 +184,8 @@ base::Result<LoadReport> Loader::load(const LoadRequest& request,
         size_t plan_start = report.inserted.size();
         if (!request.dry_run && is_in_kernel(*target)) {
             if (request.first_time)
-                return base::make_error(EEXIST, "module " + quoted(target->name) +
-                                                    " is already loaded");
+                return base::make_error(EEXIST,
+                                        "module " + quoted(target->name) + " is already loaded");
             if (state_ != nullptr && !resolver_.is_builtin(*target) &&
                 request.origin != Origin::Autoload) {
                 if (auto recorded = state_->record_explicit(target->name); !recorded)
@@ -272,8 +275,8 @@ base::Result<UnloadReport> Loader::unload(const UnloadRequest& request)
         auto entry = kernel_.loaded_module(target->name);
         if (!entry) {
             if (request.first_time)
-                return base::make_error(ENOENT, "module " + quoted(target->name) +
-                                                    " is not loaded");
+                return base::make_error(ENOENT,
+                                        "module " + quoted(target->name) + " is not loaded");
             continue;
         }
         if (entry->refcount > 0 || !entry->holders.empty()) {

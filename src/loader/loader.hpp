@@ -33,8 +33,8 @@ inline constexpr int kMaxCommandDepth = 8;
                                                    const std::string& options);
 
 struct LoadRequest {
-    std::string name;   ///< module name or alias
-    std::string params; ///< module parameters for the requested module only
+    std::string name;             ///< module name or alias
+    std::string params;           ///< module parameters for the requested module only
     bool first_time = false;      ///< fail when the module is already loaded (--first-time)
     bool ignore_commands = false; ///< -i
     bool use_blacklist = false;   ///< -b

@@ -20,8 +20,9 @@ std::string join_parameters(std::span<const std::string> parameters)
         if (!out.empty())
             out += ' ';
         size_t eq = parameter.find('=');
-        std::string_view value =
-            eq == std::string::npos ? std::string_view() : std::string_view(parameter).substr(eq + 1);
+        std::string_view value = eq == std::string::npos
+                                     ? std::string_view()
+                                     : std::string_view(parameter).substr(eq + 1);
         bool is_quoted = !value.empty() && (value.front() == '"' || value.front() == '\'');
         if (eq == std::string::npos || is_quoted ||
             value.find_first_of(kKernelBlanks) == std::string_view::npos) {

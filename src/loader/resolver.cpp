@@ -209,8 +209,7 @@ void Resolver::fill_softdep(Module* module, std::vector<Module*>& list)
         visit(m, false, false, list);
 }
 
-void Resolver::visit(Module* module, bool required, bool ignore_command,
-                     std::vector<Module*>& list)
+void Resolver::visit(Module* module, bool required, bool ignore_command, std::vector<Module*>& list)
 {
     if (module->visited)
         return;

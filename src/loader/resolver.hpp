@@ -52,7 +52,7 @@ struct ProbeStep {
     Kind kind = Kind::Insert;
     Module* module = nullptr;
     std::string options;
-    bool is_target = false; ///< the module that was asked for (not a dependency or softdep)
+    bool is_target = false;   ///< the module that was asked for (not a dependency or softdep)
     bool is_required = false; ///< the target or a hard dependency: its failure fails the load
 };
 

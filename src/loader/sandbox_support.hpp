@@ -14,8 +14,8 @@ namespace kmodd::loader {
 
 /// A symbol is "only provided by modules" when the module database names an owner for it.
 /// The database must outlive the predicate.
-[[nodiscard]] sys::ModuleSymbolPredicate make_module_symbol_predicate(
-    const depmod::ModuleDatabase& database);
+[[nodiscard]] sys::ModuleSymbolPredicate
+make_module_symbol_predicate(const depmod::ModuleDatabase& database);
 
 /// The real kernel, with the ELF layer's decompression for the userspace fallback.
 [[nodiscard]] std::unique_ptr<sys::Kernel> make_system_kernel();

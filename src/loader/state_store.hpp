@@ -50,8 +50,8 @@ public:
     /// Records that `module` was loaded, or found loaded, as a dependency of `user`. Changes
     /// nothing for an explicit record, or for a module kmodd did not load when
     /// `is_new` is false. Writes the file.
-    [[nodiscard]] base::Result<void> record_dependency(std::string_view module, std::string_view user,
-                                                       bool is_new);
+    [[nodiscard]] base::Result<void> record_dependency(std::string_view module,
+                                                       std::string_view user, bool is_new);
     /// `user` no longer needs `module`; returns whether anything still does (always true for
     /// an explicit record, false for a module without record). Writes the file.
     [[nodiscard]] base::Result<bool> release(std::string_view module, std::string_view user);

@@ -148,8 +148,8 @@ AutoloadReport Autoloader::on_load_result(const AutoloadRequest& request,
         // for this device" too.
         report.outcome = AutoloadOutcome::Unsuitable;
         report.severity = Severity::Info;
-        report.message =
-            device + ": " + result.error().message + "; the device does not wait for another driver";
+        report.message = device + ": " + result.error().message +
+                         "; the device does not wait for another driver";
     } else {
         report.outcome = AutoloadOutcome::Failed;
         bool is_new = warned_.insert(request.syspath + "\n" + result.error().message).second;

@@ -85,7 +85,8 @@ public:
 
     /// Devices found in sysfs at start: those without a driver (in UnboundOnly mode), or all
     /// (in On mode), give requests.
-    [[nodiscard]] std::vector<AutoloadRequest> on_coldplug(const std::vector<sys::SysfsDevice>& devices);
+    [[nodiscard]] std::vector<AutoloadRequest>
+    on_coldplug(const std::vector<sys::SysfsDevice>& devices);
 
     /// The index changed: waiting devices that still have no driver are asked for again.
     [[nodiscard]] std::vector<AutoloadRequest> on_index_changed();
@@ -98,8 +99,9 @@ public:
     /// recorded as on_result() does, and phrased. A failure is a warning the first time for
     /// that device and message and debug after it, since it is tried again after every index
     /// change.
-    [[nodiscard]] AutoloadReport on_load_result(const AutoloadRequest& request,
-                                                const RequestResult<std::vector<std::string>>& result);
+    [[nodiscard]] AutoloadReport
+    on_load_result(const AutoloadRequest& request,
+                   const RequestResult<std::vector<std::string>>& result);
 
     /// Requests held back by the rate limit, as far as the limit now allows.
     [[nodiscard]] std::vector<AutoloadRequest> take_deferred();
@@ -125,8 +127,8 @@ private:
     Now now_;
     double tokens_;
     Clock::time_point refilled_;
-    std::map<std::string, Device> devices_;        ///< by syspath: in flight, deferred or waiting
-    std::map<std::string, size_t> in_flight_;      ///< modalias -> requests out (never 0)
+    std::map<std::string, Device> devices_;   ///< by syspath: in flight, deferred or waiting
+    std::map<std::string, size_t> in_flight_; ///< modalias -> requests out (never 0)
     std::vector<AutoloadRequest> deferred_;
     std::set<std::string> warned_; ///< "syspath\nmessage" of failures logged as warnings
 };

@@ -70,8 +70,8 @@ IndexPublisher::open_snapshot(uint64_t generation) const
     if (!snapshot && snapshot.error().code == ENOENT)
         return std::shared_ptr<const IndexSnapshot>();
     if (!snapshot)
-        return base::Unexpected(snapshot.error().with_context("cannot read the index of '" +
-                                                              settings_.release + "'"));
+        return base::Unexpected(
+            snapshot.error().with_context("cannot read the index of '" + settings_.release + "'"));
     return *snapshot;
 }
 

@@ -24,7 +24,7 @@ struct Publication {
     /// The served release's new snapshot; null when its index was not rewritten (or could
     /// not be read: see `snapshot_error`).
     std::shared_ptr<const IndexSnapshot> snapshot;
-    bool is_release_gone = false;         ///< the served release vanished: requests find nothing
+    bool is_release_gone = false; ///< the served release vanished: requests find nothing
     std::optional<base::Error> snapshot_error; ///< the index was written but cannot be read
 };
 
@@ -35,8 +35,8 @@ struct Publication {
 class IndexPublisher {
 public:
     struct Settings {
-        ServiceOptions index;                    ///< what is indexed and how it is written
-        std::string release;                     ///< the served kernel release
+        ServiceOptions index;                     ///< what is indexed and how it is written
+        std::string release;                      ///< the served kernel release
         std::vector<std::string> modprobe_config; ///< modprobe.d; empty: kmod's default dirs
         std::string cmdline_path = "/proc/cmdline";
     };
@@ -52,7 +52,8 @@ public:
 
     /// Applies a batch of changes, then rebuilds the versions in `forced` from scratch; opens
     /// a new snapshot when the served release's index was rewritten.
-    [[nodiscard]] Publication apply(const ChangeSet& changes, const std::vector<std::string>& forced);
+    [[nodiscard]] Publication apply(const ChangeSet& changes,
+                                    const std::vector<std::string>& forced);
 
     /// The served release's snapshot again, with modprobe.d read anew (same publication
     /// number). Null when the release has no index. Errors: the index cannot be read.
@@ -64,8 +65,8 @@ public:
 
     /// Modules in the served release's index as `report` counts them, less the files it could
     /// not use (as ModuleCount counts).
-    [[nodiscard]] static uint32_t usable_count(const VersionReport& report,
-                                               const std::shared_ptr<const IndexSnapshot>& snapshot);
+    [[nodiscard]] static uint32_t
+    usable_count(const VersionReport& report, const std::shared_ptr<const IndexSnapshot>& snapshot);
 
 private:
     [[nodiscard]] base::Result<std::shared_ptr<const IndexSnapshot>>

@@ -92,7 +92,8 @@ public:
 
     /// The module files of `version` that the index left out because they cannot be used:
     /// module name -> "'<path>': <reason>". Empty when the version is not indexed.
-    [[nodiscard]] std::map<std::string, std::string> unusable_modules(const std::string& version) const;
+    [[nodiscard]] std::map<std::string, std::string>
+    unusable_modules(const std::string& version) const;
 
     /// The indexed versions, sorted.
     [[nodiscard]] std::vector<std::string> versions() const;

@@ -61,9 +61,8 @@ tl::unexpected<RequestError> not_found(const IndexSnapshot& snapshot, const std:
     std::string normalised = name;
     std::replace(normalised.begin(), normalised.end(), '-', '_');
     if (auto it = snapshot.unusable().find(normalised); it != snapshot.unusable().end())
-        return tl::unexpected(RequestError{Failure::Failed,
-                                           "Module " + quoted(name) + " cannot be used: " + it->second,
-                                           ENOEXEC});
+        return tl::unexpected(RequestError{
+            Failure::Failed, "Module " + quoted(name) + " cannot be used: " + it->second, ENOEXEC});
     return fail(Failure::NotFound, not_found_message(snapshot, name));
 }
 

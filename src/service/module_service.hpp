@@ -30,11 +30,11 @@ namespace kmodd::service {
 class IndexSnapshot {
 public:
     struct Options {
-        std::string module_dir;                ///< <modules dir>/<release>
-        std::string release;                   ///< the kernel release (directory name)
-        std::vector<std::string> config_paths; ///< modprobe.d; empty: kmod's default dirs
+        std::string module_dir;                     ///< <modules dir>/<release>
+        std::string release;                        ///< the kernel release (directory name)
+        std::vector<std::string> config_paths;      ///< modprobe.d; empty: kmod's default dirs
         std::string cmdline_path = "/proc/cmdline"; ///< kernel command line ("" = none)
-        uint64_t generation = 0;               ///< the publication this snapshot shows
+        uint64_t generation = 0;                    ///< the publication this snapshot shows
         /// Module files the index left out because they cannot be used: module name ->
         /// "'<path>': <reason>" (a request for one says why instead of "not found").
         std::map<std::string, std::string> unusable;
@@ -84,9 +84,9 @@ struct ParameterInfo {
 /// What modinfo shows for a module. Strings are empty and lists empty when the module does
 /// not have the field.
 struct ModuleDetails {
-    std::string name;      ///< normalised module name
-    std::string path;      ///< the module file (empty for a builtin module)
-    bool builtin = false;  ///< built into the kernel image
+    std::string name;     ///< normalised module name
+    std::string path;     ///< the module file (empty for a builtin module)
+    bool builtin = false; ///< built into the kernel image
     std::string version;
     std::string description;
     std::vector<std::string> authors;
@@ -121,10 +121,10 @@ public:
     /// `modprobe name params` does (blacklist applied to aliases only). Returns the modules
     /// inserted, in order; empty when all were loaded already or built in. The target is
     /// recorded as `origin` (Explicit, or Autoload for a device's modalias: then a module
-    /// that is loaded already is left unrecorded), what it needed Dependency. Errors: InvalidName (name fails
-    /// loader::is_valid_module_request, or params contain a newline/NUL), NotFound (nothing
-    /// matches in the snapshot), Blacklisted (the name resolved only to blacklisted modules),
-    /// Failed (kernel or file error; the message names module and reason; what the call
+    /// that is loaded already is left unrecorded), what it needed Dependency. Errors: InvalidName
+    /// (name fails loader::is_valid_module_request, or params contain a newline/NUL), NotFound
+    /// (nothing matches in the snapshot), Blacklisted (the name resolved only to blacklisted
+    /// modules), Failed (kernel or file error; the message names module and reason; what the call
     /// inserted was removed again).
     [[nodiscard]] RequestResult<std::vector<std::string>>
     load(const IndexSnapshot& snapshot, const std::string& name, const std::string& params,
@@ -155,7 +155,7 @@ public:
 private:
     sys::Kernel& kernel_;
     loader::StateStore* state_;
-    std::mutex change_mutex_;         ///< held by load() and unload() for their whole run
+    std::mutex change_mutex_;          ///< held by load() and unload() for their whole run
     mutable std::mutex origins_mutex_; ///< guards origins_
     std::vector<std::pair<std::string, loader::Origin>> origins_; ///< copy of the store's records
 };

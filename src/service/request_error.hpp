@@ -26,7 +26,6 @@ struct RequestError {
     int code = 0; ///< the errno behind a Failed request (the kernel's ENODEV...), else 0
 };
 
-template <class T>
-using RequestResult = tl::expected<T, RequestError>;
+template <class T> using RequestResult = tl::expected<T, RequestError>;
 
 } // namespace kmodd::service

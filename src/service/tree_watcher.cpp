@@ -194,8 +194,7 @@ bool TreeWatcher::forget_tree(const std::string& path, const std::string& versio
         std::erase_if(it->second, [&](const Link& link) {
             struct stat st {};
             bool is_still_link = ::lstat(link.path.c_str(), &st) == 0 && S_ISLNK(st.st_mode);
-            return link.version == version && is_same_or_below(link.path, path) &&
-                   !is_still_link;
+            return link.version == version && is_same_or_below(link.path, path) && !is_still_link;
         });
         it = it->second.empty() ? dir_links_by_target_.erase(it) : std::next(it);
     }
@@ -399,8 +398,8 @@ void TreeWatcher::on_tree_entry(const TreeDir& dir, const std::string& name, uin
     }
 }
 
-void TreeWatcher::on_target_entry(const std::string& dir, const std::string& name,
-                                  uint32_t mask, ChangeSet& changes)
+void TreeWatcher::on_target_entry(const std::string& dir, const std::string& name, uint32_t mask,
+                                  ChangeSet& changes)
 {
     const std::string target = dir + "/" + name;
     if (auto it = links_by_target_.find(target); it != links_by_target_.end()) {

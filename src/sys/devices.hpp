@@ -16,7 +16,7 @@ struct DeviceEvent {
     std::string syspath;  ///< e.g. /sys/devices/pci0000:00/0000:00:03.0
     std::string modalias; ///< MODALIAS property; empty when the event has none
     std::string subsystem;
-    std::string driver;   ///< DRIVER property (bound driver), empty when none
+    std::string driver; ///< DRIVER property (bound driver), empty when none
 };
 
 /// Where uevents come from: after udevd processed them ("udev"), or straight from the kernel
@@ -46,9 +46,9 @@ public:
 
 /// A device under sysfs that announces a modalias.
 struct SysfsDevice {
-    std::string syspath;  ///< <sysfs root>/devices/...: as the kernel names it (under "/sys"
-                          ///< when the root is /sys)
-    std::string modalias; ///< the content of its `modalias` file, without the newline
+    std::string syspath;     ///< <sysfs root>/devices/...: as the kernel names it (under "/sys"
+                             ///< when the root is /sys)
+    std::string modalias;    ///< the content of its `modalias` file, without the newline
     bool has_driver = false; ///< a `driver` link exists in its directory
 
     bool operator==(const SysfsDevice&) const = default;

@@ -11,10 +11,10 @@
 // - kmodd's own rebuild time for that change (LastRebuildDurationUSec);
 // - the ListDeps round trip over D-Bus against `modprobe -D` as a process;
 // - kmodd's resident memory with the index loaded (VmRSS, and the peak VmHWM).
+#include <poll.h>
 #include <sys/inotify.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
-#include <poll.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -145,7 +145,8 @@ int main(int argc, char** argv)
     // kmod first, on the same copy, before kmodd owns it: a full depmod per run.
     std::vector<double> kmod_depmod;
     for (int i = 0; i < std::min(runs, 5); ++i)
-        kmod_depmod.push_back(run_seconds("/usr/sbin/depmod -b '" + root.string() + "' " + version));
+        kmod_depmod.push_back(
+            run_seconds("/usr/sbin/depmod -b '" + root.string() + "' " + version));
 
     auto start = Clock::now();
     if (!setup.start({"--durable", "yes", "--log-level", "info", "--debounce-ms", "20"})) {
@@ -172,12 +173,12 @@ int main(int argc, char** argv)
         fs::create_symlink(target, link);
         appear.push_back(wait_for_line(inotify, dep, line, true, t0) * 1000);
         // The property is set on the loop right after the files are published.
-        kmodd::daemon::test::wait_until([&] {
-            return setup.client().property<uint32_t>("ModuleCount").value_or(0) > 0;
-        });
-        rebuild_ms.push_back(static_cast<double>(
-                                 setup.client().property<uint64_t>("LastRebuildDurationUSec").value_or(0)) /
-                             1000.0);
+        kmodd::daemon::test::wait_until(
+            [&] { return setup.client().property<uint32_t>("ModuleCount").value_or(0) > 0; });
+        rebuild_ms.push_back(
+            static_cast<double>(
+                setup.client().property<uint64_t>("LastRebuildDurationUSec").value_or(0)) /
+            1000.0);
         auto t1 = Clock::now();
         fs::remove(link);
         vanish.push_back(wait_for_line(inotify, dep, line, false, t1) * 1000);
@@ -192,17 +193,19 @@ int main(int argc, char** argv)
     for (int i = 0; i < 1000; ++i) {
         auto t0 = Clock::now();
         auto deps = setup.client().list_deps(deep);
-        list_deps_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+        list_deps_ms.push_back(
+            std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
         if (!deps) {
-            std::fprintf(stderr, "daemon_bench: ListDeps %s: %s\n", deep, deps.error_message.c_str());
+            std::fprintf(stderr, "daemon_bench: ListDeps %s: %s\n", deep,
+                         deps.error_message.c_str());
             return 1;
         }
         plan = deps.value->size();
     }
     std::vector<double> modprobe_ms;
     for (int i = 0; i < std::min(runs, 21); ++i)
-        modprobe_ms.push_back(run_seconds("/usr/sbin/modprobe -d '" + root.string() + "' -S " + version +
-                                          " -D " + deep + " >/dev/null") *
+        modprobe_ms.push_back(run_seconds("/usr/sbin/modprobe -d '" + root.string() + "' -S " +
+                                          version + " -D " + deep + " >/dev/null") *
                               1000);
 
     long rss = status_kib(pid, "VmRSS:");
@@ -210,21 +213,29 @@ int main(int argc, char** argv)
     auto count = setup.client().property<uint32_t>("ModuleCount").value_or(0);
     setup.stop();
 
-    std::printf("kmodd daemon benchmark: %s (%u modules), %d runs, fsync on\n", version.c_str(), count, runs);
+    std::printf("kmodd daemon benchmark: %s (%u modules), %d runs, fsync on\n", version.c_str(),
+                count, runs);
     std::printf("%-44s %12s %12s\n", "", "kmodd", "kmod");
     std::printf("%-44s %9.1f ms %9.1f ms\n", "module appears -> modules.dep (p50)", median(appear),
                 median(kmod_depmod) * 1000);
-    std::printf("%-44s %9.1f ms %12s\n", "module appears -> modules.dep (p90)", percentile(appear, 0.9), "");
-    std::printf("%-44s %9.1f ms %12s\n", "module vanishes -> modules.dep (p50)", median(vanish), "");
-    std::printf("%-44s %9.1f ms %12s\n", "rebuild itself, LastRebuildDuration (p50)", median(rebuild_ms), "");
-    std::printf("%-44s %9.3f ms %9.1f ms\n", "ListDeps btrfs round trip (p50)", median(list_deps_ms),
-                median(modprobe_ms));
-    std::printf("%-44s %9.3f ms %12s\n", "ListDeps btrfs round trip (p99)", percentile(list_deps_ms, 0.99), "");
+    std::printf("%-44s %9.1f ms %12s\n", "module appears -> modules.dep (p90)",
+                percentile(appear, 0.9), "");
+    std::printf("%-44s %9.1f ms %12s\n", "module vanishes -> modules.dep (p50)", median(vanish),
+                "");
+    std::printf("%-44s %9.1f ms %12s\n", "rebuild itself, LastRebuildDuration (p50)",
+                median(rebuild_ms), "");
+    std::printf("%-44s %9.3f ms %9.1f ms\n", "ListDeps btrfs round trip (p50)",
+                median(list_deps_ms), median(modprobe_ms));
+    std::printf("%-44s %9.3f ms %12s\n", "ListDeps btrfs round trip (p99)",
+                percentile(list_deps_ms, 0.99), "");
     std::printf("%-44s %12zu %12s\n", "ListDeps btrfs plan length", plan, "");
     std::printf("%-44s %9.2f s %12s\n", "start until answering (index checked)", startup, "");
-    std::printf("%-44s %8.1f MiB %12s\n", "resident memory after start (VmRSS)", static_cast<double>(rss_after_start) / 1024, "");
-    std::printf("%-44s %8.1f MiB %12s\n", "resident memory at the end (VmRSS)", static_cast<double>(rss) / 1024, "");
-    std::printf("%-44s %8.1f MiB %12s\n", "peak resident memory (VmHWM)", static_cast<double>(hwm) / 1024, "");
+    std::printf("%-44s %8.1f MiB %12s\n", "resident memory after start (VmRSS)",
+                static_cast<double>(rss_after_start) / 1024, "");
+    std::printf("%-44s %8.1f MiB %12s\n", "resident memory at the end (VmRSS)",
+                static_cast<double>(rss) / 1024, "");
+    std::printf("%-44s %8.1f MiB %12s\n", "peak resident memory (VmHWM)",
+                static_cast<double>(hwm) / 1024, "");
     std::printf("(kmod column: a full `depmod` run, and `modprobe -D` as a process)\n");
     return 0;
 }

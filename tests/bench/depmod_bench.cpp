@@ -56,7 +56,7 @@ ProcessRun run_process(const std::vector<std::string>& argv)
         ::_exit(127);
     }
     int status = 0;
-    rusage usage {};
+    rusage usage{};
     ::wait4(pid, &status, 0, &usage);
     ProcessRun run;
     run.seconds = std::chrono::duration<double>(Clock::now() - start).count();
@@ -147,7 +147,8 @@ int main(int argc, char** argv)
     }
 
     // kmod writes into the tree it indexes: give it a hard-link copy; ours writes with -o.
-    const fs::path scratch = fs::temp_directory_path() / ("kmodd-bench-" + std::to_string(::getpid()));
+    const fs::path scratch =
+        fs::temp_directory_path() / ("kmodd-bench-" + std::to_string(::getpid()));
     const fs::path kmod_root = scratch / "kmod";
     const fs::path ours_out = scratch / "ours";
     fs::create_directories(scratch);
@@ -172,7 +173,8 @@ int main(int argc, char** argv)
         auto o = run_process({kmodctl, "depmod", "-C", "/dev/null", "-b", root.string(), "-o",
                               ours_out.string(), version});
         if (k.status != 0 || o.status != 0) {
-            std::fprintf(stderr, "depmod_bench: a run failed (kmod %d, ours %d)\n", k.status, o.status);
+            std::fprintf(stderr, "depmod_bench: a run failed (kmod %d, ours %d)\n", k.status,
+                         o.status);
             return 1;
         }
         kmod_times.push_back(k.seconds);
@@ -191,7 +193,8 @@ int main(int argc, char** argv)
     // modprobe: the load plan of every module in one `-a -D` run, over kmod's index files (the
     // copy kmod's depmod just wrote them into).
     std::vector<std::string> names;
-    for (const auto& entry : fs::recursive_directory_iterator(kmod_root / "lib/modules" / version)) {
+    for (const auto& entry :
+         fs::recursive_directory_iterator(kmod_root / "lib/modules" / version)) {
         std::string name = entry.path().filename().string();
         if (size_t ko = name.find(".ko"); ko != std::string::npos && entry.is_regular_file())
             names.push_back(name.substr(0, ko));
@@ -256,7 +259,8 @@ int main(int argc, char** argv)
     const fs::path added_dir = scratch / "extra";
     fs::create_directories(added_dir);
     std::string filename = some_module.filename().string();
-    const fs::path source = added_dir / ("kmodd_bench_probe" + filename.substr(filename.find(".ko")));
+    const fs::path source =
+        added_dir / ("kmodd_bench_probe" + filename.substr(filename.find(".ko")));
     fs::copy_file(some_module, source);
     const fs::path link = inc_module_dir / "kmodd-bench-probe";
     std::vector<double> update_ms, rescan_ms;
@@ -270,9 +274,11 @@ int main(int argc, char** argv)
             fs::remove(link);
         auto start = Clock::now();
         (*engine)->update_path(link.string(), diagnostics);
-        rescan_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+        rescan_ms.push_back(
+            std::chrono::duration<double, std::milli>(Clock::now() - start).count());
         auto stats = (*engine)->write(diagnostics);
-        update_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+        update_ms.push_back(
+            std::chrono::duration<double, std::milli>(Clock::now() - start).count());
         if (!stats) {
             std::fprintf(stderr, "depmod_bench: incremental write failed: %s\n",
                          stats.error().message.c_str());
@@ -287,8 +293,8 @@ int main(int argc, char** argv)
     }
     if (fs::is_symlink(link))
         fs::remove(link);
-    std::printf("%-34s %8.1fms %10s\n", "one module added/removed, median",
-                median(update_ms), "n/a");
+    std::printf("%-34s %8.1fms %10s\n", "one module added/removed, median", median(update_ms),
+                "n/a");
     std::printf("  (%d updates: %.1f files parsed and %.1f files rewritten per update, fsync %s;\n"
                 "   median %.1f ms to apply the change to the index, the rest is generating and\n"
                 "   publishing the outputs)\n",

@@ -26,7 +26,10 @@ void populate(const TempTree& tree)
     tree.write("modules.order", "kernel/a/mod2.ko\n");
 }
 
-std::string quoted(const fs::path& p) { return "'" + p.string() + "'"; }
+std::string quoted(const fs::path& p)
+{
+    return "'" + p.string() + "'";
+}
 
 TEST(DepmodCli, DryRunPrintsWhatKmodPrints)
 {
@@ -61,14 +64,16 @@ TEST(DepmodCli, InvokedAsDepmodTheBinaryIsADropInReplacement)
                               tree.version()),
               0);
     EXPECT_EQ(ours, tree.read("modules.dep"));
-    EXPECT_NE(ours.find("kernel/a/mod-dash.ko: kernel/a/mod2.ko kernel/a/mod1.ko"), std::string::npos);
+    EXPECT_NE(ours.find("kernel/a/mod-dash.ko: kernel/a/mod2.ko kernel/a/mod1.ko"),
+              std::string::npos);
 }
 
 TEST(DepmodCli, ABadVersionIsRefusedLikeKmod)
 {
     std::string output;
     EXPECT_EQ(test::run_shell(kKmodctl + " depmod -b /nonexistent notaversion", &output), 1);
-    EXPECT_NE(output.find("depmod: ERROR: Bad version passed notaversion"), std::string::npos) << output;
+    EXPECT_NE(output.find("depmod: ERROR: Bad version passed notaversion"), std::string::npos)
+        << output;
 }
 
 TEST(DepmodCli, AMissingModuleDirectoryFailsWithItsName)
@@ -100,7 +105,8 @@ TEST(DepmodCli, AnUnreadableSymversFileIsFatal)
                                   quoted(tree.root()) + " " + tree.version(),
                               &output),
               1);
-    EXPECT_NE(output.find("could not load /nonexistent/Module.symvers"), std::string::npos) << output;
+    EXPECT_NE(output.find("could not load /nonexistent/Module.symvers"), std::string::npos)
+        << output;
     EXPECT_FALSE(fs::exists(tree.module_dir() / "modules.dep"));
 }
 
@@ -113,15 +119,19 @@ TEST(DepmodCli, QuickModeOnlyRunsWhenAModuleIsNewerThanModulesDep)
     ASSERT_TRUE(fs::exists(tree.module_dir() / "modules.dep"));
 
     // Make modules.dep look old-but-current, then add a module: still older than it.
-    struct utimbuf past {1000000000, 1000000000};
-    for (const char* rel : {"kernel/a/mod1.ko", "kernel/a/mod2.ko", "kernel/b/mod3.ko",
-                            "kernel/a/mod-dash.ko"})
+    struct utimbuf past {
+        1000000000, 1000000000
+    };
+    for (const char* rel :
+         {"kernel/a/mod1.ko", "kernel/a/mod2.ko", "kernel/b/mod3.ko", "kernel/a/mod-dash.ko"})
         ::utime((tree.module_dir() / rel).c_str(), &past);
     tree.write("modules.dep", "stale\n");
     ASSERT_EQ(test::run_shell(kKmodctl + args), 0);
     EXPECT_EQ(tree.read("modules.dep"), "stale\n") << "-A rebuilt although nothing was newer";
 
-    struct utimbuf older {900000000, 900000000};
+    struct utimbuf older {
+        900000000, 900000000
+    };
     ::utime((tree.module_dir() / "modules.dep").c_str(), &older);
     ASSERT_EQ(test::run_shell(kKmodctl + args), 0);
     EXPECT_NE(tree.read("modules.dep"), "stale\n") << "-A did not rebuild for a newer module";
@@ -139,8 +149,9 @@ TEST(DepmodCli, ACycleFailsWithTheCycleAndKeepsThePreviousIndex)
                                   tree.version(),
                               &output),
               1);
-    EXPECT_NE(output.find("depmod: ERROR: Cycle detected: cycle_a -> cycle_b -> cycle_c -> cycle_a"),
-              std::string::npos)
+    EXPECT_NE(
+        output.find("depmod: ERROR: Cycle detected: cycle_a -> cycle_b -> cycle_c -> cycle_a"),
+        std::string::npos)
         << output;
     EXPECT_EQ(tree.read("modules.dep"), "previous\n");
 }

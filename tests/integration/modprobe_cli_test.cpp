@@ -14,7 +14,10 @@ const fs::path kFixtures = KMODD_FIXTURE_MODULES;
 const std::string kKmodctl = KMODD_KMODCTL;
 const std::string kModprobeLink = fs::path(KMODD_KMODCTL).parent_path() / "modprobe";
 
-std::string quoted(const fs::path& p) { return "'" + p.string() + "'"; }
+std::string quoted(const fs::path& p)
+{
+    return "'" + p.string() + "'";
+}
 
 class ModprobeCli : public ::testing::Test {
 protected:
@@ -72,8 +75,8 @@ protected:
 
 TEST_F(ModprobeCli, ShowDependsPrintsWhatKmodPrints)
 {
-    for (const char* request : {"mod2", "mod-dash", "my-alias", "mod1-alias", "mod3", "ext4",
-                                "symbol:mod1_fn"}) {
+    for (const char* request :
+         {"mod2", "mod-dash", "my-alias", "mod1-alias", "mod3", "ext4", "symbol:mod1_fn"}) {
         auto [ours, kmod] = both(std::string("-D ") + request);
         EXPECT_EQ(ours, kmod) << request;
         EXPECT_FALSE(ours.empty()) << request;
@@ -120,7 +123,8 @@ TEST_F(ModprobeCli, TheSeedsStoryRunsOnTheSandboxKernel)
     out = sandbox("-r -v mod2", &status);
     ASSERT_EQ(status, 0) << out;
     EXPECT_EQ(out, "rmmod mod2\nrmmod mod1\nrmmod crc_helper\n");
-    EXPECT_EQ(test::slurp(tree_.root() / "sandbox/loaded.json").find("\"mod1\""), std::string::npos);
+    EXPECT_EQ(test::slurp(tree_.root() / "sandbox/loaded.json").find("\"mod1\""),
+              std::string::npos);
 }
 
 TEST_F(ModprobeCli, RemovingAModuleInUseFailsAndNamesTheHolder)
@@ -174,12 +178,11 @@ TEST_F(ModprobeCli, InstallCommandsGetTheModuleAndItsOptions)
     tree_.write("/cmd.conf", "install mod2 echo \"$MODPROBE_MODULE:$CMDLINE_OPTS\" > " +
                                  quoted(tree_.root() / "ran").substr(0) + "\n");
     std::string out;
-    int status = test::run_shell(kModprobeLink + " --sandbox-kernel " +
-                                     quoted(tree_.root() / "sandbox") + " -C " +
-                                     quoted(tree_.root() / "cmd.conf") + " -d " +
-                                     quoted(tree_.root()) + " -S " + tree_.version() +
-                                     " mod2 a=1 b=2",
-                                 &out);
+    int status =
+        test::run_shell(kModprobeLink + " --sandbox-kernel " + quoted(tree_.root() / "sandbox") +
+                            " -C " + quoted(tree_.root() / "cmd.conf") + " -d " +
+                            quoted(tree_.root()) + " -S " + tree_.version() + " mod2 a=1 b=2",
+                        &out);
     ASSERT_EQ(status, 0) << out;
     EXPECT_EQ(test::slurp(tree_.root() / "ran"), "mod2:a=1 b=2\n");
 }

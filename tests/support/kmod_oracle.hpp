@@ -34,8 +34,8 @@ inline std::map<std::string, std::string> read_outputs(const fs::path& module_di
 inline std::map<std::string, std::string> run_kmod(const fs::path& root, const std::string& version)
 {
     fs::path copy = root.string() + "-kmod";
-    run_shell("rm -rf '" + copy.string() + "' && cp -a '" + root.string() + "' '" +
-              copy.string() + "'");
+    run_shell("rm -rf '" + copy.string() + "' && cp -a '" + root.string() + "' '" + copy.string() +
+              "'");
     std::string output;
     int status =
         run_shell("/usr/sbin/depmod -C /dev/null -b '" + copy.string() + "' " + version, &output);

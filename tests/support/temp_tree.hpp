@@ -91,7 +91,10 @@ public:
         fs::create_directories(at.parent_path());
         std::ofstream(at, std::ios::binary) << content;
     }
-    [[nodiscard]] std::string read(const std::string& rel) const { return slurp(module_dir() / rel); }
+    [[nodiscard]] std::string read(const std::string& rel) const
+    {
+        return slurp(module_dir() / rel);
+    }
 
 private:
     fs::path root_;

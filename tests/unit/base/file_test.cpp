@@ -32,7 +32,8 @@ protected:
 
     [[nodiscard]] size_t entry_count() const
     {
-        return static_cast<size_t>(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()));
+        return static_cast<size_t>(
+            std::distance(fs::directory_iterator(dir_), fs::directory_iterator()));
     }
 
     fs::path dir_;
@@ -61,7 +62,7 @@ TEST_F(PublishTest, AFailedWriteReplacesNothingAndLeavesNoTempFile)
     ignore.sa_handler = SIG_IGN;
     struct sigaction previous {};
     ::sigaction(SIGXFSZ, &ignore, &previous);
-    rlimit old_limit {};
+    rlimit old_limit{};
     ::getrlimit(RLIMIT_FSIZE, &old_limit);
     rlimit small = old_limit;
     small.rlim_cur = 1024;
@@ -73,7 +74,8 @@ TEST_F(PublishTest, AFailedWriteReplacesNothingAndLeavesNoTempFile)
 
     ASSERT_FALSE(published);
     EXPECT_EQ(published.error().code, EFBIG);
-    EXPECT_NE(published.error().message.find("'b'"), std::string::npos) << published.error().message;
+    EXPECT_NE(published.error().message.find("'b'"), std::string::npos)
+        << published.error().message;
     EXPECT_EQ(test::slurp(dir_ / "a"), "old a") << "a file was replaced although the set failed";
     EXPECT_EQ(test::slurp(dir_ / "b"), "old b");
     EXPECT_EQ(entry_count(), 2U) << "a temp file was left behind";

@@ -16,13 +16,16 @@
 namespace kmodd::depmod {
 namespace {
 
-using test::fs::path;
 using test::TempTree;
+using test::fs::path;
 
 const path kFixtures = KMODD_FIXTURE_MODULES;
 const char* const kKmodDepmod = "/usr/sbin/depmod";
 
-path fixture(const std::string& name) { return kFixtures / (name + ".ko"); }
+path fixture(const std::string& name)
+{
+    return kFixtures / (name + ".ko");
+}
 
 std::string join(const index::Diagnostics& diagnostics)
 {
@@ -185,9 +188,10 @@ TEST(DepmodOracle, BuiltinIndexesMatchKmods)
                                   "9invalid.ko\nkernel/lib/zlib_inflate.ko\n");
     std::string modinfo;
     for (const char* record :
-         {"ext4.alias=fs-ext4", "ext4.license=GPL", "ext4.alias=fs-ext3", "crc32c_generic.alias=crypto-crc32c",
-          "crc32c_generic.alias=crc32c-generic", "zlib_inflate.description=x", "noequals",
-          "bad.alias=[unclosed", "x.alias=", "pci.alias=pci:v*d*sv*sd*bc0Csc03i30*"}) {
+         {"ext4.alias=fs-ext4", "ext4.license=GPL", "ext4.alias=fs-ext3",
+          "crc32c_generic.alias=crypto-crc32c", "crc32c_generic.alias=crc32c-generic",
+          "zlib_inflate.description=x", "noequals", "bad.alias=[unclosed",
+          "x.alias=", "pci.alias=pci:v*d*sv*sd*bc0Csc03i30*"}) {
         modinfo += record;
         modinfo += '\0';
     }
@@ -235,7 +239,8 @@ TEST(DepmodOracle, UpdatesDirectoryWinsOverKernelByDefault)
     auto kmod = run_kmod(tree);
     auto ours = run_ours(options_for(tree));
     expect_identical(ours.files, kmod.files);
-    EXPECT_NE(ours.files["modules.dep"].find("kernel/a/mod2.ko: updates/mod1.ko"), std::string::npos);
+    EXPECT_NE(ours.files["modules.dep"].find("kernel/a/mod2.ko: updates/mod1.ko"),
+              std::string::npos);
 }
 
 TEST(DepmodOracle, DepmodDirectivesSearchOverrideExcludeAndExternalAreHonoured)
@@ -255,8 +260,10 @@ TEST(DepmodOracle, DepmodDirectivesSearchOverrideExcludeAndExternalAreHonoured)
                         test::fs::copy_options::overwrite_existing);
     tree.write("/depmod.conf", "# comment\nsearch extra updates built-in external\n"
                                "override mod3 * vendor\noverride mod2 ^9\\.9 extra\n"
-                               "exclude skipme\nexternal * " + ext + "\n"
-                               "external 0\\.1 /nonexistent\nbogus line\n");
+                               "exclude skipme\nexternal * " +
+                                   ext +
+                                   "\n"
+                                   "external 0\\.1 /nonexistent\nbogus line\n");
     auto kmod = run_kmod(tree, "-C " + conf);
     ASSERT_EQ(kmod.status, 0) << kmod.output;
     auto ours = run_ours(options_for(tree, {conf}));
@@ -402,14 +409,16 @@ TEST(DepmodBadInput, EachBadFileIsReportedByPathAndTheRestIsIndexed)
     populate(tree);
     std::string dir = tree.module_dir().string();
     tree.link("extra/dangling.ko", "/nonexistent/dangling.ko");
-    tree.link("extra/self.ko", "self.ko");                 // ln -s self.ko from the wrong cwd
-    tree.link("extra/relative.ko", "build/relative.ko");   // relative target that is not there
-    tree.link("extra/loop", "..");                          // a directory containing itself
+    tree.link("extra/self.ko", "self.ko");               // ln -s self.ko from the wrong cwd
+    tree.link("extra/relative.ko", "build/relative.ko"); // relative target that is not there
+    tree.link("extra/loop", "..");                       // a directory containing itself
     tree.write("extra/notelf.ko", "this is not an ELF file\n");
     std::string mod1 = test::slurp(fixture("mod1"));
     tree.write("extra/truncated.ko", mod1.substr(0, mod1.size() / 3));
     tree.write("extra/empty.ko", "");
-    tree.write("extra/badxz.ko.xz", std::string("\xFD" "7zXZ\0garbage", 12));
+    tree.write("extra/badxz.ko.xz", std::string("\xFD"
+                                                "7zXZ\0garbage",
+                                                12));
 
     auto ours = run_ours(options_for(tree));
     ASSERT_TRUE(ours.ok) << join(ours.diagnostics);
@@ -418,7 +427,8 @@ TEST(DepmodBadInput, EachBadFileIsReportedByPathAndTheRestIsIndexed)
                              "empty.ko", "badxz.ko.xz", "extra/loop"}) {
         EXPECT_NE(said.find(name), std::string::npos) << name << " not reported:\n" << said;
     }
-    EXPECT_NE(said.find("dangling symlink to '/nonexistent/dangling.ko'"), std::string::npos) << said;
+    EXPECT_NE(said.find("dangling symlink to '/nonexistent/dangling.ko'"), std::string::npos)
+        << said;
     EXPECT_NE(said.find("relative target"), std::string::npos) << said;
     EXPECT_EQ(ours.files["modules.dep"].find("extra/"), std::string::npos)
         << "a bad file made it into modules.dep";
@@ -458,8 +468,10 @@ TEST(DepmodInMemory, TheEnginesOutputsAnswerLookupsLikeTheFilesOnDisk)
         EXPECT_EQ(in_memory->modules_for_alias(alias), on_disk->modules_for_alias(alias)) << alias;
     EXPECT_EQ(in_memory->modules_for_alias("pci:v00001234d00005678sv1sd2bc02sc00i00"),
               std::vector<std::string>{"mod1"});
-    EXPECT_EQ(in_memory->module_for_symbol("crc_helper_fn"), std::optional<std::string>("crc_helper"));
-    EXPECT_EQ(on_disk->module_for_symbol("crc_helper_fn"), std::optional<std::string>("crc_helper"));
+    EXPECT_EQ(in_memory->module_for_symbol("crc_helper_fn"),
+              std::optional<std::string>("crc_helper"));
+    EXPECT_EQ(on_disk->module_for_symbol("crc_helper_fn"),
+              std::optional<std::string>("crc_helper"));
 }
 
 class DepmodIncremental : public ::testing::Test {
@@ -492,8 +504,8 @@ protected:
 TEST_F(DepmodIncremental, ANewModuleIsIndexedByParsingOnlyThatFile)
 {
     tree_.add("extra/dup_export.ko", fixture("dup_export"));
-    EXPECT_TRUE(engine_->update_path((tree_.module_dir() / "extra/dup_export.ko").string(),
-                                     diagnostics_));
+    EXPECT_TRUE(
+        engine_->update_path((tree_.module_dir() / "extra/dup_export.ko").string(), diagnostics_));
     auto stats = engine_->write(diagnostics_);
     ASSERT_TRUE(stats);
     EXPECT_EQ(stats->files_parsed, 1U);
@@ -519,7 +531,8 @@ TEST_F(DepmodIncremental, ARebuiltSymlinkTargetIsParsedAgain)
     tree_.link("extra/mydrv.ko", build + "/mydrv.ko");
     engine_->update_path((tree_.module_dir() / "extra/mydrv.ko").string(), diagnostics_);
     ASSERT_TRUE(engine_->write(diagnostics_));
-    EXPECT_EQ(tree_.read("modules.dep").find("extra/mydrv.ko: kernel/a/mod1.ko"), std::string::npos);
+    EXPECT_EQ(tree_.read("modules.dep").find("extra/mydrv.ko: kernel/a/mod1.ko"),
+              std::string::npos);
 
     // The developer rebuilds: the link stays, the file behind it now needs mod1.
     test::fs::remove(build + "/mydrv.ko");
@@ -528,7 +541,8 @@ TEST_F(DepmodIncremental, ARebuiltSymlinkTargetIsParsedAgain)
     auto stats = engine_->write(diagnostics_);
     ASSERT_TRUE(stats);
     EXPECT_EQ(stats->files_parsed, 1U);
-    EXPECT_NE(tree_.read("modules.dep").find("extra/mydrv.ko: kernel/a/mod1.ko"), std::string::npos);
+    EXPECT_NE(tree_.read("modules.dep").find("extra/mydrv.ko: kernel/a/mod1.ko"),
+              std::string::npos);
     expect_same_as_full_kmod_run();
 }
 

@@ -80,8 +80,8 @@ TEST(IndexWriter, EveryKeyAndValueCanBeFoundAgain)
     dump(data, u32_at(data, 8), "", found);
     ASSERT_EQ(found.size(), entries.size());
     for (size_t i = 0; i < entries.size(); ++i)
-        EXPECT_EQ(found[entries[i].first], std::vector<std::string>{std::to_string(i) + ":" +
-                                                                    entries[i].second});
+        EXPECT_EQ(found[entries[i].first],
+                  std::vector<std::string>{std::to_string(i) + ":" + entries[i].second});
     EXPECT_LT(u32_at(data, 8) & 0x0FFFFFFF, data.size()) << "the root is inside the file";
 }
 

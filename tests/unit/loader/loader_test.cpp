@@ -435,8 +435,7 @@ TEST_F(SandboxFixture, AnUnknownModuleIsReportedWithTheDirectory)
     auto report = load("nope");
     ASSERT_FALSE(report);
     EXPECT_EQ(report.error().code, ENOENT);
-    EXPECT_EQ(report.error().message,
-              "module 'nope' not found in " + tree_.module_dir().string());
+    EXPECT_EQ(report.error().message, "module 'nope' not found in " + tree_.module_dir().string());
 }
 
 TEST_F(SandboxFixture, ADependencyCycleInAHandEditedIndexIsRefused)

@@ -41,10 +41,13 @@ TEST_F(AutoloaderTest, AnAddWithAModaliasAsksForALoadAndOtherEventsDoNot)
     ASSERT_TRUE(request);
     EXPECT_EQ(request->syspath, "/sys/devices/a");
     EXPECT_EQ(request->modalias, "pci:v1d2");
-    EXPECT_FALSE(autoloader.on_event(sys::DeviceEvent{"change", "/sys/devices/b", "pci:v1", "pci", ""}));
-    EXPECT_FALSE(autoloader.on_event(sys::DeviceEvent{"bind", "/sys/devices/c", "pci:v1", "pci", "e1000"}));
+    EXPECT_FALSE(
+        autoloader.on_event(sys::DeviceEvent{"change", "/sys/devices/b", "pci:v1", "pci", ""}));
+    EXPECT_FALSE(
+        autoloader.on_event(sys::DeviceEvent{"bind", "/sys/devices/c", "pci:v1", "pci", "e1000"}));
     EXPECT_FALSE(autoloader.on_event(add("/sys/devices/d", "")));
-    EXPECT_FALSE(autoloader.on_event(sys::DeviceEvent{"add", "/sys/devices/e", "pci:v3", "pci", "bound"}))
+    EXPECT_FALSE(
+        autoloader.on_event(sys::DeviceEvent{"add", "/sys/devices/e", "pci:v3", "pci", "bound"}))
         << "a driver is bound already";
 }
 
@@ -116,7 +119,8 @@ TEST_F(AutoloaderTest, ManyDevicesWithOneModaliasCostOneLoad)
     auto first = autoloader.on_event(add("/sys/devices/port0", "serio:ty06"));
     ASSERT_TRUE(first);
     for (int i = 1; i < 50; ++i)
-        EXPECT_FALSE(autoloader.on_event(add("/sys/devices/port" + std::to_string(i), "serio:ty06")));
+        EXPECT_FALSE(
+            autoloader.on_event(add("/sys/devices/port" + std::to_string(i), "serio:ty06")));
     autoloader.on_result(*first, AutoloadOutcome::NoModule);
     EXPECT_EQ(autoloader.waiting().size(), 50U) << "the one outcome counts for all";
     EXPECT_EQ(autoloader.on_index_changed().size(), 1U);
@@ -127,7 +131,10 @@ TEST_F(AutoloaderTest, AStormIsRateLimitedAndTheRestComesLater)
     Autoloader autoloader = make(AutoloadMode::On, /*burst=*/4, /*per_second=*/2);
     size_t asked = 0;
     for (int i = 0; i < 10; ++i)
-        asked += autoloader.on_event(add("/sys/devices/d" + std::to_string(i), "m:" + std::to_string(i))) ? 1 : 0;
+        asked +=
+            autoloader.on_event(add("/sys/devices/d" + std::to_string(i), "m:" + std::to_string(i)))
+                ? 1
+                : 0;
     EXPECT_EQ(asked, 4U);
     EXPECT_TRUE(autoloader.has_deferred());
     EXPECT_TRUE(autoloader.take_deferred().empty()) << "no time has passed";
@@ -175,7 +182,8 @@ TEST_F(AutoloaderTest, LoadResultsAreClassifiedAsUdevdsKmodBuiltinDoes)
             tl::unexpected(RequestError{kind, std::move(message), code}));
     };
 
-    auto loaded = autoloader.on_load_result(ask("/sys/a"), std::vector<std::string>{"mod1", "mod2"});
+    auto loaded =
+        autoloader.on_load_result(ask("/sys/a"), std::vector<std::string>{"mod1", "mod2"});
     EXPECT_EQ(loaded.outcome, AutoloadOutcome::Loaded);
     EXPECT_EQ(loaded.inserted, (std::vector<std::string>{"mod1", "mod2"}));
     EXPECT_EQ(loaded.severity, Severity::Info);
@@ -194,15 +202,16 @@ TEST_F(AutoloaderTest, LoadResultsAreClassifiedAsUdevdsKmodBuiltinDoes)
     EXPECT_EQ(blacklisted.outcome, AutoloadOutcome::Blacklisted);
     EXPECT_EQ(blacklisted.message, "'pci:v/sys/d' is blacklisted");
 
-    auto unsuitable =
-        autoloader.on_load_result(ask("/sys/e"), failure(Failure::Failed, "No such device", ENODEV));
+    auto unsuitable = autoloader.on_load_result(ask("/sys/e"),
+                                                failure(Failure::Failed, "No such device", ENODEV));
     EXPECT_EQ(unsuitable.outcome, AutoloadOutcome::Unsuitable);
     EXPECT_EQ(unsuitable.severity, Severity::Info);
 
     std::vector<std::string> waiting;
     for (const auto& device : autoloader.waiting())
         waiting.push_back(device.syspath);
-    EXPECT_EQ(waiting, std::vector<std::string>{"/sys/c"}) << "only the device without a module waits";
+    EXPECT_EQ(waiting, std::vector<std::string>{"/sys/c"})
+        << "only the device without a module waits";
 }
 
 TEST_F(AutoloaderTest, AFailedLoadIsAWarningOnceAndDebugWhenItFailsTheSameWayAgain)
@@ -222,13 +231,14 @@ TEST_F(AutoloaderTest, AFailedLoadIsAWarningOnceAndDebugWhenItFailsTheSameWayAga
     ASSERT_EQ(again.size(), 1U);
     auto second = autoloader.on_load_result(again[0], failed);
     EXPECT_EQ(second.severity, Severity::Debug);
-    EXPECT_EQ(second.message, "loading a driver for /sys/a (pci:v1) failed again: Exec format error");
+    EXPECT_EQ(second.message,
+              "loading a driver for /sys/a (pci:v1) failed again: Exec format error");
 
     auto third = autoloader.on_index_changed();
     ASSERT_EQ(third.size(), 1U);
     auto other = autoloader.on_load_result(
-        third[0], RequestResult<std::vector<std::string>>(
-                      tl::unexpected(RequestError{Failure::Failed, "Key was rejected", EKEYREJECTED})));
+        third[0], RequestResult<std::vector<std::string>>(tl::unexpected(
+                      RequestError{Failure::Failed, "Key was rejected", EKEYREJECTED})));
     EXPECT_EQ(other.severity, Severity::Warning) << "a new reason is said again";
 }
 

@@ -12,10 +12,10 @@
 #include <map>
 #include <memory>
 
+#include "kmod_oracle.hpp"
 #include "service/index_service.hpp"
 #include "service/tree_watcher.hpp"
 #include "service/watch_loop.hpp"
-#include "kmod_oracle.hpp"
 #include "temp_tree.hpp"
 
 namespace kmodd::service::test_support {

@@ -13,11 +13,11 @@ namespace kmodd::service {
 namespace {
 
 using namespace std::chrono_literals;
+using test::has_line;
 using test::TempTree;
 using test_support::expect_same_as_kmod;
 using test_support::fixture;
 using test_support::Pipeline;
-using test::has_line;
 namespace fs = test::fs;
 using Action = VersionReport::Action;
 
@@ -117,13 +117,15 @@ TEST(WatchPipeline, ALinkedDirectoryIsFollowedWhenSwitchedAndWhenItsTargetIsMade
 
     // A fresh checkout: the target directory deleted and made again, then built into.
     fs::remove_all(build43);
-    EXPECT_TRUE(pipeline.run_until([&] { return test::slurp(dep).find("other.ko") == std::string::npos; }))
-        << test::slurp(dep);
+    EXPECT_TRUE(pipeline.run_until([&] {
+        return test::slurp(dep).find("other.ko") == std::string::npos;
+    })) << test::slurp(dep);
     fs::create_directories(build43);
     pipeline.run_for(100ms);
     fs::copy_file(fixture("mod3"), build43 / "again.ko");
-    EXPECT_TRUE(pipeline.run_until([&] { return has_line(dep, "extra/current/again.ko: kernel/a/mod1.ko"); }))
-        << test::slurp(dep);
+    EXPECT_TRUE(pipeline.run_until([&] {
+        return has_line(dep, "extra/current/again.ko: kernel/a/mod1.ko");
+    })) << test::slurp(dep);
     fs::copy_file(fixture("devname_only"), build43 / "more.ko");
     EXPECT_TRUE(pipeline.run_until([&] { return has_line(dep, "extra/current/more.ko:"); }))
         << test::slurp(dep);
