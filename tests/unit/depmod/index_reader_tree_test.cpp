@@ -103,9 +103,7 @@ class RealTree : public ::testing::Test {
 protected:
     static void SetUpTestSuite()
     {
-        const char* env = std::getenv("KMODD_TEST_CACHE");
-        fs::path base = fs::path(env != nullptr && *env != '\0' ? env : "/var/cache/kmodd-test") /
-                        "trees/amd64/lib/modules";
+        fs::path base = fs::path(KMODD_TEST_CACHE) / "trees/amd64/lib/modules";
         std::error_code ec;
         if (!fs::is_directory(base, ec)) {
             skip_reason_ = "no module tree at " + base.string();
