@@ -6,7 +6,6 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,6 +25,7 @@
 #include <sdbus-c++/sdbus-c++.h>
 
 #include "kmodd_dbus_names.hpp"
+#include "spawn.hpp"
 #include "temp_tree.hpp"
 #include "test_bus.hpp"
 
@@ -60,20 +60,20 @@ public:
     {
         std::vector<std::string> all{KMODD_BINARY};
         all.insert(all.end(), args.begin(), args.end());
-        std::vector<char*> argv;
-        for (auto& arg : all)
-            argv.push_back(arg.data());
-        argv.push_back(nullptr);
-        pid_t parent = ::getpid();
-        pid_ = ::fork();
-        if (pid_ == 0) {
-            int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-            bool ok = fd >= 0 && ::dup2(fd, 1) == 1 && ::dup2(fd, 2) == 2 &&
-                      ::prctl(PR_SET_PDEATHSIG, SIGKILL) == 0 && ::getppid() == parent;
-            if (ok)
-                ::execv(argv[0], argv.data());
-            ::_exit(127);
+        int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (fd < 0)
+            throw std::system_error(errno, std::generic_category(), "open " + log_.string());
+        kmodd::test::SpawnOptions options;
+        options.stdout_fd = fd;
+        options.stderr_fd = fd;
+        options.parent_death_signal = SIGKILL;
+        try {
+            pid_ = kmodd::test::spawn(all, options);
+        } catch (...) {
+            ::close(fd);
+            throw;
         }
+        ::close(fd);
     }
     KmoddProcess(const KmoddProcess&) = delete;
     KmoddProcess& operator=(const KmoddProcess&) = delete;

@@ -263,11 +263,7 @@ TEST(Kmodd, ASlowLoadBlocksNoOtherCallerAndAKilledClientLeavesTheDaemonServing)
     std::string command =
         setup.busctl() +
         " --timeout=60 call org.kmodd1 /org/kmodd1 org.kmodd1.Manager Load ss slowpoke ''";
-    pid_t client = ::fork();
-    if (client == 0) {
-        ::execl("/bin/sh", "sh", "-c", ("exec " + command + " >/dev/null 2>&1").c_str(), nullptr);
-        ::_exit(127);
-    }
+    pid_t client = kmodd::test::spawn({"/bin/sh", "-c", "exec " + command + " >/dev/null 2>&1"});
     ASSERT_TRUE(wait_until([&] {
         return setup.log().find("slowpoke") != std::string::npos ||
                run_shell("pgrep -f 'sleep 3' >/dev/null") == 0;

@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -35,6 +34,7 @@
 
 #include "kmodd-adaptor.h"
 #include "kmodd_dbus_names.hpp"
+#include "spawn.hpp"
 
 #ifndef KMODD_DBUS_DAEMON
 #error "define KMODD_DBUS_DAEMON as the path of dbus-daemon"
@@ -120,22 +120,27 @@ private:
             fail_errno("pipe2");
         std::string log_path = (dir_ / "dbus-daemon.log").string();
         std::string config = "--config-file=" + (dir_ / "bus.conf").string();
-        std::string daemon = KMODD_DBUS_DAEMON;
-        std::vector<char*> argv{daemon.data(), config.data(), const_cast<char*>("--nofork"),
-                                const_cast<char*>("--print-address=3"), nullptr};
-        pid_t parent = ::getpid();
-        pid_ = ::fork();
-        if (pid_ < 0)
-            fail_errno("fork");
-        if (pid_ == 0) { // only async-signal-safe calls until execv
-            int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-            bool ok = log >= 0 && ::dup2(log, 1) == 1 && ::dup2(log, 2) == 2 &&
-                      (fds[1] == 3 ? ::fcntl(3, F_SETFD, 0) == 0 : ::dup2(fds[1], 3) == 3) &&
-                      ::prctl(PR_SET_PDEATHSIG, SIGTERM) == 0 && ::getppid() == parent;
-            if (ok)
-                ::execv(argv[0], argv.data());
-            ::_exit(127);
+        int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (log < 0) {
+            ::close(fds[0]);
+            ::close(fds[1]);
+            fail_errno("open the dbus-daemon log");
         }
+        kmodd::test::SpawnOptions options;
+        options.stdout_fd = log;
+        options.stderr_fd = log;
+        options.fds = {{3, fds[1]}};
+        options.parent_death_signal = SIGTERM;
+        try {
+            pid_ = kmodd::test::spawn({KMODD_DBUS_DAEMON, config, "--nofork", "--print-address=3"},
+                                      options);
+        } catch (...) {
+            ::close(log);
+            ::close(fds[0]);
+            ::close(fds[1]);
+            throw;
+        }
+        ::close(log);
         ::close(fds[1]);
         try {
             address_ = read_line(fds[0], 5s);

@@ -4,8 +4,6 @@
 // that the policy parses and lets through exactly what its comment promises. Needs root (to
 // own the name and to switch to nobody); skipped otherwise.
 #include <fcntl.h>
-#include <poll.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,6 +14,7 @@
 #include <gtest/gtest.h>
 #include <sdbus-c++/sdbus-c++.h>
 
+#include "child_process.hpp"
 #include "kmodd_dbus_names.hpp"
 #include "test_bus.hpp"
 
@@ -50,43 +49,13 @@ std::string system_bus_config()
 
 struct Outcome {
     int status = -1;
-    std::string output; // stdout and stderr
+    std::string output; // stdout, then stderr
 };
 
-// posix_spawn, not fork: the test process already runs sdbus-c++ and loop threads.
-Outcome run(std::vector<std::string> args)
+Outcome run(const std::vector<std::string>& args)
 {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0)
-        return {};
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
-    posix_spawn_file_actions_adddup2(&actions, fds[1], 2);
-    std::vector<char*> argv;
-    argv.reserve(args.size() + 1);
-    for (auto& arg : args)
-        argv.push_back(arg.data());
-    argv.push_back(nullptr);
-    pid_t pid = -1;
-    int rc = ::posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    ::close(fds[1]);
-    Outcome outcome;
-    if (rc != 0) {
-        ::close(fds[0]);
-        outcome.output = "cannot run " + args[0];
-        return outcome;
-    }
-    char buf[4096];
-    ssize_t n = 0;
-    while ((n = ::read(fds[0], buf, sizeof buf)) > 0)
-        outcome.output.append(buf, static_cast<size_t>(n));
-    ::close(fds[0]);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    outcome.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return outcome;
+    kmodd::test::Outcome done = kmodd::test::run_process(args);
+    return {done.status, done.out + done.err};
 }
 
 class SystemBusPolicy : public ::testing::Test {
@@ -129,7 +98,7 @@ protected:
         argv.insert(argv.end(), send.begin(), send.end());
         for (auto& arg : args)
             argv.push_back(std::move(arg));
-        return run(std::move(argv));
+        return run(argv);
     }
 
     static constexpr bool kNobody = true;

@@ -28,6 +28,7 @@
 
 #include "base/allocator.hpp"
 #include "depmod/depmod.hpp"
+#include "spawn.hpp"
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
@@ -42,19 +43,12 @@ struct ProcessRun {
 
 ProcessRun run_process(const std::vector<std::string>& argv)
 {
-    std::vector<char*> args;
-    for (const auto& a : argv)
-        args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
+    static const int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+    kmodd::test::SpawnOptions options;
+    options.stdout_fd = null;
+    options.stderr_fd = null;
     auto start = Clock::now();
-    pid_t pid = ::fork();
-    if (pid == 0) {
-        int null = ::open("/dev/null", O_WRONLY);
-        ::dup2(null, 1);
-        ::dup2(null, 2);
-        ::execv(args[0], args.data());
-        ::_exit(127);
-    }
+    pid_t pid = kmodd::test::spawn(argv, options);
     int status = 0;
     rusage usage{};
     ::wait4(pid, &status, 0, &usage);

@@ -5,9 +5,8 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <spawn.h>
 #include <sys/wait.h>
-#include <unistd.h> // environ (C++ compilers define _GNU_SOURCE)
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
@@ -19,6 +18,8 @@
 #include <system_error>
 #include <utility>
 #include <vector>
+
+#include "spawn.hpp"
 
 namespace kmodd::test {
 
@@ -34,7 +35,8 @@ struct Outcome {
 class ChildProcess {
 public:
     /// Starts `args[0]` (a path) with `args`, the environment of this process with
-    /// `environment` set on top, and default dispositions and an empty mask for all signals.
+    /// `environment` set on top, and default dispositions and an empty mask for all signals
+    /// (see spawn()).
     explicit ChildProcess(const std::vector<std::string>& args,
                           const std::map<std::string, std::string>& environment = {})
     {
@@ -47,39 +49,16 @@ public:
             ::close(out[1]);
             fail("pipe2");
         }
-        std::vector<std::string> env_strings;
-        for (char** entry = environ; *entry != nullptr; ++entry) {
-            std::string text = *entry;
-            if (environment.count(text.substr(0, text.find('='))) == 0)
-                env_strings.push_back(std::move(text));
+        SpawnOptions options;
+        options.stdout_fd = out[1];
+        options.stderr_fd = err[1];
+        options.environment = environment;
+        int error = 0;
+        try {
+            pid_ = spawn(args, options);
+        } catch (const std::system_error& failure) {
+            error = failure.code().value();
         }
-        for (const auto& [name, value] : environment)
-            env_strings.push_back(name + '=' + value);
-        std::vector<char*> argv;
-        for (const auto& arg : args)
-            argv.push_back(const_cast<char*>(arg.c_str()));
-        argv.push_back(nullptr);
-        std::vector<char*> envp;
-        for (auto& entry : env_strings)
-            envp.push_back(entry.data());
-        envp.push_back(nullptr);
-
-        posix_spawn_file_actions_t actions;
-        posix_spawnattr_t attributes;
-        ::posix_spawn_file_actions_init(&actions);
-        ::posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-        ::posix_spawn_file_actions_adddup2(&actions, err[1], STDERR_FILENO);
-        ::posix_spawnattr_init(&attributes);
-        sigset_t none;
-        sigset_t all;
-        sigemptyset(&none);
-        sigfillset(&all);
-        ::posix_spawnattr_setsigmask(&attributes, &none);
-        ::posix_spawnattr_setsigdefault(&attributes, &all);
-        ::posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-        int error = ::posix_spawn(&pid_, argv[0], &actions, &attributes, argv.data(), envp.data());
-        ::posix_spawn_file_actions_destroy(&actions);
-        ::posix_spawnattr_destroy(&attributes);
         ::close(out[1]);
         ::close(err[1]);
         out_fd_ = out[0];
@@ -87,7 +66,7 @@ public:
         if (error != 0) {
             pid_ = -1;
             close_pipes();
-            throw std::system_error(error, std::generic_category(), "posix_spawn " + args[0]);
+            throw std::system_error(error, std::generic_category(), "fork " + args[0]);
         }
     }
     ChildProcess(const ChildProcess&) = delete;
