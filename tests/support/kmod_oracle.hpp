@@ -30,32 +30,53 @@ inline std::map<std::string, std::string> read_outputs(const fs::path& module_di
     return files;
 }
 
-/// kmod's depmod (-C /dev/null) on a copy of `root`, for `version`: its ten outputs.
-inline std::map<std::string, std::string> run_kmod(const fs::path& root, const std::string& version)
+/// What kmod's depmod did: its exit status, its output (stdout and stderr) and its files.
+struct KmodRun {
+    int status = 0;
+    std::string output;
+    std::map<std::string, std::string> files;
+};
+
+/// kmod's depmod with `options` on a copy of `root` (so ours can run on the pristine tree),
+/// for `version`.
+inline KmodRun run_kmod_depmod(const fs::path& root, const std::string& version,
+                               const std::string& options = "-C /dev/null")
 {
+    KmodRun run;
     fs::path copy = root.string() + "-kmod";
     run_shell("rm -rf '" + copy.string() + "' && cp -a '" + root.string() + "' '" + copy.string() +
               "'");
-    std::string output;
-    int status =
-        run_shell("/usr/sbin/depmod -C /dev/null -b '" + copy.string() + "' " + version, &output);
-    EXPECT_EQ(status, 0) << output;
-    auto files = read_outputs(copy / "lib/modules" / version);
+    run.status = run_shell("/usr/sbin/depmod " + options + " -b '" + copy.string() + "' " + version,
+                           &run.output);
+    run.files = read_outputs(copy / "lib/modules" / version);
     run_shell("rm -rf '" + copy.string() + "'");
-    return files;
+    return run;
 }
 
-/// Our ten outputs in <root>/lib/modules/<version> equal kmod's for the same tree.
-inline void expect_same_as_kmod(const fs::path& root, const std::string& version)
+/// kmod's depmod (-C /dev/null) on a copy of `root`, for `version`: its ten outputs.
+inline std::map<std::string, std::string> run_kmod(const fs::path& root, const std::string& version)
 {
-    auto kmod = run_kmod(root, version);
-    auto ours = read_outputs(root / "lib/modules" / version);
+    KmodRun run = run_kmod_depmod(root, version);
+    EXPECT_EQ(run.status, 0) << run.output;
+    return run.files;
+}
+
+/// `ours` has every file kmod wrote (all ten), with the same bytes.
+inline void expect_identical(const std::map<std::string, std::string>& ours,
+                             const std::map<std::string, std::string>& kmod)
+{
     ASSERT_EQ(kmod.size(), 10U) << "kmod's depmod did not write its ten files";
     for (const auto& [name, content] : kmod) {
         auto it = ours.find(name);
         ASSERT_NE(it, ours.end()) << name << " was not written";
         EXPECT_EQ(it->second, content) << name << " differs from kmod's";
     }
+}
+
+/// Our ten outputs in <root>/lib/modules/<version> equal kmod's for the same tree.
+inline void expect_same_as_kmod(const fs::path& root, const std::string& version)
+{
+    expect_identical(read_outputs(root / "lib/modules" / version), run_kmod(root, version));
 }
 
 } // namespace kmodd::test

@@ -11,16 +11,18 @@
 
 #include "depmod/depmod.hpp"
 #include "depmod/index_reader.hpp"
+#include "kmod_oracle.hpp"
 #include "temp_tree.hpp"
 
 namespace kmodd::depmod {
 namespace {
 
+using test::expect_identical;
+using test::read_outputs;
 using test::TempTree;
 using test::fs::path;
 
 const path kFixtures = KMODD_FIXTURE_MODULES;
-const char* const kKmodDepmod = "/usr/sbin/depmod";
 
 path fixture(const std::string& name)
 {
@@ -46,29 +48,10 @@ std::vector<std::string_view> split(std::string_view text)
     return lines;
 }
 
-struct KmodRun {
-    int status = 0;
-    std::string output;
-    std::map<std::string, std::string> files;
-};
-
-/// Runs kmod's depmod on a copy of the tree (so ours can run on the pristine one).
-KmodRun run_kmod(const TempTree& tree, const std::string& options = "-C /dev/null")
+/// kmod's depmod with `options` on a copy of the tree.
+test::KmodRun run_kmod(const TempTree& tree, const std::string& options = "-C /dev/null")
 {
-    KmodRun run;
-    path copy = tree.root().string() + "-kmod";
-    test::run_shell("rm -rf '" + copy.string() + "' && cp -a '" + tree.root().string() + "' '" +
-                    copy.string() + "'");
-    run.status = test::run_shell(std::string(kKmodDepmod) + " " + options + " -b '" +
-                                     copy.string() + "' " + tree.version(),
-                                 &run.output);
-    for (const auto& name : test::depmod_output_names()) {
-        path file = copy / "lib/modules" / tree.version() / name;
-        if (test::fs::exists(file))
-            run.files[name] = test::slurp(file);
-    }
-    test::run_shell("rm -rf '" + copy.string() + "'");
-    return run;
+    return test::run_kmod_depmod(tree.root(), tree.version(), options);
 }
 
 struct OurRun {
@@ -88,16 +71,6 @@ DepmodOptions options_for(const TempTree& tree, std::vector<std::string> config 
     return options;
 }
 
-std::map<std::string, std::string> read_outputs(const path& dir)
-{
-    std::map<std::string, std::string> files;
-    for (const auto& name : test::depmod_output_names()) {
-        if (test::fs::exists(dir / name))
-            files[name] = test::slurp(dir / name);
-    }
-    return files;
-}
-
 OurRun run_ours(const DepmodOptions& options)
 {
     OurRun run;
@@ -107,20 +80,9 @@ OurRun run_ours(const DepmodOptions& options)
     if (!(*engine)->scan(run.diagnostics))
         return run;
     run.ok = (*engine)->write(run.diagnostics).has_value();
-    run.files = read_outputs((*engine)->output_dir());
+    run.files = test::read_outputs((*engine)->output_dir());
     test::run_shell("rm -rf '" + options.output_dir + "'");
     return run;
-}
-
-void expect_identical(const std::map<std::string, std::string>& ours,
-                      const std::map<std::string, std::string>& kmod)
-{
-    ASSERT_EQ(kmod.size(), 10U) << "kmod's depmod did not write its ten files";
-    for (const auto& [name, content] : kmod) {
-        auto it = ours.find(name);
-        ASSERT_NE(it, ours.end()) << name << " was not written";
-        EXPECT_EQ(it->second, content) << name << " differs from kmod's";
-    }
 }
 
 /// The "needs unknown symbol" lines of `text`, from the module dir on (kmod runs on a copy
