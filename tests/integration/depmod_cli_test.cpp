@@ -10,6 +10,7 @@
 namespace kmodd {
 namespace {
 
+using test::shell_quoted;
 using test::TempTree;
 namespace fs = std::filesystem;
 
@@ -26,22 +27,17 @@ void populate(const TempTree& tree)
     tree.write("modules.order", "kernel/a/mod2.ko\n");
 }
 
-std::string quoted(const fs::path& p)
-{
-    return "'" + p.string() + "'";
-}
-
 TEST(DepmodCli, DryRunPrintsWhatKmodPrints)
 {
     TempTree tree;
     populate(tree);
     std::string ours, kmod;
-    ASSERT_EQ(test::run_shell(kKmodctl + " depmod -n -C /dev/null -b " + quoted(tree.root()) + " " +
-                                  tree.version() + " 2>/dev/null",
+    ASSERT_EQ(test::run_shell(kKmodctl + " depmod -n -C /dev/null -b " + shell_quoted(tree.root()) +
+                                  " " + tree.version() + " 2>/dev/null",
                               &ours),
               0);
-    ASSERT_EQ(test::run_shell("/usr/sbin/depmod -n -C /dev/null -b " + quoted(tree.root()) + " " +
-                                  tree.version() + " 2>/dev/null",
+    ASSERT_EQ(test::run_shell("/usr/sbin/depmod -n -C /dev/null -b " + shell_quoted(tree.root()) +
+                                  " " + tree.version() + " 2>/dev/null",
                               &kmod),
               0);
     EXPECT_EQ(ours, kmod);
@@ -54,14 +50,14 @@ TEST(DepmodCli, InvokedAsDepmodTheBinaryIsADropInReplacement)
     TempTree tree;
     populate(tree);
     std::string output;
-    ASSERT_EQ(test::run_shell(kDepmodLink + " -C /dev/null -b " + quoted(tree.root()) + " " +
+    ASSERT_EQ(test::run_shell(kDepmodLink + " -C /dev/null -b " + shell_quoted(tree.root()) + " " +
                                   tree.version(),
                               &output),
               0)
         << output;
     std::string ours = tree.read("modules.dep");
-    ASSERT_EQ(test::run_shell("/usr/sbin/depmod -C /dev/null -b " + quoted(tree.root()) + " " +
-                              tree.version()),
+    ASSERT_EQ(test::run_shell("/usr/sbin/depmod -C /dev/null -b " + shell_quoted(tree.root()) +
+                              " " + tree.version()),
               0);
     EXPECT_EQ(ours, tree.read("modules.dep"));
     EXPECT_NE(ours.find("kernel/a/mod-dash.ko: kernel/a/mod2.ko kernel/a/mod1.ko"),
@@ -88,8 +84,8 @@ TEST(DepmodCli, ErrsymsWithoutASymbolSourceWarnsAndGoesOn)
     TempTree tree;
     populate(tree);
     std::string output;
-    EXPECT_EQ(test::run_shell(kKmodctl + " depmod -e -C /dev/null -b " + quoted(tree.root()) + " " +
-                                  tree.version(),
+    EXPECT_EQ(test::run_shell(kKmodctl + " depmod -e -C /dev/null -b " + shell_quoted(tree.root()) +
+                                  " " + tree.version(),
                               &output),
               0);
     EXPECT_NE(output.find("depmod: WARNING: -e needs -E or -F"), std::string::npos) << output;
@@ -102,7 +98,7 @@ TEST(DepmodCli, AnUnreadableSymversFileIsFatal)
     populate(tree);
     std::string output;
     EXPECT_EQ(test::run_shell(kKmodctl + " depmod -E /nonexistent/Module.symvers -C /dev/null -b " +
-                                  quoted(tree.root()) + " " + tree.version(),
+                                  shell_quoted(tree.root()) + " " + tree.version(),
                               &output),
               1);
     EXPECT_NE(output.find("could not load /nonexistent/Module.symvers"), std::string::npos)
@@ -114,7 +110,8 @@ TEST(DepmodCli, QuickModeOnlyRunsWhenAModuleIsNewerThanModulesDep)
 {
     TempTree tree;
     populate(tree);
-    std::string args = " depmod -A -C /dev/null -b " + quoted(tree.root()) + " " + tree.version();
+    std::string args =
+        " depmod -A -C /dev/null -b " + shell_quoted(tree.root()) + " " + tree.version();
     ASSERT_EQ(test::run_shell(kKmodctl + args), 0);
     ASSERT_TRUE(fs::exists(tree.module_dir() / "modules.dep"));
 
@@ -145,8 +142,8 @@ TEST(DepmodCli, ACycleFailsWithTheCycleAndKeepsThePreviousIndex)
         tree.add(std::string("kernel/c/") + name + ".ko", kFixtures / (std::string(name) + ".ko"));
     tree.write("modules.dep", "previous\n");
     std::string output;
-    EXPECT_EQ(test::run_shell(kKmodctl + " depmod -C /dev/null -b " + quoted(tree.root()) + " " +
-                                  tree.version(),
+    EXPECT_EQ(test::run_shell(kKmodctl + " depmod -C /dev/null -b " + shell_quoted(tree.root()) +
+                                  " " + tree.version(),
                               &output),
               1);
     EXPECT_NE(
@@ -160,9 +157,10 @@ TEST(DepmodCli, GzipCompressedModulesAreIndexed)
 {
     TempTree tree;
     populate(tree);
-    ASSERT_EQ(test::run_shell("gzip -n " + quoted(tree.module_dir() / "kernel/a/mod1.ko")), 0);
-    ASSERT_EQ(test::run_shell(kKmodctl + " depmod -C /dev/null -b " + quoted(tree.root()) + " " +
-                              tree.version()),
+    ASSERT_EQ(test::run_shell("gzip -n " + shell_quoted(tree.module_dir() / "kernel/a/mod1.ko")),
+              0);
+    ASSERT_EQ(test::run_shell(kKmodctl + " depmod -C /dev/null -b " + shell_quoted(tree.root()) +
+                              " " + tree.version()),
               0);
     EXPECT_NE(tree.read("modules.dep").find("kernel/a/mod2.ko: kernel/a/mod1.ko.gz\n"),
               std::string::npos)
@@ -176,8 +174,8 @@ TEST(DepmodCli, BadFilesAreWarnedAboutByPathAndTheRunSucceeds)
     tree.link("extra/gone.ko", "/nonexistent/gone.ko");
     tree.write("extra/junk.ko", "junk");
     std::string output;
-    EXPECT_EQ(test::run_shell(kKmodctl + " depmod -C /dev/null -b " + quoted(tree.root()) + " " +
-                                  tree.version(),
+    EXPECT_EQ(test::run_shell(kKmodctl + " depmod -C /dev/null -b " + shell_quoted(tree.root()) +
+                                  " " + tree.version(),
                               &output),
               0);
     EXPECT_NE(output.find("extra/gone.ko': dangling symlink to '/nonexistent/gone.ko'"),

@@ -7,17 +7,13 @@
 namespace kmodd {
 namespace {
 
+using test::shell_quoted;
 using test::TempTree;
 namespace fs = std::filesystem;
 
 const fs::path kFixtures = KMODD_FIXTURE_MODULES;
 const std::string kKmodctl = KMODD_KMODCTL;
 const std::string kModprobeLink = fs::path(KMODD_KMODCTL).parent_path() / "modprobe";
-
-std::string quoted(const fs::path& p)
-{
-    return "'" + p.string() + "'";
-}
 
 class ModprobeCli : public ::testing::Test {
 protected:
@@ -30,8 +26,8 @@ protected:
         tree_.add("kernel/c/crc_helper.ko", kFixtures / "crc_helper.ko");
         tree_.write("modules.order", "kernel/a/mod1.ko\nkernel/a/mod2.ko\n");
         tree_.write("modules.builtin", "kernel/fs/ext4.ko\n");
-        ASSERT_EQ(test::run_shell(kKmodctl + " depmod -C /dev/null -b " + quoted(tree_.root()) +
-                                  " " + tree_.version()),
+        ASSERT_EQ(test::run_shell(kKmodctl + " depmod -C /dev/null -b " +
+                                  shell_quoted(tree_.root()) + " " + tree_.version()),
                   0);
         tree_.write("/modprobe.conf", "alias my-alias mod2\n"
                                       "options mod2 answer=42\n"
@@ -45,8 +41,8 @@ protected:
     std::pair<std::string, std::string> both(const std::string& args, int* ours_status = nullptr,
                                              int* kmod_status = nullptr) const
     {
-        std::string common = " -C " + quoted(tree_.root() / "modprobe.conf") + " -d " +
-                             quoted(tree_.root()) + " -S " + tree_.version() + " " + args;
+        std::string common = " -C " + shell_quoted(tree_.root() / "modprobe.conf") + " -d " +
+                             shell_quoted(tree_.root()) + " -S " + tree_.version() + " " + args;
         std::string ours, kmod;
         int s1 = test::run_shell(kKmodctl + " modprobe" + common, &ours);
         int s2 = test::run_shell("/usr/sbin/modprobe" + common, &kmod);
@@ -60,11 +56,11 @@ protected:
     std::string sandbox(const std::string& args, int* status = nullptr) const
     {
         std::string output;
-        int s = test::run_shell(kModprobeLink + " --sandbox-kernel " +
-                                    quoted(tree_.root() / "sandbox") + " -C " +
-                                    quoted(tree_.root() / "modprobe.conf") + " -d " +
-                                    quoted(tree_.root()) + " -S " + tree_.version() + " " + args,
-                                &output);
+        int s = test::run_shell(
+            kModprobeLink + " --sandbox-kernel " + shell_quoted(tree_.root() / "sandbox") + " -C " +
+                shell_quoted(tree_.root() / "modprobe.conf") + " -d " + shell_quoted(tree_.root()) +
+                " -S " + tree_.version() + " " + args,
+            &output);
         if (status != nullptr)
             *status = s;
         return output;
@@ -152,7 +148,7 @@ TEST_F(ModprobeCli, FirstTimeFailsForALoadedModule)
 TEST_F(ModprobeCli, APathOrAnOverlongNameIsRefused)
 {
     int status = 0;
-    std::string out = sandbox(quoted(tree_.module_dir() / "kernel/a/mod1.ko"), &status);
+    std::string out = sandbox(shell_quoted(tree_.module_dir() / "kernel/a/mod1.ko"), &status);
     EXPECT_EQ(status, 1);
     EXPECT_NE(out.find("a path is not a module name"), std::string::npos) << out;
     out = sandbox(std::string(60, 'm'), &status);
@@ -162,9 +158,10 @@ TEST_F(ModprobeCli, APathOrAnOverlongNameIsRefused)
 
 TEST_F(ModprobeCli, InstallCommandsThatCallEachOtherAreStopped)
 {
-    std::string self = kModprobeLink + " --sandbox-kernel " + quoted(tree_.root() / "sandbox") +
-                       " -C " + quoted(tree_.root() / "loop.conf") + " -d " + quoted(tree_.root()) +
-                       " -S " + tree_.version();
+    std::string self = kModprobeLink + " --sandbox-kernel " +
+                       shell_quoted(tree_.root() / "sandbox") + " -C " +
+                       shell_quoted(tree_.root() / "loop.conf") + " -d " +
+                       shell_quoted(tree_.root()) + " -S " + tree_.version();
     tree_.write("/loop.conf",
                 "install mod2 " + self + " mod-dash\n" + "install mod-dash " + self + " mod2\n");
     std::string out;
@@ -176,13 +173,13 @@ TEST_F(ModprobeCli, InstallCommandsThatCallEachOtherAreStopped)
 TEST_F(ModprobeCli, InstallCommandsGetTheModuleAndItsOptions)
 {
     tree_.write("/cmd.conf", "install mod2 echo \"$MODPROBE_MODULE:$CMDLINE_OPTS\" > " +
-                                 quoted(tree_.root() / "ran").substr(0) + "\n");
+                                 shell_quoted(tree_.root() / "ran").substr(0) + "\n");
     std::string out;
-    int status =
-        test::run_shell(kModprobeLink + " --sandbox-kernel " + quoted(tree_.root() / "sandbox") +
-                            " -C " + quoted(tree_.root() / "cmd.conf") + " -d " +
-                            quoted(tree_.root()) + " -S " + tree_.version() + " mod2 a=1 b=2",
-                        &out);
+    int status = test::run_shell(
+        kModprobeLink + " --sandbox-kernel " + shell_quoted(tree_.root() / "sandbox") + " -C " +
+            shell_quoted(tree_.root() / "cmd.conf") + " -d " + shell_quoted(tree_.root()) + " -S " +
+            tree_.version() + " mod2 a=1 b=2",
+        &out);
     ASSERT_EQ(status, 0) << out;
     EXPECT_EQ(test::slurp(tree_.root() / "ran"), "mod2:a=1 b=2\n");
 }

@@ -19,9 +19,9 @@ namespace kmodd::test {
 
 /// How spawn() sets up the child.
 struct SpawnOptions {
-    int stdout_fd = -1;                         ///< the child's stdout; -1: this process's
-    int stderr_fd = -1;                         ///< the child's stderr; -1: this process's
-    std::vector<std::pair<int, int>> fds;       ///< more fds: {child's fd number, our fd}
+    int stdout_fd = -1;                             ///< the child's stdout; -1: this process's
+    int stderr_fd = -1;                             ///< the child's stderr; -1: this process's
+    std::vector<std::pair<int, int>> fds;           ///< more fds: {child's fd number, our fd}
     std::map<std::string, std::string> environment; ///< set on top of this process's
     int parent_death_signal = 0; ///< sent to the child when this process dies (0: none), so a
                                  ///< crashed test leaves nothing running

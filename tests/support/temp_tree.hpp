@@ -28,6 +28,12 @@ inline std::string slurp(const fs::path& path)
     return out.str();
 }
 
+/// `path` in single quotes, for a shell command line (test paths hold no quote).
+inline std::string shell_quoted(const fs::path& path)
+{
+    return "'" + path.string() + "'";
+}
+
 /// Runs a shell command; returns its exit status and, through `output`, stdout+stderr.
 inline int run_shell(const std::string& command, std::string* output = nullptr)
 {
