@@ -1,0 +1,258 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// The daemon's reading requests: the load plan beside kmod's `modprobe -D`, modinfo, lsmod
+// with origins, reads that do not wait for a load, and the index snapshot itself.
+#include "module_service_fixture.hpp"
+
+namespace kmodd::service {
+namespace {
+
+using namespace test_support;
+using namespace std::chrono_literals;
+
+TEST_F(ModuleServiceTest, ListDepsIsThePlanInLoadOrderWhateverIsLoaded)
+{
+    auto deps = service_->list_deps(*snapshot_, "mod-dash");
+    ASSERT_TRUE(deps) << describe(deps);
+    EXPECT_EQ(*deps, (Names{"mod1", "mod2", "mod_dash"}));
+    ASSERT_TRUE(load("mod1"));
+    deps = service_->list_deps(*snapshot_, "mod2");
+    ASSERT_TRUE(deps) << describe(deps);
+    EXPECT_EQ(*deps, (Names{"mod1", "mod2"}));
+    deps = service_->list_deps(*snapshot_, "ext4");
+    ASSERT_TRUE(deps) << describe(deps);
+    EXPECT_EQ(*deps, Names{"ext4"});
+}
+
+TEST_F(ModuleServiceTest, ListDepsNamesWhatKmodsModprobeShowDependsPrints)
+{
+    if (::access(kKmodModprobe, X_OK) != 0)
+        GTEST_SKIP() << kKmodModprobe << " is not installed";
+    ASSERT_NO_FATAL_FAILURE(add_softdep_modules());
+    // kmod reads /proc/cmdline too; the snapshot does the same so both see one configuration.
+    auto snapshot = open_snapshot({"/dev/null"}, "/proc/cmdline");
+    ASSERT_NE(snapshot, nullptr);
+    for (const char* request : {"mod2", "mod1", "mod3", "mod-dash", "mod2-alias", "crc-helper",
+                                "crypto-crc-helper", "symbol:mod1_fn", "ext4", "fs-ext4"}) {
+        std::string output;
+        int status = test::run_shell(std::string(kKmodModprobe) + " -C /dev/null -d '" +
+                                         tree_.root().string() + "' -S " + tree_.version() +
+                                         " -D " + request,
+                                     &output);
+        ASSERT_EQ(status, 0) << request << ": " << output;
+        Names kmod = modprobe_show_depends_names(output);
+        ASSERT_FALSE(kmod.empty()) << request << ": " << output;
+        auto ours = service_->list_deps(*snapshot, request);
+        ASSERT_TRUE(ours) << request << ": " << describe(ours);
+        EXPECT_EQ(*ours, kmod) << request << "; kmod printed:\n" << output;
+    }
+}
+
+TEST_F(ModuleServiceTest, ModuleInfoShowsTheFixturesModinfo)
+{
+    auto info = service_->module_info(*snapshot_, "mod1");
+    ASSERT_TRUE(info) << describe(info);
+    EXPECT_EQ(info->name, "mod1");
+    EXPECT_EQ(info->path, (tree_.module_dir() / "kernel/a/mod1.ko").string());
+    EXPECT_FALSE(info->builtin);
+    EXPECT_EQ(info->license, "GPL");
+    Names aliases = info->aliases;
+    std::sort(aliases.begin(), aliases.end());
+    EXPECT_EQ(aliases, (Names{"bad]bracket", "foo[ab-c]-x", "mod1-alias",
+                              "pci:v00001234d*sv*sd*bc02sc00i*"}));
+    // In section order, as kmod's modinfo prints them (gcc places mod1's separate arrays
+    // in an order of its own, so the order is not the source's).
+    if (::access(kKmodModinfo, X_OK) == 0) {
+        std::string output;
+        ASSERT_EQ(
+            test::run_shell(std::string(kKmodModinfo) + " -F alias '" + info->path + "'", &output),
+            0)
+            << output;
+        Names kmod;
+        std::istringstream lines(output);
+        for (std::string line; std::getline(lines, line);)
+            kmod.push_back(line);
+        EXPECT_EQ(info->aliases, kmod);
+    }
+    EXPECT_EQ(info->softdeps, Names{"pre: mod3 post: crc-helper"});
+    ASSERT_EQ(info->parameters.size(), 1U);
+    EXPECT_EQ(info->parameters[0].name, "debug");
+    EXPECT_EQ(info->parameters[0].description, "int") << "mod1 writes parm=debug:int";
+    EXPECT_EQ(info->parameters[0].type, "");
+    EXPECT_TRUE(info->depends.empty());
+    EXPECT_TRUE(info->version.empty());
+    EXPECT_FALSE(info->intree);
+
+    auto mod2 = service_->module_info(*snapshot_, "mod2-alias");
+    ASSERT_TRUE(mod2) << describe(mod2);
+    EXPECT_EQ(mod2->name, "mod2");
+    EXPECT_EQ(mod2->depends, Names{"mod1"});
+    EXPECT_EQ(mod2->aliases, Names{"mod2-alias"});
+
+    auto dash = service_->module_info(*snapshot_, "mod-dash");
+    ASSERT_TRUE(dash) << describe(dash);
+    EXPECT_EQ(dash->name, "mod_dash");
+    EXPECT_EQ(dash->path, (tree_.module_dir() / "kernel/a/mod-dash.ko").string());
+    EXPECT_EQ(dash->aliases.size(), 3U);
+}
+
+TEST_F(ModuleServiceTest, ModuleInfoOfABuiltinModuleComesFromModulesBuiltinModinfo)
+{
+    auto info = service_->module_info(*snapshot_, "ext4");
+    ASSERT_TRUE(info) << describe(info);
+    EXPECT_EQ(info->name, "ext4");
+    EXPECT_TRUE(info->builtin);
+    EXPECT_TRUE(info->path.empty());
+    EXPECT_EQ(info->description, "Fourth Extended Filesystem");
+    EXPECT_EQ(info->authors, (Names{"Remy Card", "Theodore Ts'o"}));
+    EXPECT_EQ(info->license, "GPL") << "not other's MIT";
+    EXPECT_EQ(info->aliases, (Names{"fs-ext4", "ext3"}));
+    ASSERT_EQ(info->parameters.size(), 1U);
+    EXPECT_EQ(info->parameters[0].name, "debug");
+    EXPECT_EQ(info->parameters[0].type, "int");
+    EXPECT_EQ(info->parameters[0].description, "Debug level");
+}
+
+TEST_F(ModuleServiceTest, ModuleInfoOfAnUnreadableFileFailsNamingThePath)
+{
+    tree_.write("kernel/a/mod2.ko", "garbage");
+    auto info = service_->module_info(*snapshot_, "mod2");
+    ASSERT_FALSE(info);
+    EXPECT_EQ(info.error().kind, Failure::Failed);
+    EXPECT_NE(info.error().message.find("kernel/a/mod2.ko"), std::string::npos)
+        << info.error().message;
+}
+
+TEST_F(ModuleServiceTest, AModuleKmoddDidNotLoadIsExternalAndStays)
+{
+    auto inserted = kernel_->insert_module((tree_.module_dir() / "kernel/a/mod1.ko").string(), "");
+    ASSERT_TRUE(inserted) << inserted.error().message;
+    EXPECT_EQ(origin_of("mod1"), loader::Origin::External);
+
+    auto loaded = load("mod2");
+    ASSERT_TRUE(loaded) << describe(loaded);
+    EXPECT_EQ(*loaded, Names{"mod2"});
+    EXPECT_EQ(origin_of("mod1"), loader::Origin::External);
+    EXPECT_EQ(origin_of("mod2"), loader::Origin::Explicit);
+
+    auto removed = unload("mod2");
+    ASSERT_TRUE(removed) << describe(removed);
+    EXPECT_EQ(*removed, Names{"mod2"});
+    EXPECT_EQ(loaded_names(), Names{"mod1"});
+}
+
+TEST_F(ModuleServiceTest, OriginsComeBackFromTheStateStoreAndStaleRecordsAreIgnored)
+{
+    ASSERT_TRUE(load("mod-dash"));
+    ASSERT_NO_FATAL_FAILURE(open_service());
+    EXPECT_EQ(origin_of("mod_dash"), loader::Origin::Explicit);
+    EXPECT_EQ(origin_of("mod2"), loader::Origin::Dependency);
+    EXPECT_EQ(origin_of("mod1"), loader::Origin::Dependency);
+
+    // Removed behind kmodd's back: the records stay, the list shows what the kernel has.
+    ASSERT_TRUE(kernel_->remove_module("mod_dash"));
+    ASSERT_TRUE(kernel_->remove_module("mod2"));
+    EXPECT_EQ(store_->records().size(), 3U);
+    EXPECT_EQ(loaded_names(), Names{"mod1"});
+    EXPECT_EQ(origin_of("mod1"), loader::Origin::Dependency);
+}
+
+TEST_F(ModuleServiceTest, WithoutAStateStoreEveryModuleIsExternal)
+{
+    ModuleService service(*kernel_, nullptr);
+    auto loaded = service.load(*snapshot_, "mod2", "");
+    ASSERT_TRUE(loaded) << describe(loaded);
+    EXPECT_EQ(*loaded, (Names{"mod1", "mod2"}));
+    auto listed = service.list_loaded();
+    ASSERT_TRUE(listed) << describe(listed);
+    ASSERT_EQ(listed->size(), 2U);
+    for (const LoadedEntry& entry : *listed)
+        EXPECT_EQ(entry.origin, loader::Origin::External) << entry.name;
+    auto removed = service.unload(*snapshot_, "mod2");
+    ASSERT_TRUE(removed) << describe(removed);
+    EXPECT_EQ(*removed, (Names{"mod2", "mod1"})) << "as modprobe -r: unused dependencies go";
+}
+
+TEST_F(ModuleServiceTest, ReadingRequestsDoNotWaitForALoadInProgress)
+{
+    GatedKernel gated(*kernel_);
+    ModuleService service(gated, store_.get());
+    RequestResult<Names> loaded = Names{};
+    std::thread loading([&] { loaded = service.load(*snapshot_, "mod2", ""); });
+    // load() now holds its lock and waits inside the kernel's insert_module.
+    gated.wait_until_inserting();
+
+    auto listed = std::async(std::launch::async, [&] { return service.list_loaded(); });
+    auto deps =
+        std::async(std::launch::async, [&] { return service.list_deps(*snapshot_, "mod2"); });
+    auto info =
+        std::async(std::launch::async, [&] { return service.module_info(*snapshot_, "mod1"); });
+    // A generous bound, so that a request blocked on the load fails the test instead of
+    // hanging it; the requests themselves take microseconds.
+    const bool listed_returned = listed.wait_for(30s) == std::future_status::ready;
+    const bool deps_returned = deps.wait_for(30s) == std::future_status::ready;
+    const bool info_returned = info.wait_for(30s) == std::future_status::ready;
+    gated.release();
+    loading.join();
+
+    EXPECT_TRUE(listed_returned) << "list_loaded() waited for the load";
+    EXPECT_TRUE(deps_returned) << "list_deps() waited for the load";
+    EXPECT_TRUE(info_returned) << "module_info() waited for the load";
+    auto listed_result = listed.get();
+    ASSERT_TRUE(listed_result) << describe(listed_result);
+    EXPECT_TRUE(listed_result->empty()) << "nothing was inserted yet";
+    auto deps_result = deps.get();
+    ASSERT_TRUE(deps_result) << describe(deps_result);
+    EXPECT_EQ(*deps_result, (Names{"mod1", "mod2"}));
+    EXPECT_TRUE(info.get());
+
+    ASSERT_TRUE(loaded) << describe(loaded);
+    EXPECT_EQ(*loaded, (Names{"mod1", "mod2"}));
+    auto after = service.list_loaded();
+    ASSERT_TRUE(after) << describe(after);
+    ASSERT_NE(entry_named(*after, "mod2"), nullptr);
+    EXPECT_EQ(entry_named(*after, "mod2")->origin, loader::Origin::Explicit);
+}
+
+TEST(IndexSnapshot, ADirectoryWithoutIndexIsENOENT)
+{
+    TempTree tree;
+    tree.add("kernel/a/mod1.ko", fixture("mod1"));
+    IndexSnapshot::Options options;
+    options.module_dir = tree.module_dir().string();
+    options.release = tree.version();
+    options.config_paths = {"/dev/null"};
+    auto snapshot = IndexSnapshot::open(options);
+    ASSERT_FALSE(snapshot);
+    EXPECT_EQ(snapshot.error().code, ENOENT) << snapshot.error().message;
+}
+
+TEST(IndexSnapshot, KeepsReleaseGenerationAndConfigurationProblems)
+{
+    TempTree tree;
+    tree.add("kernel/a/mod1.ko", fixture("mod1"));
+    ASSERT_EQ(test::run_shell("/usr/sbin/depmod -C /dev/null -b '" + tree.root().string() + "' " +
+                              tree.version()),
+              0);
+    tree.write("/conf/bad.conf", "frobnicate mod1\noptions mod1 debug=1\n");
+    IndexSnapshot::Options options;
+    options.module_dir = tree.module_dir().string();
+    options.release = tree.version();
+    options.config_paths = {(tree.root() / "conf").string()};
+    options.cmdline_path = (tree.root() / "cmdline").string();
+    options.generation = 7;
+    tree.write("/cmdline", "quiet mod1.extra=2 modprobe.blacklist=mod3\n");
+    auto snapshot = IndexSnapshot::open(options);
+    ASSERT_TRUE(snapshot) << snapshot.error().message;
+    const IndexSnapshot& s = **snapshot;
+    EXPECT_EQ(s.release(), tree.version());
+    EXPECT_EQ(s.generation(), 7U);
+    EXPECT_TRUE(s.database().dependency_line("mod1").has_value());
+    EXPECT_EQ(s.config().options_for("mod1"), "debug=1 extra=2");
+    EXPECT_TRUE(s.config().is_blacklisted("mod3"));
+    ASSERT_FALSE(s.diagnostics().empty());
+    EXPECT_NE(s.diagnostics().front().message.find("frobnicate"), std::string::npos)
+        << s.diagnostics().front().message;
+}
+
+} // namespace
+} // namespace kmodd::service
