@@ -171,9 +171,10 @@ base::Result<GenerationStats> Depmod::write(Diagnostics& diagnostics)
 {
     auto start = std::chrono::steady_clock::now();
     auto outputs = generate(diagnostics);
-    diagnostics.insert(diagnostics.end(), builtin_problems_.begin(), builtin_problems_.end());
+    // kmod reads the builtin files only once the dependencies resolved (not after a cycle).
     if (!outputs)
         return base::Unexpected(outputs.error());
+    diagnostics.insert(diagnostics.end(), builtin_problems_.begin(), builtin_problems_.end());
 
     if (!options_.output_dir.empty()) {
         if (auto made = make_directories(output_dir_); !made)

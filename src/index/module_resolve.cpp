@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cstring>
+#include <list>
 #include <unordered_map>
 
 #include "base/strings.hpp"
@@ -16,106 +17,86 @@ namespace {
 
 constexpr uint32_t kNoOwner = UINT32_MAX;
 
-/// Strongly connected components (Tarjan, iterative) of the modules left unsorted by the
-/// topological sort; returns the components that really are cycles.
-std::vector<std::vector<uint32_t>> find_cycles(const std::vector<Resolution::Module>& modules,
-                                               const std::vector<bool>& pending)
+/// kmod's report of dependency cycles (depmod_report_cycles), line for line. The modules
+/// left by the topological sort (`pending`: still used by someone) are the roots, in array
+/// order to begin with. From each root, a depth-first walk over paths (a LIFO of (module, parent)
+/// vertices, a module's dependencies pushed in order, so the last is walked first) reports every
+/// path that comes back to the root as "Cycle detected: root -> ... -> root"; the modules on a
+/// reported path, and modules without dependencies, are no longer roots. Every module the walk
+/// expands is marked visited for good, which is how kmod ends a walk: a root met again as its
+/// own first vertex prints just its name. Returns the lines and the number of modules on
+/// reported paths (kmod's "Found N modules in dependency cycles!").
+std::pair<std::vector<std::string>, size_t>
+report_cycles(const std::vector<Resolution::Module>& modules, const std::vector<bool>& pending)
 {
-    const auto n = static_cast<uint32_t>(modules.size());
-    std::vector<uint32_t> index(n, UINT32_MAX), low(n, 0);
-    std::vector<bool> on_stack(n, false);
-    std::vector<uint32_t> stack;
-    std::vector<std::vector<uint32_t>> cycles;
-    uint32_t counter = 0;
-    struct Frame {
-        uint32_t node;
-        size_t next_edge;
+    // kmod keeps the roots in a circular list and, removing one, takes the removed entry's
+    // successor as the new head: the order in which roots are taken rotates with every
+    // removal, and that order decides where each reported cycle starts.
+    std::list<uint32_t> roots;
+    for (uint32_t m = 0; m < modules.size(); ++m) {
+        if (pending[m])
+            roots.push_back(m);
+    }
+    auto head = roots.begin();
+    auto remove = [&](std::list<uint32_t>::iterator it) {
+        auto next = std::next(it);
+        roots.erase(it);
+        head = roots.empty() ? roots.end() : (next == roots.end() ? roots.begin() : next);
     };
-    for (uint32_t start = 0; start < n; ++start) {
-        if (!pending[start] || index[start] != UINT32_MAX)
-            continue;
-        std::vector<Frame> frames{{start, 0}};
-        index[start] = low[start] = counter++;
-        stack.push_back(start);
-        on_stack[start] = true;
-        while (!frames.empty()) {
-            Frame& f = frames.back();
-            const auto& deps = modules[f.node].deps;
-            if (f.next_edge < deps.size()) {
-                uint32_t to = deps[f.next_edge++];
-                if (!pending[to])
-                    continue;
-                if (index[to] == UINT32_MAX) {
-                    index[to] = low[to] = counter++;
-                    stack.push_back(to);
-                    on_stack[to] = true;
-                    frames.push_back({to, 0});
-                } else if (on_stack[to]) {
-                    low[f.node] = std::min(low[f.node], index[to]);
+    auto drop_root = [&](uint32_t m) {
+        if (auto it = std::find(roots.begin(), roots.end(), m); it != roots.end())
+            remove(it);
+    };
+    struct Vertex {
+        uint32_t module;
+        uint32_t parent; ///< index into `vertices`; UINT32_MAX for the root
+    };
+    std::vector<bool> visited(modules.size(), false);
+    std::vector<bool> in_loop(modules.size(), false);
+    std::vector<std::string> lines;
+    size_t in_loops = 0;
+    // kmod's stack holds at most as many vertices as there are roots (it asserts so); a walk
+    // that would need more (a cycle the root is not on) is cut there instead of aborting.
+    const size_t stack_limit = roots.size();
+    while (!roots.empty()) {
+        const uint32_t root = *head;
+        remove(head);
+        std::vector<Vertex> vertices{{root, UINT32_MAX}};
+        std::vector<uint32_t> stack{0};
+        while (!stack.empty()) {
+            const uint32_t v = stack.back();
+            stack.pop_back();
+            const uint32_t m = vertices[v].module;
+            if (visited[m] && m == root) {
+                std::vector<uint32_t> path;
+                for (uint32_t p = vertices[v].parent; p != UINT32_MAX; p = vertices[p].parent)
+                    path.push_back(vertices[p].module);
+                std::string line = "Cycle detected: ";
+                for (auto it = path.rbegin(); it != path.rend(); ++it) {
+                    line += modules[*it].file->name + " -> ";
+                    drop_root(*it);
+                    if (!in_loop[*it]) {
+                        in_loop[*it] = true;
+                        ++in_loops;
+                    }
                 }
+                lines.push_back(line + modules[m].file->name);
                 continue;
             }
-            uint32_t node = f.node;
-            frames.pop_back();
-            if (!frames.empty())
-                low[frames.back().node] = std::min(low[frames.back().node], low[node]);
-            if (low[node] != index[node])
+            visited[m] = true;
+            if (modules[m].deps.empty()) {
+                drop_root(m);
                 continue;
-            std::vector<uint32_t> component;
-            uint32_t member = 0;
-            do {
-                member = stack.back();
-                stack.pop_back();
-                on_stack[member] = false;
-                component.push_back(member);
-            } while (member != node);
-            bool self_loop = std::find(modules[node].deps.begin(), modules[node].deps.end(),
-                                       node) != modules[node].deps.end();
-            if (component.size() > 1 || self_loop) {
-                std::sort(component.begin(), component.end());
-                cycles.push_back(std::move(component));
             }
-        }
-    }
-    std::sort(cycles.begin(), cycles.end());
-    return cycles;
-}
-
-/// One path around a cyclic component, from its first module back to it: "a -> b -> a".
-std::string describe_cycle(const std::vector<Resolution::Module>& modules,
-                           const std::vector<uint32_t>& component)
-{
-    uint32_t start = component.front();
-    auto in_component = [&](uint32_t m) {
-        return std::binary_search(component.begin(), component.end(), m);
-    };
-    // Breadth-first search for the shortest way back to `start`.
-    std::unordered_map<uint32_t, uint32_t> parent;
-    std::vector<uint32_t> queue{start};
-    uint32_t last = UINT32_MAX;
-    for (size_t head = 0; head < queue.size() && last == UINT32_MAX; ++head) {
-        uint32_t node = queue[head];
-        for (uint32_t to : modules[node].deps) {
-            if (!in_component(to))
-                continue;
-            if (to == start) {
-                last = node;
+            if (stack.size() + modules[m].deps.size() > stack_limit)
                 break;
+            for (uint32_t dep : modules[m].deps) {
+                vertices.push_back({dep, v});
+                stack.push_back(static_cast<uint32_t>(vertices.size() - 1));
             }
-            if (parent.emplace(to, node).second)
-                queue.push_back(to);
         }
     }
-    std::vector<uint32_t> path;
-    for (uint32_t node = last; node != start; node = parent.at(node))
-        path.push_back(node);
-    path.push_back(start);
-    std::reverse(path.begin(), path.end());
-    std::string text;
-    for (uint32_t node : path)
-        text += modules[node].file->name + " -> ";
-    text += modules[start].file->name;
-    return text;
+    return {std::move(lines), in_loops};
 }
 
 } // namespace
@@ -333,13 +314,9 @@ base::Result<Resolution> ModuleIndex::resolve(const ResolveOptions& options,
         std::vector<bool> pending(result.modules.size());
         for (size_t m = 0; m < pending.size(); ++m)
             pending[m] = users[m] > 0;
-        auto cycles = find_cycles(result.modules, pending);
-        size_t in_cycles = 0;
-        for (const auto& cycle : cycles) {
-            in_cycles += cycle.size();
-            diagnostics.push_back({Diagnostic::Level::Error,
-                                   "Cycle detected: " + describe_cycle(result.modules, cycle)});
-        }
+        auto [lines, in_cycles] = report_cycles(result.modules, pending);
+        for (std::string& line : lines)
+            diagnostics.push_back({Diagnostic::Level::Error, std::move(line)});
         diagnostics.push_back({Diagnostic::Level::Error, "Found " + std::to_string(in_cycles) +
                                                              " modules in dependency cycles!"});
         return base::make_error(EINVAL, "Found " + std::to_string(in_cycles) +

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <fstream>
 #include <map>
 
 #include "depmod/depmod.hpp"
@@ -363,6 +364,70 @@ TEST(DepmodCycles, ACycleIsReportedWholeAndNothingIsWritten)
     EXPECT_FALSE(test::fs::exists(tree.module_dir() / "modules.alias"));
     auto kmod = run_kmod(tree);
     EXPECT_NE(kmod.status, 0);
+}
+
+/// The lines of `text` that report cycles, without kmod's "depmod: ERROR: " prefix.
+std::vector<std::string> cycle_lines(const std::string& text)
+{
+    std::vector<std::string> lines;
+    for (std::string_view line : split(text)) {
+        size_t at = line.find("Cycle detected: ");
+        if (at == std::string_view::npos)
+            at = line.find("Found ");
+        if (at != std::string_view::npos && line.find("cycles!") != std::string_view::npos)
+            lines.emplace_back(line.substr(at));
+        else if (at != std::string_view::npos && line.substr(at).starts_with("Cycle"))
+            lines.emplace_back(line.substr(at));
+    }
+    return lines;
+}
+
+TEST(DepmodCycles, CyclesSharingModulesAreReportedAsKmodReportsThem)
+{
+    // kmod's own test case (testsuite/test-depmod detect-loop): d <-> e, a -> b -> c -> a (with
+    // f and g below a and b), and h, i, j, k holding two cycles, i -> j -> k -> h -> i and
+    // i -> j -> h -> i. kmod reports every path back to the module its search started from.
+    TempTree tree;
+    const std::map<char, std::string> imports = {{'a', "BFG"}, {'b', "CFG"}, {'c', "A"}, {'d', "E"},
+                                                 {'e', "D"},   {'f', ""},    {'g', ""},  {'h', "I"},
+                                                 {'i', "J"},   {'j', "HK"},  {'k', "H"}};
+    const path src = tree.root() / "src";
+    test::fs::create_directories(src);
+    test::fs::create_directories(tree.module_dir() / "kernel/loop");
+    for (const auto& [name, needs] : imports) {
+        const char upper = static_cast<char>(name - 'a' + 'A');
+        std::string code = "__attribute__((section(\"__ksymtab_strings\"), used, aligned(1))) "
+                           "static const char ks[] = \"print";
+        code += upper;
+        code += "\";\n";
+        std::string body;
+        for (char need : needs) {
+            code += std::string("extern void print") + need + "(void);\n";
+            body += std::string("print") + need + "(); ";
+        }
+        code += std::string("void print") + upper + "(void) { " + body + "}\n";
+        const path c_file = src / (std::string("mod-loop-") + name + ".c");
+        std::ofstream(c_file) << code;
+        const path ko =
+            tree.module_dir() / "kernel/loop" / (std::string("mod-loop-") + name + ".ko");
+        ASSERT_EQ(test::run_shell("cc -c -O1 -fno-asynchronous-unwind-tables -o '" + ko.string() +
+                                  "' '" + c_file.string() + "'"),
+                  0);
+    }
+    test::fs::remove_all(src);
+
+    auto kmod = run_kmod(tree);
+    EXPECT_NE(kmod.status, 0);
+    auto options = options_for(tree);
+    OurRun ours = run_ours(options);
+    EXPECT_FALSE(ours.ok);
+    const std::string said = join(ours.diagnostics);
+    const std::vector<std::string> expected = cycle_lines(kmod.output);
+    ASSERT_EQ(expected.size(), 5U) << "kmod reports four cycles and a count:\n" << kmod.output;
+    EXPECT_EQ(cycle_lines(said), expected) << said << "\n---\n" << kmod.output;
+    EXPECT_EQ(said.find("modules.builtin"), std::string::npos)
+        << "kmod stops before it reads the builtin files:\n"
+        << said;
 }
 
 TEST(DepmodBadInput, EachBadFileIsReportedByPathAndTheRestIsIndexed)
