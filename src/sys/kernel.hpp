@@ -96,9 +96,10 @@ using ModuleSymbolPredicate = std::function<bool(const std::string& symbol)>;
 inline constexpr const char* kSandboxStateFile = "sandbox-kernel.json";
 
 /// A simulated kernel whose state lives in <state_dir>/sandbox-kernel.json (the directory is
-/// created if needed; the file is read once here and replaced atomically on every change, so
-/// the state survives a restart of the process, but two live instances on one directory do
-/// not see each other's changes). Like the kernel, it refuses a module already loaded
+/// created if needed). Like the real kernel's, the state is shared: every call reads the file
+/// as it is now, and a change is made under an flock of the directory and replaced
+/// atomically, so processes on one directory (kmodd and kmodctl, a modprobe an install
+/// command runs and its parent) see each other's loads, and the state survives restarts. Like the kernel, it refuses a module already loaded
 /// (EEXIST), a module with an unknown symbol (ENOENT: "cannot insert 'mod2': unknown symbol
 /// mod1_fn"), a module exporting a symbol a loaded module exports (ENOEXEC), removing a module
 /// not loaded (ENOENT) or one with holders (EWOULDBLOCK, as delete_module: "'mod1' is in use

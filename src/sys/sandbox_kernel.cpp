@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // The sandbox kernel: module bookkeeping as the kernel does it, kept in one JSON file.
 #include <fcntl.h>
+#include <sys/file.h>
+
+#include <cerrno>
 
 #include <algorithm>
 #include <cstring>
@@ -249,12 +252,46 @@ std::string serialize_state(const std::vector<SandboxModule>& modules)
     return root.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
+/// Reads the state file in `dir_fd`: no modules when there is none.
+base::Result<std::vector<SandboxModule>> read_state(int dir_fd, const std::string& state_path)
+{
+    auto text = base::read_file(dir_fd, kSandboxStateFile);
+    if (!text && text.error().code == ENOENT)
+        return std::vector<SandboxModule>();
+    if (!text)
+        return base::make_error(text.error().code, "cannot read the sandbox state " +
+                                                       base::quoted(state_path) + ": " +
+                                                       std::strerror(text.error().code));
+    auto parsed = parse_state(*text);
+    if (!parsed)
+        return base::Unexpected(parsed.error().with_context(base::quoted(state_path)));
+    return parsed;
+}
+
+/// flock on the state directory for as long as it lives: processes sharing a sandbox (a
+/// modprobe an install command runs, beside its parent) change it one at a time, as the
+/// kernel serialises module loading.
+class DirectoryLock {
+public:
+    DirectoryLock(int fd, int operation) : fd_(fd)
+    {
+        while (::flock(fd_, operation) != 0 && errno == EINTR) {
+        }
+    }
+    ~DirectoryLock() { ::flock(fd_, LOCK_UN); }
+    DirectoryLock(const DirectoryLock&) = delete;
+    DirectoryLock& operator=(const DirectoryLock&) = delete;
+
+private:
+    int fd_;
+};
+
 class SandboxKernel final : public Kernel {
 public:
     SandboxKernel(base::UniqueFd dir, std::string state_path, ModuleInspector inspect,
-                  ModuleSymbolPredicate is_module_symbol, std::vector<SandboxModule> modules)
+                  ModuleSymbolPredicate is_module_symbol)
         : dir_(std::move(dir)), state_path_(std::move(state_path)), inspect_(std::move(inspect)),
-          is_module_symbol_(std::move(is_module_symbol)), modules_(std::move(modules))
+          is_module_symbol_(std::move(is_module_symbol))
     {
     }
 
@@ -271,6 +308,10 @@ public:
                                                  ": the module has no name");
 
         std::lock_guard lock(mutex_);
+        DirectoryLock shared_lock(dir_.get(), LOCK_EX);
+        if (auto read = refresh(); !read)
+            return base::Unexpected(
+                read.error().with_context("cannot insert " + base::quoted(name)));
         // The kernel's order: the name first, then the symbols it imports, then its exports.
         if (find(name) != modules_.end())
             return insert_error(name, EEXIST);
@@ -310,6 +351,10 @@ public:
     base::Result<void> remove_module(const std::string& name) override
     {
         std::lock_guard lock(mutex_);
+        DirectoryLock shared_lock(dir_.get(), LOCK_EX);
+        if (auto read = refresh(); !read)
+            return base::Unexpected(
+                read.error().with_context("cannot remove " + base::quoted(name)));
         auto it = find(name);
         if (it == modules_.end())
             return remove_error(name, ENOENT);
@@ -324,6 +369,8 @@ public:
     base::Result<std::vector<LoadedModule>> loaded_modules() const override
     {
         std::lock_guard lock(mutex_);
+        if (auto read = refresh(); !read)
+            return base::Unexpected(read.error());
         std::vector<LoadedModule> loaded;
         loaded.reserve(modules_.size());
         for (const SandboxModule& module : modules_)
@@ -334,12 +381,16 @@ public:
     ModuleState module_state(const std::string& name) const override
     {
         std::lock_guard lock(mutex_);
+        // An unreadable state keeps what was read last: the question has no error to give.
+        (void)refresh();
         return find(name) != modules_.end() ? ModuleState::Live : ModuleState::NotLoaded;
     }
 
     base::Result<LoadedModule> loaded_module(const std::string& name) const override
     {
         std::lock_guard lock(mutex_);
+        if (auto read = refresh(); !read)
+            return base::Unexpected(read.error());
         auto it = find(name);
         if (it == modules_.end())
             return base::make_error(ENOENT, base::quoted(name) + " is not loaded");
@@ -347,6 +398,17 @@ public:
     }
 
 private:
+    /// Reads the state as it is on disk now: another process sharing the directory may have
+    /// changed it, as another modprobe changes the real kernel's. Caller holds mutex_.
+    [[nodiscard]] base::Result<void> refresh() const
+    {
+        auto modules = read_state(dir_.get(), state_path_);
+        if (!modules)
+            return base::Unexpected(modules.error());
+        modules_ = std::move(*modules);
+        return {};
+    }
+
     [[nodiscard]] std::vector<SandboxModule>::const_iterator find(const std::string& name) const
     {
         return std::find_if(modules_.begin(), modules_.end(),
@@ -394,7 +456,9 @@ private:
     ModuleInspector inspect_;
     ModuleSymbolPredicate is_module_symbol_;
     mutable std::mutex mutex_;
-    std::vector<SandboxModule> modules_; ///< most recently loaded first, as /proc/modules
+    /// As last read or written, most recently loaded first (as /proc/modules). Guarded by
+    /// mutex_; changed only under the directory lock.
+    mutable std::vector<SandboxModule> modules_;
 };
 
 } // namespace
@@ -414,21 +478,11 @@ base::Result<std::unique_ptr<Kernel>> make_sandbox_kernel(const std::string& sta
     if (!dir)
         return base::Unexpected(dir.error());
     std::string state_path = state_dir + "/" + kSandboxStateFile;
-    std::vector<SandboxModule> modules;
-    auto text = base::read_file(dir->get(), kSandboxStateFile);
-    if (text) {
-        auto parsed = parse_state(*text);
-        if (!parsed)
-            return base::Unexpected(parsed.error().with_context(base::quoted(state_path)));
-        modules = std::move(*parsed);
-    } else if (text.error().code != ENOENT) {
-        return base::make_error(text.error().code, "cannot read the sandbox state " +
-                                                       base::quoted(state_path) + ": " +
-                                                       std::strerror(text.error().code));
-    }
+    // Read once here so that a broken state is an error at start, not at the first request.
+    if (auto modules = read_state(dir->get(), state_path); !modules)
+        return base::Unexpected(modules.error());
     return std::make_unique<SandboxKernel>(std::move(*dir), std::move(state_path),
-                                           std::move(inspect), std::move(is_module_symbol),
-                                           std::move(modules));
+                                           std::move(inspect), std::move(is_module_symbol));
 }
 
 } // namespace kmodd::sys

@@ -170,6 +170,34 @@ TEST_F(ModprobeCli, InstallCommandsThatCallEachOtherAreStopped)
     EXPECT_NE(out.find("they form a loop"), std::string::npos) << out;
 }
 
+TEST(ModprobeSandbox, AModprobeAnInstallCommandRunsAndItsParentSeeEachOthersLoads)
+{
+    // kmod's testsuite case install-cmd-loop: mod2 needs mod1, and mod1's install command
+    // loads mod1 itself and then mod2. The outer modprobe, asked for mod2, then finds mod2
+    // loaded by the inner one (EEXIST counts as success): it must not insert against the
+    // kernel as it was when it started.
+    TempTree tree;
+    tree.add("kernel/mod1.ko", kFixtures / "mod1.ko");
+    tree.add("kernel/mod2.ko", kFixtures / "mod2.ko");
+    ASSERT_EQ(test::run_shell(kKmodctl + " depmod -C /dev/null -b " + shell_quoted(tree.root()) +
+                              " " + tree.version()),
+              0);
+    std::string self = kModprobeLink + " --sandbox-kernel " +
+                       shell_quoted(tree.root() / "sandbox") + " -C " +
+                       shell_quoted(tree.root() / "install-loop.conf") + " -d " +
+                       shell_quoted(tree.root()) + " -S " + tree.version();
+    tree.write("/install-loop.conf", "install mod1 " + self + " --ignore-install mod1 && { " +
+                                         self + " --quiet mod2 ; }\n");
+    std::string out;
+    int status = test::run_shell("timeout 60 " + self + " -v mod2", &out);
+    EXPECT_EQ(status, 0) << out;
+    EXPECT_NE(out.find("install "), std::string::npos) << "mod1's install command ran:\n" << out;
+    EXPECT_EQ(out.find("ERROR"), std::string::npos) << out;
+    std::string state = test::slurp(tree.root() / "sandbox/sandbox-kernel.json");
+    EXPECT_NE(state.find("\"mod1\""), std::string::npos) << state;
+    EXPECT_NE(state.find("\"mod2\""), std::string::npos) << state;
+}
+
 TEST_F(ModprobeCli, InstallCommandsGetTheModuleAndItsOptions)
 {
     tree_.write("/cmd.conf", "install mod2 echo \"$MODPROBE_MODULE:$CMDLINE_OPTS\" > " +

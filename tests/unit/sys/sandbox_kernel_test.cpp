@@ -381,18 +381,42 @@ TEST_F(SandboxKernelTest, AStateThatCannotBeSavedLeavesTheSandboxAsItWas)
     EXPECT_EQ(names(*kernel), (Names{"mod1"}));
 }
 
-TEST_F(SandboxKernelTest, AStateFileThatCannotBeReplacedLeavesTheSandboxAsItWas)
+TEST_F(SandboxKernelTest, AStateFileThatCannotBeReadOrReplacedChangesNothing)
 {
-    // Works as root too: a directory in place of the temp file's target makes rename fail.
+    // Works as root too: a directory in place of the state file can be neither read nor
+    // replaced. Every change reads the state first (another process may have changed it).
     auto kernel = make_kernel();
     ASSERT_TRUE(kernel);
     fs::create_directories(state_file() / "blocker");
     auto inserted = kernel->insert_module("/m/mod1.ko", "");
     ASSERT_FALSE(inserted);
-    EXPECT_NE(inserted.error().message.find("cannot insert 'mod1': cannot save the sandbox state"),
+    EXPECT_NE(inserted.error().message.find("cannot insert 'mod1': cannot read the sandbox state"),
               std::string::npos)
         << inserted.error().message;
     EXPECT_EQ(kernel->module_state("mod1"), ModuleState::NotLoaded);
+    EXPECT_FALSE(kernel->loaded_modules()) << "the state cannot be read";
+    fs::remove_all(state_file());
+    EXPECT_TRUE(kernel->insert_module("/m/mod1.ko", "")) << "usable again once the file is";
+}
+
+TEST_F(SandboxKernelTest, TwoKernelsOnOneDirectorySeeEachOthersChangesAsProcessesWould)
+{
+    // As kmodd and kmodctl, or a modprobe run by an install command and its parent.
+    auto first = make_kernel();
+    auto second = make_kernel();
+    ASSERT_TRUE(first && second);
+    ASSERT_TRUE(first->insert_module("/m/mod1.ko", ""));
+    EXPECT_EQ(second->module_state("mod1"), ModuleState::Live);
+    ASSERT_TRUE(second->insert_module("/m/mod2.ko", "")) << "mod1's symbols are there";
+    auto again = first->insert_module("/m/mod2.ko", "");
+    ASSERT_FALSE(again);
+    EXPECT_EQ(again.error().code, EEXIST);
+    auto removed = first->remove_module("mod1");
+    ASSERT_FALSE(removed);
+    EXPECT_EQ(removed.error().code, EWOULDBLOCK) << "mod2, loaded by the other, holds it";
+    auto loaded = first->loaded_modules();
+    ASSERT_TRUE(loaded);
+    EXPECT_EQ(loaded->size(), 2U);
 }
 
 TEST_F(SandboxKernelTest, AMissingInspectorIsRefused)
