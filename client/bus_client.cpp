@@ -175,7 +175,7 @@ int find_command(int argc, char** argv, bool* has_global_options)
 }
 
 ManagerCalls::ManagerCalls(sdbus::IConnection& connection)
-    : ProxyInterfaces(connection, kmodd::dbus::kBusName, kmodd::dbus::kObjectPath)
+    : Proxy(connection, kmodd::dbus::kBusName, kmodd::dbus::kObjectPath)
 {
     // No registerProxy(): it would add a match rule per signal for a client that only calls.
 }

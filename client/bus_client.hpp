@@ -19,6 +19,7 @@
 
 #include "bus.hpp"
 #include "kmodd-proxy.h"
+#include "sdbus_compat.hpp"
 
 namespace kmodd::client {
 
@@ -50,8 +51,7 @@ using dbus::BusChoice;
 /// kmodd's object as the CLI calls it: the generated org.kmodd1.Manager proxy plus
 /// org.freedesktop.DBus.Properties. It only calls methods; the proxy is not registered, so no
 /// signal match is added on the bus (monitor subscribes with a proxy of its own).
-class ManagerCalls final
-    : public sdbus::ProxyInterfaces<org::kmodd1::Manager_proxy, sdbus::Properties_proxy> {
+class ManagerCalls final : public dbus::Proxy<org::kmodd1::Manager_proxy, sdbus::Properties_proxy> {
 public:
     /// The proxy refers to `connection`, which must outlive it; it starts no thread.
     explicit ManagerCalls(sdbus::IConnection& connection);
@@ -67,8 +67,8 @@ private:
                             const std::vector<std::string>&) override
     {
     }
-    void onPropertiesChanged(const std::string&, const std::map<std::string, sdbus::Variant>&,
-                             const std::vector<std::string>&) override
+    void onPropertiesChanged(const dbus::InterfaceName&, const dbus::PropertyMap&,
+                             const dbus::PropertyNames&) override
     {
     }
 };

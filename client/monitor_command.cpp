@@ -25,11 +25,10 @@ namespace kmodd::client {
 namespace {
 
 /// Subscribes to every signal of kmodd's object and prints each as it is dispatched.
-class Monitor final
-    : public sdbus::ProxyInterfaces<org::kmodd1::Manager_proxy, sdbus::Properties_proxy> {
+class Monitor final : public dbus::Proxy<org::kmodd1::Manager_proxy, sdbus::Properties_proxy> {
 public:
     Monitor(sdbus::IConnection& connection, bool json)
-        : ProxyInterfaces(connection, kmodd::dbus::kBusName, kmodd::dbus::kObjectPath), json_(json)
+        : Proxy(connection, kmodd::dbus::kBusName, kmodd::dbus::kObjectPath), json_(json)
     {
         registerProxy();
     }
@@ -70,9 +69,9 @@ private:
               {"modules", modules}});
     }
 
-    void onPropertiesChanged(const std::string& interface_name,
-                             const std::map<std::string, sdbus::Variant>& changed,
-                             const std::vector<std::string>& invalidated) override
+    void onPropertiesChanged(const dbus::InterfaceName& interface_name,
+                             const dbus::PropertyMap& changed,
+                             const dbus::PropertyNames& invalidated) override
     {
         if (interface_name != kmodd::dbus::kInterfaceName)
             return;
@@ -105,7 +104,7 @@ private:
 
 bool is_kmodd_running(sdbus::IConnection& connection)
 {
-    auto bus = sdbus::createProxy(connection, "org.freedesktop.DBus", "/org/freedesktop/DBus");
+    auto bus = dbus::create_proxy(connection, "org.freedesktop.DBus", "/org/freedesktop/DBus");
     bool has_owner = false;
     bus->callMethod("NameHasOwner")
         .onInterface("org.freedesktop.DBus")
@@ -143,7 +142,7 @@ int run_monitor(int argc, char** argv)
         // One thread serves the bus and the signals: no wake-up across threads is needed,
         // which sdbus-c++ 1.2's poll data could not provide anyway.
         for (;;) {
-            while (connection.processPendingRequest()) {
+            while (dbus::process_pending(connection)) {
             }
             auto data = connection.getEventLoopPollData();
             pollfd fds[2] = {{data.fd, data.events, 0}, {stop_fd.get(), POLLIN, 0}};

@@ -16,11 +16,11 @@ namespace kmodd::client {
 
 namespace {
 
-using Properties = std::map<std::string, sdbus::Variant>;
+using Properties = dbus::PropertyMap;
 
 template <typename T> T property(const Properties& properties, const std::string& name)
 {
-    auto it = properties.find(name);
+    auto it = properties.find(dbus::PropertyName(name));
     if (it == properties.end() || !it->second.containsValueOfType<T>())
         throw CommandError("kmodd did not report its property '" + name +
                            "' (is it an older or newer kmodd?)");
@@ -53,7 +53,7 @@ int run_status(int argc, char** argv)
     static constexpr BusCommandSpec kSpec{"status", "", 0, 0};
     return run_bus_command(argc, argv, kSpec, [](BusSession& session) {
         auto& manager = session.manager();
-        Properties properties = manager.GetAll(kmodd::dbus::kInterfaceName);
+        Properties properties = manager.GetAll(dbus::InterfaceName(kmodd::dbus::kInterfaceName));
         auto release = property<std::string>(properties, "KernelRelease");
         auto modules = property<std::uint32_t>(properties, "ModuleCount");
         auto generation = property<std::uint64_t>(properties, "IndexGeneration");

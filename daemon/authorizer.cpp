@@ -10,6 +10,8 @@
 #include <sdbus-c++/sdbus-c++.h>
 #include <spdlog/spdlog.h>
 
+#include "sdbus_compat.hpp"
+
 namespace kmodd::daemon {
 
 namespace {
@@ -49,7 +51,7 @@ void Authorizer::check(const Caller& caller, const std::string& action, const st
     }
     try {
         if (!polkit_)
-            polkit_ = sdbus::createProxy(bus_, kPolkitName, kPolkitPath);
+            polkit_ = dbus::create_proxy(bus_, kPolkitName, kPolkitPath);
         using Subject = sdbus::Struct<std::string, std::map<std::string, sdbus::Variant>>;
         Subject subject{
             std::string("system-bus-name"),
@@ -61,22 +63,23 @@ void Authorizer::check(const Caller& caller, const std::string& action, const st
             .withTimeout(std::chrono::minutes(2))
             .withArguments(subject, action, details, kAllowUserInteraction, std::string())
             .uponReplyInvoke(
-                [done, what, action, uid = caller.uid](
-                    const sdbus::Error* error,
-                    sdbus::Struct<bool, bool, std::map<std::string, std::string>> result) {
-                    if (error != nullptr) {
-                        spdlog::warn("polkit could not check '{}' for uid {}: {}", action, uid,
-                                     error->getMessage());
-                        done("Not allowed to " + what + ": polkit could not be asked (" +
-                             error->getMessage() + ").");
-                        return;
-                    }
-                    if (std::get<0>(result))
-                        done(std::nullopt);
-                    else
-                        done("Not allowed to " + what + ": polkit denied action " + action +
-                             " to uid " + std::to_string(uid) + ".");
-                });
+                dbus::on_reply<sdbus::Struct<bool, bool, std::map<std::string, std::string>>>(
+                    [done, what, action, uid = caller.uid](
+                        const sdbus::Error* error,
+                        sdbus::Struct<bool, bool, std::map<std::string, std::string>> result) {
+                        if (error != nullptr) {
+                            spdlog::warn("polkit could not check '{}' for uid {}: {}", action, uid,
+                                         error->getMessage());
+                            done("Not allowed to " + what + ": polkit could not be asked (" +
+                                 error->getMessage() + ").");
+                            return;
+                        }
+                        if (std::get<0>(result))
+                            done(std::nullopt);
+                        else
+                            done("Not allowed to " + what + ": polkit denied action " + action +
+                                 " to uid " + std::to_string(uid) + ".");
+                    }));
     } catch (const sdbus::Error& error) {
         done("Not allowed to " + what + ": polkit could not be asked (" + error.getMessage() +
              ").");

@@ -169,7 +169,7 @@ base::Result<void> Daemon::set_up_bus()
         authorizer_ = std::make_unique<Authorizer>(*bus_, policy);
         object_ = std::make_unique<ManagerObject>(*bus_, *this, *authorizer_);
         // The name last: a client that sees it finds the object ready and the index built.
-        bus_->requestName(dbus::kBusName);
+        dbus::request_name(*bus_, dbus::kBusName);
     } catch (const sdbus::Error& error) {
         return base::make_error(ECONNREFUSED, "cannot serve " + std::string(dbus::kBusName) +
                                                   " on the bus: " + error.getMessage());

@@ -12,6 +12,8 @@
 
 #include <sdbus-c++/IConnection.h>
 
+#include "sdbus_compat.hpp"
+
 namespace kmodd::daemon {
 
 base::Result<std::unique_ptr<EventLoop>> EventLoop::create(sdbus::IConnection* bus)
@@ -120,7 +122,7 @@ base::Result<void> EventLoop::run()
     while (!is_stopping_) {
         bool is_busy = false;
         if (bus_ != nullptr)
-            is_busy = bus_->processPendingRequest();
+            is_busy = dbus::process_pending(*bus_);
         is_busy = run_posted() || is_busy;
         if (is_stopping_)
             break;

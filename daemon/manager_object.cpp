@@ -29,7 +29,7 @@ public:
     void fail(const char* name, const std::string& message)
     {
         if (take())
-            send([&] { result_.returnError(sdbus::Error(name, message)); });
+            send([&] { result_.returnError(dbus::make_error(name, message)); });
     }
 
 private:
@@ -186,7 +186,7 @@ std::map<std::string, sdbus::Variant> to_info_map(const service::ModuleDetails& 
 
 ManagerObject::ManagerObject(sdbus::IConnection& bus, ManagerBackend& backend,
                              Authorizer& authorizer)
-    : AdaptorInterfaces(bus, dbus::kObjectPath), backend_(backend), authorizer_(authorizer)
+    : Adaptor(bus, dbus::kObjectPath), backend_(backend), authorizer_(authorizer)
 {
     registerAdaptor();
 }
@@ -199,7 +199,7 @@ ManagerObject::~ManagerObject()
 void ManagerObject::properties_changed(const std::vector<std::string>& names)
 {
     try {
-        getObject().emitPropertiesChangedSignal(dbus::kInterfaceName, names);
+        dbus::emit_properties_changed(getObject(), dbus::kInterfaceName, names);
     } catch (const std::exception& error) {
         spdlog::warn("could not emit PropertiesChanged: {}", error.what());
     }
@@ -208,12 +208,12 @@ void ManagerObject::properties_changed(const std::vector<std::string>& names)
 Caller ManagerObject::current_caller()
 {
     Caller caller;
-    const sdbus::Message* call = getObject().getCurrentlyProcessedMessage();
-    if (call == nullptr)
+    std::optional<std::string> sender = dbus::current_sender(getObject());
+    if (!sender)
         return caller;
-    caller.sender = call->getSender();
+    caller.sender = std::move(*sender);
     try {
-        caller.uid = call->getCredsUid();
+        caller.uid = dbus::current_uid(getObject());
     } catch (const sdbus::Error& error) {
         spdlog::warn("could not learn the uid of {}: {}", caller.sender, error.getMessage());
     }

@@ -12,6 +12,7 @@
 
 #include "authorizer.hpp"
 #include "kmodd-adaptor.h"
+#include "sdbus_compat.hpp"
 #include "service/module_service.hpp"
 
 namespace kmodd::daemon {
@@ -54,7 +55,7 @@ public:
 /// Rebuild before the backend sees them. Every handler catches every exception (sdbus-c++ 1.2
 /// only turns sdbus::Error into an error reply and terminates on anything else) and every
 /// call is replied to exactly once. Loop thread only.
-class ManagerObject final : public sdbus::AdaptorInterfaces<org::kmodd1::Manager_adaptor> {
+class ManagerObject final : public dbus::Adaptor<org::kmodd1::Manager_adaptor> {
 public:
     ManagerObject(sdbus::IConnection& bus, ManagerBackend& backend, Authorizer& authorizer);
     ~ManagerObject();

@@ -75,8 +75,9 @@ TEST(KmoddAutoload, ADeviceWaitsForItsDriverAndGetsItWhenTheModuleIsLinkedIn)
     auto waiting = [&] {
         Waiting devices;
         try {
-            sdbus::createProxy(*sdbus::createSessionBusConnectionWithAddress(setup.address()),
-                               dbus::kBusName, dbus::kObjectPath)
+            kmodd::dbus::create_proxy(
+                *sdbus::createSessionBusConnectionWithAddress(setup.address()), dbus::kBusName,
+                dbus::kObjectPath)
                 ->callMethod("ListWaitingDevices")
                 .onInterface(dbus::kInterfaceName)
                 .storeResultsTo(devices);

@@ -137,7 +137,7 @@ class Client {
 public:
     explicit Client(const std::string& address)
         : connection_(sdbus::createSessionBusConnectionWithAddress(address)),
-          proxy_(sdbus::createProxy(*connection_, dbus::kBusName, dbus::kObjectPath))
+          proxy_(kmodd::dbus::create_proxy(*connection_, dbus::kBusName, dbus::kObjectPath))
     {
     }
 
@@ -229,7 +229,7 @@ class SignalLog {
 public:
     explicit SignalLog(const std::string& address)
         : connection_(sdbus::createSessionBusConnectionWithAddress(address)),
-          proxy_(sdbus::createProxy(*connection_, dbus::kBusName, dbus::kObjectPath))
+          proxy_(kmodd::dbus::create_proxy(*connection_, dbus::kBusName, dbus::kObjectPath))
     {
         proxy_->uponSignal("IndexRebuilt")
             .onInterface(dbus::kInterfaceName)
@@ -242,7 +242,7 @@ public:
         proxy_->uponSignal("ModuleUnloaded")
             .onInterface(dbus::kInterfaceName)
             .call([this](const std::string& module) { add("ModuleUnloaded " + module); });
-        proxy_->finishRegistration();
+        kmodd::dbus::finish_registration(*proxy_);
         loop_ = std::make_unique<PollLoop>(*connection_);
     }
     ~SignalLog() { loop_.reset(); }

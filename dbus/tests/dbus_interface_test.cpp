@@ -24,6 +24,7 @@
 #include "kmodd-adaptor.h"
 #include "kmodd-proxy.h"
 #include "kmodd_dbus_names.hpp"
+#include "sdbus_compat.hpp"
 #include "test_bus.hpp"
 
 namespace {
@@ -73,10 +74,10 @@ private:
 };
 
 class ManagerClient final
-    : public sdbus::ProxyInterfaces<org::kmodd1::Manager_proxy, sdbus::Properties_proxy> {
+    : public kmodd::dbus::Proxy<org::kmodd1::Manager_proxy, sdbus::Properties_proxy> {
 public:
     explicit ManagerClient(sdbus::IConnection& connection)
-        : ProxyInterfaces(connection, names::kBusName, names::kObjectPath)
+        : Proxy(connection, names::kBusName, names::kObjectPath)
     {
         registerProxy();
     }
@@ -116,9 +117,9 @@ private:
             event += " " + module;
         log.add(event);
     }
-    void onPropertiesChanged(const std::string& interface_name,
-                             const std::map<std::string, sdbus::Variant>& changed,
-                             const std::vector<std::string>& invalidated) override
+    void onPropertiesChanged(const kmodd::dbus::InterfaceName& interface_name,
+                             const kmodd::dbus::PropertyMap& changed,
+                             const kmodd::dbus::PropertyNames& invalidated) override
     {
         for (const auto& [name, value] : changed) {
             std::string event = "PropertiesChanged ";
@@ -140,7 +141,7 @@ protected:
     DbusInterface()
         : server_connection_(sdbus::createSessionBusConnectionWithAddress(bus_.address()))
     {
-        server_connection_->requestName(names::kBusName);
+        kmodd::dbus::request_name(*server_connection_, names::kBusName);
         manager_ = std::make_unique<FakeManager>(*server_connection_);
         loop_ = std::make_unique<PollLoop>(*server_connection_);
 
@@ -248,7 +249,7 @@ TEST_F(DbusInterface, GetModuleInfoCarriesTypedValuesInItsDictionary)
     EXPECT_EQ(info.at("name").get<std::string>(), "mod2");
     EXPECT_EQ(info.at("aliases").get<Strings>(), (Strings{"pci:v00001234d*"}));
     EXPECT_FALSE(info.at("builtin").get<bool>());
-    EXPECT_EQ(info.at("parameters").peekValueType(), "a(sss)");
+    EXPECT_EQ(std::string(info.at("parameters").peekValueType()), "a(sss)");
     auto parameters = info.at("parameters")
                           .get<std::vector<sdbus::Struct<std::string, std::string, std::string>>>();
     ASSERT_EQ(parameters.size(), 1U);
@@ -280,7 +281,7 @@ TEST_F(DbusInterface, PropertiesAreReadableAndTheirChangesAreSignalledWithTheVal
     EXPECT_EQ(client_->IndexGeneration(), 7U);
     EXPECT_EQ(client_->LastRebuildUSec(), 1700000000000000U);
     EXPECT_EQ(client_->LastRebuildDurationUSec(), 18000U);
-    EXPECT_EQ(client_->GetAll(names::kInterfaceName).size(), 5U);
+    EXPECT_EQ(client_->GetAll(kmodd::dbus::InterfaceName(names::kInterfaceName)).size(), 5U);
 
     on_server([&] { manager_->set_module_count(42); });
     EXPECT_TRUE(client_->log.saw("PropertiesChanged org.kmodd1.Manager ModuleCount=42"));

@@ -34,6 +34,7 @@
 
 #include "kmodd-adaptor.h"
 #include "kmodd_dbus_names.hpp"
+#include "sdbus_compat.hpp"
 #include "spawn.hpp"
 
 #ifndef KMODD_DBUS_DAEMON
@@ -218,7 +219,7 @@ private:
     void run()
     {
         while (!stopping_) {
-            bool busy = connection_.processPendingRequest();
+            bool busy = kmodd::dbus::process_pending(connection_);
             busy = run_posted() || busy;
             if (busy)
                 continue; // a posted task may have queued messages: dispatch before sleeping
@@ -256,10 +257,10 @@ private:
 
 /// A stand-in for kmodd's Manager: fixed answers, every method replied to through its
 /// sdbus::Result (the XML marks them all Async=server).
-class FakeManager final : public sdbus::AdaptorInterfaces<org::kmodd1::Manager_adaptor> {
+class FakeManager final : public kmodd::dbus::Adaptor<org::kmodd1::Manager_adaptor> {
 public:
     explicit FakeManager(sdbus::IConnection& connection)
-        : AdaptorInterfaces(connection, kmodd::dbus::kObjectPath)
+        : Adaptor(connection, kmodd::dbus::kObjectPath)
     {
         registerAdaptor();
     }
@@ -271,7 +272,8 @@ public:
     void set_module_count(std::uint32_t count)
     {
         module_count_ = count;
-        getObject().emitPropertiesChangedSignal(kmodd::dbus::kInterfaceName, {"ModuleCount"});
+        kmodd::dbus::emit_properties_changed(getObject(), kmodd::dbus::kInterfaceName,
+                                             {"ModuleCount"});
     }
 
     void finish_slow_load()
@@ -292,12 +294,12 @@ private:
               std::string params) override
     {
         // The call is only reachable while the handler runs: capture before going async.
-        const sdbus::Message* call = getObject().getCurrentlyProcessedMessage();
-        last_sender = call->getSender();
-        last_uid = call->getCredsUid();
+        last_sender = kmodd::dbus::current_sender(getObject()).value_or("");
+        last_uid = kmodd::dbus::current_uid(getObject());
         last_params = params;
         if (module == "missing") // a throw from the handler becomes the error reply, too
-            throw sdbus::Error(kmodd::dbus::kErrorNotFound, "Module 'missing' not found.");
+            throw kmodd::dbus::make_error(kmodd::dbus::kErrorNotFound,
+                                          "Module 'missing' not found.");
         if (module == "slow") {
             slow_load_.emplace(std::move(result));
             slow_load_started.set_value();
@@ -311,7 +313,8 @@ private:
     void Unload(sdbus::Result<std::vector<std::string>>&& result, std::string module) override
     {
         if (module == "busy") {
-            result.returnError(sdbus::Error(kmodd::dbus::kErrorInUse, "Module 'busy' is in use."));
+            result.returnError(
+                kmodd::dbus::make_error(kmodd::dbus::kErrorInUse, "Module 'busy' is in use."));
             return;
         }
         result.returnResults(std::vector<std::string>{module, "mod1"});
@@ -322,8 +325,8 @@ private:
     void ListDeps(sdbus::Result<std::vector<std::string>>&& result, std::string module) override
     {
         if (module == "missing") {
-            result.returnError(
-                sdbus::Error(kmodd::dbus::kErrorNotFound, "Module 'missing' not found."));
+            result.returnError(kmodd::dbus::make_error(kmodd::dbus::kErrorNotFound,
+                                                       "Module 'missing' not found."));
             return;
         }
         result.returnResults(std::vector<std::string>{"mod1", module});
@@ -346,11 +349,13 @@ private:
     {
         using Parameter = sdbus::Struct<std::string, std::string, std::string>;
         std::map<std::string, sdbus::Variant> info;
-        info["name"] = module;
-        info["path"] = std::string("/lib/modules/6.1.0-test/extra/" + module + ".ko");
-        info["aliases"] = std::vector<std::string>{"pci:v00001234d*"};
-        info["builtin"] = false;
-        info["parameters"] = std::vector<Parameter>{Parameter{"debug", "int", "Debug level (0-3)"}};
+        info["name"] = sdbus::Variant(module);
+        info["path"] =
+            sdbus::Variant(std::string("/lib/modules/6.1.0-test/extra/" + module + ".ko"));
+        info["aliases"] = sdbus::Variant(std::vector<std::string>{"pci:v00001234d*"});
+        info["builtin"] = sdbus::Variant(false);
+        info["parameters"] =
+            sdbus::Variant(std::vector<Parameter>{Parameter{"debug", "int", "Debug level (0-3)"}});
         result.returnResults(info);
     }
 

@@ -16,6 +16,7 @@
 
 #include "child_process.hpp"
 #include "kmodd_dbus_names.hpp"
+#include "sdbus_compat.hpp"
 #include "test_bus.hpp"
 
 namespace {
@@ -67,7 +68,7 @@ protected:
                             "need root";
         bus_ = std::make_unique<PrivateBus>(system_bus_config(), /*open_to_all_users=*/true);
         connection_ = sdbus::createSessionBusConnectionWithAddress(bus_->address());
-        connection_->requestName(kmodd::dbus::kBusName);
+        kmodd::dbus::request_name(*connection_, kmodd::dbus::kBusName);
         manager_ = std::make_unique<FakeManager>(*connection_);
         loop_ = std::make_unique<PollLoop>(*connection_);
     }

@@ -17,6 +17,7 @@
 
 #include "child_process.hpp"
 #include "kmodd_dbus_names.hpp"
+#include "sdbus_compat.hpp"
 #include "test_bus.hpp"
 
 namespace {
@@ -58,7 +59,7 @@ class KmodctlDbus : public ::testing::Test {
 protected:
     KmodctlDbus() : server_connection_(sdbus::createSessionBusConnectionWithAddress(bus_.address()))
     {
-        server_connection_->requestName(names::kBusName);
+        kmodd::dbus::request_name(*server_connection_, names::kBusName);
         manager_ = std::make_unique<FakeManager>(*server_connection_);
         loop_ = std::make_unique<PollLoop>(*server_connection_);
     }
@@ -99,7 +100,8 @@ protected:
     {
         if (!client_connection_) {
             client_connection_ = sdbus::createSessionBusConnectionWithAddress(bus_.address());
-            client_ = sdbus::createProxy(*client_connection_, names::kBusName, names::kObjectPath);
+            client_ =
+                kmodd::dbus::create_proxy(*client_connection_, names::kBusName, names::kObjectPath);
         }
         return *client_;
     }
@@ -388,11 +390,12 @@ TEST(KmodctlWithoutDaemon, MonitorWaitsForKmoddAndHearsItOnceItRuns)
         << monitor.err();
 
     auto server_connection = sdbus::createSessionBusConnectionWithAddress(bus.address());
-    server_connection->requestName(names::kBusName);
+    kmodd::dbus::request_name(*server_connection, names::kBusName);
     FakeManager manager(*server_connection);
     PollLoop loop(*server_connection); // declared last: stops serving before the rest goes
     auto client_connection = sdbus::createSessionBusConnectionWithAddress(bus.address());
-    auto client = sdbus::createProxy(*client_connection, names::kBusName, names::kObjectPath);
+    auto client =
+        kmodd::dbus::create_proxy(*client_connection, names::kBusName, names::kObjectPath);
     std::vector<std::string> inserted;
     client->callMethod("Load")
         .onInterface(names::kInterfaceName)
