@@ -99,17 +99,17 @@ inline constexpr const char* kSandboxStateFile = "sandbox-kernel.json";
 /// created if needed). Like the real kernel's, the state is shared: every call reads the file
 /// as it is now, and a change is made under an flock of the directory and replaced
 /// atomically, so processes on one directory (kmodd and kmodctl, a modprobe an install
-/// command runs and its parent) see each other's loads, and the state survives restarts. Like the kernel, it refuses a module already loaded
-/// (EEXIST), a module with an unknown symbol (ENOENT: "cannot insert 'mod2': unknown symbol
-/// mod1_fn"), a module exporting a symbol a loaded module exports (ENOEXEC), removing a module
-/// not loaded (ENOENT) or one with holders (EWOULDBLOCK, as delete_module: "'mod1' is in use
-/// by: mod2"); it keeps refcounts and holders as the kernel does for symbol users (a module
-/// holds each distinct module it imports from once) and records each module's parameter
-/// string. It cannot check parameter names. Errors of `inspect` are returned with the path as
-/// context. An empty `is_module_symbol` counts every symbol no loaded module exports as the
-/// kernel image's. Errors: the errno of a state directory that cannot be created or opened
-/// or a state file that cannot be read; EINVAL for a state file that is not JSON or not a
-/// state the kernel could be in (the message names the file and the problem), and for an
+/// command runs and its parent) see each other's loads, and the state survives restarts.
+/// Like the kernel, it refuses a module already loaded (EEXIST), a module with an unknown symbol
+/// (ENOENT: "cannot insert 'mod2': unknown symbol mod1_fn"), a module exporting a symbol a loaded
+/// module exports (ENOEXEC), removing a module not loaded (ENOENT) or one with holders
+/// (EWOULDBLOCK, as delete_module: "'mod1' is in use by: mod2"); it keeps refcounts and holders as
+/// the kernel does for symbol users (a module holds each distinct module it imports from once) and
+/// records each module's parameter string. It cannot check parameter names. Errors of `inspect` are
+/// returned with the path as context. An empty `is_module_symbol` counts every symbol no loaded
+/// module exports as the kernel image's. Errors: the errno of a state directory that cannot be
+/// created or opened or a state file that cannot be read; EINVAL for a state file that is not JSON
+/// or not a state the kernel could be in (the message names the file and the problem), and for an
 /// empty `inspect`.
 [[nodiscard]] base::Result<std::unique_ptr<Kernel>>
 make_sandbox_kernel(const std::string& state_dir, ModuleInspector inspect,
