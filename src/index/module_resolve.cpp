@@ -5,6 +5,7 @@
 #include <cassert>
 #include <cstring>
 #include <list>
+#include <optional>
 #include <unordered_map>
 
 #include "base/strings.hpp"
@@ -17,17 +18,32 @@ namespace {
 
 constexpr uint32_t kNoOwner = UINT32_MAX;
 
-/// kmod's report of dependency cycles (depmod_report_cycles), line for line. The modules
-/// left by the topological sort (`pending`: still used by someone) are the roots, in array
-/// order to begin with. From each root, a depth-first walk over paths (a LIFO of (module, parent)
-/// vertices, a module's dependencies pushed in order, so the last is walked first) reports every
-/// path that comes back to the root as "Cycle detected: root -> ... -> root"; the modules on a
-/// reported path, and modules without dependencies, are no longer roots. Every module the walk
-/// expands is marked visited for good, which is how kmod ends a walk: a root met again as its
-/// own first vertex prints just its name. Returns the lines and the number of modules on
-/// reported paths (kmod's "Found N modules in dependency cycles!").
-std::pair<std::vector<std::string>, size_t>
-report_cycles(const std::vector<Resolution::Module>& modules, const std::vector<bool>& pending)
+/// Beyond this many steps a walk of the cycle search is taken as one that never ends.
+constexpr size_t kMaxCycleSearchSteps = size_t{1} << 20;
+
+struct Vertex {
+    uint32_t module;
+    uint32_t parent; ///< index into the walk's vertices; UINT32_MAX for the root
+};
+
+/// Whether `module` (not the root) is already on the path that ends at vertex `v`.
+bool is_on_path(const std::vector<Vertex>& vertices, uint32_t v, uint32_t module, uint32_t root)
+{
+    if (module == root)
+        return false;
+    for (uint32_t p = v; p != UINT32_MAX; p = vertices[p].parent) {
+        if (vertices[p].module == module)
+            return true;
+    }
+    return false;
+}
+
+/// One run of kmod's search (see report_cycles). nullopt when a walk would not end. With
+/// `prune`, a walk follows only modules from which its root can be reached and that are not on
+/// its path yet, so every walk ends.
+std::optional<std::pair<std::vector<std::string>, size_t>>
+search_cycles(const std::vector<Resolution::Module>& modules, const std::vector<bool>& pending,
+              bool prune)
 {
     // kmod keeps the roots in a circular list and, removing one, takes the removed entry's
     // successor as the new head: the order in which roots are taken rotates with every
@@ -47,20 +63,37 @@ report_cycles(const std::vector<Resolution::Module>& modules, const std::vector<
         if (auto it = std::find(roots.begin(), roots.end(), m); it != roots.end())
             remove(it);
     };
-    struct Vertex {
-        uint32_t module;
-        uint32_t parent; ///< index into `vertices`; UINT32_MAX for the root
-    };
+    // Who uses whom among the pending modules, for pruning.
+    std::vector<std::vector<uint32_t>> users(prune ? modules.size() : 0);
+    for (uint32_t m = 0; prune && m < modules.size(); ++m) {
+        for (uint32_t dep : modules[m].deps) {
+            if (pending[m] && pending[dep])
+                users[dep].push_back(m);
+        }
+    }
     std::vector<bool> visited(modules.size(), false);
     std::vector<bool> in_loop(modules.size(), false);
     std::vector<std::string> lines;
     size_t in_loops = 0;
-    // kmod's stack holds at most as many vertices as there are roots (it asserts so); a walk
-    // that would need more (a cycle the root is not on) is cut there instead of aborting.
+    // kmod's stack holds at most as many vertices as there are roots (it asserts so).
     const size_t stack_limit = roots.size();
     while (!roots.empty()) {
         const uint32_t root = *head;
         remove(head);
+        std::vector<bool> reaches_root;
+        if (prune) {
+            reaches_root.assign(modules.size(), false);
+            std::vector<uint32_t> queue{root};
+            reaches_root[root] = true;
+            for (size_t i = 0; i < queue.size(); ++i) {
+                for (uint32_t user : users[queue[i]]) {
+                    if (!reaches_root[user]) {
+                        reaches_root[user] = true;
+                        queue.push_back(user);
+                    }
+                }
+            }
+        }
         std::vector<Vertex> vertices{{root, UINT32_MAX}};
         std::vector<uint32_t> stack{0};
         while (!stack.empty()) {
@@ -88,15 +121,43 @@ report_cycles(const std::vector<Resolution::Module>& modules, const std::vector<
                 drop_root(m);
                 continue;
             }
-            if (stack.size() + modules[m].deps.size() > stack_limit)
+            // A walk that circles a cycle its root is not on (a module downstream of one
+            // cycle leading into another, or a second cycle beside the root's) never ends:
+            // kmod's runs out of stack or memory.
+            if (!prune && (stack.size() + modules[m].deps.size() > stack_limit ||
+                           vertices.size() > kMaxCycleSearchSteps))
+                return std::nullopt;
+            if (prune && vertices.size() > kMaxCycleSearchSteps)
                 break;
             for (uint32_t dep : modules[m].deps) {
+                if (prune && (!reaches_root[dep] || is_on_path(vertices, v, dep, root)))
+                    continue;
                 vertices.push_back({dep, v});
                 stack.push_back(static_cast<uint32_t>(vertices.size() - 1));
             }
         }
     }
-    return {std::move(lines), in_loops};
+    return std::pair{std::move(lines), in_loops};
+}
+
+/// kmod's report of dependency cycles (depmod_report_cycles), line for line. The modules
+/// left by the topological sort (`pending`: still used by someone) are the roots, in array
+/// order to begin with. From each root, a depth-first walk over paths (a LIFO of (module,
+/// parent) vertices, a module's dependencies pushed in order, so the last is walked first)
+/// reports every path that comes back to the root as "Cycle detected: root -> ... -> root";
+/// the modules on a reported path, and modules without dependencies, are no longer roots.
+/// Every module the walk expands is marked visited for good, which is how kmod ends a walk: a
+/// root met again as its own first vertex prints just its name. Where kmod's search would not
+/// end, the walks follow only modules that lead back to their root and are not on the path. Returns
+/// the lines and the number of modules on reported paths (kmod's "Found N modules in dependency
+/// cycles!").
+std::pair<std::vector<std::string>, size_t>
+report_cycles(const std::vector<Resolution::Module>& modules, const std::vector<bool>& pending)
+{
+    if (auto exact = search_cycles(modules, pending, false))
+        return std::move(*exact);
+    return search_cycles(modules, pending, true)
+        .value_or(std::pair<std::vector<std::string>, size_t>{});
 }
 
 } // namespace

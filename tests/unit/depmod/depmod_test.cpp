@@ -430,6 +430,49 @@ TEST(DepmodCycles, CyclesSharingModulesAreReportedAsKmodReportsThem)
         << said;
 }
 
+TEST(DepmodCycles, AModuleBetweenTwoCyclesEndsTheSearch)
+{
+    // a <-> b use r, and r uses c <-> d: walking from r circles c and d without ever coming
+    // back to r. kmod's search would not end; ours then follows only what leads back to each
+    // root and is not on the path yet, and reports every cycle (e -> f -> e is left out as kmod
+    // leaves it: e and f are on the path reported from s).
+    TempTree tree;
+    // e <-> f beside the cycle through r2 (r2 -> e -> f -> r2): from r2, e and f circle.
+    const std::map<std::string, std::string> imports = {{"r", "c"}, {"a", "br"}, {"b", "a"},
+                                                        {"c", "d"}, {"d", "c"},  {"s", "e"},
+                                                        {"e", "f"}, {"f", "es"}};
+    const path src = tree.root() / "src";
+    test::fs::create_directories(src);
+    test::fs::create_directories(tree.module_dir() / "kernel");
+    std::string order;
+    for (const char* name : {"r", "c", "d", "a", "b", "s", "e", "f"}) {
+        std::string code = "__attribute__((section(\"__ksymtab_strings\"), used, aligned(1))) "
+                           "static const char ks[] = \"fn_" +
+                           std::string(name) + "\";\n";
+        std::string body;
+        for (char need : imports.at(name)) {
+            code += std::string("extern void fn_") + need + "(void);\n";
+            body += std::string("fn_") + need + "(); ";
+        }
+        code += "void fn_" + std::string(name) + "(void) { " + body + "}\n";
+        std::ofstream(src / (std::string(name) + ".c")) << code;
+        ASSERT_EQ(
+            test::run_shell("cc -c -O1 -fno-asynchronous-unwind-tables -o '" +
+                            (tree.module_dir() / "kernel" / (std::string(name) + ".ko")).string() +
+                            "' '" + (src / (std::string(name) + ".c")).string() + "'"),
+            0);
+        order += "kernel/" + std::string(name) + ".ko\n";
+    }
+    tree.write("modules.order", order);
+    OurRun ours = run_ours(options_for(tree));
+    EXPECT_FALSE(ours.ok);
+    const std::string said = join(ours.diagnostics);
+    EXPECT_NE(said.find("Cycle detected: c -> d -> c"), std::string::npos) << said;
+    EXPECT_NE(said.find("Cycle detected: a -> b -> a"), std::string::npos) << said;
+    EXPECT_NE(said.find("Cycle detected: s -> e -> f -> s"), std::string::npos) << said;
+    EXPECT_NE(said.find("Found 7 modules in dependency cycles!"), std::string::npos) << said;
+}
+
 TEST(DepmodBadInput, EachBadFileIsReportedByPathAndTheRestIsIndexed)
 {
     TempTree tree;
