@@ -382,6 +382,30 @@ std::vector<std::string> cycle_lines(const std::string& text)
     return lines;
 }
 
+/// Compiles a module to <module dir>/`rel` that exports `exported` and calls every symbol of
+/// `imported`, as the fixtures are built (gcc -c, no kernel headers). False if gcc fails.
+bool compile_module(const TempTree& tree, const std::string& rel, const std::string& exported,
+                    const std::vector<std::string>& imported)
+{
+    std::string code = "__attribute__((section(\"__ksymtab_strings\"), used, aligned(1))) "
+                       "static const char ks[] = \"" +
+                       exported + "\";\n";
+    std::string body;
+    for (const std::string& symbol : imported) {
+        code += "extern void " + symbol + "(void);\n";
+        body += symbol + "(); ";
+    }
+    code += "void " + exported + "(void) { " + body + "}\n";
+    const path ko = tree.module_dir() / rel;
+    const path c_file = ko.string() + ".c";
+    test::fs::create_directories(ko.parent_path());
+    std::ofstream(c_file) << code;
+    bool ok = test::run_shell("cc -c -O1 -fno-asynchronous-unwind-tables -o '" + ko.string() +
+                              "' '" + c_file.string() + "'") == 0;
+    test::fs::remove(c_file);
+    return ok;
+}
+
 TEST(DepmodCycles, CyclesSharingModulesAreReportedAsKmodReportsThem)
 {
     // kmod's own test case (testsuite/test-depmod detect-loop): d <-> e, a -> b -> c -> a (with
@@ -391,30 +415,14 @@ TEST(DepmodCycles, CyclesSharingModulesAreReportedAsKmodReportsThem)
     const std::map<char, std::string> imports = {{'a', "BFG"}, {'b', "CFG"}, {'c', "A"}, {'d', "E"},
                                                  {'e', "D"},   {'f', ""},    {'g', ""},  {'h', "I"},
                                                  {'i', "J"},   {'j', "HK"},  {'k', "H"}};
-    const path src = tree.root() / "src";
-    test::fs::create_directories(src);
-    test::fs::create_directories(tree.module_dir() / "kernel/loop");
     for (const auto& [name, needs] : imports) {
-        const char upper = static_cast<char>(name - 'a' + 'A');
-        std::string code = "__attribute__((section(\"__ksymtab_strings\"), used, aligned(1))) "
-                           "static const char ks[] = \"print";
-        code += upper;
-        code += "\";\n";
-        std::string body;
-        for (char need : needs) {
-            code += std::string("extern void print") + need + "(void);\n";
-            body += std::string("print") + need + "(); ";
-        }
-        code += std::string("void print") + upper + "(void) { " + body + "}\n";
-        const path c_file = src / (std::string("mod-loop-") + name + ".c");
-        std::ofstream(c_file) << code;
-        const path ko =
-            tree.module_dir() / "kernel/loop" / (std::string("mod-loop-") + name + ".ko");
-        ASSERT_EQ(test::run_shell("cc -c -O1 -fno-asynchronous-unwind-tables -o '" + ko.string() +
-                                  "' '" + c_file.string() + "'"),
-                  0);
+        std::vector<std::string> imported;
+        for (char need : needs)
+            imported.push_back(std::string("print") + need);
+        const std::string upper(1, static_cast<char>(name - 'a' + 'A'));
+        ASSERT_TRUE(compile_module(tree, std::string("kernel/loop/mod-loop-") + name + ".ko",
+                                   "print" + upper, imported));
     }
-    test::fs::remove_all(src);
 
     auto kmod = run_kmod(tree);
     EXPECT_NE(kmod.status, 0);
@@ -437,30 +445,17 @@ TEST(DepmodCycles, AModuleBetweenTwoCyclesEndsTheSearch)
     // root and is not on the path yet, and reports every cycle (e -> f -> e is left out as kmod
     // leaves it: e and f are on the path reported from s).
     TempTree tree;
-    // e <-> f beside the cycle through r2 (r2 -> e -> f -> r2): from r2, e and f circle.
+    // e <-> f beside the cycle through s (s -> e -> f -> s): from s, e and f circle.
     const std::map<std::string, std::string> imports = {{"r", "c"}, {"a", "br"}, {"b", "a"},
                                                         {"c", "d"}, {"d", "c"},  {"s", "e"},
                                                         {"e", "f"}, {"f", "es"}};
-    const path src = tree.root() / "src";
-    test::fs::create_directories(src);
-    test::fs::create_directories(tree.module_dir() / "kernel");
     std::string order;
     for (const char* name : {"r", "c", "d", "a", "b", "s", "e", "f"}) {
-        std::string code = "__attribute__((section(\"__ksymtab_strings\"), used, aligned(1))) "
-                           "static const char ks[] = \"fn_" +
-                           std::string(name) + "\";\n";
-        std::string body;
-        for (char need : imports.at(name)) {
-            code += std::string("extern void fn_") + need + "(void);\n";
-            body += std::string("fn_") + need + "(); ";
-        }
-        code += "void fn_" + std::string(name) + "(void) { " + body + "}\n";
-        std::ofstream(src / (std::string(name) + ".c")) << code;
-        ASSERT_EQ(
-            test::run_shell("cc -c -O1 -fno-asynchronous-unwind-tables -o '" +
-                            (tree.module_dir() / "kernel" / (std::string(name) + ".ko")).string() +
-                            "' '" + (src / (std::string(name) + ".c")).string() + "'"),
-            0);
+        std::vector<std::string> imported;
+        for (char need : imports.at(name))
+            imported.push_back(std::string("fn_") + need);
+        ASSERT_TRUE(compile_module(tree, "kernel/" + std::string(name) + ".ko",
+                                   "fn_" + std::string(name), imported));
         order += "kernel/" + std::string(name) + ".ko\n";
     }
     tree.write("modules.order", order);
