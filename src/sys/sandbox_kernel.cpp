@@ -268,14 +268,14 @@ base::Result<std::vector<SandboxModule>> read_state(int dir_fd, const std::strin
     return parsed;
 }
 
-/// flock on the state directory for as long as it lives: processes sharing a sandbox (a
-/// modprobe an install command runs, beside its parent) change it one at a time, as the
-/// kernel serialises module loading.
+/// An exclusive flock on the state directory for as long as it lives: processes sharing a
+/// sandbox (a modprobe an install command runs, beside its parent) change it one at a time, as
+/// the kernel serialises module loading.
 class DirectoryLock {
 public:
-    DirectoryLock(int fd, int operation) : fd_(fd)
+    explicit DirectoryLock(int fd) : fd_(fd)
     {
-        while (::flock(fd_, operation) != 0 && errno == EINTR) {
+        while (::flock(fd_, LOCK_EX) != 0 && errno == EINTR) {
         }
     }
     ~DirectoryLock() { ::flock(fd_, LOCK_UN); }
@@ -308,7 +308,7 @@ public:
                                                  ": the module has no name");
 
         std::lock_guard lock(mutex_);
-        DirectoryLock shared_lock(dir_.get(), LOCK_EX);
+        DirectoryLock changing(dir_.get());
         if (auto read = refresh(); !read)
             return base::Unexpected(
                 read.error().with_context("cannot insert " + base::quoted(name)));
@@ -351,7 +351,7 @@ public:
     base::Result<void> remove_module(const std::string& name) override
     {
         std::lock_guard lock(mutex_);
-        DirectoryLock shared_lock(dir_.get(), LOCK_EX);
+        DirectoryLock changing(dir_.get());
         if (auto read = refresh(); !read)
             return base::Unexpected(
                 read.error().with_context("cannot remove " + base::quoted(name)));
@@ -457,7 +457,7 @@ private:
     ModuleSymbolPredicate is_module_symbol_;
     mutable std::mutex mutex_;
     /// As last read or written, most recently loaded first (as /proc/modules). Guarded by
-    /// mutex_; changed only under the directory lock.
+    /// mutex_; the file behind it is written only under the directory lock.
     mutable std::vector<SandboxModule> modules_;
 };
 
