@@ -86,6 +86,23 @@ OurRun run_ours(const DepmodOptions& options)
     return run;
 }
 
+/// kmod's depmod (with `kmod_options`) and ours (with `options`) on `tree`: both must succeed
+/// and write the same bytes to every file. Both runs are returned for further checks.
+struct BothRuns {
+    test::KmodRun kmod;
+    OurRun ours;
+};
+
+BothRuns expect_same_as_kmod(const TempTree& tree, const DepmodOptions& options,
+                             const std::string& kmod_options = "-C /dev/null")
+{
+    BothRuns runs{run_kmod(tree, kmod_options), run_ours(options)};
+    EXPECT_EQ(runs.kmod.status, 0) << runs.kmod.output;
+    EXPECT_TRUE(runs.ours.ok) << join(runs.ours.diagnostics);
+    expect_identical(runs.ours.files, runs.kmod.files);
+    return runs;
+}
+
 /// The "needs unknown symbol" lines of `text`, from the module dir on (kmod runs on a copy
 /// of the tree).
 std::string unknown_symbol_lines(const std::string& text, const TempTree& tree)
@@ -120,11 +137,7 @@ TEST(DepmodOracle, OutputsAreByteIdenticalToKmodsOnASyntheticTree)
 {
     TempTree tree;
     populate(tree);
-    auto kmod = run_kmod(tree);
-    ASSERT_EQ(kmod.status, 0) << kmod.output;
-    auto ours = run_ours(options_for(tree));
-    ASSERT_TRUE(ours.ok) << join(ours.diagnostics);
-    expect_identical(ours.files, kmod.files);
+    OurRun ours = expect_same_as_kmod(tree, options_for(tree)).ours;
     EXPECT_EQ(ours.files["modules.dep"].substr(0, 34), "kernel/a/mod2.ko: kernel/a/mod1.ko");
 }
 
@@ -135,11 +148,7 @@ TEST(DepmodOracle, WithoutModulesOrderTheHashOrderMatchesKmods)
     test::fs::remove(tree.module_dir() / "modules.order");
     for (const char* name : {"a1", "b2", "c3", "zz", "mod_x", "long_module_name_for_hash"})
         tree.add(std::string("kernel/more/") + name + ".ko", fixture("devname_only"));
-    auto kmod = run_kmod(tree);
-    ASSERT_EQ(kmod.status, 0) << kmod.output;
-    auto ours = run_ours(options_for(tree));
-    ASSERT_TRUE(ours.ok);
-    expect_identical(ours.files, kmod.files);
+    OurRun ours = expect_same_as_kmod(tree, options_for(tree)).ours;
     EXPECT_NE(join(ours.diagnostics).find("could not open modules.order"), std::string::npos);
 }
 
@@ -159,20 +168,14 @@ TEST(DepmodOracle, BuiltinIndexesMatchKmods)
         modinfo += '\0';
     }
     tree.write("modules.builtin.modinfo", modinfo);
-    auto kmod = run_kmod(tree);
-    ASSERT_EQ(kmod.status, 0) << kmod.output;
-    auto ours = run_ours(options_for(tree));
-    ASSERT_TRUE(ours.ok);
-    expect_identical(ours.files, kmod.files);
+    expect_same_as_kmod(tree, options_for(tree));
 }
 
 TEST(DepmodOracle, MissingBuiltinFilesGiveEmptyIndexesLikeKmod)
 {
     TempTree tree;
     populate(tree);
-    auto kmod = run_kmod(tree);
-    auto ours = run_ours(options_for(tree));
-    expect_identical(ours.files, kmod.files);
+    OurRun ours = expect_same_as_kmod(tree, options_for(tree)).ours;
     EXPECT_TRUE(ours.files["modules.builtin.bin"].empty());
 }
 
@@ -184,11 +187,7 @@ TEST(DepmodOracle, CompressedModulesAreReadAndKeepTheirSuffix)
     ASSERT_EQ(test::run_shell("xz --check=crc32 '" + dir + "/kernel/a/mod1.ko' && zstd -q --rm '" +
                               dir + "/kernel/a/mod2.ko' && xz '" + dir + "/kernel/versioned.ko'"),
               0);
-    auto kmod = run_kmod(tree);
-    ASSERT_EQ(kmod.status, 0) << kmod.output;
-    auto ours = run_ours(options_for(tree));
-    ASSERT_TRUE(ours.ok) << join(ours.diagnostics);
-    expect_identical(ours.files, kmod.files);
+    OurRun ours = expect_same_as_kmod(tree, options_for(tree)).ours;
     EXPECT_NE(ours.files["modules.dep"].find("kernel/a/mod2.ko.zst: kernel/a/mod1.ko.xz"),
               std::string::npos);
 }
@@ -199,9 +198,7 @@ TEST(DepmodOracle, UpdatesDirectoryWinsOverKernelByDefault)
     populate(tree);
     tree.add("updates/mod1.ko", fixture("mod1"));
     tree.add("updates/sub/mod3.ko", fixture("mod3"));
-    auto kmod = run_kmod(tree);
-    auto ours = run_ours(options_for(tree));
-    expect_identical(ours.files, kmod.files);
+    OurRun ours = expect_same_as_kmod(tree, options_for(tree)).ours;
     EXPECT_NE(ours.files["modules.dep"].find("kernel/a/mod2.ko: updates/mod1.ko"),
               std::string::npos);
 }
@@ -227,11 +224,7 @@ TEST(DepmodOracle, DepmodDirectivesSearchOverrideExcludeAndExternalAreHonoured)
                                    ext +
                                    "\n"
                                    "external 0\\.1 /nonexistent\nbogus line\n");
-    auto kmod = run_kmod(tree, "-C " + conf);
-    ASSERT_EQ(kmod.status, 0) << kmod.output;
-    auto ours = run_ours(options_for(tree, {conf}));
-    ASSERT_TRUE(ours.ok) << join(ours.diagnostics);
-    expect_identical(ours.files, kmod.files);
+    OurRun ours = expect_same_as_kmod(tree, options_for(tree, {conf}), "-C " + conf).ours;
     EXPECT_NE(ours.files["modules.dep"].find("extra/mod1.ko:"), std::string::npos);
     EXPECT_NE(ours.files["modules.dep"].find("vendor/mod3.ko: extra/mod1.ko"), std::string::npos);
     EXPECT_NE(join(ours.diagnostics).find("ignoring bad line starting with 'bogus'"),
@@ -244,9 +237,7 @@ TEST(DepmodOracle, TheLaterModuleOwnsASymbolExportedTwice)
     populate(tree);
     tree.add("kernel/z/dup_export.ko", fixture("dup_export"));
     tree.write("modules.order", "kernel/z/dup_export.ko\nkernel/a/mod2.ko\nkernel/a/mod-dash.ko\n");
-    auto kmod = run_kmod(tree);
-    auto ours = run_ours(options_for(tree));
-    expect_identical(ours.files, kmod.files);
+    expect_same_as_kmod(tree, options_for(tree));
 }
 
 TEST(DepmodOracle, SymlinkedModulesAreFollowedAndListedUnderTheLinkPath)
@@ -261,9 +252,7 @@ TEST(DepmodOracle, SymlinkedModulesAreFollowedAndListedUnderTheLinkPath)
     test::fs::copy_file(fixture("mod3"), other + "/other.ko");
     tree.link("extra/mydrv.ko", build + "/mydrv.ko");
     tree.link("extra/linked-dir", other);
-    auto kmod = run_kmod(tree);
-    auto ours = run_ours(options_for(tree));
-    expect_identical(ours.files, kmod.files);
+    OurRun ours = expect_same_as_kmod(tree, options_for(tree)).ours;
     EXPECT_NE(ours.files["modules.dep"].find("extra/mydrv.ko:"), std::string::npos);
     EXPECT_NE(ours.files["modules.dep"].find("extra/linked-dir/other.ko: kernel/a/mod1.ko"),
               std::string::npos);
@@ -278,14 +267,10 @@ TEST(DepmodOracle, SymversCrcMismatchesAndUnknownSymbolsAreReportedLikeKmod)
                                   "0xZZ\tbad\tvmlinux\tEXPORT_SYMBOL\n");
     tree.add("kernel/unknown/mod3.ko", fixture("mod3"));
     std::string symvers = tree.root().string() + "/Module.symvers";
-    auto kmod = run_kmod(tree, "-C /dev/null -e -E " + symvers);
-    ASSERT_EQ(kmod.status, 0) << kmod.output;
     auto options = options_for(tree);
     options.module_symvers = symvers;
     options.print_unknown = true;
-    auto ours = run_ours(options);
-    ASSERT_TRUE(ours.ok);
-    expect_identical(ours.files, kmod.files);
+    auto [kmod, ours] = expect_same_as_kmod(tree, options, "-C /dev/null -e -E " + symvers);
     std::string said = join(ours.diagnostics);
     EXPECT_NE(said.find("versioned.ko disagrees about version of symbol printk"), std::string::npos)
         << said;
@@ -303,14 +288,10 @@ TEST(DepmodOracle, SystemMapUnknownSymbolsAreReportedLikeKmod)
                               "ffffffff82000000 r __ksymtab_kmalloc\n"
                               "malformed\n");
     std::string map = tree.root().string() + "/System.map";
-    auto kmod = run_kmod(tree, "-C /dev/null -e -F " + map);
-    ASSERT_EQ(kmod.status, 0) << kmod.output;
     auto options = options_for(tree);
     options.system_map = map;
     options.print_unknown = true;
-    auto ours = run_ours(options);
-    ASSERT_TRUE(ours.ok);
-    expect_identical(ours.files, kmod.files);
+    auto [kmod, ours] = expect_same_as_kmod(tree, options, "-C /dev/null -e -F " + map);
     // Every "needs unknown symbol" line kmod printed, we said too, in the same order.
     std::string said = join(ours.diagnostics);
     EXPECT_EQ(unknown_symbol_lines(said, tree), unknown_symbol_lines(kmod.output, tree))
@@ -327,15 +308,11 @@ TEST(DepmodOracle, UnknownSymbolsAreNamedAsTheModuleSpellsThemWhenAPrefixIsCut)
     populate(tree);
     tree.write("/System.map", "ffffffff81000000 T _stext\n");
     std::string map = tree.root().string() + "/System.map";
-    auto kmod = run_kmod(tree, "-C /dev/null -e -P p -F " + map);
-    ASSERT_EQ(kmod.status, 0) << kmod.output;
     auto options = options_for(tree);
     options.system_map = map;
     options.print_unknown = true;
     options.symbol_prefix = 'p';
-    auto ours = run_ours(options);
-    ASSERT_TRUE(ours.ok);
-    expect_identical(ours.files, kmod.files);
+    auto [kmod, ours] = expect_same_as_kmod(tree, options, "-C /dev/null -e -P p -F " + map);
     std::string said = join(ours.diagnostics);
     EXPECT_EQ(unknown_symbol_lines(said, tree), unknown_symbol_lines(kmod.output, tree))
         << said << "\n---\n"
