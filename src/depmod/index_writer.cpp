@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-// Writing kmod's binary indexes byte for byte as kmod 30 lays them out.
+// Writing kmod's binary indexes byte for byte as kmod 30 and kmod 34 lay them out.
 #include "depmod/index_writer.hpp"
 
 #include <algorithm>
@@ -125,6 +125,107 @@ uint32_t IndexWriter::write_node(size_t lo, size_t hi, size_t depth, bool is_roo
     return offset;
 }
 
+uint32_t IndexWriter::plan_node(size_t lo, size_t hi, size_t depth, bool is_root)
+{
+    // The same split as write_node(): a shared prefix, the keys ending here, runs of children.
+    size_t prefix_len = 0;
+    if (!is_root) {
+        std::string_view first = entries_[lo].key.substr(depth);
+        std::string_view last = entries_[hi - 1].key.substr(depth);
+        size_t limit = std::min(first.size(), last.size());
+        while (prefix_len < limit && first[prefix_len] == last[prefix_len])
+            ++prefix_len;
+    }
+    const size_t split = depth + prefix_len;
+    size_t values_end = lo;
+    size_t size = prefix_len > 0 ? prefix_len + 1 : 0;
+    while (values_end < hi && entries_[values_end].key.size() == split) {
+        size += 4 + entries_[values_end].value.size() + 1;
+        ++values_end;
+    }
+    if (values_end > lo)
+        size += 4;
+
+    const auto index = static_cast<uint32_t>(nodes_.size());
+    nodes_.push_back(Node{static_cast<uint32_t>(lo), static_cast<uint32_t>(values_end),
+                          static_cast<uint32_t>(hi), static_cast<uint32_t>(depth),
+                          static_cast<uint32_t>(prefix_len), 0, 0, 0});
+    size_t below = 0;
+    if (values_end < hi) {
+        const auto first_c = static_cast<unsigned char>(entries_[values_end].key[split]);
+        const auto last_c = static_cast<unsigned char>(entries_[hi - 1].key[split]);
+        size += 2 + 4 * (size_t{last_c} - first_c + 1);
+    }
+    for (size_t i = values_end; i < hi;) {
+        auto c = static_cast<unsigned char>(entries_[i].key[split]);
+        size_t j = i + 1;
+        while (j < hi && static_cast<unsigned char>(entries_[j].key[split]) == c)
+            ++j;
+        below += nodes_[plan_node(i, j, split + 1, false)].total;
+        i = j;
+    }
+    Node& node = nodes_[index]; // the recursion may have moved the vector
+    node.size = static_cast<uint32_t>(size);
+    node.total = static_cast<uint32_t>(size + below);
+    node.count = static_cast<uint32_t>(nodes_.size() - index);
+    return index;
+}
+
+uint32_t IndexWriter::flags_of(const Node& node) const
+{
+    uint32_t flags = 0;
+    if (node.prefix_len > 0)
+        flags |= kFlagPrefix;
+    if (node.count > 1)
+        flags |= kFlagChildren;
+    if (node.values_end > node.lo)
+        flags |= kFlagValues;
+    return flags;
+}
+
+void IndexWriter::write_parent_first(std::string& out)
+{
+    // Each node, then its subtree: a child's offset is where its parent ends plus the
+    // subtrees of the children before it.
+    for (size_t k = 0; k < nodes_.size(); ++k) {
+        const Node& node = nodes_[k];
+        const auto start = static_cast<uint32_t>(out.size());
+        if (node.prefix_len > 0) {
+            out.append(entries_[node.lo].key.substr(node.depth, node.prefix_len));
+            out.push_back('\0');
+        }
+        if (node.count > 1) {
+            auto char_of = [&](const Node& child) {
+                return static_cast<unsigned char>(entries_[child.lo].key[child.depth - 1]);
+            };
+            const unsigned char first = char_of(nodes_[k + 1]);
+            unsigned char last = first;
+            for (size_t c = k + 1; c < k + node.count; c += nodes_[c].count)
+                last = char_of(nodes_[c]);
+            out.push_back(static_cast<char>(first));
+            out.push_back(static_cast<char>(last));
+            uint32_t child_offset = start + node.size;
+            unsigned next = first;
+            for (size_t c = k + 1; c < k + node.count; c += nodes_[c].count) {
+                const Node& child = nodes_[c];
+                for (; next < char_of(child); ++next)
+                    put_u32(out, 0);
+                put_u32(out, child_offset | flags_of(child));
+                child_offset += child.total;
+                next = char_of(child) + 1U;
+            }
+        }
+        if (node.values_end > node.lo) {
+            put_u32(out, node.values_end - node.lo);
+            for (size_t i = node.lo; i < node.values_end; ++i) {
+                put_u32(out, entries_[i].priority);
+                out.append(entries_[i].value);
+                out.push_back('\0');
+            }
+        }
+    }
+}
+
 std::string IndexWriter::serialize()
 {
     if (!sorted_) {
@@ -149,7 +250,13 @@ std::string IndexWriter::serialize()
     put_u32(out, 0);
     uint32_t root = 0;
     if (entries_.empty()) {
-        root = 12;
+        root = kHeaderSize;
+    } else if (layout_ == IndexLayout::ParentFirst) {
+        nodes_.clear();
+        plan_node(0, entries_.size(), 0, true);
+        root = static_cast<uint32_t>(kHeaderSize) | flags_of(nodes_[0]);
+        write_parent_first(out);
+        nodes_ = {};
     } else {
         root = write_node(0, entries_.size(), 0, true, out);
     }

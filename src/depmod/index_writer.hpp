@@ -9,13 +9,22 @@
 
 namespace kmodd::depmod {
 
+/// Where a trie node goes relative to its children. The keys, values and node contents are
+/// the same either way; kmod 34 changed the order (its NEWS: "Switch index to pre-order").
+enum class IndexLayout {
+    ChildrenFirst, ///< post-order, the root last: kmod up to 33
+    ParentFirst,   ///< pre-order, the root right after the header: kmod 34 on
+};
+
 /// Builds one of kmod's binary index files (modules.*.bin): a radix trie over the keys,
-/// big-endian u32 words, magic 0xB007F457, version 2.1, nodes written in post-order (each
-/// node after its children, the root last) as kmod 30's depmod does, so the bytes match.
-/// Values of one key are ordered by priority, and among equal priorities the one added last
-/// comes first. Keys and values are borrowed: they must outlive serialize().
+/// big-endian u32 words, magic 0xB007F457, version 2.1, nodes in the order of `layout`, so
+/// the bytes match those of the kmod that uses it. Values of one key are ordered by
+/// priority, and among equal priorities the one added last comes first. Keys and values are
+/// borrowed: they must outlive serialize().
 class IndexWriter {
 public:
+    explicit IndexWriter(IndexLayout layout = IndexLayout::ChildrenFirst) : layout_(layout) {}
+
     void reserve(size_t entries) { entries_.reserve(entries); }
 
     /// Adds `value` under `key`. Both must be 7-bit ASCII without NUL (the format stores
@@ -42,12 +51,31 @@ private:
     };
     uint32_t write_node(size_t lo, size_t hi, size_t depth, bool is_root, std::string& out);
 
+    /// A node of the trie, for the parent-first layout, which must know the size of every
+    /// subtree before it writes the node above it. Nodes are kept in pre-order: a node's
+    /// children follow it, each after the whole subtree of the one before.
+    struct Node {
+        uint32_t lo;         ///< first entry under this node
+        uint32_t values_end; ///< entries [lo, values_end) end here
+        uint32_t hi;         ///< one past the last entry under this node
+        uint32_t depth;      ///< key characters consumed above this node's prefix
+        uint32_t prefix_len;
+        uint32_t size;  ///< bytes of this node
+        uint32_t total; ///< bytes of this node and its subtree
+        uint32_t count; ///< nodes in its subtree, itself included
+    };
+    uint32_t plan_node(size_t lo, size_t hi, size_t depth, bool is_root);
+    void write_parent_first(std::string& out);
+    [[nodiscard]] uint32_t flags_of(const Node& node) const;
+
     struct Child {
         unsigned char c;
         uint32_t word;
     };
     std::vector<Entry> entries_;
     std::vector<Child> children_; ///< child words of the nodes being written
+    std::vector<Node> nodes_;     ///< the planned trie (parent-first layout only)
+    IndexLayout layout_;
     bool sorted_ = true;
 };
 

@@ -18,9 +18,11 @@ uint32_t u32_at(const std::string& data, size_t offset)
     return v;
 }
 
-/// Walks a serialized index and returns every key with its values ("prio:value").
+/// Walks a serialized index and returns every key with its values ("prio:value"), checking
+/// that each child lies where `layout` puts it.
 void dump(const std::string& data, uint32_t word, const std::string& path,
-          std::map<std::string, std::vector<std::string>>& out)
+          std::map<std::string, std::vector<std::string>>& out,
+          IndexLayout layout = IndexLayout::ChildrenFirst)
 {
     size_t offset = word & 0x0FFFFFFF;
     std::string key = path;
@@ -52,8 +54,11 @@ void dump(const std::string& data, uint32_t word, const std::string& path,
         }
     }
     for (auto [c, child] : children) {
-        EXPECT_LT(child & 0x0FFFFFFF, word & 0x0FFFFFFF) << "kmod 30 writes children first";
-        dump(data, child, key + c, out);
+        if (layout == IndexLayout::ChildrenFirst)
+            EXPECT_LT(child & 0x0FFFFFFF, word & 0x0FFFFFFF) << "kmod 30 writes children first";
+        else
+            EXPECT_GE(child & 0x0FFFFFFF, offset) << "kmod 34 writes a node before its children";
+        dump(data, child, key + c, out, layout);
     }
 }
 
@@ -83,6 +88,40 @@ TEST(IndexWriter, EveryKeyAndValueCanBeFoundAgain)
         EXPECT_EQ(found[entries[i].first],
                   std::vector<std::string>{std::to_string(i) + ":" + entries[i].second});
     EXPECT_LT(u32_at(data, 8) & 0x0FFFFFFF, data.size()) << "the root is inside the file";
+}
+
+TEST(IndexWriter, ParentFirstHoldsTheSameTrieWithTheRootAfterTheHeader)
+{
+    std::vector<std::pair<std::string, std::string>> entries = {
+        {"usb:v1234p*", "a"}, {"usb:v1234p5678", "b"},
+        {"usb", "c"},         {"pci:v*", "d"},
+        {"u", "e"},           {"usb:v12", "f"},
+        {"zz", "g"},          {"usb:v1234p*", "h"},
+        {"a~", "i"},          {"a!", "j"},
+        {"symbol:x", "k"}};
+    IndexWriter children_first(IndexLayout::ChildrenFirst);
+    IndexWriter parent_first(IndexLayout::ParentFirst);
+    for (size_t i = 0; i < entries.size(); ++i) {
+        const auto priority = static_cast<uint32_t>(i % 3);
+        ASSERT_TRUE(children_first.add(entries[i].first, entries[i].second, priority));
+        ASSERT_TRUE(parent_first.add(entries[i].first, entries[i].second, priority));
+    }
+    const std::string old_bytes = children_first.serialize();
+    const std::string new_bytes = parent_first.serialize();
+    EXPECT_EQ(new_bytes.size(), old_bytes.size()) << "the same nodes, in another order";
+    EXPECT_NE(new_bytes, old_bytes);
+    EXPECT_EQ(u32_at(new_bytes, 8) & 0x0FFFFFFF, 12U) << "kmod 34 puts the root first";
+    std::map<std::string, std::vector<std::string>> old_found, new_found;
+    dump(old_bytes, u32_at(old_bytes, 8), "", old_found, IndexLayout::ChildrenFirst);
+    dump(new_bytes, u32_at(new_bytes, 8), "", new_found, IndexLayout::ParentFirst);
+    EXPECT_EQ(new_found, old_found);
+    EXPECT_EQ(new_found.size(), entries.size() - 1);
+}
+
+TEST(IndexWriter, AnEmptyParentFirstIndexIsTheSameHeader)
+{
+    IndexWriter parent_first(IndexLayout::ParentFirst);
+    EXPECT_EQ(parent_first.serialize(), IndexWriter().serialize());
 }
 
 TEST(IndexWriter, ValuesAreOrderedByPriorityAndTheLastAddedFirstAmongEquals)
