@@ -7,12 +7,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <unistd.h>
 
 #include "commands.hpp"
 #include "depmod/depmod.hpp"
 #include "depmod/quick_check.hpp"
+#include "sys/kmod_tool.hpp"
 
 namespace kmodd::client {
 
@@ -71,11 +73,16 @@ void help(const char* self)
                 "\n"
                 "The following options are useful for people managing distributions:\n"
                 "\t-b, --basedir=DIR    Use an image of a module tree.\n"
+                "\t-m, --moduledir=DIR  Module directory under the base and output\n"
+                "\t                     directories (default: /lib/modules).\n"
                 "\t-o, --outdir=DIR     Output directory for generated files.\n"
                 "\t-F, --filesyms=FILE  Use the file instead of the\n"
                 "\t                     current kernel symbols.\n"
                 "\t-E, --symvers=FILE   Use Module.symvers file to check\n"
-                "\t                     symbol versions.\n",
+                "\t                     symbol versions.\n"
+                "\t    --kmod-format=N  Write the files as kmod N's depmod does (30: ten\n"
+                "\t                     files, children-first indexes; 34: eleven files,\n"
+                "\t                     parent-first; default: as the installed kmod).\n",
                 self);
 }
 
@@ -116,7 +123,8 @@ int run_depmod(int argc, char** argv)
         {"dry-run", no_argument, nullptr, 'n'},
         {"symbol-prefix", required_argument, nullptr, 'P'},
         {"warn", no_argument, nullptr, 'w'},
-        {"map", no_argument, nullptr, 'm'},
+        {"moduledir", required_argument, nullptr, 'm'},
+        {"kmod-format", required_argument, nullptr, 'K'},
         {"version", no_argument, nullptr, 'V'},
         {"help", no_argument, nullptr, 'h'},
         {nullptr, 0, nullptr, 0},
@@ -125,10 +133,11 @@ int run_depmod(int argc, char** argv)
     Printer printer;
     bool quick = false;
     bool dry_run = false;
+    std::optional<depmod::KmodFormat> forced_format;
     optind = 0;
     for (;;) {
         int index = -1;
-        int c = getopt_long(argc, argv, "aAb:o:C:E:F:euqrvnP:wmVh", long_options, &index);
+        int c = getopt_long(argc, argv, "aAb:m:o:C:E:F:euqrvnP:wVh", long_options, &index);
         if (c == -1)
             break;
         switch (c) {
@@ -172,10 +181,22 @@ int run_depmod(int argc, char** argv)
         case 'w':
             options.warn_dups = true;
             break;
+        case 'm':
+            options.module_directory = optarg;
+            break;
+        case 'K': {
+            auto format = depmod::parse_kmod_format(optarg);
+            if (!format) {
+                std::fprintf(stderr, "depmod: ERROR: --kmod-format: %s\n",
+                             format.error().message.c_str());
+                return 1;
+            }
+            forced_format = *format;
+            break;
+        }
         case 'u':
         case 'q':
         case 'r':
-        case 'm':
             if (index >= 0)
                 std::fprintf(stderr, "depmod: WARNING: Ignored deprecated option --%s\n",
                              long_options[index].name);
@@ -213,6 +234,17 @@ int run_depmod(int argc, char** argv)
                      "depmod: ERROR: module files on the command line are not supported; run "
                      "depmod on the whole tree\n");
         return 1;
+    }
+
+    {
+        std::string dir =
+            options.base_dir + "/" + options.module_directory + "/" + options.kernel_version;
+        const depmod::ChosenFormat chosen = depmod::choose_kmod_format(
+            forced_format, forced_format ? std::nullopt : sys::installed_kmod_version(), dir);
+        options.format = chosen.format;
+        if (printer.verbosity > 0)
+            std::fprintf(stderr, "depmod: INFO: writing kmod %u's format, %s\n",
+                         chosen.format.version, chosen.reason.c_str());
     }
 
     index::Diagnostics diagnostics;

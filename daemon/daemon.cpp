@@ -24,6 +24,7 @@
 #include "loader/modprobe_config.hpp"
 #include "loader/resolver.hpp"
 #include "loader/sandbox_support.hpp"
+#include "sys/kmod_tool.hpp"
 
 namespace kmodd::daemon {
 
@@ -90,6 +91,12 @@ base::Result<void> Daemon::set_up()
     IndexPublisher::Settings settings;
     settings.index.base_dir = options_.base_dir();
     settings.index.config_paths = options_.depmod_config;
+    // Only a forced format spares asking the kmod tool.
+    const depmod::ChosenFormat format = depmod::choose_kmod_format(
+        options_.kmod_format, options_.kmod_format ? std::nullopt : sys::installed_kmod_version(),
+        options_.modules_dir + "/" + release_);
+    settings.index.format = format.format;
+    spdlog::info("writing the index files of kmod {}, {}", format.format.version, format.reason);
     settings.index.durable = options_.durable;
     settings.release = release_;
     settings.modprobe_config = options_.modprobe_config;

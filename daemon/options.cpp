@@ -154,6 +154,13 @@ const std::map<std::string, OptionSpec, std::less<>>& option_table()
              o.cmdline_path = v;
              return {};
          }}},
+        {"kmod-format", {[](DaemonOptions& o, const std::string& v) -> base::Result<void> {
+             auto format = depmod::parse_kmod_format(v);
+             if (!format)
+                 return base::Unexpected(format.error());
+             o.kmod_format = *format;
+             return {};
+         }}},
         {"durable",
          {[](DaemonOptions& o, const std::string& v) -> base::Result<void> {
               auto value = parse_bool(v);
@@ -346,6 +353,8 @@ std::string usage_text(const char* self)
            "  --modprobe-config PATH    a modprobe.d file or dir, repeatable (default: kmod's)\n"
            "  --depmod-config PATH      a depmod.d file or dir, repeatable (default: kmod's)\n"
            "  --cmdline FILE            kernel command line to read (default /proc/cmdline)\n"
+           "  --kmod-format N           write the index files as kmod N does (30: ten files,\n"
+           "                            34: eleven; default: as the installed kmod does)\n"
            "  --no-durable              do not fsync the index files (tests)\n"
            "  --config FILE             configuration file (default " +
            kDefaultConfigPath +

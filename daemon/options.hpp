@@ -9,6 +9,7 @@
 
 #include "base/result.hpp"
 #include "bus.hpp"
+#include "depmod/kmod_format.hpp"
 #include "service/autoloader.hpp"
 
 namespace kmodd::daemon {
@@ -24,22 +25,23 @@ enum class UeventSource {
 
 /// Everything kmodd's command line and /etc/kmodd/kmodd.conf can set.
 struct DaemonOptions {
-    dbus::BusChoice bus;                        ///< --bus: system (default), session, ADDRESS
-    std::string modules_dir = "/lib/modules";   ///< must end in /lib/modules
-    std::string kernel_release;                 ///< empty: uname -r
-    std::string sandbox_dir;                    ///< non-empty: the sandbox kernel's state dir
-    std::string state_dir;                      ///< who-loaded-what; empty: see state_path()
-    std::chrono::milliseconds debounce{50};     ///< quiet period that ends a burst
-    std::chrono::milliseconds max_delay{1000};  ///< longest wait after a burst's first event
-    std::optional<AutoloadMode> autoload;       ///< nullopt: decided at start (udevd or not;
-                                                ///< off in sandbox mode)
-    std::string sysfs = "/sys";                 ///< devices for coldplug and driver checks
-    std::optional<UeventSource> uevent_source;  ///< nullopt: udev when udevd runs, else kernel
-    std::string log_level = "info";             ///< spdlog level name
-    std::vector<std::string> modprobe_config;   ///< modprobe.d paths; empty: kmod's defaults
-    std::vector<std::string> depmod_config;     ///< depmod.d paths; empty: kmod's defaults
-    std::string cmdline_path = "/proc/cmdline"; ///< kernel command line for modprobe.blacklist=
-    bool durable = true;                        ///< fsync the index files
+    dbus::BusChoice bus;                           ///< --bus: system (default), session, ADDRESS
+    std::string modules_dir = "/lib/modules";      ///< must end in /lib/modules
+    std::string kernel_release;                    ///< empty: uname -r
+    std::string sandbox_dir;                       ///< non-empty: the sandbox kernel's state dir
+    std::string state_dir;                         ///< who-loaded-what; empty: see state_path()
+    std::chrono::milliseconds debounce{50};        ///< quiet period that ends a burst
+    std::chrono::milliseconds max_delay{1000};     ///< longest wait after a burst's first event
+    std::optional<AutoloadMode> autoload;          ///< nullopt: decided at start (udevd or not;
+                                                   ///< off in sandbox mode)
+    std::string sysfs = "/sys";                    ///< devices for coldplug and driver checks
+    std::optional<UeventSource> uevent_source;     ///< nullopt: udev when udevd runs, else kernel
+    std::string log_level = "info";                ///< spdlog level name
+    std::vector<std::string> modprobe_config;      ///< modprobe.d paths; empty: kmod's defaults
+    std::vector<std::string> depmod_config;        ///< depmod.d paths; empty: kmod's defaults
+    std::string cmdline_path = "/proc/cmdline";    ///< kernel command line for modprobe.blacklist=
+    std::optional<depmod::KmodFormat> kmod_format; ///< nullopt: as the installed kmod writes
+    bool durable = true;                           ///< fsync the index files
 
     /// The root that modules_dir lives under ("" for /lib/modules).
     [[nodiscard]] std::string base_dir() const;
@@ -67,8 +69,8 @@ inline constexpr const char* kDefaultConfigPath = "/etc/kmodd/kmodd.conf";
 /// Applies the JSON text of a configuration file (keys as the long options without "--":
 /// "bus", "modules-dir", "kernel-release", "sandbox-kernel", "state-dir", "debounce-ms",
 /// "max-delay-ms", "autoload", "sysfs", "uevent-source", "log-level", "modprobe-config",
-/// "depmod-config" (strings or arrays of strings), "cmdline", "durable") to `options`.
-/// `origin` names the file in errors.
+/// "depmod-config" (strings or arrays of strings), "cmdline", "kmod-format", "durable") to
+/// `options`. `origin` names the file in errors.
 [[nodiscard]] base::Result<void>
 apply_config_json(const std::string& text, const std::string& origin, DaemonOptions& options);
 

@@ -17,12 +17,22 @@ using index::Diagnostics;
 
 namespace {
 
-std::string module_dir_under(const std::string& root, const std::string& version)
+/// "<root>/<directory>/<version>": `directory` is always under `root`, absolute or not (as
+/// kmod 34 reads -m).
+std::string module_dir_under(const std::string& root, std::string_view directory,
+                             const std::string& version)
 {
     std::string dir = root;
     while (!dir.empty() && dir.back() == '/')
         dir.pop_back();
-    return dir + "/lib/modules/" + version;
+    while (directory.starts_with('/'))
+        directory.remove_prefix(1);
+    while (directory.ends_with('/'))
+        directory.remove_suffix(1);
+    dir.push_back('/');
+    if (!directory.empty())
+        dir.append(directory).push_back('/');
+    return dir + version;
 }
 
 base::Result<void> make_directories(const std::string& path)
@@ -75,7 +85,8 @@ base::Result<std::unique_ptr<Depmod>> Depmod::create(DepmodOptions options,
                                                      Diagnostics& diagnostics)
 {
     index::ModuleIndex::Settings settings;
-    settings.module_dir = module_dir_under(options.base_dir, options.kernel_version);
+    settings.module_dir =
+        module_dir_under(options.base_dir, options.module_directory, options.kernel_version);
     settings.symbol_prefix = options.symbol_prefix;
     settings.parse_threads = options.parse_threads;
     settings.config = index::DepmodConfig::load(
@@ -109,7 +120,8 @@ base::Result<std::unique_ptr<Depmod>> Depmod::create(DepmodOptions options,
     depmod->output_dir_ =
         depmod->options_.output_dir.empty()
             ? depmod->module_dir()
-            : module_dir_under(depmod->options_.output_dir, depmod->options_.kernel_version);
+            : module_dir_under(depmod->options_.output_dir, depmod->options_.module_directory,
+                               depmod->options_.kernel_version);
     return depmod;
 }
 
@@ -156,7 +168,7 @@ base::Result<std::vector<OutputFile>> Depmod::generate(Diagnostics& diagnostics)
     if (!resolution)
         return base::Unexpected(resolution.error());
     last_module_count_ = resolution->modules.size();
-    return outputs_.build(*resolution, builtin_, options_.warn_dups, diagnostics);
+    return outputs_.build(*resolution, builtin_, options_.warn_dups, options_.format, diagnostics);
 }
 
 void Depmod::adopt_as_published(const std::vector<OutputFile>& outputs)

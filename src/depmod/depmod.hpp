@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "base/result.hpp"
+#include "depmod/kmod_format.hpp"
 #include "depmod/outputs.hpp"
 #include "index/diagnostic.hpp"
 #include "index/module_index.hpp"
@@ -17,18 +18,20 @@ namespace kmodd::depmod {
 
 /// What a depmod run is asked to do (the command line of kmod's depmod, as data).
 struct DepmodOptions {
-    std::string base_dir;                  ///< -b: root the module dir lives under ("" = /)
-    std::string kernel_version;            ///< the <version> of /lib/modules/<version>
-    std::vector<std::string> config_paths; ///< -C; empty: kmod's default depmod.d dirs
-    std::string output_dir;                ///< -o: root to write under instead of base_dir
-    std::string module_symvers;            ///< -E
-    std::string system_map;                ///< -F
-    bool print_unknown = false;            ///< -e
-    bool warn_dups = false;                ///< -w
-    bool verbose = false;                  ///< -v
-    char symbol_prefix = '\0';             ///< -P
-    bool durable = true;                   ///< fsync each file and the directory
-    unsigned parse_threads = 0;            ///< 0: one per core
+    std::string base_dir;                          ///< -b: root the module dir lives under ("" = /)
+    std::string kernel_version;                    ///< the <version> of /lib/modules/<version>
+    std::string module_directory = "/lib/modules"; ///< -m: under base_dir and output_dir
+    KmodFormat format;                             ///< the kmod release whose output is written
+    std::vector<std::string> config_paths;         ///< -C; empty: kmod's default depmod.d dirs
+    std::string output_dir;                        ///< -o: root to write under instead of base_dir
+    std::string module_symvers;                    ///< -E
+    std::string system_map;                        ///< -F
+    bool print_unknown = false;                    ///< -e
+    bool warn_dups = false;                        ///< -w
+    bool verbose = false;                          ///< -v
+    char symbol_prefix = '\0';                     ///< -P
+    bool durable = true;                           ///< fsync each file and the directory
+    unsigned parse_threads = 0;                    ///< 0: one per core
 };
 
 /// Figures of one index generation.
@@ -49,7 +52,7 @@ public:
     [[nodiscard]] static base::Result<std::unique_ptr<Depmod>>
     create(DepmodOptions options, index::Diagnostics& diagnostics);
 
-    /// The module dir being indexed: "<base>/lib/modules/<version>".
+    /// The module dir being indexed: "<base>/<module_directory>/<version>".
     [[nodiscard]] const std::string& module_dir() const { return index_.settings().module_dir; }
     /// Where the outputs go.
     [[nodiscard]] const std::string& output_dir() const { return output_dir_; }
@@ -61,7 +64,7 @@ public:
     /// modules.builtin*). Returns true when the outputs may change.
     bool update_path(const std::string& path, index::Diagnostics& diagnostics);
 
-    /// Resolves the current module set and produces the ten outputs in memory. Fails on a
+    /// Resolves the current module set and produces the outputs in memory. Fails on a
     /// dependency cycle (every cycle is in `diagnostics`).
     [[nodiscard]] base::Result<std::vector<OutputFile>> generate(index::Diagnostics& diagnostics);
 

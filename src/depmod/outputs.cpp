@@ -64,7 +64,8 @@ void report_non_ascii(std::string_view file, std::string_view key, Diagnostics& 
                                        "': only 7-bit ASCII is supported, ignoring"});
 }
 
-std::string make_builtin_bin(const std::optional<std::string>& input, Diagnostics& diagnostics)
+std::string make_builtin_bin(const std::optional<std::string>& input, IndexLayout layout,
+                             Diagnostics& diagnostics)
 {
     if (!input)
         return {};
@@ -81,7 +82,7 @@ std::string make_builtin_bin(const std::optional<std::string>& input, Diagnostic
         }
         names.push_back(index::modname_from_path(line));
     }
-    IndexWriter writer;
+    IndexWriter writer(layout);
     for (const std::string& name : names) {
         if (!writer.add(name, "", 0))
             report_non_ascii("modules.builtin", name, diagnostics);
@@ -92,7 +93,7 @@ std::string make_builtin_bin(const std::optional<std::string>& input, Diagnostic
 /// Reads modules.builtin.modinfo records ("module.key=value\0") with the exact tolerance of
 /// kmod 30's reader: a record that breaks the pattern is skipped the way kmod skips it, so
 /// the resulting index is the same.
-std::string make_builtin_alias_bin(const std::optional<std::string>& input,
+std::string make_builtin_alias_bin(const std::optional<std::string>& input, IndexLayout layout,
                                    Diagnostics& diagnostics)
 {
     if (!input)
@@ -132,7 +133,7 @@ std::string make_builtin_alias_bin(const std::optional<std::string>& input,
         }
         pairs.emplace_back(std::move(*alias), std::string(modname));
     }
-    IndexWriter writer;
+    IndexWriter writer(layout);
     writer.reserve(pairs.size());
     for (const auto& [alias, modname] : pairs) {
         if (!writer.add(alias, modname, 0))
@@ -247,9 +248,11 @@ void OutputBuilder::update_alias_entries(std::vector<AliasEntry> fresh, bool rem
 
 std::vector<OutputFile> OutputBuilder::build(const Resolution& resolution,
                                              const BuiltinInputs& builtin, bool warn_dups,
-                                             Diagnostics& diagnostics)
+                                             KmodFormat format, Diagnostics& diagnostics)
 {
     ++build_;
+    const IndexLayout layout =
+        format.is_parent_first() ? IndexLayout::ParentFirst : IndexLayout::ChildrenFirst;
     const auto& modules = resolution.modules;
     std::vector<const Fragment*> in_order(modules.size());
     std::vector<AliasEntry> fresh;
@@ -268,10 +271,10 @@ std::vector<OutputFile> OutputBuilder::build(const Resolution& resolution,
     // temporary freed before the next is made: the peak of a build is what stays resident
     // in a daemon. Their diagnostics are then reported in kmod's order.
     Diagnostics alias_bin_notes, symbols_bin_notes;
-    std::string alias_bin = make_alias_bin(modules, warn_dups, alias_bin_notes);
-    std::string symbols_bin = make_symbols_bin(resolution, warn_dups, symbols_bin_notes);
-    auto [dep_text, dep_bin] = make_dep(resolution, warn_dups, diagnostics);
-    auto [alias_text, softdep_text] = make_alias_and_softdep(modules, in_order, diagnostics);
+    std::string alias_bin = make_alias_bin(modules, warn_dups, layout, alias_bin_notes);
+    std::string symbols_bin = make_symbols_bin(resolution, warn_dups, layout, symbols_bin_notes);
+    auto [dep_text, dep_bin] = make_dep(resolution, warn_dups, layout, diagnostics);
+    TextLists lists = make_text_lists(modules, in_order, diagnostics);
     diagnostics.insert(diagnostics.end(), alias_bin_notes.begin(), alias_bin_notes.end());
     diagnostics.insert(diagnostics.end(), symbols_bin_notes.begin(), symbols_bin_notes.end());
     std::string symbols_text = make_symbols_text(resolution);
@@ -291,24 +294,28 @@ std::vector<OutputFile> OutputBuilder::build(const Resolution& resolution,
     }
 
     std::vector<OutputFile> files;
-    files.reserve(10);
+    files.reserve(11);
     files.push_back({"modules.dep", std::move(dep_text), false});
     files.push_back({"modules.dep.bin", std::move(dep_bin), true});
-    files.push_back({"modules.alias", std::move(alias_text), false});
+    files.push_back({"modules.alias", std::move(lists.alias), false});
     files.push_back({"modules.alias.bin", std::move(alias_bin), true});
-    files.push_back({"modules.softdep", std::move(softdep_text), false});
+    files.push_back({"modules.softdep", std::move(lists.softdep), false});
+    if (format.writes_weakdep())
+        files.push_back({"modules.weakdep", std::move(lists.weakdep), false});
     files.push_back({"modules.symbols", std::move(symbols_text), false});
     files.push_back({"modules.symbols.bin", std::move(symbols_bin), true});
-    files.push_back(
-        {"modules.builtin.bin", make_builtin_bin(builtin.modules_builtin, diagnostics), true});
+    files.push_back({"modules.builtin.bin",
+                     make_builtin_bin(builtin.modules_builtin, layout, diagnostics), true});
     files.push_back({"modules.builtin.alias.bin",
-                     make_builtin_alias_bin(builtin.modules_builtin_modinfo, diagnostics), true});
+                     make_builtin_alias_bin(builtin.modules_builtin_modinfo, layout, diagnostics),
+                     true});
     files.push_back({"modules.devname", std::move(devname_text), false});
     return files;
 }
 
-std::pair<std::string, std::string>
-OutputBuilder::make_dep(const Resolution& resolution, bool warn_dups, Diagnostics& diagnostics)
+std::pair<std::string, std::string> OutputBuilder::make_dep(const Resolution& resolution,
+                                                            bool warn_dups, IndexLayout layout,
+                                                            Diagnostics& diagnostics)
 {
     // modules.dep, and modules.dep.bin with the same lines as values.
     const auto& modules = resolution.modules;
@@ -333,7 +340,7 @@ OutputBuilder::make_dep(const Resolution& resolution, bool warn_dups, Diagnostic
         dep_text.shrink_to_fit();
     closure = {};
     seen = {};
-    IndexWriter dep_index;
+    IndexWriter dep_index(layout);
     dep_index.reserve(modules.size());
     for (uint32_t m = 0; m < modules.size(); ++m) {
         std::string_view line =
@@ -348,51 +355,72 @@ OutputBuilder::make_dep(const Resolution& resolution, bool warn_dups, Diagnostic
     return {std::move(dep_text), std::move(dep_bin)};
 }
 
-std::pair<std::string, std::string>
-OutputBuilder::make_alias_and_softdep(const std::vector<Resolution::Module>& modules,
-                                      const std::vector<const Fragment*>& in_order,
-                                      Diagnostics& diagnostics)
+OutputBuilder::TextLists
+OutputBuilder::make_text_lists(const std::vector<Resolution::Module>& modules,
+                               const std::vector<const Fragment*>& in_order,
+                               Diagnostics& diagnostics)
 {
-    // Aliases, in array order then .modinfo order; sized first, so made without regrowing.
+    // Lines in array order then .modinfo order; sized first, so made without regrowing.
+    // modules.alias lines read "alias <value> <module>", the others "<key> <module> <value>".
     constexpr std::string_view kAliasHeader = "# Aliases extracted from modules themselves.\n";
     constexpr std::string_view kSoftdepHeader =
         "# Soft dependencies extracted from modules themselves.\n";
+    constexpr std::string_view kWeakdepHeader =
+        "# Weak dependencies extracted from modules themselves.\n";
+    TextLists lists;
+    auto list_of = [&](std::string_view key) -> std::string* {
+        if (key == "alias")
+            return &lists.alias;
+        if (key == "softdep")
+            return &lists.softdep;
+        if (key == "weakdep")
+            return &lists.weakdep;
+        return nullptr;
+    };
     size_t alias_bytes = kAliasHeader.size(), softdep_bytes = kSoftdepHeader.size();
+    size_t weakdep_bytes = kWeakdepHeader.size();
     for (uint32_t m = 0; m < modules.size(); ++m) {
         const size_t name_size = modules[m].file->name.size();
         in_order[m]->parsed->for_each_modinfo([&](std::string_view key, std::string_view value) {
+            const size_t line = key.size() + 3 + name_size + value.size();
             if (key == "alias")
-                alias_bytes += 8 + value.size() + name_size;
+                alias_bytes += line;
             else if (key == "softdep")
-                softdep_bytes += 10 + name_size + value.size();
+                softdep_bytes += line;
+            else if (key == "weakdep")
+                weakdep_bytes += line;
         });
     }
-    std::string alias_text, softdep_text;
-    alias_text.reserve(alias_bytes);
-    softdep_text.reserve(softdep_bytes);
-    alias_text.append(kAliasHeader);
-    softdep_text.append(kSoftdepHeader);
+    lists.alias.reserve(alias_bytes);
+    lists.softdep.reserve(softdep_bytes);
+    lists.weakdep.reserve(weakdep_bytes);
+    lists.alias.append(kAliasHeader);
+    lists.softdep.append(kSoftdepHeader);
+    lists.weakdep.append(kWeakdepHeader);
     for (uint32_t m = 0; m < modules.size(); ++m) {
         const std::string& name = modules[m].file->name;
         in_order[m]->parsed->for_each_modinfo([&](std::string_view key, std::string_view value) {
-            if (key == "alias") {
-                alias_text.append("alias ").append(value).append(" ").append(name);
-                alias_text.push_back('\n');
-            } else if (key == "softdep") {
-                softdep_text.append("softdep ").append(name).append(" ").append(value);
-                softdep_text.push_back('\n');
-            }
+            std::string* list = list_of(key);
+            if (list == nullptr)
+                return;
+            list->append(key).push_back(' ');
+            if (key == "alias")
+                list->append(value).append(" ").append(name);
+            else
+                list->append(name).append(" ").append(value);
+            list->push_back('\n');
         });
         if (const Rare* rare = in_order[m]->rare.get())
             diagnostics.insert(diagnostics.end(), rare->notes.begin(), rare->notes.end());
     }
-    return {std::move(alias_text), std::move(softdep_text)};
+    return lists;
 }
 
 std::string OutputBuilder::make_alias_bin(const std::vector<Resolution::Module>& modules,
-                                          bool warn_dups, Diagnostics& diagnostics) const
+                                          bool warn_dups, IndexLayout layout,
+                                          Diagnostics& diagnostics) const
 {
-    IndexWriter alias_index;
+    IndexWriter alias_index(layout);
     alias_index.reserve(alias_entries_.size());
     for (const AliasEntry& e : alias_entries_) {
         const std::string& module_name = modules[e.fragment->position].file->name;
@@ -406,7 +434,7 @@ std::string OutputBuilder::make_alias_bin(const std::vector<Resolution::Module>&
 }
 
 std::string OutputBuilder::make_symbols_bin(const Resolution& resolution, bool warn_dups,
-                                            Diagnostics& diagnostics)
+                                            IndexLayout layout, Diagnostics& diagnostics)
 {
     // The index fed in name order; its keys are "symbol:<name>".
     const auto& modules = resolution.modules;
@@ -417,7 +445,7 @@ std::string OutputBuilder::make_symbols_bin(const Resolution& resolution, bool w
     keys.reserve(key_bytes);
     for (const auto& sym : resolution.symbols_by_name)
         keys.append("symbol:").append(sym.name);
-    IndexWriter symbol_index;
+    IndexWriter symbol_index(layout);
     symbol_index.reserve(resolution.symbols_by_name.size());
     size_t offset = 0;
     for (const auto& sym : resolution.symbols_by_name) {

@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "depmod/index_writer.hpp"
+#include "depmod/kmod_format.hpp"
 #include "index/diagnostic.hpp"
 #include "index/module_index.hpp"
 
@@ -29,9 +31,10 @@ struct BuiltinInputs {
     std::optional<std::string> modules_builtin_modinfo; ///< modules.builtin.modinfo
 };
 
-/// Produces the ten files kmod 30's depmod writes, in its order: modules.dep, .dep.bin,
-/// .alias, .alias.bin, .softdep, .symbols, .symbols.bin, .builtin.bin, .builtin.alias.bin,
-/// .devname. Problems with single entries (an unmatched bracket in an alias, a devname
+/// Produces the files kmod's depmod writes, in its order: modules.dep, .dep.bin, .alias,
+/// .alias.bin, .softdep, .weakdep (kmod 33 on), .symbols, .symbols.bin, .builtin.bin,
+/// .builtin.alias.bin, .devname; the binary ones laid out as the release of `format` does
+/// (see KmodFormat). Problems with single entries (an unmatched bracket in an alias, a devname
 /// without major/minor, a non-ASCII string) are reported and the entry is left out.
 ///
 /// What depends on one module only (its alias keys, its line of modules.devname, ...) is kept
@@ -44,7 +47,7 @@ public:
     /// `warn_dups` reports (key, value) pairs inserted twice into an index (depmod -w).
     [[nodiscard]] std::vector<OutputFile> build(const index::Resolution& resolution,
                                                 const BuiltinInputs& builtin, bool warn_dups,
-                                                index::Diagnostics& diagnostics);
+                                                KmodFormat format, index::Diagnostics& diagnostics);
 
 private:
     /// What few modules have: kept apart so that the common fragment stays small.
@@ -82,16 +85,22 @@ private:
     void update_alias_entries(std::vector<AliasEntry> fresh, bool removed_any);
     /// modules.dep and modules.dep.bin.
     std::pair<std::string, std::string> make_dep(const index::Resolution& resolution,
-                                                 bool warn_dups, index::Diagnostics& diagnostics);
-    /// modules.alias and modules.softdep.
-    static std::pair<std::string, std::string>
-    make_alias_and_softdep(const std::vector<index::Resolution::Module>& modules,
-                           const std::vector<const Fragment*>& in_order,
-                           index::Diagnostics& diagnostics);
+                                                 bool warn_dups, IndexLayout layout,
+                                                 index::Diagnostics& diagnostics);
+    /// The text files made from .modinfo entries.
+    struct TextLists {
+        std::string alias;   ///< modules.alias
+        std::string softdep; ///< modules.softdep
+        std::string weakdep; ///< modules.weakdep
+    };
+    static TextLists make_text_lists(const std::vector<index::Resolution::Module>& modules,
+                                     const std::vector<const Fragment*>& in_order,
+                                     index::Diagnostics& diagnostics);
     std::string make_alias_bin(const std::vector<index::Resolution::Module>& modules,
-                               bool warn_dups, index::Diagnostics& diagnostics) const;
+                               bool warn_dups, IndexLayout layout,
+                               index::Diagnostics& diagnostics) const;
     static std::string make_symbols_bin(const index::Resolution& resolution, bool warn_dups,
-                                        index::Diagnostics& diagnostics);
+                                        IndexLayout layout, index::Diagnostics& diagnostics);
     static std::string make_symbols_text(const index::Resolution& resolution);
 
     std::unordered_map<const index::ParsedModule*, Fragment> fragments_;

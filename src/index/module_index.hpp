@@ -50,7 +50,7 @@ struct ParsedModule {
     std::vector<uint8_t> import_flags;
 
     /// The .modinfo keys kept in `modinfo`.
-    static constexpr std::string_view kKeptModinfoKeys[] = {"alias", "softdep"};
+    static constexpr std::string_view kKeptModinfoKeys[] = {"alias", "softdep", "weakdep"};
 
     /// What the index keeps of `info`: imports looked up without PPC64's '.' and the -P
     /// `prefix` ('\0': none), import CRCs only when `keep_import_crcs`.

@@ -160,6 +160,7 @@ std::optional<VersionReport> IndexService::apply_version(const std::string& vers
         options.base_dir = options_.base_dir;
         options.kernel_version = version;
         options.config_paths = options_.config_paths;
+        options.format = options_.format;
         options.durable = options_.durable;
         options.parse_threads = options_.parse_threads;
         auto engine = depmod::Depmod::create(std::move(options), report.diagnostics);

@@ -25,6 +25,7 @@ namespace kmodd::service {
 struct ServiceOptions {
     std::string base_dir;                  ///< root the modules dir lives under ("" = /)
     std::vector<std::string> config_paths; ///< depmod.d; empty: kmod's default dirs
+    depmod::KmodFormat format;             ///< whose output the files reproduce
     bool durable = true;                   ///< fsync the outputs
     unsigned parse_threads = 0;            ///< 0: one per core
     /// More changed paths than this for one version in one batch: walk the whole version

@@ -28,6 +28,7 @@
 
 #include "base/allocator.hpp"
 #include "depmod/depmod.hpp"
+#include "depmod/kmod_format.hpp"
 #include "spawn.hpp"
 
 namespace fs = std::filesystem;
@@ -229,6 +230,10 @@ int main(int argc, char** argv)
     options.base_dir = inc_root.string();
     options.kernel_version = version;
     options.config_paths = {"/dev/null"};
+    // The format kmod's files (just written) are in: the comparison is like with like.
+    options.format = kmodd::depmod::choose_kmod_format(
+                         std::nullopt, std::nullopt, (kmod_root / "lib/modules" / version).string())
+                         .format;
     options.output_dir = (scratch / "incremental-out").string();
     options.durable = std::getenv("BENCH_NODURABLE") == nullptr;
     kmodd::index::Diagnostics diagnostics;

@@ -107,13 +107,15 @@ private:
     std::string version_;
 };
 
-/// The ten files kmod 30's depmod writes, in its order.
+/// The files kmod's depmod writes, in its order (modules.weakdep from kmod 33 on).
 inline const std::vector<std::string>& depmod_output_names()
 {
     static const std::vector<std::string> names = {
-        "modules.dep",         "modules.dep.bin",     "modules.alias",
-        "modules.alias.bin",   "modules.softdep",     "modules.symbols",
-        "modules.symbols.bin", "modules.builtin.bin", "modules.builtin.alias.bin",
+        "modules.dep",         "modules.dep.bin",
+        "modules.alias",       "modules.alias.bin",
+        "modules.softdep",     "modules.weakdep",
+        "modules.symbols",     "modules.symbols.bin",
+        "modules.builtin.bin", "modules.builtin.alias.bin",
         "modules.devname"};
     return names;
 }

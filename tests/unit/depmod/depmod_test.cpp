@@ -66,6 +66,7 @@ DepmodOptions options_for(const TempTree& tree, std::vector<std::string> config 
     DepmodOptions options;
     options.base_dir = tree.root().string();
     options.kernel_version = tree.version();
+    options.format = KmodFormat{test::oracle_kmod_version()};
     options.config_paths = std::move(config);
     options.output_dir = tree.root().string() + "-ours";
     options.durable = false;

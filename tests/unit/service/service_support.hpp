@@ -54,6 +54,7 @@ inline ServiceOptions options_for(const path& root)
     ServiceOptions options;
     options.base_dir = root.string();
     options.config_paths = {"/dev/null"};
+    options.format = depmod::KmodFormat{kmodd::test::oracle_kmod_version()};
     options.durable = false;
     return options;
 }
