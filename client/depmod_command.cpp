@@ -3,7 +3,6 @@
 #include <getopt.h>
 #include <sys/utsname.h>
 
-#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -11,6 +10,7 @@
 #include <string>
 #include <unistd.h>
 
+#include "base/file.hpp"
 #include "commands.hpp"
 #include "depmod/depmod.hpp"
 #include "depmod/quick_check.hpp"
@@ -92,16 +92,6 @@ bool is_version_number(const char* text)
     return std::sscanf(text, "%u.%u", &a, &b) == 2;
 }
 
-std::string make_absolute(const char* path)
-{
-    if (path[0] == '/')
-        return path;
-    char cwd[PATH_MAX];
-    if (::getcwd(cwd, sizeof cwd) == nullptr)
-        return path;
-    return std::string(cwd) + "/" + path;
-}
-
 } // namespace
 
 int run_depmod(int argc, char** argv)
@@ -147,10 +137,10 @@ int run_depmod(int argc, char** argv)
             quick = true;
             break;
         case 'b':
-            options.base_dir = make_absolute(optarg);
+            options.base_dir = base::absolute_from_cwd(optarg);
             break;
         case 'o':
-            options.output_dir = make_absolute(optarg);
+            options.output_dir = base::absolute_from_cwd(optarg);
             break;
         case 'C':
             options.config_paths.emplace_back(optarg);

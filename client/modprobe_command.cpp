@@ -2,6 +2,7 @@
 // `kmodctl modprobe`: kmod's modprobe command line over the in-process loader.
 #include <fcntl.h>
 #include <getopt.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 
 #include <cstdio>
@@ -88,6 +89,9 @@ void print_step(const loader::ProbeStep& step)
     }
 }
 
+/// How the loader and kmod begin the error for a module file that cannot be used.
+const std::string kPathError = "Failed to get module from path ";
+
 class Session {
 public:
     Session(Options options, loader::ModprobeConfig config, depmod::ModuleDatabase database)
@@ -140,6 +144,7 @@ public:
                                     options_.ignore_commands,
                                     options_.use_blacklist,
                                     options_.dry_run};
+        request.name_may_be_path = true;
         bool show = options_.verbose > 0 || options_.dry_run;
         auto report = loader.load(request, [&](const loader::ProbeStep& step) {
             if (show)
@@ -151,12 +156,17 @@ public:
             not_found(name);
             return 1;
         }
-        error("ERROR", report.error().message);
+        const bool is_path_error = report.error().message.starts_with(kPathError);
+        error(is_path_error ? "FATAL" : "ERROR", report.error().message);
         return 1;
     }
 
     int remove(const std::string& name)
     {
+        if (loader::is_module_path_argument(name)) {
+            error("FATAL", "Module " + name + " not found."); // as kmod: -r takes names only
+            return 1;
+        }
         loader::Loader loader(resolver_, *kernel_, state_.get());
         loader::UnloadRequest request{name, options_.first_time, options_.ignore_commands,
                                       options_.dry_run};
@@ -176,6 +186,19 @@ private:
     /// -D: kmod's --show-depends, which ignores what is loaded.
     int show_depends(const std::string& name, const std::string& params)
     {
+        if (loader::is_module_path_argument(name)) {
+            const std::string path = base::absolute_from_cwd(name);
+            struct stat st {};
+            if (::stat(path.c_str(), &st) < 0) {
+                error("FATAL", kPathError + path + ": " + std::strerror(errno));
+                return 1;
+            }
+            loader::ProbeFlags flags{options_.ignore_commands, options_.use_blacklist};
+            for (const auto& step :
+                 resolver_.probe_list(resolver_.module_from_path(path), flags, params))
+                print_step(step);
+            return 0;
+        }
         auto modules = resolver_.lookup(name);
         if (modules.empty()) {
             not_found(name);

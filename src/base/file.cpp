@@ -5,7 +5,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
+#include <climits>
 #include <cstring>
 
 namespace kmodd::base {
@@ -166,6 +168,16 @@ Result<void> sync_directory(int dir_fd)
     if (::fsync(dir_fd) < 0)
         return errno_error(errno, "cannot fsync directory");
     return {};
+}
+
+std::string absolute_from_cwd(std::string_view path)
+{
+    if (path.starts_with('/'))
+        return std::string(path);
+    std::array<char, PATH_MAX> cwd{};
+    if (::getcwd(cwd.data(), cwd.size()) == nullptr)
+        return std::string(path);
+    return std::string(cwd.data()) + "/" + std::string(path);
 }
 
 } // namespace kmodd::base

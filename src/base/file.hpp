@@ -13,6 +13,11 @@
 
 namespace kmodd::base {
 
+/// `path` made absolute against the working directory, as kmod's tools do it: prefixed with
+/// the cwd and a '/', not normalised ("./x.ko" gives "<cwd>/./x.ko"). An absolute path, or
+/// any path when the cwd cannot be read, is returned as it is.
+[[nodiscard]] std::string absolute_from_cwd(std::string_view path);
+
 /// Opens a directory (O_DIRECTORY|O_CLOEXEC) relative to `dir_fd` (AT_FDCWD for the cwd).
 [[nodiscard]] Result<UniqueFd> open_directory(int dir_fd, const std::string& path);
 

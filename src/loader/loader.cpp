@@ -2,6 +2,7 @@
 // Carrying out load and unload plans on a kernel, recording who loaded what.
 #include "loader/loader.hpp"
 
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include <optional>
 #include <set>
 
+#include "base/file.hpp"
 #include "base/strings.hpp"
 
 namespace kmodd::loader {
@@ -154,8 +156,19 @@ bool Loader::is_still_needed(const std::string& module, const std::string& leavi
     return needed || !state_->record_of(module)->needed_by.empty();
 }
 
-base::Result<std::vector<Module*>> Loader::find_modules(const std::string& name)
+base::Result<std::vector<Module*>> Loader::find_modules(const std::string& name, bool may_be_path)
 {
+    if (may_be_path && is_module_path_argument(name)) {
+        const std::string path = base::absolute_from_cwd(name);
+        struct stat st {};
+        if (::stat(path.c_str(), &st) < 0)
+            return base::make_error(errno, "Failed to get module from path " + path + ": " +
+                                               std::strerror(errno));
+        if (!S_ISREG(st.st_mode))
+            return base::make_error(EINVAL, "Failed to get module from path " + path +
+                                                ": not a regular file");
+        return std::vector<Module*>{resolver_.module_from_path(path)};
+    }
     std::string why;
     if (!is_valid_module_request(name, &why))
         return base::make_error(EINVAL, "invalid module name " + quoted(name) + ": " + why);
@@ -169,7 +182,7 @@ base::Result<std::vector<Module*>> Loader::find_modules(const std::string& name)
 base::Result<LoadReport> Loader::load(const LoadRequest& request,
                                       const std::function<void(const ProbeStep&)>& on_step)
 {
-    auto found = find_modules(request.name);
+    auto found = find_modules(request.name, request.name_may_be_path);
     if (!found)
         return base::Unexpected(found.error());
     const std::vector<Module*>& modules = *found;

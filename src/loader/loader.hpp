@@ -39,6 +39,9 @@ struct LoadRequest {
     bool ignore_commands = false; ///< -i
     bool use_blacklist = false;   ///< -b
     bool dry_run = false;         ///< plan only: nothing is inserted, no command runs
+    /// A `name` starting with '/' or "./" is a module file (modprobe's command line, as kmod
+    /// 31 on; not a D-Bus request). Relative paths are taken from the working directory.
+    bool name_may_be_path = false;
     /// How the target is recorded in the StateStore: Explicit (a user asked) or Autoload (a
     /// device's modalias). An autoload request never claims a module that is loaded
     /// already. Dependency is not a valid value here.
@@ -91,7 +94,8 @@ public:
 private:
     base::Result<void> run_step(const ProbeStep& step, const LoadRequest& request,
                                 LoadReport& report);
-    base::Result<std::vector<Module*>> find_modules(const std::string& name);
+    base::Result<std::vector<Module*>> find_modules(const std::string& name,
+                                                    bool may_be_path = false);
     /// Removes report.inserted[from...] again, last first, and drops them from the report.
     void roll_back(LoadReport& report, size_t from = 0);
     base::Result<void> record_plan(const Module& target, const std::vector<ProbeStep>& steps,

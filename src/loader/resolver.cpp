@@ -46,6 +46,23 @@ Module* Resolver::module_by_name(std::string_view name)
     return intern(name, std::nullopt);
 }
 
+Module* Resolver::module_from_path(const std::string& absolute_path)
+{
+    // Keyed by the path, which no name or alias key can equal (their keys hold no '/' first).
+    auto [it, inserted] = modules_.try_emplace(absolute_path);
+    if (inserted) {
+        it->second = std::make_unique<Module>();
+        it->second->name = index::modname_from_path(absolute_path);
+        it->second->path = absolute_path; // dependencies() keeps a path already set
+    }
+    return it->second.get();
+}
+
+bool is_module_path_argument(std::string_view argument)
+{
+    return argument.starts_with('/') || argument.starts_with("./");
+}
+
 const std::vector<Module*>& Resolver::dependencies(Module& module)
 {
     if (module.deps_known)

@@ -77,6 +77,12 @@ public:
     /// The module object for a module name (no alias), as libkmod's from_name.
     [[nodiscard]] Module* module_by_name(std::string_view name);
 
+    /// The module in the file at `absolute_path`, as kmod's modprobe (31 on) takes an
+    /// argument starting with '/' or "./": named after the file, inserted from that file,
+    /// with the dependencies, options and commands of that name. A module object of its own,
+    /// so the one found by name keeps the index's path. The file is not opened here.
+    [[nodiscard]] Module* module_from_path(const std::string& absolute_path);
+
     /// The steps to load `target` with its dependencies and softdeps, in order, with options
     /// from the configuration (and `extra_options` for the target itself). A blacklisted
     /// target found through an alias (or by name with `flags.use_blacklist`) gives no steps.
@@ -113,6 +119,10 @@ private:
     std::unordered_map<std::string, std::unique_ptr<Module>> modules_; ///< by "name[\alias]"
     std::vector<Module*> probe_visited_;                               ///< to reset flags
 };
+
+/// Whether modprobe takes `argument` as a module file rather than a name: it starts with '/'
+/// or "./" (kmod 31 on; "dir/x.ko" is a name, and not found).
+[[nodiscard]] bool is_module_path_argument(std::string_view argument);
 
 /// The longest alias a request may name: kmod's (PATH_MAX - 1).
 inline constexpr size_t kMaxAliasLength = 4095;

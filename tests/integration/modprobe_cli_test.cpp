@@ -145,15 +145,70 @@ TEST_F(ModprobeCli, FirstTimeFailsForALoadedModule)
     EXPECT_NE(out.find("already loaded"), std::string::npos) << out;
 }
 
-TEST_F(ModprobeCli, APathOrAnOverlongNameIsRefused)
+TEST_F(ModprobeCli, AnOverlongNameOrAPathNotStartingWithSlashOrDotIsRefused)
 {
     int status = 0;
-    std::string out = sandbox(shell_quoted(tree_.module_dir() / "kernel/a/mod1.ko"), &status);
+    std::string out = sandbox("kernel/a/mod1.ko", &status);
     EXPECT_EQ(status, 1);
     EXPECT_NE(out.find("a path is not a module name"), std::string::npos) << out;
     out = sandbox(std::string(60, 'm'), &status);
     EXPECT_EQ(status, 1);
     EXPECT_NE(out.find("at most 55 characters"), std::string::npos) << out;
+}
+
+TEST_F(ModprobeCli, AModuleFileGivenByPathIsLoadedAfterItsIndexedDependencies)
+{
+    // As kmod 31 on: "/abs/x.ko" or "./x.ko" is inserted from that file, after what
+    // modules.dep lists for its name, with the options of its name.
+    const fs::path build = tree_.root() / "build";
+    fs::create_directories(build);
+    fs::copy_file(kFixtures / "mod2.ko", build / "mod2.ko");
+    int status = 0;
+    std::string out = sandbox("-v " + shell_quoted(build / "mod2.ko"), &status);
+    ASSERT_EQ(status, 0) << out;
+    EXPECT_LT(out.find("kernel/a/mod1.ko"), out.find("build/mod2.ko answer=42")) << out;
+    EXPECT_EQ(out.find("kernel/a/mod2.ko"), std::string::npos) << "the indexed file was used";
+    EXPECT_NE(test::slurp(tree_.root() / "sandbox/loaded.json").find("\"mod2\""),
+              std::string::npos);
+
+    // -r takes names only, as kmod's.
+    out = sandbox("-r " + shell_quoted(build / "mod2.ko"), &status);
+    EXPECT_EQ(status, 1);
+    EXPECT_NE(out.find("Module " + (build / "mod2.ko").string() + " not found."), std::string::npos)
+        << out;
+
+    // "./x.ko" is taken from the working directory, and a missing file is named.
+    test::run_shell("cd " + shell_quoted(build) + " && " + kKmodctl + " modprobe -C " +
+                        shell_quoted(tree_.root() / "modprobe.conf") + " -d " +
+                        shell_quoted(tree_.root()) + " -S " + tree_.version() +
+                        " -a -D ./mod2.ko ./missing.ko",
+                    &out);
+    EXPECT_NE(out.find("insmod " + build.string() + "/./mod2.ko answer=42"), std::string::npos)
+        << out;
+    EXPECT_NE(out.find("Failed to get module from path " + build.string() +
+                       "/./missing.ko: No such file or directory"),
+              std::string::npos)
+        << out;
+}
+
+TEST_F(ModprobeCli, ShowDependsOfAPathPrintsWhatKmod31OnPrints)
+{
+    std::string version;
+    unsigned major = 0;
+    if (test::run_shell("/usr/sbin/modprobe --version", &version) != 0 ||
+        std::sscanf(version.c_str(), "kmod version %u", &major) != 1 || major < 31)
+        GTEST_SKIP() << "the system's modprobe (kmod " << major << ") takes no paths";
+    const fs::path build = tree_.root() / "build";
+    fs::create_directories(build);
+    fs::copy_file(kFixtures / "mod2.ko", build / "mod2.ko");
+    fs::copy_file(kFixtures / "mod3.ko", build / "other-name.ko");
+    for (const fs::path& file :
+         {build / "mod2.ko", build / "other-name.ko", build / "missing.ko"}) {
+        int ours_status = -1, kmod_status = -2;
+        auto [ours, kmod] = both("-D " + shell_quoted(file), &ours_status, &kmod_status);
+        EXPECT_EQ(ours, kmod) << file;
+        EXPECT_EQ(ours_status, kmod_status) << file;
+    }
 }
 
 TEST_F(ModprobeCli, InstallCommandsThatCallEachOtherAreStopped)

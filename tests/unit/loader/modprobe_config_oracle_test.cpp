@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-// ModprobeConfig against kmod 30's own parser: `modprobe -c` prints the configuration it
-// parsed, then "# End of configuration files" and index dumps; the part before that must be
-// byte for byte our dump(), and every error we report must be one kmod printed. Skipped
-// where /usr/sbin/modprobe is not kmod 30.
+// ModprobeConfig against kmod's own parser (kmod 30 on Debian 12, 34 on Debian 13): `modprobe -c`
+// prints the configuration it parsed, then "# End of configuration files" and index dumps; the part
+// before that must be byte for byte our dump(), and every error we report must be one kmod printed.
+// Skipped where /usr/sbin/modprobe is not kmod.
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
@@ -28,19 +28,19 @@ struct KmodOutput {
     std::string errors; ///< stderr
 };
 
-bool have_kmod30()
+bool have_kmod()
 {
     std::string out;
     return test::run_shell(std::string(kModprobe) + " -V", &out) == 0 &&
-           out.find("kmod version 30") != std::string::npos;
+           out.find("kmod version ") != std::string::npos;
 }
 
 class ModprobeConfigOracle : public ::testing::Test {
 protected:
     void SetUp() override
     {
-        if (!have_kmod30())
-            GTEST_SKIP() << kModprobe << " is not kmod 30";
+        if (!have_kmod())
+            GTEST_SKIP() << kModprobe << " is not kmod";
         fs::create_directories(tree.root() / "scratch");
     }
 
@@ -64,7 +64,10 @@ protected:
         result.status = test::run_shell(command);
         std::string out = test::slurp(scratch("out"));
         size_t end = out.find(kConfigEnd);
-        EXPECT_NE(end, std::string::npos) << out;
+        // A faked /proc/cmdline may be refused (in a chroot): can_fake_cmdline() then skips.
+        if (cmdline == nullptr || result.status == 0) {
+            EXPECT_NE(end, std::string::npos) << out;
+        }
         result.config = out.substr(0, end);
         result.errors = test::slurp(scratch("err"));
         return result;
