@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
-# Oracle test: kmodctl's depmod must write the same 10 index files as kmod's depmod, byte for byte.
+# Oracle test: kmodctl's depmod must write the same index files as kmod's depmod, byte for byte:
+# ten with kmod 30 (Debian 12), eleven (modules.weakdep too) with kmod 33 on (Debian 13's 34).
 #
 # Usage: depmod_oracle.sh KMODCTL TREE_ROOT
 #
@@ -17,13 +18,14 @@
 #   KMODD_ORACLE_KMOD_DEPMOD  kmod's depmod (default: /usr/sbin/depmod, else depmod from PATH)
 #   KMODD_ORACLE_KEEP         1: keep the scratch directory for inspection
 #
-# Exit status: 0 if all 10 files are identical, ours exited 0 and left the tree alone; 1 if not;
+# Exit status: 0 if all the files are identical, ours exited 0 and left the tree alone; 1 if not;
 # 2 on a usage or setup error.
 set -euo pipefail
 
-readonly kOutputs=(modules.dep modules.dep.bin modules.alias modules.alias.bin modules.softdep
-    modules.symbols modules.symbols.bin modules.builtin.bin modules.builtin.alias.bin
-    modules.devname)
+# Every file some kmod release writes; kOutputs (below) holds those of the release at hand.
+readonly kAllOutputs=(modules.dep modules.dep.bin modules.alias modules.alias.bin modules.softdep
+    modules.weakdep modules.symbols modules.symbols.bin modules.builtin.bin
+    modules.builtin.alias.bin modules.devname)
 # Bump when the way the expected set is produced changes.
 readonly kExpectedFormat=1
 
@@ -46,8 +48,14 @@ if [[ -z $kmod_depmod ]]; then
     fi
 fi
 kmod_version=$("$kmod_depmod" --version 2>&1 | head -n 1)
-[[ $kmod_version == "kmod version 30" ]] ||
-    log "warning: the reference is '$kmod_version', kmodd targets kmod version 30"
+[[ $kmod_version =~ ^kmod\ version\ ([0-9]+) ]] || die "'$kmod_depmod' is not kmod: '$kmod_version'"
+kmod_major=${BASH_REMATCH[1]}
+kOutputs=()
+for f in "${kAllOutputs[@]}"; do
+    [[ $f == modules.weakdep && $kmod_major -lt 33 ]] && continue
+    kOutputs+=("$f")
+done
+log "reference: $kmod_version, ${#kOutputs[@]} files"
 
 versions=("$tree"/lib/modules/*/)
 [[ ${#versions[@]} -eq 1 && -d ${versions[0]} ]] ||
@@ -74,7 +82,7 @@ make_farm() {
     mkdir -p "$1/lib/modules"
     cp -al "$moddir" "$1/lib/modules/"
     local f
-    for f in "${kOutputs[@]}"; do
+    for f in "${kAllOutputs[@]}"; do
         rm -f "$1/lib/modules/$version/$f" "$1/lib/modules/$version/$f.tmp"
     done
 }
@@ -157,6 +165,14 @@ outmod=$out/lib/modules/$version
 if [[ ! -d $outmod ]] && compgen -G "$out/modules.*" >/dev/null; then
     log "FAIL: kmodctl wrote into OUTDIR itself; like kmod's, -o names a root: OUTDIR/lib/modules/$version/"
 fi
+
+# A file the reference does not write must not appear either (ours detects the release too).
+for f in "${kAllOutputs[@]}"; do
+    if [[ ! " ${kOutputs[*]} " =~ \ $f\  && -e $outmod/$f ]]; then
+        log "FAIL: kmodctl wrote $f, which $kmod_version does not write"
+        failed=1
+    fi
+done
 
 identical=0
 for f in "${kOutputs[@]}"; do

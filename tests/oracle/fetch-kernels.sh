@@ -11,13 +11,18 @@
 #   CACHE/trees/<tree>.stamp          written last; a tree without a matching stamp is rebuilt
 #
 # Usage: fetch-kernels.sh [CACHE_DIR]   (default: ${KMODD_TEST_CACHE:-/var/cache/kmodd-test})
+# Environment: KMODD_KERNEL_FLAVOURS (default "amd64 cloud-amd64"), KMODD_COMPRESSED_TREES (the
+# compressed copies to make, default "xz zst"; empty for a release whose modules come compressed,
+# as Debian 13's .ko.xz). The release is the one apt serves: in a Debian 13 root, Debian 13's.
 #
 # Idempotent: a second run with the same archive state downloads and rewrites nothing. If the
 # archive moved to a new kernel ABI, the affected trees are rebuilt. Nothing is written outside
 # CACHE_DIR except by `apt-get update`, which runs only when apt has no package lists.
 set -euo pipefail
 
-readonly kFlavours=(amd64 cloud-amd64)
+read -r -a kFlavours <<<"${KMODD_KERNEL_FLAVOURS:-amd64 cloud-amd64}"
+read -r -a kCompressions <<<"${KMODD_COMPRESSED_TREES-xz zst}"
+readonly kFlavours kCompressions
 # The stamp format; bump it when the layout or the way a tree is built changes.
 readonly kStampFormat=2
 # kbuild's scripts/Makefile.modinst: xz modules need a CRC32 check for the in-kernel decompressor.
@@ -170,13 +175,18 @@ for flavour in "${kFlavours[@]}"; do
         started=$EPOCHREALTIME
         mkdir -p "$base.tmp"
         dpkg -x "$image_deb" "$base.tmp"
+        # Debian 13's packages are merged-/usr: the modules come in usr/lib/modules.
+        if [[ ! -d $base.tmp/lib/modules && -d $base.tmp/usr/lib/modules ]]; then
+            mkdir -p "$base.tmp/lib"
+            mv "$base.tmp/usr/lib/modules" "$base.tmp/lib/modules"
+        fi
         module_version "$base.tmp" >/dev/null
         [[ $(count_modules "$base.tmp") -gt 0 ]] || die "'$image_deb' holds no modules"
         finish "$base" "$base_stamp"
         log "$flavour: unpacked in $(elapsed "$started") s"
     fi
 
-    for alg in xz zst; do
+    for alg in "${kCompressions[@]}"; do
         tree=$base-$alg
         case $alg in
         xz) how="xz ${kXzArgs[*]} ($(xz --version | head -n 1))" ;;
@@ -201,7 +211,7 @@ for deb in "$debs"/linux-image-*.deb; do
 done
 
 for flavour in "${kFlavours[@]}"; do
-    for tree in "$trees/$flavour" "$trees/$flavour-xz" "$trees/$flavour-zst"; do
+    for tree in "$trees/$flavour" "${kCompressions[@]/#/$trees/$flavour-}"; do
         printf '%s\t%s\t%s modules\n' "$tree" "$(module_version "$tree")" "$(count_modules "$tree")"
     done
 done

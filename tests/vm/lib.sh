@@ -6,6 +6,10 @@
 
 KVER=$(uname -r)
 MODDIR=/lib/modules/$KVER
+# The suffix of the tree's module files: .ko on Debian 12's kernel, .ko.xz on Debian 13's.
+KO=$(find "$MODDIR/kernel/drivers/net" -maxdepth 1 -name 'dummy.ko*' 2>/dev/null | head -n 1)
+KO=${KO#"$MODDIR/kernel/drivers/net/dummy"}
+: "${KO:=.ko}"
 MODPROBE=/sbin/modprobe
 KMODCTL=kmodctl
 # Set by /init: the running kmodd's pid.

@@ -19,20 +19,20 @@ wait_dep() {
 
 say "dummy leaves the tree for the developer's folder /root/dev"
 mkdir -p /root/dev "$MODDIR/extra"
-mv "$MODDIR/kernel/drivers/net/dummy.ko" /root/dev/dummy.ko
-wait_until 30 sh -c "! grep -q '^kernel/drivers/net/dummy.ko:' '$MODDIR/modules.dep'" ||
-    fail "modules.dep still lists kernel/drivers/net/dummy.ko after 30 s"
-ok "modules.dep no longer lists kernel/drivers/net/dummy.ko"
+mv "$MODDIR/kernel/drivers/net/dummy$KO" "/root/dev/dummy$KO"
+wait_until 30 sh -c "! grep -q '^kernel/drivers/net/dummy$KO:' '$MODDIR/modules.dep'" ||
+    fail "modules.dep still lists kernel/drivers/net/dummy$KO after 30 s"
+ok "modules.dep no longer lists kernel/drivers/net/dummy$KO"
 must_fail "$KMODCTL" load dummy
 expect_in "$ERR" dummy "kmodctl load dummy fails and names it"
 
 say "softlinked into extra/, it is indexed without depmod"
-ln -s /root/dev/dummy.ko "$MODDIR/extra/dummy.ko"
-wait_dep extra/dummy.ko '$' "the link is indexed"
+ln -s "/root/dev/dummy$KO" "$MODDIR/extra/dummy$KO"
+wait_dep "extra/dummy$KO" '$' "the link is indexed"
 must "$KMODCTL" deps dummy
 [ "$OUT" = dummy ] || fail "kmodctl deps dummy should print dummy alone"
 run "$MODPROBE" -n -v dummy
-expect_in "$OUT" "insmod $MODDIR/extra/dummy.ko" "kmod's modprobe finds it in kmodd's index"
+expect_in "$OUT" "insmod $MODDIR/extra/dummy$KO" "kmod's modprobe finds it in kmodd's index"
 
 say "kmodctl load loads it into the kernel"
 must "$KMODCTL" load dummy numdummies=1
@@ -44,10 +44,10 @@ must "$KMODCTL" unload dummy
 expect_not_loaded dummy
 
 say "the file behind the link is replaced (macvtap's file copied over it): the index follows"
-cp "$MODDIR/kernel/drivers/net/macvtap.ko" /root/dev/dummy.ko
-wait_dep extra/dummy.ko '.*kernel/drivers/net/tap.ko' "the new file's dependencies are indexed"
-grep -q '^extra/dummy.ko:.*kernel/drivers/net/macvlan.ko' "$MODDIR/modules.dep" ||
-    fail "modules.dep misses macvlan for extra/dummy.ko: $(modules_dep_line extra/dummy.ko)"
+cp "$MODDIR/kernel/drivers/net/macvtap$KO" "/root/dev/dummy$KO"
+wait_dep "extra/dummy$KO" ".*kernel/drivers/net/tap$KO" "the new file's dependencies are indexed"
+grep -q "^extra/dummy$KO:.*kernel/drivers/net/macvlan$KO" "$MODDIR/modules.dep" ||
+    fail "modules.dep misses macvlan for extra/dummy$KO: $(modules_dep_line "extra/dummy$KO")"
 must "$KMODCTL" deps dummy
 expected=$("$MODPROBE" --show-depends dummy | awk '$1 == "insmod" { print $2 }' |
     while read -r path; do name_of_path "$path"; done)
@@ -56,21 +56,21 @@ ok "kmodctl deps and kmod's modprobe agree: $(words "$OUT")"
 
 say "a softlinked folder of modules: its modules are indexed, and new files in it too"
 mkdir -p /root/drivers
-mv "$MODDIR/kernel/drivers/net/veth.ko" /root/drivers/veth.ko
+mv "$MODDIR/kernel/drivers/net/veth$KO" "/root/drivers/veth$KO"
 ln -s /root/drivers "$MODDIR/extra/drivers"
-wait_dep extra/drivers/veth.ko '$' "the module in the linked folder is indexed"
-mv "$MODDIR/kernel/drivers/net/ifb.ko" /root/drivers/ifb.ko
-wait_dep extra/drivers/ifb.ko '$' "a file moved into the linked folder is indexed"
+wait_dep "extra/drivers/veth$KO" '$' "the module in the linked folder is indexed"
+mv "$MODDIR/kernel/drivers/net/ifb$KO" "/root/drivers/ifb$KO"
+wait_dep "extra/drivers/ifb$KO" '$' "a file moved into the linked folder is indexed"
 must "$KMODCTL" load veth
 [ "$OUT" = veth ] || fail "kmodctl load veth should have inserted veth"
 expect_loaded veth
-grep -q '^kernel/drivers/net/veth.ko:' "$MODDIR/modules.dep" &&
-    fail "modules.dep still lists the moved veth.ko"
+grep -q "^kernel/drivers/net/veth$KO:" "$MODDIR/modules.dep" &&
+    fail "modules.dep still lists the moved veth$KO"
 ok "the old path is gone from modules.dep"
 
 say "the link removed: the module leaves the index"
-rm "$MODDIR/extra/dummy.ko"
-wait_until 30 sh -c "! grep -q '^extra/dummy.ko:' '$MODDIR/modules.dep'" ||
-    fail "modules.dep still lists extra/dummy.ko after 30 s"
-ok "extra/dummy.ko left modules.dep"
+rm "$MODDIR/extra/dummy$KO"
+wait_until 30 sh -c "! grep -q '^extra/dummy$KO:' '$MODDIR/modules.dep'" ||
+    fail "modules.dep still lists extra/dummy$KO after 30 s"
+ok "extra/dummy$KO left modules.dep"
 exit 0
