@@ -41,7 +41,7 @@ source_root=$(cd "$here/../.." && pwd)
 # The names kmod's tools are called by; busybox has applets of the same names, left out.
 readonly kKmodTools=(modprobe lsmod depmod modinfo insmod rmmod)
 # What depmod writes: none of it may reach the VM.
-readonly kIndexFiles=(modules.dep modules.dep.bin modules.alias modules.alias.bin modules.softdep
+readonly kIndexFiles=(modules.dep modules.dep.bin modules.alias modules.alias.bin modules.softdep modules.weakdep
     modules.symbols modules.symbols.bin modules.builtin.bin modules.builtin.alias.bin
     modules.devname)
 # Bump when the layout of CACHE/kernels/* changes.
@@ -177,8 +177,14 @@ build_kernel_cache() {
     local deb=$1 dir=$2 tmp=$2.tmp started=$EPOCHREALTIME versions release
     rm -rf "$tmp"
     mkdir -p "$tmp/root"
-    dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp/root" ./boot ./lib/modules ||
-        die "cannot unpack '$deb'"
+    dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp/root" || die "cannot unpack '$deb'"
+    # Debian 13's packages are merged-/usr: the modules come in usr/lib/modules.
+    if [[ ! -d $tmp/root/lib/modules && -d $tmp/root/usr/lib/modules ]]; then
+        mkdir -p "$tmp/root/lib"
+        mv "$tmp/root/usr/lib/modules" "$tmp/root/lib/modules"
+    fi
+    find "$tmp/root" -mindepth 1 -maxdepth 1 ! -name boot ! -name lib -exec rm -rf {} +
+    find "$tmp/root/lib" -mindepth 1 -maxdepth 1 ! -name modules -exec rm -rf {} +
     versions=("$tmp"/root/lib/modules/*/)
     [[ ${#versions[@]} -eq 1 && -d ${versions[0]} ]] ||
         die "'$deb' must hold exactly one lib/modules/<version>"
