@@ -36,9 +36,9 @@ say "a signed module changed after signing (its vermagic edited): the kernel ref
 file=$MODDIR/kernel/drivers/net/vxlan/vxlan.ko
 if [ "$KO" != .ko ]; then
     # Bytes are edited in the plain ELF: a compressed tree's vxlan is expanded first (kmodd
-    # then indexes vxlan.ko in place of vxlan$KO).
-    xzcat "$file$KO" >"$file" || fail "cannot expand $file$KO"
-    rm "$file$KO"
+    # then indexes vxlan.ko in place of vxlan.ko.xz).
+    xzcat "${file%.ko}$KO" >"$file" || fail "cannot expand ${file%.ko}$KO"
+    rm "${file%.ko}$KO"
     wait_until 30 grep -q '^kernel/drivers/net/vxlan/vxlan.ko:' "$MODDIR/modules.dep" ||
         fail "modules.dep does not list the expanded vxlan.ko after 30 s"
 fi
@@ -91,7 +91,9 @@ expect_kmodd_alive
 
 say "a truncated .ko softlinked into extra/"
 mkdir -p /root/broken "$MODDIR/extra"
-head -c 4096 "$MODDIR/kernel/drivers/net/nlmon$KO" >"/root/broken/kmodd_vm_truncated$KO"
+# Half of nlmon's file (a compressed one is smaller than any fixed cut).
+nlmon=$MODDIR/kernel/drivers/net/nlmon$KO
+head -c $(($(stat -c %s "$nlmon") / 2)) "$nlmon" >"/root/broken/kmodd_vm_truncated$KO"
 ln -s "/root/broken/kmodd_vm_truncated$KO" "$MODDIR/extra/kmodd_vm_truncated$KO"
 wait_until 30 grep -q "extra/kmodd_vm_truncated$KO" /run/kmodd.log ||
     fail "kmodd did not report the truncated file within 30 s"
@@ -102,7 +104,7 @@ expect_plan_gone kmodd_vm_truncated
 expect_kmodd_alive
 
 say "a truncated copy over a module already indexed (nlmon's own file)"
-head -c 8192 "$MODDIR/kernel/drivers/net/nlmon$KO" >"/root/broken/nlmon$KO"
+head -c $(($(stat -c %s "$nlmon") * 2 / 3)) "$nlmon" >"/root/broken/nlmon$KO"
 cp "/root/broken/nlmon$KO" "$MODDIR/kernel/drivers/net/nlmon$KO"
 sleep 1
 must_fail "$KMODCTL" load nlmon
