@@ -42,6 +42,7 @@ void usage(std::FILE* out)
         "  --json                        print one line of JSON instead of text (monitor:\n"
         "                                one JSON object per signal and line)\n"
         "  -h, --help                    show the command's usage\n"
+        "  -V, --version                 show kmodctl's version\n"
         "\n"
         "Invoked as 'depmod' or 'modprobe', kmodctl behaves as that command.\n"
         "Exit status: 0 on success, 1 on failure, 2 on a usage error.\n",
@@ -79,6 +80,10 @@ int dispatch(int argc, char** argv)
     std::string_view command = argv[index];
     if (command == "-h" || command == "--help" || command == "help") {
         usage(stdout);
+        return 0;
+    }
+    if (command == "-V" || command == "--version") {
+        std::puts("kmodctl " KMODD_VERSION);
         return 0;
     }
     for (const auto& bus_command : kBusCommands) {

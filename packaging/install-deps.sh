@@ -12,7 +12,8 @@ for option in "$@"; do
     case $option in
     --with-vm) packages="$packages qemu-system-x86 busybox-static cpio dbus-system-bus-common" ;;
     --with-lint) packages="$packages clang-format clang-tidy shellcheck git" ;;
-    *) echo "usage: $0 [--with-vm] [--with-lint]" >&2 && exit 2 ;;
+    --with-deb) packages="$packages debhelper dpkg-dev lintian git" ;;
+    *) echo "usage: $0 [--with-vm] [--with-lint] [--with-deb]" >&2 && exit 2 ;;
     esac
 done
 

@@ -45,7 +45,7 @@ std::optional<std::string> installed_kmod_version()
         ssize_t n = ::read(read_end.get(), buffer.data(), buffer.size());
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0 || output.size() > 64 * 1024)
+        if (n <= 0 || output.size() > size_t{64} * 1024)
             break;
         output.append(buffer.data(), static_cast<size_t>(n));
     }

@@ -4,6 +4,9 @@
 # list gained since the root was made, builds kmodd (-Werror) and runs ctest with the arguments.
 #
 # Usage (by run.sh): inside.sh PACKAGES CTEST_ARGS...   (PACKAGES comma-separated)
+#                   inside.sh PACKAGES --deb          builds the .deb (packaging/build-deb.sh),
+#                                                     installs and purges it
+#                                                     (packaging/check-install.sh)
 set -eu
 packages=$1
 shift
@@ -14,6 +17,10 @@ if [ "$(cat /.kmodd-packages 2>/dev/null)" != "$packages" ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         $(printf '%s' "$packages" | tr ',' ' ') >/dev/null
     printf '%s\n' "$packages" >/.kmodd-packages
+fi
+if [ "${1:-}" = --deb ]; then
+    KMODD_DEB_OUT=/build/deb /src/packaging/build-deb.sh
+    exec /src/packaging/check-install.sh "$(ls /build/deb/kmodd_*_amd64.deb)"
 fi
 started=$(date +%s)
 # Debian 13's kernel comes with its modules compressed (.ko.xz): no compressed copies.

@@ -7,6 +7,7 @@
 # for the oracle and vm tests) stay in the root.
 #
 # Usage: tests/trixie/run.sh [CTEST_ARGS...]   (default: -L unit)
+#        tests/trixie/run.sh --deb            the .deb: built, lintian, installed, purged
 # Environment: KMODD_TRIXIE_ROOT (default ${KMODD_TEST_CACHE:-/var/cache/kmodd-test}/trixie/root)
 # Needs root (chroot, mounts in a private mount namespace).
 set -eu

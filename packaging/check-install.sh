@@ -1,0 +1,46 @@
+#!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Installs a built kmodd .deb with dpkg -i, checks what it installed, then purges it and checks
+# that nothing is left that was not there before (as piuparts does). Meant for a throw-away
+# root (tests/trixie's); it changes the system it runs on.
+#
+# Usage: packaging/check-install.sh KMODD_DEB
+set -eu
+[ $# -eq 1 ] || { echo "usage: $0 KMODD_DEB" >&2; exit 2; }
+deb=$1
+status=0
+fail() { echo "FAIL: $*"; status=1; }
+
+snapshot() {
+    find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /src -o -path /build \
+        -o -path /tmp -o -path /var/cache -o -path /var/log -o -path /var/lib/dpkg \
+        -o -path /var/lib/apt -o -path /run \) -prune -o -print | LC_ALL=C sort
+}
+
+before=$(snapshot)
+apt-get install -y -qq --no-install-recommends "$deb" >/dev/null || fail "installing $deb failed"
+for file in /usr/sbin/kmodd /usr/bin/kmodctl /usr/libexec/kmodd/depmod \
+    /usr/libexec/kmodd/modprobe /usr/share/man/man8/kmodd.8.gz \
+    /usr/share/dbus-1/system.d/org.kmodd1.conf /usr/share/polkit-1/actions/org.kmodd1.policy; do
+    [ -e "$file" ] || fail "$file is not installed"
+done
+unit=$(dpkg -L kmodd | grep '/kmodd.service$' || true)
+[ -n "$unit" ] || fail "no kmodd.service in the package"
+version=$(kmodctl --version) || fail "kmodctl --version failed"
+echo "installed: $version; kmodd: $(kmodd --version); unit: $unit"
+[ "$(readlink -f /usr/libexec/kmodd/depmod)" = /usr/bin/kmodctl ] || fail "the depmod drop-in is no link to kmodctl"
+[ "$(readlink -f "$(command -v depmod)")" != /usr/bin/kmodctl ] || fail "kmod's depmod was replaced"
+
+mkdir -p /etc/kmodd /run/kmodd
+echo '{"debounce-ms": 100}' >/etc/kmodd/kmodd.conf
+dpkg --purge kmodd >/dev/null || fail "purging kmodd failed"
+[ ! -e /etc/kmodd ] || fail "/etc/kmodd is left after purge"
+[ ! -e /run/kmodd ] || fail "/run/kmodd is left after purge"
+after=$(snapshot)
+left=$(printf '%s\n' "$before" "$after" | sort | uniq -u)
+if [ -n "$left" ]; then
+    fail "the file system differs after install and purge:"
+    printf '%s\n' "$left" | head -n 20
+fi
+[ $status -ne 0 ] || echo "install and purge: passed; nothing left behind"
+exit "$status"
