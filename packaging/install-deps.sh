@@ -12,7 +12,7 @@ for option in "$@"; do
     case $option in
     --with-vm) packages="$packages qemu-system-x86 busybox-static cpio dbus-system-bus-common" ;;
     --with-lint) packages="$packages clang-format clang-tidy shellcheck git" ;;
-    --with-deb) packages="$packages debhelper dpkg-dev lintian git" ;;
+    --with-deb) packages="$packages build-essential debhelper dpkg-dev lintian git" ;;
     *) echo "usage: $0 [--with-vm] [--with-lint] [--with-deb]" >&2 && exit 2 ;;
     esac
 done
