@@ -225,10 +225,19 @@ int run_bus_command(int argc, char** argv, const BusCommandSpec& spec,
         std::fprintf(stderr, "kmodctl: %s\n", error.what());
     } catch (const sdbus::Error& error) {
         std::fprintf(stderr, "kmodctl: %s\n", describe_error(error, bus).c_str());
+        // As systemctl: 4 when the caller lacks the privileges.
+        if (is_permission_error(error))
+            return kExitNotAllowed;
     } catch (const std::exception& error) {
         std::fprintf(stderr, "kmodctl: %s\n", error.what());
     }
     return 1;
+}
+
+bool is_permission_error(const sdbus::Error& error)
+{
+    return error.getName() == kmodd::dbus::kErrorPermissionDenied ||
+           error.getName() == "org.freedesktop.DBus.Error.AccessDenied";
 }
 
 std::string describe_error(const sdbus::Error& error, const BusChoice& bus)
@@ -243,6 +252,19 @@ std::string describe_error(const sdbus::Error& error, const BusChoice& bus)
         return "kmodd did not reply in time (" + reason_of(error) + ")";
     if (name == "org.freedesktop.DBus.Error.NoReply")
         return "kmodd did not reply: " + reason_of(error);
+    if (name == kmodd::dbus::kErrorPermissionDenied) {
+        // kmodd's sentence names the polkit action when polkit refused; say how to get it.
+        const std::string& message = error.getMessage();
+        const size_t at = message.find("org.kmodd1.");
+        if (at == std::string::npos)
+            return message + " Run it as root.";
+        const std::string action = message.substr(at, message.find_first_of(" .", at + 11) - at);
+        return message + " Run it as root, or have an administrator grant " + action +
+               " with a polkit rule (see kmodctl(8)).";
+    }
+    if (name == "org.freedesktop.DBus.Error.AccessDenied")
+        return "the system bus refused the call (" + reason_of(error) +
+               "); is kmodd's bus policy org.kmodd1.conf installed?";
     if (name == "org.freedesktop.DBus.Error.Disconnected" ||
         name == "org.freedesktop.DBus.Error.NoServer")
         return "lost the connection to " + bus.describe() + " (" + reason_of(error) + ")";

@@ -107,12 +107,20 @@ struct BusCommandSpec {
 
 /// Runs a D-Bus command: parses argv (the whole command line, argv[0] included), calls `body`
 /// and turns every failure into exactly one line on stderr. Returns the exit status: 0, 1 on
-/// a failure, 2 on a usage error (then a usage line follows the error).
+/// a failure, 2 on a usage error (then a usage line follows the error), kExitNotAllowed when
+/// the caller lacks the privileges.
 [[nodiscard]] int run_bus_command(int argc, char** argv, const BusCommandSpec& spec,
                                   const std::function<void(BusSession&)>& body);
 
 /// A D-Bus error as one sentence for a person; `bus` names the bus in "not running" cases.
 [[nodiscard]] std::string describe_error(const sdbus::Error& error, const BusChoice& bus);
+
+/// The exit status of a call the caller was not allowed to make (as systemctl's).
+inline constexpr int kExitNotAllowed = 4;
+
+/// Whether `error` says the caller lacks the privileges (kmodd's PermissionDenied, or the
+/// bus policy's AccessDenied).
+[[nodiscard]] bool is_permission_error(const sdbus::Error& error);
 
 /// Writes `text` and a newline to stdout.
 void print_line(std::string_view text);

@@ -45,7 +45,8 @@ void usage(std::FILE* out)
         "  -V, --version                 show kmodctl's version\n"
         "\n"
         "Invoked as 'depmod' or 'modprobe', kmodctl behaves as that command.\n"
-        "Exit status: 0 on success, 1 on failure, 2 on a usage error.\n",
+        "Exit status: 0 on success, 1 on failure, 2 on a usage error, 4 when the caller\n"
+        "is not allowed to (root or polkit's consent is needed to load, unload, rebuild).\n",
         out);
 }
 

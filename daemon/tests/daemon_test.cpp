@@ -245,6 +245,15 @@ TEST(Kmodd, CallersOtherThanRootOrTheBusOwnerMayReadButNotChange)
             << call;
         EXPECT_NE(output.find("Not allowed"), std::string::npos) << call << ": " << output;
     }
+    // kmodctl says so in one line and exits with 4, as systemctl does.
+    for (const std::string command : {"load mod2", "unload mod2", "rebuild"}) {
+        const int status = run_shell(
+            as_nobody + KMODD_KMODCTL + " --bus '" + setup.address() + "' " + command, &output);
+        EXPECT_EQ(status, 4) << command << ": " << output;
+        EXPECT_EQ(std::count(output.begin(), output.end(), '\n'), 1) << output;
+        EXPECT_NE(output.find("kmodctl: Not allowed to "), std::string::npos) << output;
+        EXPECT_NE(output.find("Run it as root"), std::string::npos) << output;
+    }
     auto loaded = setup.client().list_loaded();
     ASSERT_TRUE(loaded);
     EXPECT_TRUE(loaded.value->empty()) << "nothing was loaded for the refused caller";

@@ -120,6 +120,8 @@ run as_nobody "$KMODCTL" deps dummy
 if [ "$RC" -ne 0 ] || [ "$OUT" != dummy ]; then fail "nobody cannot read kmodd's answers"; fi
 ok "nobody may ask kmodctl deps"
 must_fail as_nobody "$KMODCTL" load dummy
+[ "$RC" -eq 4 ] || fail "kmodctl should exit with 4 when not allowed, as systemctl does, not $RC"
+ok "kmodctl exits with 4"
 expect_not_loaded dummy
 run as_nobody dbus-send --system --print-reply --dest=org.kmodd1 /org/kmodd1 \
     org.kmodd1.Manager.Load string:dummy string:
