@@ -16,7 +16,7 @@ git ls-files -z '*.cpp' '*.hpp' |
 
 echo "== shellcheck"
 {
-    git ls-files tests/vm/scenarios tests/vm/lib.sh
+    git ls-files tests/vm/scenarios tests/vm/lib.sh packaging/completion packaging/debian/kmodd.postrm
     git ls-files | while read -r file; do
         case $file in *.sh | tests/vm/init | .ci/run) echo "$file" ;; esac
     done

@@ -93,6 +93,19 @@ TEST(DaemonOptions, EveryOptionOfTheIssueIsAccepted)
     EXPECT_EQ(options.log_level, "debug");
 }
 
+TEST(DaemonOptions, TheShippedExampleConfigurationIsAcceptedAsItIs)
+{
+    // packaging/examples/kmodd.conf, installed under /usr/share/doc/kmodd/examples.
+    Args args({}, KMODD_EXAMPLE_CONFIG);
+    auto parsed = parse_command_line(args.argc(), args.argv());
+    ASSERT_TRUE(parsed) << parsed.error().message;
+    EXPECT_EQ(parsed->options.debounce.count(), 50);
+    EXPECT_EQ(parsed->options.max_delay.count(), 1000);
+    EXPECT_EQ(parsed->options.log_level, "info");
+    EXPECT_EQ(parsed->options.modules_dir, "/lib/modules");
+    EXPECT_FALSE(parsed->options.autoload) << "commented out: decided at start";
+}
+
 TEST(DaemonOptions, TheCommandLineWinsOverTheConfigurationFile)
 {
     ConfigFile file(R"({"bus": "session", "debounce-ms": 200, "log-level": "warning",
