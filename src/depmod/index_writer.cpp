@@ -62,18 +62,24 @@ bool IndexWriter::add_in_order(std::string_view key, std::string_view value, uin
     return true;
 }
 
-uint32_t IndexWriter::write_node(size_t lo, size_t hi, size_t depth, bool is_root, std::string& out)
+size_t IndexWriter::prefix_length(size_t lo, size_t hi, size_t depth, bool is_root) const
 {
     // Keys in [lo, hi) are sorted and share their first `depth` characters. A node's prefix
     // is what all of them share beyond that (the root's is always empty).
-    size_t prefix_len = 0;
-    if (!is_root) {
-        std::string_view first = entries_[lo].key.substr(depth);
-        std::string_view last = entries_[hi - 1].key.substr(depth);
-        size_t limit = std::min(first.size(), last.size());
-        while (prefix_len < limit && first[prefix_len] == last[prefix_len])
-            ++prefix_len;
-    }
+    if (is_root)
+        return 0;
+    std::string_view first = entries_[lo].key.substr(depth);
+    std::string_view last = entries_[hi - 1].key.substr(depth);
+    const size_t limit = std::min(first.size(), last.size());
+    size_t length = 0;
+    while (length < limit && first[length] == last[length])
+        ++length;
+    return length;
+}
+
+uint32_t IndexWriter::write_node(size_t lo, size_t hi, size_t depth, bool is_root, std::string& out)
+{
+    const size_t prefix_len = prefix_length(lo, hi, depth, is_root);
     const size_t split = depth + prefix_len;
 
     // Values: the keys that end here (they sort first). Children: runs by next character.
@@ -128,14 +134,7 @@ uint32_t IndexWriter::write_node(size_t lo, size_t hi, size_t depth, bool is_roo
 uint32_t IndexWriter::plan_node(size_t lo, size_t hi, size_t depth, bool is_root)
 {
     // The same split as write_node(): a shared prefix, the keys ending here, runs of children.
-    size_t prefix_len = 0;
-    if (!is_root) {
-        std::string_view first = entries_[lo].key.substr(depth);
-        std::string_view last = entries_[hi - 1].key.substr(depth);
-        size_t limit = std::min(first.size(), last.size());
-        while (prefix_len < limit && first[prefix_len] == last[prefix_len])
-            ++prefix_len;
-    }
+    const size_t prefix_len = prefix_length(lo, hi, depth, is_root);
     const size_t split = depth + prefix_len;
     size_t values_end = lo;
     size_t size = prefix_len > 0 ? prefix_len + 1 : 0;

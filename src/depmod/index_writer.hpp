@@ -49,6 +49,8 @@ private:
         uint32_t priority;
         uint32_t seq;
     };
+    /// The length of the prefix of the node over entries [lo, hi) below `depth` characters.
+    [[nodiscard]] size_t prefix_length(size_t lo, size_t hi, size_t depth, bool is_root) const;
     uint32_t write_node(size_t lo, size_t hi, size_t depth, bool is_root, std::string& out);
 
     /// A node of the trie, for the parent-first layout, which must know the size of every
