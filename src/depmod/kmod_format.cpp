@@ -13,25 +13,39 @@
 
 namespace kmodd::depmod {
 
-base::Result<KmodFormat> parse_kmod_format(std::string_view text)
+namespace {
+
+constexpr std::string_view kToolPrefix = "kmod version ";
+
+/// The major release in "34", "34.2" or "kmod version 34.2\n..."; nullopt when `text` is
+/// none of these.
+std::optional<unsigned> major_release(std::string_view text)
 {
-    constexpr std::string_view kToolPrefix = "kmod version ";
-    std::string_view rest = text;
-    if (rest.starts_with(kToolPrefix))
-        rest.remove_prefix(kToolPrefix.size());
+    if (text.starts_with(kToolPrefix))
+        text.remove_prefix(kToolPrefix.size());
     unsigned version = 0;
-    auto [end, error] = std::from_chars(rest.data(), rest.data() + rest.size(), version);
-    const std::string_view after(end, static_cast<size_t>(rest.data() + rest.size() - end));
+    auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), version);
+    const std::string_view after(end, static_cast<size_t>(text.data() + text.size() - end));
     const bool ends_well = after.empty() || after.front() == '.' || after.front() == '\n' ||
                            after.front() == '-' || after.front() == '+';
     if (error != std::errc() || !ends_well)
+        return std::nullopt;
+    return version;
+}
+
+} // namespace
+
+base::Result<KmodFormat> parse_kmod_format(std::string_view text)
+{
+    const std::optional<unsigned> version = major_release(text);
+    if (!version)
         return base::make_error(EINVAL, "'" + std::string(text) +
                                             "' is not a kmod release (such as 30 or 34)");
-    if (version < KmodFormat::kOldest)
-        return base::make_error(EINVAL, "kmod " + std::to_string(version) +
+    if (*version < KmodFormat::kOldest)
+        return base::make_error(EINVAL, "kmod " + std::to_string(*version) +
                                             " is older than the oldest format written (" +
                                             std::to_string(KmodFormat::kOldest) + ")");
-    return KmodFormat{version};
+    return KmodFormat{*version};
 }
 
 std::optional<KmodFormat> format_of_index_files(const std::string& module_dir)
@@ -62,17 +76,13 @@ ChosenFormat choose_kmod_format(std::optional<KmodFormat> forced,
     if (forced)
         return {*forced, "as asked"};
     if (kmod_version_output) {
-        constexpr std::string_view kToolPrefix = "kmod version ";
         std::string_view first_line(*kmod_version_output);
         first_line = first_line.substr(0, first_line.find('\n'));
-        if (first_line.starts_with(kToolPrefix)) {
-            unsigned version = 0;
-            std::string_view number = first_line.substr(kToolPrefix.size());
-            std::from_chars(number.data(), number.data() + number.size(), version);
-            if (version > 0) {
-                const KmodFormat format{std::max(version, KmodFormat::kOldest)};
-                return {format, "as the installed " + std::string(first_line) + " writes"};
-            }
+        const std::optional<unsigned> version =
+            first_line.starts_with(kToolPrefix) ? major_release(first_line) : std::nullopt;
+        if (version && *version > 0) {
+            const KmodFormat format{std::max(*version, KmodFormat::kOldest)};
+            return {format, "as the installed " + std::string(first_line) + " writes"};
         }
     }
     if (auto on_disk = format_of_index_files(module_dir))
