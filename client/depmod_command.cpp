@@ -227,10 +227,9 @@ int run_depmod(int argc, char** argv)
     }
 
     {
-        std::string dir =
-            options.base_dir + "/" + options.module_directory + "/" + options.kernel_version;
         const depmod::ChosenFormat chosen = depmod::choose_kmod_format(
-            forced_format, forced_format ? std::nullopt : sys::installed_kmod_version(), dir);
+            forced_format, forced_format ? std::nullopt : sys::installed_kmod_version(),
+            depmod::module_dir_of(options));
         options.format = chosen.format;
         if (printer.verbosity > 0)
             std::fprintf(stderr, "depmod: INFO: writing kmod %u's format, %s\n",

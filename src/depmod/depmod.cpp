@@ -76,6 +76,11 @@ bool file_holds(int dir_fd, const std::string& name, std::string_view content, s
 
 } // namespace
 
+std::string module_dir_of(const DepmodOptions& options)
+{
+    return module_dir_under(options.base_dir, options.module_directory, options.kernel_version);
+}
+
 Depmod::Depmod(DepmodOptions options, index::ModuleIndex::Settings settings)
     : options_(std::move(options)), index_(std::move(settings))
 {
@@ -85,8 +90,7 @@ base::Result<std::unique_ptr<Depmod>> Depmod::create(DepmodOptions options,
                                                      Diagnostics& diagnostics)
 {
     index::ModuleIndex::Settings settings;
-    settings.module_dir =
-        module_dir_under(options.base_dir, options.module_directory, options.kernel_version);
+    settings.module_dir = module_dir_of(options);
     settings.symbol_prefix = options.symbol_prefix;
     settings.parse_threads = options.parse_threads;
     settings.config = index::DepmodConfig::load(

@@ -34,6 +34,10 @@ struct DepmodOptions {
     unsigned parse_threads = 0;                    ///< 0: one per core
 };
 
+/// The module dir `options` name: "<base_dir>/<module_directory>/<kernel_version>", the
+/// module directory taken under the base directory even when absolute (as kmod 34's -m).
+[[nodiscard]] std::string module_dir_of(const DepmodOptions& options);
+
 /// Figures of one index generation.
 struct GenerationStats {
     size_t modules = 0;
