@@ -2,7 +2,6 @@
 // `kmodctl modprobe`: kmod's modprobe command line over the in-process loader.
 #include <fcntl.h>
 #include <getopt.h>
-#include <sys/stat.h>
 #include <sys/utsname.h>
 
 #include <cstdio>
@@ -89,9 +88,6 @@ void print_step(const loader::ProbeStep& step)
     }
 }
 
-/// How the loader and kmod begin the error for a module file that cannot be used.
-const std::string kPathError = "Failed to get module from path ";
-
 class Session {
 public:
     Session(Options options, loader::ModprobeConfig config, depmod::ModuleDatabase database)
@@ -156,7 +152,7 @@ public:
             not_found(name);
             return 1;
         }
-        const bool is_path_error = report.error().message.starts_with(kPathError);
+        const bool is_path_error = report.error().message.starts_with(loader::kModuleFileError);
         error(is_path_error ? "FATAL" : "ERROR", report.error().message);
         return 1;
     }
@@ -187,15 +183,14 @@ private:
     int show_depends(const std::string& name, const std::string& params)
     {
         if (loader::is_module_path_argument(name)) {
-            const std::string path = base::absolute_from_cwd(name);
-            struct stat st {};
-            if (::stat(path.c_str(), &st) < 0) {
-                error("FATAL", kPathError + path + ": " + std::strerror(errno));
+            // As kmod's, -D lists what any existing path would insert, file or not.
+            auto file = loader::find_module_file(resolver_, name);
+            if (!file) {
+                error("FATAL", file.error().message);
                 return 1;
             }
             loader::ProbeFlags flags{options_.ignore_commands, options_.use_blacklist};
-            for (const auto& step :
-                 resolver_.probe_list(resolver_.module_from_path(path), flags, params))
+            for (const auto& step : resolver_.probe_list(file->module, flags, params))
                 print_step(step);
             return 0;
         }

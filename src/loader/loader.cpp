@@ -156,18 +156,26 @@ bool Loader::is_still_needed(const std::string& module, const std::string& leavi
     return needed || !state_->record_of(module)->needed_by.empty();
 }
 
+base::Result<ModuleFile> find_module_file(Resolver& resolver, const std::string& argument)
+{
+    const std::string path = base::absolute_from_cwd(argument);
+    struct stat st {};
+    if (::stat(path.c_str(), &st) < 0)
+        return base::make_error(errno,
+                                std::string(kModuleFileError) + path + ": " + std::strerror(errno));
+    return ModuleFile{resolver.module_from_path(path), S_ISREG(st.st_mode)};
+}
+
 base::Result<std::vector<Module*>> Loader::find_modules(const std::string& name, bool may_be_path)
 {
     if (may_be_path && is_module_path_argument(name)) {
-        const std::string path = base::absolute_from_cwd(name);
-        struct stat st {};
-        if (::stat(path.c_str(), &st) < 0)
-            return base::make_error(errno, "Failed to get module from path " + path + ": " +
-                                               std::strerror(errno));
-        if (!S_ISREG(st.st_mode))
-            return base::make_error(EINVAL, "Failed to get module from path " + path +
+        auto file = find_module_file(resolver_, name);
+        if (!file)
+            return base::Unexpected(file.error());
+        if (!file->is_regular_file)
+            return base::make_error(EINVAL, std::string(kModuleFileError) + *file->module->path +
                                                 ": not a regular file");
-        return std::vector<Module*>{resolver_.module_from_path(path)};
+        return std::vector<Module*>{file->module};
     }
     std::string why;
     if (!is_valid_module_request(name, &why))

@@ -14,6 +14,21 @@
 
 namespace kmodd::loader {
 
+/// How an error about a module file given by path begins, worded as kmod's modprobe.
+inline constexpr std::string_view kModuleFileError = "Failed to get module from path ";
+
+/// A module file named on modprobe's command line (is_module_path_argument).
+struct ModuleFile {
+    Module* module = nullptr;     ///< Resolver::module_from_path() of its absolute path
+    bool is_regular_file = false; ///< only a regular file can be inserted
+};
+
+/// The module in the file `argument` names, made absolute against the working directory as
+/// kmod does ("./x.ko" is "<cwd>/./x.ko"). Errors: stat's errno, with a message that starts
+/// with kModuleFileError.
+[[nodiscard]] base::Result<ModuleFile> find_module_file(Resolver& resolver,
+                                                        const std::string& argument);
+
 /// Runs an install or remove command through /bin/sh as modprobe does: $CMDLINE_OPTS in the
 /// command is replaced by `options`, MODPROBE_MODULE is set to `module` in its environment.
 /// Errors: EINVAL when the command exits non-zero (the message has its status).
