@@ -3,6 +3,7 @@
 #include "depmod/outputs.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 
 #include "depmod/index_writer.hpp"
@@ -368,47 +369,46 @@ OutputBuilder::make_text_lists(const std::vector<Resolution::Module>& modules,
     constexpr std::string_view kWeakdepHeader =
         "# Weak dependencies extracted from modules themselves.\n";
     TextLists lists;
-    auto list_of = [&](std::string_view key) -> std::string* {
-        if (key == "alias")
-            return &lists.alias;
-        if (key == "softdep")
-            return &lists.softdep;
-        if (key == "weakdep")
-            return &lists.weakdep;
+    struct List {
+        std::string_view key;
+        std::string_view header;
+        std::string* text;
+        size_t bytes;
+    };
+    std::array<List, 3> table = {{{"alias", kAliasHeader, &lists.alias, 0},
+                                  {"softdep", kSoftdepHeader, &lists.softdep, 0},
+                                  {"weakdep", kWeakdepHeader, &lists.weakdep, 0}}};
+    auto list_of = [&](std::string_view key) -> List* {
+        for (List& list : table) {
+            if (list.key == key)
+                return &list;
+        }
         return nullptr;
     };
-    size_t alias_bytes = kAliasHeader.size(), softdep_bytes = kSoftdepHeader.size();
-    size_t weakdep_bytes = kWeakdepHeader.size();
     for (uint32_t m = 0; m < modules.size(); ++m) {
         const size_t name_size = modules[m].file->name.size();
         in_order[m]->parsed->for_each_modinfo([&](std::string_view key, std::string_view value) {
-            const size_t line = key.size() + 3 + name_size + value.size();
-            if (key == "alias")
-                alias_bytes += line;
-            else if (key == "softdep")
-                softdep_bytes += line;
-            else if (key == "weakdep")
-                weakdep_bytes += line;
+            if (List* list = list_of(key))
+                list->bytes += key.size() + 3 + name_size + value.size();
         });
     }
-    lists.alias.reserve(alias_bytes);
-    lists.softdep.reserve(softdep_bytes);
-    lists.weakdep.reserve(weakdep_bytes);
-    lists.alias.append(kAliasHeader);
-    lists.softdep.append(kSoftdepHeader);
-    lists.weakdep.append(kWeakdepHeader);
+    for (List& list : table) {
+        list.text->reserve(list.header.size() + list.bytes);
+        list.text->append(list.header);
+    }
     for (uint32_t m = 0; m < modules.size(); ++m) {
         const std::string& name = modules[m].file->name;
         in_order[m]->parsed->for_each_modinfo([&](std::string_view key, std::string_view value) {
-            std::string* list = list_of(key);
+            List* list = list_of(key);
             if (list == nullptr)
                 return;
-            list->append(key).push_back(' ');
+            std::string& text = *list->text;
+            text.append(key).push_back(' ');
             if (key == "alias")
-                list->append(value).append(" ").append(name);
+                text.append(value).append(" ").append(name);
             else
-                list->append(name).append(" ").append(value);
-            list->push_back('\n');
+                text.append(name).append(" ").append(value);
+            text.push_back('\n');
         });
         if (const Rare* rare = in_order[m]->rare.get())
             diagnostics.insert(diagnostics.end(), rare->notes.begin(), rare->notes.end());
