@@ -2,6 +2,7 @@
 // `kmodctl modprobe` (and `modprobe`, the same binary) as a user runs it, beside kmod's.
 #include <gtest/gtest.h>
 
+#include "kmod_oracle.hpp"
 #include "temp_tree.hpp"
 
 namespace kmodd {
@@ -193,10 +194,7 @@ TEST_F(ModprobeCli, AModuleFileGivenByPathIsLoadedAfterItsIndexedDependencies)
 
 TEST_F(ModprobeCli, ShowDependsOfAPathPrintsWhatKmod31OnPrints)
 {
-    std::string version;
-    unsigned major = 0;
-    if (test::run_shell("/usr/sbin/modprobe --version", &version) != 0 ||
-        std::sscanf(version.c_str(), "kmod version %u", &major) != 1 || major < 31)
+    if (const unsigned major = test::oracle_kmod_version(); major < 31)
         GTEST_SKIP() << "the system's modprobe (kmod " << major << ") takes no paths";
     const fs::path build = tree_.root() / "build";
     fs::create_directories(build);
