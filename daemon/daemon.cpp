@@ -270,13 +270,16 @@ void Daemon::change_kernel(bool is_load, ChangeWork work, Reply<std::vector<std:
 
 void Daemon::load(std::string module, std::string params, Reply<std::vector<std::string>> reply)
 {
-    change_kernel(
-        true,
-        [this, module = std::move(module),
-         params = std::move(params)](const service::IndexSnapshot& current) {
-            return modules_->load(current, module, params);
-        },
-        std::move(reply));
+    // A module file just dropped into the tree (DKMS, a developer's build) is found: no depmod.
+    when_index_current(
+        [this, module = std::move(module), params = std::move(params), reply = std::move(reply)] {
+            change_kernel(
+                true,
+                [this, module, params](const service::IndexSnapshot& current) {
+                    return modules_->load(current, module, params);
+                },
+                reply);
+        });
 }
 
 void Daemon::unload(std::string module, Reply<std::vector<std::string>> reply)
@@ -291,18 +294,21 @@ void Daemon::unload(std::string module, Reply<std::vector<std::string>> reply)
 
 void Daemon::list_deps(std::string module, Reply<std::vector<std::string>> reply)
 {
-    auto current = publisher_->current();
-    if (!check_index(current, reply))
-        return;
-    // On the loop: a lookup in the mapped index takes microseconds.
-    auto plan = modules_->list_deps(*current, module);
-    if (plan) {
-        // modprobe -D names a module again where a softdep leads back to it; a client wants
-        // each module once, at its first place (which is still a valid load order).
-        std::set<std::string> seen;
-        std::erase_if(*plan, [&](const std::string& name) { return !seen.insert(name).second; });
-    }
-    reply(std::move(plan));
+    when_index_current([this, module = std::move(module), reply = std::move(reply)] {
+        auto current = publisher_->current();
+        if (!check_index(current, reply))
+            return;
+        // On the loop: a lookup in the mapped index takes microseconds.
+        auto plan = modules_->list_deps(*current, module);
+        if (plan) {
+            // modprobe -D names a module again where a softdep leads back to it; a client wants
+            // each module once, at its first place (which is still a valid load order).
+            std::set<std::string> seen;
+            std::erase_if(*plan,
+                          [&](const std::string& name) { return !seen.insert(name).second; });
+        }
+        reply(std::move(plan));
+    });
 }
 
 void Daemon::list_loaded(Reply<std::vector<service::LoadedEntry>> reply)
@@ -312,13 +318,15 @@ void Daemon::list_loaded(Reply<std::vector<service::LoadedEntry>> reply)
 
 void Daemon::module_info(std::string module, Reply<service::ModuleDetails> reply)
 {
-    auto current = publisher_->current();
-    if (!check_index(current, reply))
-        return;
-    // Off the loop: a compressed module file takes a while to expand.
-    reader_worker_->post([this, current, module = std::move(module), reply = std::move(reply)] {
-        auto result = modules_->module_info(*current, module);
-        loop_->post([result = std::move(result), reply] { reply(result); });
+    when_index_current([this, module = std::move(module), reply = std::move(reply)] {
+        auto current = publisher_->current();
+        if (!check_index(current, reply))
+            return;
+        // Off the loop: a compressed module file takes a while to expand.
+        reader_worker_->post([this, current, module, reply] {
+            auto result = modules_->module_info(*current, module);
+            loop_->post([result = std::move(result), reply] { reply(result); });
+        });
     });
 }
 

@@ -81,6 +81,13 @@ private:
     void on_signal();
     void start_batch();
     void finish_batch(service::Publication publication, std::vector<ForcedRebuild> forced);
+    /// Runs `request` now or, when changes seen in the module trees are not indexed yet, once
+    /// the batch that indexes them is published: a module file copied in just before a Load
+    /// is found. The wait is bounded: at most the running batch and the next one.
+    void when_index_current(std::function<void()> request);
+    /// Runs the requests when_index_current() parked whose batch is published (all of them
+    /// when nothing is pending any more).
+    void run_requests_waiting_for_index();
     /// Makes `snapshot` the one requests read (null: none), and asks again for the devices
     /// waiting for a driver.
     void publish(std::shared_ptr<const service::IndexSnapshot> snapshot);
@@ -133,6 +140,14 @@ private:
     bool is_batch_running_ = false;
     service::ChangeSet held_changes_;
     std::vector<ForcedRebuild> held_rebuilds_;
+    uint64_t batches_started_ = 0;
+    uint64_t batches_finished_ = 0;
+    /// A request parked by when_index_current() until batch number `batch` is published.
+    struct WaitingRequest {
+        uint64_t batch;
+        std::function<void()> run;
+    };
+    std::vector<WaitingRequest> waiting_for_index_;
 
     // Last: destroyed first, so no task runs against members already gone.
     std::unique_ptr<Worker> index_worker_;

@@ -64,15 +64,47 @@ void Daemon::on_watch_ready()
         spdlog::warn("{}", problem);
     if (!changes) {
         spdlog::error("watching '{}': {}", options_.modules_dir, changes.error().message);
+    } else if (!changes->empty()) {
+        if (changes->rescan_all)
+            spdlog::warn("change events were lost (inotify queue overflow): rescanning every tree");
+        held_changes_.merge(*changes);
+        if (!is_batch_running_)
+            start_batch();
+    }
+    // Changes the debouncer dropped as irrelevant release what waited for them.
+    run_requests_waiting_for_index();
+}
+
+void Daemon::when_index_current(std::function<void()> request)
+{
+    // The events of a copy that ended before the call was sent are queued already.
+    on_watch_ready();
+    uint64_t batch = 0;
+    if (watch_loop_->has_pending() || !held_changes_.empty())
+        batch = batches_started_ + 1; // the batch that starts next
+    else if (is_batch_running_)
+        batch = batches_started_;
+    if (batch <= batches_finished_) {
+        request();
         return;
     }
-    if (changes->empty())
+    waiting_for_index_.push_back({batch, std::move(request)});
+}
+
+void Daemon::run_requests_waiting_for_index()
+{
+    if (waiting_for_index_.empty())
         return;
-    if (changes->rescan_all)
-        spdlog::warn("change events were lost (inotify queue overflow): rescanning every tree");
-    held_changes_.merge(*changes);
-    if (!is_batch_running_)
-        start_batch();
+    const bool is_settled =
+        !watch_loop_->has_pending() && held_changes_.empty() && !is_batch_running_;
+    std::vector<WaitingRequest> waiting = std::move(waiting_for_index_);
+    waiting_for_index_.clear();
+    for (auto& request : waiting) {
+        if (is_settled || request.batch <= batches_finished_)
+            request.run();
+        else
+            waiting_for_index_.push_back(std::move(request));
+    }
 }
 
 void Daemon::start_batch()
@@ -85,6 +117,7 @@ void Daemon::start_batch()
     for (const auto& rebuild : forced)
         forced_versions.push_back(rebuild.version);
     is_batch_running_ = true;
+    ++batches_started_;
     // The shared_ptr carries the replies through the worker (std::function needs copies).
     auto carried = std::make_shared<std::vector<ForcedRebuild>>(std::move(forced));
     index_worker_->post([this, changes = std::move(changes), forced_versions, carried]() mutable {
@@ -98,6 +131,7 @@ void Daemon::start_batch()
 void Daemon::finish_batch(service::Publication publication, std::vector<ForcedRebuild> forced)
 {
     is_batch_running_ = false;
+    ++batches_finished_;
     watcher_->set_hints(publication.hints);
     for (const auto& problem : watcher_->take_problems())
         spdlog::warn("{}", problem);
@@ -158,6 +192,7 @@ void Daemon::finish_batch(service::Publication publication, std::vector<ForcedRe
 
     if (!held_changes_.empty() || !held_rebuilds_.empty())
         start_batch();
+    run_requests_waiting_for_index();
 }
 
 void Daemon::publish(std::shared_ptr<const service::IndexSnapshot> snapshot)

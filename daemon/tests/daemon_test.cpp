@@ -345,6 +345,21 @@ TEST(Kmodd, ARestartKeepsWhoLoadedWhat)
     EXPECT_EQ(*removed.value, (Names{"mod2", "mod1"}));
 }
 
+TEST(Kmodd, AModuleFileCopiedInJustBeforeALoadIsFoundWithoutWaitingForTheQuietPeriod)
+{
+    DaemonSetup setup;
+    setup.tree().add("kernel/a/mod1.ko", fixture("mod1"));
+    // A quiet period far longer than the calls take: a load that did not wait for the pending
+    // change would find no mod2.
+    ASSERT_TRUE(setup.start({"--debounce-ms", "4000", "--max-delay-ms", "8000"})) << setup.log();
+    setup.tree().add("updates/dkms/mod2.ko", fixture("mod2"));
+    auto loaded = setup.client().load("mod2");
+    ASSERT_TRUE(loaded) << loaded.error_message << "\n" << setup.log();
+    EXPECT_EQ(*loaded.value, (Names{"mod1", "mod2"}));
+    EXPECT_NE(slurp(setup.tree().module_dir() / "modules.dep").find("updates/dkms/mod2.ko:"),
+              std::string::npos);
+}
+
 TEST(Kmodd, RebuildRewritesFilesAnotherToolChanged)
 {
     DaemonSetup setup;
