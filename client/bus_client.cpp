@@ -22,10 +22,12 @@ using nlohmann::json;
 constexpr std::string_view kBusOption = "--bus";
 constexpr std::string_view kBusOptionEq = "--bus=";
 constexpr std::string_view kJsonOption = "--json";
+constexpr std::string_view kNoAskPasswordOption = "--no-ask-password";
 
 struct CommandLine {
     BusChoice bus;
     bool json = false;
+    bool ask_password = true;
     bool help = false;
     std::vector<std::string> operands;
 };
@@ -58,6 +60,10 @@ CommandLine parse_command_line(int argc, char** argv, const BusCommandSpec& spec
                 line.json = true;
                 continue;
             }
+            if (arg == kNoAskPasswordOption) {
+                line.ask_password = false;
+                continue;
+            }
             if (arg == "-h" || arg == "--help") {
                 line.help = true;
                 continue;
@@ -79,8 +85,9 @@ CommandLine parse_command_line(int argc, char** argv, const BusCommandSpec& spec
 
 void print_usage(std::FILE* out, const BusCommandSpec& spec)
 {
-    std::fprintf(out, "Usage: kmodctl [--bus system|session|ADDRESS] %s%s%s [--json]\n", spec.name,
-                 *spec.operands != '\0' ? " " : "", spec.operands);
+    std::fprintf(out, "Usage: kmodctl [--bus system|session|ADDRESS] %s%s%s [--json]%s\n",
+                 spec.name, *spec.operands != '\0' ? " " : "", spec.operands,
+                 spec.privileged ? " [--no-ask-password]" : "");
 }
 
 /// The errno text sdbus-c++ puts in parentheses at the end of its own messages
@@ -99,12 +106,10 @@ std::unique_ptr<sdbus::IConnection> open_connection(const BusChoice& bus)
     try {
         return dbus::open_bus(bus);
     } catch (const sdbus::Error& error) {
-        // sd-bus says ENOMEDIUM when the environment names no session bus at all.
-        std::string reason = error.getName() == "System.Error.ENOMEDIUM"
-                                 ? "neither DBUS_SESSION_BUS_ADDRESS nor XDG_RUNTIME_DIR is set"
-                                 : reason_of(error);
+        if (error.getName() == "System.Error.ENOMEDIUM")
+            throw bus_unreachable(bus, ENOMEDIUM);
         throw CommandError("kmodd is not reachable: cannot connect to " + bus.describe() + " (" +
-                           reason + ")");
+                           reason_of(error) + ")");
     }
 }
 
@@ -162,7 +167,8 @@ int find_command(int argc, char** argv, bool* has_global_options)
         if (arg == kBusOption) {
             seen = true;
             i += 2;
-        } else if (arg.starts_with(kBusOptionEq) || arg == kJsonOption) {
+        } else if (arg.starts_with(kBusOptionEq) || arg == kJsonOption ||
+                   arg == kNoAskPasswordOption) {
             seen = true;
             ++i;
         } else {
@@ -180,9 +186,26 @@ ManagerCalls::ManagerCalls(sdbus::IConnection& connection)
     // No registerProxy(): it would add a match rule per signal for a client that only calls.
 }
 
-BusSession::BusSession(BusChoice bus, bool json, std::vector<std::string> operands)
-    : bus_(std::move(bus)), json_(json), operands_(std::move(operands))
+BusSession::BusSession(BusChoice bus, bool json, std::vector<std::string> operands,
+                       bool ask_password)
+    : bus_(std::move(bus)), json_(json), ask_password_(ask_password), operands_(std::move(operands))
 {
+}
+
+std::vector<std::string>
+BusSession::call_privileged(const char* method, const std::vector<std::string>& args, Reply reply)
+{
+    return client::call_privileged(bus_, method, args, reply, may_ask_password(ask_password_));
+}
+
+CommandError bus_unreachable(const BusChoice& bus, int error)
+{
+    // sd-bus says ENOMEDIUM when the environment names no session bus at all.
+    std::string reason = error == ENOMEDIUM
+                             ? "neither DBUS_SESSION_BUS_ADDRESS nor XDG_RUNTIME_DIR is set"
+                             : std::strerror(error);
+    return CommandError("kmodd is not reachable: cannot connect to " + bus.describe() + " (" +
+                        reason + ")");
 }
 
 sdbus::IConnection& BusSession::connection()
@@ -210,7 +233,7 @@ int run_bus_command(int argc, char** argv, const BusCommandSpec& spec,
             return 0;
         }
         bus = line.bus;
-        BusSession session(line.bus, line.json, std::move(line.operands));
+        BusSession session(line.bus, line.json, std::move(line.operands), line.ask_password);
         body(session);
         errno = 0;
         if (std::fflush(stdout) != 0 || std::ferror(stdout) != 0)

@@ -19,6 +19,7 @@
 
 #include "bus.hpp"
 #include "kmodd-proxy.h"
+#include "privileged_call.hpp"
 #include "sdbus_compat.hpp"
 
 namespace kmodd::client {
@@ -44,7 +45,8 @@ using dbus::BusChoice;
 [[nodiscard]] BusChoice parse_bus(std::string_view value);
 
 /// Index in argv of the command word: the first argument after argv[0] that is neither a
-/// global option (`--bus X`, `--bus=X`, `--json`) nor the value of one; argc if there is none.
+/// global option (`--bus X`, `--bus=X`, `--json`, `--no-ask-password`) nor the value of one;
+/// argc if there is none.
 /// Sets `has_global_options` when options came before the command word.
 [[nodiscard]] int find_command(int argc, char** argv, bool* has_global_options = nullptr);
 
@@ -76,7 +78,8 @@ private:
 /// A D-Bus command's parsed command line and its connection to the bus.
 class BusSession {
 public:
-    BusSession(BusChoice bus, bool json, std::vector<std::string> operands);
+    /// `ask_password`: false with --no-ask-password.
+    BusSession(BusChoice bus, bool json, std::vector<std::string> operands, bool ask_password);
 
     [[nodiscard]] bool json() const { return json_; }
     [[nodiscard]] const BusChoice& bus() const { return bus_; }
@@ -88,10 +91,16 @@ public:
     [[nodiscard]] sdbus::IConnection& connection();
     /// The proxy of kmodd's object on that connection, created on first use.
     [[nodiscard]] ManagerCalls& manager();
+    /// Load, Unload or Rebuild, which polkit may let the caller make after asking for a
+    /// password: through call_privileged(), interactive when stdin is a terminal and
+    /// --no-ask-password was not given.
+    [[nodiscard]] std::vector<std::string>
+    call_privileged(const char* method, const std::vector<std::string>& args, Reply reply);
 
 private:
     BusChoice bus_;
     bool json_;
+    bool ask_password_;
     std::vector<std::string> operands_;
     std::unique_ptr<sdbus::IConnection> connection_;
     std::unique_ptr<ManagerCalls> manager_;
@@ -103,6 +112,7 @@ struct BusCommandSpec {
     const char* operands; ///< its operands in the usage line, e.g. "MODULE [PARAM=VALUE...]"
     std::size_t min_operands;
     std::size_t max_operands;
+    bool privileged = false; ///< polkit may ask for a password: --no-ask-password applies
 };
 
 /// Runs a D-Bus command: parses argv (the whole command line, argv[0] included), calls `body`
@@ -111,6 +121,9 @@ struct BusCommandSpec {
 /// the caller lacks the privileges.
 [[nodiscard]] int run_bus_command(int argc, char** argv, const BusCommandSpec& spec,
                                   const std::function<void(BusSession&)>& body);
+
+/// "kmodd is not reachable: cannot connect to BUS (REASON)" for errno `error`.
+[[nodiscard]] CommandError bus_unreachable(const BusChoice& bus, int error);
 
 /// A D-Bus error as one sentence for a person; `bus` names the bus in "not running" cases.
 [[nodiscard]] std::string describe_error(const sdbus::Error& error, const BusChoice& bus);

@@ -14,11 +14,12 @@ namespace kmodd::client {
 
 int run_load(int argc, char** argv)
 {
-    static constexpr BusCommandSpec kSpec{"load", "MODULE [PARAM=VALUE...]", 1, SIZE_MAX};
+    static constexpr BusCommandSpec kSpec{"load", "MODULE [PARAM=VALUE...]", 1, SIZE_MAX, true};
     return run_bus_command(argc, argv, kSpec, [](BusSession& session) {
         const auto& operands = session.operands();
-        std::vector<std::string> inserted = session.manager().Load(
-            operands[0], loader::join_parameters(std::span(operands).subspan(1)));
+        std::vector<std::string> inserted = session.call_privileged(
+            "Load", {operands[0], loader::join_parameters(std::span(operands).subspan(1))},
+            Reply::Strings);
         if (session.json()) {
             print_json({{"inserted", inserted}});
             return;

@@ -14,6 +14,7 @@ void usage(std::FILE* out)
 {
     std::fputs(
         "Usage: kmodctl [--bus system|session|ADDRESS] COMMAND [ARGS...] [--json]\n"
+        "               [--no-ask-password]\n"
         "\n"
         "Commands that ask kmodd over D-Bus:\n"
         "  load MODULE [PARAM=VALUE...]  load a module (or alias) and what it needs; prints\n"
@@ -41,6 +42,9 @@ void usage(std::FILE* out)
         "                                D-Bus address such as unix:path=/run/kmodd/bus\n"
         "  --json                        print one line of JSON instead of text (monitor:\n"
         "                                one JSON object per signal and line)\n"
+        "  --no-ask-password             load, unload, rebuild: do not ask for a password\n"
+        "                                when polkit wants one (by default kmodctl runs\n"
+        "                                pkttyagent when stdin is a terminal)\n"
         "  -h, --help                    show the command's usage\n"
         "  -V, --version                 show kmodctl's version\n"
         "\n"
@@ -93,10 +97,11 @@ int dispatch(int argc, char** argv)
     }
     if (command == "depmod" || command == "modprobe") {
         if (has_global_options) {
-            std::fprintf(stderr,
-                         "kmodctl: --bus and --json apply to the D-Bus commands, not to "
-                         "'%s'\n",
-                         argv[index]);
+            std::fprintf(
+                stderr,
+                "kmodctl: --bus, --json and --no-ask-password apply to the D-Bus commands, not to "
+                "'%s'\n",
+                argv[index]);
             return 2;
         }
         return command == "depmod" ? kmodd::client::run_depmod(argc - index, argv + index)

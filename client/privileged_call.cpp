@@ -64,8 +64,8 @@ public:
             return std::nullopt;
         std::string notify_fd = std::to_string(write_end.get());
         std::string pid = std::to_string(::getpid());
-        const char* argv[] = {"pkttyagent", "--notify-fd", notify_fd.c_str(), "--process",
-                              pid.c_str(),  nullptr};
+        const char* argv[] = {"pkttyagent", "--notify-fd", notify_fd.c_str(),
+                              "--process",  pid.c_str(),   nullptr};
         pid_t agent = -1;
         if (::posix_spawnp(&agent, "pkttyagent", nullptr, nullptr, const_cast<char**>(argv),
                            environ) != 0)
@@ -162,9 +162,8 @@ std::vector<std::string> call_privileged(const dbus::BusChoice& bus, const char*
         check(sd_bus_message_append_basic(call.get(), 's', arg.c_str()), "cannot make the call");
 
     // polkit asks agents of the caller's session; pkttyagent serves this process on its terminal.
-    std::optional<TtyAgent> agent = interactive && bus.kind == dbus::BusChoice::Kind::System
-                                        ? TtyAgent::start()
-                                        : std::nullopt;
+    std::optional<TtyAgent> agent =
+        interactive && bus.kind == dbus::BusChoice::Kind::System ? TtyAgent::start() : std::nullopt;
 
     sd_bus_error error = SD_BUS_ERROR_NULL;
     sd_bus_message* raw_reply = nullptr;
@@ -173,8 +172,8 @@ std::vector<std::string> call_privileged(const dbus::BusChoice& bus, const char*
     MessagePtr answer(raw_reply);
     agent.reset();
     if (r < 0) {
-        std::string name = sd_bus_error_is_set(&error) != 0 ? error.name
-                                                            : "org.freedesktop.DBus.Error.Failed";
+        std::string name =
+            sd_bus_error_is_set(&error) != 0 ? error.name : "org.freedesktop.DBus.Error.Failed";
         std::string message = error.message != nullptr ? error.message : std::strerror(-r);
         sd_bus_error_free(&error);
         throw dbus::make_error(name, message);

@@ -9,11 +9,12 @@ namespace kmodd::client {
 
 int run_rebuild(int argc, char** argv)
 {
-    static constexpr BusCommandSpec kSpec{"rebuild", "[VERSION]", 0, 1};
+    static constexpr BusCommandSpec kSpec{"rebuild", "[VERSION]", 0, 1, true};
     return run_bus_command(argc, argv, kSpec, [](BusSession& session) {
         // The reply comes when the new index is published; there is nothing to print.
-        session.manager().Rebuild(session.operands().empty() ? std::string()
-                                                             : session.operands()[0]);
+        (void)session.call_privileged(
+            "Rebuild", {session.operands().empty() ? std::string() : session.operands()[0]},
+            Reply::Nothing);
     });
 }
 

@@ -10,9 +10,10 @@ namespace kmodd::client {
 
 int run_unload(int argc, char** argv)
 {
-    static constexpr BusCommandSpec kSpec{"unload", "MODULE", 1, 1};
+    static constexpr BusCommandSpec kSpec{"unload", "MODULE", 1, 1, true};
     return run_bus_command(argc, argv, kSpec, [](BusSession& session) {
-        std::vector<std::string> removed = session.manager().Unload(session.operands()[0]);
+        std::vector<std::string> removed =
+            session.call_privileged("Unload", {session.operands()[0]}, Reply::Strings);
         if (session.json()) {
             print_json({{"removed", removed}});
             return;

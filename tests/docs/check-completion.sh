@@ -47,4 +47,6 @@ offers 'kmodctl depmod --kmod' --kmod-format
 offers 'kmodctl modprobe --show-d' --show-depends
 offers 'kmodctl modprobe r' raid6
 offers 'kmodctl --ver' --version
+offers 'kmodctl load dummy --no' --no-ask-password
+offers 'kmodctl info dummy --no'
 exit "$status"
