@@ -30,7 +30,8 @@ else
     tar --exclude='./build*' --exclude=./.git -cf - . | tar -xf - -C "$tree"
 fi
 cp -r packaging/debian "$tree/debian"
-(cd "$tree" && dpkg-buildpackage -us -uc -b)
+# -J: the parallel=N debhelper reads, N the number of CPUs (unless DEB_BUILD_OPTIONS says).
+(cd "$tree" && dpkg-buildpackage -us -uc -b -J)
 rm -rf "$tree"
 echo "== lintian"
 lintian --fail-on error,warning --info "$out"/kmodd_"$version"_*.changes

@@ -10,7 +10,8 @@ libgtest-dev libgmock-dev googletest libexpected-dev liblzma-dev libzstd-dev zli
 kmod xz-utils zstd gzip gcc-s390x-linux-gnu dbus-daemon libxml2-utils"
 for option in "$@"; do
     case $option in
-    --with-vm) packages="$packages qemu-system-x86 busybox-static cpio dbus-system-bus-common" ;;
+    # mmdebstrap: the Debian roots of tests/system and tests/trixie.
+    --with-vm) packages="$packages qemu-system-x86 busybox-static cpio dbus-system-bus-common mmdebstrap" ;;
     --with-lint) packages="$packages clang-format clang-tidy shellcheck git" ;;
     --with-deb) packages="$packages build-essential debhelper dpkg-dev lintian git" ;;
     *) echo "usage: $0 [--with-vm] [--with-lint] [--with-deb]" >&2 && exit 2 ;;
