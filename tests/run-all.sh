@@ -3,13 +3,14 @@
 # Installs what is missing, builds kmodd twice (warnings as errors; ASan+UBSan), checks the
 # style (tests/lint.sh) and runs every test: unit and integration tests in both builds, the
 # oracle tests against kmod's depmod on Debian's real kernel trees and the vm tests (Debian's
-# kernel under qemu) in the optimised build; then all of them again on Debian 13 (label
-# trixie: a cached Debian 13 root, kmod 34, Linux 6.12).
+# kernel under qemu) in the optimised build; the .deb, installed on a whole Debian 12 system
+# under qemu (label system); then all of them again on Debian 13 (label trixie: a cached
+# Debian 13 root, kmod 34, Linux 6.12).
 set -eu
 cd "$(dirname "$0")/.."
 
 # --with-vm before configuring: CMake looks for qemu.
-./packaging/install-deps.sh --with-vm --with-lint
+./packaging/install-deps.sh --with-vm --with-lint --with-deb
 
 jobs=$(nproc)
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKMODD_WERROR=ON \
@@ -26,7 +27,10 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
     ctest --test-dir build-asan -L 'unit|integration' --output-on-failure -j "$jobs"
 
 echo "== all tests (unit, integration, oracle, vm)"
-ctest --test-dir build --output-on-failure -j "$jobs" -LE trixie
+ctest --test-dir build --output-on-failure -j "$jobs" -LE 'trixie|system'
+
+echo "== the Debian package: built, lintian, installed on Debian 12 under systemd (label system)"
+ctest --test-dir build --output-on-failure -L system
 
 echo "== Debian 13: the build and the tests in a Debian 13 root (tests/trixie/run.sh)"
 ctest --test-dir build --output-on-failure -L trixie
