@@ -30,8 +30,13 @@ else
     tar --exclude='./build*' --exclude=./.git -cf - . | tar -xf - -C "$tree"
 fi
 cp -r packaging/debian "$tree/debian"
-# -J: the parallel=N debhelper reads, N the number of CPUs (unless DEB_BUILD_OPTIONS says).
-(cd "$tree" && dpkg-buildpackage -us -uc -b -J)
+# Every CPU, unless DEB_BUILD_OPTIONS says otherwise (debhelper reads parallel=N from it).
+case " ${DEB_BUILD_OPTIONS:-} " in
+*" parallel="*) ;;
+*) DEB_BUILD_OPTIONS="${DEB_BUILD_OPTIONS:+$DEB_BUILD_OPTIONS }parallel=$(nproc)" ;;
+esac
+export DEB_BUILD_OPTIONS
+(cd "$tree" && dpkg-buildpackage -us -uc -b)
 rm -rf "$tree"
 echo "== lintian"
 lintian --fail-on error,warning --info "$out"/kmodd_"$version"_*.changes
