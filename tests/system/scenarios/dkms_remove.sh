@@ -6,9 +6,19 @@
 # shellcheck source=tests/system/lib.sh
 . /kmodd-test/lib.sh
 
+# snapshot: every path of the root file system but what dpkg, apt, logs and this scenario
+# change by design (the module tree: the index files stay, as they should), as piuparts does.
+snapshot() {
+    find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /run -o -path /tmp \
+        -o -path /var/cache -o -path /var/log -o -path /var/lib/dpkg -o -path /var/lib/apt \
+        -o -path /var/lib/systemd -o -path /usr/lib/modules -o -path /root -o -path /kmodd-test \) \
+        -prune -o -print | LC_ALL=C sort
+}
+
 mkdir -p /root/later
 mv "$MODDIR/kernel/drivers/net/dummy$KO" /root/later/
 ok "dummy is not in the tree before the install"
+snapshot >/root/before.list
 install_kmodd
 must_fail "$KMODCTL" load dummy
 ok "so kmodctl cannot load it"
@@ -54,4 +64,8 @@ dpkg-query -W -f '${db:Status-Status}\n' kmodd 2>/dev/null | grep -q installed &
 ok "dpkg knows kmodd no more"
 [ -s "$MODDIR/modules.dep.bin" ] || fail "the purge took the index"
 ok "the index stays: it belongs to the module tree, not to the package"
+snapshot >/root/after.list
+left=$(LC_ALL=C comm -3 /root/before.list /root/after.list)
+[ -z "$left" ] || fail "install and purge changed the file system: $left"
+ok "install, remove and purge left $(wc -l </root/after.list) paths as they were: no file added or lost"
 exit 0

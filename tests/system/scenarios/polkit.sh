@@ -69,6 +69,8 @@ mkfifo /tmp/tty.in
 on_terminal() {
     rm -f "$3" "$3.rc"
     (
+        # Only the scenario holds the FIFO's writing end: closing it ends the terminal's input.
+        exec 3>&-
         runuser -u "$1" -- script --quiet --flush --return --command "$2" /dev/null \
             </tmp/tty.in >"$3" 2>&1
         echo $? >"$3.rc"
@@ -94,7 +96,7 @@ must "$KMODCTL" unload veth
 on_terminal bob "$KMODCTL load veth" /tmp/bob-tty.out
 wait_until 60 grep -q "Password:" /tmp/bob-tty.out || fail "no password prompt: $(cat /tmp/bob-tty.out)"
 printf 'wrong\n' >&3
-# pkttyagent asks again after a failed attempt; it gives up when its input ends.
+# Should pkttyagent ask again after a failed attempt, its input ends.
 sleep 3
 exec 3>&-
 wait_until 90 test -s /tmp/bob-tty.out.rc || fail "kmodctl did not finish after a wrong password"
