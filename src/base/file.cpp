@@ -3,12 +3,16 @@
 #include "base/file.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
 #include <atomic>
+#include <cerrno>
 #include <climits>
 #include <cstring>
+
+#include "base/strings.hpp"
 
 namespace kmodd::base {
 
@@ -178,6 +182,23 @@ std::string absolute_from_cwd(std::string_view path)
     if (::getcwd(cwd.data(), cwd.size()) == nullptr)
         return std::string(path);
     return std::string(cwd.data()) + "/" + std::string(path);
+}
+
+Result<void> make_directories(const std::string& path, mode_t mode)
+{
+    // Each prefix that ends before a '/', then the whole path.
+    for (size_t end = path.find('/', 1);; end = path.find('/', end + 1)) {
+        const std::string prefix = path.substr(0, end);
+        if (!prefix.empty() && ::mkdir(prefix.c_str(), mode) != 0 && errno != EEXIST)
+            return make_error(errno, "could not create directory " + quoted(prefix) + ": " +
+                                         std::strerror(errno));
+        if (end == std::string::npos)
+            break;
+    }
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+        return make_error(ENOTDIR, quoted(path) + " is not a directory");
+    return {};
 }
 
 } // namespace kmodd::base

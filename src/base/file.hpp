@@ -49,6 +49,10 @@ struct PendingFile {
 [[nodiscard]] Result<void> publish_files(int dir_fd, const std::vector<PendingFile>& files,
                                          bool durable = true);
 
+/// Creates directory `path` and its missing parents with `mode` (as mkdir -p). An existing
+/// directory is fine. Errors: the errno of the mkdir that failed, naming that directory.
+[[nodiscard]] Result<void> make_directories(const std::string& path, mode_t mode);
+
 /// fsync of a directory, so that renames inside it are durable.
 [[nodiscard]] Result<void> sync_directory(int dir_fd);
 
