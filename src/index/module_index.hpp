@@ -15,6 +15,7 @@
 #include "elf/module_info.hpp"
 #include "index/depmod_config.hpp"
 #include "index/diagnostic.hpp"
+#include "index/parse_cache.hpp"
 #include "index/vmlinux_symbols.hpp"
 
 namespace kmodd::index {
@@ -25,6 +26,7 @@ struct FileKey {
     ino_t ino = 0;
     off_t size = 0;
     int64_t mtime_ns = 0;
+    int64_t ctime_ns = 0; ///< tells a `cp -p` over the file (same size and mtime) apart
     bool operator==(const FileKey&) const = default;
 };
 
@@ -184,9 +186,19 @@ public:
     [[nodiscard]] base::Result<Resolution> resolve(const ResolveOptions& options,
                                                    Diagnostics& diagnostics) const;
 
+    /// A persisted parse cache: a file whose entry matches (see ParseCache::find()) is taken
+    /// from it instead of being parsed. Null: none.
+    void use_parse_cache(std::shared_ptr<const ParseCache> cache) { cache_ = std::move(cache); }
+    /// Where each module file parsed or taken from the cache is recorded, for the next run;
+    /// null: nowhere. It must outlive the calls that may parse (scan(), update_path()).
+    void record_parses_into(ParseCacheWriter* writer) { cache_writer_ = writer; }
+
     [[nodiscard]] const Settings& settings() const { return settings_; }
     [[nodiscard]] size_t candidate_count() const { return candidates_.size(); }
+    /// Module files parsed since the start (those taken from the parse cache not counted).
     [[nodiscard]] size_t parse_count() const { return parse_count_; }
+    /// Module files taken from the parse cache since the start.
+    [[nodiscard]] size_t cache_hit_count() const { return cache_hit_count_; }
 
     /// Every candidate (including unparseable ones), for watchers that need the symlink
     /// targets. Order unspecified.
@@ -198,6 +210,10 @@ private:
               std::vector<std::pair<dev_t, ino_t>>& stack, Diagnostics& diagnostics) const;
     bool merge(std::vector<Found>& found, const std::string& scope, Diagnostics& diagnostics);
     bool is_excluded(std::string_view name) const;
+    /// The cached parse of `candidate`'s file (recorded into the writer too), with the file's
+    /// stat in `st`; an error when the cache has no usable entry.
+    base::Result<elf::ModuleInfo> take_from_cache(const Candidate& candidate,
+                                                  struct stat& st) const;
     bool is_higher_priority(const Candidate& old_file, const Candidate& new_file) const;
     void load_modules_order();
     uint32_t intern(std::string_view name);
@@ -213,6 +229,9 @@ private:
     std::unordered_map<std::string_view, std::unique_ptr<Candidate>> candidates_;
     uint64_t next_seq_ = 0;
     size_t parse_count_ = 0;
+    size_t cache_hit_count_ = 0;
+    std::shared_ptr<const ParseCache> cache_;
+    ParseCacheWriter* cache_writer_ = nullptr;
     std::string modules_order_text_;                          ///< the file, for the keys below
     std::unordered_map<std::string_view, int> modules_order_; ///< line -> kmod's sort key
     bool modules_order_ok_ = false;    ///< false: missing or corrupted, no sorting

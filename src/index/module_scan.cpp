@@ -38,7 +38,8 @@ namespace {
 FileKey key_of(const struct stat& st)
 {
     return FileKey{st.st_dev, st.st_ino, st.st_size,
-                   static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
+                   static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
+                   static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec};
 }
 
 std::string read_link(int dir_fd, const char* name)
@@ -238,6 +239,7 @@ bool ModuleIndex::merge(std::vector<Found>& found, const std::string& scope,
                            : std::max(1U, std::thread::hardware_concurrency());
     threads = std::min<unsigned>(threads, static_cast<unsigned>(to_parse.size()));
     std::atomic<size_t> next{0};
+    std::atomic<size_t> hits{0};
     std::mutex symbols_lock;
     auto work = [&] {
         // Reused from module to module; large buffers are unmapped when the thread is done.
@@ -247,7 +249,14 @@ bool ModuleIndex::merge(std::vector<Found>& found, const std::string& scope,
             // The full ModuleInfo lives only until its compact form and symbol ids are made,
             // so a full scan never holds more than one per thread.
             struct stat st {};
-            auto info = elf::load_module_file(AT_FDCWD, c.path, st, buffers);
+            base::Result<elf::ModuleInfo> info = take_from_cache(c, st);
+            const bool is_hit = info.has_value();
+            if (is_hit)
+                hits.fetch_add(1);
+            else
+                info = elf::load_module_file(AT_FDCWD, c.path, st, buffers);
+            if (!is_hit && info && cache_writer_ != nullptr)
+                cache_writer_->add(c.path, CacheKey::of(st, c.symlink_target), *info);
             c.key = key_of(st);
             c.error.clear();
             if (!info) {
@@ -269,7 +278,8 @@ bool ModuleIndex::merge(std::vector<Found>& found, const std::string& scope,
     work();
     for (auto& t : pool)
         t.join();
-    parse_count_ += to_parse.size();
+    parse_count_ += to_parse.size() - hits.load();
+    cache_hit_count_ += hits.load();
 
     // Reported in discovery order, whatever thread parsed the file.
     std::sort(to_parse.begin(), to_parse.end(),
@@ -281,6 +291,23 @@ bool ModuleIndex::merge(std::vector<Found>& found, const std::string& scope,
     }
     sort_new_symbols();
     return true;
+}
+
+base::Result<elf::ModuleInfo> ModuleIndex::take_from_cache(const Candidate& candidate,
+                                                           struct stat& st) const
+{
+    if (!cache_)
+        return base::make_error(ENOENT, "no parse cache");
+    if (::stat(candidate.path.c_str(), &st) != 0)
+        return base::make_error(errno, "cannot stat");
+    const CacheKey key = CacheKey::of(st, candidate.symlink_target);
+    auto record = cache_->raw_entry(candidate.path, key);
+    auto info = record ? cache_->find(candidate.path, key) : std::nullopt;
+    if (!info)
+        return base::make_error(ENOENT, "not in the parse cache");
+    if (cache_writer_ != nullptr)
+        cache_writer_->add_raw(*record);
+    return std::move(*info);
 }
 
 void ModuleIndex::load_modules_order()

@@ -1,0 +1,338 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// The persisted parse cache: its file format, reading with every length checked, and writing.
+#include "index/parse_cache.hpp"
+
+#include <fcntl.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <limits>
+
+#include "base/file.hpp"
+#include "base/strings.hpp"
+#include "index/module_index.hpp"
+
+namespace kmodd::index {
+
+namespace {
+
+constexpr char kMagic[8] = {'k', 'm', 'o', 'd', 'd', 'P', 'C', '\n'};
+constexpr uint32_t kFormatVersion = 1;
+constexpr uint32_t kByteOrderMark = 0x01020304;
+// magic, version, byte-order mark, started_ns, count, payload size, crc32 (+ 4 bytes padding)
+constexpr size_t kHeaderSize = 8 + 4 + 4 + 8 + 8 + 8 + 4 + 4;
+// The header fields the checksum covers with the payload: started_ns, count, payload size.
+constexpr size_t kCheckedHeaderStart = 16;
+constexpr size_t kCheckedHeaderSize = 24;
+// A record may not claim more than the payload holds; these bound the counts further so that a
+// hostile file cannot make a reader reserve memory it does not back with bytes.
+constexpr size_t kMinEntryBytes = 4;
+
+static_assert(std::numeric_limits<unsigned char>::digits == 8);
+
+uint32_t checksum(std::string_view header, std::string_view payload)
+{
+    uLong crc = ::crc32_z(0L, reinterpret_cast<const Bytef*>(header.data()), header.size());
+    crc = ::crc32_z(crc, reinterpret_cast<const Bytef*>(payload.data()), payload.size());
+    return static_cast<uint32_t>(crc);
+}
+
+template <typename T> void put(std::string& out, T value)
+{
+    char bytes[sizeof(T)];
+    std::memcpy(bytes, &value, sizeof(T));
+    out.append(bytes, sizeof(T));
+}
+
+void put_string(std::string& out, std::string_view text)
+{
+    put(out, static_cast<uint32_t>(text.size()));
+    out.append(text);
+}
+
+/// Reads the payload, every read checked against what is left.
+class Reader {
+public:
+    explicit Reader(std::string_view bytes) : rest_(bytes) {}
+
+    template <typename T> bool get(T& value)
+    {
+        if (rest_.size() < sizeof(T))
+            return false;
+        std::memcpy(&value, rest_.data(), sizeof(T));
+        rest_.remove_prefix(sizeof(T));
+        return true;
+    }
+    bool get_string(std::string_view& text)
+    {
+        uint32_t size = 0;
+        if (!get(size) || rest_.size() < size)
+            return false;
+        text = rest_.substr(0, size);
+        rest_.remove_prefix(size);
+        return true;
+    }
+    bool get_count(uint32_t& count, size_t min_bytes_each)
+    {
+        return get(count) && count <= rest_.size() / min_bytes_each;
+    }
+    [[nodiscard]] size_t left() const { return rest_.size(); }
+    [[nodiscard]] const char* position() const { return rest_.data(); }
+
+private:
+    std::string_view rest_;
+};
+
+bool read_key(Reader& in, CacheKey& key)
+{
+    std::string_view target;
+    if (!in.get(key.dev) || !in.get(key.ino) || !in.get(key.size) || !in.get(key.mtime_ns) ||
+        !in.get(key.ctime_ns) || !in.get_string(target))
+        return false;
+    key.symlink_target = std::string(target);
+    return true;
+}
+
+/// The ModuleInfo part of a record; false when it is malformed.
+bool read_info(Reader& in, elf::ModuleInfo* info)
+{
+    uint32_t count = 0;
+    if (!in.get_count(count, 8))
+        return false;
+    for (uint32_t i = 0; i < count; ++i) {
+        std::string_view key, value;
+        if (!in.get_string(key) || !in.get_string(value))
+            return false;
+        if (info != nullptr)
+            info->modinfo.push_back({std::string(key), std::string(value)});
+    }
+    if (!in.get_count(count, 12))
+        return false;
+    if (info != nullptr)
+        info->exports.reserve(count);
+    for (uint32_t i = 0; i < count; ++i) {
+        std::string_view name;
+        uint64_t crc = 0;
+        if (!in.get_string(name) || !in.get(crc))
+            return false;
+        if (info != nullptr)
+            info->exports.push_back({std::string(name), crc});
+    }
+    if (!in.get_count(count, 13))
+        return false;
+    if (info != nullptr)
+        info->imports.reserve(count);
+    for (uint32_t i = 0; i < count; ++i) {
+        std::string_view name;
+        uint64_t crc = 0;
+        uint8_t is_weak = 0;
+        if (!in.get_string(name) || !in.get(crc) || !in.get(is_weak) || is_weak > 1)
+            return false;
+        if (info != nullptr)
+            info->imports.push_back({std::string(name), crc, is_weak == 1});
+    }
+    return true;
+}
+
+bool is_kept_key(std::string_view key)
+{
+    return std::find(std::begin(ParsedModule::kKeptModinfoKeys),
+                     std::end(ParsedModule::kKeptModinfoKeys),
+                     key) != std::end(ParsedModule::kKeptModinfoKeys);
+}
+
+base::Unexpected invalid(const std::string& what)
+{
+    return base::make_error(EINVAL, what);
+}
+
+} // namespace
+
+CacheKey CacheKey::of(const struct stat& st, std::string symlink_target)
+{
+    return CacheKey{static_cast<uint64_t>(st.st_dev),
+                    static_cast<uint64_t>(st.st_ino),
+                    static_cast<int64_t>(st.st_size),
+                    static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec,
+                    static_cast<int64_t>(st.st_ctim.tv_sec) * 1'000'000'000 + st.st_ctim.tv_nsec,
+                    std::move(symlink_target)};
+}
+
+int64_t realtime_ns()
+{
+    timespec now{};
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    return static_cast<int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
+}
+
+base::Result<ParseCache> ParseCache::parse(std::string_view bytes)
+{
+    if (bytes.size() < kHeaderSize)
+        return (invalid("too short for a cache header"));
+    if (std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0)
+        return (invalid("not a kmodd parse cache"));
+    Reader header(bytes.substr(sizeof kMagic, kHeaderSize - sizeof kMagic));
+    uint32_t version = 0, mark = 0, crc = 0, padding = 0;
+    uint64_t count = 0, payload_size = 0;
+    ParseCache cache;
+    header.get(version);
+    header.get(mark);
+    if (mark != kByteOrderMark)
+        return (invalid("written on a machine of the other byte order"));
+    if (version != kFormatVersion)
+        return (invalid("format version " + std::to_string(version) +
+                        ", this kmodd reads version " + std::to_string(kFormatVersion)));
+    header.get(cache.started_ns_);
+    header.get(count);
+    header.get(payload_size);
+    header.get(crc);
+    header.get(padding);
+    if (payload_size != bytes.size() - kHeaderSize)
+        return (invalid("truncated or extended: the header says " + std::to_string(payload_size) +
+                        " bytes of entries, " + std::to_string(bytes.size() - kHeaderSize) +
+                        " follow"));
+    const std::string_view payload = bytes.substr(kHeaderSize);
+    if (checksum(bytes.substr(kCheckedHeaderStart, kCheckedHeaderSize), payload) != crc)
+        return (invalid("checksum mismatch"));
+    if (count > payload.size() / kMinEntryBytes)
+        return (invalid("more entries than bytes"));
+
+    cache.bytes_.assign(payload);
+    Reader in(cache.bytes_);
+    cache.entries_.reserve(count);
+    for (uint64_t i = 0; i < count; ++i) {
+        const char* start = in.position();
+        std::string_view path;
+        Entry entry;
+        if (!in.get_string(path) || !read_key(in, entry.key))
+            return (invalid("entry " + std::to_string(i) + " is malformed"));
+        const char* info_start = in.position();
+        if (!read_info(in, nullptr))
+            return (invalid("entry " + std::to_string(i) + " (" + base::quoted(path) +
+                            ") is malformed"));
+        entry.info = std::string_view(info_start, static_cast<size_t>(in.position() - info_start));
+        entry.record = std::string_view(start, static_cast<size_t>(in.position() - start));
+        if (!cache.entries_.emplace(path, std::move(entry)).second)
+            return (invalid("entry " + std::to_string(i) + " repeats " + base::quoted(path)));
+    }
+    if (in.left() != 0)
+        return (invalid("bytes after the last entry"));
+    return cache;
+}
+
+base::Result<ParseCache> ParseCache::load(const std::string& path)
+{
+    auto bytes = base::read_file(AT_FDCWD, path);
+    if (!bytes)
+        return tl::unexpected(bytes.error());
+    auto cache = parse(*bytes);
+    if (!cache)
+        return base::make_error(cache.error().code,
+                                base::quoted(path) + ": " + cache.error().message);
+    return cache;
+}
+
+std::optional<std::string_view> ParseCache::raw_entry(const std::string& path,
+                                                      const CacheKey& key) const
+{
+    auto it = entries_.find(path);
+    if (it == entries_.end() || !(it->second.key == key))
+        return std::nullopt;
+    // Changed shortly before the writing run looked at it: the same times may hide a change.
+    if (std::max(key.mtime_ns, key.ctime_ns) >= started_ns_ - kRacyMarginNs)
+        return std::nullopt;
+    return it->second.record;
+}
+
+std::optional<elf::ModuleInfo> ParseCache::find(const std::string& path, const CacheKey& key) const
+{
+    if (!raw_entry(path, key))
+        return std::nullopt;
+    elf::ModuleInfo info;
+    Reader in(entries_.find(path)->second.info);
+    if (!read_info(in, &info))
+        return std::nullopt; // checked by parse(): cannot happen
+    return info;
+}
+
+void ParseCacheWriter::add(const std::string& path, const CacheKey& key,
+                           const elf::ModuleInfo& info)
+{
+    std::string record;
+    put_string(record, path);
+    put(record, key.dev);
+    put(record, key.ino);
+    put(record, key.size);
+    put(record, key.mtime_ns);
+    put(record, key.ctime_ns);
+    put_string(record, key.symlink_target);
+    uint32_t kept = 0;
+    for (const auto& entry : info.modinfo)
+        kept += is_kept_key(entry.key) ? 1 : 0;
+    put(record, kept);
+    for (const auto& entry : info.modinfo) {
+        if (!is_kept_key(entry.key))
+            continue;
+        put_string(record, entry.key);
+        put_string(record, entry.value);
+    }
+    put(record, static_cast<uint32_t>(info.exports.size()));
+    for (const auto& symbol : info.exports) {
+        put_string(record, symbol.name);
+        put(record, symbol.crc);
+    }
+    put(record, static_cast<uint32_t>(info.imports.size()));
+    for (const auto& symbol : info.imports) {
+        put_string(record, symbol.name);
+        put(record, symbol.crc);
+        put(record, static_cast<uint8_t>(symbol.is_weak ? 1 : 0));
+    }
+    add_raw(record);
+}
+
+void ParseCacheWriter::add_raw(std::string_view record)
+{
+    std::lock_guard guard(lock_);
+    payload_.append(record);
+    ++count_;
+}
+
+std::string ParseCacheWriter::serialize() const
+{
+    std::lock_guard guard(lock_);
+    std::string out;
+    out.reserve(kHeaderSize + payload_.size());
+    out.append(kMagic, sizeof kMagic);
+    put(out, kFormatVersion);
+    put(out, kByteOrderMark);
+    put(out, started_ns_);
+    put(out, count_);
+    put(out, static_cast<uint64_t>(payload_.size()));
+    put(out,
+        checksum(std::string_view(out).substr(kCheckedHeaderStart, kCheckedHeaderSize), payload_));
+    put(out, uint32_t{0});
+    out.append(payload_);
+    return out;
+}
+
+base::Result<void> ParseCacheWriter::save(const std::string& path) const
+{
+    const size_t slash = path.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
+    const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+    if (auto made = base::make_directories(dir, 0755); !made)
+        return made;
+    auto dir_fd = base::open_directory(AT_FDCWD, dir);
+    if (!dir_fd)
+        return tl::unexpected(dir_fd.error());
+    std::string content = serialize();
+    if (auto published = base::publish_file(dir_fd->get(), name, content); !published)
+        return base::make_error(published.error().code,
+                                base::quoted(path) + ": " + published.error().message);
+    return {};
+}
+
+} // namespace kmodd::index

@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// The persisted parse cache: what the index needs of each module file, kept on disk between
+// runs and reused only for a file that is provably the same.
+#pragma once
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "base/result.hpp"
+#include "elf/module_info.hpp"
+
+namespace kmodd::index {
+
+/// What proves a file unchanged: its identity and times in nanoseconds, and the resolved target
+/// when the module's path is a symlink.
+struct CacheKey {
+    uint64_t dev = 0;
+    uint64_t ino = 0;
+    int64_t size = 0;
+    int64_t mtime_ns = 0;
+    int64_t ctime_ns = 0;
+    std::string symlink_target;
+
+    /// The key of a file whose stat is `st`.
+    [[nodiscard]] static CacheKey of(const struct stat& st, std::string symlink_target);
+    bool operator==(const CacheKey&) const = default;
+};
+
+/// A cache file as read: the entries of the run that wrote it. The format (little-endian, native
+/// only) is a header (magic "kmoddPC\n", format version, byte-order mark, the time the writing
+/// run started, entry count, payload size, CRC-32 of these three and the payload) and the entries:
+/// path, key and the parts of the module's ModuleInfo the index uses (the .modinfo entries it
+/// keeps, exports and imports with their CRCs). Every length is checked against what is left.
+class ParseCache {
+public:
+    /// Entries whose file changed within this time before the writing run started are not
+    /// trusted (git's racy-timestamp rule): a change within the file system's timestamp
+    /// granularity could have kept every time the same.
+    static constexpr int64_t kRacyMarginNs = 2'000'000'000;
+
+    ParseCache() = default;
+
+    /// Reads a cache file's content. Errors: EINVAL for anything that is not a whole, intact
+    /// cache of this format version (the message says what is wrong).
+    [[nodiscard]] static base::Result<ParseCache> parse(std::string_view bytes);
+    /// Reads the cache file `path`. Errors: ENOENT when there is none, the errno of reading,
+    /// or parse()'s EINVAL; the message names the path.
+    [[nodiscard]] static base::Result<ParseCache> load(const std::string& path);
+
+    /// The cached parse of `path` when its entry has exactly `key` and was not racy when
+    /// written; empty otherwise. The ModuleInfo holds only what the index uses.
+    [[nodiscard]] std::optional<elf::ModuleInfo> find(const std::string& path,
+                                                      const CacheKey& key) const;
+    /// The entry of `path` as stored, for copying it into a new cache unchanged; empty when
+    /// find() would not use it.
+    [[nodiscard]] std::optional<std::string_view> raw_entry(const std::string& path,
+                                                            const CacheKey& key) const;
+
+    [[nodiscard]] size_t size() const { return entries_.size(); }
+    [[nodiscard]] int64_t started_ns() const { return started_ns_; }
+
+private:
+    struct Entry {
+        CacheKey key;
+        std::string_view record; ///< the whole record in bytes_, for raw_entry()
+        std::string_view info;   ///< the ModuleInfo part of it
+    };
+    std::string bytes_;
+    int64_t started_ns_ = 0;
+    std::unordered_map<std::string_view, Entry> entries_; ///< keys point into bytes_
+};
+
+/// A new cache file, filled while a scan runs (add() may be called from several threads) and
+/// written atomically with save(). Holds the records in memory.
+class ParseCacheWriter {
+public:
+    /// `started_ns`: the realtime clock when the run began to look at files.
+    explicit ParseCacheWriter(int64_t started_ns) : started_ns_(started_ns) {}
+
+    /// Records the parse of `path`. Only what the index uses is kept.
+    void add(const std::string& path, const CacheKey& key, const elf::ModuleInfo& info);
+    /// Records an entry of an older cache as it is (see ParseCache::raw_entry()).
+    void add_raw(std::string_view record);
+
+    /// The cache file's content.
+    [[nodiscard]] std::string serialize() const;
+    /// Replaces the file `path` atomically (temp file, fsync, rename); creates its directory
+    /// (mode 0755) when missing. Errors: the errno of the step that failed, naming the path.
+    [[nodiscard]] base::Result<void> save(const std::string& path) const;
+
+    [[nodiscard]] size_t size() const { return count_; }
+
+private:
+    int64_t started_ns_;
+    mutable std::mutex lock_;
+    std::string payload_;
+    uint64_t count_ = 0;
+};
+
+/// The realtime clock in nanoseconds, for ParseCacheWriter.
+[[nodiscard]] int64_t realtime_ns();
+
+} // namespace kmodd::index

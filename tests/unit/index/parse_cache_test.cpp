@@ -1,0 +1,228 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// The parse cache's file: what goes in comes out, only for the same file, never when racy, and
+// a damaged or foreign file is an error instead of a wrong answer.
+#include "index/parse_cache.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <zlib.h>
+
+namespace {
+
+namespace fs = std::filesystem;
+using kmodd::index::CacheKey;
+using kmodd::index::ParseCache;
+using kmodd::index::ParseCacheWriter;
+
+constexpr int64_t kStarted = 1'800'000'000'000'000'000;
+constexpr int64_t kOld = kStarted - 10'000'000'000; // ten seconds before the run
+
+kmodd::elf::ModuleInfo sample_info()
+{
+    kmodd::elf::ModuleInfo info;
+    info.modinfo = {{"license", "GPL"},
+                    {"alias", "pci:v00008086d0000100Esv*sd*bc*sc*i*"},
+                    {"softdep", "pre: crc32c"},
+                    {"vermagic", "6.1.0 SMP"},
+                    {"alias", "e1000-alias"}};
+    info.exports = {{"e1000_export", 0x1234abcdULL}, {"other", 0xffffffff00000001ULL}};
+    info.imports = {{"printk", 0x11}, {"maybe_there", 0, true}};
+    return info;
+}
+
+CacheKey key(int64_t mtime = kOld, int64_t ctime = kOld)
+{
+    return CacheKey{2049, 77, 4096, mtime, ctime, ""};
+}
+
+std::string one_entry_cache(const CacheKey& k = key())
+{
+    ParseCacheWriter writer(kStarted);
+    writer.add("/lib/modules/6.1.0/kernel/e1000.ko", k, sample_info());
+    return writer.serialize();
+}
+
+TEST(ParseCache, AnEntryComesBackWithTheModinfoTheIndexKeepsAndEverySymbol)
+{
+    auto cache = ParseCache::parse(one_entry_cache());
+    ASSERT_TRUE(cache) << cache.error().message;
+    EXPECT_EQ(cache->size(), 1U);
+    EXPECT_EQ(cache->started_ns(), kStarted);
+    auto info = cache->find("/lib/modules/6.1.0/kernel/e1000.ko", key());
+    ASSERT_TRUE(info);
+    ASSERT_EQ(info->modinfo.size(), 3U) << "license and vermagic are not used by the index";
+    EXPECT_EQ(info->modinfo[0].key, "alias");
+    EXPECT_EQ(info->modinfo[1].value, "pre: crc32c");
+    EXPECT_EQ(info->modinfo[2].value, "e1000-alias");
+    ASSERT_EQ(info->exports.size(), 2U);
+    EXPECT_EQ(info->exports[1].name, "other");
+    EXPECT_EQ(info->exports[1].crc, 0xffffffff00000001ULL);
+    ASSERT_EQ(info->imports.size(), 2U);
+    EXPECT_EQ(info->imports[0].crc, 0x11U);
+    EXPECT_FALSE(info->imports[0].is_weak);
+    EXPECT_TRUE(info->imports[1].is_weak);
+}
+
+TEST(ParseCache, AnyDifferenceInTheFilesIdentityMeansNoEntry)
+{
+    auto cache = ParseCache::parse(one_entry_cache());
+    ASSERT_TRUE(cache);
+    const std::string path = "/lib/modules/6.1.0/kernel/e1000.ko";
+    EXPECT_FALSE(cache->find("/lib/modules/6.1.0/kernel/other.ko", key()));
+    for (int field = 0; field < 6; ++field) {
+        CacheKey changed = key();
+        switch (field) {
+        case 0:
+            changed.dev += 1;
+            break;
+        case 1:
+            changed.ino += 1;
+            break;
+        case 2:
+            changed.size += 1;
+            break;
+        case 3:
+            changed.mtime_ns += 1;
+            break;
+        case 4:
+            changed.ctime_ns += 1;
+            break; // cp -p: only the ctime tells
+        case 5:
+            changed.symlink_target = "/home/dev/e1000.ko";
+            break;
+        }
+        EXPECT_FALSE(cache->find(path, changed)) << "field " << field;
+    }
+}
+
+TEST(ParseCache, AnEntryWhoseFileChangedJustBeforeTheRunIsNotTrusted)
+{
+    const int64_t racy = kStarted - ParseCache::kRacyMarginNs / 2;
+    for (const CacheKey& k : {key(racy, kOld), key(kOld, racy), key(kStarted + 5, kStarted + 5)}) {
+        auto cache = ParseCache::parse(one_entry_cache(k));
+        ASSERT_TRUE(cache);
+        EXPECT_FALSE(cache->find("/lib/modules/6.1.0/kernel/e1000.ko", k))
+            << "mtime " << k.mtime_ns << " ctime " << k.ctime_ns;
+    }
+}
+
+TEST(ParseCache, EveryTruncationIsAnErrorNotAShorterCache)
+{
+    const std::string whole = one_entry_cache();
+    for (size_t size = 0; size < whole.size(); ++size) {
+        auto cache = ParseCache::parse(std::string_view(whole).substr(0, size));
+        ASSERT_FALSE(cache) << "truncated to " << size << " bytes";
+        EXPECT_EQ(cache.error().code, EINVAL);
+    }
+    EXPECT_FALSE(ParseCache::parse(whole + "x")) << "bytes after the end";
+}
+
+TEST(ParseCache, EveryFlippedByteIsCaughtByTheHeaderChecksOrTheChecksum)
+{
+    const std::string whole = one_entry_cache();
+    for (size_t at = 0; at < whole.size(); ++at) {
+        // The 4 padding bytes of the header carry nothing.
+        if (at >= 44 && at < 48)
+            continue;
+        std::string damaged = whole;
+        damaged[at] = static_cast<char>(damaged[at] ^ 0x20);
+        EXPECT_FALSE(ParseCache::parse(damaged)) << "byte " << at;
+    }
+}
+
+TEST(ParseCache, AFutureVersionOrTheOtherByteOrderIsRefusedWithTheReason)
+{
+    std::string future = one_entry_cache();
+    future[8] = 2; // version, little-endian
+    auto cache = ParseCache::parse(future);
+    ASSERT_FALSE(cache);
+    EXPECT_NE(cache.error().message.find("version 2"), std::string::npos) << cache.error().message;
+
+    std::string swapped = one_entry_cache();
+    std::swap(swapped[12], swapped[15]);
+    std::swap(swapped[13], swapped[14]);
+    cache = ParseCache::parse(swapped);
+    ASSERT_FALSE(cache);
+    EXPECT_NE(cache.error().message.find("byte order"), std::string::npos) << cache.error().message;
+}
+
+/// `bytes` with the checksum made right again, so that the reader walks the damaged entries.
+std::string with_checksum_fixed(std::string bytes)
+{
+    uLong crc = ::crc32_z(0L, reinterpret_cast<const Bytef*>(bytes.data() + 16), 24);
+    crc = ::crc32_z(crc, reinterpret_cast<const Bytef*>(bytes.data() + 48), bytes.size() - 48);
+    const auto value = static_cast<uint32_t>(crc);
+    std::memcpy(bytes.data() + 40, &value, sizeof value);
+    return bytes;
+}
+
+TEST(ParseCache, DamagedEntriesWithAValidChecksumAreRefusedOrReadWithinTheirBounds)
+{
+    ASSERT_TRUE(ParseCache::parse(with_checksum_fixed(one_entry_cache())));
+    std::mt19937 random(7);
+    const std::string whole = one_entry_cache();
+    int refused = 0;
+    for (int round = 0; round < 5000; ++round) {
+        std::string damaged = whole;
+        const int flips = 1 + static_cast<int>(random() % 8);
+        for (int i = 0; i < flips; ++i)
+            damaged[48 + random() % (damaged.size() - 48)] = static_cast<char>(random());
+        // Lengths and counts now point anywhere: the reader must stay inside the bytes (the
+        // sanitizer build checks) and refuse what does not add up.
+        auto cache = ParseCache::parse(with_checksum_fixed(damaged));
+        if (!cache)
+            ++refused;
+        else if (cache->size() == 1)
+            (void)cache->find("/lib/modules/6.1.0/kernel/e1000.ko", key());
+    }
+    EXPECT_GT(refused, 1000) << "most random damage breaks the structure";
+}
+
+TEST(ParseCache, ARecordCopiedRawIntoANewCacheReadsTheSame)
+{
+    auto old = ParseCache::parse(one_entry_cache());
+    ASSERT_TRUE(old);
+    auto record = old->raw_entry("/lib/modules/6.1.0/kernel/e1000.ko", key());
+    ASSERT_TRUE(record);
+    ParseCacheWriter writer(kStarted + 1000);
+    writer.add_raw(*record);
+    auto copy = ParseCache::parse(writer.serialize());
+    ASSERT_TRUE(copy) << copy.error().message;
+    auto info = copy->find("/lib/modules/6.1.0/kernel/e1000.ko", key());
+    ASSERT_TRUE(info);
+    EXPECT_EQ(info->imports.size(), 2U);
+}
+
+TEST(ParseCache, SaveCreatesTheDirectoryAndReplacesTheFileWhole)
+{
+    const fs::path dir = fs::temp_directory_path() / ("parse-cache-" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    const std::string path = (dir / "a" / "b" / "modules.cache").string();
+    ParseCacheWriter writer(kStarted);
+    writer.add("/x.ko", key(), sample_info());
+    auto saved = writer.save(path);
+    ASSERT_TRUE(saved) << saved.error().message;
+    auto loaded = ParseCache::load(path);
+    ASSERT_TRUE(loaded) << loaded.error().message;
+    EXPECT_TRUE(loaded->find("/x.ko", key()));
+    EXPECT_EQ(std::distance(fs::directory_iterator(dir / "a" / "b"), fs::directory_iterator()), 1)
+        << "no temp file is left beside it";
+
+    std::ofstream(path, std::ios::trunc) << "garbage";
+    loaded = ParseCache::load(path);
+    ASSERT_FALSE(loaded);
+    EXPECT_NE(loaded.error().message.find(path), std::string::npos) << "names the file";
+    EXPECT_EQ(ParseCache::load((dir / "missing").string()).error().code, ENOENT);
+    fs::remove_all(dir);
+}
+
+} // namespace
