@@ -82,7 +82,10 @@ void help(const char* self)
                 "\t                     symbol versions.\n"
                 "\t    --kmod-format=N  Write the files as kmod N's depmod does (30: ten\n"
                 "\t                     files, children-first indexes; 34: eleven files,\n"
-                "\t                     parent-first; default: as the installed kmod).\n",
+                "\t                     parent-first; default: as the installed kmod).\n"
+                "\t    --cache-dir=DIR  Keep the parse cache under DIR (default:\n"
+                "\t                     /var/cache/kmodd; read only where not writable).\n"
+                "\t    --no-cache       Parse every module; neither read nor write the cache.\n",
                 self);
 }
 
@@ -93,6 +96,9 @@ bool is_version_number(const char* text)
 }
 
 } // namespace
+
+/// Where kmodd keeps its parse caches (the package's and the unit's CacheDirectory=).
+constexpr const char* kDefaultCacheDir = "/var/cache/kmodd";
 
 int run_depmod(int argc, char** argv)
 {
@@ -115,6 +121,8 @@ int run_depmod(int argc, char** argv)
         {"warn", no_argument, nullptr, 'w'},
         {"moduledir", required_argument, nullptr, 'm'},
         {"kmod-format", required_argument, nullptr, 'K'},
+        {"cache-dir", required_argument, nullptr, 'D'},
+        {"no-cache", no_argument, nullptr, 'N'},
         {"version", no_argument, nullptr, 'V'},
         {"help", no_argument, nullptr, 'h'},
         {nullptr, 0, nullptr, 0},
@@ -124,6 +132,8 @@ int run_depmod(int argc, char** argv)
     bool quick = false;
     bool dry_run = false;
     std::optional<depmod::KmodFormat> forced_format;
+    std::string cache_dir = kDefaultCacheDir;
+    bool use_cache = true;
     optind = 0;
     for (;;) {
         int index = -1;
@@ -184,6 +194,12 @@ int run_depmod(int argc, char** argv)
             forced_format = *format;
             break;
         }
+        case 'D':
+            cache_dir = base::absolute_from_cwd(optarg);
+            break;
+        case 'N':
+            use_cache = false;
+            break;
         case 'u':
         case 'q':
         case 'r':
@@ -236,6 +252,12 @@ int run_depmod(int argc, char** argv)
                          chosen.format.version, chosen.reason.c_str());
     }
 
+    // -A's quick check needs no cache; a dry run reads it but leaves it as it is.
+    if (use_cache && !quick)
+        options.parse_cache = depmod::parse_cache_path(cache_dir, options);
+    options.save_parse_cache = !dry_run;
+    const bool is_keyed_cache = options.parse_cache.find("/trees/") != std::string::npos;
+
     index::Diagnostics diagnostics;
     auto engine = depmod::Depmod::create(options, diagnostics);
     printer.print(diagnostics);
@@ -251,6 +273,13 @@ int run_depmod(int argc, char** argv)
     auto scanned = (*engine)->scan(diagnostics);
     printer.print(diagnostics);
     diagnostics.clear();
+    if (is_keyed_cache)
+        depmod::prune_parse_caches(cache_dir);
+    if (printer.verbosity > 0 && !options.parse_cache.empty())
+        std::fprintf(stderr,
+                     "depmod: INFO: parse cache %s: %zu modules taken from it, %zu parsed\n",
+                     options.parse_cache.c_str(), (*engine)->index().cache_hit_count(),
+                     (*engine)->index().parse_count());
     if (!scanned) {
         std::fprintf(stderr, "depmod: FATAL: could not search modules: %s\n",
                      scanned.error().message.c_str());

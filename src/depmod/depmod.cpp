@@ -2,11 +2,15 @@
 // One depmod run, and the incremental engine the daemon keeps per kernel version.
 #include "depmod/depmod.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <memory>
 
 #include "base/file.hpp"
 
@@ -81,6 +85,48 @@ std::string module_dir_of(const DepmodOptions& options)
     return module_dir_under(options.base_dir, options.module_directory, options.kernel_version);
 }
 
+std::string parse_cache_path(const std::string& cache_dir, const DepmodOptions& options)
+{
+    const std::string module_dir = module_dir_of(options);
+    if (module_dir == "/lib/modules/" + options.kernel_version)
+        return cache_dir + "/" + options.kernel_version + "/modules.cache";
+    // FNV-1a: a stable name for the tree, not a security measure (the file names it too).
+    uint64_t hash = 0xcbf29ce484222325ULL;
+    for (char c : module_dir) {
+        hash ^= static_cast<unsigned char>(c);
+        hash *= 0x100000001b3ULL;
+    }
+    char name[17];
+    std::snprintf(name, sizeof name, "%016llx", static_cast<unsigned long long>(hash));
+    return cache_dir + "/trees/" + name + "/modules.cache";
+}
+
+void prune_parse_caches(const std::string& cache_dir)
+{
+    const std::string trees = cache_dir + "/trees";
+    DIR* dir = ::opendir(trees.c_str());
+    if (dir == nullptr)
+        return;
+    std::vector<std::string> gone;
+    while (const dirent* entry = ::readdir(dir)) {
+        const std::string_view name = entry->d_name;
+        if (name == "." || name == "..")
+            continue;
+        std::string path = trees;
+        path.append("/").append(name);
+        auto tree = base::read_file(AT_FDCWD, path + "/module-dir");
+        struct stat st {};
+        if (tree && ::stat(tree->c_str(), &st) != 0 && errno == ENOENT)
+            gone.push_back(std::move(path));
+    }
+    ::closedir(dir);
+    for (const auto& path : gone) {
+        ::unlink((path + "/modules.cache").c_str());
+        ::unlink((path + "/module-dir").c_str());
+        ::rmdir(path.c_str());
+    }
+}
+
 Depmod::Depmod(DepmodOptions options, index::ModuleIndex::Settings settings)
     : options_(std::move(options)), index_(std::move(settings))
 {
@@ -150,9 +196,45 @@ void Depmod::load_builtin_inputs()
 
 base::Result<void> Depmod::scan(Diagnostics& diagnostics)
 {
-    if (auto scanned = index_.scan(diagnostics); !scanned)
+    if (options_.parse_cache.empty()) {
+        if (auto scanned = index_.scan(diagnostics); !scanned)
+            return scanned;
+        load_builtin_inputs();
+        return {};
+    }
+    std::shared_ptr<const index::ParseCache> old;
+    if (auto cache = index::ParseCache::load(options_.parse_cache))
+        old = std::make_shared<const index::ParseCache>(std::move(*cache));
+    else if (cache.error().code != ENOENT)
+        diagnostics.push_back(
+            {Diagnostic::Level::Warning, "parse cache " + cache.error().message + ", ignoring it"});
+    // Before the first file is looked at: the racy-timestamp rule compares with it.
+    index::ParseCacheWriter writer(index::realtime_ns());
+    const size_t parsed_before = index_.parse_count();
+    index_.use_parse_cache(old);
+    index_.record_parses_into(&writer);
+    auto scanned = index_.scan(diagnostics);
+    index_.record_parses_into(nullptr);
+    index_.use_parse_cache(nullptr);
+    if (!scanned)
         return scanned;
     load_builtin_inputs();
+    const bool is_stale =
+        !old || index_.parse_count() != parsed_before || old->size() != writer.size();
+    if (is_stale && options_.save_parse_cache) {
+        auto saved = writer.save(options_.parse_cache);
+        if (saved) {
+            // Names the tree of a cache kept by hash (see parse_cache_path()).
+            const std::string dir = options_.parse_cache.substr(0, options_.parse_cache.rfind('/'));
+            if (auto fd = base::open_directory(AT_FDCWD, dir))
+                saved = base::publish_file(fd->get(), "module-dir", module_dir(), false);
+        }
+        // Where the caller may not write (a user's run), the cache is only read.
+        const int code = saved ? 0 : saved.error().code;
+        if (!saved && code != EACCES && code != EPERM && code != EROFS)
+            diagnostics.push_back({Diagnostic::Level::Warning,
+                                   "could not save the parse cache: " + saved.error().message});
+    }
     return {};
 }
 

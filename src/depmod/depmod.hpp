@@ -31,12 +31,27 @@ struct DepmodOptions {
     bool verbose = false;                          ///< -v
     char symbol_prefix = '\0';                     ///< -P
     bool durable = true;                           ///< fsync each file and the directory
-    unsigned parse_threads = 0;                    ///< 0: one per core
+    /// The persisted parse cache (index::ParseCache): read before the first scan, rewritten
+    /// after it when something was parsed. Empty: none.
+    std::string parse_cache;
+    bool save_parse_cache = true; ///< false: read the cache only (a dry run)
+    unsigned parse_threads = 0;   ///< 0: one per core
 };
 
 /// The module dir `options` name: "<base_dir>/<module_directory>/<kernel_version>", the
 /// module directory taken under the base directory even when absolute (as kmod 34's -m).
 [[nodiscard]] std::string module_dir_of(const DepmodOptions& options);
+
+/// Where the parse cache of the run `options` describes lives under `cache_dir` (kmodd's is
+/// /var/cache/kmodd): "<cache_dir>/<version>/modules.cache" for the system's own module dir,
+/// else "<cache_dir>/trees/<hash of the module dir>/modules.cache", with a file `module-dir`
+/// beside it naming the tree (see prune_parse_caches()).
+[[nodiscard]] std::string parse_cache_path(const std::string& cache_dir,
+                                           const DepmodOptions& options);
+
+/// Removes the caches under "<cache_dir>/trees" whose module dir is gone (runs on temporary
+/// trees would otherwise leave one each). Best effort: problems are ignored.
+void prune_parse_caches(const std::string& cache_dir);
 
 /// Figures of one index generation.
 struct GenerationStats {

@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
+#include <unistd.h>
 #include <utime.h>
+
+#include <fstream>
 
 #include "temp_tree.hpp"
 
@@ -62,6 +65,68 @@ TEST(DepmodCli, InvokedAsDepmodTheBinaryIsADropInReplacement)
     EXPECT_EQ(ours, tree.read("modules.dep"));
     EXPECT_NE(ours.find("kernel/a/mod-dash.ko: kernel/a/mod2.ko kernel/a/mod1.ko"),
               std::string::npos);
+}
+
+TEST(DepmodCli, AWarmRunTakesUnchangedModulesFromTheParseCacheAndWritesWhatKmodWrites)
+{
+    TempTree tree;
+    populate(tree);
+    const fs::path cache = tree.root() / "cache";
+    const std::string ours =
+        kKmodctl + " depmod -v -C /dev/null --cache-dir=" + shell_quoted(cache) + " -b " +
+        shell_quoted(tree.root()) + " " + tree.version() + " 2>&1 | grep 'parse cache'";
+    const std::string kmod =
+        "/usr/sbin/depmod -C /dev/null -b " + shell_quoted(tree.root()) + " " + tree.version();
+    auto expect_same_as_kmod = [&](const char* when) {
+        std::string mine =
+            tree.read("modules.dep") + tree.read("modules.alias") + tree.read("modules.symbols");
+        ASSERT_EQ(test::run_shell(kmod), 0);
+        EXPECT_EQ(mine, tree.read("modules.dep") + tree.read("modules.alias") +
+                            tree.read("modules.symbols"))
+            << when;
+    };
+    // Files changed within two seconds before a run are never trusted from its cache.
+    ::sleep(3);
+    std::string output;
+    ASSERT_EQ(test::run_shell(ours, &output), 0) << output;
+    EXPECT_NE(output.find("0 modules taken from it, 4 parsed"), std::string::npos) << output;
+    expect_same_as_kmod("cold");
+    ASSERT_EQ(test::run_shell(ours, &output), 0) << output;
+    EXPECT_NE(output.find("4 modules taken from it, 0 parsed"), std::string::npos) << output;
+    expect_same_as_kmod("warm");
+
+    // One module replaced by another one's content: parsed again, its exports change hands.
+    fs::copy_file(kFixtures / "mod2.ko", tree.module_dir() / "kernel/b/mod3.ko",
+                  fs::copy_options::overwrite_existing);
+    ASSERT_EQ(test::run_shell(ours, &output), 0) << output;
+    EXPECT_NE(output.find("3 modules taken from it, 1 parsed"), std::string::npos) << output;
+    expect_same_as_kmod("after a change");
+    fs::remove(tree.module_dir() / "kernel/b/mod3.ko");
+    ASSERT_EQ(test::run_shell(ours, &output), 0) << output;
+    expect_same_as_kmod("after a removal");
+
+    // A damaged cache is said, ignored and rewritten.
+    for (const auto& entry : fs::recursive_directory_iterator(cache)) {
+        if (entry.path().filename() == "modules.cache")
+            std::ofstream(entry.path(), std::ios::trunc) << "kmoddPC\ngarbage";
+    }
+    ASSERT_EQ(test::run_shell(kKmodctl + " depmod -C /dev/null --cache-dir=" + shell_quoted(cache) +
+                                  " -b " + shell_quoted(tree.root()) + " " + tree.version(),
+                              &output),
+              0);
+    EXPECT_NE(output.find("depmod: WARNING: parse cache"), std::string::npos) << output;
+    expect_same_as_kmod("with a damaged cache");
+    ASSERT_EQ(test::run_shell(ours, &output), 0) << output;
+    EXPECT_NE(output.find("3 modules taken from it, 0 parsed"), std::string::npos)
+        << "rewritten: " << output;
+
+    // --no-cache parses everything.
+    ASSERT_EQ(test::run_shell(kKmodctl + " depmod -v --no-cache -C /dev/null -b " +
+                                  shell_quoted(tree.root()) + " " + tree.version() +
+                                  " 2>&1 | grep -c 'parse cache' || true",
+                              &output),
+              0);
+    EXPECT_EQ(output, "0\n");
 }
 
 TEST(DepmodCli, ABadVersionIsRefusedLikeKmod)
