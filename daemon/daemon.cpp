@@ -98,6 +98,7 @@ base::Result<void> Daemon::set_up()
     settings.index.format = format.format;
     spdlog::info("writing the index files of kmod {}, {}", format.format.version, format.reason);
     settings.index.durable = options_.durable;
+    settings.index.cache_dir = options_.cache_dir;
     settings.release = release_;
     settings.modprobe_config = options_.modprobe_config;
     settings.cmdline_path = options_.cmdline_path;

@@ -154,6 +154,12 @@ const std::map<std::string, OptionSpec, std::less<>>& option_table()
              o.cmdline_path = v;
              return {};
          }}},
+        {"cache-dir", {[](DaemonOptions& o, const std::string& v) -> base::Result<void> {
+             if (!v.empty() && v.front() != '/')
+                 return base::make_error(EINVAL, "'" + v + "' is not an absolute path");
+             o.cache_dir = v;
+             return {};
+         }}},
         {"kmod-format", {[](DaemonOptions& o, const std::string& v) -> base::Result<void> {
              auto format = depmod::parse_kmod_format(v);
              if (!format)
@@ -355,6 +361,9 @@ std::string usage_text(const char* self)
            "  --cmdline FILE            kernel command line to read (default /proc/cmdline)\n"
            "  --kmod-format N           write the index files as kmod N does (30: ten files,\n"
            "                            34: eleven; default: as the installed kmod does)\n"
+           "  --cache-dir DIR           keep parse caches in DIR, so that a restart parses only\n"
+           "                            the module files that changed (default: none; the\n"
+           "                            unit gives /var/cache/kmodd)\n"
            "  --no-durable              do not fsync the index files (tests)\n"
            "  --config FILE             configuration file (default " +
            kDefaultConfigPath +

@@ -42,6 +42,7 @@ struct DaemonOptions {
     std::string cmdline_path = "/proc/cmdline";    ///< kernel command line for modprobe.blacklist=
     std::optional<depmod::KmodFormat> kmod_format; ///< nullopt: as the installed kmod writes
     bool durable = true;                           ///< fsync the index files
+    std::string cache_dir; ///< the parse caches (the unit: /var/cache/kmodd); empty: none
 
     /// The root that modules_dir lives under ("" for /lib/modules).
     [[nodiscard]] std::string base_dir() const;

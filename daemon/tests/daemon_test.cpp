@@ -360,6 +360,32 @@ TEST(Kmodd, AModuleFileCopiedInJustBeforeALoadIsFoundWithoutWaitingForTheQuietPe
               std::string::npos);
 }
 
+TEST(Kmodd, ARestartWithACacheDirParsesNothingThatDidNotChange)
+{
+    DaemonSetup setup;
+    setup.tree().add("kernel/a/mod1.ko", fixture("mod1"));
+    setup.tree().add("kernel/a/mod2.ko", fixture("mod2"));
+    const std::string cache = (setup.tree().root() / "cache").string();
+    // Files changed within two seconds before a run are not trusted from its cache.
+    ::sleep(3);
+    ASSERT_TRUE(setup.start({"--cache-dir", cache})) << setup.log();
+    auto status = setup.stop();
+    ASSERT_TRUE(status && WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << setup.log();
+    setup.tree().write("modules.dep", "stale\n");
+    ASSERT_TRUE(setup.start({"--cache-dir", cache})) << setup.log();
+    const std::string log = setup.log();
+    const std::string written = "index of '" + setup.tree().version() + "' written: 2 modules";
+    const size_t first = log.find(written);
+    ASSERT_NE(first, std::string::npos) << log;
+    EXPECT_EQ(log.find(", 2 parsed", first), log.find(", ", log.find("replaced", first)))
+        << "the first start parses both: " << log;
+    EXPECT_NE(log.find(", 0 parsed", log.find(written, first + 1)), std::string::npos)
+        << "the second start parses none: " << log;
+    auto loaded = setup.client().load("mod2");
+    ASSERT_TRUE(loaded) << loaded.error_message;
+    EXPECT_EQ(*loaded.value, (Names{"mod1", "mod2"}));
+}
+
 TEST(Kmodd, RebuildRewritesFilesAnotherToolChanged)
 {
     DaemonSetup setup;

@@ -163,6 +163,8 @@ std::optional<VersionReport> IndexService::apply_version(const std::string& vers
         options.format = options_.format;
         options.durable = options_.durable;
         options.parse_threads = options_.parse_threads;
+        if (!options_.cache_dir.empty())
+            options.parse_cache = depmod::parse_cache_path(options_.cache_dir, options);
         auto engine = depmod::Depmod::create(std::move(options), report.diagnostics);
         if (!engine) {
             report.action = VersionReport::Action::Failed;

@@ -28,6 +28,8 @@ struct ServiceOptions {
     depmod::KmodFormat format;             ///< whose output the files reproduce
     bool durable = true;                   ///< fsync the outputs
     unsigned parse_threads = 0;            ///< 0: one per core
+    /// Where the parse caches live (depmod::parse_cache_path()); empty: no cache.
+    std::string cache_dir;
     /// More changed paths than this for one version in one batch: walk the whole version
     /// instead (unchanged files are not parsed again, and a walk costs less than thousands
     /// of single updates).

@@ -58,7 +58,8 @@ say "apt-get purge removes /etc/kmodd and /run/kmodd"
 must env DEBIAN_FRONTEND=noninteractive apt-get purge -y kmodd
 [ -e /etc/kmodd ] && fail "/etc/kmodd is still there after the purge"
 [ -e /run/kmodd ] && fail "/run/kmodd is still there after the purge"
-ok "/etc/kmodd and /run/kmodd are gone"
+[ -e /var/cache/kmodd ] && fail "/var/cache/kmodd (the parse caches) is still there after the purge"
+ok "/etc/kmodd, /run/kmodd and /var/cache/kmodd are gone"
 dpkg-query -W -f '${db:Status-Status}\n' kmodd 2>/dev/null | grep -q installed &&
     fail "dpkg still has kmodd installed"
 ok "dpkg knows kmodd no more"

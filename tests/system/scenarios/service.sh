@@ -76,4 +76,19 @@ ok "the journal has the rebuild of the change"
 must modinfo -n dummy
 expect_in "$OUT" "/extra/dummy$KO" "kmod's modinfo finds dummy where kmodd's index says it went"
 expect_kmodd_alive
+
+say "a restart reads the parse cache in /var/cache/kmodd: no module file is parsed again"
+cache=/var/cache/kmodd/$KVER/modules.cache
+[ -s "$cache" ] || fail "no parse cache at $cache"
+ok "the parse cache has $(du -k "$cache" | cut -f1) kB"
+must systemctl stop kmodd.service
+rm "$MODDIR/modules.dep"
+started=$(cut -d' ' -f1 /proc/uptime)
+must systemctl start kmodd.service
+ready=$(cut -d' ' -f1 /proc/uptime)
+ok "systemctl start returned (READY=1) after $(awk -v a="$started" -v b="$ready" 'BEGIN { printf "%.2f", b - a }') s"
+line=$(kmodd_journal | grep -F "index of '$KVER' written" | tail -n 1)
+expect_in "$line" ", 0 parsed" "the restart took every module from the cache: $line"
+[ -s "$MODDIR/modules.dep" ] || fail "the restart did not write modules.dep again"
+ok "modules.dep is back"
 exit 0
