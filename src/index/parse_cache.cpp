@@ -10,6 +10,7 @@
 #include <cstring>
 #include <ctime>
 #include <limits>
+#include <span>
 
 #include "base/file.hpp"
 #include "base/strings.hpp"
@@ -33,10 +34,12 @@ constexpr size_t kMinEntryBytes = 4;
 
 static_assert(std::numeric_limits<unsigned char>::digits == 8);
 
-uint32_t checksum(std::string_view header, std::string_view payload)
+/// CRC-32 of `header` and then each part of the payload, in order.
+uint32_t checksum(std::string_view header, std::span<const std::string_view> payload)
 {
     uLong crc = ::crc32_z(0L, reinterpret_cast<const Bytef*>(header.data()), header.size());
-    crc = ::crc32_z(crc, reinterpret_cast<const Bytef*>(payload.data()), payload.size());
+    for (std::string_view part : payload)
+        crc = ::crc32_z(crc, reinterpret_cast<const Bytef*>(part.data()), part.size());
     return static_cast<uint32_t>(crc);
 }
 
@@ -168,8 +171,9 @@ int64_t realtime_ns()
     return static_cast<int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
 }
 
-base::Result<ParseCache> ParseCache::parse(std::string_view bytes)
+base::Result<ParseCache> ParseCache::parse(std::string owned)
 {
+    const std::string_view bytes = owned;
     if (bytes.size() < kHeaderSize)
         return (invalid("too short for a cache header"));
     if (std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0)
@@ -195,13 +199,14 @@ base::Result<ParseCache> ParseCache::parse(std::string_view bytes)
                         " bytes of entries, " + std::to_string(bytes.size() - kHeaderSize) +
                         " follow"));
     const std::string_view payload = bytes.substr(kHeaderSize);
-    if (checksum(bytes.substr(kCheckedHeaderStart, kCheckedHeaderSize), payload) != crc)
+    if (checksum(bytes.substr(kCheckedHeaderStart, kCheckedHeaderSize), {&payload, 1}) != crc)
         return (invalid("checksum mismatch"));
     if (count > payload.size() / kMinEntryBytes)
         return (invalid("more entries than bytes"));
 
-    cache.bytes_.assign(payload);
-    Reader in(cache.bytes_);
+    // Moved, not copied: the entries point into it (a string's buffer stays where it is).
+    cache.bytes_ = std::move(owned);
+    Reader in(std::string_view(cache.bytes_).substr(kHeaderSize));
     cache.entries_.reserve(count);
     for (uint64_t i = 0; i < count; ++i) {
         const char* start = in.position();
@@ -228,7 +233,7 @@ base::Result<ParseCache> ParseCache::load(const std::string& path)
     auto bytes = base::read_file(AT_FDCWD, path);
     if (!bytes)
         return tl::unexpected(bytes.error());
-    auto cache = parse(*bytes);
+    auto cache = parse(std::move(*bytes));
     if (!cache)
         return base::make_error(cache.error().code,
                                 base::quoted(path) + ": " + cache.error().message);
@@ -290,31 +295,37 @@ void ParseCacheWriter::add(const std::string& path, const CacheKey& key,
         put(record, symbol.crc);
         put(record, static_cast<uint8_t>(symbol.is_weak ? 1 : 0));
     }
-    add_raw(record);
+    std::lock_guard guard(lock_);
+    payload_.append(record);
+    ++count_;
 }
 
 void ParseCacheWriter::add_raw(std::string_view record)
 {
     std::lock_guard guard(lock_);
-    payload_.append(record);
+    borrowed_.push_back(record);
+    borrowed_size_ += record.size();
     ++count_;
 }
 
 std::string ParseCacheWriter::serialize() const
 {
     std::lock_guard guard(lock_);
+    std::vector<std::string_view> parts = borrowed_;
+    parts.emplace_back(payload_);
     std::string out;
-    out.reserve(kHeaderSize + payload_.size());
+    out.reserve(kHeaderSize + borrowed_size_ + payload_.size());
     out.append(kMagic, sizeof kMagic);
     put(out, kFormatVersion);
     put(out, kByteOrderMark);
     put(out, started_ns_);
     put(out, count_);
-    put(out, static_cast<uint64_t>(payload_.size()));
+    put(out, static_cast<uint64_t>(borrowed_size_ + payload_.size()));
     put(out,
-        checksum(std::string_view(out).substr(kCheckedHeaderStart, kCheckedHeaderSize), payload_));
+        checksum(std::string_view(out).substr(kCheckedHeaderStart, kCheckedHeaderSize), parts));
     put(out, uint32_t{0});
-    out.append(payload_);
+    for (std::string_view part : parts)
+        out.append(part);
     return out;
 }
 
@@ -329,7 +340,9 @@ base::Result<void> ParseCacheWriter::save(const std::string& path) const
     if (!dir_fd)
         return tl::unexpected(dir_fd.error());
     std::string content = serialize();
-    if (auto published = base::publish_file(dir_fd->get(), name, content); !published)
+    // Not fsynced: a cache torn by a crash fails its checksum and is rebuilt, and a run must
+    // not wait for the disk for a file that only saves time.
+    if (auto published = base::publish_file(dir_fd->get(), name, content, false); !published)
         return base::make_error(published.error().code,
                                 base::quoted(path) + ": " + published.error().message);
     return {};

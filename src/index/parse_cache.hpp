@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "base/result.hpp"
 #include "elf/module_info.hpp"
@@ -49,7 +50,7 @@ public:
 
     /// Reads a cache file's content. Errors: EINVAL for anything that is not a whole, intact
     /// cache of this format version (the message says what is wrong).
-    [[nodiscard]] static base::Result<ParseCache> parse(std::string_view bytes);
+    [[nodiscard]] static base::Result<ParseCache> parse(std::string bytes);
     /// Reads the cache file `path`. Errors: ENOENT when there is none, the errno of reading,
     /// or parse()'s EINVAL; the message names the path.
     [[nodiscard]] static base::Result<ParseCache> load(const std::string& path);
@@ -86,12 +87,14 @@ public:
 
     /// Records the parse of `path`. Only what the index uses is kept.
     void add(const std::string& path, const CacheKey& key, const elf::ModuleInfo& info);
-    /// Records an entry of an older cache as it is (see ParseCache::raw_entry()).
+    /// Records an entry of an older cache as it is (see ParseCache::raw_entry()). The bytes
+    /// are borrowed: that cache must outlive serialize() and save().
     void add_raw(std::string_view record);
 
     /// The cache file's content.
     [[nodiscard]] std::string serialize() const;
-    /// Replaces the file `path` atomically (temp file, fsync, rename); creates its directory
+    /// Replaces the file `path` atomically (temp file, rename; no fsync: a file torn by a crash
+    /// fails its checksum and is rebuilt); creates its directory
     /// (mode 0755) when missing. Errors: the errno of the step that failed, naming the path.
     [[nodiscard]] base::Result<void> save(const std::string& path) const;
 
@@ -100,7 +103,9 @@ public:
 private:
     int64_t started_ns_;
     mutable std::mutex lock_;
-    std::string payload_;
+    std::string payload_;                    ///< the records add() made
+    std::vector<std::string_view> borrowed_; ///< the records add_raw() was given
+    size_t borrowed_size_ = 0;
     uint64_t count_ = 0;
 };
 

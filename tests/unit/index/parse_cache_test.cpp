@@ -119,7 +119,7 @@ TEST(ParseCache, EveryTruncationIsAnErrorNotAShorterCache)
 {
     const std::string whole = one_entry_cache();
     for (size_t size = 0; size < whole.size(); ++size) {
-        auto cache = ParseCache::parse(std::string_view(whole).substr(0, size));
+        auto cache = ParseCache::parse(whole.substr(0, size));
         ASSERT_FALSE(cache) << "truncated to " << size << " bytes";
         EXPECT_EQ(cache.error().code, EINVAL);
     }
