@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <optional>
 
 #include "base/file.hpp"
 
@@ -196,23 +197,20 @@ void Depmod::load_builtin_inputs()
 
 base::Result<void> Depmod::scan(Diagnostics& diagnostics)
 {
-    if (options_.parse_cache.empty()) {
-        if (auto scanned = index_.scan(diagnostics); !scanned)
-            return scanned;
-        load_builtin_inputs();
-        return {};
-    }
     std::shared_ptr<const index::ParseCache> old;
-    if (auto cache = index::ParseCache::load(options_.parse_cache))
-        old = std::make_shared<const index::ParseCache>(std::move(*cache));
-    else if (cache.error().code != ENOENT)
-        diagnostics.push_back(
-            {Diagnostic::Level::Warning, "parse cache " + cache.error().message + ", ignoring it"});
-    // Before the first file is looked at: the racy-timestamp rule compares with it.
-    index::ParseCacheWriter writer(index::realtime_ns());
+    std::optional<index::ParseCacheWriter> writer;
+    if (!options_.parse_cache.empty()) {
+        if (auto cache = index::ParseCache::load(options_.parse_cache))
+            old = std::make_shared<const index::ParseCache>(std::move(*cache));
+        else if (cache.error().code != ENOENT)
+            diagnostics.push_back({Diagnostic::Level::Warning,
+                                   "parse cache " + cache.error().message + ", ignoring it"});
+        // Before the first file is looked at: the racy-timestamp rule compares with it.
+        writer.emplace(index::realtime_ns());
+        index_.use_parse_cache(old);
+        index_.record_parses_into(&*writer);
+    }
     const size_t parsed_before = index_.parse_count();
-    index_.use_parse_cache(old);
-    index_.record_parses_into(&writer);
     auto scanned = index_.scan(diagnostics);
     index_.record_parses_into(nullptr);
     index_.use_parse_cache(nullptr);
@@ -220,9 +218,9 @@ base::Result<void> Depmod::scan(Diagnostics& diagnostics)
         return scanned;
     load_builtin_inputs();
     const bool is_stale =
-        !old || index_.parse_count() != parsed_before || old->size() != writer.size();
+        writer && (!old || index_.parse_count() != parsed_before || old->size() != writer->size());
     if (is_stale && options_.save_parse_cache) {
-        auto saved = writer.save(options_.parse_cache);
+        auto saved = writer->save(options_.parse_cache);
         if (saved) {
             // Names the tree of a cache kept by hash (see parse_cache_path()).
             const std::string dir = options_.parse_cache.substr(0, options_.parse_cache.rfind('/'));

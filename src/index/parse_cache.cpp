@@ -240,24 +240,32 @@ base::Result<ParseCache> ParseCache::load(const std::string& path)
     return cache;
 }
 
-std::optional<std::string_view> ParseCache::raw_entry(const std::string& path,
-                                                      const CacheKey& key) const
+const ParseCache::Entry* ParseCache::usable_entry(const std::string& path,
+                                                  const CacheKey& key) const
 {
     auto it = entries_.find(path);
     if (it == entries_.end() || !(it->second.key == key))
-        return std::nullopt;
+        return nullptr;
     // Changed shortly before the writing run looked at it: the same times may hide a change.
     if (std::max(key.mtime_ns, key.ctime_ns) >= started_ns_ - kRacyMarginNs)
-        return std::nullopt;
-    return it->second.record;
+        return nullptr;
+    return &it->second;
+}
+
+std::optional<std::string_view> ParseCache::raw_entry(const std::string& path,
+                                                      const CacheKey& key) const
+{
+    const Entry* entry = usable_entry(path, key);
+    return entry != nullptr ? std::optional(entry->record) : std::nullopt;
 }
 
 std::optional<elf::ModuleInfo> ParseCache::find(const std::string& path, const CacheKey& key) const
 {
-    if (!raw_entry(path, key))
+    const Entry* entry = usable_entry(path, key);
+    if (entry == nullptr)
         return std::nullopt;
     elf::ModuleInfo info;
-    Reader in(entries_.find(path)->second.info);
+    Reader in(entry->info);
     if (!read_info(in, &info))
         return std::nullopt; // checked by parse(): cannot happen
     return info;

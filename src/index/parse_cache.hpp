@@ -73,6 +73,9 @@ private:
         std::string_view record; ///< the whole record in bytes_, for raw_entry()
         std::string_view info;   ///< the ModuleInfo part of it
     };
+    /// The entry of `path` when it has `key` and was not racy; null otherwise.
+    [[nodiscard]] const Entry* usable_entry(const std::string& path, const CacheKey& key) const;
+
     std::string bytes_;
     int64_t started_ns_ = 0;
     std::unordered_map<std::string_view, Entry> entries_; ///< keys point into bytes_
