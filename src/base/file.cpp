@@ -3,6 +3,7 @@
 #include "base/file.hpp"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <utility>
 
 #include "base/strings.hpp"
 
@@ -57,6 +59,47 @@ Result<std::string> read_file_with_stat(int dir_fd, const std::string& path, str
     }
     content.resize(used);
     return content;
+}
+
+MappedFile::MappedFile(MappedFile&& other) noexcept
+    : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0))
+{
+}
+
+MappedFile& MappedFile::operator=(MappedFile&& other) noexcept
+{
+    if (this != &other) {
+        MappedFile old(std::move(*this));
+        data_ = std::exchange(other.data_, nullptr);
+        size_ = std::exchange(other.size_, 0);
+    }
+    return *this;
+}
+
+MappedFile::~MappedFile()
+{
+    if (data_ != nullptr)
+        ::munmap(const_cast<char*>(data_), size_);
+}
+
+Result<MappedFile> MappedFile::open(int dir_fd, const std::string& path)
+{
+    UniqueFd fd(::openat(dir_fd, path.c_str(), O_RDONLY | O_CLOEXEC));
+    struct stat st {};
+    if (!fd.is_valid() || ::fstat(fd.get(), &st) < 0)
+        return errno_error(errno, "'" + path + "'");
+    if (S_ISDIR(st.st_mode))
+        return errno_error(EISDIR, "'" + path + "'");
+    MappedFile file;
+    if (st.st_size <= 0)
+        return file;
+    void* data =
+        ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd.get(), 0);
+    if (data == MAP_FAILED)
+        return errno_error(errno, "'" + path + "'");
+    file.data_ = static_cast<const char*>(data);
+    file.size_ = static_cast<size_t>(st.st_size);
+    return file;
 }
 
 Result<std::string> read_file(int dir_fd, const std::string& path)

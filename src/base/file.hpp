@@ -30,6 +30,29 @@ namespace kmodd::base {
 [[nodiscard]] Result<std::string> read_file_with_stat(int dir_fd, const std::string& path,
                                                       struct stat& st);
 
+/// A whole file mapped read-only (MAP_PRIVATE): no copy and no fresh memory to fault in, for
+/// large files read once. Only for files that are replaced by rename, never truncated in
+/// place (a file truncated under the mapping makes reading past its new end fault).
+class MappedFile {
+public:
+    MappedFile() = default;
+    MappedFile(MappedFile&& other) noexcept;
+    MappedFile& operator=(MappedFile&& other) noexcept;
+    MappedFile(const MappedFile&) = delete;
+    MappedFile& operator=(const MappedFile&) = delete;
+    ~MappedFile();
+
+    /// Maps `path` (relative to `dir_fd`). Errors: the errno of open/fstat/mmap, naming the
+    /// path; EISDIR for a directory.
+    [[nodiscard]] static Result<MappedFile> open(int dir_fd, const std::string& path);
+
+    [[nodiscard]] std::string_view bytes() const { return {data_, size_}; }
+
+private:
+    const char* data_ = nullptr;
+    size_t size_ = 0;
+};
+
 /// Replaces `name` in directory `dir_fd` atomically with `content`: writes a temp file
 /// in the same directory, fsyncs it (when `durable`), renames it over `name`. On any failure
 /// the temp file is removed and `name` is left as it was. The file mode is 0644.

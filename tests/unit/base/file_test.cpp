@@ -89,5 +89,28 @@ TEST_F(PublishTest, ReadFileReportsTheMissingPath)
     EXPECT_NE(content.error().message.find("'nothere'"), std::string::npos);
 }
 
+TEST_F(PublishTest, AMappedFileHoldsTheBytesOfTheFileItWasOpenedOn)
+{
+    ASSERT_TRUE(publish_file(fd_.get(), "big", std::string(100000, 'k') + "end", false));
+    ASSERT_TRUE(publish_file(fd_.get(), "empty", "", false));
+    auto big = MappedFile::open(fd_.get(), "big");
+    ASSERT_TRUE(big) << big.error().message;
+    // Replaced by rename: the mapping keeps the old inode's bytes.
+    ASSERT_TRUE(publish_file(fd_.get(), "big", "new", false));
+    EXPECT_EQ(big->bytes().size(), 100003U);
+    EXPECT_TRUE(big->bytes().ends_with("kend"));
+    MappedFile moved = std::move(*big);
+    EXPECT_TRUE(big->bytes().empty());
+    EXPECT_EQ(moved.bytes().size(), 100003U);
+
+    auto empty = MappedFile::open(fd_.get(), "empty");
+    ASSERT_TRUE(empty);
+    EXPECT_TRUE(empty->bytes().empty());
+    auto missing = MappedFile::open(fd_.get(), "nothere");
+    ASSERT_FALSE(missing);
+    EXPECT_EQ(missing.error().code, ENOENT);
+    EXPECT_EQ(MappedFile::open(AT_FDCWD, dir_.string()).error().code, EISDIR);
+}
+
 } // namespace
 } // namespace kmodd::base
