@@ -270,6 +270,16 @@ int run_depmod(int argc, char** argv)
         if (dry_run || depmod::is_index_up_to_date((*engine)->module_dir()))
             return 0;
     }
+    // Nothing to do when the outputs are provably those of the tree as it is now.
+    if (!dry_run && (*engine)->outputs_are_current(diagnostics)) {
+        printer.print(diagnostics);
+        if (printer.verbosity > 0)
+            std::fprintf(stderr,
+                         "depmod: INFO: parse cache %s: no module file, input or output changed "
+                         "since the last run; nothing written\n",
+                         options.parse_cache.c_str());
+        return 0;
+    }
     auto scanned = (*engine)->scan(diagnostics);
     printer.print(diagnostics);
     diagnostics.clear();

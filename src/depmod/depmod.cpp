@@ -13,7 +13,9 @@
 #include <memory>
 #include <optional>
 
+#include "base/digest.hpp"
 #include "base/file.hpp"
+#include "depmod/output_state.hpp"
 
 namespace kmodd::depmod {
 
@@ -166,8 +168,32 @@ base::Result<std::unique_ptr<Depmod>> Depmod::create(DepmodOptions options,
 
     // Only a run that reports CRC mismatches needs the CRC of every import.
     settings.keep_import_crcs = resolve.check_symvers && resolve.print_unknown;
+
+    // Everything but the tree's own files that a published generation depends on.
+    base::Digest64 digest;
+    digest.update(KMODD_VERSION)
+        .update(uint64_t{options.format.version})
+        .update(static_cast<uint64_t>(static_cast<unsigned char>(options.symbol_prefix)))
+        .update(uint64_t{resolve.print_unknown} | uint64_t{resolve.verbose} << 1 |
+                uint64_t{resolve.check_symvers} << 2 | uint64_t{options.warn_dups} << 3 |
+                uint64_t{settings.keep_import_crcs} << 4)
+        .update(settings.module_dir)
+        .update(options.output_dir)
+        .update(options.module_directory)
+        .update(symbol_file);
+    for (const index::VmlinuxSymbol& symbol : settings.vmlinux_symbols)
+        digest.update(symbol.name).update(symbol.crc);
+    for (const auto& search : settings.config.searches)
+        digest.update(static_cast<uint64_t>(search.kind)).update(search.path);
+    for (const auto* list :
+         {&settings.config.overrides, &settings.config.externals, &settings.config.excludes}) {
+        digest.update(uint64_t{list->size()});
+        for (const std::string& item : *list)
+            digest.update(item);
+    }
     std::unique_ptr<Depmod> depmod(new Depmod(std::move(options), std::move(settings)));
     depmod->resolve_options_ = resolve;
+    depmod->options_digest_ = digest.value();
     depmod->output_dir_ =
         depmod->options_.output_dir.empty()
             ? depmod->module_dir()
@@ -179,8 +205,9 @@ base::Result<std::unique_ptr<Depmod>> Depmod::create(DepmodOptions options,
 void Depmod::load_builtin_inputs()
 {
     builtin_problems_.clear();
-    auto load = [&](const char* name) -> std::optional<std::string> {
+    auto load = [&](const char* name, uint64_t& digest) -> std::optional<std::string> {
         auto text = base::read_file(AT_FDCWD, module_dir() + "/" + name);
+        digest = base::Digest64::of_read(text);
         if (!text) {
             // Said when the index files are written, as kmod does (not by a dry run).
             builtin_problems_.push_back(
@@ -191,15 +218,20 @@ void Depmod::load_builtin_inputs()
         }
         return std::move(*text);
     };
-    builtin_.modules_builtin = load("modules.builtin");
-    builtin_.modules_builtin_modinfo = load("modules.builtin.modinfo");
+    builtin_.modules_builtin = load("modules.builtin", builtin_digest_);
+    builtin_.modules_builtin_modinfo = load("modules.builtin.modinfo", builtin_modinfo_digest_);
 }
 
 base::Result<void> Depmod::scan(Diagnostics& diagnostics)
 {
     std::shared_ptr<const index::ParseCache> old;
     std::optional<index::ParseCacheWriter> writer;
-    if (!options_.parse_cache.empty()) {
+    if (loaded_cache_) {
+        old = std::move(loaded_cache_);
+        writer.emplace(index::realtime_ns());
+        index_.use_parse_cache(old);
+        index_.record_parses_into(&*writer);
+    } else if (!options_.parse_cache.empty()) {
         if (auto cache = index::ParseCache::load(options_.parse_cache))
             old = std::make_shared<const index::ParseCache>(std::move(*cache));
         else if (cache.error().code != ENOENT)
@@ -236,6 +268,86 @@ base::Result<void> Depmod::scan(Diagnostics& diagnostics)
     return {};
 }
 
+uint64_t Depmod::inputs_digest(uint64_t modules_order, uint64_t builtin,
+                               uint64_t builtin_modinfo) const
+{
+    return base::Digest64(options_digest_)
+        .update(modules_order)
+        .update(builtin)
+        .update(builtin_modinfo)
+        .value();
+}
+
+bool Depmod::outputs_are_current(Diagnostics& diagnostics)
+{
+    if (options_.parse_cache.empty())
+        return false;
+    auto state = OutputState::load(output_state_path(options_.parse_cache));
+    if (!state)
+        return false;
+    auto cache = index::ParseCache::load(options_.parse_cache);
+    if (!cache)
+        return false; // scan() says why
+    loaded_cache_ = std::make_shared<const index::ParseCache>(std::move(*cache));
+
+    auto digest_of = [&](const char* name) {
+        return base::Digest64::of_read(base::read_file(AT_FDCWD, module_dir() + "/" + name));
+    };
+    if (inputs_digest(digest_of("modules.order"), digest_of("modules.builtin"),
+                      digest_of("modules.builtin.modinfo")) != state->inputs)
+        return false;
+
+    Diagnostics said;
+    auto files = index_.list_files(said);
+    if (!files || files->size() != state->module_count)
+        return false;
+    uint64_t sum = 0;
+    for (const auto& file : *files) {
+        if (!file.has_stat ||
+            !loaded_cache_->raw_entry(file.path, index::CacheKey::of(file.st, file.symlink_target)))
+            return false;
+        sum += index::ModuleIndex::file_digest(file.path, index::file_key_of(file.st),
+                                               file.symlink_target);
+    }
+    if (sum != state->modules)
+        return false;
+
+    auto dir = base::open_directory(AT_FDCWD, output_dir_);
+    if (!dir)
+        return false;
+    for (const OutputState::File& file : state->files) {
+        auto content = base::MappedFile::open(dir->get(), file.name);
+        if (!content || content->bytes().size() != file.size ||
+            base::Digest64::of(content->bytes()) != file.digest)
+            return false;
+    }
+    diagnostics.insert(diagnostics.end(), said.begin(), said.end());
+    diagnostics.insert(diagnostics.end(), state->diagnostics.begin(), state->diagnostics.end());
+    return true;
+}
+
+void Depmod::save_output_state(const std::vector<OutputFile>& outputs, const Diagnostics& said,
+                               Diagnostics& diagnostics)
+{
+    if (options_.parse_cache.empty() || !options_.save_parse_cache)
+        return;
+    OutputState state;
+    state.inputs =
+        inputs_digest(index_.modules_order_digest(), builtin_digest_, builtin_modinfo_digest_);
+    state.modules = index_.files_digest();
+    state.module_count = index_.candidate_count();
+    for (const OutputFile& file : outputs)
+        state.files.push_back({file.name, file.content.size(), base::Digest64::of(file.content)});
+    state.diagnostics = said;
+    auto saved = state.save(output_state_path(options_.parse_cache));
+    const int code = saved ? 0 : saved.error().code;
+    // Where the caller may not write (a user's run) or the cache was never made, nothing is
+    // kept: the next run does the work.
+    if (!saved && code != EACCES && code != EPERM && code != EROFS && code != ENOENT)
+        diagnostics.push_back({Diagnostic::Level::Warning,
+                               "could not save the output state: " + saved.error().message});
+}
+
 bool Depmod::update_path(const std::string& path, Diagnostics& diagnostics)
 {
     const std::string prefix = module_dir() + "/modules.builtin";
@@ -266,6 +378,7 @@ void Depmod::adopt_as_published(const std::vector<OutputFile>& outputs)
 base::Result<GenerationStats> Depmod::write(Diagnostics& diagnostics)
 {
     auto start = std::chrono::steady_clock::now();
+    const size_t said_before = diagnostics.size();
     auto outputs = generate(diagnostics);
     // kmod reads the builtin files only once the dependencies resolved (not after a cycle).
     if (!outputs)
@@ -295,6 +408,10 @@ base::Result<GenerationStats> Depmod::write(Diagnostics& diagnostics)
     }
     if (auto published = base::publish_files(dir->get(), changed, options_.durable); !published)
         return base::Unexpected(published.error());
+    save_output_state(
+        *outputs,
+        Diagnostics(diagnostics.begin() + static_cast<ptrdiff_t>(said_before), diagnostics.end()),
+        diagnostics);
 
     GenerationStats stats;
     stats.files_written = changed.size();

@@ -79,6 +79,15 @@ public:
     /// Full walk of the tree (unchanged files are not parsed again).
     [[nodiscard]] base::Result<void> scan(index::Diagnostics& diagnostics);
 
+    /// Whether the outputs on disk are provably what scan() and write() would write now, so
+    /// that a run has nothing to do: the output state beside the parse cache (written by the
+    /// last write()) names the same inputs, every module file found now has a usable cache
+    /// entry and together they have the digest the state recorded, and every output file
+    /// holds the bytes it recorded. When true, `diagnostics` gets what that run would have
+    /// said (the walk's and the recorded generation's); otherwise nothing. Needs a parse
+    /// cache (DepmodOptions::parse_cache); the index stays empty either way.
+    [[nodiscard]] bool outputs_are_current(index::Diagnostics& diagnostics);
+
     /// One path changed, appeared or vanished (a module file, a directory, modules.order,
     /// modules.builtin*). Returns true when the outputs may change.
     bool update_path(const std::string& path, index::Diagnostics& diagnostics);
@@ -104,6 +113,11 @@ public:
 private:
     Depmod(DepmodOptions options, index::ModuleIndex::Settings settings);
     void load_builtin_inputs();
+    /// The digest of every input but the module files, given those read with the tree.
+    [[nodiscard]] uint64_t inputs_digest(uint64_t modules_order, uint64_t builtin,
+                                         uint64_t builtin_modinfo) const;
+    void save_output_state(const std::vector<OutputFile>& outputs, const index::Diagnostics& said,
+                           index::Diagnostics& diagnostics);
 
     DepmodOptions options_;
     index::ModuleIndex index_;
@@ -111,6 +125,11 @@ private:
     std::string output_dir_;
     BuiltinInputs builtin_;
     index::Diagnostics builtin_problems_; ///< missing modules.builtin files
+    uint64_t builtin_digest_ = 0;         ///< base::Digest64::of_read() of modules.builtin
+    uint64_t builtin_modinfo_digest_ = 0; ///< ... and of modules.builtin.modinfo
+    uint64_t options_digest_ = 0;         ///< options, configuration, -E/-F, kmodd's version
+    /// The cache outputs_are_current() read, for scan() to use rather than read it again.
+    std::shared_ptr<const index::ParseCache> loaded_cache_;
     OutputBuilder outputs_;
     /// The size of each output the last write() left on disk; empty before the first one.
     std::vector<size_t> published_sizes_;

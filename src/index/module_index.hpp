@@ -2,6 +2,7 @@
 // The module index of one kernel version: modules, symbol owners, aliases, dependencies.
 #pragma once
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "base/result.hpp"
+#include "base/unique_fd.hpp"
 #include "elf/module_info.hpp"
 #include "index/depmod_config.hpp"
 #include "index/diagnostic.hpp"
@@ -29,6 +31,9 @@ struct FileKey {
     int64_t ctime_ns = 0; ///< tells a `cp -p` over the file (same size and mtime) apart
     bool operator==(const FileKey&) const = default;
 };
+
+/// The FileKey of a file whose stat is `st`.
+[[nodiscard]] FileKey file_key_of(const struct stat& st);
 
 /// What the index keeps of a parsed module file: only what resolving and the outputs need,
 /// in compact form. The rest of .modinfo is dropped, and the symbol names live once in the
@@ -176,6 +181,27 @@ public:
     /// the file is left out; an unreadable module dir is an error.
     [[nodiscard]] base::Result<void> scan(Diagnostics& diagnostics);
 
+    /// A module file a walk found: its path, its resolved target when the path is a symlink,
+    /// and its stat (following symlinks) when it could be taken.
+    struct FoundFile {
+        std::string path;
+        std::string symlink_target;
+        struct stat st {};
+        bool has_stat = false;
+    };
+    /// Walks the module dir and the external dirs as scan() does (with the same diagnostics),
+    /// without parsing or keeping anything. Errors: as scan().
+    [[nodiscard]] base::Result<std::vector<FoundFile>> list_files(Diagnostics& diagnostics) const;
+
+    /// The digest of one module file's path, identity and symlink target.
+    [[nodiscard]] static uint64_t file_digest(std::string_view path, const FileKey& key,
+                                              std::string_view symlink_target);
+    /// The digest of every candidate (the sum of their file_digest(), so independent of
+    /// order): equal for two module sets whose files are provably the same.
+    [[nodiscard]] uint64_t files_digest() const;
+    /// base::Digest64::of_read() of modules.order as the last scan() or update_path() read it.
+    [[nodiscard]] uint64_t modules_order_digest() const { return modules_order_digest_; }
+
     /// Applies a change of one path (a module file or a directory, existing or not) without
     /// walking the rest of the tree. Returns true when the module set may have changed.
     bool update_path(const std::string& path, Diagnostics& diagnostics);
@@ -206,8 +232,12 @@ public:
 
 private:
     struct Found;
-    void walk(int dir_fd, const std::string& dir_path, bool is_external, std::vector<Found>& found,
-              std::vector<std::pair<dev_t, ino_t>>& stack, Diagnostics& diagnostics) const;
+    /// Adds the module files under `dir_fd` to `found`, each with its stat when `stat_files`.
+    void walk(base::UniqueFd directory, const std::string& dir_path, bool stat_files,
+              std::vector<Found>& found, std::vector<std::pair<dev_t, ino_t>>& stack,
+              Diagnostics& diagnostics) const;
+    base::Result<void> walk_all(std::vector<Found>& found, bool stat_files,
+                                Diagnostics& diagnostics) const;
     bool merge(std::vector<Found>& found, const std::string& scope, Diagnostics& diagnostics);
     bool is_excluded(std::string_view name) const;
     /// The cached parse of `candidate`'s file (recorded into the writer too), with the file's
@@ -234,7 +264,8 @@ private:
     ParseCacheWriter* cache_writer_ = nullptr;
     std::string modules_order_text_;                          ///< the file, for the keys below
     std::unordered_map<std::string_view, int> modules_order_; ///< line -> kmod's sort key
-    bool modules_order_ok_ = false;    ///< false: missing or corrupted, no sorting
+    bool modules_order_ok_ = false; ///< false: missing or corrupted, no sorting
+    uint64_t modules_order_digest_ = 0;
     Diagnostic modules_order_problem_; ///< reported by each resolve when not ok
 
     // Every symbol name seen, interned once: resolving then works on flat arrays.

@@ -16,6 +16,7 @@
 #include <thread>
 #include <type_traits>
 
+#include "base/digest.hpp"
 #include "base/file.hpp"
 #include "base/strings.hpp"
 #include "elf/module_file.hpp"
@@ -31,16 +32,11 @@ struct ModuleIndex::Found {
     std::string name;
     size_t dir_len = 0;
     std::string symlink_target;
+    struct stat st {}; ///< when the walk was asked to stat the files, and could
+    bool has_stat = false;
 };
 
 namespace {
-
-FileKey key_of(const struct stat& st)
-{
-    return FileKey{st.st_dev, st.st_ino, st.st_size,
-                   static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
-                   static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec};
-}
 
 std::string read_link(int dir_fd, const char* name)
 {
@@ -78,6 +74,13 @@ bool starts_with_dir(std::string_view path, std::string_view dir)
 
 } // namespace
 
+FileKey file_key_of(const struct stat& st)
+{
+    return FileKey{st.st_dev, st.st_ino, st.st_size,
+                   static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
+                   static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec};
+}
+
 ModuleIndex::ModuleIndex(Settings settings) : settings_(std::move(settings))
 {
     while (settings_.module_dir.size() > 1 && settings_.module_dir.back() == '/')
@@ -99,18 +102,15 @@ bool ModuleIndex::is_excluded(std::string_view name) const
            settings_.config.excludes.end();
 }
 
-void ModuleIndex::walk(int dir_fd, const std::string& dir_path, bool is_external,
+void ModuleIndex::walk(base::UniqueFd directory, const std::string& dir_path, bool stat_files,
                        std::vector<Found>& found, std::vector<std::pair<dev_t, ino_t>>& stack,
                        Diagnostics& diagnostics) const
 {
-    int fd = ::dup(dir_fd);
-    if (fd < 0)
+    // The stream owns the descriptor from here on (no dup: a tree has a thousand directories).
+    DIR* dir = ::fdopendir(directory.get());
+    if (dir == nullptr)
         return;
-    DIR* dir = ::fdopendir(fd);
-    if (dir == nullptr) {
-        ::close(fd);
-        return;
-    }
+    const int dir_fd = directory.release();
     while (const dirent* entry = ::readdir(dir)) {
         std::string_view name = entry->d_name;
         if (is_excluded(name))
@@ -153,7 +153,7 @@ void ModuleIndex::walk(int dir_fd, const std::string& dir_path, bool is_external
                 continue;
             }
             stack.push_back(id);
-            walk(sub.get(), path, is_external, found, stack, diagnostics);
+            walk(std::move(sub), path, stat_files, found, stack, diagnostics);
             stack.pop_back();
             continue;
         }
@@ -170,6 +170,9 @@ void ModuleIndex::walk(int dir_fd, const std::string& dir_path, bool is_external
                 std::free(real);
             }
         }
+        // Relative to the directory: no walk of the whole path again.
+        if (stat_files)
+            f.has_stat = ::fstatat(dir_fd, entry->d_name, &f.st, 0) == 0;
         f.path = std::move(path);
         found.push_back(std::move(f));
     }
@@ -211,7 +214,7 @@ bool ModuleIndex::merge(std::vector<Found>& found, const std::string& scope,
             c.seq = next_seq_++;
         if (!inserted) {
             struct stat st {};
-            if (::stat(c.path.c_str(), &st) == 0 && key_of(st) == c.key)
+            if (::stat(c.path.c_str(), &st) == 0 && file_key_of(st) == c.key)
                 continue;
         }
         // `path` stays as it is: it is the key of the map.
@@ -257,7 +260,7 @@ bool ModuleIndex::merge(std::vector<Found>& found, const std::string& scope,
                 info = elf::load_module_file(AT_FDCWD, c.path, st, buffers);
             if (!is_hit && info && cache_writer_ != nullptr)
                 cache_writer_->add(c.path, CacheKey::of(st, c.symlink_target), *info);
-            c.key = key_of(st);
+            c.key = file_key_of(st);
             c.error.clear();
             if (!info) {
                 c.error = std::move(info.error().message);
@@ -317,6 +320,7 @@ void ModuleIndex::load_modules_order()
     modules_order_ok_ = false;
     const std::string file = settings_.module_dir + "/modules.order";
     auto text = base::read_file(AT_FDCWD, file);
+    modules_order_digest_ = base::Digest64::of_read(text);
     if (!text) {
         modules_order_problem_ = {Diagnostic::Level::Warning, "could not open modules.order at " +
                                                                   settings_.module_dir + ": " +
@@ -348,21 +352,20 @@ void ModuleIndex::load_modules_order()
     modules_order_ok_ = true;
 }
 
-base::Result<void> ModuleIndex::scan(Diagnostics& diagnostics)
+base::Result<void> ModuleIndex::walk_all(std::vector<Found>& found, bool stat_files,
+                                         Diagnostics& diagnostics) const
 {
     auto root = base::open_directory(AT_FDCWD, settings_.module_dir);
     if (!root)
         return base::make_error(root.error().code, "could not open directory " +
                                                        settings_.module_dir + ": " +
                                                        std::strerror(root.error().code));
-    load_modules_order();
-    std::vector<Found> found;
     found.reserve(std::max<size_t>(candidates_.size(), 1024));
     std::vector<std::pair<dev_t, ino_t>> stack;
     struct stat st {};
     if (::fstat(root->get(), &st) == 0)
         stack.emplace_back(st.st_dev, st.st_ino);
-    walk(root->get(), settings_.module_dir, false, found, stack, diagnostics);
+    walk(std::move(*root), settings_.module_dir, stat_files, found, stack, diagnostics);
     for (const std::string& external : settings_.config.externals) {
         auto dir = base::open_directory(AT_FDCWD, external);
         if (!dir)
@@ -373,10 +376,54 @@ base::Result<void> ModuleIndex::scan(Diagnostics& diagnostics)
         std::string path = external;
         while (path.size() > 1 && path.back() == '/')
             path.pop_back();
-        walk(dir->get(), path, true, found, stack, diagnostics);
+        walk(std::move(*dir), path, stat_files, found, stack, diagnostics);
     }
+    return {};
+}
+
+base::Result<void> ModuleIndex::scan(Diagnostics& diagnostics)
+{
+    std::vector<Found> found;
+    if (auto walked = walk_all(found, false, diagnostics); !walked)
+        return walked;
+    load_modules_order();
     merge(found, std::string(), diagnostics);
     return {};
+}
+
+base::Result<std::vector<ModuleIndex::FoundFile>>
+ModuleIndex::list_files(Diagnostics& diagnostics) const
+{
+    std::vector<Found> found;
+    if (auto walked = walk_all(found, true, diagnostics); !walked)
+        return base::Unexpected(walked.error());
+    std::vector<FoundFile> files;
+    files.reserve(found.size());
+    for (Found& f : found)
+        files.push_back({std::move(f.path), std::move(f.symlink_target), f.st, f.has_stat});
+    return files;
+}
+
+uint64_t ModuleIndex::file_digest(std::string_view path, const FileKey& key,
+                                  std::string_view symlink_target)
+{
+    base::Digest64 digest;
+    digest.update(path)
+        .update(static_cast<uint64_t>(key.dev))
+        .update(static_cast<uint64_t>(key.ino))
+        .update(static_cast<uint64_t>(key.size))
+        .update(static_cast<uint64_t>(key.mtime_ns))
+        .update(static_cast<uint64_t>(key.ctime_ns))
+        .update(symlink_target);
+    return digest.value();
+}
+
+uint64_t ModuleIndex::files_digest() const
+{
+    uint64_t sum = 0;
+    for (const auto& [path, candidate] : candidates_)
+        sum += file_digest(candidate->path, candidate->key, candidate->symlink_target);
+    return sum;
 }
 
 bool ModuleIndex::update_path(const std::string& path, Diagnostics& diagnostics)
@@ -390,14 +437,12 @@ bool ModuleIndex::update_path(const std::string& path, Diagnostics& diagnostics)
     }
     // Which tree is the path in, and is any component of it skipped?
     std::string base;
-    bool is_external = false;
     if (starts_with_dir(clean, settings_.module_dir)) {
         base = settings_.module_dir;
     } else {
         for (const std::string& external : settings_.config.externals) {
             if (starts_with_dir(clean, external)) {
                 base = external;
-                is_external = true;
                 break;
             }
         }
@@ -416,7 +461,7 @@ bool ModuleIndex::update_path(const std::string& path, Diagnostics& diagnostics)
         auto dir = base::open_directory(AT_FDCWD, clean);
         if (dir) {
             std::vector<std::pair<dev_t, ino_t>> stack{{st.st_dev, st.st_ino}};
-            walk(dir->get(), clean, is_external, found, stack, diagnostics);
+            walk(std::move(*dir), clean, false, found, stack, diagnostics);
         }
     } else if (::stat(clean.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
         size_t slash = clean.rfind('/');

@@ -12,6 +12,7 @@
 #include <limits>
 #include <span>
 
+#include "base/byte_io.hpp"
 #include "base/file.hpp"
 #include "base/strings.hpp"
 #include "index/module_index.hpp"
@@ -43,53 +44,7 @@ uint32_t checksum(std::string_view header, std::span<const std::string_view> pay
     return static_cast<uint32_t>(crc);
 }
 
-template <typename T> void put(std::string& out, T value)
-{
-    char bytes[sizeof(T)];
-    std::memcpy(bytes, &value, sizeof(T));
-    out.append(bytes, sizeof(T));
-}
-
-void put_string(std::string& out, std::string_view text)
-{
-    put(out, static_cast<uint32_t>(text.size()));
-    out.append(text);
-}
-
-/// Reads the payload, every read checked against what is left.
-class Reader {
-public:
-    explicit Reader(std::string_view bytes) : rest_(bytes) {}
-
-    template <typename T> bool get(T& value)
-    {
-        if (rest_.size() < sizeof(T))
-            return false;
-        std::memcpy(&value, rest_.data(), sizeof(T));
-        rest_.remove_prefix(sizeof(T));
-        return true;
-    }
-    bool get_string(std::string_view& text)
-    {
-        uint32_t size = 0;
-        if (!get(size) || rest_.size() < size)
-            return false;
-        text = rest_.substr(0, size);
-        rest_.remove_prefix(size);
-        return true;
-    }
-    bool get_count(uint32_t& count, size_t min_bytes_each)
-    {
-        return get(count) && count <= rest_.size() / min_bytes_each;
-    }
-    [[nodiscard]] size_t left() const { return rest_.size(); }
-    [[nodiscard]] const char* position() const { return rest_.data(); }
-
-private:
-    std::string_view rest_;
-};
-
-bool read_key(Reader& in, CacheKey& key)
+bool read_key(base::ByteReader& in, CacheKey& key)
 {
     std::string_view target;
     if (!in.get(key.dev) || !in.get(key.ino) || !in.get(key.size) || !in.get(key.mtime_ns) ||
@@ -100,7 +55,7 @@ bool read_key(Reader& in, CacheKey& key)
 }
 
 /// The ModuleInfo part of a record; false when it is malformed.
-bool read_info(Reader& in, elf::ModuleInfo* info)
+bool read_info(base::ByteReader& in, elf::ModuleInfo* info)
 {
     uint32_t count = 0;
     if (!in.get_count(count, 8))
@@ -171,17 +126,40 @@ int64_t realtime_ns()
     return static_cast<int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
 }
 
-base::Result<ParseCache> ParseCache::parse(std::string owned)
+base::Result<ParseCache> ParseCache::parse(std::string bytes)
 {
-    const std::string_view bytes = owned;
+    ParseCache cache;
+    cache.owned_ = std::move(bytes);
+    cache.bytes_ = cache.owned_;
+    if (auto read = cache.read_entries(); !read)
+        return base::Unexpected(read.error());
+    return cache;
+}
+
+base::Result<ParseCache> ParseCache::load(const std::string& path)
+{
+    auto mapped = base::MappedFile::open(AT_FDCWD, path);
+    if (!mapped)
+        return base::Unexpected(mapped.error());
+    ParseCache cache;
+    cache.mapped_ = std::move(*mapped);
+    cache.bytes_ = cache.mapped_.bytes();
+    if (auto read = cache.read_entries(); !read)
+        return base::make_error(read.error().code,
+                                base::quoted(path) + ": " + read.error().message);
+    return cache;
+}
+
+base::Result<void> ParseCache::read_entries()
+{
+    const std::string_view bytes = bytes_;
     if (bytes.size() < kHeaderSize)
         return (invalid("too short for a cache header"));
     if (std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0)
         return (invalid("not a kmodd parse cache"));
-    Reader header(bytes.substr(sizeof kMagic, kHeaderSize - sizeof kMagic));
+    base::ByteReader header(bytes.substr(sizeof kMagic, kHeaderSize - sizeof kMagic));
     uint32_t version = 0, mark = 0, crc = 0, padding = 0;
     uint64_t count = 0, payload_size = 0;
-    ParseCache cache;
     header.get(version);
     header.get(mark);
     if (mark != kByteOrderMark)
@@ -189,7 +167,7 @@ base::Result<ParseCache> ParseCache::parse(std::string owned)
     if (version != kFormatVersion)
         return (invalid("format version " + std::to_string(version) +
                         ", this kmodd reads version " + std::to_string(kFormatVersion)));
-    header.get(cache.started_ns_);
+    header.get(started_ns_);
     header.get(count);
     header.get(payload_size);
     header.get(crc);
@@ -204,10 +182,9 @@ base::Result<ParseCache> ParseCache::parse(std::string owned)
     if (count > payload.size() / kMinEntryBytes)
         return (invalid("more entries than bytes"));
 
-    // Moved, not copied: the entries point into it (a string's buffer stays where it is).
-    cache.bytes_ = std::move(owned);
-    Reader in(std::string_view(cache.bytes_).substr(kHeaderSize));
-    cache.entries_.reserve(count);
+    // The entries point into the bytes (a moved string or mapping stays where it is).
+    base::ByteReader in(payload);
+    entries_.reserve(count);
     for (uint64_t i = 0; i < count; ++i) {
         const char* start = in.position();
         std::string_view path;
@@ -220,24 +197,12 @@ base::Result<ParseCache> ParseCache::parse(std::string owned)
                             ") is malformed"));
         entry.info = std::string_view(info_start, static_cast<size_t>(in.position() - info_start));
         entry.record = std::string_view(start, static_cast<size_t>(in.position() - start));
-        if (!cache.entries_.emplace(path, std::move(entry)).second)
+        if (!entries_.emplace(path, std::move(entry)).second)
             return (invalid("entry " + std::to_string(i) + " repeats " + base::quoted(path)));
     }
     if (in.left() != 0)
         return (invalid("bytes after the last entry"));
-    return cache;
-}
-
-base::Result<ParseCache> ParseCache::load(const std::string& path)
-{
-    auto bytes = base::read_file(AT_FDCWD, path);
-    if (!bytes)
-        return tl::unexpected(bytes.error());
-    auto cache = parse(std::move(*bytes));
-    if (!cache)
-        return base::make_error(cache.error().code,
-                                base::quoted(path) + ": " + cache.error().message);
-    return cache;
+    return {};
 }
 
 const ParseCache::Entry* ParseCache::usable_entry(const std::string& path,
@@ -265,7 +230,7 @@ std::optional<elf::ModuleInfo> ParseCache::find(const std::string& path, const C
     if (entry == nullptr)
         return std::nullopt;
     elf::ModuleInfo info;
-    Reader in(entry->info);
+    base::ByteReader in(entry->info);
     if (!read_info(in, &info))
         return std::nullopt; // checked by parse(): cannot happen
     return info;
@@ -275,33 +240,33 @@ void ParseCacheWriter::add(const std::string& path, const CacheKey& key,
                            const elf::ModuleInfo& info)
 {
     std::string record;
-    put_string(record, path);
-    put(record, key.dev);
-    put(record, key.ino);
-    put(record, key.size);
-    put(record, key.mtime_ns);
-    put(record, key.ctime_ns);
-    put_string(record, key.symlink_target);
+    base::put_string(record, path);
+    base::put_value(record, key.dev);
+    base::put_value(record, key.ino);
+    base::put_value(record, key.size);
+    base::put_value(record, key.mtime_ns);
+    base::put_value(record, key.ctime_ns);
+    base::put_string(record, key.symlink_target);
     uint32_t kept = 0;
     for (const auto& entry : info.modinfo)
         kept += is_kept_key(entry.key) ? 1 : 0;
-    put(record, kept);
+    base::put_value(record, kept);
     for (const auto& entry : info.modinfo) {
         if (!is_kept_key(entry.key))
             continue;
-        put_string(record, entry.key);
-        put_string(record, entry.value);
+        base::put_string(record, entry.key);
+        base::put_string(record, entry.value);
     }
-    put(record, static_cast<uint32_t>(info.exports.size()));
+    base::put_value(record, static_cast<uint32_t>(info.exports.size()));
     for (const auto& symbol : info.exports) {
-        put_string(record, symbol.name);
-        put(record, symbol.crc);
+        base::put_string(record, symbol.name);
+        base::put_value(record, symbol.crc);
     }
-    put(record, static_cast<uint32_t>(info.imports.size()));
+    base::put_value(record, static_cast<uint32_t>(info.imports.size()));
     for (const auto& symbol : info.imports) {
-        put_string(record, symbol.name);
-        put(record, symbol.crc);
-        put(record, static_cast<uint8_t>(symbol.is_weak ? 1 : 0));
+        base::put_string(record, symbol.name);
+        base::put_value(record, symbol.crc);
+        base::put_value(record, static_cast<uint8_t>(symbol.is_weak ? 1 : 0));
     }
     std::lock_guard guard(lock_);
     payload_.append(record);
@@ -324,14 +289,15 @@ std::string ParseCacheWriter::serialize() const
     std::string out;
     out.reserve(kHeaderSize + borrowed_size_ + payload_.size());
     out.append(kMagic, sizeof kMagic);
-    put(out, kFormatVersion);
-    put(out, kByteOrderMark);
-    put(out, started_ns_);
-    put(out, count_);
-    put(out, static_cast<uint64_t>(borrowed_size_ + payload_.size()));
-    put(out,
+    base::put_value(out, kFormatVersion);
+    base::put_value(out, kByteOrderMark);
+    base::put_value(out, started_ns_);
+    base::put_value(out, count_);
+    base::put_value(out, static_cast<uint64_t>(borrowed_size_ + payload_.size()));
+    base::put_value(
+        out,
         checksum(std::string_view(out).substr(kCheckedHeaderStart, kCheckedHeaderSize), parts));
-    put(out, uint32_t{0});
+    base::put_value(out, uint32_t{0});
     for (std::string_view part : parts)
         out.append(part);
     return out;

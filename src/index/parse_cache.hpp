@@ -14,6 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/file.hpp"
 #include "base/result.hpp"
 #include "elf/module_info.hpp"
 
@@ -76,7 +77,12 @@ private:
     /// The entry of `path` when it has `key` and was not racy; null otherwise.
     [[nodiscard]] const Entry* usable_entry(const std::string& path, const CacheKey& key) const;
 
-    std::string bytes_;
+    /// Checks the cache in `bytes_` and fills in the entries.
+    [[nodiscard]] base::Result<void> read_entries();
+
+    std::string owned_;       ///< the bytes given to parse()
+    base::MappedFile mapped_; ///< or the file load() mapped
+    std::string_view bytes_;  ///< whichever of the two holds the cache
     int64_t started_ns_ = 0;
     std::unordered_map<std::string_view, Entry> entries_; ///< keys point into bytes_
 };

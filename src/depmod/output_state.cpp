@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// The output state file: writing it, and reading it with every length checked.
+#include "depmod/output_state.hpp"
+
+#include <fcntl.h>
+#include <zlib.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "base/byte_io.hpp"
+#include "base/file.hpp"
+#include "base/strings.hpp"
+
+namespace kmodd::depmod {
+
+namespace {
+
+constexpr char kMagic[8] = {'k', 'm', 'o', 'd', 'd', 'O', 'S', '\n'};
+constexpr uint32_t kFormatVersion = 1;
+constexpr uint32_t kByteOrderMark = 0x01020304;
+// magic, version, byte-order mark, payload size, CRC-32 of the payload (+ 4 bytes padding)
+constexpr size_t kHeaderSize = 8 + 4 + 4 + 8 + 4 + 4;
+
+uint32_t checksum(std::string_view payload)
+{
+    return static_cast<uint32_t>(
+        ::crc32_z(0L, reinterpret_cast<const Bytef*>(payload.data()), payload.size()));
+}
+
+base::Unexpected invalid(const std::string& what)
+{
+    return base::make_error(EINVAL, what);
+}
+
+} // namespace
+
+std::string output_state_path(std::string_view parse_cache)
+{
+    const size_t slash = parse_cache.rfind('/');
+    std::string path(slash == std::string_view::npos ? "" : parse_cache.substr(0, slash + 1));
+    return path + "outputs.state";
+}
+
+std::string OutputState::serialize() const
+{
+    std::string payload;
+    base::put_value(payload, inputs);
+    base::put_value(payload, modules);
+    base::put_value(payload, module_count);
+    base::put_value(payload, static_cast<uint32_t>(files.size()));
+    for (const File& file : files) {
+        base::put_string(payload, file.name);
+        base::put_value(payload, file.size);
+        base::put_value(payload, file.digest);
+    }
+    base::put_value(payload, static_cast<uint32_t>(diagnostics.size()));
+    for (const index::Diagnostic& diagnostic : diagnostics) {
+        base::put_value(payload, static_cast<uint8_t>(diagnostic.level));
+        base::put_string(payload, diagnostic.message);
+    }
+    std::string out(kMagic, sizeof kMagic);
+    base::put_value(out, kFormatVersion);
+    base::put_value(out, kByteOrderMark);
+    base::put_value(out, static_cast<uint64_t>(payload.size()));
+    base::put_value(out, checksum(payload));
+    base::put_value(out, uint32_t{0});
+    return out + payload;
+}
+
+base::Result<OutputState> OutputState::parse(std::string_view bytes)
+{
+    if (bytes.size() < kHeaderSize || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0)
+        return invalid("not a kmodd output state");
+    base::ByteReader header(bytes.substr(sizeof kMagic, kHeaderSize - sizeof kMagic));
+    uint32_t version = 0, mark = 0, crc = 0, padding = 0;
+    uint64_t size = 0;
+    header.get(version);
+    header.get(mark);
+    header.get(size);
+    header.get(crc);
+    header.get(padding);
+    if (mark != kByteOrderMark || padding != 0)
+        return invalid(padding != 0 ? "damaged header"
+                                    : "written on a machine of the other byte order");
+    if (version != kFormatVersion)
+        return invalid("format version " + std::to_string(version) + ", this kmodd reads " +
+                       std::to_string(kFormatVersion));
+    const std::string_view payload = bytes.substr(kHeaderSize);
+    if (size != payload.size())
+        return invalid("truncated or extended");
+    if (checksum(payload) != crc)
+        return invalid("checksum mismatch");
+
+    OutputState state;
+    base::ByteReader in(payload);
+    uint32_t count = 0;
+    if (!in.get(state.inputs) || !in.get(state.modules) || !in.get(state.module_count) ||
+        !in.get_count(count, 20))
+        return invalid("malformed");
+    for (uint32_t i = 0; i < count; ++i) {
+        std::string_view name;
+        File file;
+        if (!in.get_string(name) || !in.get(file.size) || !in.get(file.digest))
+            return invalid("malformed output entry");
+        file.name = std::string(name);
+        state.files.push_back(std::move(file));
+    }
+    if (!in.get_count(count, 5))
+        return invalid("malformed");
+    for (uint32_t i = 0; i < count; ++i) {
+        uint8_t level = 0;
+        std::string_view message;
+        if (!in.get(level) || level > static_cast<uint8_t>(index::Diagnostic::Level::Error) ||
+            !in.get_string(message))
+            return invalid("malformed message");
+        state.diagnostics.push_back(
+            {static_cast<index::Diagnostic::Level>(level), std::string(message)});
+    }
+    if (in.left() != 0)
+        return invalid("bytes after the last field");
+    return state;
+}
+
+base::Result<OutputState> OutputState::load(const std::string& path)
+{
+    auto bytes = base::read_file(AT_FDCWD, path);
+    if (!bytes)
+        return tl::unexpected(bytes.error());
+    auto state = parse(*bytes);
+    if (!state)
+        return base::make_error(state.error().code,
+                                base::quoted(path) + ": " + state.error().message);
+    return state;
+}
+
+base::Result<void> OutputState::save(const std::string& path) const
+{
+    const size_t slash = path.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
+    const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+    auto dir_fd = base::open_directory(AT_FDCWD, dir);
+    if (!dir_fd)
+        return tl::unexpected(dir_fd.error());
+    return base::publish_file(dir_fd->get(), name, serialize(), false);
+}
+
+} // namespace kmodd::depmod

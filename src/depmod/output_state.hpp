@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// What the last depmod run published, kept beside the parse cache: enough to prove that the
+// outputs on disk are what a run on the same inputs would write, so that such a run has
+// nothing to do.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.hpp"
+#include "index/diagnostic.hpp"
+
+namespace kmodd::depmod {
+
+/// The inputs and outputs of one published generation. The file format (native byte order
+/// only) is a header (magic "kmoddOS\n", format version, byte-order mark, payload size, CRC-32
+/// of the payload) and the fields below; every length is checked when read.
+struct OutputState {
+    /// The digest of every input but the module files: the options that change output bytes,
+    /// the depmod.d configuration, the -E/-F symbols, modules.order and modules.builtin*, and
+    /// kmodd's version (another release may write other bytes).
+    uint64_t inputs = 0;
+    /// index::ModuleIndex::files_digest() of the module files, and how many there were.
+    uint64_t modules = 0;
+    uint64_t module_count = 0;
+    /// Each output file as published: name, size and base::Digest64 of its content.
+    struct File {
+        std::string name;
+        uint64_t size = 0;
+        uint64_t digest = 0;
+        bool operator==(const File&) const = default;
+    };
+    std::vector<File> files;
+    /// What generating the outputs said (warnings a run on the same inputs says again).
+    index::Diagnostics diagnostics;
+
+    [[nodiscard]] std::string serialize() const;
+    /// Errors: EINVAL for anything that is not an intact state file of this format version.
+    [[nodiscard]] static base::Result<OutputState> parse(std::string_view bytes);
+    /// Errors: ENOENT when there is none, the errno of reading, or parse()'s EINVAL.
+    [[nodiscard]] static base::Result<OutputState> load(const std::string& path);
+    /// Replaces `path` atomically (no fsync: a torn file fails its checksum, and then the
+    /// next run does the work).
+    [[nodiscard]] base::Result<void> save(const std::string& path) const;
+};
+
+/// Where the state of the outputs lives: beside the parse cache `parse_cache`.
+[[nodiscard]] std::string output_state_path(std::string_view parse_cache);
+
+} // namespace kmodd::depmod

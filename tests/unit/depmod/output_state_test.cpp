@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// The output state file: what goes in comes out, and a damaged file is an error, never a state
+// that could make a run skip its work.
+#include "depmod/output_state.hpp"
+
+#include <cstring>
+#include <random>
+#include <string>
+
+#include <gtest/gtest.h>
+
+namespace {
+
+using kmodd::depmod::OutputState;
+using kmodd::index::Diagnostic;
+
+OutputState sample()
+{
+    OutputState state;
+    state.inputs = 0x0123456789abcdefULL;
+    state.modules = 0xfedcba9876543210ULL;
+    state.module_count = 4023;
+    state.files = {{"modules.dep", 526626, 0x1111}, {"modules.alias.bin", 1262393, 0x2222}};
+    state.diagnostics = {{Diagnostic::Level::Warning, "could not open modules.builtin at /x"},
+                         {Diagnostic::Level::Info, "a needs \"b\": c"}};
+    return state;
+}
+
+void expect_same(const OutputState& a, const OutputState& b)
+{
+    EXPECT_EQ(a.inputs, b.inputs);
+    EXPECT_EQ(a.modules, b.modules);
+    EXPECT_EQ(a.module_count, b.module_count);
+    EXPECT_EQ(a.files, b.files);
+    ASSERT_EQ(a.diagnostics.size(), b.diagnostics.size());
+    for (size_t i = 0; i < a.diagnostics.size(); ++i) {
+        EXPECT_EQ(a.diagnostics[i].level, b.diagnostics[i].level);
+        EXPECT_EQ(a.diagnostics[i].message, b.diagnostics[i].message);
+    }
+}
+
+TEST(OutputState, WhatIsSavedIsReadBack)
+{
+    auto read = OutputState::parse(sample().serialize());
+    ASSERT_TRUE(read) << read.error().message;
+    expect_same(*read, sample());
+}
+
+TEST(OutputState, EveryTruncationAndEveryFlippedByteIsRefused)
+{
+    const std::string whole = sample().serialize();
+    for (size_t size = 0; size < whole.size(); ++size)
+        EXPECT_FALSE(OutputState::parse(whole.substr(0, size))) << "cut at " << size;
+    for (size_t at = 0; at < whole.size(); ++at) {
+        std::string damaged = whole;
+        damaged[at] = static_cast<char>(damaged[at] ^ 0x20);
+        EXPECT_FALSE(OutputState::parse(damaged)) << "byte " << at;
+    }
+}
+
+TEST(OutputState, AnotherFormatVersionIsRefusedWithTheReason)
+{
+    std::string bytes = sample().serialize();
+    const uint32_t future = 99;
+    std::memcpy(bytes.data() + 8, &future, sizeof future);
+    auto read = OutputState::parse(bytes);
+    ASSERT_FALSE(read);
+    EXPECT_NE(read.error().message.find("format version 99"), std::string::npos)
+        << read.error().message;
+}
+
+TEST(OutputState, LivesBesideTheParseCache)
+{
+    EXPECT_EQ(kmodd::depmod::output_state_path("/var/cache/kmodd/6.1.0/modules.cache"),
+              "/var/cache/kmodd/6.1.0/outputs.state");
+}
+
+} // namespace
