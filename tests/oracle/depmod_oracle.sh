@@ -174,39 +174,174 @@ for f in "${kAllOutputs[@]}"; do
     fi
 done
 
-identical=0
-for f in "${kOutputs[@]}"; do
-    exp=$expected/$f
-    got=$outmod/$f
-    exp_size=$(stat -c %s "$exp")
-    if [[ ! -f $got ]]; then
-        log "$f: MISSING (expected $exp_size bytes)"
+# compare_outputs LABEL EXPECTED_DIR GOT_DIR: each of kOutputs in GOT_DIR against EXPECTED_DIR;
+# counts the identical ones in `identical` and sets `failed` on any difference.
+compare_outputs() {
+    local label=$1 expdir=$2 gotdir=$3 f exp got exp_size got_size first offset
+    identical=0
+    for f in "${kOutputs[@]}"; do
+        exp=$expdir/$f
+        got=$gotdir/$f
+        exp_size=$(stat -c %s "$exp")
+        if [[ ! -f $got ]]; then
+            log "$label: $f: MISSING (expected $exp_size bytes)"
+            failed=1
+            continue
+        fi
+        got_size=$(stat -c %s "$got")
+        if cmp -s "$exp" "$got"; then
+            [[ $label == cold ]] && log "$f: identical ($exp_size bytes)"
+            identical=$((identical + 1))
+            continue
+        fi
         failed=1
-        continue
+        first=$(cmp "$exp" "$got" 2>&1 | head -n 1 || true)
+        case $f in
+        *.bin)
+            # "differ: byte N, line M" or "EOF on X after byte N"
+            offset=$(sed -n 's/.*differ: byte \([0-9]*\),.*/\1/p; s/.*EOF on .* after byte \([0-9]*\).*/\1/p' \
+                <<<"$first")
+            log "$label: $f: DIFFERENT at byte offset $((${offset:-1} - 1)) (expected $exp_size bytes, got $got_size)"
+            cmp -l "$exp" "$got" 2>/dev/null | head -n 5 |
+                awk '{ printf "    offset %d: expected 0%s, got 0%s (octal)\n", $1 - 1, $2, $3 }' || true
+            ;;
+        *)
+            log "$label: $f: DIFFERENT (expected $exp_size bytes, got $got_size); first differing lines:"
+            diff -U 1 --label "kmod/$f" --label "ours/$f" "$exp" "$got" | head -n 20 || true
+            ;;
+        esac
+    done
+}
+
+compare_outputs cold "$expected" "$outmod"
+cold_identical=$identical
+
+# --- the parse cache: cold, warm, damaged outputs, and a change, a `cp -p` and a deletion ------
+# Each changed state is checked against kmod's outputs for it, and the -v line shows that the run
+# used the cache without skipping (a file changed within 2 s of the run that cached it is parsed
+# again by the next run too, so counts are not exact). A second farm, whose files the scenarios
+# change: each file changed is first made a copy of its
+# own, so the cached tree is never written through a hard link. kmod's depmod runs on that farm
+# for each changed state (it writes next to its input; the module files stay as they are) and
+# ours writes under -o with a cache of its own.
+warm=$scratch/warm
+make_farm "$warm"
+wmod=$warm/lib/modules/$version
+wout=$scratch/warm-out
+cache=$scratch/cache
+# unshare FILE: FILE becomes a copy of its own (same content, size and mtime; new inode).
+unshare() { cp -p "$1" "$1.unshare" && mv -f "$1.unshare" "$1"; }
+
+# Three modules: one others depend on (replaced), one with an alias (changed in place when the
+# tree is not compressed), and a third one (deleted); all distinct.
+modules=()
+mapfile -t modules < <(sed -n 's/:.*//p' "$expected/modules.dep")
+picks=("$(awk -F': ' '$2 != "" { split($2, d, " "); print d[1]; exit }' "$expected/modules.dep")")
+for f in "${modules[@]:20}"; do
+    if [[ $f != "${picks[0]}" && ($f != *.ko || $(grep -ca 'alias=' "$wmod/$f") -gt 0) ]]; then
+        picks+=("$f")
+        break
     fi
-    got_size=$(stat -c %s "$got")
-    if cmp -s "$exp" "$got"; then
-        log "$f: identical ($exp_size bytes)"
-        identical=$((identical + 1))
-        continue
-    fi
-    failed=1
-    first=$(cmp "$exp" "$got" 2>&1 | head -n 1 || true)
-    case $f in
-    *.bin)
-        # "differ: byte N, line M" or "EOF on X after byte N"
-        offset=$(sed -n 's/.*differ: byte \([0-9]*\),.*/\1/p; s/.*EOF on .* after byte \([0-9]*\).*/\1/p' \
-            <<<"$first")
-        log "$f: DIFFERENT at byte offset $((${offset:-1} - 1)) (expected $exp_size bytes, got $got_size)"
-        cmp -l "$exp" "$got" 2>/dev/null | head -n 5 |
-            awk '{ printf "    offset %d: expected 0%s, got 0%s (octal)\n", $1 - 1, $2, $3 }' || true
-        ;;
-    *)
-        log "$f: DIFFERENT (expected $exp_size bytes, got $got_size); first differing lines:"
-        diff -U 1 --label "kmod/$f" --label "ours/$f" "$exp" "$got" | head -n 20 || true
-        ;;
-    esac
 done
+picks+=("${modules[100]}")
+[[ ${#picks[@]} -eq 3 ]] || die "cannot pick three modules from modules.dep (got ${#picks[*]})"
+replaced=${picks[0]} edited=${picks[1]} deleted=${picks[2]}
+[[ $replaced != "$edited" && $edited != "$deleted" && $replaced != "$deleted" ]] ||
+    die "picked the same module twice: ${picks[*]}"
+donor=${modules[200]}
+for f in "$replaced" "$edited"; do unshare "$wmod/$f"; done
+# Linking the farm changed every ctime: entries younger than 2 s before the run that writes the
+# cache are not trusted (the racy-timestamp rule), and the warm run would parse them again.
+sleep 2.1
+
+# run_ours LABEL: our depmod on the warm farm with the scenario cache; its -v lines kept.
+run_ours() {
+    local status=0
+    "$kmodctl" depmod -v -C /dev/null -b "$warm" -o "$wout" --cache-dir="$cache" "$version" \
+        >/dev/null 2>"$scratch/$1.stderr" || status=$?
+    grep 'parse cache' "$scratch/$1.stderr" | sed "s|^|$1: |" || true
+    if [[ $status -ne 0 ]]; then
+        log "FAIL: $1: kmodctl depmod exited with status $status"
+        failed=1
+    fi
+}
+# kmod_on_warm: kmod's outputs for the farm as it is now, in $scratch/kmod-now; dies unless they
+# differ from the previous state's (a change that changes no output would prove nothing).
+kmod_on_warm() {
+    "$kmod_depmod" -C /dev/null -b "$warm" "$version" >/dev/null 2>&1 ||
+        die "kmod's depmod failed on the changed farm"
+    rm -rf "$scratch/kmod-prev"
+    if [[ -d $scratch/kmod-now ]]; then
+        mv "$scratch/kmod-now" "$scratch/kmod-prev"
+    else
+        cp -r "$expected" "$scratch/kmod-prev"
+    fi
+    mkdir -p "$scratch/kmod-now"
+    local f changed=0
+    for f in "${kOutputs[@]}"; do
+        cp "$wmod/$f" "$scratch/kmod-now/"
+        cmp -s "$scratch/kmod-now/$f" "$scratch/kmod-prev/$f" || changed=1
+    done
+    [[ $changed -eq 1 ]] || die "the change to the farm changed none of kmod's outputs"
+}
+scenario_total=0
+scenario_passed=0
+# check_scenario LABEL EXPECTED_DIR [REQUIRED_PATTERN]: the outputs, and a -v line when given.
+check_scenario() {
+    local before_failed=$failed
+    failed=0
+    compare_outputs "$1" "$2" "$wout/lib/modules/$version"
+    if [[ -n ${3:-} ]] && ! grep -Eq "$3" "$scratch/$1.stderr"; then
+        log "FAIL: $1: no line matching '$3' in kmodctl's -v output"
+        failed=1
+    fi
+    scenario_total=$((scenario_total + 1))
+    if [[ $failed -eq 0 ]]; then
+        scenario_passed=$((scenario_passed + 1))
+        log "$1: $identical/${#kOutputs[@]} files identical"
+    fi
+    [[ $before_failed -eq 0 ]] || failed=1
+}
+
+run_ours cache-cold
+check_scenario cache-cold "$expected" ' 0 modules taken from it, [1-9]'
+run_ours cache-warm
+check_scenario cache-warm "$expected" 'nothing written'
+# Outputs changed behind our back (emptied, deleted) are written again, though no input changed.
+: >"$wout/lib/modules/$version/modules.dep"
+rm -f "$wout/lib/modules/$version/modules.alias.bin"
+run_ours cache-outputs-damaged
+check_scenario cache-outputs-damaged "$expected" 'taken from it, [0-9]+ parsed'
+
+cp "$wmod/$donor" "$wmod/$replaced.new" && mv -f "$wmod/$replaced.new" "$wmod/$replaced"
+kmod_on_warm
+run_ours cache-replaced
+check_scenario cache-replaced "$scratch/kmod-now" 'taken from it, [1-9]'
+
+if [[ $edited != *.ko ]]; then
+    log "cache-cp-p: skipped (the tree is compressed: an edit in place would break the file)"
+else
+    # One byte of the first alias changed in place; size and mtime as before, only ctime moves.
+    touch -r "$wmod/$edited" "$scratch/edited.times"
+    was=$(stat -c '%s %i %Y' "$wmod/$edited")
+    offset=$(grep -obUa 'alias=' "$wmod/$edited" | head -n 1 | cut -d: -f1)
+    byte=$(dd if="$wmod/$edited" bs=1 skip=$((offset + 6)) count=1 2>/dev/null)
+    [[ $byte == q ]] && new=r || new=q
+    printf '%s' "$new" | dd of="$wmod/$edited" bs=1 seek=$((offset + 6)) conv=notrunc 2>/dev/null
+    touch -r "$scratch/edited.times" "$wmod/$edited"
+    [[ $(stat -c '%s %i %Y' "$wmod/$edited") == "$was" ]] ||
+        die "the edit of $edited changed its size, inode or mtime"
+    kmod_on_warm
+    run_ours cache-cp-p
+    check_scenario cache-cp-p "$scratch/kmod-now" 'taken from it, [1-9]'
+fi
+
+rm -f "$wmod/$deleted"
+kmod_on_warm
+run_ours cache-deleted
+check_scenario cache-deleted "$scratch/kmod-now" 'taken from it, [0-9]+ parsed'
+log "parse cache: $scenario_passed/$scenario_total scenarios identical to kmod's" \
+    "(replaced $replaced, edited $edited, deleted $deleted)"
 
 # Warnings are compared loosely: shown side by side, not asserted.
 kmod_lines=$(grep -c . "$expected/stderr" || true)
@@ -220,9 +355,11 @@ if [[ $kmod_lines -gt 0 || $ours_lines -gt 0 ]]; then
 fi
 
 if [[ $failed -eq 0 ]]; then
-    log "PASS: $identical/${#kOutputs[@]} files identical to kmod's for $(basename "$tree")"
+    log "PASS: $cold_identical/${#kOutputs[@]} files identical to kmod's for $(basename "$tree")," \
+        "and in $scenario_passed parse cache scenarios"
     exit 0
 fi
-log "FAIL: $identical/${#kOutputs[@]} files identical to kmod's for $(basename "$tree")"
+log "FAIL: $cold_identical/${#kOutputs[@]} files identical to kmod's for $(basename "$tree")," \
+    "$scenario_passed/$scenario_total parse cache scenarios identical"
 [[ ${KMODD_ORACLE_KEEP:-0} == 1 ]] || log "(set KMODD_ORACLE_KEEP=1 to keep $scratch)"
 exit 1
