@@ -157,6 +157,86 @@ Result<TempFile> write_temp(int dir_fd, const std::string& name, std::string_vie
 
 } // namespace
 
+StreamedFile::~StreamedFile()
+{
+    abandon();
+}
+
+StreamedFile& StreamedFile::operator=(StreamedFile&& other) noexcept
+{
+    if (this != &other) {
+        abandon();
+        dir_fd_ = std::move(other.dir_fd_);
+        fd_ = std::move(other.fd_);
+        name_ = std::move(other.name_);
+        temp_name_ = std::move(other.temp_name_);
+    }
+    return *this;
+}
+
+void StreamedFile::abandon()
+{
+    if (!fd_.is_valid())
+        return;
+    fd_.reset();
+    ::unlinkat(dir_fd_.get(), temp_name_.c_str(), 0);
+}
+
+Result<StreamedFile> StreamedFile::create(const std::string& dir, const std::string& name)
+{
+    if (auto made = make_directories(dir, 0755); !made)
+        return Unexpected(made.error());
+    auto dir_fd = open_directory(AT_FDCWD, dir);
+    if (!dir_fd)
+        return Unexpected(dir_fd.error());
+    StreamedFile file;
+    file.dir_fd_ = std::move(*dir_fd);
+    file.name_ = name;
+    file.temp_name_ = temp_name_for(name);
+    file.fd_.reset(::openat(file.dir_fd_.get(), file.temp_name_.c_str(),
+                            O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+    if (!file.fd_.is_valid())
+        return errno_error(errno, "cannot create '" + dir + "/" + file.temp_name_ + "'");
+    if (::fchmod(file.fd_.get(), 0644) < 0)
+        return errno_error(errno, "cannot chmod '" + dir + "/" + file.temp_name_ + "'");
+    return file;
+}
+
+Result<void> StreamedFile::append(std::string_view bytes)
+{
+    return write_all(fd_.get(), bytes, "cannot write '" + name_ + "'");
+}
+
+Result<void> StreamedFile::write_at(uint64_t offset, std::string_view bytes)
+{
+    while (!bytes.empty()) {
+        ssize_t n = ::pwrite(fd_.get(), bytes.data(), bytes.size(), static_cast<off_t>(offset));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return errno_error(errno, "cannot write '" + name_ + "'");
+        bytes.remove_prefix(static_cast<size_t>(n));
+        offset += static_cast<uint64_t>(n);
+    }
+    return {};
+}
+
+Result<void> StreamedFile::commit()
+{
+    const int fd = fd_.release();
+    if (::close(fd) < 0) {
+        const int error = errno;
+        ::unlinkat(dir_fd_.get(), temp_name_.c_str(), 0);
+        return errno_error(error, "cannot write '" + name_ + "'");
+    }
+    if (::renameat(dir_fd_.get(), temp_name_.c_str(), dir_fd_.get(), name_.c_str()) < 0) {
+        const int error = errno;
+        ::unlinkat(dir_fd_.get(), temp_name_.c_str(), 0);
+        return errno_error(error, "cannot rename to '" + name_ + "'");
+    }
+    return {};
+}
+
 Result<void> publish_file(int dir_fd, const std::string& name, std::string_view content,
                           bool durable)
 {

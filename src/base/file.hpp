@@ -4,6 +4,7 @@
 
 #include <sys/stat.h>
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -51,6 +52,40 @@ public:
 private:
     const char* data_ = nullptr;
     size_t size_ = 0;
+};
+
+/// A file written piece by piece and published at the end, as publish_file() publishes a whole
+/// one: the pieces go to a temp file beside it, commit() renames that over the name (no fsync),
+/// and a file dropped before commit() is removed. For large files whose content is never held
+/// whole in memory.
+class StreamedFile {
+public:
+    StreamedFile() = default;
+    StreamedFile(StreamedFile&&) noexcept = default;
+    /// Abandons what this one was writing first.
+    StreamedFile& operator=(StreamedFile&& other) noexcept;
+    ~StreamedFile();
+
+    /// Starts `name` in the directory `dir` (created with its parents, mode 0755, when
+    /// missing). Errors: the errno of mkdir/open, naming the path.
+    [[nodiscard]] static Result<StreamedFile> create(const std::string& dir,
+                                                     const std::string& name);
+
+    [[nodiscard]] bool is_open() const { return fd_.is_valid(); }
+    /// Appends `bytes`. Errors: the errno of write (ENOSPC ...).
+    [[nodiscard]] Result<void> append(std::string_view bytes);
+    /// Overwrites `bytes` at `offset` (e.g. a header once the size is known).
+    [[nodiscard]] Result<void> write_at(uint64_t offset, std::string_view bytes);
+    /// Replaces the name with what was written. Errors: the errno of close/rename.
+    [[nodiscard]] Result<void> commit();
+    /// Removes the temp file, leaving the name as it was.
+    void abandon();
+
+private:
+    UniqueFd dir_fd_;
+    UniqueFd fd_;
+    std::string name_;
+    std::string temp_name_;
 };
 
 /// Replaces `name` in directory `dir_fd` atomically with `content`: writes a temp file
