@@ -22,9 +22,11 @@ namespace kmodd::index {
 namespace {
 
 constexpr char kMagic[8] = {'k', 'm', 'o', 'd', 'd', 'P', 'C', '\n'};
-constexpr uint32_t kFormatVersion = 1;
+constexpr uint32_t kFormatVersion = 2; // 2: the checksum covers the payload first
 constexpr uint32_t kByteOrderMark = 0x01020304;
 // magic, version, byte-order mark, started_ns, count, payload size, crc32 (+ 4 bytes padding)
+// The checksum covers the payload and then the header's started_ns, count and payload size, so
+// a writer can compute it as the records stream out.
 constexpr size_t kHeaderSize = 8 + 4 + 4 + 8 + 8 + 8 + 4 + 4;
 // The header fields the checksum covers with the payload: started_ns, count, payload size.
 constexpr size_t kCheckedHeaderStart = 16;
@@ -35,14 +37,14 @@ constexpr size_t kMinEntryBytes = 4;
 
 static_assert(std::numeric_limits<unsigned char>::digits == 8);
 
-/// CRC-32 of `header` and then each part of the payload, in order.
-uint32_t checksum(std::string_view header, std::span<const std::string_view> payload)
+uint32_t crc_update(uint32_t crc, std::string_view bytes)
 {
-    uLong crc = ::crc32_z(0L, reinterpret_cast<const Bytef*>(header.data()), header.size());
-    for (std::string_view part : payload)
-        crc = ::crc32_z(crc, reinterpret_cast<const Bytef*>(part.data()), part.size());
-    return static_cast<uint32_t>(crc);
+    return static_cast<uint32_t>(
+        ::crc32_z(crc, reinterpret_cast<const Bytef*>(bytes.data()), bytes.size()));
 }
+
+/// Records are written out once this many bytes of them wait.
+constexpr size_t kSpillBytes = size_t{1} << 20;
 
 bool read_key(base::ByteReader& in, CacheKey& key)
 {
@@ -177,7 +179,8 @@ base::Result<void> ParseCache::read_entries()
                         " bytes of entries, " + std::to_string(bytes.size() - kHeaderSize) +
                         " follow"));
     const std::string_view payload = bytes.substr(kHeaderSize);
-    if (checksum(bytes.substr(kCheckedHeaderStart, kCheckedHeaderSize), {&payload, 1}) != crc)
+    if (crc_update(crc_update(0, payload), bytes.substr(kCheckedHeaderStart, kCheckedHeaderSize)) !=
+        crc)
         return (invalid("checksum mismatch"));
     if (count > payload.size() / kMinEntryBytes)
         return (invalid("more entries than bytes"));
@@ -239,7 +242,9 @@ std::optional<elf::ModuleInfo> ParseCache::find(const std::string& path, const C
 void ParseCacheWriter::add(const std::string& path, const CacheKey& key,
                            const elf::ModuleInfo& info)
 {
-    std::string record;
+    // Built outside the lock, in a buffer each thread keeps.
+    thread_local std::string record;
+    record.clear();
     base::put_string(record, path);
     base::put_value(record, key.dev);
     base::put_value(record, key.ino);
@@ -269,56 +274,105 @@ void ParseCacheWriter::add(const std::string& path, const CacheKey& key,
         base::put_value(record, static_cast<uint8_t>(symbol.is_weak ? 1 : 0));
     }
     std::lock_guard guard(lock_);
-    payload_.append(record);
+    pending_.append(record);
+    payload_size_ += record.size();
     ++count_;
+    if (!stream_path_.empty() && pending_.size() >= kSpillBytes)
+        spill_locked();
 }
 
 void ParseCacheWriter::add_raw(std::string_view record)
 {
     std::lock_guard guard(lock_);
     borrowed_.push_back(record);
-    borrowed_size_ += record.size();
+    payload_size_ += record.size();
     ++count_;
+}
+
+void ParseCacheWriter::spill_locked()
+{
+    if (stream_error_)
+        return;
+    if (!file_.is_open()) {
+        const size_t slash = stream_path_.rfind('/');
+        auto file = base::StreamedFile::create(
+            slash == std::string::npos ? "." : stream_path_.substr(0, slash),
+            slash == std::string::npos ? stream_path_ : stream_path_.substr(slash + 1));
+        if (!file) {
+            stream_error_ = file.error();
+            return;
+        }
+        file_ = std::move(*file);
+        if (auto written = file_.append(std::string(kHeaderSize, '\0')); !written) {
+            stream_error_ = written.error();
+            return;
+        }
+    }
+    for (std::string_view record : borrowed_) {
+        written_crc_ = crc_update(written_crc_, record);
+        if (auto written = file_.append(record); !written) {
+            stream_error_ = written.error();
+            return;
+        }
+    }
+    borrowed_.clear();
+    written_crc_ = crc_update(written_crc_, pending_);
+    if (auto written = file_.append(pending_); !written) {
+        stream_error_ = written.error();
+        return;
+    }
+    pending_.clear();
+}
+
+std::string ParseCacheWriter::header(uint32_t payload_crc) const
+{
+    std::string out(kMagic, sizeof kMagic);
+    base::put_value(out, kFormatVersion);
+    base::put_value(out, kByteOrderMark);
+    base::put_value(out, started_ns_);
+    base::put_value(out, count_);
+    base::put_value(out, payload_size_);
+    base::put_value(out, crc_update(payload_crc, std::string_view(out).substr(kCheckedHeaderStart,
+                                                                              kCheckedHeaderSize)));
+    base::put_value(out, uint32_t{0});
+    return out;
 }
 
 std::string ParseCacheWriter::serialize() const
 {
     std::lock_guard guard(lock_);
-    std::vector<std::string_view> parts = borrowed_;
-    parts.emplace_back(payload_);
-    std::string out;
-    out.reserve(kHeaderSize + borrowed_size_ + payload_.size());
-    out.append(kMagic, sizeof kMagic);
-    base::put_value(out, kFormatVersion);
-    base::put_value(out, kByteOrderMark);
-    base::put_value(out, started_ns_);
-    base::put_value(out, count_);
-    base::put_value(out, static_cast<uint64_t>(borrowed_size_ + payload_.size()));
-    base::put_value(
-        out,
-        checksum(std::string_view(out).substr(kCheckedHeaderStart, kCheckedHeaderSize), parts));
-    base::put_value(out, uint32_t{0});
-    for (std::string_view part : parts)
-        out.append(part);
+    uint32_t crc = written_crc_;
+    for (std::string_view record : borrowed_)
+        crc = crc_update(crc, record);
+    crc = crc_update(crc, pending_);
+    std::string out = header(crc);
+    out.reserve(kHeaderSize + payload_size_);
+    for (std::string_view record : borrowed_)
+        out.append(record);
+    out.append(pending_);
     return out;
 }
 
-base::Result<void> ParseCacheWriter::save(const std::string& path) const
+base::Result<void> ParseCacheWriter::save(const std::string& path)
 {
-    const size_t slash = path.rfind('/');
-    const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
-    const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
-    if (auto made = base::make_directories(dir, 0755); !made)
-        return made;
-    auto dir_fd = base::open_directory(AT_FDCWD, dir);
-    if (!dir_fd)
-        return tl::unexpected(dir_fd.error());
-    std::string content = serialize();
-    // Not fsynced: a cache torn by a crash fails its checksum and is rebuilt, and a run must
-    // not wait for the disk for a file that only saves time.
-    if (auto published = base::publish_file(dir_fd->get(), name, content, false); !published)
-        return base::make_error(published.error().code,
-                                base::quoted(path) + ": " + published.error().message);
+    std::lock_guard guard(lock_);
+    if (!stream_path_.empty() && stream_path_ != path)
+        return base::make_error(EINVAL, "the cache streams to " + base::quoted(stream_path_));
+    stream_path_ = path;
+    spill_locked();
+    if (!stream_error_) {
+        if (auto written = file_.write_at(0, header(written_crc_)); !written)
+            stream_error_ = written.error();
+    }
+    if (!stream_error_) {
+        if (auto committed = file_.commit(); !committed)
+            stream_error_ = committed.error();
+    }
+    if (stream_error_) {
+        file_.abandon();
+        return base::make_error(stream_error_->code,
+                                base::quoted(path) + ": " + stream_error_->message);
+    }
     return {};
 }
 

@@ -35,9 +35,10 @@ struct CacheKey {
     bool operator==(const CacheKey&) const = default;
 };
 
-/// A cache file as read: the entries of the run that wrote it. The format (little-endian, native
+/// A cache file as read: the entries of the run that wrote it. The format (native byte order
 /// only) is a header (magic "kmoddPC\n", format version, byte-order mark, the time the writing
-/// run started, entry count, payload size, CRC-32 of these three and the payload) and the entries:
+/// run started, entry count, payload size, CRC-32 of the payload and then these three) and the
+/// entries, in any order:
 /// path, key and the parts of the module's ModuleInfo the index uses (the .modinfo entries it
 /// keeps, exports and imports with their CRCs). Every length is checked against what is left.
 class ParseCache {
@@ -88,33 +89,47 @@ private:
 };
 
 /// A new cache file, filled while a scan runs (add() may be called from several threads) and
-/// written atomically with save(). Holds the records in memory.
+/// written atomically with save(). With stream_into(), records are written to a temp file beside
+/// the cache as they come, once they fill a small buffer, so a full scan never holds them all.
 class ParseCacheWriter {
 public:
     /// `started_ns`: the realtime clock when the run began to look at files.
     explicit ParseCacheWriter(int64_t started_ns) : started_ns_(started_ns) {}
 
+    /// Streams the records towards the cache file `path` (see save()).
+    void stream_into(std::string path) { stream_path_ = std::move(path); }
+
     /// Records the parse of `path`. Only what the index uses is kept.
     void add(const std::string& path, const CacheKey& key, const elf::ModuleInfo& info);
     /// Records an entry of an older cache as it is (see ParseCache::raw_entry()). The bytes
-    /// are borrowed: that cache must outlive serialize() and save().
+    /// are borrowed: that cache must outlive save() (and serialize()).
     void add_raw(std::string_view record);
 
-    /// The cache file's content.
+    /// The cache file's content, for a writer that streams nowhere.
     [[nodiscard]] std::string serialize() const;
-    /// Replaces the file `path` atomically (temp file, rename; no fsync: a file torn by a crash
-    /// fails its checksum and is rebuilt); creates its directory
-    /// (mode 0755) when missing. Errors: the errno of the step that failed, naming the path.
-    [[nodiscard]] base::Result<void> save(const std::string& path) const;
+    /// Replaces the file `path` (the stream_into() path when streaming) atomically: temp file,
+    /// rename; no fsync (a file torn by a crash fails its checksum and is rebuilt). Creates its
+    /// directory (mode 0755) when missing. Errors: the errno of the step that failed (also of
+    /// an earlier streamed write), naming the path.
+    [[nodiscard]] base::Result<void> save(const std::string& path);
 
     [[nodiscard]] size_t size() const { return count_; }
 
 private:
+    /// Writes the borrowed and pending records to the file (opening it first); lock_ held.
+    void spill_locked();
+    /// The header, given the CRC-32 of the whole payload.
+    [[nodiscard]] std::string header(uint32_t payload_crc) const;
+
     int64_t started_ns_;
+    std::string stream_path_;
     mutable std::mutex lock_;
-    std::string payload_;                    ///< the records add() made
-    std::vector<std::string_view> borrowed_; ///< the records add_raw() was given
-    size_t borrowed_size_ = 0;
+    base::StreamedFile file_;
+    std::optional<base::Error> stream_error_; ///< the first failed write; later records dropped
+    std::string pending_;                     ///< records add() made, not written yet
+    std::vector<std::string_view> borrowed_;  ///< records add_raw() was given, not written yet
+    uint64_t payload_size_ = 0;               ///< every record's bytes, written or not
+    uint32_t written_crc_ = 0;                ///< CRC-32 of the bytes written to file_
     uint64_t count_ = 0;
 };
 

@@ -142,10 +142,13 @@ TEST(ParseCache, EveryFlippedByteIsCaughtByTheHeaderChecksOrTheChecksum)
 TEST(ParseCache, AFutureVersionOrTheOtherByteOrderIsRefusedWithTheReason)
 {
     std::string future = one_entry_cache();
-    future[8] = 2; // version, little-endian
+    future[8] = 3; // version, little-endian
     auto cache = ParseCache::parse(future);
     ASSERT_FALSE(cache);
-    EXPECT_NE(cache.error().message.find("version 2"), std::string::npos) << cache.error().message;
+    EXPECT_NE(cache.error().message.find("version 3"), std::string::npos) << cache.error().message;
+    std::string older = one_entry_cache();
+    older[8] = 1; // before the checksum covered the payload first
+    EXPECT_FALSE(ParseCache::parse(older));
 
     std::string swapped = one_entry_cache();
     std::swap(swapped[12], swapped[15]);
@@ -158,8 +161,8 @@ TEST(ParseCache, AFutureVersionOrTheOtherByteOrderIsRefusedWithTheReason)
 /// `bytes` with the checksum made right again, so that the reader walks the damaged entries.
 std::string with_checksum_fixed(std::string bytes)
 {
-    uLong crc = ::crc32_z(0L, reinterpret_cast<const Bytef*>(bytes.data() + 16), 24);
-    crc = ::crc32_z(crc, reinterpret_cast<const Bytef*>(bytes.data() + 48), bytes.size() - 48);
+    uLong crc = ::crc32_z(0L, reinterpret_cast<const Bytef*>(bytes.data() + 48), bytes.size() - 48);
+    crc = ::crc32_z(crc, reinterpret_cast<const Bytef*>(bytes.data() + 16), 24);
     const auto value = static_cast<uint32_t>(crc);
     std::memcpy(bytes.data() + 40, &value, sizeof value);
     return bytes;
@@ -222,6 +225,60 @@ TEST(ParseCache, SaveCreatesTheDirectoryAndReplacesTheFileWhole)
     ASSERT_FALSE(loaded);
     EXPECT_NE(loaded.error().message.find(path), std::string::npos) << "names the file";
     EXPECT_EQ(ParseCache::load((dir / "missing").string()).error().code, ENOENT);
+    fs::remove_all(dir);
+}
+
+TEST(ParseCache, AStreamedCacheHoldsEveryRecordAndADroppedOneLeavesNothing)
+{
+    const fs::path dir =
+        fs::temp_directory_path() / ("parse-cache-s-" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    const std::string path = (dir / "modules.cache").string();
+    auto old = ParseCache::parse(one_entry_cache());
+    ASSERT_TRUE(old);
+    auto big = sample_info();
+    big.modinfo.push_back({"alias", std::string(1000, 'x')});
+    const auto count_files = [&] {
+        return std::distance(fs::directory_iterator(dir), fs::directory_iterator());
+    };
+    {
+        ParseCacheWriter writer(kStarted);
+        writer.stream_into(path);
+        writer.add_raw(*old->raw_entry("/lib/modules/6.1.0/kernel/e1000.ko", key()));
+        // Some 3 MB of records: written out as they come, not held until save().
+        for (int i = 0; i < 3000; ++i)
+            writer.add("/m/" + std::to_string(i) + ".ko", key(), big);
+        EXPECT_EQ(count_files(), 1) << "a temp file beside the cache";
+        EXPECT_FALSE(fs::exists(path));
+        auto saved = writer.save(path);
+        ASSERT_TRUE(saved) << saved.error().message;
+    }
+    auto loaded = ParseCache::load(path);
+    ASSERT_TRUE(loaded) << loaded.error().message;
+    EXPECT_EQ(loaded->size(), 3001U);
+    EXPECT_TRUE(loaded->find("/lib/modules/6.1.0/kernel/e1000.ko", key()));
+    auto info = loaded->find("/m/2999.ko", key());
+    ASSERT_TRUE(info);
+    EXPECT_EQ(info->modinfo.back().value, std::string(1000, 'x'));
+    EXPECT_EQ(count_files(), 1) << "no temp file is left beside it";
+
+    {
+        ParseCacheWriter dropped(kStarted);
+        dropped.stream_into(path);
+        for (int i = 0; i < 3000; ++i)
+            dropped.add("/n/" + std::to_string(i) + ".ko", key(), big);
+    }
+    EXPECT_EQ(count_files(), 1) << "a writer dropped before save() removes its temp file";
+    EXPECT_EQ(ParseCache::load(path)->size(), 3001U) << "and leaves the cache as it was";
+
+    // Somewhere it cannot write: save() says so, naming the path.
+    std::ofstream(dir / "file") << "x";
+    ParseCacheWriter blocked(kStarted);
+    blocked.add("/x.ko", key(), sample_info());
+    auto saved = blocked.save((dir / "file" / "modules.cache").string());
+    ASSERT_FALSE(saved);
+    EXPECT_NE(saved.error().message.find("file/modules.cache"), std::string::npos)
+        << saved.error().message;
     fs::remove_all(dir);
 }
 
