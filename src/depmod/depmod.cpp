@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -226,12 +227,9 @@ base::Result<void> Depmod::scan(Diagnostics& diagnostics)
 {
     std::shared_ptr<const index::ParseCache> old;
     std::optional<index::ParseCacheWriter> writer;
-    if (loaded_cache_) {
-        old = std::move(loaded_cache_);
-        writer.emplace(index::realtime_ns());
-        index_.use_parse_cache(old);
-        index_.record_parses_into(&*writer);
-    } else if (!options_.parse_cache.empty()) {
+    if (scan_started_ns_ == 0)
+        scan_started_ns_ = index::realtime_ns();
+    if (!options_.parse_cache.empty()) {
         if (auto cache = index::ParseCache::load(options_.parse_cache))
             old = std::make_shared<const index::ParseCache>(std::move(*cache));
         else if (cache.error().code != ENOENT)
@@ -239,6 +237,8 @@ base::Result<void> Depmod::scan(Diagnostics& diagnostics)
                                    "parse cache " + cache.error().message + ", ignoring it"});
         // Before the first file is looked at: the racy-timestamp rule compares with it.
         writer.emplace(index::realtime_ns());
+        if (options_.save_parse_cache)
+            writer->stream_into(options_.parse_cache);
         index_.use_parse_cache(old);
         index_.record_parses_into(&*writer);
     }
@@ -285,11 +285,6 @@ bool Depmod::outputs_are_current(Diagnostics& diagnostics)
     auto state = OutputState::load(output_state_path(options_.parse_cache));
     if (!state)
         return false;
-    auto cache = index::ParseCache::load(options_.parse_cache);
-    if (!cache)
-        return false; // scan() says why
-    loaded_cache_ = std::make_shared<const index::ParseCache>(std::move(*cache));
-
     auto digest_of = [&](const char* name) {
         return base::Digest64::of_read(base::read_file(AT_FDCWD, module_dir() + "/" + name));
     };
@@ -302,12 +297,14 @@ bool Depmod::outputs_are_current(Diagnostics& diagnostics)
     if (!files || files->size() != state->module_count)
         return false;
     uint64_t sum = 0;
+    const int64_t trusted_before = state->keys_since_ns - index::ParseCache::kRacyMarginNs;
     for (const auto& file : *files) {
-        if (!file.has_stat ||
-            !loaded_cache_->raw_entry(file.path, index::CacheKey::of(file.st, file.symlink_target)))
+        if (!file.has_stat)
             return false;
-        sum += index::ModuleIndex::file_digest(file.path, index::file_key_of(file.st),
-                                               file.symlink_target);
+        const index::FileKey key = index::file_key_of(file.st);
+        if (std::max(key.mtime_ns, key.ctime_ns) >= trusted_before)
+            return false;
+        sum += index::ModuleIndex::file_digest(file.path, key, file.symlink_target);
     }
     if (sum != state->modules)
         return false;
@@ -336,6 +333,7 @@ void Depmod::save_output_state(const std::vector<OutputFile>& outputs, const Dia
         inputs_digest(index_.modules_order_digest(), builtin_digest_, builtin_modinfo_digest_);
     state.modules = index_.files_digest();
     state.module_count = index_.candidate_count();
+    state.keys_since_ns = scan_started_ns_;
     for (const OutputFile& file : outputs)
         state.files.push_back({file.name, file.content.size(), base::Digest64::of(file.content)});
     state.diagnostics = said;

@@ -128,8 +128,8 @@ private:
     uint64_t builtin_digest_ = 0;         ///< base::Digest64::of_read() of modules.builtin
     uint64_t builtin_modinfo_digest_ = 0; ///< ... and of modules.builtin.modinfo
     uint64_t options_digest_ = 0;         ///< options, configuration, -E/-F, kmodd's version
-    /// The cache outputs_are_current() read, for scan() to use rather than read it again.
-    std::shared_ptr<const index::ParseCache> loaded_cache_;
+    /// When the first scan() began to look at files (see OutputState::keys_since_ns).
+    int64_t scan_started_ns_ = 0;
     OutputBuilder outputs_;
     /// The size of each output the last write() left on disk; empty before the first one.
     std::vector<size_t> published_sizes_;

@@ -17,7 +17,7 @@ namespace kmodd::depmod {
 namespace {
 
 constexpr char kMagic[8] = {'k', 'm', 'o', 'd', 'd', 'O', 'S', '\n'};
-constexpr uint32_t kFormatVersion = 1;
+constexpr uint32_t kFormatVersion = 2; // 2: keys_since_ns
 constexpr uint32_t kByteOrderMark = 0x01020304;
 // magic, version, byte-order mark, payload size, CRC-32 of the payload (+ 4 bytes padding)
 constexpr size_t kHeaderSize = 8 + 4 + 4 + 8 + 4 + 4;
@@ -48,6 +48,7 @@ std::string OutputState::serialize() const
     base::put_value(payload, inputs);
     base::put_value(payload, modules);
     base::put_value(payload, module_count);
+    base::put_value(payload, keys_since_ns);
     base::put_value(payload, static_cast<uint32_t>(files.size()));
     for (const File& file : files) {
         base::put_string(payload, file.name);
@@ -96,7 +97,7 @@ base::Result<OutputState> OutputState::parse(std::string_view bytes)
     base::ByteReader in(payload);
     uint32_t count = 0;
     if (!in.get(state.inputs) || !in.get(state.modules) || !in.get(state.module_count) ||
-        !in.get_count(count, 20))
+        !in.get(state.keys_since_ns) || !in.get_count(count, 20))
         return invalid("malformed");
     for (uint32_t i = 0; i < count; ++i) {
         std::string_view name;

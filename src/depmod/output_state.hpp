@@ -25,6 +25,10 @@ struct OutputState {
     /// index::ModuleIndex::files_digest() of the module files, and how many there were.
     uint64_t modules = 0;
     uint64_t module_count = 0;
+    /// The realtime clock when the scan that took those files' identities began: a file changed
+    /// shortly before it (index::ParseCache::kRacyMarginNs) may hide a change behind the same
+    /// times, so it proves nothing.
+    int64_t keys_since_ns = 0;
     /// Each output file as published: name, size and base::Digest64 of its content.
     struct File {
         std::string name;
