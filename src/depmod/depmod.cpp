@@ -309,15 +309,8 @@ bool Depmod::outputs_are_current(Diagnostics& diagnostics)
     if (sum != state->modules)
         return false;
 
-    auto dir = base::open_directory(AT_FDCWD, output_dir_);
-    if (!dir)
+    if (!state->describes_files_in(output_dir_))
         return false;
-    for (const OutputState::File& file : state->files) {
-        auto content = base::MappedFile::open(dir->get(), file.name);
-        if (!content || content->bytes().size() != file.size ||
-            base::Digest64::of(content->bytes()) != file.digest)
-            return false;
-    }
     diagnostics.insert(diagnostics.end(), said.begin(), said.end());
     diagnostics.insert(diagnostics.end(), state->diagnostics.begin(), state->diagnostics.end());
     return true;
@@ -365,8 +358,12 @@ base::Result<std::vector<OutputFile>> Depmod::generate(Diagnostics& diagnostics)
     return outputs_.build(*resolution, builtin_, options_.warn_dups, options_.format, diagnostics);
 }
 
-void Depmod::adopt_as_published(const std::vector<OutputFile>& outputs)
+void Depmod::adopt_as_published(const std::vector<OutputFile>& outputs, const Diagnostics& said)
 {
+    Diagnostics all = said;
+    all.insert(all.end(), builtin_problems_.begin(), builtin_problems_.end());
+    Diagnostics ignored; // a state that cannot be saved costs only time, later
+    save_output_state(outputs, all, ignored);
     published_sizes_.clear();
     for (const OutputFile& file : outputs)
         published_sizes_.push_back(file.content.size());

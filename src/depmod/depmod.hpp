@@ -103,10 +103,10 @@ public:
     /// left there: the engine keeps no copy of its outputs).
     [[nodiscard]] base::Result<GenerationStats> write(index::Diagnostics& diagnostics);
 
-    /// Takes `outputs` (from generate()) as what is on disk already, e.g. after checking that
-    /// the files there are current: the next write() then replaces only what differs. Only
-    /// their sizes are kept.
-    void adopt_as_published(const std::vector<OutputFile>& outputs);
+    /// Takes `outputs` (from generate(), which said `said`) as what is on disk already, e.g.
+    /// after checking that the files there are current: the next write() then replaces only
+    /// what differs. Only their sizes are kept; the output state is saved as write() saves it.
+    void adopt_as_published(const std::vector<OutputFile>& outputs, const index::Diagnostics& said);
 
     [[nodiscard]] const index::ModuleIndex& index() const { return index_; }
 

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "base/byte_io.hpp"
+#include "base/digest.hpp"
 #include "base/file.hpp"
 #include "base/strings.hpp"
 
@@ -40,6 +41,20 @@ std::string output_state_path(std::string_view parse_cache)
     const size_t slash = parse_cache.rfind('/');
     std::string path(slash == std::string_view::npos ? "" : parse_cache.substr(0, slash + 1));
     return path + "outputs.state";
+}
+
+bool OutputState::describes_files_in(const std::string& dir) const
+{
+    auto dir_fd = base::open_directory(AT_FDCWD, dir);
+    if (!dir_fd)
+        return false;
+    for (const File& file : files) {
+        auto content = base::MappedFile::open(dir_fd->get(), file.name);
+        if (!content || content->bytes().size() != file.size ||
+            base::Digest64::of(content->bytes()) != file.digest)
+            return false;
+    }
+    return true;
 }
 
 std::string OutputState::serialize() const

@@ -40,6 +40,9 @@ struct OutputState {
     /// What generating the outputs said (warnings a run on the same inputs says again).
     index::Diagnostics diagnostics;
 
+    /// Whether every output file in `dir` holds the bytes this state recorded (size and digest).
+    [[nodiscard]] bool describes_files_in(const std::string& dir) const;
+
     [[nodiscard]] std::string serialize() const;
     /// Errors: EINVAL for anything that is not an intact state file of this format version.
     [[nodiscard]] static base::Result<OutputState> parse(std::string_view bytes);

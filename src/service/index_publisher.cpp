@@ -4,6 +4,8 @@
 
 #include <cerrno>
 
+#include "depmod/output_state.hpp"
+
 namespace kmodd::service {
 
 IndexPublisher::IndexPublisher(Settings settings)
@@ -18,6 +20,20 @@ Publication IndexPublisher::start()
     publication.hints = index_.watch_hints();
     take_snapshot(publication, 1);
     return publication;
+}
+
+std::optional<IndexPublisher::Published> IndexPublisher::open_published() const
+{
+    const std::string state_path = index_.output_state_path(settings_.release);
+    if (state_path.empty())
+        return std::nullopt;
+    auto state = depmod::OutputState::load(state_path);
+    if (!state || !state->describes_files_in(index_.modules_dir() + "/" + settings_.release))
+        return std::nullopt;
+    auto snapshot = open_snapshot(1);
+    if (!snapshot || !*snapshot)
+        return std::nullopt;
+    return Published{std::move(*snapshot), static_cast<uint32_t>(state->module_count)};
 }
 
 Publication IndexPublisher::apply(const ChangeSet& changes, const std::vector<std::string>& forced)

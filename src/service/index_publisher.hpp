@@ -50,6 +50,18 @@ public:
     /// as publication 1.
     [[nodiscard]] Publication start();
 
+    /// What start_published() gives.
+    struct Published {
+        std::shared_ptr<const IndexSnapshot> snapshot;
+        uint32_t modules = 0; ///< as the output state counts them (unusable files included)
+    };
+    /// The served release's snapshot from the index files on disk, before any file of the
+    /// tree is looked at, when its output state (depmod::OutputState, kept beside the parse
+    /// cache) proves that those files hold what kmodd or kmodctl published last: they answer
+    /// as they did then, while start() (run next) checks that the tree is still what they were
+    /// made from. nullopt without a cache directory, a state, or files that match it.
+    [[nodiscard]] std::optional<Published> open_published() const;
+
     /// Applies a batch of changes, then rebuilds the versions in `forced` from scratch; opens
     /// a new snapshot when the served release's index was rewritten.
     [[nodiscard]] Publication apply(const ChangeSet& changes,

@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "base/file.hpp"
+#include "depmod/output_state.hpp"
 
 namespace kmodd::service {
 
@@ -92,6 +93,27 @@ std::vector<std::string> IndexService::find_kernel_dirs() const
     return found;
 }
 
+depmod::DepmodOptions IndexService::depmod_options(const std::string& version) const
+{
+    depmod::DepmodOptions options;
+    options.base_dir = options_.base_dir;
+    options.kernel_version = version;
+    options.config_paths = options_.config_paths;
+    options.format = options_.format;
+    options.durable = options_.durable;
+    options.parse_threads = options_.parse_threads;
+    if (!options_.cache_dir.empty())
+        options.parse_cache = depmod::parse_cache_path(options_.cache_dir, options);
+    return options;
+}
+
+std::string IndexService::output_state_path(const std::string& version) const
+{
+    const depmod::DepmodOptions options = depmod_options(version);
+    return options.parse_cache.empty() ? std::string()
+                                       : depmod::output_state_path(options.parse_cache);
+}
+
 std::vector<VersionReport> IndexService::start()
 {
     std::vector<VersionReport> reports;
@@ -156,16 +178,7 @@ std::optional<VersionReport> IndexService::apply_version(const std::string& vers
     }
 
     if (it == versions_.end()) {
-        depmod::DepmodOptions options;
-        options.base_dir = options_.base_dir;
-        options.kernel_version = version;
-        options.config_paths = options_.config_paths;
-        options.format = options_.format;
-        options.durable = options_.durable;
-        options.parse_threads = options_.parse_threads;
-        if (!options_.cache_dir.empty())
-            options.parse_cache = depmod::parse_cache_path(options_.cache_dir, options);
-        auto engine = depmod::Depmod::create(std::move(options), report.diagnostics);
+        auto engine = depmod::Depmod::create(depmod_options(version), report.diagnostics);
         if (!engine) {
             report.action = VersionReport::Action::Failed;
             report.error = engine.error();
@@ -233,7 +246,7 @@ bool IndexService::outputs_match_disk(const Version& entry, index::Diagnostics& 
     }
     diagnostics.insert(diagnostics.end(), scratch.begin(), scratch.end());
     // The engine now knows what is on disk: its first write replaces only what changes.
-    entry.engine->adopt_as_published(*outputs);
+    entry.engine->adopt_as_published(*outputs, scratch);
     return true;
 }
 

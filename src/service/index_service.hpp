@@ -98,6 +98,10 @@ public:
     [[nodiscard]] std::map<std::string, std::string>
     unusable_modules(const std::string& version) const;
 
+    /// Where the output state of `version` is kept (beside its parse cache, see
+    /// depmod::OutputState); empty without a cache directory.
+    [[nodiscard]] std::string output_state_path(const std::string& version) const;
+
     /// The indexed versions, sorted.
     [[nodiscard]] std::vector<std::string> versions() const;
 
@@ -106,6 +110,8 @@ public:
     [[nodiscard]] const depmod::Depmod* engine(const std::string& version) const;
 
 private:
+    [[nodiscard]] depmod::DepmodOptions depmod_options(const std::string& version) const;
+
     struct Version {
         std::unique_ptr<depmod::Depmod> engine;
         uint64_t generation = 0;
