@@ -59,6 +59,7 @@ int run_status(int argc, char** argv)
         auto generation = property<std::uint64_t>(properties, "IndexGeneration");
         auto rebuilt_usec = property<std::uint64_t>(properties, "LastRebuildUSec");
         auto duration_usec = property<std::uint64_t>(properties, "LastRebuildDurationUSec");
+        auto verified = property<bool>(properties, "IndexVerified");
         auto devices = manager.ListWaitingDevices();
 
         if (session.json()) {
@@ -68,6 +69,7 @@ int run_status(int argc, char** argv)
             print_json({{"kernel_release", release},
                         {"modules", modules},
                         {"generation", generation},
+                        {"index_verified", verified},
                         {"last_rebuild_usec", rebuilt_usec},
                         {"last_rebuild_duration_usec", duration_usec},
                         {"waiting_devices", std::move(waiting)}});
@@ -76,6 +78,10 @@ int run_status(int argc, char** argv)
         print_line("Kernel release:   " + release);
         print_line("Modules:          " + std::to_string(modules));
         print_line("Index generation: " + std::to_string(generation));
+        print_line(std::string("Index verified:   ") +
+                   (verified ? "yes"
+                             : "no, checking the module trees (answers come from the index "
+                               "published before)"));
         print_line("Last rebuild:     " + (rebuilt_usec == 0
                                                ? std::string("never")
                                                : format_local_time(rebuilt_usec) + ", took " +

@@ -121,15 +121,23 @@ base::Result<void> Daemon::set_up()
     // On the index worker, which does every later rebuild too: glibc keeps one arena per
     // thread, and each would keep a rebuild's freed temporaries for reuse.
     index_worker_ = std::make_unique<Worker>("kmodd-index");
-    std::promise<void> started;
-    index_worker_->post([this, &started] {
-        index_start();
-        started.set_value();
-    });
-    started.get_future().wait();
+    // Started from the cache: the index files published last answer at once, and the tree
+    // is checked against them in the background (verify_start()). Otherwise the first index
+    // is built before the bus name is taken.
+    const bool is_early = index_start_published();
+    if (!is_early) {
+        std::promise<void> started;
+        index_worker_->post([this, &started] {
+            index_start();
+            started.set_value();
+        });
+        started.get_future().wait();
+    }
 
     if (auto done = set_up_bus(); !done)
         return done;
+    if (is_early)
+        verify_start();
 
     kernel_worker_ = std::make_unique<Worker>("kmodd-kernel");
     reader_worker_ = std::make_unique<Worker>("kmodd-reader");
@@ -220,6 +228,8 @@ void Daemon::notify_status()
     std::string status = "Serving " + release_ + ": " + std::to_string(properties_.module_count) +
                          " modules, index generation " +
                          std::to_string(properties_.index_generation);
+    if (!properties_.index_verified)
+        status += " (checking the module tree)";
     ::sd_notify(0, ("STATUS=" + status).c_str());
 }
 

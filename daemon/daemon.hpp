@@ -76,6 +76,13 @@ private:
     base::Result<void> set_up_kernel();
     base::Result<void> set_up_bus();
     void index_start();
+    /// Publishes the index files kmodd published before, when its output state proves them
+    /// unchanged (IndexPublisher::open_published()); false when it cannot.
+    bool index_start_published();
+    /// Indexes every tree on the index worker, as index_start(), after index_start_published():
+    /// finish_verification() publishes what differs and marks the index verified.
+    void verify_start();
+    void finish_verification(service::Publication publication, std::chrono::microseconds took);
 
     void on_watch_ready();
     void on_signal();

@@ -57,6 +57,80 @@ void Daemon::index_start()
                      release_, options_.modules_dir);
 }
 
+bool Daemon::index_start_published()
+{
+    auto started = Clock::now();
+    auto published = publisher_->open_published();
+    if (!published)
+        return false;
+    publish(published->snapshot);
+    properties_.index_generation = 1;
+    properties_.module_count = published->modules;
+    properties_.index_verified = false;
+    spdlog::info(
+        "answering from the index files of '{}' published before ({} modules, opened in "
+        "{} ms); checking the module trees in the background",
+        release_, published->modules,
+        static_cast<double>(
+            std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started).count()) /
+            1000.0);
+    return true;
+}
+
+void Daemon::verify_start()
+{
+    index_worker_->post([this] {
+        auto started = Clock::now();
+        service::Publication publication = publisher_->start();
+        auto took = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started);
+        loop_->post([this, publication = std::move(publication), took]() mutable {
+            finish_verification(std::move(publication), took);
+        });
+    });
+}
+
+void Daemon::finish_verification(service::Publication publication, std::chrono::microseconds took)
+{
+    watcher_->set_hints(publication.hints);
+    for (const auto& problem : watcher_->take_problems())
+        spdlog::warn("{}", problem);
+    reports_.note(publication.reports);
+    if (publication.snapshot_error)
+        spdlog::warn("{}", publication.snapshot_error->message);
+
+    std::vector<std::string> changed = {"IndexVerified", "ModuleCount", "LastRebuildUSec",
+                                        "LastRebuildDurationUSec"};
+    bool is_rewritten = false;
+    for (const auto& report : publication.reports) {
+        if (report.action == Action::Written)
+            object_->index_rebuilt(report.version,
+                                   report.version == release_
+                                       ? IndexPublisher::usable_count(report, publication.snapshot)
+                                       : static_cast<uint32_t>(report.modules),
+                                   static_cast<uint64_t>(report.stats.duration.count()));
+        if (report.version != release_)
+            continue;
+        is_rewritten = report.action == Action::Written;
+        properties_.module_count = IndexPublisher::usable_count(report, publication.snapshot);
+    }
+    publish(publication.snapshot);
+    if (!publication.snapshot)
+        properties_.module_count = 0;
+    if (is_rewritten) {
+        properties_.index_generation += 1;
+        changed.emplace_back("IndexGeneration");
+    }
+    properties_.last_rebuild_usec = realtime_usec();
+    properties_.last_rebuild_duration_usec = static_cast<uint64_t>(took.count());
+    properties_.index_verified = true;
+    object_->properties_changed(changed);
+    notify_status();
+    spdlog::info("checked the module trees in {} ms: the published index of '{}' {}",
+                 static_cast<double>(took.count()) / 1000.0, release_,
+                 is_rewritten ? "was out of date and is written again" : "is current");
+    run_requests_waiting_for_index();
+}
+
 void Daemon::on_watch_ready()
 {
     auto changes = watch_loop_->dispatch();

@@ -24,6 +24,7 @@ struct ManagerProperties {
     uint64_t index_generation = 0;
     uint64_t last_rebuild_usec = 0; ///< CLOCK_REALTIME, 0 = never
     uint64_t last_rebuild_duration_usec = 0;
+    bool index_verified = true; ///< false while the start from the cache is being checked
 };
 
 /// A device waiting for a driver (ListWaitingDevices).
@@ -99,6 +100,7 @@ private:
     {
         return backend_.properties().last_rebuild_duration_usec;
     }
+    bool IndexVerified() override { return backend_.properties().index_verified; }
 
     [[nodiscard]] Caller current_caller();
 

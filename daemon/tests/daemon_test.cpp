@@ -386,6 +386,50 @@ TEST(Kmodd, ARestartWithACacheDirParsesNothingThatDidNotChange)
     EXPECT_EQ(*loaded.value, (Names{"mod1", "mod2"}));
 }
 
+TEST(Kmodd, ARestartOnCurrentIndexFilesAnswersAtOnceThenChecksTheTreeInTheBackground)
+{
+    DaemonSetup setup;
+    setup.tree().add("kernel/a/mod1.ko", fixture("mod1"));
+    setup.tree().add("kernel/a/mod2.ko", fixture("mod2"));
+    const std::string cache = (setup.tree().root() / "cache").string();
+    ::sleep(3); // files changed within two seconds before a run are not trusted from its cache
+    ASSERT_TRUE(setup.start({"--cache-dir", cache})) << setup.log();
+    EXPECT_EQ(setup.client().property<bool>("IndexVerified"), true) << "a first start checks all";
+    auto status = setup.stop();
+    ASSERT_TRUE(status && WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << setup.log();
+
+    // Nothing changed: the published files answer, and the check finds them current.
+    ASSERT_TRUE(setup.start({"--cache-dir", cache})) << setup.log();
+    auto deps = setup.client().list_deps("mod2");
+    ASSERT_TRUE(deps) << deps.error_message;
+    EXPECT_EQ(*deps.value, (Names{"mod1", "mod2"}));
+    ASSERT_TRUE(wait_until([&] { return setup.client().property<bool>("IndexVerified") == true; }))
+        << setup.log();
+    std::string log = setup.log();
+    EXPECT_NE(log.find("answering from the index files of '" + setup.tree().version() +
+                       "' published before (2 modules"),
+              std::string::npos)
+        << log;
+    EXPECT_NE(log.find("is current"), std::string::npos) << log;
+    EXPECT_EQ(setup.client().property<uint64_t>("IndexGeneration"), 1U);
+    status = setup.stop();
+    ASSERT_TRUE(status && WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << setup.log();
+
+    // A module added while kmodd was down: the check finds it and publishes a new index.
+    setup.tree().add("kernel/b/mod3.ko", fixture("mod3"));
+    ASSERT_TRUE(setup.start({"--cache-dir", cache})) << setup.log();
+    ASSERT_TRUE(wait_until([&] { return setup.client().property<bool>("IndexVerified") == true; }))
+        << setup.log();
+    log = setup.log();
+    EXPECT_NE(log.find("was out of date and is written again"), std::string::npos) << log;
+    EXPECT_EQ(setup.client().property<uint64_t>("IndexGeneration"), 2U);
+    EXPECT_EQ(setup.client().property<uint32_t>("ModuleCount"), 3U);
+    deps = setup.client().list_deps("mod3");
+    ASSERT_TRUE(deps) << deps.error_message << "\n" << setup.log();
+    EXPECT_NE(slurp(setup.tree().module_dir() / "modules.dep").find("kernel/b/mod3.ko:"),
+              std::string::npos);
+}
+
 TEST(Kmodd, RebuildRewritesFilesAnotherToolChanged)
 {
     DaemonSetup setup;

@@ -281,7 +281,8 @@ TEST_F(DbusInterface, PropertiesAreReadableAndTheirChangesAreSignalledWithTheVal
     EXPECT_EQ(client_->IndexGeneration(), 7U);
     EXPECT_EQ(client_->LastRebuildUSec(), 1700000000000000U);
     EXPECT_EQ(client_->LastRebuildDurationUSec(), 18000U);
-    EXPECT_EQ(client_->GetAll(kmodd::dbus::InterfaceName(names::kInterfaceName)).size(), 5U);
+    EXPECT_TRUE(client_->IndexVerified());
+    EXPECT_EQ(client_->GetAll(kmodd::dbus::InterfaceName(names::kInterfaceName)).size(), 6U);
 
     on_server([&] { manager_->set_module_count(42); });
     EXPECT_TRUE(client_->log.saw("PropertiesChanged org.kmodd1.Manager ModuleCount=42"));
@@ -340,6 +341,7 @@ TEST_F(DbusInterface, IntrospectionNamesEveryArgumentAndProperty)
         "name=\"ListWaitingDevices\"",
         "type=\"a(stuass)\"",
         "<property name=\"LastRebuildDurationUSec\" type=\"t\" access=\"read\">",
+        "<property name=\"IndexVerified\" type=\"b\" access=\"read\">",
     };
     for (const auto& text : expected)
         EXPECT_NE(xml.find(text), std::string::npos) << "missing " << text;

@@ -247,6 +247,7 @@ TEST_F(KmodctlDbus, StatusWithJsonReportsTheDaemonsProperties)
     EXPECT_EQ(status["kernel_release"], "6.1.0-test");
     EXPECT_EQ(status["modules"], 3);
     EXPECT_EQ(status["generation"], 7);
+    EXPECT_EQ(status["index_verified"], true);
     EXPECT_EQ(status["last_rebuild_usec"], std::uint64_t{1700000000000000});
     EXPECT_EQ(status["last_rebuild_duration_usec"], 18000);
     const json devices = json::parse(R"([{"syspath": "/sys/devices/pci0000:00/0000:00:1f.3",
@@ -261,9 +262,10 @@ TEST_F(KmodctlDbus, StatusPrintsOneNameAndValueALine)
 {
     Outcome outcome = kmodctl({"status"});
     ASSERT_EQ(outcome.status, 0) << outcome.err;
-    for (const char* line : {"Kernel release:   6.1.0-test\n", "Modules:          3\n",
-                             "Index generation: 7\n", "Waiting devices:  1\n",
-                             "  /sys/devices/pci0000:00/0000:00:1f.3 pci:v00008086d0000A348sv*\n"})
+    for (const char* line :
+         {"Kernel release:   6.1.0-test\n", "Modules:          3\n", "Index generation: 7\n",
+          "Index verified:   yes\n", "Waiting devices:  1\n",
+          "  /sys/devices/pci0000:00/0000:00:1f.3 pci:v00008086d0000A348sv*\n"})
         EXPECT_NE(outcome.out.find(line), std::string::npos) << line << "in:\n" << outcome.out;
     // Local time, which the test cannot know, then the duration.
     EXPECT_NE(outcome.out.find("Last rebuild:     "), std::string::npos) << outcome.out;
