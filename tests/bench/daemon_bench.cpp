@@ -10,7 +10,11 @@
 //   included, against kmod's full `depmod -a` on the same tree;
 // - kmodd's own rebuild time for that change (LastRebuildDurationUSec);
 // - the ListDeps round trip over D-Bus against `modprobe -D` as a process;
-// - kmodd's resident memory with the index loaded (VmRSS, and the peak VmHWM).
+// - kmodd's resident memory with the index loaded (VmRSS, and the peak VmHWM);
+// - `kmodctl deps btrfs` as a whole process against `modprobe -D btrfs` (alternating);
+// - with a parse cache: a restart from exec until ListDeps answers, and until the tree is
+//   verified (IndexVerified), against a start without one (its first start).
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/inotify.h>
 #include <sys/resource.h>
@@ -26,6 +30,7 @@
 #include <vector>
 
 #include "daemon_harness.hpp"
+#include "spawn.hpp"
 
 namespace {
 
@@ -49,6 +54,23 @@ double percentile(std::vector<double> values, double p)
     std::sort(values.begin(), values.end());
     auto index = static_cast<size_t>(p * static_cast<double>(values.size() - 1));
     return values[index];
+}
+
+/// Wall time of `args` as a process (no shell), its output thrown away.
+double spawn_seconds(const std::vector<std::string>& args)
+{
+    static const int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+    kmodd::test::SpawnOptions options;
+    options.stdout_fd = null;
+    options.stderr_fd = null;
+    auto start = Clock::now();
+    pid_t pid = kmodd::test::spawn(args, options);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        std::fprintf(stderr, "daemon_bench: '%s' failed (%d)\n", args[0].c_str(), status);
+    return seconds;
 }
 
 double run_seconds(const std::string& command)
@@ -208,10 +230,45 @@ int main(int argc, char** argv)
                                           version + " -D " + deep + " >/dev/null") *
                               1000);
 
+    // A client call as a whole process, against modprobe -D as one, alternating.
+    std::vector<double> kmodctl_ms;
+    std::vector<double> modprobe_process_ms;
+    for (int i = 0; i < std::max(runs, 21); ++i) {
+        kmodctl_ms.push_back(
+            spawn_seconds({KMODD_KMODCTL, "--bus", setup.address(), "deps", deep}) * 1000);
+        modprobe_process_ms.push_back(
+            spawn_seconds({"/usr/sbin/modprobe", "-d", root.string(), "-S", version, "-D", deep}) *
+            1000);
+    }
+
     long rss = status_kib(pid, "VmRSS:");
     long hwm = status_kib(pid, "VmHWM:");
     auto count = setup.client().property<uint32_t>("ModuleCount").value_or(0);
     setup.stop();
+
+    // Restarts with a parse cache: the first fills it, the others start from it.
+    const std::string cache = (root / "cache").string();
+    std::vector<double> cold_answer, warm_answer, warm_verified;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2100)); // the racy-timestamp margin
+    for (int i = 0; i <= std::min(runs, 7); ++i) {
+        auto t0 = Clock::now();
+        if (!setup.start({"--durable", "yes", "--cache-dir", cache})) {
+            std::fprintf(stderr, "daemon_bench: kmodd did not restart:\n%s\n", setup.log().c_str());
+            return 1;
+        }
+        if (!setup.client().list_deps(deep)) {
+            std::fprintf(stderr, "daemon_bench: ListDeps after a restart failed\n");
+            return 1;
+        }
+        double answered = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+        kmodd::daemon::test::wait_until(
+            [&] { return setup.client().property<bool>("IndexVerified").value_or(false); });
+        double verified = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+        (i == 0 ? cold_answer : warm_answer).push_back(answered);
+        if (i > 0)
+            warm_verified.push_back(verified);
+        setup.stop();
+    }
 
     std::printf("kmodd daemon benchmark: %s (%u modules), %d runs, fsync on\n", version.c_str(),
                 count, runs);
@@ -236,6 +293,14 @@ int main(int argc, char** argv)
                 static_cast<double>(rss) / 1024, "");
     std::printf("%-44s %8.1f MiB %12s\n", "peak resident memory (VmHWM)",
                 static_cast<double>(hwm) / 1024, "");
-    std::printf("(kmod column: a full `depmod` run, and `modprobe -D` as a process)\n");
+    std::printf("%-44s %9.1f ms %9.1f ms\n", "kmodctl deps btrfs / modprobe -D (process)",
+                median(kmodctl_ms), median(modprobe_process_ms));
+    std::printf("%-44s %9.1f ms %12s\n", "exec -> ListDeps, no cache yet", median(cold_answer), "");
+    std::printf("%-44s %9.1f ms %12s\n", "exec -> ListDeps, warm cache (p50)", median(warm_answer),
+                "");
+    std::printf("%-44s %9.1f ms %12s\n", "exec -> tree verified, warm cache (p50)",
+                median(warm_verified), "");
+    std::printf("(kmod column: a full `depmod` run, and `modprobe -D` as a process; restart\n"
+                " figures poll every 5 ms)\n");
     return 0;
 }

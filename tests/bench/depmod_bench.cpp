@@ -4,7 +4,9 @@
 //   depmod_bench [--runs N] [--kmod PATH] [--modprobe PATH] [--kmodctl PATH] ROOT VERSION
 //
 // Prints, side by side: the wall time of a full depmod run (each tool as a process,
-// alternating, median of N), each tool's peak resident memory, the time of `modprobe -a -D`
+// alternating, median of N), each tool's peak resident memory, our runs with a parse cache
+// (cold, warm with nothing changed, warm with one module changed) against kmod's in the same
+// rounds, the time of `modprobe -a -D`
 // over every module, and the engine's incremental update after one module appears or vanishes
 // (in-process, including publishing every changed file with fsync), and the resident memory of
 // that in-process engine, the figure that matters to the daemon, which keeps one engine per
@@ -13,6 +15,7 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -178,8 +181,8 @@ int main(int argc, char** argv)
     long ours_rss = 0, kmod_rss = 0;
     for (int i = 0; i < runs; ++i) {
         auto k = run_process({kmod, "-C", "/dev/null", "-b", kmod_root.string(), version});
-        auto o = run_process({kmodctl, "depmod", "-C", "/dev/null", "-b", root.string(), "-o",
-                              ours_out.string(), version});
+        auto o = run_process({kmodctl, "depmod", "--no-cache", "-C", "/dev/null", "-b",
+                              root.string(), "-o", ours_out.string(), version});
         if (k.status != 0 || o.status != 0) {
             std::fprintf(stderr, "depmod_bench: a run failed (kmod %d, ours %d)\n", k.status,
                          o.status);
@@ -201,6 +204,78 @@ int main(int argc, char** argv)
     std::printf("%-34s %7.1fMiB %7.1fMiB %7.2fx\n", "full run, peak resident memory",
                 static_cast<double>(ours_rss) / 1024, static_cast<double>(kmod_rss) / 1024,
                 static_cast<double>(ours_rss) / static_cast<double>(kmod_rss));
+
+    // The parse cache, on a hard-link copy of the tree of our own (one module file in it is a
+    // copy, touched before each "one changed" run): a cold run that writes the cache, a warm run
+    // with nothing changed, and a warm run with that one module changed.
+    const fs::path ours_root = scratch / "ours-tree";
+    const fs::path cache = scratch / "cache";
+    if (std::system(("cp -al '" + root.string() + "' '" + ours_root.string() + "'").c_str()) !=
+        0) {
+        std::fprintf(stderr, "depmod_bench: cannot copy the tree\n");
+        return 1;
+    }
+    fs::path touched;
+    for (const auto& entry :
+         fs::recursive_directory_iterator(ours_root / "lib/modules" / version / "kernel/fs")) {
+        if (entry.is_regular_file() && entry.path().string().find(".ko") != std::string::npos) {
+            touched = entry.path();
+            break;
+        }
+    }
+    fs::copy_file(touched, touched.string() + ".copy");
+    fs::rename(touched.string() + ".copy", touched);
+    const std::vector<std::string> cached_run{kmodctl,
+                                              "depmod",
+                                              "--cache-dir=" + cache.string(),
+                                              "-C",
+                                              "/dev/null",
+                                              "-b",
+                                              ours_root.string(),
+                                              "-o",
+                                              ours_out.string(),
+                                              version};
+    // Linking changed every file's ctime: the cache trusts no file changed within 2 s of a run.
+    ::sleep(3);
+    std::vector<double> cold_cache, warm_same, warm_one, kmod_again;
+    long cold_cache_rss = 0, warm_same_rss = 0, warm_one_rss = 0;
+    for (int i = 0; i < runs; ++i) {
+        fs::remove_all(cache);
+        auto c = run_process(cached_run);
+        auto w = run_process(cached_run); // the cache written a moment ago: racy, parses again
+        auto k = run_process({kmod, "-C", "/dev/null", "-b", kmod_root.string(), version});
+        auto same = run_process(cached_run);
+        ::utimensat(AT_FDCWD, touched.c_str(), nullptr, 0);
+        ::sleep(2); // the module changed, but not within 2 s of the run that caches it
+        auto one = run_process(cached_run);
+        if (c.status != 0 || w.status != 0 || same.status != 0 || one.status != 0) {
+            std::fprintf(stderr, "depmod_bench: a cached run failed\n");
+            return 1;
+        }
+        cold_cache.push_back(c.seconds);
+        kmod_again.push_back(k.seconds);
+        warm_same.push_back(same.seconds);
+        warm_one.push_back(one.seconds);
+        cold_cache_rss = std::max(cold_cache_rss, c.max_rss_kib);
+        warm_same_rss = std::max(warm_same_rss, same.max_rss_kib);
+        warm_one_rss = std::max(warm_one_rss, one.max_rss_kib);
+    }
+    const double kmod_now = median(kmod_again);
+    auto print_cached = [&](const char* what, const std::vector<double>& times, long rss) {
+        std::printf("%-34s %9.3fs %9.3fs %7.3fx  (%.1f MiB)\n", what, median(times), kmod_now,
+                    median(times) / kmod_now, static_cast<double>(rss) / 1024);
+    };
+    print_cached("cold run writing the parse cache", cold_cache, cold_cache_rss);
+    print_cached("warm run, nothing changed", warm_same, warm_same_rss);
+    print_cached("warm run, one module changed", warm_one, warm_one_rss);
+    uintmax_t cache_bytes = 0;
+    for (const auto& entry : fs::recursive_directory_iterator(cache)) {
+        if (entry.is_regular_file() && entry.path().filename() == "modules.cache")
+            cache_bytes = entry.file_size();
+    }
+    std::printf("%-34s %7.2fMiB, %.2f MiB per 1000 modules\n", "parse cache on disk",
+                static_cast<double>(cache_bytes) / 1048576,
+                static_cast<double>(cache_bytes) / 1048576 * 1000 / static_cast<double>(modules));
 
     // modprobe: the load plan of every module in one `-a -D` run, over kmod's index files (the
     // copy kmod's depmod just wrote them into).
