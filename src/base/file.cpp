@@ -2,6 +2,7 @@
 // Files and directories: openat-style reads, and publishing by temp file, fsync and rename.
 #include "base/file.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -11,6 +12,7 @@
 #include <atomic>
 #include <cerrno>
 #include <climits>
+#include <cstddef>
 #include <cstring>
 #include <utility>
 
@@ -59,6 +61,37 @@ Result<std::string> read_file_with_stat(int dir_fd, const std::string& path, str
     }
     content.resize(used);
     return content;
+}
+
+namespace {
+constexpr size_t kDirectoryBuffer = size_t{32} * 1024;
+} // namespace
+
+DirectoryReader::DirectoryReader(int dir_fd)
+    : fd_(dir_fd), buffer_(std::make_unique<char[]>(kDirectoryBuffer))
+{
+}
+
+bool DirectoryReader::next(Entry& entry)
+{
+    if (position_ >= end_) {
+        ssize_t count;
+        do {
+            count = ::getdents64(fd_, buffer_.get(), kDirectoryBuffer);
+        } while (count < 0 && errno == EINTR);
+        if (count <= 0)
+            return false;
+        position_ = 0;
+        end_ = static_cast<size_t>(count);
+    }
+    // The kernel aligns each record; the fields are read where dirent64 puts them.
+    const char* record = buffer_.get() + position_;
+    unsigned short length = 0;
+    std::memcpy(&length, record + offsetof(struct dirent64, d_reclen), sizeof length);
+    entry.type = static_cast<unsigned char>(record[offsetof(struct dirent64, d_type)]);
+    entry.name = std::string_view(record + offsetof(struct dirent64, d_name));
+    position_ += length;
+    return true;
 }
 
 MappedFile::MappedFile(MappedFile&& other) noexcept

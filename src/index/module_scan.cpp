@@ -106,24 +106,24 @@ void ModuleIndex::walk(base::UniqueFd directory, const std::string& dir_path, bo
                        std::vector<Found>& found, std::vector<std::pair<dev_t, ino_t>>& stack,
                        Diagnostics& diagnostics) const
 {
-    // The stream owns the descriptor from here on (no dup: a tree has a thousand directories).
-    DIR* dir = ::fdopendir(directory.get());
-    if (dir == nullptr)
-        return;
-    const int dir_fd = directory.release();
-    while (const dirent* entry = ::readdir(dir)) {
-        std::string_view name = entry->d_name;
+    const int dir_fd = directory.get();
+    base::DirectoryReader reader(dir_fd);
+    base::DirectoryReader::Entry entry{};
+    while (reader.next(entry)) {
+        const std::string_view name = entry.name;
+        // NUL-terminated: getdents64 gives each name with its NUL.
+        const char* const c_name = name.data();
         if (is_excluded(name))
             continue;
         std::string path = dir_path + "/" + std::string(name);
-        bool is_dir = entry->d_type == DT_DIR;
-        bool is_file = entry->d_type == DT_REG;
+        bool is_dir = entry.type == DT_DIR;
+        bool is_file = entry.type == DT_REG;
         if (!is_dir && !is_file) {
             struct stat st {};
-            if (::fstatat(dir_fd, entry->d_name, &st, 0) < 0) {
+            if (::fstatat(dir_fd, c_name, &st, 0) < 0) {
                 diagnostics.push_back(
                     {Diagnostic::Level::Error,
-                     describe_unusable_entry(dir_fd, entry->d_name, path, errno)});
+                     describe_unusable_entry(dir_fd, c_name, path, errno)});
                 continue;
             }
             is_dir = S_ISDIR(st.st_mode);
@@ -137,7 +137,7 @@ void ModuleIndex::walk(base::UniqueFd directory, const std::string& dir_path, bo
             }
         }
         if (is_dir) {
-            base::UniqueFd sub(::openat(dir_fd, entry->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+            base::UniqueFd sub(::openat(dir_fd, c_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
             struct stat st {};
             if (!sub.is_valid() || ::fstat(sub.get(), &st) < 0) {
                 diagnostics.push_back(
@@ -164,7 +164,7 @@ void ModuleIndex::walk(base::UniqueFd directory, const std::string& dir_path, bo
         f.dir_len = dir_path.size();
         if (starts_with_dir(path, settings_.module_dir))
             f.relpath = path.substr(settings_.module_dir.size() + 1);
-        if (entry->d_type == DT_LNK) {
+        if (entry.type == DT_LNK) {
             if (char* real = ::realpath(path.c_str(), nullptr)) {
                 f.symlink_target = real;
                 std::free(real);
@@ -172,11 +172,10 @@ void ModuleIndex::walk(base::UniqueFd directory, const std::string& dir_path, bo
         }
         // Relative to the directory: no walk of the whole path again.
         if (stat_files)
-            f.has_stat = ::fstatat(dir_fd, entry->d_name, &f.st, 0) == 0;
+            f.has_stat = ::fstatat(dir_fd, c_name, &f.st, 0) == 0;
         f.path = std::move(path);
         found.push_back(std::move(f));
     }
-    ::closedir(dir);
 }
 
 bool ModuleIndex::merge(std::vector<Found>& found, const std::string& scope,
