@@ -243,9 +243,12 @@ int run_depmod(int argc, char** argv)
     }
 
     {
-        const depmod::ChosenFormat chosen = depmod::choose_kmod_format(
-            forced_format, forced_format ? std::nullopt : sys::installed_kmod_version(),
-            depmod::module_dir_of(options));
+        const depmod::ChosenFormat chosen =
+            depmod::choose_kmod_format(forced_format,
+                                       forced_format ? std::nullopt
+                                       : use_cache   ? sys::installed_kmod_version(cache_dir)
+                                                     : sys::installed_kmod_version(),
+                                       depmod::module_dir_of(options));
         options.format = chosen.format;
         if (printer.verbosity > 0)
             std::fprintf(stderr, "depmod: INFO: writing kmod %u's format, %s\n",

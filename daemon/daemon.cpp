@@ -93,7 +93,10 @@ base::Result<void> Daemon::set_up()
     settings.index.config_paths = options_.depmod_config;
     // Only a forced format spares asking the kmod tool.
     const depmod::ChosenFormat format = depmod::choose_kmod_format(
-        options_.kmod_format, options_.kmod_format ? std::nullopt : sys::installed_kmod_version(),
+        options_.kmod_format,
+        options_.kmod_format         ? std::nullopt
+        : options_.cache_dir.empty() ? sys::installed_kmod_version()
+                                     : sys::installed_kmod_version(options_.cache_dir),
         options_.modules_dir + "/" + release_);
     settings.index.format = format.format;
     spdlog::info("writing the index files of kmod {}, {}", format.format.version, format.reason);

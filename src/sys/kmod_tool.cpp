@@ -7,9 +7,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <array>
 #include <cerrno>
+#include <cstdlib>
+#include <string_view>
 
+#include "base/file.hpp"
 #include "base/unique_fd.hpp"
 
 extern char** environ; // NOLINT(readability-redundant-declaration): POSIX declares it nowhere
@@ -56,6 +61,53 @@ std::optional<std::string> installed_kmod_version()
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         return std::nullopt;
     return output;
+}
+
+namespace {
+
+/// The kmod that posix_spawnp() would run: the first executable "kmod" in a PATH directory,
+/// with the identity of the file it resolves to; empty when there is none.
+std::string kmod_on_path_key()
+{
+    const char* path_env = std::getenv("PATH");
+    std::string_view path = path_env != nullptr ? path_env : "/usr/bin:/bin";
+    while (true) {
+        const size_t colon = path.find(':');
+        std::string dir(path.substr(0, colon));
+        std::string candidate = (dir.empty() ? std::string(".") : dir) + "/kmod";
+        struct stat st {};
+        if (::access(candidate.c_str(), X_OK) == 0 && ::stat(candidate.c_str(), &st) == 0 &&
+            S_ISREG(st.st_mode))
+            return candidate + " " + std::to_string(st.st_dev) + " " + std::to_string(st.st_ino) +
+                   " " + std::to_string(st.st_size) + " " + std::to_string(st.st_mtim.tv_sec) +
+                   "." + std::to_string(st.st_mtim.tv_nsec) + " " +
+                   std::to_string(st.st_ctim.tv_sec) + "." + std::to_string(st.st_ctim.tv_nsec);
+        if (colon == std::string_view::npos)
+            return {};
+        path.remove_prefix(colon + 1);
+    }
+}
+
+} // namespace
+
+std::optional<std::string> installed_kmod_version(const std::string& cache_dir)
+{
+    const std::string key = kmod_on_path_key();
+    if (key.empty())
+        return std::nullopt;
+    const std::string file = cache_dir + "/kmod-version";
+    if (auto text = base::read_file(AT_FDCWD, file)) {
+        const size_t newline = text->find('\n');
+        if (newline != std::string::npos && std::string_view(*text).substr(0, newline) == key)
+            return text->substr(newline + 1);
+    }
+    auto version = installed_kmod_version();
+    if (version) {
+        // Best effort: a run that may not write there runs kmod again next time.
+        if (auto dir = base::open_directory(AT_FDCWD, cache_dir))
+            (void)base::publish_file(dir->get(), "kmod-version", key + "\n" + *version, false);
+    }
+    return version;
 }
 
 } // namespace kmodd::sys
