@@ -321,6 +321,15 @@ void Depmod::save_output_state(const std::vector<OutputFile>& outputs, const Dia
 {
     if (options_.parse_cache.empty() || !options_.save_parse_cache)
         return;
+    const std::string path = output_state_path(options_.parse_cache);
+    // A file that cannot be used is reported by each run's walk, which a run that skips its
+    // work would not repeat: such a tree gets no state (and any old one goes).
+    for (const index::Candidate* candidate : index_.candidates()) {
+        if (!candidate->parsed) {
+            ::unlink(path.c_str());
+            return;
+        }
+    }
     OutputState state;
     state.inputs =
         inputs_digest(index_.modules_order_digest(), builtin_digest_, builtin_modinfo_digest_);
@@ -330,7 +339,7 @@ void Depmod::save_output_state(const std::vector<OutputFile>& outputs, const Dia
     for (const OutputFile& file : outputs)
         state.files.push_back({file.name, file.content.size(), base::Digest64::of(file.content)});
     state.diagnostics = said;
-    auto saved = state.save(output_state_path(options_.parse_cache));
+    auto saved = state.save(path);
     const int code = saved ? 0 : saved.error().code;
     // Where the caller may not write (a user's run) or the cache was never made, nothing is
     // kept: the next run does the work.
