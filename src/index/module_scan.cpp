@@ -121,9 +121,8 @@ void ModuleIndex::walk(base::UniqueFd directory, const std::string& dir_path, bo
         if (!is_dir && !is_file) {
             struct stat st {};
             if (::fstatat(dir_fd, c_name, &st, 0) < 0) {
-                diagnostics.push_back(
-                    {Diagnostic::Level::Error,
-                     describe_unusable_entry(dir_fd, c_name, path, errno)});
+                diagnostics.push_back({Diagnostic::Level::Error,
+                                       describe_unusable_entry(dir_fd, c_name, path, errno)});
                 continue;
             }
             is_dir = S_ISDIR(st.st_mode);

@@ -210,8 +210,7 @@ int main(int argc, char** argv)
     // with nothing changed, and a warm run with that one module changed.
     const fs::path ours_root = scratch / "ours-tree";
     const fs::path cache = scratch / "cache";
-    if (std::system(("cp -al '" + root.string() + "' '" + ours_root.string() + "'").c_str()) !=
-        0) {
+    if (std::system(("cp -al '" + root.string() + "' '" + ours_root.string() + "'").c_str()) != 0) {
         std::fprintf(stderr, "depmod_bench: cannot copy the tree\n");
         return 1;
     }
