@@ -46,7 +46,8 @@ Digest64& Digest64::update(std::string_view bytes)
         left -= 8;
     }
     uint64_t tail = 0;
-    std::memcpy(&tail, data, left);
+    if (left > 0) // an empty view may have no data pointer at all
+        std::memcpy(&tail, data, left);
     mix(tail);
     mix(static_cast<uint64_t>(bytes.size()));
     return *this;

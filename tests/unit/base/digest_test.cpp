@@ -22,6 +22,7 @@ TEST(Digest64, UpdatesAreFramedSoSplitsDiffer)
     EXPECT_NE(Digest64().update("ab").update("c").value(),
               Digest64().update("a").update("bc").value());
     EXPECT_NE(Digest64::of(""), Digest64::of(std::string(1, '\0')));
+    EXPECT_EQ(Digest64::of(std::string_view()), Digest64::of("")) << "a view with no data";
 }
 
 TEST(Digest64, EverySingleBitChangeGivesAnotherDigest)
