@@ -325,7 +325,7 @@ void Depmod::save_output_state(const std::vector<OutputFile>& outputs, const Dia
     // A file that cannot be used is reported by each run's walk, which a run that skips its
     // work would not repeat: such a tree gets no state (and any old one goes).
     for (const index::Candidate* candidate : index_.candidates()) {
-        if (!candidate->parsed) {
+        if (!candidate->error.empty()) {
             ::unlink(path.c_str());
             return;
         }

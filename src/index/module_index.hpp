@@ -105,11 +105,13 @@ struct Candidate {
     size_t dir_len = 0;  ///< length of the directory part of `path` (no trailing '/')
     uint64_t seq = 0;    ///< discovery order: the first found wins a priority tie
     FileKey key;
-    std::string symlink_target;                 ///< resolved target when `path` itself is a symlink
-    std::shared_ptr<const ParsedModule> parsed; ///< null when the file could not be parsed
-    std::string error;                          ///< why `parsed` is null
-    uint32_t name_hash = 0;                     ///< kmod_hash(name): kmod's hash-table order
-    uint32_t order_key_size = 0;                ///< length of order_key() in relpath
+    std::string symlink_target; ///< resolved target when `path` itself is a symlink
+    /// What the file says; for a file that could not be parsed, an empty module (no modinfo,
+    /// no symbols): kmod's depmod lists such a file without dependencies, so the outputs do.
+    std::shared_ptr<const ParsedModule> parsed;
+    std::string error;                ///< why the file could not be parsed; empty when it was
+    uint32_t name_hash = 0;           ///< kmod_hash(name): kmod's hash-table order
+    uint32_t order_key_size = 0;      ///< length of order_key() in relpath
     std::vector<uint32_t> export_ids; ///< interned symbol of each export (prefix stripped)
     std::vector<uint32_t> import_ids; ///< interned symbol of each import (lookup name)
 

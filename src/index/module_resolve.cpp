@@ -262,7 +262,7 @@ base::Result<Resolution> ModuleIndex::resolve(const ResolveOptions& options,
     std::vector<const Candidate*> files;
     files.reserve(candidates_.size());
     for (const auto& [path, c] : candidates_) {
-        if (c->parsed)
+        if (c->parsed) // every file that was looked at, parsed or not (as kmod)
             files.push_back(c.get());
     }
     std::sort(files.begin(), files.end(),

@@ -262,7 +262,8 @@ bool ModuleIndex::merge(std::vector<Found>& found, const std::string& scope,
             c.error.clear();
             if (!info) {
                 c.error = std::move(info.error().message);
-                c.parsed = nullptr;
+                c.parsed = ParsedModule::make(elf::ModuleInfo{}, settings_.symbol_prefix,
+                                              settings_.keep_import_crcs);
                 c.export_ids = {};
                 c.import_ids = {};
                 continue;
@@ -286,9 +287,10 @@ bool ModuleIndex::merge(std::vector<Found>& found, const std::string& scope,
     std::sort(to_parse.begin(), to_parse.end(),
               [](const Candidate* a, const Candidate* b) { return a->seq < b->seq; });
     for (Candidate* c : to_parse) {
-        if (!c->parsed)
-            diagnostics.push_back(
-                {Diagnostic::Level::Error, base::quoted(c->path) + ": " + c->error + ", ignoring"});
+        if (!c->error.empty())
+            diagnostics.push_back({Diagnostic::Level::Error,
+                                   base::quoted(c->path) + ": " + c->error +
+                                       "; listed without dependencies, as kmod's depmod does"});
     }
     sort_new_symbols();
     return true;

@@ -273,7 +273,7 @@ std::map<std::string, std::string> IndexService::unusable_modules(const std::str
     if (it == versions_.end())
         return unusable;
     for (const index::Candidate* candidate : it->second.engine->index().candidates()) {
-        if (!candidate->parsed && !candidate->error.empty())
+        if (!candidate->error.empty())
             unusable.emplace(candidate->name, "'" + candidate->path + "': " + candidate->error);
     }
     return unusable;
