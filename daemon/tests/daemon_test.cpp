@@ -430,6 +430,29 @@ TEST(Kmodd, ARestartOnCurrentIndexFilesAnswersAtOnceThenChecksTheTreeInTheBackgr
               std::string::npos);
 }
 
+TEST(Kmodd, AModuleFileThatIsNoModuleIsListedAsKmodListsItButNotLoaded)
+{
+    DaemonSetup setup;
+    setup.tree().add("kernel/a/mod1.ko", fixture("mod1"));
+    setup.tree().write("kernel/a/broken.ko", "this is not an ELF file\n");
+    ASSERT_TRUE(setup.start()) << setup.log();
+    EXPECT_NE(slurp(setup.tree().module_dir() / "modules.dep").find("kernel/a/broken.ko:\n"),
+              std::string::npos);
+    EXPECT_EQ(setup.client().property<uint32_t>("ModuleCount"), 1U) << "broken.ko not counted";
+    auto loaded = setup.client().load("broken");
+    ASSERT_FALSE(loaded);
+    EXPECT_EQ(loaded.error_name, "org.kmodd1.Error.Failed");
+    EXPECT_NE(
+        loaded.error_message.find("cannot be used: '" +
+                                  (setup.tree().module_dir() / "kernel/a/broken.ko").string() +
+                                  "': not an ELF file"),
+        std::string::npos)
+        << loaded.error_message;
+    EXPECT_NE(setup.log().find("broken.ko': not an ELF file; listed without dependencies"),
+              std::string::npos)
+        << setup.log();
+}
+
 TEST(Kmodd, RebuildRewritesFilesAnotherToolChanged)
 {
     DaemonSetup setup;

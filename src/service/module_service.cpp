@@ -54,8 +54,8 @@ std::string not_found_message(const IndexSnapshot& snapshot, const std::string& 
     return "Module " + quoted(name) + " not found in " + where;
 }
 
-/// NotFound, or Failed naming the file and the reason when the tree has the module but the
-/// index had to leave it out.
+/// NotFound, or Failed naming the file and the reason when the tree has the module but it
+/// cannot be used.
 tl::unexpected<RequestError> not_found(const IndexSnapshot& snapshot, const std::string& name)
 {
     std::string normalised = name;
@@ -85,6 +85,14 @@ find_modules(loader::Resolver& resolver, const IndexSnapshot& snapshot, const st
                                [&](loader::Module* m) { return !is_missing(resolver, *m); });
     if (!has_any)
         return not_found(snapshot, name);
+    // Listed in the index as kmod lists it, without dependencies, but not a module: say why
+    // rather than hand the file to the kernel.
+    for (loader::Module* module : modules) {
+        if (auto it = snapshot.unusable().find(module->name); it != snapshot.unusable().end())
+            return tl::unexpected(RequestError{
+                Failure::Failed,
+                "Module " + quoted(module->name) + " cannot be used: " + it->second, ENOEXEC});
+    }
     return modules;
 }
 
