@@ -14,7 +14,9 @@ for option in "$@"; do
     --with-vm) packages="$packages qemu-system-x86 busybox-static cpio dbus-system-bus-common mmdebstrap" ;;
     --with-lint) packages="$packages clang-format clang-tidy shellcheck git" ;;
     --with-deb) packages="$packages build-essential debhelper dpkg-dev lintian git" ;;
-    *) echo "usage: $0 [--with-vm] [--with-lint] [--with-deb]" >&2 && exit 2 ;;
+    # clang with libFuzzer's runtime: tests/fuzz/run.sh.
+    --with-fuzz) packages="$packages clang libclang-rt-dev" ;;
+    *) echo "usage: $0 [--with-vm] [--with-lint] [--with-deb] [--with-fuzz]" >&2 && exit 2 ;;
     esac
 done
 

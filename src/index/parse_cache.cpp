@@ -10,7 +10,6 @@
 #include <cstring>
 #include <ctime>
 #include <limits>
-#include <span>
 
 #include "base/byte_io.hpp"
 #include "base/file.hpp"
@@ -218,6 +217,15 @@ const ParseCache::Entry* ParseCache::usable_entry(const std::string& path,
     if (std::max(key.mtime_ns, key.ctime_ns) >= started_ns_ - kRacyMarginNs)
         return nullptr;
     return &it->second;
+}
+
+std::vector<std::pair<std::string, CacheKey>> ParseCache::keys() const
+{
+    std::vector<std::pair<std::string, CacheKey>> keys;
+    keys.reserve(entries_.size());
+    for (const auto& [path, entry] : entries_)
+        keys.emplace_back(std::string(path), entry.key);
+    return keys;
 }
 
 std::optional<std::string_view> ParseCache::raw_entry(const std::string& path,

@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "base/file.hpp"
@@ -65,6 +66,9 @@ public:
     /// find() would not use it.
     [[nodiscard]] std::optional<std::string_view> raw_entry(const std::string& path,
                                                             const CacheKey& key) const;
+
+    /// Every entry's path and key, in no particular order (for tools and tests).
+    [[nodiscard]] std::vector<std::pair<std::string, CacheKey>> keys() const;
 
     [[nodiscard]] size_t size() const { return entries_.size(); }
     [[nodiscard]] int64_t started_ns() const { return started_ns_; }
