@@ -13,6 +13,7 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <utility>
 
 #include "base/digest.hpp"
 #include "base/file.hpp"
@@ -225,25 +226,33 @@ void Depmod::load_builtin_inputs()
 
 base::Result<void> Depmod::scan(Diagnostics& diagnostics)
 {
+    std::optional<Walk> walk = std::exchange(last_walk_, std::nullopt);
+    // Before the first file is looked at: the racy-timestamp rule compares with it.
+    const int64_t started_ns = walk ? walk->started_ns : index::realtime_ns();
+    if (scan_started_ns_ == 0)
+        scan_started_ns_ = started_ns;
     std::shared_ptr<const index::ParseCache> old;
     std::optional<index::ParseCacheWriter> writer;
-    if (scan_started_ns_ == 0)
-        scan_started_ns_ = index::realtime_ns();
     if (!options_.parse_cache.empty()) {
         if (auto cache = index::ParseCache::load(options_.parse_cache))
             old = std::make_shared<const index::ParseCache>(std::move(*cache));
         else if (cache.error().code != ENOENT)
             diagnostics.push_back({Diagnostic::Level::Warning,
                                    "parse cache " + cache.error().message + ", ignoring it"});
-        // Before the first file is looked at: the racy-timestamp rule compares with it.
-        writer.emplace(index::realtime_ns());
+        writer.emplace(started_ns);
         if (options_.save_parse_cache)
             writer->stream_into(options_.parse_cache);
         index_.use_parse_cache(old);
         index_.record_parses_into(&*writer);
     }
     const size_t parsed_before = index_.parse_count();
-    auto scanned = index_.scan(diagnostics);
+    base::Result<void> scanned;
+    if (walk) {
+        diagnostics.insert(diagnostics.end(), walk->said.begin(), walk->said.end());
+        index_.scan(std::move(walk->files), diagnostics);
+    } else {
+        scanned = index_.scan(diagnostics);
+    }
     index_.record_parses_into(nullptr);
     index_.use_parse_cache(nullptr);
     if (!scanned)
@@ -292,26 +301,32 @@ bool Depmod::outputs_are_current(Diagnostics& diagnostics)
                       digest_of("modules.builtin.modinfo")) != state->inputs)
         return false;
 
-    Diagnostics said;
-    auto files = index_.list_files(said);
-    if (!files || files->size() != state->module_count)
+    Walk walk;
+    walk.started_ns = index::realtime_ns();
+    auto files = index_.list_files(walk.said);
+    if (!files)
         return false;
+    // Whatever is decided below, a scan() that follows needs this walk, not another.
+    const auto keep_walk = [&] {
+        walk.files = std::move(*files);
+        last_walk_ = std::move(walk);
+        return false;
+    };
+    if (files->size() != state->module_count)
+        return keep_walk();
     uint64_t sum = 0;
     const int64_t trusted_before = state->keys_since_ns - index::ParseCache::kRacyMarginNs;
     for (const auto& file : *files) {
         if (!file.has_stat)
-            return false;
+            return keep_walk();
         const index::FileKey key = index::file_key_of(file.st);
         if (std::max(key.mtime_ns, key.ctime_ns) >= trusted_before)
-            return false;
+            return keep_walk();
         sum += index::ModuleIndex::file_digest(file.path, key, file.symlink_target);
     }
-    if (sum != state->modules)
-        return false;
-
-    if (!state->describes_files_in(output_dir_))
-        return false;
-    diagnostics.insert(diagnostics.end(), said.begin(), said.end());
+    if (sum != state->modules || !state->describes_files_in(output_dir_))
+        return keep_walk();
+    diagnostics.insert(diagnostics.end(), walk.said.begin(), walk.said.end());
     diagnostics.insert(diagnostics.end(), state->diagnostics.begin(), state->diagnostics.end());
     return true;
 }

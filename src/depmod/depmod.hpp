@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -76,7 +77,9 @@ public:
     /// Where the outputs go.
     [[nodiscard]] const std::string& output_dir() const { return output_dir_; }
 
-    /// Full walk of the tree (unchanged files are not parsed again).
+    /// Full walk of the tree (unchanged files are not parsed again). Right after
+    /// outputs_are_current() said false, it takes the walk that call did instead of walking
+    /// again.
     [[nodiscard]] base::Result<void> scan(index::Diagnostics& diagnostics);
 
     /// Whether the outputs on disk are provably what scan() and write() would write now, so
@@ -84,8 +87,9 @@ public:
     /// last write()) names the same inputs, every module file found now has a usable cache
     /// entry and together they have the digest the state recorded, and every output file
     /// holds the bytes it recorded. When true, `diagnostics` gets what that run would have
-    /// said (the walk's and the recorded generation's); otherwise nothing. Needs a parse
-    /// cache (DepmodOptions::parse_cache); the index stays empty either way.
+    /// said (the walk's and the recorded generation's); otherwise nothing, and the walk it did
+    /// (if it got that far) is kept for the scan() that follows. Needs a parse cache
+    /// (DepmodOptions::parse_cache); the index stays empty either way.
     [[nodiscard]] bool outputs_are_current(index::Diagnostics& diagnostics);
 
     /// One path changed, appeared or vanished (a module file, a directory, modules.order,
@@ -130,6 +134,14 @@ private:
     uint64_t options_digest_ = 0;         ///< options, configuration, -E/-F, kmodd's version
     /// When the first scan() began to look at files (see OutputState::keys_since_ns).
     int64_t scan_started_ns_ = 0;
+    /// The walk outputs_are_current() did, for the scan() that follows it: what it found, what
+    /// it said and when it began.
+    struct Walk {
+        std::vector<index::ModuleIndex::FoundFile> files;
+        index::Diagnostics said;
+        int64_t started_ns = 0;
+    };
+    std::optional<Walk> last_walk_;
     OutputBuilder outputs_;
     /// The size of each output the last write() left on disk; empty before the first one.
     std::vector<size_t> published_sizes_;

@@ -183,10 +183,14 @@ public:
     /// the file is left out; an unreadable module dir is an error.
     [[nodiscard]] base::Result<void> scan(Diagnostics& diagnostics);
 
-    /// A module file a walk found: its path, its resolved target when the path is a symlink,
-    /// and its stat (following symlinks) when it could be taken.
+    /// A module file a walk found: its path (and the parts of it the index keys on), its
+    /// resolved target when the path is a symlink, and its stat (following symlinks) when it
+    /// could be taken.
     struct FoundFile {
         std::string path;
+        std::string relpath; ///< under the module dir; empty for an external directory's file
+        std::string name;    ///< the module name
+        size_t dir_len = 0;  ///< of the directory part of `path`
         std::string symlink_target;
         struct stat st {};
         bool has_stat = false;
@@ -194,6 +198,9 @@ public:
     /// Walks the module dir and the external dirs as scan() does (with the same diagnostics),
     /// without parsing or keeping anything. Errors: as scan().
     [[nodiscard]] base::Result<std::vector<FoundFile>> list_files(Diagnostics& diagnostics) const;
+    /// scan() on what list_files() found moments ago (its diagnostics already given), instead
+    /// of walking the tree again.
+    void scan(std::vector<FoundFile> walked, Diagnostics& diagnostics);
 
     /// The digest of one module file's path, identity and symlink target.
     [[nodiscard]] static uint64_t file_digest(std::string_view path, const FileKey& key,
@@ -233,19 +240,16 @@ public:
     [[nodiscard]] std::vector<const Candidate*> candidates() const;
 
 private:
-    struct Found;
-    /// Adds the module files under `dir_fd` to `found`, each with its stat when `stat_files`.
-    void walk(base::UniqueFd directory, const std::string& dir_path, bool stat_files,
-              std::vector<Found>& found, std::vector<std::pair<dev_t, ino_t>>& stack,
-              Diagnostics& diagnostics) const;
-    base::Result<void> walk_all(std::vector<Found>& found, bool stat_files,
-                                Diagnostics& diagnostics) const;
-    bool merge(std::vector<Found>& found, const std::string& scope, Diagnostics& diagnostics);
+    /// Adds the module files under `dir_fd` to `found`, each with its stat.
+    void walk(base::UniqueFd directory, const std::string& dir_path, std::vector<FoundFile>& found,
+              std::vector<std::pair<dev_t, ino_t>>& stack, Diagnostics& diagnostics) const;
+    base::Result<void> walk_all(std::vector<FoundFile>& found, Diagnostics& diagnostics) const;
+    bool merge(std::vector<FoundFile>& found, const std::string& scope, Diagnostics& diagnostics);
     bool is_excluded(std::string_view name) const;
-    /// The cached parse of `candidate`'s file (recorded into the writer too), with the file's
-    /// stat in `st`; an error when the cache has no usable entry.
+    /// The cached parse of `candidate`'s file (recorded into the writer too) when the cache
+    /// has a usable entry for the file's stat `st`; an error otherwise.
     base::Result<elf::ModuleInfo> take_from_cache(const Candidate& candidate,
-                                                  struct stat& st) const;
+                                                  const struct stat& st) const;
     bool is_higher_priority(const Candidate& old_file, const Candidate& new_file) const;
     void load_modules_order();
     uint32_t intern(std::string_view name);

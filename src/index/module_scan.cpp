@@ -26,16 +26,6 @@
 
 namespace kmodd::index {
 
-struct ModuleIndex::Found {
-    std::string path;
-    std::string relpath;
-    std::string name;
-    size_t dir_len = 0;
-    std::string symlink_target;
-    struct stat st {}; ///< when the walk was asked to stat the files, and could
-    bool has_stat = false;
-};
-
 namespace {
 
 std::string read_link(int dir_fd, const char* name)
@@ -102,8 +92,8 @@ bool ModuleIndex::is_excluded(std::string_view name) const
            settings_.config.excludes.end();
 }
 
-void ModuleIndex::walk(base::UniqueFd directory, const std::string& dir_path, bool stat_files,
-                       std::vector<Found>& found, std::vector<std::pair<dev_t, ino_t>>& stack,
+void ModuleIndex::walk(base::UniqueFd directory, const std::string& dir_path,
+                       std::vector<FoundFile>& found, std::vector<std::pair<dev_t, ino_t>>& stack,
                        Diagnostics& diagnostics) const
 {
     const int dir_fd = directory.get();
@@ -152,13 +142,13 @@ void ModuleIndex::walk(base::UniqueFd directory, const std::string& dir_path, bo
                 continue;
             }
             stack.push_back(id);
-            walk(std::move(sub), path, stat_files, found, stack, diagnostics);
+            walk(std::move(sub), path, found, stack, diagnostics);
             stack.pop_back();
             continue;
         }
         if (!has_module_extension(name))
             continue;
-        Found f;
+        FoundFile f;
         f.name = normalize_modname(name);
         f.dir_len = dir_path.size();
         if (starts_with_dir(path, settings_.module_dir))
@@ -170,21 +160,20 @@ void ModuleIndex::walk(base::UniqueFd directory, const std::string& dir_path, bo
             }
         }
         // Relative to the directory: no walk of the whole path again.
-        if (stat_files)
-            f.has_stat = ::fstatat(dir_fd, c_name, &f.st, 0) == 0;
+        f.has_stat = ::fstatat(dir_fd, c_name, &f.st, 0) == 0;
         f.path = std::move(path);
         found.push_back(std::move(f));
     }
 }
 
-bool ModuleIndex::merge(std::vector<Found>& found, const std::string& scope,
+bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
                         Diagnostics& diagnostics)
 {
     bool changed = false;
     // Drop what vanished inside the scope.
-    std::unordered_map<std::string_view, const Found*> seen;
+    std::unordered_map<std::string_view, const FoundFile*> seen;
     seen.reserve(found.size());
-    for (const Found& f : found)
+    for (const FoundFile& f : found)
         seen.emplace(f.path, &f);
     for (auto it = candidates_.begin(); it != candidates_.end();) {
         bool in_scope = scope.empty() || it->first == scope || starts_with_dir(it->first, scope);
@@ -197,8 +186,14 @@ bool ModuleIndex::merge(std::vector<Found>& found, const std::string& scope,
     }
 
     // Decide what must be parsed: new files and files whose identity changed.
-    std::vector<Candidate*> to_parse;
-    for (Found& f : found) {
+    // With the stat the walk took, if any: what the cache is asked for.
+    struct Pending {
+        Candidate* candidate;
+        struct stat st;
+        bool has_stat;
+    };
+    std::vector<Pending> to_parse;
+    for (FoundFile& f : found) {
         auto it = candidates_.find(f.path);
         const bool inserted = it == candidates_.end();
         if (inserted) {
@@ -210,11 +205,10 @@ bool ModuleIndex::merge(std::vector<Found>& found, const std::string& scope,
         Candidate& c = *it->second;
         if (inserted || scope.empty())
             c.seq = next_seq_++;
-        if (!inserted) {
-            struct stat st {};
-            if (::stat(c.path.c_str(), &st) == 0 && file_key_of(st) == c.key)
-                continue;
-        }
+        if (!f.has_stat)
+            f.has_stat = ::stat(c.path.c_str(), &f.st) == 0;
+        if (!inserted && f.has_stat && file_key_of(f.st) == c.key)
+            continue;
         // `path` stays as it is: it is the key of the map.
         c.relpath = std::move(f.relpath);
         c.name = std::move(f.name);
@@ -230,7 +224,7 @@ bool ModuleIndex::merge(std::vector<Found>& found, const std::string& scope,
             c.order_key_size =
                 static_cast<uint32_t>(std::min(c.relpath.size(), base + c.name.size() + 3));
         }
-        to_parse.push_back(&c);
+        to_parse.push_back({&c, f.st, f.has_stat});
     }
     if (to_parse.empty())
         return changed;
@@ -246,11 +240,13 @@ bool ModuleIndex::merge(std::vector<Found>& found, const std::string& scope,
         // Reused from module to module; large buffers are unmapped when the thread is done.
         elf::LoadBuffers buffers;
         for (size_t i = next.fetch_add(1); i < to_parse.size(); i = next.fetch_add(1)) {
-            Candidate& c = *to_parse[i];
+            Candidate& c = *to_parse[i].candidate;
             // The full ModuleInfo lives only until its compact form and symbol ids are made,
             // so a full scan never holds more than one per thread.
-            struct stat st {};
-            base::Result<elf::ModuleInfo> info = take_from_cache(c, st);
+            struct stat st = to_parse[i].st;
+            base::Result<elf::ModuleInfo> info = to_parse[i].has_stat
+                                                     ? take_from_cache(c, st)
+                                                     : base::make_error(ENOENT, "could not stat");
             const bool is_hit = info.has_value();
             if (is_hit)
                 hits.fetch_add(1);
@@ -284,9 +280,11 @@ bool ModuleIndex::merge(std::vector<Found>& found, const std::string& scope,
     cache_hit_count_ += hits.load();
 
     // Reported in discovery order, whatever thread parsed the file.
-    std::sort(to_parse.begin(), to_parse.end(),
-              [](const Candidate* a, const Candidate* b) { return a->seq < b->seq; });
-    for (Candidate* c : to_parse) {
+    std::sort(to_parse.begin(), to_parse.end(), [](const Pending& a, const Pending& b) {
+        return a.candidate->seq < b.candidate->seq;
+    });
+    for (const Pending& pending : to_parse) {
+        const Candidate* c = pending.candidate;
         if (!c->error.empty())
             diagnostics.push_back({Diagnostic::Level::Error,
                                    base::quoted(c->path) + ": " + c->error +
@@ -297,12 +295,10 @@ bool ModuleIndex::merge(std::vector<Found>& found, const std::string& scope,
 }
 
 base::Result<elf::ModuleInfo> ModuleIndex::take_from_cache(const Candidate& candidate,
-                                                           struct stat& st) const
+                                                           const struct stat& st) const
 {
     if (!cache_)
         return base::make_error(ENOENT, "no parse cache");
-    if (::stat(candidate.path.c_str(), &st) != 0)
-        return base::make_error(errno, "cannot stat");
     const CacheKey key = CacheKey::of(st, candidate.symlink_target);
     auto record = cache_->raw_entry(candidate.path, key);
     auto info = record ? cache_->find(candidate.path, key) : std::nullopt;
@@ -352,7 +348,7 @@ void ModuleIndex::load_modules_order()
     modules_order_ok_ = true;
 }
 
-base::Result<void> ModuleIndex::walk_all(std::vector<Found>& found, bool stat_files,
+base::Result<void> ModuleIndex::walk_all(std::vector<FoundFile>& found,
                                          Diagnostics& diagnostics) const
 {
     auto root = base::open_directory(AT_FDCWD, settings_.module_dir);
@@ -365,7 +361,7 @@ base::Result<void> ModuleIndex::walk_all(std::vector<Found>& found, bool stat_fi
     struct stat st {};
     if (::fstat(root->get(), &st) == 0)
         stack.emplace_back(st.st_dev, st.st_ino);
-    walk(std::move(*root), settings_.module_dir, stat_files, found, stack, diagnostics);
+    walk(std::move(*root), settings_.module_dir, found, stack, diagnostics);
     for (const std::string& external : settings_.config.externals) {
         auto dir = base::open_directory(AT_FDCWD, external);
         if (!dir)
@@ -376,32 +372,33 @@ base::Result<void> ModuleIndex::walk_all(std::vector<Found>& found, bool stat_fi
         std::string path = external;
         while (path.size() > 1 && path.back() == '/')
             path.pop_back();
-        walk(std::move(*dir), path, stat_files, found, stack, diagnostics);
+        walk(std::move(*dir), path, found, stack, diagnostics);
     }
     return {};
 }
 
 base::Result<void> ModuleIndex::scan(Diagnostics& diagnostics)
 {
-    std::vector<Found> found;
-    if (auto walked = walk_all(found, false, diagnostics); !walked)
-        return walked;
-    load_modules_order();
-    merge(found, std::string(), diagnostics);
+    auto found = list_files(diagnostics);
+    if (!found)
+        return base::Unexpected(found.error());
+    scan(std::move(*found), diagnostics);
     return {};
+}
+
+void ModuleIndex::scan(std::vector<FoundFile> walked, Diagnostics& diagnostics)
+{
+    load_modules_order();
+    merge(walked, std::string(), diagnostics);
 }
 
 base::Result<std::vector<ModuleIndex::FoundFile>>
 ModuleIndex::list_files(Diagnostics& diagnostics) const
 {
-    std::vector<Found> found;
-    if (auto walked = walk_all(found, true, diagnostics); !walked)
+    std::vector<FoundFile> found;
+    if (auto walked = walk_all(found, diagnostics); !walked)
         return base::Unexpected(walked.error());
-    std::vector<FoundFile> files;
-    files.reserve(found.size());
-    for (Found& f : found)
-        files.push_back({std::move(f.path), std::move(f.symlink_target), f.st, f.has_stat});
-    return files;
+    return found;
 }
 
 uint64_t ModuleIndex::file_digest(std::string_view path, const FileKey& key,
@@ -455,22 +452,24 @@ bool ModuleIndex::update_path(const std::string& path, Diagnostics& diagnostics)
             return false;
     }
 
-    std::vector<Found> found;
+    std::vector<FoundFile> found;
     struct stat st {};
     if (::stat(clean.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
         auto dir = base::open_directory(AT_FDCWD, clean);
         if (dir) {
             std::vector<std::pair<dev_t, ino_t>> stack{{st.st_dev, st.st_ino}};
-            walk(std::move(*dir), clean, false, found, stack, diagnostics);
+            walk(std::move(*dir), clean, found, stack, diagnostics);
         }
     } else if (::stat(clean.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
         size_t slash = clean.rfind('/');
         std::string_view name = std::string_view(clean).substr(slash + 1);
         if (!has_module_extension(name))
             return false;
-        Found f;
+        FoundFile f;
         f.name = normalize_modname(name);
         f.dir_len = slash;
+        f.st = st;
+        f.has_stat = true;
         if (starts_with_dir(clean, settings_.module_dir))
             f.relpath = clean.substr(settings_.module_dir.size() + 1);
         struct stat lst {};
