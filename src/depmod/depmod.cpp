@@ -315,12 +315,11 @@ bool Depmod::outputs_are_current(Diagnostics& diagnostics)
     if (files->size() != state->module_count)
         return keep_walk();
     uint64_t sum = 0;
-    const int64_t trusted_before = state->keys_since_ns - index::ParseCache::kRacyMarginNs;
     for (const auto& file : *files) {
         if (!file.has_stat)
             return keep_walk();
         const index::FileKey key = index::file_key_of(file.st);
-        if (std::max(key.mtime_ns, key.ctime_ns) >= trusted_before)
+        if (index::is_racy(key.mtime_ns, key.ctime_ns, state->keys_since_ns))
             return keep_walk();
         sum += index::ModuleIndex::file_digest(file.path, key, file.symlink_target);
     }

@@ -120,6 +120,14 @@ CacheKey CacheKey::of(const struct stat& st, std::string symlink_target)
                     std::move(symlink_target)};
 }
 
+bool is_racy(int64_t mtime_ns, int64_t ctime_ns, int64_t since_ns)
+{
+    // A time from a damaged file may be anything: no overflow below.
+    if (since_ns < std::numeric_limits<int64_t>::min() + ParseCache::kRacyMarginNs)
+        return true;
+    return std::max(mtime_ns, ctime_ns) >= since_ns - ParseCache::kRacyMarginNs;
+}
+
 int64_t realtime_ns()
 {
     timespec now{};
@@ -214,7 +222,7 @@ const ParseCache::Entry* ParseCache::usable_entry(const std::string& path,
     if (it == entries_.end() || !(it->second.key == key))
         return nullptr;
     // Changed shortly before the writing run looked at it: the same times may hide a change.
-    if (std::max(key.mtime_ns, key.ctime_ns) >= started_ns_ - kRacyMarginNs)
+    if (is_racy(key.mtime_ns, key.ctime_ns, started_ns_))
         return nullptr;
     return &it->second;
 }

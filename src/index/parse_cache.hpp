@@ -137,6 +137,10 @@ private:
     uint64_t count_ = 0;
 };
 
+/// Whether a file with these times may have changed unseen by a run that looked at it at
+/// `since_ns` (ParseCache::kRacyMarginNs before it, or later).
+[[nodiscard]] bool is_racy(int64_t mtime_ns, int64_t ctime_ns, int64_t since_ns);
+
 /// The realtime clock in nanoseconds, for ParseCacheWriter.
 [[nodiscard]] int64_t realtime_ns();
 
