@@ -532,5 +532,31 @@ TEST(Kmodd, ANewKernelVersionIsIndexedWhenItAppears)
     })) << setup.log();
 }
 
+TEST(Kmodd, AReleaseWithoutKernelFilesIsIndexedOnceModulesAreLinkedIn)
+{
+    // A developer's release directory: no kernel/, modules.order or modules.builtin.
+    DaemonSetup setup;
+    fs::remove(setup.tree().module_dir() / "kernel");
+    const fs::path outside = setup.tree().root() / "home/dev";
+    fs::create_directories(outside);
+    fs::copy_file(fixture("mod1"), outside / "mod1.ko");
+    fs::copy_file(fixture("mod2"), outside / "mod2.ko");
+    ASSERT_TRUE(setup.start()) << setup.log();
+    EXPECT_FALSE(setup.client().list_deps("mod1"));
+
+    setup.tree().link("extra/mod1.ko", outside / "mod1.ko");
+    EXPECT_TRUE(wait_until([&] {
+        auto deps = setup.client().list_deps("mod1");
+        return deps && *deps.value == Names{"mod1"};
+    })) << setup.log();
+    setup.tree().link("extra/mod2.ko", outside / "mod2.ko");
+    EXPECT_TRUE(wait_until([&] {
+        auto deps = setup.client().list_deps("mod2");
+        return deps && *deps.value == (Names{"mod1", "mod2"});
+    })) << setup.log();
+    EXPECT_EQ(setup.client().property<uint32_t>("ModuleCount"), 2U);
+    expect_same_as_kmod(setup.tree().root(), setup.tree().version());
+}
+
 } // namespace
 } // namespace kmodd::daemon::test

@@ -5,15 +5,51 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 
 #include "base/file.hpp"
 #include "depmod/output_state.hpp"
+#include "index/names.hpp"
 
 namespace kmodd::service {
 
 namespace {
+
+/// Whether the directory `name` under `parent_fd` holds a module file (or a link to one), at
+/// most `depth` levels down. Left out as depmod leaves them out: `build` and `source` (links to
+/// the kernel's sources) and hidden entries.
+bool holds_module_file(int parent_fd, const char* name, int depth)
+{
+    const int fd = ::openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    DIR* stream = ::fdopendir(fd);
+    if (stream == nullptr) {
+        ::close(fd);
+        return false;
+    }
+    bool found = false;
+    while (const dirent* entry = ::readdir(stream)) {
+        const std::string_view entry_name = entry->d_name;
+        if (entry_name.starts_with('.') || entry_name == "build" || entry_name == "source")
+            continue;
+        struct stat st {};
+        if (::fstatat(fd, entry->d_name, &st, 0) != 0)
+            continue;
+        if (S_ISREG(st.st_mode) && index::has_module_extension(entry_name)) {
+            found = true;
+            break;
+        }
+        if (S_ISDIR(st.st_mode) && depth > 0 && holds_module_file(fd, entry->d_name, depth - 1)) {
+            found = true;
+            break;
+        }
+    }
+    ::closedir(stream);
+    return found;
+}
 
 bool exists(const std::string& path)
 {
@@ -71,10 +107,15 @@ IndexService::~IndexService() = default;
 bool IndexService::is_kernel_dir(const std::string& version) const
 {
     const std::string dir = modules_dir_ + "/" + version;
-    // What the kernel's package installs; modules.dep is left out on purpose: a stale one in
-    // an uninstalled kernel's leftover dir must not make us write there.
-    return is_directory(dir + "/kernel") || exists(dir + "/modules.order") ||
-           exists(dir + "/modules.builtin");
+    // What the kernel's package installs, or any module file, as kmod's depmod indexes any
+    // tree it is given. modules.dep is left out on purpose: a stale one in an uninstalled
+    // kernel's leftover dir must not make us write there.
+    if (is_directory(dir + "/kernel") || exists(dir + "/modules.order") ||
+        exists(dir + "/modules.builtin"))
+        return true;
+    // Deep enough for any tree depmod is given; bounds a walk through looping links.
+    constexpr int kMaxDepth = 16;
+    return holds_module_file(AT_FDCWD, dir.c_str(), kMaxDepth);
 }
 
 std::vector<std::string> IndexService::find_kernel_dirs() const

@@ -3,6 +3,8 @@
 // indexes, when it writes, and that what it writes is kmod's depmod output.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <sys/stat.h>
 
 #include "service/index_service.hpp"
@@ -101,19 +103,60 @@ TEST(IndexService, StartRewritesAnIndexThatNamesADeletedModule)
     expect_same_as_kmod(tree.root(), tree.version());
 }
 
-TEST(IndexService, ADirectoryThatIsNoKernelGetsNoIndex)
+TEST(IndexService, AReleaseDirectoryHoldingOnlyLinkedModulesIsIndexedAsKmodIndexesIt)
 {
     TempTree tree;
     populate(tree);
-    const fs::path leftover = tree.root() / "lib/modules/5.10.0-old/updates/dkms";
-    fs::create_directories(leftover);
-    fs::copy_file(fixture("mod1"), leftover / "mod1.ko");
+    // A developer's tree: no kernel/, no modules.order or modules.builtin, only links.
+    const fs::path outside = tree.root() / "home/dev";
+    fs::create_directories(outside);
+    fs::copy_file(fixture("mod1"), outside / "mod1.ko");
+    fs::copy_file(fixture("mod2"), outside / "mod2.ko");
+    const fs::path extra = tree.root() / "lib/modules/6.1.0-dev/extra";
+    fs::create_directories(extra);
+    fs::create_symlink(outside / "mod1.ko", extra / "mod1.ko");
+    IndexService service(options_for(tree.root()));
+    auto reports = service.start();
+    ASSERT_EQ(reports.size(), 2U);
+    std::vector<std::string> expected{"6.1.0-dev", tree.version()};
+    std::sort(expected.begin(), expected.end());
+    EXPECT_EQ(service.versions(), expected);
+    expect_same_as_kmod(tree.root(), "6.1.0-dev");
+
+    // A module linked in later is indexed too.
+    fs::create_symlink(outside / "mod2.ko", extra / "mod2.ko");
+    reports = service.apply(paths("6.1.0-dev", {(extra / "mod2.ko").string()}));
+    ASSERT_EQ(reports.size(), 1U);
+    EXPECT_EQ(reports[0].action, Action::Written) << reports[0].error.message;
+    EXPECT_NE(test::slurp(extra.parent_path() / "modules.dep").find("extra/mod2.ko:"),
+              std::string::npos);
+    expect_same_as_kmod(tree.root(), "6.1.0-dev");
+}
+
+TEST(IndexService, AReleaseDirectoryWithoutModulesGetsNoIndexUntilOneIsLinkedIn)
+{
+    TempTree tree;
+    populate(tree);
+    const fs::path dir = tree.root() / "lib/modules/6.1.0-next";
+    fs::create_directories(dir / "updates");
+    // The kernel's sources are no modules of the release, whatever they hold.
+    const fs::path sources = tree.root() / "usr/src/linux-6.1.0-next";
+    fs::create_directories(sources);
+    fs::copy_file(fixture("mod3"), sources / "mod3.ko");
+    fs::create_directory_symlink(sources, dir / "source");
+    fs::create_directory_symlink(sources, dir / "build");
     IndexService service(options_for(tree.root()));
     auto reports = service.start();
     ASSERT_EQ(reports.size(), 1U);
     EXPECT_EQ(service.versions(), std::vector<std::string>{tree.version()});
-    EXPECT_FALSE(fs::exists(tree.root() / "lib/modules/5.10.0-old/modules.dep"));
-    EXPECT_TRUE(service.apply(paths("5.10.0-old", {(leftover / "mod1.ko").string()})).empty());
+    EXPECT_FALSE(fs::exists(dir / "modules.dep"));
+    EXPECT_TRUE(service.apply(paths("6.1.0-next", {(dir / "updates").string()})).empty());
+
+    fs::create_symlink(sources / "mod3.ko", dir / "updates/mod3.ko");
+    reports = service.apply(paths("6.1.0-next", {(dir / "updates/mod3.ko").string()}));
+    ASSERT_EQ(reports.size(), 1U);
+    EXPECT_EQ(reports[0].action, Action::Written) << reports[0].error.message;
+    expect_same_as_kmod(tree.root(), "6.1.0-next");
 }
 
 TEST(IndexService, AVersionWhoseKernelIsRemovedLosesItsIndexAndIsNotWrittenTo)
