@@ -17,6 +17,55 @@ namespace kmodd::index {
 
 namespace {
 
+/// Whether compiling `pattern` stays cheap. glibc's regcomp() copies the expression under a
+/// duplication operator ('*', '+', '?', "{m,n}") once per repetition it needs, so nested or
+/// adjacent ones multiply: "a+++...+" with 30 '+' took gigabytes. Bounds the product of their
+/// factors (2 for '*', '+', '?'; the larger bound plus one for an interval), which a kernel
+/// version pattern never comes near ("6\.1\..*-amd64": 2). POSIX leaves adjacent duplication
+/// symbols undefined anyway.
+bool is_cheap_to_compile(std::string_view pattern)
+{
+    constexpr uint64_t kMaxProduct = 1024;
+    uint64_t product = 1;
+    bool in_bracket = false;
+    for (size_t i = 0; i < pattern.size(); ++i) {
+        const char c = pattern[i];
+        if (c == '\\') {
+            ++i; // an escaped character is a literal
+            continue;
+        }
+        if (in_bracket) {
+            in_bracket = c != ']';
+            continue;
+        }
+        uint64_t factor = 1;
+        if (c == '[') {
+            in_bracket = true;
+            // A ']' right after '[' or "[^" is a member, not the end.
+            if (i + 1 < pattern.size() && pattern[i + 1] == '^')
+                ++i;
+            if (i + 1 < pattern.size() && pattern[i + 1] == ']')
+                ++i;
+        } else if (c == '*' || c == '+' || c == '?') {
+            factor = 2;
+        } else if (c == '{') {
+            uint64_t bound = 0;
+            for (size_t j = i + 1; j < pattern.size() && pattern[j] != '}'; ++j) {
+                if (pattern[j] >= '0' && pattern[j] <= '9')
+                    bound = std::min<uint64_t>(bound * 10 + static_cast<uint64_t>(pattern[j] - '0'),
+                                               kMaxProduct);
+                else
+                    bound = 0; // a new number after ','; the larger one is kept below
+                factor = std::max(factor, bound + 1);
+            }
+        }
+        product *= factor;
+        if (product > kMaxProduct)
+            return false;
+    }
+    return true;
+}
+
 bool kernel_matches(const std::string& pattern, const std::string& kernel_version)
 {
     if (pattern == "*")
@@ -71,7 +120,18 @@ void DepmodConfig::parse(std::string_view text, std::string_view filename,
     auto where = [&](unsigned linenum) {
         return std::string(filename) + ":" + std::to_string(linenum);
     };
-    for (auto& [line, linenum] : logical_lines(text)) {
+    unsigned linenum = 0;
+    // A version pattern regcomp() could need too much memory for is refused, saying so.
+    auto is_cheap_pattern = [&](std::string_view pattern) {
+        if (is_cheap_to_compile(pattern))
+            return true;
+        diagnostics.push_back({Diagnostic::Level::Warning,
+                               where(linenum) + ": ignoring the line: its kernel version pattern " +
+                                   "repeats too much to compile safely"});
+        return false;
+    };
+    for (auto& [line, line_number] : logical_lines(text)) {
+        linenum = line_number;
         if (line.empty() || line[0] == '#')
             continue;
         auto tokens = base::split_tokens(line, "\t ");
@@ -90,6 +150,8 @@ void DepmodConfig::parse(std::string_view text, std::string_view filename,
                 searches.insert(searches.begin(), std::move(s));
             }
         } else if (cmd == "override" && tokens.size() >= 4) {
+            if (!is_cheap_pattern(tokens[2]))
+                continue;
             if (!kernel_matches(std::string(tokens[2]), kernel_version)) {
                 diagnostics.push_back(
                     {Diagnostic::Level::Info,
@@ -99,6 +161,8 @@ void DepmodConfig::parse(std::string_view text, std::string_view filename,
             overrides.insert(overrides.begin(),
                              std::string(tokens[3]) + "/" + std::string(tokens[1]));
         } else if (cmd == "external" && tokens.size() >= 3) {
+            if (!is_cheap_pattern(tokens[1]))
+                continue;
             if (!kernel_matches(std::string(tokens[1]), kernel_version)) {
                 diagnostics.push_back({Diagnostic::Level::Info,
                                        where(linenum) + ": external directory did not match " +

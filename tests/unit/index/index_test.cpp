@@ -75,6 +75,27 @@ TEST(DepmodConfigParse, DirectivesAreKeptInKmodsReversedOrder)
     EXPECT_TRUE(bad_line_reported);
 }
 
+TEST(DepmodConfigParse, AVersionPatternThatWouldTakeGigabytesToCompileIsRefused)
+{
+    // glibc's regcomp() needed more than 2 GiB for 30 adjacent '+' (found by fuzzing).
+    DepmodConfig config;
+    Diagnostics diagnostics;
+    config.parse("override mod1 5.10.0+++++++++++++++++++++++++++++ extra\n"
+                 "external ((((5{100}){100}){100}){100}) /opt/x\n"
+                 "override mod2 ^5\\.10\\.[0-9]+-?.*$ updates\n",
+                 "test.conf", "5.10.0", diagnostics);
+    EXPECT_EQ(config.overrides, std::vector<std::string>{"updates/mod2"})
+        << "an ordinary pattern still applies";
+    EXPECT_TRUE(config.externals.empty());
+    std::vector<std::string> messages;
+    for (const auto& d : diagnostics)
+        messages.push_back(d.message);
+    const std::string refused =
+        ": ignoring the line: its kernel version pattern repeats too much to compile safely";
+    EXPECT_EQ(messages,
+              (std::vector<std::string>{"test.conf:1" + refused, "test.conf:2" + refused}));
+}
+
 TEST(DepmodConfigParse, NoSearchDirectiveMeansUpdatesFirst)
 {
     DepmodConfig config;
