@@ -74,6 +74,11 @@ base::Result<StateStore> StateStore::open(std::string state_dir)
                     return bad();
                 record.needed_by.insert(user.get<std::string>());
             }
+            // Only a dependency is needed by others; an explicit or autoload record never
+            // has users (kmodd clears them when a record becomes one), so a list there is
+            // not kept: it would vanish at the next write anyway (found by fuzzing).
+            if (record.origin != Origin::Dependency)
+                record.needed_by.clear();
         }
         store.records_[name] = std::move(record);
     }

@@ -455,5 +455,31 @@ TEST_F(SandboxFixture, ADependencyCycleInAHandEditedIndexIsRefused)
     EXPECT_TRUE(loaded().empty());
 }
 
+TEST(StateStore, UsersListedForARecordThatIsNoDependencyAreNotKeptAndNothingElseIsLost)
+{
+    // kmodd never writes such a list (found by fuzzing): it used to be read, then dropped by
+    // the next write, so two reads of one file could disagree.
+    TempTree tree;
+    const fs::path dir = tree.root() / "state";
+    fs::create_directories(dir);
+    std::ofstream(dir / "loaded.json")
+        << R"({"modules":{"e1000":{"origin":"explicit"},)"
+        << R"("ptp":{"needed_by":["e1000"],"origin":"autoload"},)"
+        << R"("crc":{"needed_by":["e1000","ptp"],"origin":"dependency"}},"version":1})";
+    auto store = StateStore::open(dir.string());
+    ASSERT_TRUE(store) << store.error().message;
+    ASSERT_NE(store->record_of("ptp"), nullptr);
+    EXPECT_EQ(store->record_of("ptp")->origin, Origin::Autoload);
+    EXPECT_TRUE(store->record_of("ptp")->needed_by.empty());
+    ASSERT_TRUE(store->record_explicit("snd"));
+    auto again = StateStore::open(dir.string());
+    ASSERT_TRUE(again) << again.error().message;
+    EXPECT_EQ(again->records().size(), 4U);
+    ASSERT_NE(again->record_of("crc"), nullptr);
+    EXPECT_EQ(again->record_of("crc")->needed_by,
+              (std::set<std::string, std::less<>>{"e1000", "ptp"}));
+    EXPECT_EQ(again->record_of("e1000")->origin, Origin::Explicit);
+}
+
 } // namespace
 } // namespace kmodd::loader
