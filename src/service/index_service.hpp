@@ -58,9 +58,10 @@ struct VersionReport {
 /// One in-memory index (a depmod::Depmod) per kernel version under <base>/lib/modules,
 /// created when a version appears, updated incrementally from the watcher's changes, and
 /// the modules.* files written after each change. A directory counts as a kernel version
-/// when it holds kernel/, modules.order or modules.builtin, as installed with a kernel (a
-/// leftover dir of an uninstalled kernel, e.g. DKMS's updates/, gets no index files, and a
-/// version whose kernel is removed loses its index).
+/// when it holds kernel/, modules.order or modules.builtin, as installed with a kernel, or
+/// any module file or link to one, as kmod's depmod indexes any tree it is given (`build`
+/// and `source` are not looked into). A directory without any (what an uninstalled kernel
+/// leaves behind) gets no index files, and a version whose modules all go loses its index.
 ///
 /// Thread-safety: none inside. The object is used by one thread at a time (the daemon's
 /// worker); the calls return results by value, and the hints for the watcher are taken
