@@ -4,10 +4,12 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
@@ -15,6 +17,7 @@
 #include <cstddef>
 #include <cstring>
 #include <utility>
+#include <vector>
 
 #include "base/strings.hpp"
 
@@ -162,6 +165,25 @@ std::string temp_name_for(const std::string& name)
     static std::atomic<unsigned> counter{0};
     return "." + name + ".kmodd-" + std::to_string(::getpid()) + "-" +
            std::to_string(counter.fetch_add(1));
+}
+
+/// The process that made temp file `name` (see temp_name_for()), 0 when `name` is none.
+pid_t temp_file_owner(std::string_view name)
+{
+    const size_t mark = name.rfind(".kmodd-");
+    if (!name.starts_with('.') || mark == std::string_view::npos || mark == 0)
+        return 0;
+    std::string_view rest = name.substr(mark + 7);
+    const size_t dash = rest.find('-');
+    if (dash == std::string_view::npos || dash == 0 || dash + 1 == rest.size())
+        return 0;
+    auto all_digits = [](std::string_view text) {
+        return !text.empty() && text.size() <= 9 &&
+               std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+    };
+    if (!all_digits(rest.substr(0, dash)) || !all_digits(rest.substr(dash + 1)))
+        return 0;
+    return static_cast<pid_t>(std::stol(std::string(rest.substr(0, dash))));
 }
 
 struct TempFile {
@@ -355,6 +377,25 @@ Result<void> make_directories(const std::string& path, mode_t mode)
     if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
         return make_error(ENOTDIR, quoted(path) + " is not a directory");
     return {};
+}
+
+size_t remove_stale_temp_files(int dir_fd)
+{
+    std::vector<std::string> stale;
+    {
+        DirectoryReader reader(dir_fd);
+        DirectoryReader::Entry entry{};
+        while (reader.next(entry)) {
+            const pid_t owner = temp_file_owner(entry.name);
+            // kill(pid, 0) fails with ESRCH only when no such process exists.
+            if (owner > 0 && owner != ::getpid() && ::kill(owner, 0) != 0 && errno == ESRCH)
+                stale.emplace_back(entry.name);
+        }
+    }
+    size_t removed = 0;
+    for (const std::string& name : stale)
+        removed += ::unlinkat(dir_fd, name.c_str(), 0) == 0 ? 1 : 0;
+    return removed;
 }
 
 } // namespace kmodd::base

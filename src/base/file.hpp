@@ -110,6 +110,11 @@ private:
     std::string temp_name_;
 };
 
+/// Removes the temp files publish_file(), publish_files() and StreamedFile left in `dir_fd`
+/// when their process died before renaming or removing them (".NAME.kmodd-PID-N" where no
+/// process PID runs). Returns how many it removed.
+size_t remove_stale_temp_files(int dir_fd);
+
 /// Replaces `name` in directory `dir_fd` atomically with `content`: writes a temp file
 /// in the same directory, fsyncs it (when `durable`), renames it over `name`. On any failure
 /// the temp file is removed and `name` is left as it was. The file mode is 0644.

@@ -5,9 +5,12 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "base/file.hpp"
 #include "temp_tree.hpp"
@@ -79,6 +82,38 @@ TEST_F(PublishTest, AFailedWriteReplacesNothingAndLeavesNoTempFile)
     EXPECT_EQ(test::slurp(dir_ / "a"), "old a") << "a file was replaced although the set failed";
     EXPECT_EQ(test::slurp(dir_ / "b"), "old b");
     EXPECT_EQ(entry_count(), 2U) << "a temp file was left behind";
+}
+
+TEST_F(PublishTest, TempFilesOfADeadProcessAreRemovedAndNothingElse)
+{
+    // A process that surely ran and is gone: a reaped child.
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0)
+        ::_exit(0);
+    ASSERT_EQ(::waitpid(child, nullptr, 0), child);
+    const std::string dead = std::to_string(child);
+    const std::string alive = std::to_string(::getppid()); // runs, and is not us
+    const std::string own = std::to_string(::getpid());
+    const std::vector<std::string> stale{".modules.dep.kmodd-" + dead + "-0",
+                                         ".modules.cache.kmodd-" + dead + "-17"};
+    const std::vector<std::string> kept{".modules.dep.kmodd-" + alive + "-3",
+                                        ".modules.dep.kmodd-" + own + "-1",
+                                        "modules.dep",
+                                        ".hidden",
+                                        ".x.kmodd-" + dead,
+                                        ".x.kmodd-" + dead + "-",
+                                        ".x.kmodd-" + dead + "-1a",
+                                        "x.kmodd-" + dead + "-1"};
+    for (const auto& name : stale)
+        ASSERT_TRUE(publish_file(fd_.get(), name, "partial", false));
+    for (const auto& name : kept)
+        ASSERT_TRUE(publish_file(fd_.get(), name, "keep", false));
+    EXPECT_EQ(remove_stale_temp_files(fd_.get()), stale.size());
+    for (const auto& name : stale)
+        EXPECT_FALSE(fs::exists(dir_ / name)) << name;
+    for (const auto& name : kept)
+        EXPECT_TRUE(fs::exists(dir_ / name)) << name;
 }
 
 TEST_F(PublishTest, ReadFileReportsTheMissingPath)
