@@ -37,6 +37,9 @@ base::Result<StateStore> StateStore::open(std::string state_dir)
     if (::mkdir(state_dir.c_str(), 0755) < 0 && errno != EEXIST)
         return base::errno_error(errno, "cannot create state directory '" + state_dir + "'");
     StateStore store(std::move(state_dir));
+    // A write that a kill interrupted leaves its temp file; the records are in the old file.
+    if (auto dir = base::open_directory(AT_FDCWD, store.state_dir_))
+        base::remove_stale_temp_files(dir->get());
     const std::string path = store.state_dir_ + "/" + kFileName;
     auto text = base::read_file(AT_FDCWD, path);
     if (!text) {

@@ -6,6 +6,8 @@
 #include <algorithm>
 
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "service/index_service.hpp"
 #include "service_support.hpp"
@@ -100,6 +102,30 @@ TEST(IndexService, StartRewritesAnIndexThatNamesADeletedModule)
     ASSERT_EQ(reports.size(), 1U);
     EXPECT_EQ(reports[0].action, Action::Written);
     EXPECT_EQ(tree.read("modules.dep").find("mod3"), std::string::npos);
+    expect_same_as_kmod(tree.root(), tree.version());
+}
+
+TEST(IndexService, TempFilesThatAKilledRunLeftAreRemovedAtStart)
+{
+    TempTree tree;
+    populate(tree);
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0)
+        ::_exit(0);
+    ASSERT_EQ(::waitpid(child, nullptr, 0), child);
+    const std::string stale = ".modules.dep.bin.kmodd-" + std::to_string(child) + "-4";
+    tree.write(stale, "half a file");
+    IndexService service(options_for(tree.root()));
+    auto reports = service.start();
+    ASSERT_EQ(reports.size(), 1U);
+    EXPECT_EQ(reports[0].action, Action::Written);
+    EXPECT_FALSE(fs::exists(tree.module_dir() / stale));
+    bool said = false;
+    for (const auto& d : reports[0].diagnostics)
+        said |= d.message ==
+                "removed 1 temporary file that a killed run left in " + tree.module_dir().string();
+    EXPECT_TRUE(said);
     expect_same_as_kmod(tree.root(), tree.version());
 }
 
