@@ -119,6 +119,20 @@ base::Result<void> EventLoop::arm_bus(const sdbus::IConnection::PollData& data)
 
 base::Result<void> EventLoop::run()
 {
+    // The bus connection fails only when it is gone (dbus-daemon restarted or killed): kmodd
+    // cannot serve without it, so it stops with a failure and systemd's Restart= starts it
+    // again on the new bus. Every record is on disk already (each change is written at once).
+    try {
+        return run_turns();
+    } catch (const sdbus::Error& error) {
+        return base::make_error(ENOTCONN, "lost its connection to the bus (" + error.getMessage() +
+                                              "); exiting so that the service manager starts "
+                                              "kmodd again");
+    }
+}
+
+base::Result<void> EventLoop::run_turns()
+{
     while (!is_stopping_) {
         bool is_busy = false;
         if (bus_ != nullptr)

@@ -46,13 +46,15 @@ public:
     /// Runs `task` on the loop thread soon. Safe from any thread, also after stop().
     void post(std::function<void()> task);
 
-    /// Turns until stop() is called on the loop thread. Errors: epoll_wait failed.
+    /// Turns until stop() is called on the loop thread. Errors: epoll_wait failed; ENOTCONN
+    /// when the bus connection is lost.
     [[nodiscard]] base::Result<void> run();
 
     /// Makes run() return after the current turn. Loop thread only.
     void stop() { is_stopping_ = true; }
 
 private:
+    [[nodiscard]] base::Result<void> run_turns();
     EventLoop(sdbus::IConnection* bus, base::UniqueFd epoll, base::UniqueFd wake);
     bool run_posted();
     /// Makes the epoll set wait for what the bus asks (its fd and events may change).

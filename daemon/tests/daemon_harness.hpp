@@ -366,6 +366,8 @@ public:
     }
 
     [[nodiscard]] KmoddProcess& process() { return *process_; }
+    /// The bus goes away under kmodd (see PrivateBus::kill_daemon()).
+    void kill_bus() { bus_.kill_daemon(); }
     [[nodiscard]] Client& client() { return *client_; }
     [[nodiscard]] std::string log() const { return kmodd::test::slurp(log_path()); }
 

@@ -558,5 +558,21 @@ TEST(Kmodd, AReleaseWithoutKernelFilesIsIndexedOnceModulesAreLinkedIn)
     expect_same_as_kmod(setup.tree().root(), setup.tree().version());
 }
 
+TEST(Kmodd, WhenTheBusGoesAwayKmoddSaysSoAndExitsWithFailureForSystemdToRestartIt)
+{
+    DaemonSetup setup;
+    setup.tree().add("kernel/a/mod1.ko", fixture("mod1"));
+    ASSERT_TRUE(setup.start()) << setup.log();
+    ASSERT_TRUE(setup.client().load("mod1")) << setup.log();
+    setup.kill_bus();
+    ASSERT_TRUE(wait_until([&] { return !setup.process().is_running(); })) << setup.log();
+    auto status = setup.stop();
+    ASSERT_TRUE(status) << setup.log();
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) != 0) << "status " << *status;
+    EXPECT_NE(setup.log().find("lost its connection to the bus"), std::string::npos) << setup.log();
+    // Nothing kmodd recorded is lost: the next start knows who loaded mod1.
+    EXPECT_NE(slurp(setup.state_dir() / "loaded.json").find("\"mod1\""), std::string::npos);
+}
+
 } // namespace
 } // namespace kmodd::daemon::test

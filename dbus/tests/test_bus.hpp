@@ -96,6 +96,17 @@ public:
 
     [[nodiscard]] const std::string& address() const { return address_; }
 
+    /// Kills the dbus-daemon at once, as a crash or a restart of the bus would drop every
+    /// connection.
+    void kill_daemon()
+    {
+        if (pid_ > 0) {
+            ::kill(pid_, SIGKILL);
+            ::waitpid(pid_, nullptr, 0);
+            pid_ = -1;
+        }
+    }
+
 private:
     void write_config(const std::string& config) const
     {
