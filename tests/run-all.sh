@@ -27,7 +27,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
     ctest --test-dir build-asan -L 'unit|integration' --output-on-failure -j "$jobs"
 
 echo "== all tests (unit, integration, oracle, vm)"
-ctest --test-dir build --output-on-failure -j "$jobs" -LE 'trixie|system|fuzz'
+ctest --test-dir build --output-on-failure -j "$jobs" -LE 'trixie|system|fuzz|long'
 
 echo "== the Debian package: built, lintian, installed on Debian 12 under systemd (label system)"
 ctest --test-dir build --output-on-failure -L system
