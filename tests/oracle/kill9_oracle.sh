@@ -7,9 +7,9 @@
 #
 # Usage: kill9_oracle.sh KMODD KMODCTL TREE_ROOT [CYCLES]
 #
-# TREE_ROOT is a tree made by fetch-kernels.sh (never written to: kmodd works on a hard-link farm
-# of it). Each cycle starts kmodd on a private dbus-daemon, links a module into extra/ or removes
-# the link, kills kmodd 0-80 ms later (its rebuild of this tree takes tens of milliseconds, so
+# TREE_ROOT is a tree made by fetch-kernels.sh (never written to, nor linked: kmodd works on a
+# copy of it). Each cycle starts kmodd on a private dbus-daemon, links a module into extra/ or
+# removes the link, kills kmodd 0-80 ms later (its rebuild of this tree takes tens of milliseconds, so
 # most kills land inside one), then starts kmodd again, waits until it has checked the tree,
 # and compares. CYCLES defaults to $KMODD_KILL_CYCLES, else 20 (label oracle); 1000 is the
 # long run (label long).
@@ -53,8 +53,10 @@ trap cleanup EXIT
 root=$scratch/root
 moddir=$root/lib/modules/$version
 mkdir -p "$root/lib/modules"
-cp -al "${versions[0]%/}" "$moddir"
-# The index files are kmodd's to write (by rename, so the hard links to the tree stay intact).
+# A copy, not a hard-link farm: linking changes the ctime of the shared tree's files, and the
+# oracle tests running beside this one trust only files unchanged for two seconds. The farms
+# that kmod's depmod runs on below link this copy's files.
+cp -a "${versions[0]%/}" "$moddir"
 rm -f "$moddir"/modules.{dep,dep.bin,alias,alias.bin,softdep,weakdep,symbols,symbols.bin}
 rm -f "$moddir"/modules.{builtin.bin,builtin.alias.bin,devname}
 mkdir -p "$scratch/cache" "$scratch/state" "$moddir/extra"
