@@ -186,11 +186,10 @@ bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
     }
 
     // Decide what must be parsed: new files and files whose identity changed.
-    // With the stat the walk took, if any: what the cache is asked for.
+    // With the file as the walk found it: its stat is what the cache is asked for.
     struct Pending {
         Candidate* candidate;
-        struct stat st;
-        bool has_stat;
+        const FoundFile* found;
     };
     std::vector<Pending> to_parse;
     for (FoundFile& f : found) {
@@ -205,8 +204,6 @@ bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
         Candidate& c = *it->second;
         if (inserted || scope.empty())
             c.seq = next_seq_++;
-        if (!f.has_stat)
-            f.has_stat = ::stat(c.path.c_str(), &f.st) == 0;
         if (!inserted && f.has_stat && file_key_of(f.st) == c.key)
             continue;
         // `path` stays as it is: it is the key of the map.
@@ -224,7 +221,7 @@ bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
             c.order_key_size =
                 static_cast<uint32_t>(std::min(c.relpath.size(), base + c.name.size() + 3));
         }
-        to_parse.push_back({&c, f.st, f.has_stat});
+        to_parse.push_back({&c, &f});
     }
     if (to_parse.empty())
         return changed;
@@ -243,8 +240,8 @@ bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
             Candidate& c = *to_parse[i].candidate;
             // The full ModuleInfo lives only until its compact form and symbol ids are made,
             // so a full scan never holds more than one per thread.
-            struct stat st = to_parse[i].st;
-            base::Result<elf::ModuleInfo> info = to_parse[i].has_stat
+            struct stat st = to_parse[i].found->st;
+            base::Result<elf::ModuleInfo> info = to_parse[i].found->has_stat
                                                      ? take_from_cache(c, st)
                                                      : base::make_error(ENOENT, "could not stat");
             const bool is_hit = info.has_value();
