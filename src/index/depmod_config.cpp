@@ -120,9 +120,8 @@ void DepmodConfig::parse(std::string_view text, std::string_view filename,
     auto where = [&](unsigned linenum) {
         return std::string(filename) + ":" + std::to_string(linenum);
     };
-    unsigned linenum = 0;
     // A version pattern regcomp() could need too much memory for is refused, saying so.
-    auto is_cheap_pattern = [&](std::string_view pattern) {
+    auto is_cheap_pattern = [&](std::string_view pattern, unsigned linenum) {
         if (is_cheap_to_compile(pattern))
             return true;
         diagnostics.push_back({Diagnostic::Level::Warning,
@@ -130,8 +129,7 @@ void DepmodConfig::parse(std::string_view text, std::string_view filename,
                                    "repeats too much to compile safely"});
         return false;
     };
-    for (auto& [line, line_number] : logical_lines(text)) {
-        linenum = line_number;
+    for (auto& [line, linenum] : logical_lines(text)) {
         if (line.empty() || line[0] == '#')
             continue;
         auto tokens = base::split_tokens(line, "\t ");
@@ -150,7 +148,7 @@ void DepmodConfig::parse(std::string_view text, std::string_view filename,
                 searches.insert(searches.begin(), std::move(s));
             }
         } else if (cmd == "override" && tokens.size() >= 4) {
-            if (!is_cheap_pattern(tokens[2]))
+            if (!is_cheap_pattern(tokens[2], linenum))
                 continue;
             if (!kernel_matches(std::string(tokens[2]), kernel_version)) {
                 diagnostics.push_back(
@@ -161,7 +159,7 @@ void DepmodConfig::parse(std::string_view text, std::string_view filename,
             overrides.insert(overrides.begin(),
                              std::string(tokens[3]) + "/" + std::string(tokens[1]));
         } else if (cmd == "external" && tokens.size() >= 3) {
-            if (!is_cheap_pattern(tokens[1]))
+            if (!is_cheap_pattern(tokens[1], linenum))
                 continue;
             if (!kernel_matches(std::string(tokens[1]), kernel_version)) {
                 diagnostics.push_back({Diagnostic::Level::Info,
