@@ -5,7 +5,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 
@@ -17,38 +16,29 @@ namespace kmodd::service {
 
 namespace {
 
-/// Whether the directory `name` under `parent_fd` holds a module file (or a link to one), at
-/// most `depth` levels down. Left out as depmod leaves them out: `build` and `source` (links to
-/// the kernel's sources) and hidden entries.
-bool holds_module_file(int parent_fd, const char* name, int depth)
+/// Whether the directory `path` (relative to `parent_fd`) holds a module file (or a link to
+/// one), at most `depth` levels down. Left out as depmod leaves them out: `build` and `source`
+/// (links to the kernel's sources) and hidden entries.
+bool holds_module_file(int parent_fd, const std::string& path, int depth)
 {
-    const int fd = ::openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
+    auto dir = base::open_directory(parent_fd, path);
+    if (!dir)
         return false;
-    DIR* stream = ::fdopendir(fd);
-    if (stream == nullptr) {
-        ::close(fd);
-        return false;
-    }
-    bool found = false;
-    while (const dirent* entry = ::readdir(stream)) {
-        const std::string_view entry_name = entry->d_name;
-        if (entry_name.starts_with('.') || entry_name == "build" || entry_name == "source")
+    base::DirectoryReader reader(dir->get());
+    base::DirectoryReader::Entry entry{};
+    while (reader.next(entry)) {
+        if (entry.name.starts_with('.') || entry.name == "build" || entry.name == "source")
             continue;
+        const std::string name(entry.name);
         struct stat st {};
-        if (::fstatat(fd, entry->d_name, &st, 0) != 0)
+        if (::fstatat(dir->get(), name.c_str(), &st, 0) != 0)
             continue;
-        if (S_ISREG(st.st_mode) && index::has_module_extension(entry_name)) {
-            found = true;
-            break;
-        }
-        if (S_ISDIR(st.st_mode) && depth > 0 && holds_module_file(fd, entry->d_name, depth - 1)) {
-            found = true;
-            break;
-        }
+        if (S_ISREG(st.st_mode) && index::has_module_extension(name))
+            return true;
+        if (S_ISDIR(st.st_mode) && depth > 0 && holds_module_file(dir->get(), name, depth - 1))
+            return true;
     }
-    ::closedir(stream);
-    return found;
+    return false;
 }
 
 bool exists(const std::string& path)
@@ -135,7 +125,7 @@ bool IndexService::is_kernel_dir(const std::string& version) const
         return true;
     // Deep enough for any tree depmod is given; bounds a walk through looping links.
     constexpr int kMaxDepth = 16;
-    return holds_module_file(AT_FDCWD, dir.c_str(), kMaxDepth);
+    return holds_module_file(AT_FDCWD, dir, kMaxDepth);
 }
 
 std::vector<std::string> IndexService::find_kernel_dirs() const
