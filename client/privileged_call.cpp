@@ -31,9 +31,11 @@ namespace kmodd::client {
 
 namespace {
 
-// How long a call that may wait for a person typing a password may take: kmodd gives polkit two
-// minutes, the load itself may take a while after that.
-constexpr std::uint64_t kInteractiveTimeoutUsec = 5ULL * 60 * 1000 * 1000;
+// How long a load, unload or rebuild may take. D-Bus's default of 25 s is too short: kmodd gives
+// polkit two minutes for a person typing a password, a module's init may wait a minute for its
+// firmware, and a full rebuild of a compressed tree on a slow machine takes longer than 25 s
+// (Debian 13's 4230 .ko.xz under qemu without a parse cache: about 40 s).
+constexpr std::uint64_t kCallTimeoutUsec = 5ULL * 60 * 1000 * 1000;
 // How long pkttyagent may take to register with polkitd before the call goes ahead without it.
 constexpr int kAgentStartTimeoutMs = 10'000;
 
@@ -167,8 +169,7 @@ std::vector<std::string> call_privileged(const dbus::BusChoice& bus, const char*
 
     sd_bus_error error = SD_BUS_ERROR_NULL;
     sd_bus_message* raw_reply = nullptr;
-    int r = sd_bus_call(connection.get(), call.get(), interactive ? kInteractiveTimeoutUsec : 0,
-                        &error, &raw_reply);
+    int r = sd_bus_call(connection.get(), call.get(), kCallTimeoutUsec, &error, &raw_reply);
     MessagePtr answer(raw_reply);
     agent.reset();
     if (r < 0) {
