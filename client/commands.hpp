@@ -12,6 +12,25 @@ int run_depmod(int argc, char** argv);
 /// modprobe command line, run in-process (the real kernel, or --sandbox-kernel DIR).
 int run_modprobe(int argc, char** argv);
 
+// kmod's other tools, run in-process with kmod 30's options, messages and exit statuses. Each
+// takes its own command line (argv[0] is the name it was invoked as) and returns the status.
+
+/// `lsmod` and `kmod list`: the loaded modules from /proc/modules and /sys/module.
+int run_lsmod(int argc, char** argv);
+
+/// `insmod FILE [ARGS...]`: one module file into the running kernel.
+int run_insmod(int argc, char** argv);
+
+/// `rmmod [-f] MODULE...`: modules out of the running kernel, after kmod's checks.
+int run_rmmod(int argc, char** argv);
+
+/// `kmod static-nodes [-f FORMAT] [-o FILE]`: the running kernel's modules.devname as device
+/// nodes (human, tmpfiles or devname format).
+int run_static_nodes(int argc, char** argv);
+
+/// `kmod COMMAND`: help, list, static-nodes.
+int run_kmod(int argc, char** argv);
+
 // The commands below ask kmodd over D-Bus. Each takes kmodctl's whole command line (argv[0]
 // included; `--bus system|session|ADDRESS` and `--json` may stand before or after the command
 // word) and returns the exit status: 0, 1 when the call fails (one line on stderr, the D-Bus

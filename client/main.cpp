@@ -36,6 +36,10 @@ void usage(std::FILE* out)
         "Commands run in-process, without kmodd:\n"
         "  depmod [options] [version]    generate modules.dep and map files (as kmod's depmod)\n"
         "  modprobe [options] NAME...    load or unload modules (as kmod's modprobe)\n"
+        "  lsmod                         list the loaded modules (as kmod's lsmod)\n"
+        "  insmod FILE [ARGS...]         insert one module file (as kmod's insmod)\n"
+        "  rmmod [options] MODULE...     remove modules (as kmod's rmmod)\n"
+        "  kmod list|static-nodes|help   kmod's own commands (as kmod)\n"
         "\n"
         "Options of the D-Bus commands (before or after the command):\n"
         "  --bus system|session|ADDRESS  the bus kmodd is on (default: system); ADDRESS is a\n"
@@ -48,7 +52,8 @@ void usage(std::FILE* out)
         "  -h, --help                    show the command's usage\n"
         "  -V, --version                 show kmodctl's version\n"
         "\n"
-        "Invoked as 'depmod' or 'modprobe', kmodctl behaves as that command.\n"
+        "Invoked as 'depmod', 'modprobe', 'lsmod', 'insmod', 'rmmod' or 'kmod', kmodctl\n"
+        "behaves as that command.\n"
         "Exit status: 0 on success, 1 on failure, 2 on a usage error, 4 when the caller\n"
         "is not allowed to (root or polkit's consent is needed to load, unload, rebuild).\n",
         out);
@@ -66,15 +71,22 @@ constexpr Command kBusCommands[] = {
     {"rebuild", kmodd::client::run_rebuild}, {"monitor", kmodd::client::run_monitor},
 };
 
+// kmod's tools, run in-process: under their own names, or as `kmodctl NAME ...`.
+constexpr Command kKmodTools[] = {
+    {"depmod", kmodd::client::run_depmod}, {"modprobe", kmodd::client::run_modprobe},
+    {"lsmod", kmodd::client::run_lsmod},   {"insmod", kmodd::client::run_insmod},
+    {"rmmod", kmodd::client::run_rmmod},   {"kmod", kmodd::client::run_kmod},
+};
+
 int dispatch(int argc, char** argv)
 {
     std::string_view self = argv[0];
     if (auto slash = self.rfind('/'); slash != std::string_view::npos)
         self.remove_prefix(slash + 1);
-    if (self == "depmod")
-        return kmodd::client::run_depmod(argc, argv);
-    if (self == "modprobe")
-        return kmodd::client::run_modprobe(argc, argv);
+    for (const auto& tool : kKmodTools) {
+        if (self == tool.name)
+            return tool.run(argc, argv);
+    }
 
     bool has_global_options = false;
     int index = kmodd::client::find_command(argc, argv, &has_global_options);
@@ -95,7 +107,9 @@ int dispatch(int argc, char** argv)
         if (command == bus_command.name)
             return bus_command.run(argc, argv);
     }
-    if (command == "depmod" || command == "modprobe") {
+    for (const auto& tool : kKmodTools) {
+        if (command != tool.name)
+            continue;
         if (has_global_options) {
             std::fprintf(
                 stderr,
@@ -104,8 +118,7 @@ int dispatch(int argc, char** argv)
                 argv[index]);
             return 2;
         }
-        return command == "depmod" ? kmodd::client::run_depmod(argc - index, argv + index)
-                                   : kmodd::client::run_modprobe(argc - index, argv + index);
+        return tool.run(argc - index, argv + index);
     }
     std::fprintf(stderr, "kmodctl: unknown command '%s'\n", argv[index]);
     usage(stderr);

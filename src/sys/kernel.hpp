@@ -51,6 +51,13 @@ public:
     /// EBUSY: not live (still coming or already going) or cannot be unloaded (no exit
     /// function); EPERM: not permitted.
     [[nodiscard]] virtual base::Result<void> remove_module(const std::string& name) = 0;
+    /// rmmod -f: unloads `name` even while it is in use (O_NONBLOCK|O_TRUNC), which only a
+    /// kernel built with CONFIG_MODULE_FORCE_UNLOAD honours; any other kernel (Debian's, and
+    /// this default) answers as remove_module. Errors: those of remove_module.
+    [[nodiscard]] virtual base::Result<void> force_remove_module(const std::string& name)
+    {
+        return remove_module(name);
+    }
     /// Every loaded module, in /proc/modules order (most recently loaded first).
     [[nodiscard]] virtual base::Result<std::vector<LoadedModule>> loaded_modules() const = 0;
     /// One module's state; NotLoaded when the kernel does not know it. On the real kernel a

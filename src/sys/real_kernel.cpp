@@ -207,7 +207,17 @@ public:
 
     base::Result<void> remove_module(const std::string& name) override
     {
-        if (::syscall(SYS_delete_module, name.c_str(), static_cast<unsigned>(O_NONBLOCK)) == 0)
+        return delete_module(name, O_NONBLOCK);
+    }
+
+    base::Result<void> force_remove_module(const std::string& name) override
+    {
+        return delete_module(name, O_NONBLOCK | O_TRUNC);
+    }
+
+    base::Result<void> delete_module(const std::string& name, int flags)
+    {
+        if (::syscall(SYS_delete_module, name.c_str(), static_cast<unsigned>(flags)) == 0)
             return {};
         int err = errno;
         std::vector<std::string> holders;

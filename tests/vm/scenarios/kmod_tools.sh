@@ -1,0 +1,144 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# shellcheck shell=sh
+# kmodctl as lsmod, insmod, rmmod and kmod on the real kernel, against kmod's own tools: the
+# same standard output, the same exit status and the same standard error (kmod's libkmod
+# lines without their source location, which kmodctl does not print) for the loaded list,
+# static nodes, inserting a module, a missing symbol, an unknown parameter, a module already
+# loaded, removing a module in use, held, built in or not loaded, and removing for real.
+# Each kernel call is made once by each tool, in turn, from the same state.
+# shellcheck source=tests/vm/lib.sh
+. /vm/lib.sh
+
+# By full path: busybox's sh prefers its own applets (insmod, lsmod...) to anything on PATH.
+mkdir -p /tmp/kmod /tmp/ours
+for tool in lsmod insmod rmmod kmod; do
+    ln -sf "$(command -v kmod)" "/tmp/kmod/$tool"
+    ln -sf "$(command -v "$KMODCTL")" "/tmp/ours/$tool"
+done
+kmod_version=$(kmod --version | sed -n 's/^kmod version \([0-9]*\).*/\1/p')
+
+# tool_run SIDE TOOL [ARGS...]: kmod's TOOL (SIDE kmod) or kmodctl's (ours), by the same file
+# name; its output in /tmp/SIDE.{out,err,rc}.
+tool_run() {
+    side=$1
+    shift
+    tool=/tmp/$side/$1
+    shift
+    "$tool" "$@" >"/tmp/$side.out" 2>"/tmp/$side.err"
+    echo $? >"/tmp/$side.rc"
+    sed -i -e "s#^libkmod: ERROR [^ ]*:[0-9]* [a-z_]*: #${tool##*/}: ERROR: #" \
+        -e 's#^\([a-z-]*\): ERROR: [^ ]*libkmod[^ ]*:[0-9]* [a-z_]*() #\1: ERROR: #' \
+        "/tmp/$side.err"
+}
+
+# same WHAT: fails unless the last kmod and kmodctl runs printed and returned the same.
+same() {
+    if cmp -s /tmp/kmod.out /tmp/ours.out && cmp -s /tmp/kmod.err /tmp/ours.err &&
+        cmp -s /tmp/kmod.rc /tmp/ours.rc; then
+        ok "$1: the same bytes, exit status $(cat /tmp/ours.rc) $(head -n 1 /tmp/ours.err)"
+        return 0
+    fi
+    echo "kmod (exit status $(cat /tmp/kmod.rc)):"
+    sed 's/^/  | /' /tmp/kmod.out
+    sed 's/^/  ! /' /tmp/kmod.err
+    echo "kmodctl (exit status $(cat /tmp/ours.rc)):"
+    sed 's/^/  | /' /tmp/ours.out
+    sed 's/^/  ! /' /tmp/ours.err
+    fail "$1: kmodctl differs from kmod"
+}
+
+# both WHAT COMMAND...: runs COMMAND with each tool and compares (for commands that change
+# nothing, or whose change is undone before the other runs).
+both() {
+    what=$1
+    shift
+    tool_run kmod "$@"
+    tool_run ours "$@"
+    same "$what"
+}
+
+say "lsmod and kmod list on the running kernel"
+both "lsmod" lsmod
+[ "$(wc -l </tmp/ours.out)" -gt 10 ] || fail "lsmod listed only $(wc -l </tmp/ours.out) lines"
+both "kmod list" kmod list
+
+say "static nodes of the running kernel's modules.devname"
+[ -s "$MODDIR/modules.devname" ] || fail "no modules.devname in $MODDIR"
+# kmod 30 writes to /dev/stdout by name, which udev provides on a real system.
+[ -e /dev/stdout ] || ln -s /proc/self/fd/1 /dev/stdout
+for format in human tmpfiles devname; do
+    both "kmod static-nodes --format=$format" kmod static-nodes --format="$format"
+    [ -s /tmp/ours.out ] || fail "kmod static-nodes --format=$format printed nothing"
+done
+for side in kmod ours; do
+    rm -rf "/tmp/nodes-$side"
+    tool_run "$side" kmod static-nodes -f tmpfiles -o "/tmp/nodes-$side/tmpfiles.d/nodes.conf"
+done
+same "kmod static-nodes -o FILE in a directory it creates"
+cmp "/tmp/nodes-kmod/tmpfiles.d/nodes.conf" "/tmp/nodes-ours/tmpfiles.d/nodes.conf" ||
+    fail "the files kmod static-nodes -o wrote differ"
+ok "-o: the same file ($(wc -l </tmp/nodes-ours/tmpfiles.d/nodes.conf) lines)"
+
+# A module nothing loaded, without dependencies, with a parameter: dummy.
+dummy=$("$MODPROBE" -D dummy | awk '$1 == "insmod" { print $2 }')
+[ -n "$dummy" ] || fail "no dummy module"
+expect_not_loaded dummy
+
+say "insmod: a parameter value the module refuses, then for real, then once more"
+both "insmod with an invalid parameter value" insmod "$dummy" numdummies=many
+expect_not_loaded dummy
+for side in kmod ours; do
+    # The kernel ignores a parameter the module does not have (and says so in dmesg).
+    tool_run "$side" insmod "$dummy" no_such_parameter=1 numdummies=2
+    [ "$(cat "/tmp/$side.rc")" = 0 ] || fail "$side: insmod $dummy failed: $(cat "/tmp/$side.err")"
+    expect_loaded dummy
+    [ -e /sys/class/net/dummy1 ] || fail "$side: numdummies=2 did not reach the module"
+    cp "/tmp/$side.out" "/tmp/$side.insert.out"
+    tool_run "$side" insmod "$dummy"
+    cp "/tmp/$side.err" "/tmp/$side.again.err"
+    cp "/tmp/$side.rc" "/tmp/$side.again.rc"
+    tool_run "$side" rmmod dummy
+    [ "$(cat "/tmp/$side.rc")" = 0 ] || fail "$side: rmmod dummy failed: $(cat "/tmp/$side.err")"
+    expect_not_loaded dummy
+done
+cmp -s /tmp/kmod.insert.out /tmp/ours.insert.out || fail "insmod printed differently"
+if ! cmp -s /tmp/kmod.again.err /tmp/ours.again.err || ! cmp -s /tmp/kmod.again.rc /tmp/ours.again.rc; then
+    fail "insmod of a loaded module: kmod said '$(cat /tmp/kmod.again.err)' ($(cat /tmp/kmod.again.rc)), kmodctl '$(cat /tmp/ours.again.err)' ($(cat /tmp/ours.again.rc))"
+fi
+ok "insmod, insmod again ('$(cat /tmp/ours.again.err)') and rmmod as kmod's"
+
+say "insmod of a module whose dependencies are not loaded: unknown symbols"
+top=
+for candidate in vxlan bonding nf_nat ip6_tunnel; do
+    plan=$(kmod_plan "$candidate")
+    [ "$(printf '%s\n' "$plan" | wc -l)" -ge 2 ] || continue
+    loaded_deps=
+    for module in $plan; do is_loaded "$module" && loaded_deps="$loaded_deps $module"; done
+    [ -z "$loaded_deps" ] && top=$candidate && break
+done
+[ -n "$top" ] || fail "no module with dependencies that are all unloaded"
+top_path=$("$MODPROBE" -D "$top" | awk '$1 == "insmod" { path = $2 } END { print path }')
+both "insmod $top without its dependencies" insmod "$top_path"
+expect_not_loaded "$top"
+
+say "rmmod: not loaded, built in, held by another module, in use, forced, and for real"
+both "rmmod of a module not loaded" rmmod "$top"
+builtin=$(sed -n '1{s#.*/##; s#\.ko$##; s#-#_#g; p}' "$MODDIR/modules.builtin")
+[ -n "$builtin" ] || fail "modules.builtin is empty"
+both "rmmod of a built-in module ($builtin)" rmmod "$builtin"
+holder_dep=$(kmod_plan "$top" | head -n 1)
+must "$MODPROBE" "$top"
+both "rmmod of $holder_dep, held by $top" rmmod "$holder_dep"
+both "rmmod -f of $holder_dep (a kernel without forced unloading)" rmmod -f "$holder_dep"
+both "rmmod of several, some failing" rmmod no_such_module "$holder_dep"
+expect_loaded "$top"
+for side in kmod ours; do
+    [ "$side" = kmod ] || must "$MODPROBE" "$top"
+    tool_run "$side" rmmod "$top"
+    cp "/tmp/$side.rc" "/tmp/$side.remove.rc"
+    expect_not_loaded "$top"
+done
+cmp -s /tmp/kmod.remove.rc /tmp/ours.remove.rc || fail "rmmod $top: statuses differ"
+ok "rmmod $top removed it with each tool"
+[ "$kmod_version" = 30 ] || ok "(kmod $kmod_version: only messages it shares with kmod 30 compared)"
+exit 0
