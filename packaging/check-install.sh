@@ -20,7 +20,8 @@ snapshot() {
 before=$(snapshot)
 apt-get install -y -qq --no-install-recommends "$deb" >/dev/null || fail "installing $deb failed"
 for file in /usr/sbin/kmodd /usr/bin/kmodctl /usr/libexec/kmodd/depmod \
-    /usr/libexec/kmodd/modprobe /usr/share/man/man8/kmodd.8.gz \
+    /usr/libexec/kmodd/modprobe /usr/libexec/kmodd/lsmod /usr/libexec/kmodd/insmod \
+    /usr/libexec/kmodd/rmmod /usr/libexec/kmodd/kmod /usr/share/man/man8/kmodd.8.gz \
     /usr/share/dbus-1/system.d/org.kmodd1.conf /usr/share/polkit-1/actions/org.kmodd1.policy; do
     [ -e "$file" ] || fail "$file is not installed"
 done
@@ -28,7 +29,12 @@ unit=$(dpkg -L kmodd | grep '/kmodd.service$' || true)
 [ -n "$unit" ] || fail "no kmodd.service in the package"
 version=$(kmodctl --version) || fail "kmodctl --version failed"
 echo "installed: $version; kmodd: $(kmodd --version); unit: $unit"
-[ "$(readlink -f /usr/libexec/kmodd/depmod)" = /usr/bin/kmodctl ] || fail "the depmod drop-in is no link to kmodctl"
+for tool in depmod modprobe lsmod insmod rmmod kmod; do
+    [ "$(readlink -f "/usr/libexec/kmodd/$tool")" = /usr/bin/kmodctl ] ||
+        fail "the $tool drop-in is no link to kmodctl"
+done
+[ "$(/usr/libexec/kmodd/kmod static-nodes --help | head -n 1)" = "Usage:" ] ||
+    fail "/usr/libexec/kmodd/kmod does not answer as kmod"
 [ "$(readlink -f "$(command -v depmod)")" != /usr/bin/kmodctl ] || fail "kmod's depmod was replaced"
 
 mkdir -p /etc/kmodd /run/kmodd

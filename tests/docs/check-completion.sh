@@ -49,4 +49,8 @@ offers 'kmodctl modprobe r' raid6
 offers 'kmodctl --ver' --version
 offers 'kmodctl load dummy --no' --no-ask-password
 offers 'kmodctl info dummy --no'
+offers 'kmodctl rm' rmmod
+offers 'kmodctl rmmod --f' --force
+offers 'kmodctl kmod s' static-nodes
+offers 'kmodctl kmod static-nodes --f' --format
 exit "$status"
