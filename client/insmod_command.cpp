@@ -52,6 +52,7 @@ int run_insmod(int argc, char** argv)
                                       {nullptr, 0, nullptr, 0}};
     const std::string self = program_name(argv[0]);
     ToolLog log(self);
+    sys::ForceFlags force;
     optind = 0;
     for (;;) {
         int c = getopt_long(argc, argv, "psfVh", kOptions, nullptr);
@@ -62,10 +63,8 @@ int run_insmod(int argc, char** argv)
         case 's':
             break; // accepted and ignored, as kmod does
         case 'f':
-            // kmod 30 takes -f as --force-vermagic and --force-modversion together.
-            log.error("-f (insert despite a wrong vermagic or symbol versions) is not "
-                      "supported by kmodctl");
-            return 1;
+            force = {true, true}; // as kmod: --force-vermagic and --force-modversion
+            break;
         case 'V':
             std::puts("kmodctl " KMODD_VERSION);
             return 0;
@@ -96,7 +95,9 @@ int run_insmod(int argc, char** argv)
         log.error("could not load module " + file + ": " + std::strerror(errno));
         return 1;
     }
-    auto inserted = loader::make_system_kernel()->insert_module(file, params);
+    auto kernel = loader::make_system_kernel();
+    auto inserted = force.any() ? kernel->insert_module_forcing(file, params, force)
+                                : kernel->insert_module(file, params);
     if (!inserted) {
         log.error("could not insert module " + file + ": " +
                   insert_strerror(inserted.error().code));

@@ -35,6 +35,7 @@ struct Options {
     bool dry_run = false;
     bool first_time = false;
     bool quiet = false;
+    sys::ForceFlags force{}; ///< -f (both), --force-vermagic, --force-modversion
     int verbose = 0;
     std::vector<std::string> config_paths;
     std::string root;
@@ -57,6 +58,11 @@ void help(const char* self)
                 "\t-i, --ignore-install        Ignore install commands\n"
                 "\t-i, --ignore-remove         Ignore remove commands\n"
                 "\t-b, --use-blacklist         Apply blacklist to resolved alias.\n"
+                "\t-f, --force                 Force module insertion or removal.\n"
+                "\t                            implies --force-modversions and\n"
+                "\t                            --force-vermagic\n"
+                "\t    --force-modversion      Ignore module's version\n"
+                "\t    --force-vermagic        Ignore module's version magic\n"
                 "\t-R, --resolve-alias         Only lookup and print alias and exit\n"
                 "\t-D, --show-depends          Only print module dependencies and exit\n"
                 "\t-c, --show-config           Print out known configuration and exit\n"
@@ -139,7 +145,8 @@ public:
                                     options_.first_time,
                                     options_.ignore_commands,
                                     options_.use_blacklist,
-                                    options_.dry_run};
+                                    options_.dry_run,
+                                    options_.force};
         request.name_may_be_path = true;
         bool show = options_.verbose > 0 || options_.dry_run;
         auto report = loader.load(request, [&](const loader::ProbeStep& step) {
@@ -165,7 +172,7 @@ public:
         }
         loader::Loader loader(resolver_, *kernel_, state_.get());
         loader::UnloadRequest request{name, options_.first_time, options_.ignore_commands,
-                                      options_.dry_run};
+                                      options_.dry_run, options_.force.any()};
         auto report = loader.unload(request);
         if (!report) {
             error("FATAL", report.error().message);
@@ -231,7 +238,14 @@ private:
 
 int run_modprobe(int argc, char** argv)
 {
-    enum { kFirstTime = 1000, kSandbox, kRemoveHolders, kIgnored };
+    enum {
+        kFirstTime = 1000,
+        kSandbox,
+        kRemoveHolders,
+        kIgnored,
+        kForceVermagic,
+        kForceModversion
+    };
     static const option long_options[] = {
         {"all", no_argument, nullptr, 'a'},
         {"remove", no_argument, nullptr, 'r'},
@@ -242,6 +256,9 @@ int run_modprobe(int argc, char** argv)
         {"ignore-install", no_argument, nullptr, 'i'},
         {"ignore-remove", no_argument, nullptr, 'i'},
         {"use-blacklist", no_argument, nullptr, 'b'},
+        {"force", no_argument, nullptr, 'f'},
+        {"force-vermagic", no_argument, nullptr, kForceVermagic},
+        {"force-modversion", no_argument, nullptr, kForceModversion},
         {"show-depends", no_argument, nullptr, 'D'},
         {"showconfig", no_argument, nullptr, 'c'},
         {"show-config", no_argument, nullptr, 'c'},
@@ -260,7 +277,7 @@ int run_modprobe(int argc, char** argv)
     Options options;
     optind = 0;
     for (;;) {
-        int c = getopt_long(argc, argv, "arRibDcnC:d:S:sqvh", long_options, nullptr);
+        int c = getopt_long(argc, argv, "arRibfDcnC:d:S:sqvh", long_options, nullptr);
         if (c == -1)
             break;
         switch (c) {
@@ -278,6 +295,15 @@ int run_modprobe(int argc, char** argv)
             break;
         case 'b':
             options.use_blacklist = true;
+            break;
+        case 'f':
+            options.force = {true, true};
+            break;
+        case kForceVermagic:
+            options.force.vermagic = true;
+            break;
+        case kForceModversion:
+            options.force.modversions = true;
             break;
         case 'D':
             options.show_depends = options.dry_run = true;

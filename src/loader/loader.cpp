@@ -97,7 +97,9 @@ base::Result<void> Loader::run_step(const ProbeStep& step, const LoadRequest& re
     }
     if (request.dry_run)
         return {};
-    auto inserted = kernel_.insert_module(*module.path, step.options);
+    auto inserted = request.force.any()
+                        ? kernel_.insert_module_forcing(*module.path, step.options, request.force)
+                        : kernel_.insert_module(*module.path, step.options);
     if (!inserted)
         return inserted;
     report.inserted.push_back(module.name);
@@ -331,7 +333,8 @@ base::Result<UnloadReport> Loader::unload(const UnloadRequest& request)
         }
         base::Result<void> removed = remove_command != nullptr
                                          ? run_command_(*remove_command, target->name, "")
-                                         : kernel_.remove_module(target->name);
+                                     : request.force ? kernel_.force_remove_module(target->name)
+                                                     : kernel_.remove_module(target->name);
         if (!removed)
             return base::make_error(removed.error().code, "cannot unload " + quoted(target->name) +
                                                               ": " + removed.error().message);

@@ -54,6 +54,9 @@ struct LoadRequest {
     bool ignore_commands = false; ///< -i
     bool use_blacklist = false;   ///< -b
     bool dry_run = false;         ///< plan only: nothing is inserted, no command runs
+    /// modprobe -f, --force-vermagic, --force-modversion: every module inserted asks the
+    /// kernel to skip those checks.
+    sys::ForceFlags force{};
     /// A `name` starting with '/' or "./" is a module file (modprobe's command line, as kmod
     /// 31 on; not a D-Bus request). Relative paths are taken from the working directory.
     bool name_may_be_path = false;
@@ -74,6 +77,9 @@ struct UnloadRequest {
     bool first_time = false;      ///< fail when the module is not loaded
     bool ignore_commands = false; ///< -i: no remove command
     bool dry_run = false;
+    /// modprobe -r -f: the module itself is removed with O_TRUNC (which only a kernel with
+    /// CONFIG_MODULE_FORCE_UNLOAD honours); the in-use checks stay.
+    bool force = false;
 };
 
 struct UnloadReport {

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include "elf/force_strip.hpp"
 #include "elf/module_file.hpp"
 #include "index/names.hpp"
 
@@ -41,7 +42,11 @@ sys::ModuleSymbolPredicate make_module_symbol_predicate(const depmod::ModuleData
 
 std::unique_ptr<sys::Kernel> make_system_kernel()
 {
-    return sys::make_real_kernel([](std::string_view image) { return elf::decompress(image); });
+    return sys::make_real_kernel(
+        [](std::string_view image) { return elf::decompress(image); }, "/sys", "/proc",
+        [](std::string image, sys::ForceFlags force) {
+            return elf::strip_for_force(std::move(image), force.vermagic, force.modversions);
+        });
 }
 
 } // namespace kmodd::loader

@@ -29,6 +29,16 @@ struct LoadedModule {
                         ///< empty on the real kernel
 };
 
+/// The checks a forced insertion asks the kernel to skip (insmod -f, modprobe --force,
+/// --force-vermagic, --force-modversion). The kernel skips them only when built with
+/// CONFIG_MODULE_FORCE_LOAD, and taints itself; otherwise the insertion fails with ENOEXEC.
+struct ForceFlags {
+    bool vermagic = false;    ///< the module's vermagic string
+    bool modversions = false; ///< the CRCs of the symbols it imports (__versions)
+
+    [[nodiscard]] bool any() const { return vermagic || modversions; }
+};
+
 /// The kernel's module interface. Errors keep the kernel's errno in Error::code and say in the
 /// message which module and what happened. Module names are the kernel's (underscores, not
 /// dashes); nothing here normalizes them. Implementations are safe to call from several
@@ -51,6 +61,16 @@ public:
     /// EBUSY: not live (still coming or already going) or cannot be unloaded (no exit
     /// function); EPERM: not permitted.
     [[nodiscard]] virtual base::Result<void> remove_module(const std::string& name) = 0;
+    /// insert_module, asking the kernel to skip the checks `force` names: finit_module's
+    /// MODULE_INIT_IGNORE_* flags, or for init_module an image stripped of what would be
+    /// checked. A kernel that cannot be asked (the sandbox, which checks neither) inserts as
+    /// insert_module does. Errors: those of insert_module.
+    [[nodiscard]] virtual base::Result<void>
+    insert_module_forcing(const std::string& path, const std::string& params, ForceFlags force)
+    {
+        (void)force;
+        return insert_module(path, params);
+    }
     /// rmmod -f: unloads `name` even while it is in use (O_NONBLOCK|O_TRUNC), which only a
     /// kernel built with CONFIG_MODULE_FORCE_UNLOAD honours; any other kernel (Debian's, and
     /// this default) answers as remove_module. Errors: those of remove_module.
@@ -74,15 +94,22 @@ public:
 /// injected: sys/ sits below it).
 using Decompressor = std::function<base::Result<std::string>(std::string_view image)>;
 
+/// Changes a plain ELF image so that the kernel skips the checks `force` names, for
+/// init_module, which takes no flags (the ELF layer's strip_for_force, injected).
+using ForceStripper = std::function<base::Result<std::string>(std::string image, ForceFlags force)>;
+
 /// The running kernel: finit_module for plain files, and with MODULE_INIT_COMPRESSED_FILE
 /// when <sysfs>/module/compression (read once, here) names the file's compression (told by
 /// its magic: zstd, xz, gzip); otherwise (or on ENOSYS, or EINVAL from the in-kernel xz
 /// decoder) `decompress` in userspace and init_module; delete_module(O_NONBLOCK); state from
 /// <procfs>/modules and <sysfs>/module. The roots exist for tests. `decompress` may be empty:
-/// a compressed file the kernel cannot take itself then fails with EOPNOTSUPP.
+/// a compressed file the kernel cannot take itself then fails with EOPNOTSUPP. A forced
+/// insertion by init_module goes through `strip` (when empty, or when it fails, the image is
+/// given as it is, as kmod does, and the kernel decides).
 [[nodiscard]] std::unique_ptr<Kernel> make_real_kernel(Decompressor decompress,
                                                        std::string sysfs_root = "/sys",
-                                                       std::string procfs_root = "/proc");
+                                                       std::string procfs_root = "/proc",
+                                                       ForceStripper strip = {});
 
 /// What the sandbox kernel needs to know of a module file; the caller parses it (the sandbox
 /// lives below the ELF reader in the layering).

@@ -21,7 +21,10 @@ namespace kmodd::sys {
 
 namespace {
 
-// <linux/module.h> has it only since Linux 6.4; Debian 12's headers are older.
+// finit_module's flags (<linux/module.h>; the last only since Linux 6.4, after Debian 12's
+// headers).
+constexpr unsigned kModuleInitIgnoreModversions = 1;
+constexpr unsigned kModuleInitIgnoreVermagic = 2;
 constexpr unsigned kModuleInitCompressedFile = 4;
 
 /// 0 on success, else the errno of finit_module(2).
@@ -149,9 +152,10 @@ base::Result<std::vector<LoadedModule>> parse_proc_modules(std::string_view text
 
 class RealKernel final : public Kernel {
 public:
-    RealKernel(Decompressor decompress, std::string sysfs_root, std::string procfs_root)
-        : decompress_(std::move(decompress)), sysfs_root_(std::move(sysfs_root)),
-          procfs_root_(std::move(procfs_root))
+    RealKernel(Decompressor decompress, std::string sysfs_root, std::string procfs_root,
+               ForceStripper strip)
+        : decompress_(std::move(decompress)), strip_(std::move(strip)),
+          sysfs_root_(std::move(sysfs_root)), procfs_root_(std::move(procfs_root))
     {
         // Absent before Linux 6.4 and without CONFIG_MODULE_DECOMPRESS: then None.
         auto compression = base::read_file(AT_FDCWD, sysfs_root_ + "/module/compression");
@@ -160,6 +164,17 @@ public:
     }
 
     base::Result<void> insert_module(const std::string& path, const std::string& params) override
+    {
+        return insert(path, params, ForceFlags{});
+    }
+
+    base::Result<void> insert_module_forcing(const std::string& path, const std::string& params,
+                                             ForceFlags force) override
+    {
+        return insert(path, params, force);
+    }
+
+    base::Result<void> insert(const std::string& path, const std::string& params, ForceFlags force)
     {
         std::string name = module_name_from_path(path);
         std::string context = "cannot insert " + base::quoted(name);
@@ -175,6 +190,8 @@ public:
         if (method != InsertMethod::Decompress) {
             unsigned flags =
                 method == InsertMethod::FinitCompressed ? kModuleInitCompressedFile : 0;
+            flags |= force.modversions ? kModuleInitIgnoreModversions : 0;
+            flags |= force.vermagic ? kModuleInitIgnoreVermagic : 0;
             int err = finit_module(fd.get(), params, flags);
             if (err == 0)
                 return {};
@@ -199,6 +216,11 @@ public:
             if (!plain)
                 return base::Unexpected(plain.error().with_context(context));
             *image = std::move(*plain);
+        }
+        if (force.any() && strip_) {
+            // As kmod: an image that cannot be stripped goes as it is; the kernel decides.
+            if (auto stripped = strip_(*image, force))
+                *image = std::move(*stripped);
         }
         if (int err = init_module(*image, params); err != 0)
             return insert_error(name, err);
@@ -323,6 +345,7 @@ private:
     }
 
     Decompressor decompress_;
+    ForceStripper strip_;
     std::string sysfs_root_;
     std::string procfs_root_;
     Compression kernel_compression_ = Compression::None;
@@ -331,10 +354,10 @@ private:
 } // namespace
 
 std::unique_ptr<Kernel> make_real_kernel(Decompressor decompress, std::string sysfs_root,
-                                         std::string procfs_root)
+                                         std::string procfs_root, ForceStripper strip)
 {
     return std::make_unique<RealKernel>(std::move(decompress), std::move(sysfs_root),
-                                        std::move(procfs_root));
+                                        std::move(procfs_root), std::move(strip));
 }
 
 } // namespace kmodd::sys

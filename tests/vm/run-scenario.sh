@@ -19,7 +19,8 @@
 #      modules.builtin and modules.builtin.modinfo, and none of the files depmod writes: kmodd
 #      has to write the index itself. Both are built once per kernel package.
 #   2. A second piece is built for every run (about a second): busybox, kmod's tools
-#      (/sbin/modprobe, lsmod, depmod, modinfo, insmod, rmmod -> /usr/bin/kmod), dbus-daemon with
+#      (/sbin/modprobe, lsmod, depmod, modinfo, insmod, rmmod -> /usr/bin/kmod), xz (as
+#      /usr/libexec/vm/xz), dbus-daemon with
 #      Debian's system bus configuration plus systemd/org.kmodd1.conf, kmodd and kmodctl
 #      (stripped) with every shared library ldd names and the dynamic loader, tests/vm/init as
 #      /init, tests/vm/lib.sh and the scenario.
@@ -93,7 +94,7 @@ fi
 # Fail fast, before any download, when something the run needs is not there.
 missing=()
 for tool in qemu-system-x86_64 busybox cpio dbus-daemon kmod ldd apt-get dpkg-deb flock \
-    timeout sha256sum strip; do
+    timeout sha256sum strip xz; do
     command -v "$tool" >/dev/null || missing+=("$tool")
 done
 [[ ${#missing[@]} -eq 0 ]] ||
@@ -291,6 +292,8 @@ copy_with_libraries "$run_dir/kmodctl" /usr/bin/kmodctl
 copy_with_libraries "$(command -v dbus-daemon)" /usr/bin/dbus-daemon
 copy_with_libraries "$(command -v dbus-send)" /usr/bin/dbus-send
 copy_with_libraries "$(readlink -f "$(command -v kmod)")" /usr/bin/kmod
+# xz-utils' xz, which compresses (busybox's only decompresses), by a path no applet shadows.
+copy_with_libraries "$(command -v xz)" /usr/libexec/vm/xz
 for tool in "${kKmodTools[@]}"; do ln -s /usr/bin/kmod "$root/sbin/$tool"; done
 
 cp "$busybox" "$root/bin/busybox"

@@ -483,3 +483,78 @@ TEST(StateStore, UsersListedForARecordThatIsNoDependencyAreNotKeptAndNothingElse
 
 } // namespace
 } // namespace kmodd::loader
+
+namespace kmodd::loader {
+namespace {
+
+/// Notes how each module is asked into and out of the kernel, and passes the call on.
+class ForceRecordingKernel final : public sys::Kernel {
+public:
+    explicit ForceRecordingKernel(sys::Kernel& inner) : inner_(inner) {}
+
+    base::Result<void> insert_module(const std::string& path, const std::string& params) override
+    {
+        calls.push_back(fs::path(path).stem().string() + " plain");
+        return inner_.insert_module(path, params);
+    }
+    base::Result<void> insert_module_forcing(const std::string& path, const std::string& params,
+                                             sys::ForceFlags force) override
+    {
+        calls.push_back(fs::path(path).stem().string() + (force.vermagic ? " vermagic" : "") +
+                        (force.modversions ? " modversions" : ""));
+        return inner_.insert_module(path, params);
+    }
+    base::Result<void> remove_module(const std::string& name) override
+    {
+        calls.push_back("remove " + name);
+        return inner_.remove_module(name);
+    }
+    base::Result<void> force_remove_module(const std::string& name) override
+    {
+        calls.push_back("force-remove " + name);
+        return inner_.remove_module(name);
+    }
+    base::Result<std::vector<sys::LoadedModule>> loaded_modules() const override
+    {
+        return inner_.loaded_modules();
+    }
+    sys::ModuleState module_state(const std::string& name) const override
+    {
+        return inner_.module_state(name);
+    }
+    base::Result<sys::LoadedModule> loaded_module(const std::string& name) const override
+    {
+        return inner_.loaded_module(name);
+    }
+
+    std::vector<std::string> calls;
+
+private:
+    sys::Kernel& inner_;
+};
+
+TEST_F(SandboxFixture, AForcedLoadAsksTheKernelToForceEveryModuleOfThePlanAndNoOther)
+{
+    open();
+    ForceRecordingKernel kernel(*kernel_);
+    Loader loader(*resolver_, kernel, state_.get(), recorder());
+    LoadRequest forced{"mod2", "", false, false, false, false};
+    forced.force.vermagic = true;
+    ASSERT_TRUE(loader.load(forced));
+    LoadRequest both{"mod3", "", false, false, false, false};
+    both.force = {true, true};
+    ASSERT_TRUE(loader.load(both));
+    ASSERT_TRUE(loader.load(LoadRequest{"crc_helper", "", false, false, false, false}));
+    EXPECT_EQ(kernel.calls, (Strings{"mod1 vermagic", "mod2 vermagic", "mod3 vermagic modversions",
+                                     "crc_helper plain"}));
+
+    kernel.calls.clear();
+    ASSERT_TRUE(loader.unload(UnloadRequest{"mod3", false, false, false}));
+    UnloadRequest forced_unload{"mod2", false, false, false, true};
+    ASSERT_TRUE(loader.unload(forced_unload));
+    EXPECT_EQ(kernel.calls, (Strings{"remove mod3", "force-remove mod2", "remove mod1"}))
+        << "only the module named is removed with force";
+}
+
+} // namespace
+} // namespace kmodd::loader
