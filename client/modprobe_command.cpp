@@ -2,8 +2,10 @@
 // `kmodctl modprobe`: kmod's modprobe command line over the in-process loader.
 #include <fcntl.h>
 #include <getopt.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 
+#include <cinttypes>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -14,6 +16,7 @@
 #include "base/file.hpp"
 #include "commands.hpp"
 #include "depmod/index_reader.hpp"
+#include "elf/module_file.hpp"
 #include "loader/loader.hpp"
 #include "loader/modprobe_config.hpp"
 #include "loader/parameters.hpp"
@@ -34,6 +37,8 @@ struct Options {
     bool show_config = false;
     bool dry_run = false;
     bool first_time = false;
+    bool show_modversions = false; ///< --show-modversions, --dump-modversions
+    bool show_exports = false;     ///< --show-exports
     bool quiet = false;
     sys::ForceFlags force{}; ///< -f (both), --force-vermagic, --force-modversion
     int verbose = 0;
@@ -66,6 +71,10 @@ void help(const char* self)
                 "\t-R, --resolve-alias         Only lookup and print alias and exit\n"
                 "\t-D, --show-depends          Only print module dependencies and exit\n"
                 "\t-c, --show-config           Print out known configuration and exit\n"
+                "\t    --show-modversions      Dump module symbol version and exit\n"
+                "\t    --dump-modversions      Same as --show-modversions\n"
+                "\t    --show-exports          Only print module exported symbol versions and "
+                "exit\n"
                 "\t-n, --dry-run               Do not execute operations, just print out\n"
                 "\t-C, --config=FILE           Use FILE instead of default search paths\n"
                 "\t-d, --dirname=DIR           Use DIR as filesystem root for /lib/modules\n"
@@ -75,6 +84,45 @@ void help(const char* self)
                 "\t-v, --verbose               enables more messages\n"
                 "\t-h, --help                  show this help\n",
                 self, self, self, self);
+}
+
+/// --show-modversions and --show-exports: "0x%08x\t<symbol>" for each __versions record, or
+/// each exported symbol with its CRC, of the module file `path` (compressed or not).
+int show_symbol_versions(const std::string& path, const Options& options)
+{
+    auto fail = [&](const std::string& message) {
+        if (!options.quiet)
+            std::fprintf(stderr, "modprobe: FATAL: %s\n", message.c_str());
+        return 1;
+    };
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0)
+        return fail("Module " + path + " not found.");
+    const std::string what = options.show_modversions ? "modversions" : "symbols";
+    auto bytes = base::read_file(AT_FDCWD, path);
+    if (bytes && elf::detect_compression(*bytes) != elf::Compression::None)
+        bytes = elf::decompress(*bytes);
+    if (!bytes)
+        return fail("could not get " + what + " of " + path + ": " +
+                    std::strerror(bytes.error().code));
+    auto print = [](const auto& symbols) {
+        for (const auto& symbol : symbols)
+            std::printf("0x%08" PRIx64 "\t%s\n", symbol.crc, symbol.name.c_str());
+    };
+    if (options.show_modversions) {
+        auto records = elf::read_modversions(*bytes);
+        if (!records)
+            return fail("could not get " + what + " of " + path + ": " +
+                        std::strerror(records.error().code));
+        print(*records);
+        return 0;
+    }
+    auto exports = elf::read_exported_symbols(*bytes);
+    if (!exports)
+        return fail("could not get " + what + " of " + path + ": " +
+                    std::strerror(exports.error().code));
+    print(*exports);
+    return 0;
 }
 
 void print_step(const loader::ProbeStep& step)
@@ -244,7 +292,9 @@ int run_modprobe(int argc, char** argv)
         kRemoveHolders,
         kIgnored,
         kForceVermagic,
-        kForceModversion
+        kForceModversion,
+        kShowModversions,
+        kShowExports
     };
     static const option long_options[] = {
         {"all", no_argument, nullptr, 'a'},
@@ -262,6 +312,9 @@ int run_modprobe(int argc, char** argv)
         {"show-depends", no_argument, nullptr, 'D'},
         {"showconfig", no_argument, nullptr, 'c'},
         {"show-config", no_argument, nullptr, 'c'},
+        {"show-modversions", no_argument, nullptr, kShowModversions},
+        {"dump-modversions", no_argument, nullptr, kShowModversions},
+        {"show-exports", no_argument, nullptr, kShowExports},
         {"dry-run", no_argument, nullptr, 'n'},
         {"show", no_argument, nullptr, 'n'},
         {"config", required_argument, nullptr, 'C'},
@@ -298,6 +351,12 @@ int run_modprobe(int argc, char** argv)
             break;
         case 'f':
             options.force = {true, true};
+            break;
+        case kShowModversions:
+            options.show_modversions = true;
+            break;
+        case kShowExports:
+            options.show_exports = true;
             break;
         case kForceVermagic:
             options.force.vermagic = true;
@@ -385,6 +444,8 @@ int run_modprobe(int argc, char** argv)
         std::fputs(config.dump().c_str(), stdout);
         return 0;
     }
+    if (options.show_modversions || options.show_exports)
+        return show_symbol_versions(args[0], options);
     auto database = depmod::ModuleDatabase::open(module_dir);
     if (!database) {
         std::fprintf(stderr, "modprobe: FATAL: %s\n", database.error().message.c_str());

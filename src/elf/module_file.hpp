@@ -6,6 +6,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/result.hpp"
 #include "elf/image_buffer.hpp"
@@ -27,6 +28,18 @@ enum class Compression { None, Xz, Zstd, Gzip };
 /// Never reads outside `image`. Errors: ENOEXEC with a sentence saying what is wrong
 /// ("not an ELF file", ".symtab: entry 12 name offset out of range", ...).
 [[nodiscard]] base::Result<ModuleInfo> parse_module(std::string_view image);
+
+/// modprobe --show-modversions: the records of the __versions section of an uncompressed
+/// image, in section order (CRC and name; a leading '.' of a name dropped, as kmod does).
+/// Errors: ENOEXEC (not ELF, as parse_module), ENOENT (no __versions section), EINVAL (its
+/// size is no multiple of the 64-byte record).
+[[nodiscard]] base::Result<std::vector<ImportedSymbol>> read_modversions(std::string_view image);
+
+/// modprobe --show-exports: the symbols an uncompressed image exports, with their CRCs, in
+/// parse_module's (and kmod's) order. Errors: ENOEXEC; ENOENT when the module has neither
+/// __crc_ symbols nor a __ksymtab_strings section.
+[[nodiscard]] base::Result<std::vector<ExportedSymbol>>
+read_exported_symbols(std::string_view image);
 
 /// Reads the module file `path` relative to `dir_fd` (following symlinks), decompresses it
 /// if needed and parses it. Uncompressed files are read with pread through libelf, section by

@@ -129,6 +129,48 @@ public:
         return info;
     }
 
+    /// The records of __versions in section order, a leading '.' of a name dropped (as kmod
+    /// does for ppc64's function descriptors).
+    Result<std::vector<ImportedSymbol>> modversions()
+    {
+        if (auto opened = open(); !opened)
+            return Unexpected(std::move(opened.error()));
+        index_sections();
+        if (!versions_.found)
+            return make_error(ENOENT, "no __versions section");
+        if (data_size(versions_) % kVersionRecordSize != 0)
+            return make_error(EINVAL, "__versions: its size is no multiple of " +
+                                          std::to_string(kVersionRecordSize));
+        auto bytes = section_bytes(versions_, "__versions");
+        if (!bytes)
+            return Unexpected(std::move(bytes.error()));
+        std::vector<ImportedSymbol> records;
+        for (size_t i = 0; i < bytes->size() / kVersionRecordSize; ++i) {
+            VersionRecord record = version_record(*bytes, i);
+            if (record.name.starts_with('.'))
+                record.name.remove_prefix(1);
+            records.push_back(ImportedSymbol{std::string(record.name), record.crc, false});
+        }
+        return records;
+    }
+
+    /// The exported symbols as parse() finds them; ENOENT when the module has neither
+    /// __crc_ symbols nor a __ksymtab_strings section (as kmod, which then has no list).
+    Result<std::vector<ExportedSymbol>> exported_symbols()
+    {
+        if (auto opened = open(); !opened)
+            return Unexpected(std::move(opened.error()));
+        index_sections();
+        if (!load_symbols())
+            symbols_ = nullptr; // no usable symbol table: __ksymtab_strings alone
+        std::vector<ExportedSymbol> exports;
+        if (auto read = read_exports(exports); !read)
+            return Unexpected(std::move(read.error()));
+        if (exports.empty() && !ksymtab_strings_.found)
+            return make_error(ENOENT, "no __crc_ symbols and no __ksymtab_strings section");
+        return exports;
+    }
+
 private:
     /// An unsigned integer of `size` bytes at `p`, in the file's byte order.
     [[nodiscard]] uint64_t read_uint(const char* p, size_t size) const
@@ -504,6 +546,16 @@ private:
 Result<ModuleInfo> parse_module(std::string_view image)
 {
     return ModuleParser(Source{image, -1, image.size(), image}).parse();
+}
+
+Result<std::vector<ImportedSymbol>> read_modversions(std::string_view image)
+{
+    return ModuleParser(Source{image, -1, image.size(), image}).modversions();
+}
+
+Result<std::vector<ExportedSymbol>> read_exported_symbols(std::string_view image)
+{
+    return ModuleParser(Source{image, -1, image.size(), image}).exported_symbols();
 }
 
 Result<ModuleInfo> parse_module_file(int fd, uint64_t size, std::string_view head)
