@@ -86,6 +86,22 @@ void help(const char* self)
                 self, self, self, self);
 }
 
+/// The end of -c, as kmod's: every alias of modules.alias.bin and modules.symbols.bin as
+/// "alias KEY VALUE", in the indexes' key order (an index that cannot be read adds nothing).
+void dump_indexes(const std::string& module_dir)
+{
+    std::puts("\n# End of configuration files. Dumping indexes now:\n");
+    for (const char* file : {"modules.alias.bin", "modules.symbols.bin"}) {
+        auto index = depmod::IndexReader::open(module_dir + "/" + file);
+        if (!index)
+            continue;
+        index->dump([](std::string_view key, const depmod::IndexReader::Value& value) {
+            std::printf("alias %.*s %.*s\n", static_cast<int>(key.size()), key.data(),
+                        static_cast<int>(value.text.size()), value.text.data());
+        });
+    }
+}
+
 /// --show-modversions and --show-exports: "0x%08x\t<symbol>" for each __versions record, or
 /// each exported symbol with its CRC, of the module file `path` (compressed or not).
 int show_symbol_versions(const std::string& path, const Options& options)
@@ -442,6 +458,7 @@ int run_modprobe(int argc, char** argv)
     }
     if (options.show_config) {
         std::fputs(config.dump().c_str(), stdout);
+        dump_indexes(module_dir);
         return 0;
     }
     if (options.show_modversions || options.show_exports)

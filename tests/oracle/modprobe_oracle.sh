@@ -5,8 +5,9 @@
 # Compares `kmodctl modprobe -D` with kmod's `modprobe -D` (Debian 12's kmod 30) for every
 # module of a kernel tree, and for a large set of aliases (every literal alias of
 # modules.alias, fs-*, crypto-*, symbol:* names and a few that match nothing), in one `-a -D`
-# run each. CONFIG replaces the modprobe.d configuration (-C); default: /dev/null.
-# Byte-identical standard output and the same exit status are required.
+# run each, and `-c` (the configuration and the alias and symbol indexes). CONFIG replaces the
+# modprobe.d configuration (-C); default: /dev/null. Byte-identical standard output and the
+# same exit status are required.
 set -eu
 
 kmodctl=$1
@@ -61,4 +62,26 @@ for set in names literal patterns symbols special; do
         status=1
     fi
 done
+
+# -c: the configuration as kmod reads it, then the alias and symbol indexes. kmod before 33
+# knows no weakdep lines (it rejects them, kmodctl keeps them): those leave the configuration.
+kmod_version=$(/usr/sbin/modprobe --version | sed -n 's/^kmod version \([0-9]*\).*/\1/p')
+show_config=$config
+if [ "$kmod_version" -lt 33 ] && [ "$config" != /dev/null ]; then
+    grep -v '^weakdep' "$config" >"$scratch/config-without-weakdep.conf"
+    show_config=$scratch/config-without-weakdep.conf
+fi
+set +e
+/usr/sbin/modprobe -c -C "$show_config" -d "$scratch/root" -S "$version" >"$scratch/kmod.c" 2>/dev/null
+kmod_status=$?
+"$kmodctl" modprobe -c -C "$show_config" -d "$scratch/root" -S "$version" >"$scratch/ours.c" 2>/dev/null
+ours_status=$?
+set -e
+if cmp -s "$scratch/kmod.c" "$scratch/ours.c" && [ "$kmod_status" = "$ours_status" ]; then
+    echo "-c: identical ($(wc -l <"$scratch/kmod.c") lines, exit $kmod_status)"
+else
+    echo "-c: DIFFERENT (exit kmod $kmod_status, ours $ours_status)"
+    diff "$scratch/kmod.c" "$scratch/ours.c" | head -n 20
+    status=1
+fi
 exit $status
