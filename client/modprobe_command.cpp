@@ -37,6 +37,7 @@ struct Options {
     bool show_config = false;
     bool dry_run = false;
     bool first_time = false;
+    bool remove_holders = false;   ///< --remove-holders (--remove-dependencies)
     bool show_modversions = false; ///< --show-modversions, --dump-modversions
     bool show_exports = false;     ///< --show-exports
     bool quiet = false;
@@ -59,6 +60,9 @@ void help(const char* self)
                 "Options:\n"
                 "\t-a, --all                   Consider every non-argument to be a module name\n"
                 "\t-r, --remove                Remove modules instead of inserting\n"
+                "\t    --remove-dependencies   Deprecated: use --remove-holders\n"
+                "\t    --remove-holders        Also remove module holders (use together with "
+                "-r)\n"
                 "\t    --first-time            Fail if module already inserted or removed\n"
                 "\t-i, --ignore-install        Ignore install commands\n"
                 "\t-i, --ignore-remove         Ignore remove commands\n"
@@ -235,8 +239,12 @@ public:
             return 1;
         }
         loader::Loader loader(resolver_, *kernel_, state_.get());
-        loader::UnloadRequest request{name, options_.first_time, options_.ignore_commands,
-                                      options_.dry_run, options_.force.any()};
+        loader::UnloadRequest request{name,
+                                      options_.first_time,
+                                      options_.ignore_commands,
+                                      options_.dry_run,
+                                      options_.remove_holders,
+                                      options_.force.any()};
         auto report = loader.unload(request);
         if (!report) {
             error("FATAL", report.error().message);
@@ -413,6 +421,7 @@ int run_modprobe(int argc, char** argv)
             options.sandbox_dir = optarg;
             break;
         case kRemoveHolders:
+            options.remove_holders = true;
             break;
         case 'h':
             help(argv[0]);

@@ -302,6 +302,28 @@ base::Result<UnloadReport> Loader::unload(const UnloadRequest& request)
                                         "module " + quoted(target->name) + " is not loaded");
             continue;
         }
+        if (request.remove_holders && !entry->holders.empty()) {
+            // modprobe -r --remove-holders: the modules holding it go first, each with theirs.
+            for (const std::string& holder : entry->holders) {
+                UnloadRequest inner = request;
+                inner.name = holder;
+                inner.first_time = false;
+                auto removed = unload(inner);
+                if (!removed)
+                    return base::Unexpected(removed.error());
+                report.removed.insert(report.removed.end(), removed->removed.begin(),
+                                      removed->removed.end());
+            }
+            if (request.dry_run) {
+                // Nothing went: count the holders as gone, as they would be.
+                entry->refcount -= static_cast<int>(entry->holders.size());
+                entry->holders.clear();
+            } else {
+                entry = kernel_.loaded_module(target->name);
+                if (!entry)
+                    continue;
+            }
+        }
         if (entry->refcount > 0 || !entry->holders.empty()) {
             std::string message = "module " + quoted(target->name) + " is in use";
             if (!entry->holders.empty()) {

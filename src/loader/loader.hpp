@@ -77,6 +77,9 @@ struct UnloadRequest {
     bool first_time = false;      ///< fail when the module is not loaded
     bool ignore_commands = false; ///< -i: no remove command
     bool dry_run = false;
+    /// modprobe -r --remove-holders: the modules holding it are unloaded first, each with
+    /// its own holders, as requests of their own.
+    bool remove_holders = false;
     /// modprobe -r -f: the module itself is removed with O_TRUNC (which only a kernel with
     /// CONFIG_MODULE_FORCE_UNLOAD honours); the in-use checks stay.
     bool force = false;

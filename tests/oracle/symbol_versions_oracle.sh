@@ -5,7 +5,7 @@
 # `kmodctl modprobe --show-modversions` and `--show-exports` against kmod's modprobe for the
 # module files of a kernel tree: every one of an uncompressed tree, every fifth of a compressed
 # one (kmod decompresses each file for each run). Standard output, standard error and the exit
-# status of each run must be the same.
+# status of each run must be the same (kmod 34's errno for a missing section read as kmod 30's).
 set -eu
 
 kmodctl=$1
@@ -34,6 +34,10 @@ run() {
     done <"$scratch/files"
 }
 run /sbin/modprobe >"$scratch/kmod"
+# A module without the section: kmod 30 says ENOENT, kmod 34 ENODATA; kmodctl says kmod 30's.
+if ! /sbin/modprobe --version | grep -q '^kmod version 30$'; then
+    sed -i 's/: No data available$/: No such file or directory/' "$scratch/kmod"
+fi
 run "$kmodctl" modprobe >"$scratch/ours"
 files=$(wc -l <"$scratch/files")
 lines=$(grep -c '^0x' "$scratch/kmod" || true)

@@ -550,10 +550,41 @@ TEST_F(SandboxFixture, AForcedLoadAsksTheKernelToForceEveryModuleOfThePlanAndNoO
 
     kernel.calls.clear();
     ASSERT_TRUE(loader.unload(UnloadRequest{"mod3", false, false, false}));
-    UnloadRequest forced_unload{"mod2", false, false, false, true};
+    UnloadRequest forced_unload{"mod2", false, false, false};
+    forced_unload.force = true;
     ASSERT_TRUE(loader.unload(forced_unload));
     EXPECT_EQ(kernel.calls, (Strings{"remove mod3", "force-remove mod2", "remove mod1"}))
         << "only the module named is removed with force";
+}
+
+} // namespace
+} // namespace kmodd::loader
+
+namespace kmodd::loader {
+namespace {
+
+TEST_F(SandboxFixture, RemoveHoldersUnloadsTheModulesHoldingTheTargetFirst)
+{
+    open();
+    ASSERT_TRUE(load("mod2"));
+    UnloadRequest plain{"mod1", false, false, false};
+    auto refused = loader_->unload(plain);
+    ASSERT_FALSE(refused) << "mod2 holds mod1";
+    EXPECT_EQ(loaded(), (Strings{"mod1", "mod2"}));
+
+    UnloadRequest dry{"mod1", false, false, true};
+    dry.remove_holders = true;
+    auto planned = loader_->unload(dry);
+    ASSERT_TRUE(planned) << planned.error().message;
+    EXPECT_EQ(planned->removed, (Strings{"mod2", "mod1"}));
+    EXPECT_EQ(loaded(), (Strings{"mod1", "mod2"})) << "a dry run removes nothing";
+
+    UnloadRequest with_holders{"mod1", false, false, false};
+    with_holders.remove_holders = true;
+    auto removed = loader_->unload(with_holders);
+    ASSERT_TRUE(removed) << removed.error().message;
+    EXPECT_EQ(removed->removed, (Strings{"mod2", "mod1"}));
+    EXPECT_EQ(loaded(), Strings{});
 }
 
 } // namespace

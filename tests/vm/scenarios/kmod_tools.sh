@@ -186,5 +186,22 @@ for side in kmod ours; do
 done
 cmp -s /tmp/kmod.remove.rc /tmp/ours.remove.rc || fail "rmmod $top: statuses differ"
 ok "rmmod $top removed it with each tool"
+
+say "modprobe -r --remove-holders $holder_dep: $top, which holds it, goes first"
+for side in kmod ours; do
+    modprobe=$MODPROBE
+    [ "$side" = ours ] && modprobe="$KMODCTL modprobe"
+    must "$MODPROBE" "$top"
+    $modprobe -r --remove-holders "$holder_dep" >/dev/null 2>"/tmp/$side.holders.err"
+    echo "$?" >"/tmp/$side.holders.rc"
+    echo "$top loaded: $(is_loaded "$top" && echo yes || echo no);" \
+        "$holder_dep loaded: $(is_loaded "$holder_dep" && echo yes || echo no)" >"/tmp/$side.holders"
+done
+cmp -s /tmp/kmod.holders /tmp/ours.holders ||
+    fail "kmod: $(cat /tmp/kmod.holders) ($(cat /tmp/kmod.holders.err)); kmodctl: $(cat /tmp/ours.holders) ($(cat /tmp/ours.holders.err))"
+# kmod 30 then removes $holder_dep a second time, already gone with $top's dependencies, and
+# fails with ENOENT; kmodctl succeeds.
+[ "$(cat /tmp/ours.holders.rc)" = 0 ] || fail "kmodctl modprobe -r --remove-holders failed: $(cat /tmp/ours.holders.err)"
+ok "the same modules left as with kmod: $(cat /tmp/ours.holders) (kmod's exit status $(cat /tmp/kmod.holders.rc), kmodctl's 0)"
 [ "$kmod_version" = 30 ] || ok "(kmod $kmod_version: only messages it shares with kmod 30 compared)"
 exit 0
