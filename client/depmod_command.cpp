@@ -134,6 +134,7 @@ int run_depmod(int argc, char** argv)
     std::optional<depmod::KmodFormat> forced_format;
     std::string cache_dir = kDefaultCacheDir;
     bool use_cache = true;
+    bool all = false;
     optind = 0;
     for (;;) {
         int index = -1;
@@ -142,9 +143,10 @@ int run_depmod(int argc, char** argv)
             break;
         switch (c) {
         case 'a':
+            all = true;
             break;
         case 'A':
-            quick = true;
+            quick = all = true; // as kmod: -A looks at the whole tree too
             break;
         case 'b':
             options.base_dir = base::absolute_from_cwd(optarg);
@@ -235,12 +237,13 @@ int run_depmod(int argc, char** argv)
         }
         options.kernel_version = un.release;
     }
-    if (optind < argc) {
-        std::fprintf(stderr,
-                     "depmod: ERROR: module files on the command line are not supported; run "
-                     "depmod on the whole tree\n");
-        return 1;
-    }
+    // As kmod: module files named after the version are the whole index, unless -a asks
+    // for the tree (then they are ignored). No parse cache for such a partial run.
+    std::vector<std::string> files;
+    if (!all)
+        files.assign(argv + optind, argv + argc);
+    if (!files.empty())
+        use_cache = false;
 
     {
         const depmod::ChosenFormat chosen =
@@ -274,7 +277,7 @@ int run_depmod(int argc, char** argv)
             return 0;
     }
     // Nothing to do when the outputs are provably those of the tree as it is now.
-    if (!dry_run && (*engine)->outputs_are_current(diagnostics)) {
+    if (!dry_run && files.empty() && (*engine)->outputs_are_current(diagnostics)) {
         printer.print(diagnostics);
         if (printer.verbosity > 0)
             std::fprintf(stderr,
@@ -283,7 +286,15 @@ int run_depmod(int argc, char** argv)
                          options.parse_cache.c_str());
         return 0;
     }
-    auto scanned = (*engine)->scan(diagnostics);
+    if (!files.empty()) {
+        auto scanned = (*engine)->scan_files(files, diagnostics);
+        if (!scanned) {
+            printer.print(diagnostics);
+            std::fprintf(stderr, "depmod: FATAL: %s\n", scanned.error().message.c_str());
+            return 1;
+        }
+    }
+    auto scanned = files.empty() ? (*engine)->scan(diagnostics) : base::Result<void>{};
     printer.print(diagnostics);
     diagnostics.clear();
     if (is_keyed_cache)

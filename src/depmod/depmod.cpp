@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -222,6 +223,39 @@ void Depmod::load_builtin_inputs()
     };
     builtin_.modules_builtin = load("modules.builtin", builtin_digest_);
     builtin_.modules_builtin_modinfo = load("modules.builtin.modinfo", builtin_modinfo_digest_);
+}
+
+base::Result<void> Depmod::scan_files(const std::vector<std::string>& paths,
+                                      Diagnostics& diagnostics)
+{
+    Walk walk;
+    walk.started_ns = index::realtime_ns();
+    std::map<std::string, std::string> path_of_name;
+    for (const std::string& path : paths) {
+        if (!path.starts_with('/'))
+            return base::make_error(EINVAL, path + ": not absolute path.");
+        auto file = index_.describe_file(path);
+        if (!file)
+            return base::make_error(file.error().code, "could not create module " + path + ": " +
+                                                           std::strerror(file.error().code));
+        // As kmod: one module name, one file.
+        auto [known, is_new] = path_of_name.emplace(file->name, path);
+        if (!is_new && known->second == path) {
+            diagnostics.push_back(
+                {Diagnostic::Level::Error, "hash_add_unique " + file->name + ": File exists"});
+            return base::make_error(EEXIST, "could not add module " + path + ": File exists");
+        }
+        if (!is_new) {
+            diagnostics.push_back(
+                {Diagnostic::Level::Error, "kmod_module '" + file->name +
+                                               "' already exists with different path: new-path='" +
+                                               path + "' old-path='" + known->second + "'"});
+            return base::make_error(EEXIST, "could not create module " + path + ": File exists");
+        }
+        walk.files.push_back(std::move(*file));
+    }
+    last_walk_ = std::move(walk);
+    return scan(diagnostics);
 }
 
 base::Result<void> Depmod::scan(Diagnostics& diagnostics)

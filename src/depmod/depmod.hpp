@@ -81,6 +81,12 @@ public:
     /// outputs_are_current() said false, it takes the walk that call did instead of walking
     /// again.
     [[nodiscard]] base::Result<void> scan(index::Diagnostics& diagnostics);
+    /// scan() of the module files `paths` alone instead of the tree (kmod's `depmod VERSION
+    /// FILE...`): the index then holds those modules and no other. Errors: EINVAL for a path
+    /// that is not absolute ("<path>: not absolute path."), the errno of stat(2) for a file
+    /// that cannot be found ("could not create module <path>: <reason>"), as kmod words them.
+    [[nodiscard]] base::Result<void> scan_files(const std::vector<std::string>& paths,
+                                                index::Diagnostics& diagnostics);
 
     /// Whether the outputs on disk are provably what scan() and write() would write now, so
     /// that a run has nothing to do: the output state beside the parse cache (written by the

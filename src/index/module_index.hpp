@@ -201,6 +201,10 @@ public:
     /// scan() on what list_files() found moments ago (its diagnostics already given), instead
     /// of walking the tree again.
     void scan(std::vector<FoundFile> walked, Diagnostics& diagnostics);
+    /// One module file as the walk would have found it (depmod VERSION FILE...): `path`
+    /// absolute; a file outside the module dir gets no relpath (its path is then written, as
+    /// for an external directory's). Errors: the errno of stat(2) on it.
+    [[nodiscard]] base::Result<FoundFile> describe_file(const std::string& path) const;
 
     /// The digest of one module file's path, identity and symlink target.
     [[nodiscard]] static uint64_t file_digest(std::string_view path, const FileKey& key,

@@ -389,6 +389,28 @@ void ModuleIndex::scan(std::vector<FoundFile> walked, Diagnostics& diagnostics)
     merge(walked, std::string(), diagnostics);
 }
 
+base::Result<ModuleIndex::FoundFile> ModuleIndex::describe_file(const std::string& path) const
+{
+    FoundFile f;
+    if (::stat(path.c_str(), &f.st) != 0)
+        return base::errno_error(errno, base::quoted(path));
+    f.has_stat = true;
+    const size_t slash = path.rfind('/');
+    f.dir_len = slash == std::string::npos ? 0 : slash;
+    f.name = normalize_modname(slash == std::string::npos ? path : path.substr(slash + 1));
+    if (starts_with_dir(path, settings_.module_dir))
+        f.relpath = path.substr(settings_.module_dir.size() + 1);
+    struct stat link {};
+    if (::lstat(path.c_str(), &link) == 0 && S_ISLNK(link.st_mode)) {
+        if (char* real = ::realpath(path.c_str(), nullptr)) {
+            f.symlink_target = real;
+            std::free(real);
+        }
+    }
+    f.path = path;
+    return f;
+}
+
 base::Result<std::vector<ModuleIndex::FoundFile>>
 ModuleIndex::list_files(Diagnostics& diagnostics) const
 {
