@@ -28,6 +28,9 @@ int run_rmmod(int argc, char** argv);
 /// nodes (human, tmpfiles or devname format).
 int run_static_nodes(int argc, char** argv);
 
+/// `modinfo [options] MODULE|FILE...`: a module's .modinfo, parameters and signature.
+int run_modinfo(int argc, char** argv);
+
 /// `kmod COMMAND`: help, list, static-nodes.
 int run_kmod(int argc, char** argv);
 

@@ -33,11 +33,11 @@ struct CompatName {
     const char* help;
 };
 
-// The names kmodctl answers to as kmod's tools (modinfo is still missing).
+// The names kmodctl answers to as kmod's tools.
 constexpr CompatName kCompatNames[] = {
-    {"lsmod", "compat lsmod command"},   {"rmmod", "compat rmmod command"},
-    {"insmod", "compat insmod command"}, {"modprobe", "compat modprobe command"},
-    {"depmod", "compat depmod command"},
+    {"lsmod", "compat lsmod command"},       {"rmmod", "compat rmmod command"},
+    {"insmod", "compat insmod command"},     {"modinfo", "compat modinfo command"},
+    {"modprobe", "compat modprobe command"}, {"depmod", "compat depmod command"},
 };
 
 void print_help(const char* argv0)

@@ -39,6 +39,7 @@ void usage(std::FILE* out)
         "  lsmod                         list the loaded modules (as kmod's lsmod)\n"
         "  insmod FILE [ARGS...]         insert one module file (as kmod's insmod)\n"
         "  rmmod [options] MODULE...     remove modules (as kmod's rmmod)\n"
+        "  modinfo [options] MODULE...   show modules' information (as kmod's modinfo)\n"
         "  kmod list|static-nodes|help   kmod's own commands (as kmod)\n"
         "\n"
         "Options of the D-Bus commands (before or after the command):\n"
@@ -52,8 +53,8 @@ void usage(std::FILE* out)
         "  -h, --help                    show the command's usage\n"
         "  -V, --version                 show kmodctl's version\n"
         "\n"
-        "Invoked as 'depmod', 'modprobe', 'lsmod', 'insmod', 'rmmod' or 'kmod', kmodctl\n"
-        "behaves as that command.\n"
+        "Invoked as 'depmod', 'modprobe', 'lsmod', 'insmod', 'rmmod', 'modinfo' or 'kmod',\n"
+        "kmodctl behaves as that command.\n"
         "Exit status: 0 on success, 1 on failure, 2 on a usage error, 4 when the caller\n"
         "is not allowed to (root or polkit's consent is needed to load, unload, rebuild).\n",
         out);
@@ -75,7 +76,8 @@ constexpr Command kBusCommands[] = {
 constexpr Command kKmodTools[] = {
     {"depmod", kmodd::client::run_depmod}, {"modprobe", kmodd::client::run_modprobe},
     {"lsmod", kmodd::client::run_lsmod},   {"insmod", kmodd::client::run_insmod},
-    {"rmmod", kmodd::client::run_rmmod},   {"kmod", kmodd::client::run_kmod},
+    {"rmmod", kmodd::client::run_rmmod},   {"modinfo", kmodd::client::run_modinfo},
+    {"kmod", kmodd::client::run_kmod},
 };
 
 int dispatch(int argc, char** argv)

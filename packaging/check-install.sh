@@ -21,7 +21,7 @@ before=$(snapshot)
 apt-get install -y -qq --no-install-recommends "$deb" >/dev/null || fail "installing $deb failed"
 for file in /usr/sbin/kmodd /usr/bin/kmodctl /usr/libexec/kmodd/depmod \
     /usr/libexec/kmodd/modprobe /usr/libexec/kmodd/lsmod /usr/libexec/kmodd/insmod \
-    /usr/libexec/kmodd/rmmod /usr/libexec/kmodd/kmod /usr/share/man/man8/kmodd.8.gz \
+    /usr/libexec/kmodd/rmmod /usr/libexec/kmodd/modinfo /usr/libexec/kmodd/kmod /usr/share/man/man8/kmodd.8.gz \
     /usr/share/dbus-1/system.d/org.kmodd1.conf /usr/share/polkit-1/actions/org.kmodd1.policy; do
     [ -e "$file" ] || fail "$file is not installed"
 done
@@ -29,7 +29,7 @@ unit=$(dpkg -L kmodd | grep '/kmodd.service$' || true)
 [ -n "$unit" ] || fail "no kmodd.service in the package"
 version=$(kmodctl --version) || fail "kmodctl --version failed"
 echo "installed: $version; kmodd: $(kmodd --version); unit: $unit"
-for tool in depmod modprobe lsmod insmod rmmod kmod; do
+for tool in depmod modprobe lsmod insmod rmmod modinfo kmod; do
     [ "$(readlink -f "/usr/libexec/kmodd/$tool")" = /usr/bin/kmodctl ] ||
         fail "the $tool drop-in is no link to kmodctl"
 done

@@ -52,5 +52,7 @@ offers 'kmodctl info dummy --no'
 offers 'kmodctl rm' rmmod
 offers 'kmodctl rmmod --f' --force
 offers 'kmodctl kmod s' static-nodes
+offers 'kmodctl modinfo d' dummy
+offers 'kmodctl modinfo --fi' --field --filename
 offers 'kmodctl kmod static-nodes --f' --format
 exit "$status"

@@ -1,10 +1,10 @@
 #!/bin/sh
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # The man pages must not drift from what they describe: every long option that `kmodd --help`,
-# `kmodctl --help`, and the --help of its depmod, modprobe, rmmod and kmod static-nodes print is
-# in kmodd.8 / kmodctl.8, every option of kmodd's (but --config, --help, --version) is a key in
-# kmodd.conf.5, every method, signal and property of the D-Bus interface is in org.kmodd1.5;
-# and each page formats without warnings (groff -man -ww -z).
+# `kmodctl --help`, and the --help of its depmod, modprobe, rmmod, modinfo and kmod
+# static-nodes print is in kmodd.8 / kmodctl.8, every option of kmodd's (but --config, --help,
+# --version) is a key in kmodd.conf.5, every method, signal and property of the D-Bus interface
+# is in org.kmodd1.5; and each page formats without warnings (groff -man -ww -z).
 #
 # Usage: check-options.sh KMODD KMODCTL MAN_DIR INTERFACE_XML
 set -eu
@@ -37,7 +37,8 @@ long_options() { printf '%s\n' "$1" | grep -o -- '--[a-z][a-z-]*' | sort -u; }
 kmodd_help=$("$kmodd" --help)
 check kmodd.8 "$(long_options "$kmodd_help")"
 check kmodctl.8 "$(long_options "$("$kmodctl" --help; "$kmodctl" depmod --help;
-    "$kmodctl" modprobe --help; "$kmodctl" rmmod --help; "$kmodctl" kmod static-nodes --help)")"
+    "$kmodctl" modprobe --help; "$kmodctl" rmmod --help; "$kmodctl" modinfo --help;
+    "$kmodctl" kmod static-nodes --help)")"
 check kmodd.conf.5 "$(long_options "$kmodd_help" | grep -v -x -e --config -e --help -e --version |
     sed -e 's/^--no-/--/' -e 's/^--//')"
 check org.kmodd1.5 "$(sed -n 's/.*<\(method\|signal\|property\) name="\([A-Za-z]*\)".*/\2/p' "$xml")"

@@ -61,8 +61,6 @@ run_both() {
     done
     # libkmod's own lines: "libkmod: ERROR ../libkmod/f.c:12 func: text" (lsmod's default
     # logger) and "rmmod: ERROR: ../libkmod/f.c:12 func() text" (the tools' logger).
-    # kmod's help lists modinfo, which kmodctl does not have yet.
-    sed -i '/^  modinfo      compat modinfo command$/d' "$scratch/kmod.out"
     sed -e "s#^libkmod: ERROR [^ ]*:[0-9]* [a-z_]*: #$1: ERROR: #" \
         -e 's#^\([a-z-]*\): ERROR: [^ ]*libkmod[^ ]*:[0-9]* [a-z_]*() #\1: ERROR: #' \
         "$scratch/kmod.err" >"$scratch/kmod.err.normal"

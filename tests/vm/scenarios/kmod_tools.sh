@@ -11,7 +11,7 @@
 
 # By full path: busybox's sh prefers its own applets (insmod, lsmod...) to anything on PATH.
 mkdir -p /tmp/kmod /tmp/ours
-for tool in lsmod insmod rmmod kmod; do
+for tool in lsmod insmod rmmod modinfo kmod; do
     ln -sf "$(command -v kmod)" "/tmp/kmod/$tool"
     ln -sf "$(command -v "$KMODCTL")" "/tmp/ours/$tool"
 done
@@ -82,6 +82,20 @@ ok "-o: the same file ($(wc -l </tmp/nodes-ours/tmpfiles.d/nodes.conf) lines)"
 # A module nothing loaded, without dependencies, with a parameter: dummy.
 dummy=$("$MODPROBE" -D dummy | awk '$1 == "insmod" { print $2 }')
 [ -n "$dummy" ] || fail "no dummy module"
+
+say "modinfo on the running kernel's index: by name, path, alias, built in, each field"
+both "modinfo dummy" modinfo dummy
+grep -q '^sig_id:' /tmp/ours.out || fail "modinfo dummy shows no signature"
+both "modinfo of the file" modinfo "$dummy"
+both "modinfo of an alias" modinfo rtnl-link-dummy
+both "modinfo of a loaded module with dependencies" modinfo libata
+first_builtin=$(sed -n '1{s#.*/##; s#\.ko$##; p}' "$MODDIR/modules.builtin")
+both "modinfo of a built-in module ($first_builtin)" modinfo "$first_builtin"
+for option in "-F signer" "-F sig_key" -p -n -0 "-F vermagic"; do
+    # shellcheck disable=SC2086 # the option's words
+    both "modinfo $option dummy" modinfo $option dummy
+done
+both "modinfo of a module that does not exist" modinfo no-such-module
 expect_not_loaded dummy
 
 say "insmod: a parameter value the module refuses, then for real, then once more"
