@@ -5,8 +5,11 @@
 #include <sys/stat.h>
 #include <sys/utsname.h>
 
+#include <cerrno>
 #include <cinttypes>
+#include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <span>
@@ -38,6 +41,7 @@ struct Options {
     bool dry_run = false;
     bool first_time = false;
     bool remove_holders = false;   ///< --remove-holders (--remove-dependencies)
+    unsigned wait_ms = 0;          ///< -w, --wait MSEC
     bool show_modversions = false; ///< --show-modversions, --dump-modversions
     bool show_exports = false;     ///< --show-exports
     bool quiet = false;
@@ -63,6 +67,9 @@ void help(const char* self)
                 "\t    --remove-dependencies   Deprecated: use --remove-holders\n"
                 "\t    --remove-holders        Also remove module holders (use together with "
                 "-r)\n"
+                "\t-w, --wait <MSEC>           When removing a module, wait up to MSEC for\n"
+                "\t                            module's refcount to become 0 so it can be\n"
+                "\t                            removed (use together with -r)\n"
                 "\t    --first-time            Fail if module already inserted or removed\n"
                 "\t-i, --ignore-install        Ignore install commands\n"
                 "\t-i, --ignore-remove         Ignore remove commands\n"
@@ -86,6 +93,7 @@ void help(const char* self)
                 "\t    --sandbox-kernel=DIR    Load into kmodd's simulated kernel kept in DIR\n"
                 "\t-q, --quiet                 disable messages\n"
                 "\t-v, --verbose               enables more messages\n"
+                "\t-V, --version               show version\n"
                 "\t-h, --help                  show this help\n",
                 self, self, self, self);
 }
@@ -244,6 +252,7 @@ public:
                                       options_.ignore_commands,
                                       options_.dry_run,
                                       options_.remove_holders,
+                                      options_.wait_ms,
                                       options_.force.any()};
         auto report = loader.unload(request);
         if (!report) {
@@ -331,6 +340,8 @@ int run_modprobe(int argc, char** argv)
         {"ignore-remove", no_argument, nullptr, 'i'},
         {"use-blacklist", no_argument, nullptr, 'b'},
         {"force", no_argument, nullptr, 'f'},
+        {"wait", required_argument, nullptr, 'w'},
+        {"version", no_argument, nullptr, 'V'},
         {"force-vermagic", no_argument, nullptr, kForceVermagic},
         {"force-modversion", no_argument, nullptr, kForceModversion},
         {"show-depends", no_argument, nullptr, 'D'},
@@ -354,7 +365,7 @@ int run_modprobe(int argc, char** argv)
     Options options;
     optind = 0;
     for (;;) {
-        int c = getopt_long(argc, argv, "arRibfDcnC:d:S:sqvh", long_options, nullptr);
+        int c = getopt_long(argc, argv, "arRibfw:DcnC:d:S:sqvVh", long_options, nullptr);
         if (c == -1)
             break;
         switch (c) {
@@ -382,6 +393,20 @@ int run_modprobe(int argc, char** argv)
         case kShowExports:
             options.show_exports = true;
             break;
+        case 'w': {
+            char* end = nullptr;
+            errno = 0;
+            const unsigned long value = std::strtoul(optarg, &end, 0);
+            if (*end != '\0' || errno != 0 || value > UINT_MAX) {
+                std::fprintf(stderr, "modprobe: ERROR: unexpected wait value '%s'.\n", optarg);
+                return 1;
+            }
+            options.wait_ms = static_cast<unsigned>(value);
+            break;
+        }
+        case 'V':
+            std::puts("kmodctl " KMODD_VERSION);
+            return 0;
         case kForceVermagic:
             options.force.vermagic = true;
             break;

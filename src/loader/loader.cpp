@@ -7,11 +7,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <set>
+#include <thread>
 
 #include "base/file.hpp"
 #include "base/strings.hpp"
@@ -284,6 +286,28 @@ base::Result<LoadReport> Loader::load(const LoadRequest& request,
     return report;
 }
 
+base::Result<void> Loader::remove_waiting(const std::string& name, const UnloadRequest& request)
+{
+    using Clock = std::chrono::steady_clock;
+    const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(request.wait_ms);
+    std::chrono::milliseconds delay{0};
+    for (;;) {
+        auto removed =
+            request.force ? kernel_.force_remove_module(name) : kernel_.remove_module(name);
+        if (removed || request.wait_ms == 0 || removed.error().code != EWOULDBLOCK)
+            return removed;
+        // As kmod: 1, 2, 4... ms, never past the deadline.
+        const Clock::time_point now = Clock::now();
+        if (now >= deadline)
+            return removed;
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
+        delay = delay.count() == 0 ? std::chrono::milliseconds(1) : delay * 2;
+        while (delay > left && delay.count() > 1)
+            delay /= 2;
+        std::this_thread::sleep_for(delay > left ? left : delay);
+    }
+}
+
 base::Result<UnloadReport> Loader::unload(const UnloadRequest& request)
 {
     auto found = find_modules(request.name);
@@ -324,7 +348,8 @@ base::Result<UnloadReport> Loader::unload(const UnloadRequest& request)
                     continue;
             }
         }
-        if (entry->refcount > 0 || !entry->holders.empty()) {
+        // With --wait the kernel is asked until the module is free; no check first.
+        if (request.wait_ms == 0 && (entry->refcount > 0 || !entry->holders.empty())) {
             std::string message = "module " + quoted(target->name) + " is in use";
             if (!entry->holders.empty()) {
                 message += " by: ";
@@ -355,8 +380,7 @@ base::Result<UnloadReport> Loader::unload(const UnloadRequest& request)
         }
         base::Result<void> removed = remove_command != nullptr
                                          ? run_command_(*remove_command, target->name, "")
-                                     : request.force ? kernel_.force_remove_module(target->name)
-                                                     : kernel_.remove_module(target->name);
+                                         : remove_waiting(target->name, request);
         if (!removed)
             return base::make_error(removed.error().code, "cannot unload " + quoted(target->name) +
                                                               ": " + removed.error().message);

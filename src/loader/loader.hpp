@@ -80,6 +80,9 @@ struct UnloadRequest {
     /// modprobe -r --remove-holders: the modules holding it are unloaded first, each with
     /// its own holders, as requests of their own.
     bool remove_holders = false;
+    /// modprobe -r --wait MSEC: no in-use check; the kernel is asked again while it answers
+    /// that the module is in use, with growing pauses (1, 2, 4... ms), for up to this long.
+    unsigned wait_ms = 0;
     /// modprobe -r -f: the module itself is removed with O_TRUNC (which only a kernel with
     /// CONFIG_MODULE_FORCE_UNLOAD honours); the in-use checks stay.
     bool force = false;
@@ -122,6 +125,9 @@ private:
                                                     bool may_be_path = false);
     /// Removes report.inserted[from...] again, last first, and drops them from the report.
     void roll_back(LoadReport& report, size_t from = 0);
+    /// Removes `name` from the kernel (forced with request.force), asking again while it is in
+    /// use for up to request.wait_ms.
+    base::Result<void> remove_waiting(const std::string& name, const UnloadRequest& request);
     base::Result<void> record_plan(const Module& target, const std::vector<ProbeStep>& steps,
                                    const LoadReport& report, Origin origin);
     bool is_still_needed(const std::string& module, const std::string& leaving);

@@ -589,3 +589,35 @@ TEST_F(SandboxFixture, RemoveHoldersUnloadsTheModulesHoldingTheTargetFirst)
 
 } // namespace
 } // namespace kmodd::loader
+
+namespace kmodd::loader {
+namespace {
+
+TEST_F(SandboxFixture, WaitAsksAgainUntilTheModuleIsFreeAndGivesUpAtItsDeadline)
+{
+    open();
+    ASSERT_TRUE(load("mod2"));
+    UnloadRequest briefly{"mod1", false, false, false};
+    briefly.wait_ms = 30;
+    const auto started = std::chrono::steady_clock::now();
+    auto refused = loader_->unload(briefly);
+    ASSERT_FALSE(refused) << "mod2 holds mod1 all along";
+    EXPECT_EQ(refused.error().code, EWOULDBLOCK);
+    EXPECT_GE(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(30));
+
+    // mod2 goes away while the unload of mod1 waits for it.
+    std::thread other([this] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        ASSERT_TRUE(kernel_->remove_module("mod2"));
+    });
+    UnloadRequest patiently{"mod1", false, false, false};
+    patiently.wait_ms = 10'000;
+    auto removed = loader_->unload(patiently);
+    other.join();
+    ASSERT_TRUE(removed) << removed.error().message;
+    EXPECT_EQ(removed->removed, Strings{"mod1"});
+    EXPECT_EQ(loaded(), Strings{});
+}
+
+} // namespace
+} // namespace kmodd::loader
