@@ -25,6 +25,7 @@
 #include "loader/parameters.hpp"
 #include "loader/resolver.hpp"
 #include "loader/sandbox_support.hpp"
+#include "tool_log.hpp"
 
 namespace kmodd::client {
 
@@ -98,6 +99,13 @@ void help(const char* self)
                 self, self, self, self);
 }
 
+/// modprobe's messages: stderr, or syslog with -s.
+ToolLog& messages()
+{
+    static ToolLog log("modprobe");
+    return log;
+}
+
 /// The end of -c, as kmod's: every alias of modules.alias.bin and modules.symbols.bin as
 /// "alias KEY VALUE", in the indexes' key order (an index that cannot be read adds nothing).
 void dump_indexes(const std::string& module_dir)
@@ -120,7 +128,7 @@ int show_symbol_versions(const std::string& path, const Options& options)
 {
     auto fail = [&](const std::string& message) {
         if (!options.quiet)
-            std::fprintf(stderr, "modprobe: FATAL: %s\n", message.c_str());
+            messages().say("FATAL", message);
         return 1;
     };
     struct stat st {};
@@ -304,7 +312,7 @@ private:
     void error(const char* level, const std::string& message) const
     {
         if (!options_.quiet)
-            std::fprintf(stderr, "modprobe: %s: %s\n", level, message.c_str());
+            messages().say(level, message);
     }
 
     Options options_;
@@ -432,6 +440,7 @@ int run_modprobe(int argc, char** argv)
             options.version = optarg;
             break;
         case 's':
+            messages().use_syslog();
             break;
         case 'q':
             options.quiet = true;
@@ -464,7 +473,7 @@ int run_modprobe(int argc, char** argv)
         return 1;
     }
     if (args.empty() && !options.show_config) {
-        std::fputs("modprobe: ERROR: missing parameters. See -h.\n", stderr);
+        messages().error("missing parameters. See -h.");
         return 1;
     }
 
@@ -487,7 +496,7 @@ int run_modprobe(int argc, char** argv)
     if (!options.quiet) {
         for (const auto& d : diagnostics) {
             if (d.level == index::Diagnostic::Level::Error)
-                std::fprintf(stderr, "modprobe: ERROR: %s\n", d.message.c_str());
+                messages().error(d.message);
         }
     }
     if (options.show_config) {
@@ -499,7 +508,7 @@ int run_modprobe(int argc, char** argv)
         return show_symbol_versions(args[0], options);
     auto database = depmod::ModuleDatabase::open(module_dir);
     if (!database) {
-        std::fprintf(stderr, "modprobe: FATAL: %s\n", database.error().message.c_str());
+        messages().say("FATAL", database.error().message);
         return 1;
     }
     Session session(options, std::move(config), std::move(*database));

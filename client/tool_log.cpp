@@ -24,12 +24,19 @@ void ToolLog::use_syslog()
     syslog_ = true;
 }
 
-void ToolLog::error(const std::string& text) const
+void ToolLog::say(const char* level, const std::string& text) const
 {
-    if (syslog_)
-        ::syslog(LOG_ERR, "ERROR: %s", text.c_str());
-    else
-        std::fprintf(stderr, "%s: ERROR: %s\n", program_.c_str(), text.c_str());
+    if (!syslog_) {
+        std::fprintf(stderr, "%s: %s: %s\n", program_.c_str(), level, text.c_str());
+        return;
+    }
+    const std::string_view name = level;
+    const int priority = name == "FATAL"     ? LOG_CRIT
+                         : name == "ERROR"   ? LOG_ERR
+                         : name == "WARNING" ? LOG_WARNING
+                         : name == "NOTICE"  ? LOG_NOTICE
+                                             : LOG_INFO;
+    ::syslog(priority, "%s: %s", level, text.c_str());
 }
 
 } // namespace kmodd::client

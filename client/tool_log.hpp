@@ -17,7 +17,10 @@ public:
 
     void use_syslog();
     /// `text` without its final newline.
-    void error(const std::string& text) const;
+    void error(const std::string& text) const { say("ERROR", text); }
+    /// "<program>: <level>: <text>"; `level` is FATAL, ERROR, WARNING, NOTICE or INFO (the
+    /// syslog priority follows it).
+    void say(const char* level, const std::string& text) const;
 
 private:
     std::string program_;

@@ -3,8 +3,8 @@
 # modinfo_oracle.sh KMODCTL TREE_ROOT
 #
 # kmodctl invoked as modinfo against kmod's modinfo on a kernel tree indexed by kmod's depmod:
-# every module file by path (every fifth where they are compressed), every third module by
-# name and every built-in one (modules.builtin.modinfo) through -b/-k, a sample of aliases,
+# every module file by path and by name (every fifth where they are compressed), every built-in
+# one (modules.builtin.modinfo) through -b/-k, a sample of aliases,
 # every tenth module with each of -F FIELD, -0, -p, -n, -a, -d, -l and -m, and the errors of a
 # missing module and a missing file. Standard output, standard error and the exit status of
 # each run must be the same; signatures (PKCS#7 signer, key, hash and signature) included.
@@ -32,7 +32,7 @@ find "$dir" -name '*.ko*' | sort >"$scratch/all"
 step=1
 grep -q '\.ko$' "$scratch/all" || step=5
 awk -v step="$step" 'NR % step == 0' "$scratch/all" >"$scratch/paths"
-sed 's#.*/##; s#\.ko.*##' "$scratch/all" | awk 'NR % 3 == 0' >"$scratch/names"
+sed 's#.*/##; s#\.ko.*##' "$scratch/all" | awk -v step="$step" 'NR % step == 0' >"$scratch/names"
 sed 's#.*/##; s#\.ko$##' "$dir/modules.builtin" >>"$scratch/names"
 sed -n 's/^alias \([^ ]*\) .*/\1/p' "$dir/modules.alias" | awk 'NR % 50 == 0' >"$scratch/aliases"
 awk 'NR % 10 == 0' "$scratch/paths" >"$scratch/some"
