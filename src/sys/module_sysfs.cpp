@@ -144,7 +144,7 @@ base::Result<std::vector<std::string>> ModuleSysfs::holders(const std::string& n
         return base::errno_error(dir_fd.error().code, "could not open '" + path + "'");
     std::vector<std::string> holders;
     base::DirectoryReader reader(dir_fd->get());
-    base::DirectoryReader::Entry entry;
+    base::DirectoryReader::Entry entry{};
     while (reader.next(entry)) {
         if (entry.name != "." && entry.name != "..")
             holders.emplace_back(entry.name);
