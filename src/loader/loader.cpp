@@ -20,8 +20,6 @@
 
 namespace kmodd::loader {
 
-using base::quoted;
-
 int command_depth()
 {
     const char* value = std::getenv(kCommandDepthVariable);
@@ -39,7 +37,7 @@ base::Result<void> run_shell_command(const std::string& command, const std::stri
         expanded.replace(pos, 13, options);
     pid_t pid = ::fork();
     if (pid < 0)
-        return base::errno_error(errno, "cannot run the command for " + quoted(module));
+        return base::errno_error(errno, "cannot run the command for " + base::quoted(module));
     if (pid == 0) {
         ::setenv("MODPROBE_MODULE", module.c_str(), 1);
         // Install commands that call modprobe again can loop through each other; each level
@@ -51,15 +49,16 @@ base::Result<void> run_shell_command(const std::string& command, const std::stri
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0) {
         if (errno != EINTR)
-            return base::errno_error(errno, "cannot wait for the command of " + quoted(module));
+            return base::errno_error(errno,
+                                     "cannot wait for the command of " + base::quoted(module));
     }
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
         return {};
     std::string how = WIFEXITED(status)
                           ? "exited with status " + std::to_string(WEXITSTATUS(status))
                           : "was killed by signal " + std::to_string(WTERMSIG(status));
-    return base::make_error(EINVAL,
-                            "the command for " + quoted(module) + " (" + expanded + ") " + how);
+    return base::make_error(EINVAL, "the command for " + base::quoted(module) + " (" + expanded +
+                                        ") " + how);
 }
 
 Loader::Loader(Resolver& resolver, sys::Kernel& kernel, StateStore* state,
@@ -83,7 +82,7 @@ base::Result<void> Loader::run_step(const ProbeStep& step, const LoadRequest& re
     case ProbeStep::Kind::Builtin:
         return {};
     case ProbeStep::Kind::Missing:
-        return base::make_error(ENOENT, "module " + quoted(module.name) + " not found in " +
+        return base::make_error(ENOENT, "module " + base::quoted(module.name) + " not found in " +
                                             resolver_.database().module_dir());
     case ProbeStep::Kind::Install: {
         if (request.dry_run)
@@ -183,10 +182,10 @@ base::Result<std::vector<Module*>> Loader::find_modules(const std::string& name,
     }
     std::string why;
     if (!is_valid_module_request(name, &why))
-        return base::make_error(EINVAL, "invalid module name " + quoted(name) + ": " + why);
+        return base::make_error(EINVAL, "invalid module name " + base::quoted(name) + ": " + why);
     std::vector<Module*> modules = resolver_.lookup(name);
     if (modules.empty())
-        return base::make_error(ENOENT, "module " + quoted(name) + " not found in " +
+        return base::make_error(ENOENT, "module " + base::quoted(name) + " not found in " +
                                             resolver_.database().module_dir());
     return modules;
 }
@@ -209,8 +208,8 @@ base::Result<LoadReport> Loader::load(const LoadRequest& request,
         size_t plan_start = report.inserted.size();
         if (!request.dry_run && is_in_kernel(*target)) {
             if (request.first_time)
-                return base::make_error(EEXIST,
-                                        "module " + quoted(target->name) + " is already loaded");
+                return base::make_error(EEXIST, "module " + base::quoted(target->name) +
+                                                    " is already loaded");
             if (state_ != nullptr && !resolver_.is_builtin(*target) &&
                 request.origin != Origin::Autoload) {
                 if (auto recorded = state_->record_explicit(target->name); !recorded)
@@ -222,7 +221,7 @@ base::Result<LoadReport> Loader::load(const LoadRequest& request,
             std::string path;
             for (size_t i = 0; i < cycle.size(); ++i)
                 path += (i ? " -> " : "") + cycle[i];
-            return base::make_error(ELOOP, "cannot load " + quoted(request.name) +
+            return base::make_error(ELOOP, "cannot load " + base::quoted(request.name) +
                                                ": dependency cycle in modules.dep: " + path);
         }
         ProbeFlags flags{request.ignore_commands, request.use_blacklist};
@@ -237,7 +236,7 @@ base::Result<LoadReport> Loader::load(const LoadRequest& request,
             if (live) {
                 if (step.is_target && request.first_time) {
                     roll_back(report);
-                    return base::make_error(EEXIST, "module " + quoted(step.module->name) +
+                    return base::make_error(EEXIST, "module " + base::quoted(step.module->name) +
                                                         " is already loaded");
                 }
                 continue;
@@ -275,7 +274,7 @@ base::Result<LoadReport> Loader::load(const LoadRequest& request,
     }
     if (failure_code) {
         // The other matches stay loaded, as with kmod; say which.
-        std::string message = "cannot load " + quoted(request.name) + ": " + failures[0];
+        std::string message = "cannot load " + base::quoted(request.name) + ": " + failures[0];
         for (size_t i = 1; i < failures.size(); ++i)
             message += "; " + failures[i];
         if (!report.inserted.empty())
@@ -317,13 +316,13 @@ base::Result<UnloadReport> Loader::unload(const UnloadRequest& request)
     UnloadReport report;
     for (Module* target : modules) {
         if (resolver_.is_builtin(*target))
-            return base::make_error(EPERM, "module " + quoted(target->name) +
+            return base::make_error(EPERM, "module " + base::quoted(target->name) +
                                                " is built into the kernel and cannot be unloaded");
         auto entry = kernel_.loaded_module(target->name);
         if (!entry) {
             if (request.first_time)
                 return base::make_error(ENOENT,
-                                        "module " + quoted(target->name) + " is not loaded");
+                                        "module " + base::quoted(target->name) + " is not loaded");
             continue;
         }
         if (request.remove_holders && !entry->holders.empty()) {
@@ -350,7 +349,7 @@ base::Result<UnloadReport> Loader::unload(const UnloadRequest& request)
         }
         // With --wait the kernel is asked until the module is free; no check first.
         if (request.wait_ms == 0 && (entry->refcount > 0 || !entry->holders.empty())) {
-            std::string message = "module " + quoted(target->name) + " is in use";
+            std::string message = "module " + base::quoted(target->name) + " is in use";
             if (!entry->holders.empty()) {
                 message += " by: ";
                 for (size_t i = 0; i < entry->holders.size(); ++i)
@@ -382,8 +381,9 @@ base::Result<UnloadReport> Loader::unload(const UnloadRequest& request)
                                          ? run_command_(*remove_command, target->name, "")
                                          : remove_waiting(target->name, request);
         if (!removed)
-            return base::make_error(removed.error().code, "cannot unload " + quoted(target->name) +
-                                                              ": " + removed.error().message);
+            return base::make_error(removed.error().code, "cannot unload " +
+                                                              base::quoted(target->name) + ": " +
+                                                              removed.error().message);
         report.removed.push_back(target->name);
         if (state_ != nullptr)
             (void)state_->forget(target->name);
