@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Installs what is missing, builds kmodd twice (warnings as errors; ASan+UBSan), checks the
 # style (tests/lint.sh) and runs every test: unit and integration tests in both builds, the
-# oracle tests against kmod's depmod on Debian's real kernel trees and the vm tests (Debian's
+# oracle tests against kmod's tools on Debian's real kernel trees and the vm tests (Debian's
 # kernel under qemu) in the optimised build; the .deb, installed on a whole Debian 12 system
 # under qemu (label system); then all of them again on Debian 13 (label trixie: a cached
 # Debian 13 root, kmod 34, Linux 6.12).
