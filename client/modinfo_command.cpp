@@ -143,16 +143,25 @@ private:
 
     int show_file(const std::string& name, const std::string& path)
     {
+        // As kmod: the file's name comes first, before the file is read.
+        if (print_header(false, path))
+            return 0;
         auto bytes = base::read_file(AT_FDCWD, path);
         if (bytes && elf::detect_compression(*bytes) != elf::Compression::None)
             bytes = elf::decompress(*bytes);
         std::optional<elf::ModuleInfo> parsed;
         if (bytes) {
             auto info = elf::parse_module(*bytes);
-            if (!info)
-                bytes = base::Unexpected(info.error());
-            else
+            if (!info) {
+                // libkmod's answers: EINVAL for fewer than 6 bytes or a broken ELF file,
+                // ENOEXEC for anything else that does not start as ELF.
+                const bool is_elf = bytes->size() >= 6 && bytes->starts_with("\x7f"
+                                                                             "ELF");
+                bytes = base::make_error(bytes->size() >= 6 && !is_elf ? ENOEXEC : EINVAL,
+                                         info.error().message);
+            } else {
                 parsed = std::move(*info);
+            }
         }
         if (!bytes) {
             log_.error("could not get modinfo from '" + name +
@@ -169,13 +178,15 @@ private:
             info.emplace_back("sig_hashalgo", signature->hash_algo);
             info.emplace_back("signature", elf::signature_hex(signature->signature));
         }
-        print(info, "filename:", path);
+        print(info);
         return 0;
     }
 
     /// A built-in module: its entries of modules.builtin.modinfo ("name.key=value\0").
     int show_builtin(const std::string& name)
     {
+        if (print_header(true, name))
+            return 0;
         auto text = base::read_file(AT_FDCWD, module_dir_ + "/modules.builtin.modinfo");
         if (!text)
             return 0; // an older kernel without the file: nothing to say, as kmod
@@ -196,23 +207,28 @@ private:
                 info.emplace_back(std::string(record.substr(0, equals)),
                                   std::string(record.substr(equals + 1)));
         }
-        print(info, "name:", name);
+        print(info);
         return 0;
     }
 
-    void print(const Info& info, const char* first_key, const std::string& first_value) const
+    /// The lines before the entries: "filename:", or "name:" and "filename: (builtin)" for a
+    /// built-in module. True when that was all to print (-n).
+    bool print_header(bool builtin, const std::string& value) const
     {
         if (field_ == "filename") {
-            std::printf("%s%c",
-                        first_key == std::string_view("name:") ? "(builtin)" : first_value.c_str(),
-                        separator_);
-            return;
+            std::printf("%s%c", builtin ? "(builtin)" : value.c_str(), separator_);
+            return true;
         }
         if (!field_) {
-            std::printf("%-16s%s%c", first_key, first_value.c_str(), separator_);
-            if (first_key == std::string_view("name:"))
+            std::printf("%-16s%s%c", builtin ? "name:" : "filename:", value.c_str(), separator_);
+            if (builtin)
                 std::printf("%-16s%s%c", "filename:", "(builtin)", separator_);
         }
+        return false;
+    }
+
+    void print(const Info& info) const
+    {
         std::vector<Parameter> parameters; // in the order of their first entry
         const bool only_parameters = field_ == "parm";
         for (const auto& [key, value] : info) {

@@ -6,7 +6,7 @@
 # every module file by path and by name (every fifth where they are compressed), every built-in
 # one (modules.builtin.modinfo) through -b/-k, a sample of aliases,
 # every tenth module with each of -F FIELD, -0, -p, -n, -a, -d, -l and -m, and the errors of a
-# missing module and a missing file. Standard output, standard error and the exit status of
+# missing module, a missing file, a file that is no ELF and a truncated one. Standard output, standard error and the exit status of
 # each run must be the same; signatures (PKCS#7 signer, key, hash and signature) included.
 set -eu
 
@@ -36,6 +36,8 @@ sed 's#.*/##; s#\.ko.*##' "$scratch/all" | awk -v step="$step" 'NR % step == 0' 
 sed 's#.*/##; s#\.ko$##' "$dir/modules.builtin" >>"$scratch/names"
 sed -n 's/^alias \([^ ]*\) .*/\1/p' "$dir/modules.alias" | awk 'NR % 50 == 0' >"$scratch/aliases"
 awk 'NR % 10 == 0' "$scratch/paths" >"$scratch/some"
+printf 'not a module\n' >"$scratch/not-elf.ko"
+head -c 200 "$(sed -n 1p "$scratch/paths")" >"$scratch/truncated.ko"
 
 # runs MODINFO_DIR: every case, each run's output and status under a header.
 runs() {
@@ -70,6 +72,13 @@ runs() {
     echo "== missing module"
     # shellcheck disable=SC2086
     "$m" $b no-such-module 2>&1 && echo "status 0" || echo "status $?"
+    for bad in not-elf truncated; do
+        for option in "" -n -p "-F license"; do
+            echo "== $option $bad.ko"
+            # shellcheck disable=SC2086 # the option's words
+            "$m" $option "$scratch/$bad.ko" 2>&1 && echo "status 0" || echo "status $?"
+        done
+    done
     echo "== missing file"
     "$m" "$scratch/no-such-file.ko" 2>&1 && echo "status 0" || echo "status $?"
     echo "== two modules, one missing"
