@@ -147,8 +147,11 @@ private:
         if (print_header(false, path))
             return 0;
         auto bytes = base::read_file(AT_FDCWD, path);
-        if (bytes && elf::detect_compression(*bytes) != elf::Compression::None)
+        if (bytes && elf::detect_compression(*bytes) != elf::Compression::None) {
             bytes = elf::decompress(*bytes);
+            if (!bytes) // libkmod's answer to a stream it cannot expand
+                bytes = base::make_error(EINVAL, bytes.error().message);
+        }
         std::optional<elf::ModuleInfo> parsed;
         if (bytes) {
             auto info = elf::parse_module(*bytes);

@@ -86,6 +86,9 @@ runs() {
     "$m" $b no-such-module "$(head -n 1 "$scratch/names")" 2>&1 && echo "status 0" || echo "status $?"
 }
 runs "$scratch/kmod-bin" >"$scratch/kmod"
+# kmod 34 also says why a truncated compressed file did not expand ("libkmod: ERROR:
+# xz_uncompress_belch: xz: Unexpected end of input"); kmod 30, and kmodctl, do not.
+sed -i '/^libkmod: ERROR: [a-z]*_uncompress_belch: /d' "$scratch/kmod"
 runs "$scratch/ours-bin" >"$scratch/ours"
 cases=$(grep -c '^== ' "$scratch/kmod")
 signed=$(grep -c '^sig_id:' "$scratch/kmod" || true)
