@@ -21,6 +21,7 @@
 #include "depmod/index_reader.hpp"
 #include "elf/module_file.hpp"
 #include "elf/module_signature.hpp"
+#include "index/names.hpp"
 #include "loader/modprobe_config.hpp"
 #include "loader/resolver.hpp"
 #include "tool_log.hpp"
@@ -95,8 +96,7 @@ public:
     int show_path(const std::string& path)
     {
         std::string absolute = base::absolute_from_cwd(path);
-        std::string name = module_name_of_path(absolute);
-        return show_file(name, absolute);
+        return show_file(index::modname_from_path(absolute), absolute);
     }
 
     /// A name or alias (`name_only`: -m, a module name), each module it resolves to.
@@ -129,18 +129,6 @@ public:
     }
 
 private:
-    static std::string module_name_of_path(std::string_view path)
-    {
-        if (size_t slash = path.rfind('/'); slash != std::string_view::npos)
-            path.remove_prefix(slash + 1);
-        std::string name(path.substr(0, path.find('.')));
-        for (char& c : name) {
-            if (c == '-')
-                c = '_';
-        }
-        return name;
-    }
-
     int show_file(const std::string& name, const std::string& path)
     {
         // As kmod: the file's name comes first, before the file is read.

@@ -13,6 +13,7 @@
 
 #include "commands.hpp"
 #include "depmod/index_reader.hpp"
+#include "index/names.hpp"
 #include "loader/sandbox_support.hpp"
 #include "sys/module_sysfs.hpp"
 #include "tool_log.hpp"
@@ -40,18 +41,9 @@ void help(const std::string& self)
 /// path, the argument itself otherwise, cut at the first '.' and with '-' as '_'.
 std::string module_name_of(const std::string& argument)
 {
-    std::string_view name = argument;
     struct stat st {};
-    if (::stat(argument.c_str(), &st) == 0) {
-        if (size_t slash = name.rfind('/'); slash != std::string_view::npos)
-            name.remove_prefix(slash + 1);
-    }
-    std::string normalized(name.substr(0, name.find('.')));
-    for (char& c : normalized) {
-        if (c == '-')
-            c = '_';
-    }
-    return normalized;
+    return ::stat(argument.c_str(), &st) == 0 ? index::modname_from_path(argument)
+                                              : index::normalize_modname(argument);
 }
 
 class Remover {

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // `kmod static-nodes`: the device nodes of modules.devname, in kmod 30's three formats.
 #include <getopt.h>
-#include <sys/stat.h>
 #include <sys/utsname.h>
 
 #include <cerrno>
@@ -10,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/file.hpp"
 #include "commands.hpp"
 
 namespace kmodd::client {
@@ -78,24 +78,14 @@ void help()
                 "\tdevname      the modules.devname format.\n");
 }
 
-/// Creates the directories above `path` (mode 0755), as `mkdir -p $(dirname path)`; false
-/// with errno set when one cannot be made or exists as something else (ENOTDIR).
-bool make_parents(const std::string& path)
+/// Creates the directories above `path` (mode 0755), as `mkdir -p $(dirname path)`. Errors:
+/// the errno of the mkdir that failed, ENOTDIR for a parent that is something else.
+base::Result<void> make_parents(const std::string& path)
 {
-    for (size_t slash = path.find('/', 1); slash != std::string::npos;
-         slash = path.find('/', slash + 1)) {
-        const std::string parent = path.substr(0, slash);
-        struct stat st {};
-        if (::stat(parent.c_str(), &st) == 0) {
-            if (S_ISDIR(st.st_mode))
-                continue;
-            errno = ENOTDIR;
-            return false;
-        }
-        if (::mkdir(parent.c_str(), 0755) != 0 && errno != EEXIST)
-            return false;
-    }
-    return true;
+    const size_t slash = path.rfind('/');
+    if (slash == std::string::npos || slash == 0)
+        return {};
+    return base::make_directories(path.substr(0, slash), 0755);
 }
 
 } // namespace
@@ -158,9 +148,9 @@ int run_static_nodes(int argc, char** argv)
                      release.c_str(), std::strerror(errno));
         return 1;
     }
-    if (!output.empty() && !make_parents(output)) {
+    if (auto made = output.empty() ? base::Result<void>{} : make_parents(output); !made) {
         std::fprintf(stderr, "Error: could not create parent directory for %s - %s.\n",
-                     output.c_str(), std::strerror(errno));
+                     output.c_str(), std::strerror(made.error().code));
         std::fclose(in);
         return 1;
     }
