@@ -76,21 +76,9 @@ public:
     {
     }
 
-    /// Opens the index and configuration of `module_dir` for names and aliases.
-    void open(const std::string& module_dir)
-    {
-        module_dir_ = module_dir;
-        index::Diagnostics ignored;
-        std::string cmdline;
-        if (auto text = base::read_file(AT_FDCWD, "/proc/cmdline"))
-            cmdline = std::move(*text);
-        config_ = loader::ModprobeConfig::load(loader::ModprobeConfig::default_paths(), module_dir,
-                                               cmdline, ignored);
-        if (auto database = depmod::ModuleDatabase::open(module_dir)) {
-            database_ = std::make_unique<depmod::ModuleDatabase>(std::move(*database));
-            resolver_ = std::make_unique<loader::Resolver>(*database_, config_);
-        }
-    }
+    /// The index and configuration of `module_dir` serve names and aliases; they are read at
+    /// the first one (a file given by path needs neither).
+    void open(const std::string& module_dir) { module_dir_ = module_dir; }
 
     /// A module file given by path.
     int show_path(const std::string& path)
@@ -103,7 +91,7 @@ public:
     int show_lookup(const std::string& argument, bool name_only)
     {
         std::vector<loader::Module*> modules;
-        if (resolver_) {
+        if (resolver() != nullptr) {
             if (name_only) {
                 loader::Module* module = resolver_->module_by_name(argument);
                 resolver_->dependencies(*module);
@@ -129,6 +117,25 @@ public:
     }
 
 private:
+    /// The resolver of the module dir, made at the first call; nullptr without an index.
+    loader::Resolver* resolver()
+    {
+        if (resolver_opened_)
+            return resolver_.get();
+        resolver_opened_ = true;
+        index::Diagnostics ignored;
+        std::string cmdline;
+        if (auto text = base::read_file(AT_FDCWD, "/proc/cmdline"))
+            cmdline = std::move(*text);
+        config_ = loader::ModprobeConfig::load(loader::ModprobeConfig::default_paths(), module_dir_,
+                                               cmdline, ignored);
+        if (auto database = depmod::ModuleDatabase::open(module_dir_)) {
+            database_ = std::make_unique<depmod::ModuleDatabase>(std::move(*database));
+            resolver_ = std::make_unique<loader::Resolver>(*database_, config_);
+        }
+        return resolver_.get();
+    }
+
     int show_file(const std::string& name, const std::string& path)
     {
         // As kmod: the file's name comes first, before the file is read.
@@ -297,6 +304,7 @@ private:
     loader::ModprobeConfig config_;
     std::unique_ptr<depmod::ModuleDatabase> database_;
     std::unique_ptr<loader::Resolver> resolver_;
+    bool resolver_opened_ = false;
 };
 
 } // namespace
