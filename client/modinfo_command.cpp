@@ -53,15 +53,6 @@ void help(const std::string& self)
                 self.c_str());
 }
 
-bool has_module_extension(std::string_view path)
-{
-    for (std::string_view ext : {".ko", ".ko.gz", ".ko.xz", ".ko.zst"}) {
-        if (path.ends_with(ext))
-            return true;
-    }
-    return false;
-}
-
 /// One parameter as modinfo gathers it from "parm" and "parmtype" entries.
 struct Parameter {
     std::string name;
@@ -396,7 +387,7 @@ int run_modinfo(int argc, char** argv)
         const std::string argument = argv[i];
         struct stat st {};
         const bool is_file = !name_only && ::stat(argument.c_str(), &st) == 0 &&
-                             S_ISREG(st.st_mode) && has_module_extension(argument);
+                             S_ISREG(st.st_mode) && index::has_module_extension(argument);
         int result = is_file ? tool.show_path(argument) : tool.show_lookup(argument, name_only);
         if (result != 0)
             status = result;
