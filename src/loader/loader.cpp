@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <optional>
 #include <set>
 #include <thread>
@@ -118,11 +119,20 @@ void Loader::roll_back(LoadReport& report, size_t from)
 }
 
 base::Result<void> Loader::record_plan(const Module& target, const std::vector<ProbeStep>& steps,
-                                       const LoadReport& report, Origin origin)
+                                       const LoadReport& report, const LoadRequest& request)
 {
+    Provenance provenance = request.provenance;
+    if (provenance.usec == 0)
+        provenance.usec = realtime_usec();
+    auto is_inserted = [&](const std::string& name) {
+        return std::find(report.inserted.begin(), report.inserted.end(), name) !=
+               report.inserted.end();
+    };
     if (!resolver_.is_builtin(target)) {
-        auto recorded = origin == Origin::Autoload ? state_->record_autoload(target.name)
-                                                   : state_->record_explicit(target.name);
+        const bool is_new = is_inserted(target.name);
+        auto recorded = request.origin == Origin::Autoload
+                            ? state_->record_autoload(target.name, provenance, is_new)
+                            : state_->record_explicit(target.name, provenance, is_new);
         if (!recorded)
             return recorded;
     }
@@ -132,9 +142,9 @@ base::Result<void> Loader::record_plan(const Module& target, const std::vector<P
         const std::string& name = step.module->name;
         if (name == target.name || resolver_.is_builtin(*step.module))
             continue;
-        bool is_new = std::find(report.inserted.begin(), report.inserted.end(), name) !=
-                      report.inserted.end();
-        if (auto recorded = state_->record_dependency(name, target.name, is_new); !recorded)
+        if (auto recorded =
+                state_->record_dependency(name, target.name, is_inserted(name), provenance.usec);
+            !recorded)
             return recorded;
     }
     return {};
@@ -212,7 +222,10 @@ base::Result<LoadReport> Loader::load(const LoadRequest& request,
                                                     " is already loaded");
             if (state_ != nullptr && !resolver_.is_builtin(*target) &&
                 request.origin != Origin::Autoload) {
-                if (auto recorded = state_->record_explicit(target->name); !recorded)
+                Provenance provenance = request.provenance;
+                if (provenance.usec == 0)
+                    provenance.usec = realtime_usec();
+                if (auto recorded = state_->record_explicit(target->name, provenance); !recorded)
                     return base::Unexpected(recorded.error());
             }
             continue;
@@ -268,7 +281,7 @@ base::Result<LoadReport> Loader::load(const LoadRequest& request,
         if (has_failed)
             continue;
         if (state_ != nullptr && !request.dry_run) {
-            if (auto recorded = record_plan(*target, steps, report, request.origin); !recorded)
+            if (auto recorded = record_plan(*target, steps, report, request); !recorded)
                 return base::Unexpected(recorded.error());
         }
     }
@@ -304,6 +317,58 @@ base::Result<void> Loader::remove_waiting(const std::string& name, const UnloadR
         while (delay > left && delay.count() > 1)
             delay /= 2;
         std::this_thread::sleep_for(delay > left ? left : delay);
+    }
+}
+
+void Loader::simulate_cascade(const std::vector<std::string>& candidates,
+                              std::vector<std::string>& removed) const
+{
+    auto loaded = kernel_.loaded_modules();
+    if (!loaded)
+        return;
+    std::map<std::string, sys::LoadedModule, std::less<>> view;
+    for (sys::LoadedModule& module : *loaded)
+        view.emplace(module.name, std::move(module));
+    std::set<std::string, std::less<>> gone;
+    // A module that goes stops holding the modules it used.
+    auto take = [&](const std::string& name) {
+        gone.insert(name);
+        for (auto& [other, entry] : view) {
+            auto it = std::find(entry.holders.begin(), entry.holders.end(), name);
+            if (it == entry.holders.end())
+                continue;
+            entry.holders.erase(it);
+            if (entry.refcount > 0)
+                --entry.refcount;
+        }
+    };
+    for (const std::string& name : removed)
+        take(name);
+    // As the real cascade: what kmodd loaded only as a dependency, that no module still
+    // there needs and that nothing holds.
+    auto is_needed = [&](const std::string& name) {
+        const Record* record = state_->record_of(name);
+        if (record == nullptr || record->origin != Origin::Dependency)
+            return true;
+        return std::any_of(
+            record->needed_by.begin(), record->needed_by.end(), [&](const std::string& user) {
+                return !gone.contains(user) && kernel_.module_state(user) == sys::ModuleState::Live;
+            });
+    };
+    for (bool removed_any = true; removed_any;) {
+        removed_any = false;
+        for (const std::string& name : candidates) {
+            if (gone.contains(name))
+                continue;
+            auto it = view.find(name);
+            if (it == view.end() || it->second.refcount > 0 || !it->second.holders.empty())
+                continue;
+            if (state_ != nullptr && is_needed(name))
+                continue;
+            removed.push_back(name);
+            take(name);
+            removed_any = true;
+        }
     }
 }
 
@@ -370,6 +435,8 @@ base::Result<UnloadReport> Loader::unload(const UnloadRequest& request)
 
         if (request.dry_run) {
             report.removed.push_back(target->name);
+            if (request.plan_cascade)
+                simulate_cascade(candidates, report.removed);
             continue;
         }
         const std::string* remove_command = nullptr;

@@ -64,6 +64,8 @@ struct LoadRequest {
     /// device's modalias). An autoload request never claims a module that is loaded
     /// already. Dependency is not a valid value here.
     Origin origin = Origin::Explicit;
+    /// Who or what asked, for the target's record (its time is the load's when 0).
+    Provenance provenance{};
 };
 
 struct LoadReport {
@@ -86,6 +88,9 @@ struct UnloadRequest {
     /// modprobe -r -f: the module itself is removed with O_TRUNC (which only a kernel with
     /// CONFIG_MODULE_FORCE_UNLOAD honours); the in-use checks stay.
     bool force = false;
+    /// With dry_run: also report what the cascade would take with the module (kmodd's
+    /// unload plan). modprobe -r -n names only the module, as kmod does.
+    bool plan_cascade = false;
 };
 
 struct UnloadReport {
@@ -112,7 +117,9 @@ public:
     [[nodiscard]] base::Result<LoadReport>
     load(const LoadRequest& request, const std::function<void(const ProbeStep&)>& on_step = {});
 
-    /// Unloads `request.name` and what was loaded only for it.
+    /// Unloads `request.name` and what was loaded only for it. A dry run changes nothing and
+    /// reports the module; with plan_cascade also what the cascade would take with it, in
+    /// order (from the kernel's holders and refcounts as they are now and the records).
     [[nodiscard]] base::Result<UnloadReport> unload(const UnloadRequest& request);
 
     /// True when the kernel has `module` live, or it is built in.
@@ -128,8 +135,12 @@ private:
     /// Removes `name` from the kernel (forced with request.force), asking again while it is in
     /// use for up to request.wait_ms.
     base::Result<void> remove_waiting(const std::string& name, const UnloadRequest& request);
+    /// Appends to `removed` what unloading the modules already in it would take with them
+    /// from `candidates`, without changing anything.
+    void simulate_cascade(const std::vector<std::string>& candidates,
+                          std::vector<std::string>& removed) const;
     base::Result<void> record_plan(const Module& target, const std::vector<ProbeStep>& steps,
-                                   const LoadReport& report, Origin origin);
+                                   const LoadReport& report, const LoadRequest& request);
     bool is_still_needed(const std::string& module, const std::string& leaving);
 
     Resolver& resolver_;

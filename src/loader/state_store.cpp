@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <ctime>
+
 #include <nlohmann/json.hpp>
 
 #include "base/file.hpp"
@@ -30,7 +32,70 @@ const char* origin_name(Origin origin)
     return "dependency";
 }
 
+/// The optional provenance fields of a record ("since", "requested_by", "device"); false
+/// when one is present but malformed.
+bool read_provenance(const nlohmann::json& value, Provenance& provenance)
+{
+    if (value.contains("since")) {
+        if (!value["since"].is_number_unsigned())
+            return false;
+        provenance.usec = value["since"].get<uint64_t>();
+    }
+    if (value.contains("requested_by")) {
+        const nlohmann::json& by = value["requested_by"];
+        if (!by.is_object())
+            return false;
+        Requester requester;
+        if (by.contains("uid")) {
+            if (!by["uid"].is_number_integer())
+                return false;
+            requester.uid = by["uid"].get<int64_t>();
+        }
+        for (auto [key, field] : {std::pair{"bus_name", &requester.bus_name},
+                                  std::pair{"command", &requester.command}}) {
+            if (!by.contains(key))
+                continue;
+            if (!by[key].is_string())
+                return false;
+            *field = by[key].get<std::string>();
+        }
+        provenance.requester = std::move(requester);
+    }
+    if (value.contains("device")) {
+        const nlohmann::json& device = value["device"];
+        if (!device.is_object() || !device.contains("syspath") || !device["syspath"].is_string() ||
+            !device.contains("modalias") || !device["modalias"].is_string())
+            return false;
+        provenance.device =
+            DeviceRef{device["syspath"].get<std::string>(), device["modalias"].get<std::string>()};
+    }
+    return true;
+}
+
+void write_provenance(const Provenance& provenance, nlohmann::json& entry)
+{
+    if (provenance.usec != 0)
+        entry["since"] = provenance.usec;
+    if (provenance.requester) {
+        const Requester& requester = *provenance.requester;
+        entry["requested_by"] = {{"uid", requester.uid},
+                                 {"bus_name", requester.bus_name},
+                                 {"command", requester.command}};
+    }
+    if (provenance.device)
+        entry["device"] = {{"syspath", provenance.device->syspath},
+                           {"modalias", provenance.device->modalias}};
+}
+
 } // namespace
+
+uint64_t realtime_usec()
+{
+    timespec now{};
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    return static_cast<uint64_t>(now.tv_sec) * 1000000U +
+           static_cast<uint64_t>(now.tv_nsec) / 1000U;
+}
 
 base::Result<StateStore> StateStore::open(std::string state_dir)
 {
@@ -83,6 +148,13 @@ base::Result<StateStore> StateStore::open(std::string state_dir)
             if (record.origin != Origin::Dependency)
                 record.needed_by.clear();
         }
+        if (!read_provenance(value, record.provenance))
+            return bad();
+        // As needed_by: who asked belongs to an explicit record, the device to an autoload.
+        if (record.origin != Origin::Explicit)
+            record.provenance.requester.reset();
+        if (record.origin != Origin::Autoload)
+            record.provenance.device.reset();
         store.records_[name] = std::move(record);
     }
     return store;
@@ -100,34 +172,51 @@ const Origin* StateStore::origin(std::string_view module) const
     return record == nullptr ? nullptr : &record->origin;
 }
 
-base::Result<void> StateStore::record_explicit(std::string_view module)
+base::Result<void> StateStore::record_explicit(std::string_view module,
+                                               const Provenance& provenance, bool is_new)
 {
     auto [it, inserted] = records_.try_emplace(std::string(module));
-    if (!inserted && it->second.origin == Origin::Explicit)
+    if (!inserted && !is_new && it->second.origin == Origin::Explicit)
         return {};
-    it->second.origin = Origin::Explicit;
-    it->second.needed_by.clear();
+    Record& record = it->second;
+    record.origin = Origin::Explicit;
+    record.needed_by.clear();
+    // A module kmodd loaded before as a dependency keeps the time it came; who asked is new.
+    const uint64_t since = inserted || is_new ? 0 : record.provenance.usec;
+    record.provenance = provenance;
+    record.provenance.device.reset();
+    if (since != 0)
+        record.provenance.usec = since;
     return save();
 }
 
-base::Result<void> StateStore::record_autoload(std::string_view module)
+base::Result<void> StateStore::record_autoload(std::string_view module,
+                                               const Provenance& provenance, bool is_new)
 {
     auto [it, inserted] = records_.try_emplace(std::string(module));
-    if (!inserted && it->second.origin != Origin::Dependency)
+    if (!inserted && !is_new && it->second.origin != Origin::Dependency)
         return {};
-    it->second.origin = Origin::Autoload;
-    it->second.needed_by.clear();
+    Record& record = it->second;
+    record.origin = Origin::Autoload;
+    record.needed_by.clear();
+    const uint64_t since = inserted || is_new ? 0 : record.provenance.usec;
+    record.provenance = provenance;
+    record.provenance.requester.reset();
+    if (since != 0)
+        record.provenance.usec = since;
     return save();
 }
 
 base::Result<void> StateStore::record_dependency(std::string_view module, std::string_view user,
-                                                 bool is_new)
+                                                 bool is_new, uint64_t usec)
 {
     auto it = records_.find(module);
     if (it == records_.end()) {
         if (!is_new)
             return {}; // loaded by someone else: not ours to record
-        it = records_.emplace(std::string(module), Record{Origin::Dependency, {}}).first;
+        Record record{Origin::Dependency, {}, {}};
+        record.provenance.usec = usec;
+        it = records_.emplace(std::string(module), std::move(record)).first;
     }
     if (it->second.origin != Origin::Dependency)
         return {};
@@ -168,6 +257,7 @@ base::Result<void> StateStore::save() const
         nlohmann::json entry = {{"origin", origin_name(record.origin)}};
         if (record.origin == Origin::Dependency)
             entry["needed_by"] = record.needed_by;
+        write_provenance(record.provenance, entry);
         modules[name] = entry;
     }
     nlohmann::json json = {{"version", 1}, {"modules", modules}};

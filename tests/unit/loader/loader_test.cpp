@@ -455,6 +455,96 @@ TEST_F(SandboxFixture, ADependencyCycleInAHandEditedIndexIsRefused)
     EXPECT_TRUE(loaded().empty());
 }
 
+TEST_F(SandboxFixture, ADryRunWithTheCascadePlannedNamesWhatTheUnloadThenRemoves)
+{
+    open();
+    ASSERT_TRUE(load("mod2"));
+    ASSERT_TRUE(load("mod3"));
+    UnloadRequest plan{"mod3", false, false, true};
+    plan.plan_cascade = true;
+    auto planned = loader_->unload(plan);
+    ASSERT_TRUE(planned) << planned.error().message;
+    EXPECT_EQ(planned->removed, Strings{"mod3"}) << "mod1 stays for mod2";
+    plan.name = "mod2";
+    planned = loader_->unload(plan);
+    ASSERT_TRUE(planned);
+    EXPECT_EQ(planned->removed, Strings{"mod2"});
+    EXPECT_EQ(loaded(), (Strings{"mod1", "mod2", "mod3"})) << "a dry run changes nothing";
+    ASSERT_TRUE(unload("mod3"));
+
+    planned = loader_->unload(plan);
+    ASSERT_TRUE(planned);
+    EXPECT_EQ(planned->removed, (Strings{"mod2", "mod1"}));
+    plan.plan_cascade = false;
+    planned = loader_->unload(plan);
+    ASSERT_TRUE(planned);
+    EXPECT_EQ(planned->removed, Strings{"mod2"}) << "modprobe -r -n names the module only";
+    auto report = unload("mod2");
+    ASSERT_TRUE(report);
+    EXPECT_EQ(report->removed, (Strings{"mod2", "mod1"}));
+}
+
+TEST_F(SandboxFixture, RecordsKeepWhoAskedWhenAndForWhichDevice)
+{
+    open();
+    LoadRequest request{"mod2", "", false, false, false, false};
+    request.provenance.requester = Requester{1000, ":1.42", "kmodctl"};
+    ASSERT_TRUE(loader_->load(request));
+    const Record* mod2 = state_->record_of("mod2");
+    ASSERT_NE(mod2, nullptr);
+    ASSERT_TRUE(mod2->provenance.requester);
+    EXPECT_EQ(mod2->provenance.requester->uid, 1000);
+    EXPECT_EQ(mod2->provenance.requester->bus_name, ":1.42");
+    EXPECT_EQ(mod2->provenance.requester->command, "kmodctl");
+    EXPECT_GT(mod2->provenance.usec, 0U);
+    const Record* mod1 = state_->record_of("mod1");
+    ASSERT_NE(mod1, nullptr);
+    EXPECT_EQ(mod1->provenance.usec, mod2->provenance.usec) << "loaded in the same call";
+    EXPECT_FALSE(mod1->provenance.requester) << "a dependency was asked for by nobody";
+
+    LoadRequest device{"mod3", "", false, false, false, false};
+    device.origin = Origin::Autoload;
+    device.provenance.device = DeviceRef{"/sys/devices/pci0000:00/0000:00:02.0", "pci:v1234"};
+    ASSERT_TRUE(loader_->load(device));
+
+    // Written and read back as they were.
+    auto again = StateStore::open(sandbox_dir());
+    ASSERT_TRUE(again) << again.error().message;
+    const Record* read = again->record_of("mod2");
+    ASSERT_NE(read, nullptr);
+    ASSERT_TRUE(read->provenance.requester);
+    EXPECT_EQ(read->provenance.requester->command, "kmodctl");
+    EXPECT_EQ(read->provenance.usec, mod2->provenance.usec);
+    const Record* autoloaded = again->record_of("mod3");
+    ASSERT_NE(autoloaded, nullptr);
+    ASSERT_TRUE(autoloaded->provenance.device);
+    EXPECT_EQ(autoloaded->provenance.device->modalias, "pci:v1234");
+}
+
+TEST(StateStore, AFileOfAnOlderKmoddWithoutTimesOrRequestersIsRead)
+{
+    TempTree tree;
+    const fs::path dir = tree.root() / "state";
+    fs::create_directories(dir);
+    std::ofstream(dir / "loaded.json")
+        << R"({"modules":{"e1000":{"origin":"explicit"},)"
+        << R"("crc":{"needed_by":["e1000"],"origin":"dependency"}},"version":1})";
+    auto store = StateStore::open(dir.string());
+    ASSERT_TRUE(store) << store.error().message;
+    EXPECT_EQ(store->record_of("e1000")->provenance.usec, 0U);
+    EXPECT_FALSE(store->record_of("e1000")->provenance.requester);
+
+    // Malformed provenance is refused as any other bad record.
+    for (const char* bad : {R"("since":"yesterday")", R"("requested_by":[1])",
+                            R"("requested_by":{"uid":"root"})", R"("device":{"syspath":1})"}) {
+        std::ofstream(dir / "loaded.json", std::ios::trunc)
+            << R"({"modules":{"e1000":{"origin":"explicit",)" << bad << R"(}},"version":1})";
+        auto refused = StateStore::open(dir.string());
+        ASSERT_FALSE(refused) << bad;
+        EXPECT_EQ(refused.error().code, EBADMSG) << bad;
+    }
+}
+
 TEST(StateStore, UsersListedForARecordThatIsNoDependencyAreNotKeptAndNothingElseIsLost)
 {
     // kmodd never writes such a list (found by fuzzing): it used to be read, then dropped by
