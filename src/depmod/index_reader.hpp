@@ -97,6 +97,15 @@ public:
     /// libkmod's order.
     [[nodiscard]] std::vector<std::string> builtin_modules_for_alias(std::string_view alias) const;
 
+    /// Every modules.dep entry in key order: the module name and its line ("path: deps").
+    void for_each_module(
+        const std::function<void(std::string_view name, std::string_view line)>& visit) const;
+    /// Every alias pattern of modules.alias in key order, with each module it names.
+    void for_each_alias(
+        const std::function<void(std::string_view alias, std::string_view module)>& visit) const;
+    /// Every built-in module name (modules.builtin) in key order.
+    void for_each_builtin(const std::function<void(std::string_view name)>& visit) const;
+
 private:
     struct Indexes;
     std::string module_dir_;

@@ -337,4 +337,26 @@ std::vector<std::string> ModuleDatabase::builtin_modules_for_alias(std::string_v
     return values_of(indexes_->builtin_alias, alias);
 }
 
+void ModuleDatabase::for_each_module(
+    const std::function<void(std::string_view name, std::string_view line)>& visit) const
+{
+    indexes_->dep.dump(
+        [&](std::string_view key, const IndexReader::Value& value) { visit(key, value.text); });
+}
+
+void ModuleDatabase::for_each_alias(
+    const std::function<void(std::string_view alias, std::string_view module)>& visit) const
+{
+    if (indexes_->alias)
+        indexes_->alias->dump(
+            [&](std::string_view key, const IndexReader::Value& value) { visit(key, value.text); });
+}
+
+void ModuleDatabase::for_each_builtin(const std::function<void(std::string_view name)>& visit) const
+{
+    if (indexes_->builtin)
+        indexes_->builtin->dump(
+            [&](std::string_view key, const IndexReader::Value&) { visit(key); });
+}
+
 } // namespace kmodd::depmod
