@@ -17,84 +17,13 @@
 #include "index/names.hpp"
 #include "loader/loader.hpp"
 #include "loader/resolver.hpp"
+#include "service/request_support.hpp"
 
 namespace kmodd::service {
 
 using base::quoted;
 
 namespace {
-
-tl::unexpected<RequestError> fail(Failure kind, std::string message)
-{
-    return tl::unexpected(RequestError{kind, std::move(message)});
-}
-
-/// The lower layers write messages to be prefixed with context ("cannot load 'x': ...");
-/// a request error is a sentence of its own.
-std::string as_sentence(std::string message)
-{
-    if (!message.empty() && message[0] >= 'a' && message[0] <= 'z')
-        message[0] = static_cast<char>(message[0] - 'a' + 'A');
-    return message;
-}
-
-/// InvalidName for a name a user may not give, nothing for a valid one.
-std::optional<RequestError> check_name(const std::string& name)
-{
-    std::string why;
-    if (loader::is_valid_module_request(name, &why))
-        return std::nullopt;
-    return RequestError{Failure::InvalidName, "Invalid module name " + quoted(name) + ": " + why};
-}
-
-std::string not_found_message(const IndexSnapshot& snapshot, const std::string& name)
-{
-    const std::string& where =
-        snapshot.release().empty() ? snapshot.database().module_dir() : snapshot.release();
-    return "Module " + quoted(name) + " not found in " + where;
-}
-
-/// NotFound, or Failed naming the file and the reason when the tree has the module but it
-/// cannot be used.
-tl::unexpected<RequestError> not_found(const IndexSnapshot& snapshot, const std::string& name)
-{
-    std::string normalised = name;
-    std::replace(normalised.begin(), normalised.end(), '-', '_');
-    if (auto it = snapshot.unusable().find(normalised); it != snapshot.unusable().end())
-        return tl::unexpected(RequestError{
-            Failure::Failed, "Module " + quoted(name) + " cannot be used: " + it->second, ENOEXEC});
-    return fail(Failure::NotFound, not_found_message(snapshot, name));
-}
-
-/// A module the lookup named that can be neither inserted, installed nor found built in
-/// (a modprobe.d alias to a module the tree does not have).
-bool is_missing(loader::Resolver& resolver, loader::Module& module)
-{
-    if (resolver.install_command_for(module) != nullptr)
-        return false;
-    resolver.dependencies(module);
-    return !module.path && !resolver.is_builtin(module);
-}
-
-/// The lookup's modules for `name`; NotFound when there are none, or none that exists.
-RequestResult<std::vector<loader::Module*>>
-find_modules(loader::Resolver& resolver, const IndexSnapshot& snapshot, const std::string& name)
-{
-    std::vector<loader::Module*> modules = resolver.lookup(name);
-    bool has_any = std::any_of(modules.begin(), modules.end(),
-                               [&](loader::Module* m) { return !is_missing(resolver, *m); });
-    if (!has_any)
-        return not_found(snapshot, name);
-    // Listed in the index as kmod lists it, without dependencies, but not a module: say why
-    // rather than hand the file to the kernel.
-    for (loader::Module* module : modules) {
-        if (auto it = snapshot.unusable().find(module->name); it != snapshot.unusable().end())
-            return tl::unexpected(RequestError{
-                Failure::Failed,
-                "Module " + quoted(module->name) + " cannot be used: " + it->second, ENOEXEC});
-    }
-    return modules;
-}
 
 std::vector<std::string> split_list(std::string_view text)
 {
@@ -191,18 +120,6 @@ std::vector<elf::ModinfoEntry> builtin_entries(std::string_view text, const std:
     return entries;
 }
 
-/// The store's records as ModuleService keeps them, sorted by name (records() is a map).
-std::vector<std::pair<std::string, loader::Origin>> copy_origins(const loader::StateStore* state)
-{
-    std::vector<std::pair<std::string, loader::Origin>> origins;
-    if (state == nullptr)
-        return origins;
-    origins.reserve(state->records().size());
-    for (const auto& [name, record] : state->records())
-        origins.emplace_back(name, record.origin);
-    return origins;
-}
-
 } // namespace
 
 IndexSnapshot::IndexSnapshot(std::string release, uint64_t generation,
@@ -242,14 +159,37 @@ base::Result<std::shared_ptr<const IndexSnapshot>> IndexSnapshot::open(const Opt
 }
 
 ModuleService::ModuleService(sys::Kernel& kernel, loader::StateStore* state)
-    : kernel_(kernel), state_(state), origins_(copy_origins(state))
+    : kernel_(kernel), state_(state)
 {
+    copy_records();
+}
+
+void ModuleService::copy_records()
+{
+    std::map<std::string, loader::Record, std::less<>> records;
+    if (state_ != nullptr)
+        records = state_->records();
+    std::lock_guard lock(records_mutex_);
+    records_ = std::move(records);
+}
+
+void ModuleService::note_start()
+{
+    std::set<std::string, std::less<>> names;
+    if (auto loaded = kernel_.loaded_modules()) {
+        for (const sys::LoadedModule& module : *loaded)
+            names.insert(module.name);
+    }
+    std::lock_guard lock(records_mutex_);
+    loaded_at_start_ = std::move(names);
+    start_usec_ = loader::realtime_usec();
 }
 
 RequestResult<std::vector<std::string>> ModuleService::load(const IndexSnapshot& snapshot,
                                                             const std::string& name,
                                                             const std::string& params,
-                                                            loader::Origin origin)
+                                                            loader::Origin origin,
+                                                            const loader::Provenance& provenance)
 {
     if (auto invalid = check_name(name))
         return tl::unexpected(std::move(*invalid));
@@ -268,13 +208,10 @@ RequestResult<std::vector<std::string>> ModuleService::load(const IndexSnapshot&
     request.name = name;
     request.params = params;
     request.origin = origin;
+    request.provenance = provenance;
     auto report = loader.load(request);
     // A failed load may have recorded and then forgotten modules: copy in any case.
-    auto origins = copy_origins(state_);
-    {
-        std::lock_guard lock(origins_mutex_);
-        origins_ = std::move(origins);
-    }
+    copy_records();
     if (!report)
         return tl::unexpected(RequestError{Failure::Failed, as_sentence(report.error().message),
                                            report.error().code});
@@ -295,6 +232,21 @@ RequestResult<std::vector<std::string>> ModuleService::unload(const IndexSnapsho
         return tl::unexpected(std::move(*invalid));
 
     std::lock_guard change(change_mutex_);
+    return unload_locked(snapshot, name, false);
+}
+
+RequestResult<std::vector<std::string>> ModuleService::plan_unload(const IndexSnapshot& snapshot,
+                                                                   const std::string& name)
+{
+    if (auto invalid = check_name(name))
+        return tl::unexpected(std::move(*invalid));
+    std::lock_guard change(change_mutex_);
+    return unload_locked(snapshot, name, true);
+}
+
+RequestResult<std::vector<std::string>>
+ModuleService::unload_locked(const IndexSnapshot& snapshot, const std::string& name, bool dry_run)
+{
     loader::Resolver resolver(snapshot.database(), snapshot.config());
     auto modules = find_modules(resolver, snapshot, name);
     if (!modules)
@@ -311,12 +263,11 @@ RequestResult<std::vector<std::string>> ModuleService::unload(const IndexSnapsho
     loader::Loader loader(resolver, kernel_, state_);
     loader::UnloadRequest request;
     request.name = name;
+    request.dry_run = dry_run;
+    request.plan_cascade = dry_run;
     auto report = loader.unload(request);
-    auto origins = copy_origins(state_);
-    {
-        std::lock_guard lock(origins_mutex_);
-        origins_ = std::move(origins);
-    }
+    if (!dry_run)
+        copy_records();
     if (report)
         return std::move(report->removed);
 
@@ -404,7 +355,7 @@ RequestResult<std::vector<LoadedEntry>> ModuleService::list_loaded() const
 
     std::vector<LoadedEntry> entries;
     entries.reserve(loaded->size());
-    std::lock_guard lock(origins_mutex_);
+    std::lock_guard lock(records_mutex_);
     for (sys::LoadedModule& module : *loaded) {
         LoadedEntry entry;
         entry.name = std::move(module.name);
@@ -412,11 +363,8 @@ RequestResult<std::vector<LoadedEntry>> ModuleService::list_loaded() const
         entry.refcount = module.refcount;
         entry.holders = std::move(module.holders);
         std::sort(entry.holders.begin(), entry.holders.end());
-        auto it = std::lower_bound(origins_.begin(), origins_.end(), entry.name,
-                                   [](const std::pair<std::string, loader::Origin>& origin,
-                                      const std::string& key) { return origin.first < key; });
-        if (it != origins_.end() && it->first == entry.name)
-            entry.origin = it->second;
+        if (auto it = records_.find(entry.name); it != records_.end())
+            entry.origin = it->second.origin;
         entries.push_back(std::move(entry));
     }
     return entries;

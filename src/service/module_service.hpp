@@ -3,10 +3,14 @@
 // and GetModuleInfo over a frozen snapshot of the index.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,6 +24,10 @@
 #include "loader/state_store.hpp"
 #include "service/request_error.hpp"
 #include "sys/kernel.hpp"
+
+namespace kmodd::loader {
+class Resolver;
+}
 
 namespace kmodd::service {
 
@@ -102,6 +110,86 @@ struct ModuleDetails {
     std::vector<ParameterInfo> parameters; ///< in .modinfo order
 };
 
+/// A module that uses another one: through modules.dep (a hard dependency) or a softdep.
+struct ModuleUser {
+    std::string name;
+    bool is_softdep = false; ///< needed as a softdep, not through modules.dep
+    bool is_loaded = false;  ///< the user is in the kernel now
+};
+
+/// Why a module is in the kernel (or is not), from the kernel's state and kmodd's records.
+struct Explanation {
+    std::string name;                 ///< normalised module name
+    bool loaded = false;              ///< in the kernel now (not built in)
+    bool builtin = false;             ///< built into the kernel image
+    int refcount = 0;                 ///< the kernel's reference count (-1: unknown); loaded only
+    std::vector<std::string> holders; ///< loaded modules that use it, sorted
+    /// Who loaded it: External also when kmodd has no record (or the record is stale: the
+    /// module is not loaded any more).
+    loader::Origin origin = loader::Origin::External;
+    loader::Provenance provenance;     ///< when and by whom, as far as recorded
+    std::vector<ModuleUser> needed_by; ///< for a dependency: what kmodd loaded it for
+    /// For an External module: whether it was loaded already when kmodd started (the
+    /// initramfs, systemd-modules-load, udev) rather than loaded beside kmodd later.
+    bool loaded_before_start = false;
+    uint64_t start_usec = 0; ///< when kmodd started (CLOCK_REALTIME microseconds)
+    /// The explanation for a person, one sentence per line, the chain of users followed
+    /// (indented by two blanks per step).
+    std::vector<std::string> lines;
+};
+
+/// What depends on a module (ListHolders).
+struct HolderReport {
+    std::vector<std::string> holders; ///< loaded modules using it now (the kernel's holders)
+    std::vector<std::string> users;   ///< modules whose modules.dep entry names it, sorted
+    /// What Unload would remove, in order (the module first); empty when it is not loaded or
+    /// an Unload would fail, and then `unload_error` says why.
+    std::vector<std::string> unload;
+    std::string unload_error;
+};
+
+/// One module FindModules found.
+struct FoundModule {
+    std::string name;
+    std::string description; ///< may be empty
+    std::string field;       ///< what matched: "name", "alias" or "description"
+    std::string match;       ///< the text that matched (the name, the alias pattern...)
+};
+
+/// The descriptions of the module files of a tree (.modinfo description=), read once per
+/// file and kept while the file is unchanged (device, inode, size, mtime and ctime), so
+/// that a search over descriptions reads only what changed since the last one.
+/// Thread-safe.
+class DescriptionCache {
+public:
+    /// Module name -> description for every module of `snapshot` (files and built-ins;
+    /// modules without one are left out). Unreadable files are left out too.
+    [[nodiscard]] std::map<std::string, std::string, std::less<>>
+    descriptions(const IndexSnapshot& snapshot);
+
+private:
+    struct Entry {
+        dev_t device = 0;
+        ino_t inode = 0;
+        off_t size = 0;
+        int64_t mtime_ns = 0;
+        int64_t ctime_ns = 0;
+        std::string description;
+    };
+    std::mutex mutex_;
+    std::map<std::string, Entry, std::less<>> by_path_;
+};
+
+/// InvalidName for a FindModules pattern that is empty, longer than 4095 bytes or has a
+/// control character; nothing for a good one.
+[[nodiscard]] std::optional<RequestError> check_pattern(const std::string& pattern);
+
+/// Whether `text` matches a FindModules pattern: a glob (with '*', '?' or '[') matched
+/// against the whole text, else a substring; both without regard to case, and with
+/// `fold_dashes` '-' and '_' taken as the same (module names and aliases).
+[[nodiscard]] bool matches_pattern(std::string_view pattern, std::string_view text,
+                                   bool fold_dashes = false);
+
 /// The daemon's module requests, without D-Bus types: Load, Unload, ListDeps, ListLoaded,
 /// GetModuleInfo over a snapshot of the index and a kernel (real or sandbox), remembering
 /// who loaded what in a StateStore.
@@ -128,7 +216,8 @@ public:
     /// inserted was removed again).
     [[nodiscard]] RequestResult<std::vector<std::string>>
     load(const IndexSnapshot& snapshot, const std::string& name, const std::string& params,
-         loader::Origin origin = loader::Origin::Explicit);
+         loader::Origin origin = loader::Origin::Explicit,
+         const loader::Provenance& provenance = {});
 
     /// Unloads `name` and what kmodd loaded only for it (refcount-aware, loader::Loader).
     /// Returns the modules removed, in order. Errors: InvalidName, NotFound (not loaded),
@@ -152,12 +241,57 @@ public:
     /// The kernel's modules (/proc/modules order) with their origin. Errors: Failed.
     [[nodiscard]] RequestResult<std::vector<LoadedEntry>> list_loaded() const;
 
+    /// Notes the modules in the kernel now as loaded before kmodd started (call once, at
+    /// start): explain() tells them from modules loaded beside kmodd later.
+    void note_start();
+
+    /// What Unload would remove for `name`, in order, without changing anything. Errors: those
+    /// of unload(). Waits for a load or unload in progress.
+    [[nodiscard]] RequestResult<std::vector<std::string>> plan_unload(const IndexSnapshot& snapshot,
+                                                                      const std::string& name);
+
+    /// Why `name` (a module name or alias) is loaded: kmodd's record, the chain of modules it
+    /// was loaded for, or what kmodd cannot know. Errors: InvalidName, NotFound (neither in
+    /// the index nor in the kernel).
+    [[nodiscard]] RequestResult<Explanation> explain(const IndexSnapshot& snapshot,
+                                                     const std::string& name) const;
+
+    /// The loaded modules holding `name`, the modules of the index that need it, and what an
+    /// Unload would remove. Errors: InvalidName, NotFound. Waits for a load or unload in
+    /// progress (the unload plan reads the records).
+    [[nodiscard]] RequestResult<HolderReport> holders(const IndexSnapshot& snapshot,
+                                                      const std::string& name);
+
+    /// The modules of `snapshot` whose modules.dep entry names `name`'s module, sorted.
+    /// Errors: InvalidName, NotFound.
+    [[nodiscard]] RequestResult<std::vector<std::string>> users(const IndexSnapshot& snapshot,
+                                                                const std::string& name) const;
+
+    /// The modules of `snapshot` whose name, an alias or the description (from
+    /// `descriptions`) matches `pattern` (matches_pattern), sorted by name, each once with
+    /// the first field that matched. Errors: check_pattern's.
+    [[nodiscard]] static RequestResult<std::vector<FoundModule>>
+    find(const IndexSnapshot& snapshot, const std::string& pattern,
+         const std::map<std::string, std::string, std::less<>>& descriptions);
+
 private:
+    /// The unload of `name`, for real or as a plan. change_mutex_ is held by the caller.
+    [[nodiscard]] RequestResult<std::vector<std::string>>
+    unload_locked(const IndexSnapshot& snapshot, const std::string& name, bool dry_run);
+    /// Copies the store's records into records_ (after a load or unload).
+    void copy_records();
+    /// Appends the sentences of why `name` is loaded to `lines`, following the chain of
+    /// users; `depth` is the indentation step. records_mutex_ is held.
+    void explain_lines(loader::Resolver& resolver, const std::string& name, int depth,
+                       std::set<std::string>& seen, std::vector<std::string>& lines) const;
+
     sys::Kernel& kernel_;
     loader::StateStore* state_;
     std::mutex change_mutex_;          ///< held by load() and unload() for their whole run
-    mutable std::mutex origins_mutex_; ///< guards origins_
-    std::vector<std::pair<std::string, loader::Origin>> origins_; ///< copy of the store's records
+    mutable std::mutex records_mutex_; ///< guards records_ and the start facts
+    std::map<std::string, loader::Record, std::less<>> records_; ///< copy of the store's records
+    std::set<std::string, std::less<>> loaded_at_start_;
+    uint64_t start_usec_ = 0;
 };
 
 } // namespace kmodd::service
