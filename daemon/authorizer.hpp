@@ -20,6 +20,7 @@ namespace kmodd::daemon {
 struct Caller {
     std::string sender; ///< unique bus name, e.g. ":1.42"
     uid_t uid = static_cast<uid_t>(-1);
+    std::string command; ///< the sender's process name (/proc/PID/comm), empty if unknown
 };
 
 /// Decides whether a caller may do a privileged action (load, unload, rebuild). Root always

@@ -175,6 +175,7 @@ base::Result<void> Daemon::set_up_kernel()
         return base::Unexpected(state.error());
     state_.emplace(std::move(*state));
     modules_ = std::make_unique<service::ModuleService>(*kernel_, &*state_);
+    modules_->note_start();
     return {};
 }
 
@@ -282,18 +283,22 @@ void Daemon::change_kernel(bool is_load, ChangeWork work, Reply<std::vector<std:
         });
 }
 
-void Daemon::load(std::string module, std::string params, Reply<std::vector<std::string>> reply)
+void Daemon::load(std::string module, std::string params, loader::Requester requester,
+                  Reply<std::vector<std::string>> reply)
 {
     // A module file just dropped into the tree (DKMS, a developer's build) is found: no depmod.
-    when_index_current(
-        [this, module = std::move(module), params = std::move(params), reply = std::move(reply)] {
-            change_kernel(
-                true,
-                [this, module, params](const service::IndexSnapshot& current) {
-                    return modules_->load(current, module, params);
-                },
-                reply);
-        });
+    when_index_current([this, module = std::move(module), params = std::move(params),
+                        requester = std::move(requester), reply = std::move(reply)] {
+        change_kernel(
+            true,
+            [this, module, params, requester](const service::IndexSnapshot& current) {
+                loader::Provenance provenance;
+                provenance.requester = requester;
+                return modules_->load(current, module, params, loader::Origin::Explicit,
+                                      provenance);
+            },
+            reply);
+    });
 }
 
 void Daemon::unload(std::string module, Reply<std::vector<std::string>> reply)
@@ -306,23 +311,74 @@ void Daemon::unload(std::string module, Reply<std::vector<std::string>> reply)
         std::move(reply));
 }
 
-void Daemon::list_deps(std::string module, Reply<std::vector<std::string>> reply)
+template <class T>
+void Daemon::read_on(Worker& worker, std::string release, Reply<T> reply,
+                     std::function<service::RequestResult<T>(const service::IndexSnapshot&)> work)
 {
-    when_index_current([this, module = std::move(module), reply = std::move(reply)] {
-        auto current = publisher_->current();
-        if (!check_index(current, reply))
+    when_index_current([this, &worker, release = std::move(release), reply = std::move(reply),
+                        work = std::move(work)] {
+        auto snapshot = snapshot_for(release);
+        if (!snapshot) {
+            reply(tl::unexpected(std::move(snapshot.error())));
             return;
-        // On the loop: a lookup in the mapped index takes microseconds.
-        auto plan = modules_->list_deps(*current, module);
-        if (plan) {
-            // modprobe -D names a module again where a softdep leads back to it; a client wants
-            // each module once, at its first place (which is still a valid load order).
-            std::set<std::string> seen;
-            std::erase_if(*plan,
-                          [&](const std::string& name) { return !seen.insert(name).second; });
         }
-        reply(std::move(plan));
+        worker.post([this, snapshot = std::move(*snapshot), reply, work] {
+            auto result = work(*snapshot);
+            loop_->post([result = std::move(result), reply] { reply(result); });
+        });
     });
+}
+
+service::RequestResult<std::shared_ptr<const service::IndexSnapshot>>
+Daemon::snapshot_for(const std::string& release)
+{
+    if (release.empty() || release == release_) {
+        auto current = publisher_->current();
+        if (!current)
+            return tl::unexpected(no_index(release_));
+        return current;
+    }
+    if (!service::is_kernel_release_name(release))
+        return tl::unexpected(
+            RequestError{Failure::InvalidName, "'" + release + "' is not a kernel release."});
+    const auto& kernels = properties_.kernels;
+    if (std::none_of(kernels.begin(), kernels.end(),
+                     [&](const auto& kernel) { return kernel.release == release; }))
+        return tl::unexpected(no_index(release));
+    if (auto it = other_snapshots_.find(release); it != other_snapshots_.end())
+        return it->second;
+    service::IndexSnapshot::Options snapshot_options;
+    snapshot_options.module_dir = options_.modules_dir + "/" + release;
+    snapshot_options.release = release;
+    snapshot_options.config_paths = options_.modprobe_config;
+    snapshot_options.cmdline_path = options_.cmdline_path;
+    auto opened = service::IndexSnapshot::open(snapshot_options);
+    if (!opened)
+        return tl::unexpected(RequestError{Failure::Failed, "Cannot read the module index of '" +
+                                                                release +
+                                                                "': " + opened.error().message});
+    other_snapshots_[release] = *opened;
+    return std::move(*opened);
+}
+
+void Daemon::list_deps(std::string release, std::string module,
+                       Reply<std::vector<std::string>> reply)
+{
+    // On the reader worker, though a lookup in the mapped index takes microseconds: the
+    // answer then keeps its place behind other reads.
+    read_on<std::vector<std::string>>(
+        *reader_worker_, std::move(release), std::move(reply),
+        [this, module = std::move(module)](const service::IndexSnapshot& snapshot) {
+            auto plan = modules_->list_deps(snapshot, module);
+            if (plan) {
+                // modprobe -D names a module again where a softdep leads back to it; a client
+                // wants each module once, at its first place (still a valid load order).
+                std::set<std::string> seen;
+                std::erase_if(*plan,
+                              [&](const std::string& name) { return !seen.insert(name).second; });
+            }
+            return plan;
+        });
 }
 
 void Daemon::list_loaded(Reply<std::vector<service::LoadedEntry>> reply)
@@ -330,18 +386,71 @@ void Daemon::list_loaded(Reply<std::vector<service::LoadedEntry>> reply)
     reply(modules_->list_loaded());
 }
 
-void Daemon::module_info(std::string module, Reply<service::ModuleDetails> reply)
+void Daemon::module_info(std::string release, std::string module,
+                         Reply<service::ModuleDetails> reply)
 {
-    when_index_current([this, module = std::move(module), reply = std::move(reply)] {
-        auto current = publisher_->current();
-        if (!check_index(current, reply))
-            return;
-        // Off the loop: a compressed module file takes a while to expand.
-        reader_worker_->post([this, current, module, reply] {
-            auto result = modules_->module_info(*current, module);
-            loop_->post([result = std::move(result), reply] { reply(result); });
+    // Off the loop: a compressed module file takes a while to expand.
+    read_on<service::ModuleDetails>(
+        *reader_worker_, std::move(release), std::move(reply),
+        [this, module = std::move(module)](const service::IndexSnapshot& snapshot) {
+            return modules_->module_info(snapshot, module);
         });
-    });
+}
+
+void Daemon::explain(std::string module, Reply<service::Explanation> reply)
+{
+    read_on<service::Explanation>(
+        *reader_worker_, {}, std::move(reply),
+        [this, module = std::move(module)](const service::IndexSnapshot& snapshot) {
+            return modules_->explain(snapshot, module);
+        });
+}
+
+void Daemon::holders(std::string module, Reply<service::HolderReport> reply)
+{
+    // On the kernel worker: the unload plan waits for a load in progress, in order.
+    read_on<service::HolderReport>(
+        *kernel_worker_, {}, std::move(reply),
+        [this, module = std::move(module)](const service::IndexSnapshot& snapshot) {
+            return modules_->holders(snapshot, module);
+        });
+}
+
+void Daemon::plan_unload(std::string module, Reply<std::vector<std::string>> reply)
+{
+    read_on<std::vector<std::string>>(
+        *kernel_worker_, {}, std::move(reply),
+        [this, module = std::move(module)](const service::IndexSnapshot& snapshot) {
+            return modules_->plan_unload(snapshot, module);
+        });
+}
+
+void Daemon::list_users(std::string release, std::string module,
+                        Reply<std::vector<std::string>> reply)
+{
+    read_on<std::vector<std::string>>(
+        *reader_worker_, std::move(release), std::move(reply),
+        [this, module = std::move(module)](const service::IndexSnapshot& snapshot) {
+            return modules_->users(snapshot, module);
+        });
+}
+
+void Daemon::find_modules(std::string release, std::string pattern,
+                          Reply<std::vector<service::FoundModule>> reply)
+{
+    const std::string key = release.empty() ? release_ : release;
+    auto& cache = descriptions_[key];
+    if (!cache)
+        cache = std::make_shared<service::DescriptionCache>();
+    // On the reader worker: the first search reads every module file's description.
+    read_on<std::vector<service::FoundModule>>(
+        *reader_worker_, std::move(release), std::move(reply),
+        [cache, pattern = std::move(pattern)](const service::IndexSnapshot& snapshot)
+            -> service::RequestResult<std::vector<service::FoundModule>> {
+            if (auto invalid = service::check_pattern(pattern))
+                return tl::unexpected(std::move(*invalid));
+            return service::ModuleService::find(snapshot, pattern, cache->descriptions(snapshot));
+        });
 }
 
 } // namespace kmodd::daemon

@@ -54,12 +54,21 @@ public:
     [[nodiscard]] base::Result<void> run();
 
     // ManagerBackend (loop thread)
-    void load(std::string module, std::string params,
+    void load(std::string module, std::string params, loader::Requester requester,
               Reply<std::vector<std::string>> reply) override;
     void unload(std::string module, Reply<std::vector<std::string>> reply) override;
-    void list_deps(std::string module, Reply<std::vector<std::string>> reply) override;
+    void plan_unload(std::string module, Reply<std::vector<std::string>> reply) override;
+    void list_deps(std::string release, std::string module,
+                   Reply<std::vector<std::string>> reply) override;
     void list_loaded(Reply<std::vector<service::LoadedEntry>> reply) override;
-    void module_info(std::string module, Reply<service::ModuleDetails> reply) override;
+    void module_info(std::string release, std::string module,
+                     Reply<service::ModuleDetails> reply) override;
+    void explain(std::string module, Reply<service::Explanation> reply) override;
+    void holders(std::string module, Reply<service::HolderReport> reply) override;
+    void list_users(std::string release, std::string module,
+                    Reply<std::vector<std::string>> reply) override;
+    void find_modules(std::string release, std::string pattern,
+                      Reply<std::vector<service::FoundModule>> reply) override;
     void rebuild(std::string version, Reply<std::string> reply) override;
     [[nodiscard]] std::vector<WaitingDevice> waiting_devices() const override;
     [[nodiscard]] const ManagerProperties& properties() const override { return properties_; }
@@ -105,6 +114,22 @@ private:
     template <class T>
     [[nodiscard]] bool check_index(const std::shared_ptr<const service::IndexSnapshot>& snapshot,
                                    const Reply<T>& reply) const;
+    /// The snapshot of `release` (empty: the served one): the published one, or for another
+    /// indexed release its index files opened on first use and kept until it changes.
+    /// Errors: InvalidName, NotFound (no index for it), Failed (its files cannot be read).
+    [[nodiscard]] service::RequestResult<std::shared_ptr<const service::IndexSnapshot>>
+    snapshot_for(const std::string& release);
+    /// Runs `work` on `worker` with the snapshot of `release` once the index is current,
+    /// and answers `reply` on the loop with its result.
+    template <class T>
+    void read_on(Worker& worker, std::string release, Reply<T> reply,
+                 std::function<service::RequestResult<T>(const service::IndexSnapshot&)> work);
+    /// Updates the Kernels property from a publication's reports (loop thread, or the index
+    /// worker before the loop runs); `is_complete`: the reports name every release, so one
+    /// not named is gone.
+    void note_kernels(const std::vector<service::VersionReport>& reports,
+                      const std::shared_ptr<const service::IndexSnapshot>& snapshot,
+                      bool is_complete);
     void notify_status();
 
     // modprobe.d: read again when it changes (kmod reads it on every call).
@@ -124,6 +149,11 @@ private:
     /// yet), then on the loop thread only.
     ManagerProperties properties_;
     ReportLog reports_; ///< the same as properties_
+
+    /// Loop thread: other releases' snapshots opened by snapshot_for(), and the descriptions
+    /// read for FindModules, per release.
+    std::map<std::string, std::shared_ptr<const service::IndexSnapshot>> other_snapshots_;
+    std::map<std::string, std::shared_ptr<service::DescriptionCache>> descriptions_;
 
     std::unique_ptr<sys::Kernel> kernel_;
     std::optional<loader::StateStore> state_;

@@ -128,7 +128,10 @@ void Daemon::request_loads(std::vector<service::AutoloadRequest> requests)
             continue;
         }
         kernel_worker_->post([this, current, request = std::move(request)] {
-            auto result = modules_->load(*current, request.modalias, "", loader::Origin::Autoload);
+            loader::Provenance provenance;
+            provenance.device = loader::DeviceRef{request.syspath, request.modalias};
+            auto result = modules_->load(*current, request.modalias, "", loader::Origin::Autoload,
+                                         provenance);
             loop_->post([this, request, result = std::move(result)] {
                 service::AutoloadReport report = autoloader_->on_load_result(request, result);
                 for (const auto& inserted : report.inserted)

@@ -3,7 +3,9 @@
 // their publication on the loop, and modprobe.d read again when it changes.
 #include <sys/epoll.h>
 
+#include <algorithm>
 #include <chrono>
+#include <map>
 #include <utility>
 
 #include <spdlog/spdlog.h>
@@ -43,6 +45,7 @@ void Daemon::index_start()
         spdlog::warn("{}", publication.snapshot_error->message);
 
     const auto& current = publication.snapshot;
+    note_kernels(publication.reports, current, true);
     publish(current);
     properties_.index_generation = current ? 1 : 0;
     properties_.last_rebuild_usec = current ? realtime_usec() : 0;
@@ -67,6 +70,7 @@ bool Daemon::index_start_published()
     properties_.index_generation = 1;
     properties_.module_count = published->modules;
     properties_.index_verified = false;
+    properties_.kernels = {{release_, published->modules, "checking"}};
     spdlog::info(
         "answering from the index files of '{}' published before ({} modules, opened in "
         "{} ms); checking the module trees in the background",
@@ -98,6 +102,7 @@ void Daemon::finish_verification(service::Publication publication, std::chrono::
     if (publication.snapshot_error)
         spdlog::warn("{}", publication.snapshot_error->message);
 
+    note_kernels(publication.reports, publication.snapshot, true);
     std::vector<std::string> changed = {"IndexVerified", "ModuleCount", "LastRebuildUSec",
                                         "LastRebuildDurationUSec"};
     bool is_rewritten = false;
@@ -213,6 +218,7 @@ void Daemon::finish_batch(service::Publication publication, std::vector<ForcedRe
     if (publication.snapshot_error)
         spdlog::error("{}", publication.snapshot_error->message);
 
+    note_kernels(publication.reports, publication.snapshot, false);
     std::vector<std::string> changed;
     for (const auto& report : publication.reports) {
         if (report.action == Action::Written) {
@@ -267,6 +273,45 @@ void Daemon::finish_batch(service::Publication publication, std::vector<ForcedRe
     if (!held_changes_.empty() || !held_rebuilds_.empty())
         start_batch();
     run_requests_waiting_for_index();
+}
+
+void Daemon::note_kernels(const std::vector<service::VersionReport>& reports,
+                          const std::shared_ptr<const service::IndexSnapshot>& snapshot,
+                          bool is_complete)
+{
+    using Kernel = ManagerProperties::Kernel;
+    std::map<std::string, Kernel> kernels;
+    if (!is_complete) {
+        for (auto& kernel : properties_.kernels)
+            kernels.emplace(kernel.release, std::move(kernel));
+    }
+    for (const auto& report : reports) {
+        // Another release's index changed: its snapshot is opened again when asked for.
+        if (report.action != Action::Current && report.action != Action::Unchanged)
+            other_snapshots_.erase(report.version);
+        if (report.action == Action::Removed) {
+            kernels.erase(report.version);
+            descriptions_.erase(report.version);
+            continue;
+        }
+        Kernel& kernel = kernels[report.version];
+        kernel.release = report.version;
+        kernel.modules = report.version == release_ ? IndexPublisher::usable_count(report, snapshot)
+                                                    : static_cast<uint32_t>(report.modules);
+        kernel.state = report.action == Action::Failed ? "failed" : "indexed";
+    }
+    std::vector<Kernel> sorted;
+    sorted.reserve(kernels.size());
+    for (auto& [release, kernel] : kernels)
+        sorted.push_back(std::move(kernel));
+    const bool is_same = std::equal(
+        sorted.begin(), sorted.end(), properties_.kernels.begin(), properties_.kernels.end(),
+        [](const Kernel& a, const Kernel& b) {
+            return a.release == b.release && a.modules == b.modules && a.state == b.state;
+        });
+    properties_.kernels = std::move(sorted);
+    if (!is_same && object_)
+        object_->properties_changed({"Kernels"});
 }
 
 void Daemon::publish(std::shared_ptr<const service::IndexSnapshot> snapshot)
@@ -345,6 +390,7 @@ void Daemon::reload_modprobe_config()
             if (!*fresh)
                 return;
             spdlog::info("modprobe.d changed: configuration read again");
+            other_snapshots_.clear();
             publish(*fresh);
         });
     });

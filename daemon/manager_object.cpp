@@ -2,11 +2,14 @@
 // org.kmodd1.Manager on the bus: requests checked, authorized, handed on and answered.
 #include "manager_object.hpp"
 
+#include <fcntl.h>
+
 #include <exception>
 #include <memory>
 
 #include <spdlog/spdlog.h>
 
+#include "base/file.hpp"
 #include "base/strings.hpp"
 #include "kmodd_dbus_names.hpp"
 
@@ -184,6 +187,50 @@ std::map<std::string, sdbus::Variant> to_info_map(const service::ModuleDetails& 
     return info;
 }
 
+std::map<std::string, sdbus::Variant> to_explanation_map(const service::Explanation& explanation)
+{
+    std::map<std::string, sdbus::Variant> out;
+    out.emplace("name", sdbus::Variant(explanation.name));
+    out.emplace("loaded", sdbus::Variant(explanation.loaded));
+    out.emplace("builtin", sdbus::Variant(explanation.builtin));
+    if (explanation.loaded) {
+        out.emplace("origin", sdbus::Variant(std::string(origin_name(explanation.origin))));
+        out.emplace("refcount", sdbus::Variant(explanation.refcount < 0
+                                                   ? 0U
+                                                   : static_cast<uint32_t>(explanation.refcount)));
+        out.emplace("holders", sdbus::Variant(explanation.holders));
+    }
+    const loader::Provenance& provenance = explanation.provenance;
+    if (provenance.usec != 0)
+        out.emplace("since_usec", sdbus::Variant(provenance.usec));
+    if (provenance.requester) {
+        if (provenance.requester->uid >= 0)
+            out.emplace("requested_by_uid",
+                        sdbus::Variant(static_cast<uint32_t>(provenance.requester->uid)));
+        if (!provenance.requester->bus_name.empty())
+            out.emplace("requested_by_bus_name", sdbus::Variant(provenance.requester->bus_name));
+        if (!provenance.requester->command.empty())
+            out.emplace("requested_by_command", sdbus::Variant(provenance.requester->command));
+    }
+    if (provenance.device) {
+        out.emplace("device_syspath", sdbus::Variant(provenance.device->syspath));
+        out.emplace("device_modalias", sdbus::Variant(provenance.device->modalias));
+    }
+    if (explanation.origin == loader::Origin::Dependency) {
+        std::vector<sdbus::Struct<std::string, std::string, bool>> users;
+        for (const auto& user : explanation.needed_by)
+            users.emplace_back(user.name, std::string(user.is_softdep ? "softdep" : "dependency"),
+                               user.is_loaded);
+        out.emplace("needed_by", sdbus::Variant(users));
+    }
+    if (explanation.loaded && explanation.origin == loader::Origin::External)
+        out.emplace("loaded_before_start", sdbus::Variant(explanation.loaded_before_start));
+    if (explanation.start_usec != 0)
+        out.emplace("kmodd_started_usec", sdbus::Variant(explanation.start_usec));
+    out.emplace("lines", sdbus::Variant(explanation.lines));
+    return out;
+}
+
 ManagerObject::ManagerObject(sdbus::IConnection& bus, ManagerBackend& backend,
                              Authorizer& authorizer)
     : Adaptor(bus, dbus::kObjectPath), backend_(backend), authorizer_(authorizer)
@@ -217,6 +264,13 @@ Caller ManagerObject::current_caller()
     } catch (const sdbus::Error& error) {
         spdlog::warn("could not learn the uid of {}: {}", caller.sender, error.getMessage());
     }
+    try {
+        const pid_t pid = dbus::current_pid(getObject());
+        if (auto comm = base::read_file(AT_FDCWD, "/proc/" + std::to_string(pid) + "/comm"))
+            caller.command = std::string(base::trim(*comm));
+    } catch (const sdbus::Error& error) {
+        spdlog::debug("could not learn the pid of {}: {}", caller.sender, error.getMessage());
+    }
     return caller;
 }
 
@@ -225,9 +279,16 @@ void ManagerObject::Load(sdbus::Result<std::vector<std::string>>&& result, std::
 {
     auto reply = pending(std::move(result));
     guarded(reply, [&] {
-        when_authorized(
-            authorizer_, current_caller(), dbus::kActionLoad, "load " + base::quoted(module), reply,
-            [this, reply, module, params] { backend_.load(module, params, answer_names(reply)); });
+        Caller caller = current_caller();
+        loader::Requester requester;
+        requester.uid =
+            caller.uid == static_cast<uid_t>(-1) ? -1 : static_cast<int64_t>(caller.uid);
+        requester.bus_name = caller.sender;
+        requester.command = caller.command;
+        when_authorized(authorizer_, caller, dbus::kActionLoad, "load " + base::quoted(module),
+                        reply, [this, reply, module, params, requester] {
+                            backend_.load(module, params, requester, answer_names(reply));
+                        });
     });
 }
 
@@ -244,7 +305,96 @@ void ManagerObject::Unload(sdbus::Result<std::vector<std::string>>&& result, std
 void ManagerObject::ListDeps(sdbus::Result<std::vector<std::string>>&& result, std::string module)
 {
     auto reply = pending(std::move(result));
-    guarded(reply, [&] { backend_.list_deps(std::move(module), answer_names(reply)); });
+    guarded(reply, [&] { backend_.list_deps({}, std::move(module), answer_names(reply)); });
+}
+
+void ManagerObject::ListDepsForKernel(sdbus::Result<std::vector<std::string>>&& result,
+                                      std::string release, std::string module)
+{
+    auto reply = pending(std::move(result));
+    guarded(reply, [&] {
+        backend_.list_deps(std::move(release), std::move(module), answer_names(reply));
+    });
+}
+
+void ManagerObject::ListUsersForKernel(sdbus::Result<std::vector<std::string>>&& result,
+                                       std::string release, std::string module)
+{
+    auto reply = pending(std::move(result));
+    guarded(reply, [&] {
+        backend_.list_users(std::move(release), std::move(module), answer_names(reply));
+    });
+}
+
+void ManagerObject::PlanUnload(sdbus::Result<std::vector<std::string>>&& result, std::string module)
+{
+    auto reply = pending(std::move(result));
+    guarded(reply, [&] { backend_.plan_unload(std::move(module), answer_names(reply)); });
+}
+
+void ManagerObject::Explain(sdbus::Result<std::map<std::string, sdbus::Variant>>&& result,
+                            std::string module)
+{
+    auto reply = pending(std::move(result));
+    guarded(reply, [&] {
+        backend_.explain(std::move(module),
+                         [reply](service::RequestResult<service::Explanation> done) {
+                             if (done)
+                                 reply->succeed(to_explanation_map(*done));
+                             else
+                                 reply->fail(error_name(done.error().kind), done.error().message);
+                         });
+    });
+}
+
+void ManagerObject::ListHolders(sdbus::Result<std::vector<std::string>, std::vector<std::string>,
+                                              std::vector<std::string>, std::string>&& result,
+                                std::string module)
+{
+    auto reply = pending(std::move(result));
+    guarded(reply, [&] {
+        backend_.holders(
+            std::move(module), [reply](service::RequestResult<service::HolderReport> done) {
+                if (done)
+                    reply->succeed(done->holders, done->users, done->unload, done->unload_error);
+                else
+                    reply->fail(error_name(done.error().kind), done.error().message);
+            });
+    });
+}
+
+void ManagerObject::FindModules(sdbus::Result<std::vector<FoundRow>>&& result, std::string pattern)
+{
+    FindModulesForKernel(std::move(result), {}, std::move(pattern));
+}
+
+void ManagerObject::FindModulesForKernel(sdbus::Result<std::vector<FoundRow>>&& result,
+                                         std::string release, std::string pattern)
+{
+    auto reply = pending(std::move(result));
+    guarded(reply, [&] {
+        backend_.find_modules(
+            std::move(release), std::move(pattern),
+            [reply](service::RequestResult<std::vector<service::FoundModule>> done) {
+                if (!done) {
+                    reply->fail(error_name(done.error().kind), done.error().message);
+                    return;
+                }
+                std::vector<FoundRow> rows;
+                rows.reserve(done->size());
+                for (const auto& found : *done)
+                    rows.emplace_back(found.name, found.description, found.field, found.match);
+                reply->succeed(rows);
+            });
+    });
+}
+
+std::vector<sdbus::Struct<std::string, uint32_t, std::string>> ManagerObject::Kernels()
+{
+    std::vector<sdbus::Struct<std::string, uint32_t, std::string>> rows;
+    for (const auto& kernel : backend_.properties().kernels)
+        rows.emplace_back(kernel.release, kernel.modules, kernel.state);
+    return rows;
 }
 
 void ManagerObject::ListLoaded(
@@ -278,15 +428,23 @@ void ManagerObject::ListLoaded(
 void ManagerObject::GetModuleInfo(sdbus::Result<std::map<std::string, sdbus::Variant>>&& result,
                                   std::string module)
 {
+    GetModuleInfoForKernel(std::move(result), {}, std::move(module));
+}
+
+void ManagerObject::GetModuleInfoForKernel(
+    sdbus::Result<std::map<std::string, sdbus::Variant>>&& result, std::string release,
+    std::string module)
+{
     auto reply = pending(std::move(result));
     guarded(reply, [&] {
-        backend_.module_info(
-            std::move(module), [reply](service::RequestResult<service::ModuleDetails> done) {
-                if (done)
-                    reply->succeed(to_info_map(*done));
-                else
-                    reply->fail(error_name(done.error().kind), done.error().message);
-            });
+        backend_.module_info(std::move(release), std::move(module),
+                             [reply](service::RequestResult<service::ModuleDetails> done) {
+                                 if (done)
+                                     reply->succeed(to_info_map(*done));
+                                 else
+                                     reply->fail(error_name(done.error().kind),
+                                                 done.error().message);
+                             });
     });
 }
 

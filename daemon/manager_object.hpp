@@ -25,6 +25,13 @@ struct ManagerProperties {
     uint64_t last_rebuild_usec = 0; ///< CLOCK_REALTIME, 0 = never
     uint64_t last_rebuild_duration_usec = 0;
     bool index_verified = true; ///< false while the start from the cache is being checked
+    /// Kernels: every indexed release, sorted.
+    struct Kernel {
+        std::string release;
+        uint32_t modules = 0;
+        std::string state; ///< "indexed", "checking" or "failed"
+    };
+    std::vector<Kernel> kernels;
 };
 
 /// A device waiting for a driver (ListWaitingDevices).
@@ -40,12 +47,23 @@ public:
     template <class T> using Reply = std::function<void(service::RequestResult<T>)>;
 
     virtual ~ManagerBackend() = default;
-    virtual void load(std::string module, std::string params,
+    /// `requester`: who asked (recorded with the module).
+    virtual void load(std::string module, std::string params, loader::Requester requester,
                       Reply<std::vector<std::string>> reply) = 0;
     virtual void unload(std::string module, Reply<std::vector<std::string>> reply) = 0;
-    virtual void list_deps(std::string module, Reply<std::vector<std::string>> reply) = 0;
+    virtual void plan_unload(std::string module, Reply<std::vector<std::string>> reply) = 0;
+    /// The read requests take a kernel release; empty means the one kmodd serves.
+    virtual void list_deps(std::string release, std::string module,
+                           Reply<std::vector<std::string>> reply) = 0;
     virtual void list_loaded(Reply<std::vector<service::LoadedEntry>> reply) = 0;
-    virtual void module_info(std::string module, Reply<service::ModuleDetails> reply) = 0;
+    virtual void module_info(std::string release, std::string module,
+                             Reply<service::ModuleDetails> reply) = 0;
+    virtual void explain(std::string module, Reply<service::Explanation> reply) = 0;
+    virtual void holders(std::string module, Reply<service::HolderReport> reply) = 0;
+    virtual void list_users(std::string release, std::string module,
+                            Reply<std::vector<std::string>> reply) = 0;
+    virtual void find_modules(std::string release, std::string pattern,
+                              Reply<std::vector<service::FoundModule>> reply) = 0;
     virtual void rebuild(std::string version, Reply<std::string> reply) = 0;
     [[nodiscard]] virtual std::vector<WaitingDevice> waiting_devices() const = 0;
     [[nodiscard]] virtual const ManagerProperties& properties() const = 0;
@@ -58,6 +76,9 @@ public:
 /// call is replied to exactly once. Loop thread only.
 class ManagerObject final : public dbus::Adaptor<org::kmodd1::Manager_adaptor> {
 public:
+    /// FindModules' row: name, description, field, match.
+    using FoundRow = sdbus::Struct<std::string, std::string, std::string, std::string>;
+
     ManagerObject(sdbus::IConnection& bus, ManagerBackend& backend, Authorizer& authorizer);
     ~ManagerObject();
     ManagerObject(const ManagerObject&) = delete;
@@ -88,6 +109,22 @@ private:
         override;
     void GetModuleInfo(sdbus::Result<std::map<std::string, sdbus::Variant>>&& result,
                        std::string module) override;
+    void Explain(sdbus::Result<std::map<std::string, sdbus::Variant>>&& result,
+                 std::string module) override;
+    void ListHolders(sdbus::Result<std::vector<std::string>, std::vector<std::string>,
+                                   std::vector<std::string>, std::string>&& result,
+                     std::string module) override;
+    void PlanUnload(sdbus::Result<std::vector<std::string>>&& result, std::string module) override;
+    void FindModules(sdbus::Result<std::vector<FoundRow>>&& result, std::string pattern) override;
+    void ListDepsForKernel(sdbus::Result<std::vector<std::string>>&& result, std::string release,
+                           std::string module) override;
+    void GetModuleInfoForKernel(sdbus::Result<std::map<std::string, sdbus::Variant>>&& result,
+                                std::string release, std::string module) override;
+    void ListUsersForKernel(sdbus::Result<std::vector<std::string>>&& result, std::string release,
+                            std::string module) override;
+    void FindModulesForKernel(sdbus::Result<std::vector<FoundRow>>&& result, std::string release,
+                              std::string pattern) override;
+    std::vector<sdbus::Struct<std::string, uint32_t, std::string>> Kernels() override;
     void Rebuild(sdbus::Result<>&& result, std::string version) override;
     void ListWaitingDevices(
         sdbus::Result<std::vector<sdbus::Struct<std::string, std::string>>>&& result) override;
@@ -110,6 +147,10 @@ private:
 
 /// The D-Bus error name of a failure category (org.kmodd1.Error.*).
 [[nodiscard]] const char* error_name(service::Failure failure);
+
+/// Explain's a{sv}: only the keys that are known.
+[[nodiscard]] std::map<std::string, sdbus::Variant>
+to_explanation_map(const service::Explanation& explanation);
 
 /// GetModuleInfo's a{sv}: only the keys the module has.
 [[nodiscard]] std::map<std::string, sdbus::Variant>

@@ -117,6 +117,20 @@ inline void emit_properties_changed(sdbus::IObject& object, std::string_view int
 #endif
 }
 
+/// The pid of who sent the method call a handler is processing. Throws sdbus::Error when the
+/// bus cannot tell.
+[[nodiscard]] inline pid_t current_pid(sdbus::IObject& object)
+{
+#if KMODD_SDBUS_MAJOR >= 2
+    return object.getCurrentlyProcessedMessage().getCredsPid();
+#else
+    const sdbus::Message* call = object.getCurrentlyProcessedMessage();
+    if (call == nullptr)
+        throw sdbus::Error("org.freedesktop.DBus.Error.Failed", "no method call is processed");
+    return call->getCredsPid();
+#endif
+}
+
 /// Wraps `handle(const sdbus::Error* error, Results... results)` (error null on success) as the
 /// reply callback of an asynchronous call (2.x passes std::optional<sdbus::Error>).
 template <class... Results, class Handle> [[nodiscard]] auto on_reply(Handle handle)

@@ -200,7 +200,32 @@ public:
         return "";
     }
 
-private:
+    struct Holders {
+        Names holders;
+        Names users;
+        Names unload;
+        std::string unload_error;
+    };
+    CallResult<Holders> list_holders(const std::string& module)
+    {
+        CallResult<Holders> result;
+        try {
+            Holders holders;
+            proxy_->callMethod("ListHolders")
+                .onInterface(dbus::kInterfaceName)
+                .withTimeout(60s)
+                .withArguments(module)
+                .storeResultsTo(holders.holders, holders.users, holders.unload,
+                                holders.unload_error);
+            result.value = std::move(holders);
+        } catch (const sdbus::Error& error) {
+            result.error_name = error.getName();
+            result.error_message = error.getMessage();
+        }
+        return result;
+    }
+
+    /// Any method of the Manager, with its single (or tuple of) result(s) stored into T.
     template <class T, class... Args>
     CallResult<T> call(const std::string& method, const Args&... args)
     {
@@ -220,6 +245,7 @@ private:
         return result;
     }
 
+private:
     std::unique_ptr<sdbus::IConnection> connection_;
     std::unique_ptr<sdbus::IProxy> proxy_;
 };

@@ -383,6 +383,74 @@ private:
             {"/sys/devices/pci0000:00/0000:00:1f.3", "pci:v00008086d0000A348sv*"}});
     }
 
+    void Explain(sdbus::Result<std::map<std::string, sdbus::Variant>>&& result,
+                 std::string module) override
+    {
+        std::map<std::string, sdbus::Variant> explanation;
+        explanation["name"] = sdbus::Variant(module);
+        explanation["loaded"] = sdbus::Variant(true);
+        explanation["origin"] = sdbus::Variant(std::string(kmodd::dbus::kOriginExplicit));
+        explanation["requested_by_uid"] = sdbus::Variant(std::uint32_t{0});
+        explanation["requested_by_command"] = sdbus::Variant(std::string("kmodctl"));
+        explanation["lines"] = sdbus::Variant(std::vector<std::string>{
+            "'" + module + "' was loaded by kmodd because kmodctl (uid 0) asked for it."});
+        result.returnResults(explanation);
+    }
+
+    void ListHolders(sdbus::Result<std::vector<std::string>, std::vector<std::string>,
+                                   std::vector<std::string>, std::string>&& result,
+                     std::string module) override
+    {
+        result.returnResults(std::vector<std::string>{"mod2"}, std::vector<std::string>{"mod2"},
+                             std::vector<std::string>{},
+                             "Module '" + module + "' is in use by: mod2");
+    }
+
+    void PlanUnload(sdbus::Result<std::vector<std::string>>&& result, std::string module) override
+    {
+        result.returnResults(std::vector<std::string>{module, "mod1"});
+    }
+
+    using FoundRow = sdbus::Struct<std::string, std::string, std::string, std::string>;
+    void FindModules(sdbus::Result<std::vector<FoundRow>>&& result, std::string pattern) override
+    {
+        result.returnResults(std::vector<FoundRow>{{"mod1", "First module", "name", pattern}});
+    }
+
+    void ListDepsForKernel(sdbus::Result<std::vector<std::string>>&& result, std::string release,
+                           std::string module) override
+    {
+        result.returnResults(std::vector<std::string>{release, module});
+    }
+
+    void GetModuleInfoForKernel(sdbus::Result<std::map<std::string, sdbus::Variant>>&& result,
+                                std::string release, std::string module) override
+    {
+        std::map<std::string, sdbus::Variant> info;
+        info["name"] = sdbus::Variant(module);
+        info["path"] = sdbus::Variant("/lib/modules/" + release + "/extra/" + module + ".ko");
+        result.returnResults(info);
+    }
+
+    void ListUsersForKernel(sdbus::Result<std::vector<std::string>>&& result, std::string release,
+                            std::string module) override
+    {
+        (void)release;
+        (void)module;
+        result.returnResults(std::vector<std::string>{"mod2"});
+    }
+
+    void FindModulesForKernel(sdbus::Result<std::vector<FoundRow>>&& result, std::string release,
+                              std::string pattern) override
+    {
+        result.returnResults(std::vector<FoundRow>{{"mod1", release, "name", pattern}});
+    }
+
+    std::vector<sdbus::Struct<std::string, std::uint32_t, std::string>> Kernels() override
+    {
+        return {{kKernelRelease, module_count_, "indexed"}};
+    }
+
     std::string KernelRelease() override { return kKernelRelease; }
     std::uint32_t ModuleCount() override { return module_count_; }
     std::uint64_t IndexGeneration() override { return 7; }
