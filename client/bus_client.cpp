@@ -21,11 +21,15 @@ using nlohmann::json;
 
 constexpr std::string_view kBusOption = "--bus";
 constexpr std::string_view kBusOptionEq = "--bus=";
+constexpr std::string_view kKernelOption = "--kernel";
+constexpr std::string_view kKernelOptionEq = "--kernel=";
 constexpr std::string_view kJsonOption = "--json";
 constexpr std::string_view kNoAskPasswordOption = "--no-ask-password";
 
 struct CommandLine {
     BusChoice bus;
+    std::string kernel;
+    bool flag = false;
     bool json = false;
     bool ask_password = true;
     bool help = false;
@@ -54,6 +58,22 @@ CommandLine parse_command_line(int argc, char** argv, const BusCommandSpec& spec
             }
             if (arg.starts_with(kBusOptionEq)) {
                 line.bus = parse_bus(arg.substr(kBusOptionEq.size()));
+                continue;
+            }
+            if (arg == kKernelOption || arg.starts_with(kKernelOptionEq)) {
+                if (!spec.takes_kernel)
+                    throw UsageError(std::string("'") + spec.name +
+                                     "' does not take --kernel: it is about the running kernel");
+                if (arg == kKernelOption && i + 1 >= argc)
+                    throw UsageError("option '--kernel' needs a value");
+                line.kernel = arg == kKernelOption ? std::string(argv[++i])
+                                                   : arg.substr(kKernelOptionEq.size());
+                if (line.kernel.empty())
+                    throw UsageError("option '--kernel' needs a kernel release");
+                continue;
+            }
+            if (spec.flag != nullptr && arg == spec.flag) {
+                line.flag = true;
                 continue;
             }
             if (arg == kJsonOption) {
@@ -85,8 +105,10 @@ CommandLine parse_command_line(int argc, char** argv, const BusCommandSpec& spec
 
 void print_usage(std::FILE* out, const BusCommandSpec& spec)
 {
-    std::fprintf(out, "Usage: kmodctl [--bus system|session|ADDRESS] %s%s%s [--json]%s\n",
-                 spec.name, *spec.operands != '\0' ? " " : "", spec.operands,
+    std::fprintf(out, "Usage: kmodctl [--bus system|session|ADDRESS]%s %s%s%s%s%s%s [--json]%s\n",
+                 spec.takes_kernel ? " [--kernel VERSION]" : "", spec.name,
+                 spec.flag != nullptr ? " [" : "", spec.flag != nullptr ? spec.flag : "",
+                 spec.flag != nullptr ? "]" : "", *spec.operands != '\0' ? " " : "", spec.operands,
                  spec.privileged ? " [--no-ask-password]" : "");
 }
 
@@ -164,11 +186,11 @@ int find_command(int argc, char** argv, bool* has_global_options)
     int i = 1;
     while (i < argc) {
         std::string_view arg = argv[i];
-        if (arg == kBusOption) {
+        if (arg == kBusOption || arg == kKernelOption) {
             seen = true;
             i += 2;
-        } else if (arg.starts_with(kBusOptionEq) || arg == kJsonOption ||
-                   arg == kNoAskPasswordOption) {
+        } else if (arg.starts_with(kBusOptionEq) || arg.starts_with(kKernelOptionEq) ||
+                   arg == kJsonOption || arg == kNoAskPasswordOption) {
             seen = true;
             ++i;
         } else {
@@ -234,6 +256,8 @@ int run_bus_command(int argc, char** argv, const BusCommandSpec& spec,
         }
         bus = line.bus;
         BusSession session(line.bus, line.json, std::move(line.operands), line.ask_password);
+        session.set_kernel(std::move(line.kernel));
+        session.set_flag(line.flag);
         body(session);
         errno = 0;
         if (std::fflush(stdout) != 0 || std::ferror(stdout) != 0)
@@ -364,6 +388,10 @@ std::optional<nlohmann::json> variant_to_json(const sdbus::Variant& value)
         return struct_array_to_json<std::string, std::string>(value);
     if (type == "a(sss)")
         return struct_array_to_json<std::string, std::string, std::string>(value);
+    if (type == "a(ssb)")
+        return struct_array_to_json<std::string, std::string, bool>(value);
+    if (type == "a(sus)")
+        return struct_array_to_json<std::string, std::uint32_t, std::string>(value);
     if (type == "a{ss}")
         return json(value.get<std::map<std::string, std::string>>());
     if (type == "a{sv}") {

@@ -45,7 +45,8 @@ using dbus::BusChoice;
 [[nodiscard]] BusChoice parse_bus(std::string_view value);
 
 /// Index in argv of the command word: the first argument after argv[0] that is neither a
-/// global option (`--bus X`, `--bus=X`, `--json`, `--no-ask-password`) nor the value of one;
+/// global option (`--bus X`, `--bus=X`, `--kernel X`, `--kernel=X`, `--json`,
+/// `--no-ask-password`) nor the value of one;
 /// argc if there is none.
 /// Sets `has_global_options` when options came before the command word.
 [[nodiscard]] int find_command(int argc, char** argv, bool* has_global_options = nullptr);
@@ -82,6 +83,12 @@ public:
     BusSession(BusChoice bus, bool json, std::vector<std::string> operands, bool ask_password);
 
     [[nodiscard]] bool json() const { return json_; }
+    /// --kernel VERSION: the kernel release asked about (empty: the one kmodd serves).
+    [[nodiscard]] const std::string& kernel() const { return kernel_; }
+    /// Whether the command's own flag (BusCommandSpec::flag) was given.
+    [[nodiscard]] bool flag() const { return flag_; }
+    void set_kernel(std::string kernel) { kernel_ = std::move(kernel); }
+    void set_flag(bool flag) { flag_ = flag; }
     [[nodiscard]] const BusChoice& bus() const { return bus_; }
     /// The arguments after the command word, options removed.
     [[nodiscard]] const std::vector<std::string>& operands() const { return operands_; }
@@ -101,6 +108,8 @@ private:
     BusChoice bus_;
     bool json_;
     bool ask_password_;
+    std::string kernel_;
+    bool flag_ = false;
     std::vector<std::string> operands_;
     std::unique_ptr<sdbus::IConnection> connection_;
     std::unique_ptr<ManagerCalls> manager_;
@@ -112,7 +121,9 @@ struct BusCommandSpec {
     const char* operands; ///< its operands in the usage line, e.g. "MODULE [PARAM=VALUE...]"
     std::size_t min_operands;
     std::size_t max_operands;
-    bool privileged = false; ///< polkit may ask for a password: --no-ask-password applies
+    bool privileged = false;    ///< polkit may ask for a password: --no-ask-password applies
+    bool takes_kernel = false;  ///< --kernel VERSION asks about another installed kernel
+    const char* flag = nullptr; ///< an option of its own without value, e.g. "--dry-run"
 };
 
 /// Runs a D-Bus command: parses argv (the whole command line, argv[0] included), calls `body`
@@ -142,7 +153,8 @@ void print_json(const nlohmann::json& value);
 
 /// A variant's value as JSON, for the types kmodd's API uses or may add: basic types (numbers,
 /// booleans, strings, object paths), arrays of them, `a(ss)` and `a(sss)` (as arrays of
-/// arrays) and `a{ss}` / `a{sv}` (as objects). Empty for any other type.
+/// arrays), `a(ssb)` and `a(sus)` too, and `a{ss}` / `a{sv}` (as objects). Empty for any other
+/// type.
 [[nodiscard]] std::optional<nlohmann::json> variant_to_json(const sdbus::Variant& value);
 
 /// A variant's value as text: strings as they are, other values as JSON, arrays of strings

@@ -42,16 +42,31 @@ int run_kmod(int argc, char** argv);
 /// `kmodctl load MODULE [PARAM=VALUE...]`: Load; prints the modules inserted, one per line.
 int run_load(int argc, char** argv);
 
-/// `kmodctl unload MODULE`: Unload; prints the modules removed, one per line.
+/// `kmodctl unload [--dry-run] MODULE`: Unload (PlanUnload with --dry-run); prints the
+/// modules removed (or that would be), one per line.
 int run_unload(int argc, char** argv);
 
-/// `kmodctl deps MODULE`: ListDeps; prints the load plan, one module per line.
+/// `kmodctl [--kernel VERSION] deps MODULE`: ListDeps; prints the load plan, one module per
+/// line.
 int run_deps(int argc, char** argv);
+
+/// `kmodctl why MODULE`: Explain; prints why the module is loaded, one sentence per line.
+int run_why(int argc, char** argv);
+
+/// `kmodctl [--kernel VERSION] rdeps MODULE`: ListHolders (ListUsersForKernel with
+/// --kernel); prints the holders, the index's users and what an unload would remove.
+int run_rdeps(int argc, char** argv);
+
+/// `kmodctl [--kernel VERSION] find PATTERN`: FindModules; one module per line.
+int run_find(int argc, char** argv);
+
+/// `kmodctl kernels`: the Kernels property, one release per line.
+int run_kernels(int argc, char** argv);
 
 /// `kmodctl list`: ListLoaded, printed as lsmod does with each module's origin appended.
 int run_list(int argc, char** argv);
 
-/// `kmodctl info MODULE`: GetModuleInfo, printed as modinfo does.
+/// `kmodctl [--kernel VERSION] info MODULE`: GetModuleInfo, printed as modinfo does.
 int run_info(int argc, char** argv);
 
 /// `kmodctl status`: kmodd's properties and the devices waiting for a driver.

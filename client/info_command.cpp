@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-// `kmodctl info MODULE`: a module's information as modinfo prints it (GetModuleInfo).
+// `kmodctl info MODULE`: a module's information as modinfo prints it (GetModuleInfo, or
+// GetModuleInfoForKernel with --kernel).
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -125,9 +126,12 @@ nlohmann::json to_json(const Info& info)
 
 int run_info(int argc, char** argv)
 {
-    static constexpr BusCommandSpec kSpec{"info", "MODULE", 1, 1};
+    static constexpr BusCommandSpec kSpec{"info", "MODULE", 1, 1, false, true};
     return run_bus_command(argc, argv, kSpec, [](BusSession& session) {
-        Info info = session.manager().GetModuleInfo(session.operands()[0]);
+        const std::string& module = session.operands()[0];
+        Info info = session.kernel().empty()
+                        ? session.manager().GetModuleInfo(module)
+                        : session.manager().GetModuleInfoForKernel(session.kernel(), module);
         if (session.json())
             print_json(to_json(info));
         else

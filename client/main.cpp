@@ -13,15 +13,24 @@ namespace {
 void usage(std::FILE* out)
 {
     std::fputs(
-        "Usage: kmodctl [--bus system|session|ADDRESS] COMMAND [ARGS...] [--json]\n"
-        "               [--no-ask-password]\n"
+        "Usage: kmodctl [--bus system|session|ADDRESS] [--kernel VERSION] COMMAND [ARGS...]\n"
+        "               [--json] [--no-ask-password]\n"
         "\n"
         "Commands that ask kmodd over D-Bus:\n"
         "  load MODULE [PARAM=VALUE...]  load a module (or alias) and what it needs; prints\n"
         "                                the modules inserted, one per line\n"
-        "  unload MODULE                 unload a module and the dependencies kmodd loaded\n"
-        "                                for it; prints the modules removed\n"
+        "  unload [--dry-run] MODULE     unload a module and the dependencies kmodd loaded\n"
+        "                                for it; prints the modules removed (--dry-run: what\n"
+        "                                would be removed, changing nothing)\n"
         "  deps MODULE                   print the modules a load involves, in load order\n"
+        "  why MODULE                    say why a module is loaded: who asked for it, what\n"
+        "                                it was loaded for, or what kmodd cannot know\n"
+        "  rdeps MODULE                  print what needs a module: the loaded modules\n"
+        "                                holding it, the modules whose index entry needs it,\n"
+        "                                and what unloading it would remove\n"
+        "  find PATTERN                  search modules by name, alias or description (a\n"
+        "                                glob with * ? [ ], else a substring; any case)\n"
+        "  kernels                       list the installed kernel releases kmodd indexes\n"
         "  list                          list the loaded modules as lsmod does; each line\n"
         "                                ends in two spaces and who loaded the module:\n"
         "                                [explicit], [dependency] or [external]\n"
@@ -45,6 +54,8 @@ void usage(std::FILE* out)
         "Options of the D-Bus commands (before or after the command):\n"
         "  --bus system|session|ADDRESS  the bus kmodd is on (default: system); ADDRESS is a\n"
         "                                D-Bus address such as unix:path=/run/kmodd/bus\n"
+        "  --kernel VERSION              deps, info, rdeps, find: ask about the index of\n"
+        "                                another installed kernel release\n"
         "  --json                        print one line of JSON instead of text (monitor:\n"
         "                                one JSON object per signal and line)\n"
         "  --no-ask-password             load, unload, rebuild: do not ask for a password\n"
@@ -70,6 +81,8 @@ constexpr Command kBusCommands[] = {
     {"deps", kmodd::client::run_deps},       {"list", kmodd::client::run_list},
     {"info", kmodd::client::run_info},       {"status", kmodd::client::run_status},
     {"rebuild", kmodd::client::run_rebuild}, {"monitor", kmodd::client::run_monitor},
+    {"why", kmodd::client::run_why},         {"rdeps", kmodd::client::run_rdeps},
+    {"find", kmodd::client::run_find},       {"kernels", kmodd::client::run_kernels},
 };
 
 // kmod's tools, run in-process: under their own names, or as `kmodctl NAME ...`.
@@ -113,11 +126,11 @@ int dispatch(int argc, char** argv)
         if (command != tool.name)
             continue;
         if (has_global_options) {
-            std::fprintf(
-                stderr,
-                "kmodctl: --bus, --json and --no-ask-password apply to the D-Bus commands, not to "
-                "'%s'\n",
-                argv[index]);
+            std::fprintf(stderr,
+                         "kmodctl: --bus, --kernel, --json and --no-ask-password apply to the "
+                         "D-Bus commands, "
+                         "not to '%s'\n",
+                         argv[index]);
             return 2;
         }
         return tool.run(argc - index, argv + index);

@@ -14,6 +14,7 @@ trap 'rm -rf "$dir"' EXIT
 mkdir -p "$dir/6.1.0-test" "$dir/6.12.0-other"
 printf '%s\n' 'kernel/fs/btrfs/btrfs.ko.xz: kernel/lib/raid6.ko.xz' 'kernel/lib/raid6.ko.xz:' \
     'kernel/drivers/net/dummy.ko:' >"$dir/6.1.0-test/modules.dep"
+printf '%s\n' 'kernel/fs/xfs/xfs.ko.xz:' >"$dir/6.12.0-other/modules.dep"
 export KMODCTL_COMPLETION_MODULE_DIR=$dir/6.1.0-test
 
 # offers LINE EXPECTED...: completing the last word of LINE offers exactly EXPECTED.
@@ -55,4 +56,11 @@ offers 'kmodctl kmod s' static-nodes
 offers 'kmodctl modinfo d' dummy
 offers 'kmodctl modinfo --fi' --field --filename
 offers 'kmodctl kmod static-nodes --f' --format
+offers 'kmodctl --kernel 6.12' 6.12.0-other
+offers 'kmodctl --kernel 6.12.0-other deps ' xfs
+offers 'kmodctl rdeps --kernel 6.12.0-other x' xfs
+offers 'kmodctl rdeps r' raid6
+offers 'kmodctl unload --d' --dry-run
+offers 'kmodctl k' kernels kmod
+offers 'kmodctl wh' why
 exit "$status"
