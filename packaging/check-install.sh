@@ -22,7 +22,8 @@ apt-get install -y -qq --no-install-recommends "$deb" >/dev/null || fail "instal
 for file in /usr/sbin/kmodd /usr/bin/kmodctl /usr/libexec/kmodd/depmod \
     /usr/libexec/kmodd/modprobe /usr/libexec/kmodd/lsmod /usr/libexec/kmodd/insmod \
     /usr/libexec/kmodd/rmmod /usr/libexec/kmodd/modinfo /usr/libexec/kmodd/kmod /usr/share/man/man8/kmodd.8.gz \
-    /usr/share/dbus-1/system.d/org.kmodd1.conf /usr/share/polkit-1/actions/org.kmodd1.policy; do
+    /usr/share/dbus-1/system.d/org.kmodd1.conf /usr/share/polkit-1/actions/org.kmodd1.policy \
+    /usr/share/cockpit/kmodd/manifest.json /usr/share/cockpit/kmodd/index.html; do
     [ -e "$file" ] || fail "$file is not installed"
 done
 unit=$(dpkg -L kmodd | grep '/kmodd.service$' || true)

@@ -16,7 +16,9 @@ for option in "$@"; do
     --with-deb) packages="$packages build-essential debhelper dpkg-dev lintian git" ;;
     # clang with libFuzzer's runtime: tests/fuzz/run.sh.
     --with-fuzz) packages="$packages clang libclang-rt-dev" ;;
-    *) echo "usage: $0 [--with-vm] [--with-lint] [--with-deb] [--with-fuzz]" >&2 && exit 2 ;;
+    # The Cockpit page in a real browser: tests/browser.
+    --with-browser) packages="$packages cockpit-ws cockpit-bridge chromium chromium-driver python3-selenium" ;;
+    *) echo "usage: $0 [--with-vm] [--with-lint] [--with-deb] [--with-fuzz] [--with-browser]" >&2 && exit 2 ;;
     esac
 done
 

@@ -10,7 +10,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 # --with-vm before configuring: CMake looks for qemu.
-./packaging/install-deps.sh --with-vm --with-lint --with-deb
+./packaging/install-deps.sh --with-vm --with-lint --with-deb --with-browser
 
 jobs=$(nproc)
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKMODD_WERROR=ON \
