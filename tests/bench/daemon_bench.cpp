@@ -241,6 +241,51 @@ int main(int argc, char** argv)
             1000);
     }
 
+    // The questions desktop tools ask, with btrfs and its dependencies loaded (sandbox):
+    // Explain and ListHolders of a dependency, FindModules over every description.
+    using FoundRow = sdbus::Struct<std::string, std::string, std::string, std::string>;
+    if (auto loaded = setup.client().load(deep); !loaded) {
+        std::fprintf(stderr, "daemon_bench: Load %s: %s\n", deep, loaded.error_message.c_str());
+        return 1;
+    }
+    const std::string dependency = "xor";
+    std::vector<double> explain_ms, holders_ms, find_ms;
+    auto timed = [](std::vector<double>& into, auto call) {
+        auto t0 = Clock::now();
+        bool ok = call();
+        into.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+        return ok;
+    };
+    double find_first_ms = 0;
+    size_t found = 0;
+    {
+        std::vector<double> first;
+        timed(first, [&] {
+            auto rows =
+                setup.client().call<std::vector<FoundRow>>("FindModules", std::string("wireless"));
+            found = rows ? rows.value->size() : 0;
+            return bool(rows);
+        });
+        find_first_ms = first[0];
+    }
+    for (int i = 0; i < 200; ++i) {
+        bool ok =
+            timed(explain_ms,
+                  [&] {
+                      return bool(setup.client().call<std::map<std::string, sdbus::Variant>>(
+                          "Explain", dependency));
+                  }) &&
+            timed(holders_ms, [&] { return bool(setup.client().list_holders(dependency)); }) &&
+            timed(find_ms, [&] {
+                return bool(setup.client().call<std::vector<FoundRow>>("FindModules",
+                                                                       std::string("wireless")));
+            });
+        if (!ok) {
+            std::fprintf(stderr, "daemon_bench: Explain/ListHolders/FindModules failed\n");
+            return 1;
+        }
+    }
+
     long rss = status_kib(pid, "VmRSS:");
     long hwm = status_kib(pid, "VmHWM:");
     auto count = setup.client().property<uint32_t>("ModuleCount").value_or(0);
@@ -286,6 +331,14 @@ int main(int argc, char** argv)
     std::printf("%-44s %9.3f ms %12s\n", "ListDeps btrfs round trip (p99)",
                 percentile(list_deps_ms, 0.99), "");
     std::printf("%-44s %12zu %12s\n", "ListDeps btrfs plan length", plan, "");
+    std::printf("%-44s %9.3f ms %12s\n", "Explain xor round trip (p50)", median(explain_ms), "");
+    std::printf("%-44s %9.3f ms %12s\n", "ListHolders xor round trip (p50)", median(holders_ms),
+                "");
+    std::printf("%-44s %9.1f ms %12s\n", "FindModules wireless, first (reads all)", find_first_ms,
+                "");
+    std::printf("%-44s %9.3f ms %12s\n", "FindModules wireless round trip (p50)", median(find_ms),
+                "");
+    std::printf("%-44s %12zu %12s\n", "FindModules wireless matches", found, "");
     std::printf("%-44s %9.2f s %12s\n", "start until answering (index checked)", startup, "");
     std::printf("%-44s %8.1f MiB %12s\n", "resident memory after start (VmRSS)",
                 static_cast<double>(rss_after_start) / 1024, "");
