@@ -438,19 +438,27 @@ void Daemon::list_users(std::string release, std::string module,
 void Daemon::find_modules(std::string release, std::string pattern,
                           Reply<std::vector<service::FoundModule>> reply)
 {
-    const std::string key = release.empty() ? release_ : release;
-    auto& cache = descriptions_[key];
-    if (!cache)
-        cache = std::make_shared<service::DescriptionCache>();
-    // On the reader worker: the first search reads every module file's description.
-    read_on<std::vector<service::FoundModule>>(
-        *reader_worker_, std::move(release), std::move(reply),
-        [cache, pattern = std::move(pattern)](const service::IndexSnapshot& snapshot)
-            -> service::RequestResult<std::vector<service::FoundModule>> {
-            if (auto invalid = service::check_pattern(pattern))
-                return tl::unexpected(std::move(*invalid));
-            return service::ModuleService::find(snapshot, pattern, cache->descriptions(snapshot));
+    if (auto invalid = service::check_pattern(pattern)) {
+        reply(tl::unexpected(std::move(*invalid)));
+        return;
+    }
+    when_index_current([this, release = std::move(release), pattern = std::move(pattern),
+                        reply = std::move(reply)] {
+        auto snapshot = snapshot_for(release);
+        if (!snapshot) {
+            reply(tl::unexpected(std::move(snapshot.error())));
+            return;
+        }
+        auto& cache = descriptions_[(*snapshot)->release()];
+        if (!cache)
+            cache = std::make_shared<service::DescriptionCache>();
+        // On the reader worker: the first search reads every module file's description.
+        reader_worker_->post([this, cache, snapshot = std::move(*snapshot), pattern, reply] {
+            auto result =
+                service::ModuleService::find(*snapshot, pattern, cache->descriptions(snapshot));
+            loop_->post([result = std::move(result), reply] { reply(result); });
         });
+    });
 }
 
 } // namespace kmodd::daemon

@@ -28,14 +28,6 @@ namespace {
 /// name modules kmodd loaded, so a real chain is as deep as a load plan).
 constexpr int kMaxChainDepth = 16;
 
-std::string lower(std::string_view text)
-{
-    std::string out(text);
-    std::transform(out.begin(), out.end(), out.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return out;
-}
-
 /// A CLOCK_REALTIME time in microseconds as "2026-12-03 13:05:07 UTC".
 std::string format_time(uint64_t usec)
 {
@@ -115,15 +107,33 @@ std::optional<RequestError> check_pattern(const std::string& pattern)
 
 bool matches_pattern(std::string_view pattern, std::string_view text, bool fold_dashes)
 {
-    std::string glob(pattern);
-    std::string subject(text);
-    if (fold_dashes) {
-        std::replace(glob.begin(), glob.end(), '-', '_');
-        std::replace(subject.begin(), subject.end(), '-', '_');
-    }
-    if (is_glob(glob))
+    auto fold = [fold_dashes](char c) {
+        if (fold_dashes && c == '-')
+            return '_';
+        return static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    };
+    if (is_glob(pattern)) {
+        std::string glob(pattern);
+        std::string subject(text);
+        if (fold_dashes) {
+            // As modprobe normalises a name: not inside [...], where '-' makes a range.
+            bool in_brackets = false;
+            for (char& c : glob) {
+                if (c == '[')
+                    in_brackets = true;
+                else if (c == ']')
+                    in_brackets = false;
+                else if (c == '-' && !in_brackets)
+                    c = '_';
+            }
+            std::replace(subject.begin(), subject.end(), '-', '_');
+        }
         return ::fnmatch(glob.c_str(), subject.c_str(), FNM_CASEFOLD) == 0;
-    return lower(subject).find(lower(glob)) != std::string::npos;
+    }
+    // A substring, compared character by character without copies: a search runs over
+    // every name, alias and description of a tree.
+    return std::search(text.begin(), text.end(), pattern.begin(), pattern.end(),
+                       [&](char a, char b) { return fold(a) == fold(b); }) != text.end();
 }
 
 void ModuleService::explain_lines(loader::Resolver& resolver, const std::string& name, int depth,
@@ -358,8 +368,16 @@ ModuleService::find(const IndexSnapshot& snapshot, const std::string& pattern,
 }
 
 std::map<std::string, std::string, std::less<>>
-DescriptionCache::descriptions(const IndexSnapshot& snapshot)
+DescriptionCache::descriptions(const std::shared_ptr<const IndexSnapshot>& shared)
 {
+    {
+        // Every change of a module file is published as a new snapshot: for the same one,
+        // the files are as they were at the last search.
+        std::lock_guard lock(mutex_);
+        if (last_snapshot_.lock() == shared)
+            return last_;
+    }
+    const IndexSnapshot& snapshot = *shared;
     std::map<std::string, std::string, std::less<>> out;
     const depmod::ModuleDatabase& database = snapshot.database();
     const std::string& module_dir = database.module_dir();
@@ -424,6 +442,8 @@ DescriptionCache::descriptions(const IndexSnapshot& snapshot)
     }
     // Files no longer in the index are forgotten.
     by_path_ = std::move(fresh);
+    last_snapshot_ = shared;
+    last_ = out;
     return out;
 }
 

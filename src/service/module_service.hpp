@@ -165,7 +165,7 @@ public:
     /// Module name -> description for every module of `snapshot` (files and built-ins;
     /// modules without one are left out). Unreadable files are left out too.
     [[nodiscard]] std::map<std::string, std::string, std::less<>>
-    descriptions(const IndexSnapshot& snapshot);
+    descriptions(const std::shared_ptr<const IndexSnapshot>& snapshot);
 
 private:
     struct Entry {
@@ -178,6 +178,9 @@ private:
     };
     std::mutex mutex_;
     std::map<std::string, Entry, std::less<>> by_path_;
+    /// The answer for the snapshot read last (weak: a snapshot that is gone never matches).
+    std::weak_ptr<const IndexSnapshot> last_snapshot_;
+    std::map<std::string, std::string, std::less<>> last_;
 };
 
 /// InvalidName for a FindModules pattern that is empty, longer than 4095 bytes or has a

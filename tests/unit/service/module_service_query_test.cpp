@@ -256,3 +256,95 @@ TEST(IndexSnapshot, KeepsReleaseGenerationAndConfigurationProblems)
 
 } // namespace
 } // namespace kmodd::service
+
+namespace kmodd::service {
+namespace {
+
+using namespace test_support;
+
+TEST(FindPattern, GlobsMatchTheWholeTextSubstringsAnyPartAndCaseNeverMatters)
+{
+    EXPECT_TRUE(matches_pattern("mod?", "MOD1"));
+    EXPECT_FALSE(matches_pattern("mod?", "mod12")) << "a glob matches the whole text";
+    EXPECT_TRUE(matches_pattern("OD1", "mod1")) << "text: any part";
+    EXPECT_TRUE(matches_pattern("loop-control", "devname:loop_control", true));
+    EXPECT_FALSE(matches_pattern("loop-control", "devname:loop_control", false))
+        << "descriptions keep their dashes";
+    EXPECT_TRUE(matches_pattern("*[0-9]", "snd-hda-codec-hdmi2", true));
+    EXPECT_TRUE(check_pattern("").has_value());
+    EXPECT_TRUE(check_pattern("a\tb").has_value());
+    EXPECT_TRUE(check_pattern(std::string(4096, 'a')).has_value());
+    EXPECT_FALSE(check_pattern("wifi").has_value());
+}
+
+TEST_F(ModuleServiceTest, FindNamesEachModuleOnceWithTheFirstFieldThatMatched)
+{
+    const std::map<std::string, std::string, std::less<>> descriptions{
+        {"mod2", "Second module, after mod1"}, {"ext4", "Fourth Extended Filesystem"}};
+    auto found = ModuleService::find(*snapshot_, "mod1", descriptions);
+    ASSERT_TRUE(found) << describe(found);
+    ASSERT_EQ(found->size(), 2U) << "mod1 by name, mod2 by its description";
+    EXPECT_EQ((*found)[0].name, "mod1");
+    EXPECT_EQ((*found)[0].field, "name");
+    EXPECT_EQ((*found)[1].name, "mod2");
+    EXPECT_EQ((*found)[1].field, "description");
+    EXPECT_EQ((*found)[1].description, "Second module, after mod1");
+
+    found = ModuleService::find(*snapshot_, "EXTENDED", descriptions);
+    ASSERT_TRUE(found);
+    ASSERT_EQ(found->size(), 1U) << "built-in modules are searched too";
+    EXPECT_EQ((*found)[0].name, "ext4");
+    found = ModuleService::find(*snapshot_, "mod-dash-alias", descriptions);
+    ASSERT_TRUE(found);
+    ASSERT_EQ(found->size(), 1U);
+    EXPECT_EQ((*found)[0].field, "alias");
+    EXPECT_EQ(ModuleService::find(*snapshot_, "", descriptions).error().kind, Failure::InvalidName);
+}
+
+TEST_F(ModuleServiceTest, DescriptionsAreReadOnceAndAgainOnlyForAChangedFile)
+{
+    DescriptionCache cache;
+    auto first = cache.descriptions(snapshot_);
+    EXPECT_EQ(first.at("ext4"), "Fourth Extended Filesystem") << "from modules.builtin.modinfo";
+    EXPECT_FALSE(first.contains("mod1")) << "mod1 has no description";
+    // mod2's file is replaced by blockdev, which has one: a new snapshot sees it.
+    const fs::path mod2 = tree_.module_dir() / "kernel/a/mod2.ko";
+    fs::copy_file(fixture("blockdev"), mod2, fs::copy_options::overwrite_existing);
+    EXPECT_FALSE(cache.descriptions(snapshot_).contains("mod2")) << "same snapshot, same answer";
+    auto fresh = open_snapshot({"/dev/null"});
+    ASSERT_NE(fresh, nullptr);
+    EXPECT_EQ(cache.descriptions(fresh).at("mod2"), "Loop block device stand-in");
+}
+
+TEST_F(ModuleServiceTest, ExplainAndHoldersOfModulesTheServiceLoaded)
+{
+    service_->note_start();
+    ASSERT_TRUE(service_->load(*snapshot_, "mod-dash", ""));
+    auto why = service_->explain(*snapshot_, "mod1");
+    ASSERT_TRUE(why) << describe(why);
+    EXPECT_TRUE(why->loaded);
+    EXPECT_EQ(why->origin, loader::Origin::Dependency);
+    ASSERT_EQ(why->needed_by.size(), 1U);
+    EXPECT_EQ(why->needed_by[0].name, "mod_dash");
+    EXPECT_FALSE(why->needed_by[0].is_softdep);
+    EXPECT_EQ(why->holders, Names{"mod2"});
+
+    auto holders = service_->holders(*snapshot_, "mod2");
+    ASSERT_TRUE(holders) << describe(holders);
+    EXPECT_EQ(holders->holders, Names{"mod_dash"});
+    EXPECT_EQ(holders->users, Names{"mod_dash"});
+    EXPECT_TRUE(holders->unload.empty());
+    EXPECT_NE(holders->unload_error.find("in use by: mod_dash"), std::string::npos);
+    auto plan = service_->plan_unload(*snapshot_, "mod-dash");
+    ASSERT_TRUE(plan) << describe(plan);
+    EXPECT_EQ(*plan, (Names{"mod_dash", "mod2", "mod1"}));
+
+    auto builtin = service_->explain(*snapshot_, "ext4");
+    ASSERT_TRUE(builtin) << describe(builtin);
+    EXPECT_TRUE(builtin->builtin);
+    EXPECT_FALSE(builtin->loaded);
+    EXPECT_EQ(service_->explain(*snapshot_, "nothing_here").error().kind, Failure::NotFound);
+}
+
+} // namespace
+} // namespace kmodd::service
