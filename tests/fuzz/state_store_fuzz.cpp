@@ -58,6 +58,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
         if (name != "fuzz_probe_module") {
             check(read->origin == record.origin, "its origin too");
             check(read->needed_by == record.needed_by, "and who needs it");
+            const auto& was = record.provenance;
+            const auto& is = read->provenance;
+            check(is.usec == was.usec, "and when it was loaded");
+            check(is.requester.has_value() == was.requester.has_value() &&
+                      (!is.requester || (is.requester->uid == was.requester->uid &&
+                                         is.requester->bus_name == was.requester->bus_name &&
+                                         is.requester->command == was.requester->command)),
+                  "and who asked");
+            check(is.device.has_value() == was.device.has_value() &&
+                      (!is.device || (is.device->syspath == was.device->syspath &&
+                                      is.device->modalias == was.device->modalias)),
+                  "and for which device");
         }
     }
     check(again->origin("fuzz_probe_module") != nullptr, "the change is there");
