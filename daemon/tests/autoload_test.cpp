@@ -61,6 +61,19 @@ TEST(KmoddAutoload, ColdplugLoadsTheDriverOfADeviceWithoutOneAndRecordsItAsAutol
     auto loaded = setup.client().list_loaded();
     ASSERT_TRUE(loaded);
     EXPECT_EQ(loaded.value->size(), 1U) << "nothing for the device that has a driver";
+
+    // Explain names the device and its modalias.
+    using Info = std::map<std::string, sdbus::Variant>;
+    auto why = setup.client().call<Info>("Explain", std::string("mod1"));
+    ASSERT_TRUE(why) << why.error_message;
+    const std::string syspath = (sysfs.root() / "devices/pci0000:00/0000:00:03.0").string();
+    EXPECT_EQ(why.value->at("device_syspath").get<std::string>(), syspath);
+    EXPECT_EQ(why.value->at("device_modalias").get<std::string>(), kMod1Device);
+    const auto lines = why.value->at("lines").get<std::vector<std::string>>();
+    ASSERT_FALSE(lines.empty());
+    EXPECT_NE(lines[0].find("for the device " + syspath + " (modalias " + kMod1Device + ")"),
+              std::string::npos)
+        << lines[0];
 }
 
 TEST(KmoddAutoload, ADeviceWaitsForItsDriverAndGetsItWhenTheModuleIsLinkedIn)
