@@ -257,6 +257,36 @@ TEST(Kmodd, CallersOtherThanRootOrTheBusOwnerMayReadButNotChange)
     auto loaded = setup.client().list_loaded();
     ASSERT_TRUE(loaded);
     EXPECT_TRUE(loaded.value->empty()) << "nothing was loaded for the refused caller";
+
+    // The whole sweep: every method that only reads answers the other user, every one that
+    // changes is refused before it reaches the kernel or the records.
+    ASSERT_TRUE(setup.client().load("mod2"));
+    const std::string records = kmodd::test::slurp(setup.state_dir() / "loaded.json");
+    const std::string kernel = kmodd::test::slurp(setup.state_dir() / "sandbox-kernel.json");
+    for (const std::string call :
+         {"ListDeps s mod2", "ListLoaded", "GetModuleInfo s mod2", "ListWaitingDevices",
+          "Explain s mod1", "ListHolders s mod1", "PlanUnload s mod2", "FindModules s mod",
+          "ListDepsForKernel ss '' mod2", "GetModuleInfoForKernel ss '' mod2",
+          "ListUsersForKernel ss '' mod1", "FindModulesForKernel ss '' mod"}) {
+        EXPECT_EQ(run_shell(as_nobody + setup.busctl() +
+                                " call org.kmodd1 /org/kmodd1 org.kmodd1.Manager " + call,
+                            &output),
+                  0)
+            << call << ": " << output;
+    }
+    for (const std::string call : {"Load ss mod3 ''", "Load ss mod2 'x=1'", "Unload s mod2",
+                                   "Unload s mod1", "Rebuild s 6.1.0-test"}) {
+        EXPECT_NE(run_shell(as_nobody + setup.busctl() +
+                                " call org.kmodd1 /org/kmodd1 org.kmodd1.Manager " + call,
+                            &output),
+                  0)
+            << call;
+        EXPECT_NE(output.find("Not allowed"), std::string::npos) << call << ": " << output;
+    }
+    EXPECT_EQ(kmodd::test::slurp(setup.state_dir() / "loaded.json"), records)
+        << "the records are as they were";
+    EXPECT_EQ(kmodd::test::slurp(setup.state_dir() / "sandbox-kernel.json"), kernel)
+        << "the kernel is as it was";
 }
 
 TEST(Kmodd, ASlowLoadBlocksNoOtherCallerAndAKilledClientLeavesTheDaemonServing)
