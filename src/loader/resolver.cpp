@@ -337,6 +337,9 @@ bool is_valid_module_request(std::string_view text, std::string* why)
     };
     if (text.empty())
         return fail("the name is empty");
+    // Names are also folder names under /sys/module, where these two are no module.
+    if (text == "." || text == "..")
+        return fail("'.' and '..' are no module names");
     // A modalias may hold a '/' after its "subsystem:" prefix (dmi:...:bd04/01/2014:...).
     size_t slash = text.find('/');
     if (slash != std::string_view::npos && text.find(':') > slash)

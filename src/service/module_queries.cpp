@@ -240,8 +240,12 @@ RequestResult<Explanation> ModuleService::explain(const IndexSnapshot& snapshot,
         }
     }
     if (module.empty()) {
+        // Only a plain module name is looked for in the kernel (/sys/module/NAME).
         std::string plain = index::normalize_modname(name);
-        if (kernel_.module_state(plain) == sys::ModuleState::NotLoaded)
+        const bool is_plain = std::all_of(plain.begin(), plain.end(), [](unsigned char c) {
+            return std::isalnum(c) != 0 || c == '_';
+        });
+        if (!is_plain || kernel_.module_state(plain) == sys::ModuleState::NotLoaded)
             return not_found(snapshot, name);
         module = std::move(plain);
     }

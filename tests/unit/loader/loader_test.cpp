@@ -396,7 +396,7 @@ TEST_F(SandboxFixture, ABlacklistedAliasLoadsNothingButTheNameStillWorks)
 TEST_F(SandboxFixture, BadNamesAreRefusedWithTheReason)
 {
     open();
-    for (const char* name : {"", "../mod1", "/lib/modules/x.ko", "mod 1",
+    for (const char* name : {"", ".", "..", "../mod1", "/lib/modules/x.ko", "mod 1",
                              "a_module_name_that_is_much_longer_than_the_kernel_allows_x"}) {
         auto report = load(name);
         ASSERT_FALSE(report) << name;
