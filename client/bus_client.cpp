@@ -390,8 +390,8 @@ std::optional<nlohmann::json> variant_to_json(const sdbus::Variant& value)
         return struct_array_to_json<std::string, std::string, std::string>(value);
     if (type == "a(ssb)")
         return struct_array_to_json<std::string, std::string, bool>(value);
-    if (type == "a(sus)")
-        return struct_array_to_json<std::string, std::uint32_t, std::string>(value);
+    if (type == "a(suss)")
+        return struct_array_to_json<std::string, std::uint32_t, std::string, std::string>(value);
     if (type == "a{ss}")
         return json(value.get<std::map<std::string, std::string>>());
     if (type == "a{sv}") {

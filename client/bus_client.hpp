@@ -153,7 +153,7 @@ void print_json(const nlohmann::json& value);
 
 /// A variant's value as JSON, for the types kmodd's API uses or may add: basic types (numbers,
 /// booleans, strings, object paths), arrays of them, `a(ss)` and `a(sss)` (as arrays of
-/// arrays), `a(ssb)` and `a(sus)` too, and `a{ss}` / `a{sv}` (as objects). Empty for any other
+/// arrays), `a(ssb)` and `a(suss)` too, and `a{ss}` / `a{sv}` (as objects). Empty for any other
 /// type.
 [[nodiscard]] std::optional<nlohmann::json> variant_to_json(const sdbus::Variant& value);
 

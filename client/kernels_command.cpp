@@ -16,7 +16,7 @@ int run_kernels(int argc, char** argv)
 {
     static constexpr BusCommandSpec kSpec{"kernels", "", 0, 0};
     return run_bus_command(argc, argv, kSpec, [](BusSession& session) {
-        using Row = sdbus::Struct<std::string, std::uint32_t, std::string>;
+        using Row = sdbus::Struct<std::string, std::uint32_t, std::string, std::string>;
         std::vector<Row> rows = session.manager().Kernels();
         std::string serving;
         try {
@@ -30,7 +30,8 @@ int run_kernels(int argc, char** argv)
                 out.push_back({{"release", row.get<0>()},
                                {"modules", row.get<1>()},
                                {"state", row.get<2>()},
-                               {"running", row.get<0>() == serving}});
+                               {"problem", row.get<3>()},
+                               {"served", row.get<0>() == serving}});
             print_json(out);
             return;
         }
@@ -40,6 +41,8 @@ int run_kernels(int argc, char** argv)
             std::snprintf(line, sizeof line, "%-32s %7u  %s%s", row.get<0>().c_str(), row.get<1>(),
                           row.get<2>().c_str(), row.get<0>() == serving ? " (served)" : "");
             print_line(line);
+            if (!row.get<3>().empty())
+                print_line("  " + row.get<3>());
         }
     });
 }

@@ -46,6 +46,14 @@ std::string format_milliseconds(std::uint64_t usec)
     return buf;
 }
 
+nlohmann::json failing_json(const std::vector<std::pair<std::string, std::string>>& failing)
+{
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& [release, problem] : failing)
+        out.push_back({{"release", release}, {"problem", problem}});
+    return out;
+}
+
 } // namespace
 
 int run_status(int argc, char** argv)
@@ -61,6 +69,16 @@ int run_status(int argc, char** argv)
         auto duration_usec = property<std::uint64_t>(properties, "LastRebuildDurationUSec");
         auto verified = property<bool>(properties, "IndexVerified");
         auto devices = manager.ListWaitingDevices();
+        // Kernels whose last index write failed (older kmodd: no such property).
+        using KernelRow = sdbus::Struct<std::string, std::uint32_t, std::string, std::string>;
+        std::vector<std::pair<std::string, std::string>> failing;
+        if (auto it = properties.find("Kernels");
+            it != properties.end() && it->second.containsValueOfType<std::vector<KernelRow>>()) {
+            for (const auto& row : it->second.get<std::vector<KernelRow>>()) {
+                if (row.get<2>() == "failed")
+                    failing.emplace_back(row.get<0>(), row.get<3>());
+            }
+        }
 
         if (session.json()) {
             nlohmann::json waiting = nlohmann::json::array();
@@ -70,6 +88,7 @@ int run_status(int argc, char** argv)
                         {"modules", modules},
                         {"generation", generation},
                         {"index_verified", verified},
+                        {"index_failures", failing_json(failing)},
                         {"last_rebuild_usec", rebuilt_usec},
                         {"last_rebuild_duration_usec", duration_usec},
                         {"waiting_devices", std::move(waiting)}});
@@ -86,6 +105,9 @@ int run_status(int argc, char** argv)
                                                ? std::string("never")
                                                : format_local_time(rebuilt_usec) + ", took " +
                                                      format_milliseconds(duration_usec)));
+        for (const auto& [failed, problem] : failing)
+            print_line("Index failed:     " + failed + ": " + problem +
+                       " (the index files are the previous ones; the next change retries)");
         print_line("Waiting devices:  " + std::to_string(devices.size()));
         for (const auto& device : devices)
             print_line("  " + device.get<0>() + " " + device.get<1>());

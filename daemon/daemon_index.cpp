@@ -70,7 +70,7 @@ bool Daemon::index_start_published()
     properties_.index_generation = 1;
     properties_.module_count = published->modules;
     properties_.index_verified = false;
-    properties_.kernels = {{release_, published->modules, "checking"}};
+    properties_.kernels = {{release_, published->modules, "checking", ""}};
     spdlog::info(
         "answering from the index files of '{}' published before ({} modules, opened in "
         "{} ms); checking the module trees in the background",
@@ -299,16 +299,18 @@ void Daemon::note_kernels(const std::vector<service::VersionReport>& reports,
         kernel.modules = report.version == release_ ? IndexPublisher::usable_count(report, snapshot)
                                                     : static_cast<uint32_t>(report.modules);
         kernel.state = report.action == Action::Failed ? "failed" : "indexed";
+        kernel.problem = report.action == Action::Failed ? report.error.message : std::string();
     }
     std::vector<Kernel> sorted;
     sorted.reserve(kernels.size());
     for (auto& [release, kernel] : kernels)
         sorted.push_back(std::move(kernel));
-    const bool is_same = std::equal(
-        sorted.begin(), sorted.end(), properties_.kernels.begin(), properties_.kernels.end(),
-        [](const Kernel& a, const Kernel& b) {
-            return a.release == b.release && a.modules == b.modules && a.state == b.state;
-        });
+    const bool is_same =
+        std::equal(sorted.begin(), sorted.end(), properties_.kernels.begin(),
+                   properties_.kernels.end(), [](const Kernel& a, const Kernel& b) {
+                       return a.release == b.release && a.modules == b.modules &&
+                              a.state == b.state && a.problem == b.problem;
+                   });
     properties_.kernels = std::move(sorted);
     if (!is_same && object_)
         object_->properties_changed({"Kernels"});

@@ -389,11 +389,11 @@ void ManagerObject::FindModulesForKernel(sdbus::Result<std::vector<FoundRow>>&& 
     });
 }
 
-std::vector<sdbus::Struct<std::string, uint32_t, std::string>> ManagerObject::Kernels()
+std::vector<sdbus::Struct<std::string, uint32_t, std::string, std::string>> ManagerObject::Kernels()
 {
-    std::vector<sdbus::Struct<std::string, uint32_t, std::string>> rows;
+    std::vector<sdbus::Struct<std::string, uint32_t, std::string, std::string>> rows;
     for (const auto& kernel : backend_.properties().kernels)
-        rows.emplace_back(kernel.release, kernel.modules, kernel.state);
+        rows.emplace_back(kernel.release, kernel.modules, kernel.state, kernel.problem);
     return rows;
 }
 

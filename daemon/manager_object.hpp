@@ -29,7 +29,8 @@ struct ManagerProperties {
     struct Kernel {
         std::string release;
         uint32_t modules = 0;
-        std::string state; ///< "indexed", "checking" or "failed"
+        std::string state;   ///< "indexed", "checking" or "failed"
+        std::string problem; ///< why it failed (empty otherwise)
     };
     std::vector<Kernel> kernels;
 };
@@ -124,7 +125,7 @@ private:
                             std::string module) override;
     void FindModulesForKernel(sdbus::Result<std::vector<FoundRow>>&& result, std::string release,
                               std::string pattern) override;
-    std::vector<sdbus::Struct<std::string, uint32_t, std::string>> Kernels() override;
+    std::vector<sdbus::Struct<std::string, uint32_t, std::string, std::string>> Kernels() override;
     void Rebuild(sdbus::Result<>&& result, std::string version) override;
     void ListWaitingDevices(
         sdbus::Result<std::vector<sdbus::Struct<std::string, std::string>>>&& result) override;

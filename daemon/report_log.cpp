@@ -37,15 +37,27 @@ void ReportLog::note(const std::vector<service::VersionReport>& reports)
             note_diagnostics(report.version, report.diagnostics);
         switch (report.action) {
         case Action::Written:
+            if (failing_.erase(report.version) > 0)
+                spdlog::info("index of '{}' written again after the failure", report.version);
             spdlog::info("index of '{}' written: {} modules, {} files replaced, {} parsed, {} ms",
                          report.version, report.modules, report.stats.files_written,
                          report.stats.files_parsed,
                          static_cast<double>(report.stats.duration.count()) / 1000.0);
             break;
         case Action::Failed:
-            spdlog::error("index of '{}' not updated: {}", report.version, report.error.message);
+            if (auto [it, is_new] = failing_.try_emplace(report.version, report.error.message);
+                is_new || it->second != report.error.message) {
+                it->second = report.error.message;
+                spdlog::error("index of '{}' not updated: {} (the previous index files stay; "
+                              "every change retries)",
+                              report.version, report.error.message);
+            } else {
+                spdlog::debug("index of '{}' still not updated: {}", report.version,
+                              report.error.message);
+            }
             break;
         case Action::Removed:
+            failing_.erase(report.version);
             spdlog::info("kernel release '{}' is gone: its index is dropped", report.version);
             break;
         default:

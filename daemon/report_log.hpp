@@ -14,6 +14,8 @@ namespace kmodd::daemon {
 
 /// Logs what rebuilds did. The same complaint comes with every rebuild of a tree (a missing
 /// modules.builtin, a bad alias): it is logged at its level when it is new, then at debug.
+/// A write that fails (a full disk, a read-only tree) is logged once per failure, not per
+/// change retried, and its end once.
 /// Loop thread only.
 class ReportLog {
 public:
@@ -23,6 +25,7 @@ private:
     void note_diagnostics(const std::string& version, const index::Diagnostics& diagnostics);
 
     std::map<std::string, std::set<std::string>> known_; ///< by version: messages said already
+    std::map<std::string, std::string> failing_; ///< by version: the write failure said last
 };
 
 } // namespace kmodd::daemon

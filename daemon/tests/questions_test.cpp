@@ -20,7 +20,7 @@ using Names = std::vector<std::string>;
 using Info = std::map<std::string, sdbus::Variant>;
 using UserRow = sdbus::Struct<std::string, std::string, bool>;
 using FoundRow = sdbus::Struct<std::string, std::string, std::string, std::string>;
-using KernelRow = sdbus::Struct<std::string, uint32_t, std::string>;
+using KernelRow = sdbus::Struct<std::string, uint32_t, std::string, std::string>;
 
 const fs::path kFixtures = KMODD_FIXTURE_MODULES;
 fs::path fixture(const std::string& name)
@@ -302,7 +302,7 @@ TEST_F(Questions, EveryInstalledKernelIsListedAndAnsweredFor)
         return kernels && kernels->size() == 2U;
     })) << setup_.log();
     EXPECT_EQ(*client.property<std::vector<KernelRow>>("Kernels"),
-              (std::vector<KernelRow>{{served, 6, "indexed"}, {other, 1, "indexed"}}));
+              (std::vector<KernelRow>{{served, 6, "indexed", ""}, {other, 1, "indexed", ""}}));
 
     auto deps = client.call<Names>("ListDepsForKernel", other, std::string("mod1"));
     ASSERT_TRUE(deps) << deps.error_message;
@@ -331,7 +331,7 @@ TEST_F(Questions, EveryInstalledKernelIsListedAndAnsweredFor)
         return found && *found.value == Names{"mod1", "mod2"};
     })) << setup_.log();
     EXPECT_EQ(*client.property<std::vector<KernelRow>>("Kernels"),
-              (std::vector<KernelRow>{{served, 6, "indexed"}, {other, 2, "indexed"}}));
+              (std::vector<KernelRow>{{served, 6, "indexed", ""}, {other, 2, "indexed", ""}}));
     auto users = client.call<Names>("ListUsersForKernel", other, std::string("mod1"));
     ASSERT_TRUE(users);
     EXPECT_EQ(*users.value, (Names{"mod2"}));

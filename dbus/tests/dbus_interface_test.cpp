@@ -282,8 +282,8 @@ TEST_F(DbusInterface, PropertiesAreReadableAndTheirChangesAreSignalledWithTheVal
     EXPECT_EQ(client_->LastRebuildUSec(), 1700000000000000U);
     EXPECT_EQ(client_->LastRebuildDurationUSec(), 18000U);
     EXPECT_TRUE(client_->IndexVerified());
-    using KernelRow = sdbus::Struct<std::string, std::uint32_t, std::string>;
-    EXPECT_EQ(client_->Kernels(), (std::vector<KernelRow>{{"6.1.0-test", 3U, "indexed"}}));
+    using KernelRow = sdbus::Struct<std::string, std::uint32_t, std::string, std::string>;
+    EXPECT_EQ(client_->Kernels(), (std::vector<KernelRow>{{"6.1.0-test", 3U, "indexed", ""}}));
     EXPECT_EQ(client_->GetAll(kmodd::dbus::InterfaceName(names::kInterfaceName)).size(), 7U);
 
     on_server([&] { manager_->set_module_count(42); });

@@ -446,9 +446,10 @@ private:
         result.returnResults(std::vector<FoundRow>{{"mod1", release, "name", pattern}});
     }
 
-    std::vector<sdbus::Struct<std::string, std::uint32_t, std::string>> Kernels() override
+    std::vector<sdbus::Struct<std::string, std::uint32_t, std::string, std::string>>
+    Kernels() override
     {
-        return {{kKernelRelease, module_count_, "indexed"}};
+        return {{kKernelRelease, module_count_, "indexed", ""}};
     }
 
     std::string KernelRelease() override { return kKernelRelease; }
