@@ -104,10 +104,16 @@
                     " modules in the index";
                 if (value("IndexVerified") === false)
                     summary += " (checking the module tree)";
-                const kernels = value("Kernels");
-                if (kernels && kernels.length > 1)
+                const kernels = value("Kernels") || [];
+                if (kernels.length > 1)
                     summary += "; " + kernels.length + " kernels installed";
                 $("summary").textContent = summary;
+                // [release, modules, state, problem]: a failed write keeps the old index.
+                const failed = kernels.filter(kernel => kernel[2] === "failed")
+                    .map(kernel => "The index of " + kernel[0] + " could not be written: " +
+                         kernel[3] + ". Requests use the previous one; kmodd retries on the next change.");
+                $("index-problem").textContent = failed.join(" ");
+                $("index-problem").hidden = failed.length === 0;
             })
             .catch(error => { if (isNotRunning(error)) showUnavailable(error) });
     }
