@@ -34,9 +34,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
         check(std::none_of(first.begin(), first.end(),
                            [](unsigned char c) { return c <= ' ' || c == 0x7f; }),
               "an accepted name has no blank or control character");
-        check(!first.starts_with('/') && first.find("/..") == std::string::npos && first != "." &&
-                  first != "..",
+        // A modalias may hold '/' after its "subsystem:" ('dmi:...:bd04/01/2014:'); such a
+        // name is only ever a lookup key. What must not pass is a path or a folder name of
+        // its own under /sys/module.
+        check(!first.starts_with('/') && first != "." && first != "..",
               "an accepted name is no path");
+        if (first.find('/') != std::string::npos)
+            check(first.find(':') < first.find('/'), "a '/' comes only after a subsystem prefix");
     } else {
         check(!why.empty(), "a refused name says why");
     }
