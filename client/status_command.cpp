@@ -72,7 +72,7 @@ int run_status(int argc, char** argv)
         // Kernels whose last index write failed (older kmodd: no such property).
         using KernelRow = sdbus::Struct<std::string, std::uint32_t, std::string, std::string>;
         std::vector<std::pair<std::string, std::string>> failing;
-        if (auto it = properties.find("Kernels");
+        if (auto it = properties.find(dbus::PropertyName("Kernels"));
             it != properties.end() && it->second.containsValueOfType<std::vector<KernelRow>>()) {
             for (const auto& row : it->second.get<std::vector<KernelRow>>()) {
                 if (row.get<2>() == "failed")
