@@ -19,16 +19,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using Action = service::VersionReport::Action;
+using loader::realtime_usec;
 using service::Failure;
 using service::IndexPublisher;
 using service::RequestError;
-
-uint64_t realtime_usec()
-{
-    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                     std::chrono::system_clock::now().time_since_epoch())
-                                     .count());
-}
 
 } // namespace
 
