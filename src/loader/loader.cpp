@@ -21,6 +21,18 @@
 
 namespace kmodd::loader {
 
+namespace {
+
+/// `provenance` with the time of now when it has none (a load is recorded when it happens).
+Provenance stamped(Provenance provenance)
+{
+    if (provenance.usec == 0)
+        provenance.usec = realtime_usec();
+    return provenance;
+}
+
+} // namespace
+
 int command_depth()
 {
     const char* value = std::getenv(kCommandDepthVariable);
@@ -121,9 +133,7 @@ void Loader::roll_back(LoadReport& report, size_t from)
 base::Result<void> Loader::record_plan(const Module& target, const std::vector<ProbeStep>& steps,
                                        const LoadReport& report, const LoadRequest& request)
 {
-    Provenance provenance = request.provenance;
-    if (provenance.usec == 0)
-        provenance.usec = realtime_usec();
+    const Provenance provenance = stamped(request.provenance);
     auto is_inserted = [&](const std::string& name) {
         return std::find(report.inserted.begin(), report.inserted.end(), name) !=
                report.inserted.end();
@@ -222,10 +232,9 @@ base::Result<LoadReport> Loader::load(const LoadRequest& request,
                                                     " is already loaded");
             if (state_ != nullptr && !resolver_.is_builtin(*target) &&
                 request.origin != Origin::Autoload) {
-                Provenance provenance = request.provenance;
-                if (provenance.usec == 0)
-                    provenance.usec = realtime_usec();
-                if (auto recorded = state_->record_explicit(target->name, provenance); !recorded)
+                if (auto recorded =
+                        state_->record_explicit(target->name, stamped(request.provenance));
+                    !recorded)
                     return base::Unexpected(recorded.error());
             }
             continue;

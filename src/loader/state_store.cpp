@@ -87,6 +87,30 @@ void write_provenance(const Provenance& provenance, nlohmann::json& entry)
                            {"modalias", provenance.device->modalias}};
 }
 
+/// Who asked belongs to an explicit record, the device to an autoload one (as needed_by to a
+/// dependency): anything else is dropped, so two reads of one file agree.
+void keep_what_belongs(Record& record)
+{
+    if (record.origin != Origin::Explicit)
+        record.provenance.requester.reset();
+    if (record.origin != Origin::Autoload)
+        record.provenance.device.reset();
+}
+
+/// Makes `record` one of `origin` for `provenance`. A record that is not `fresh` (the
+/// module was there before this load: a dependency that a user or a device now claims)
+/// keeps the time it came.
+void claim(Record& record, Origin origin, const Provenance& provenance, bool fresh)
+{
+    const uint64_t since = fresh ? 0 : record.provenance.usec;
+    record.origin = origin;
+    record.needed_by.clear();
+    record.provenance = provenance;
+    if (since != 0)
+        record.provenance.usec = since;
+    keep_what_belongs(record);
+}
+
 } // namespace
 
 uint64_t realtime_usec()
@@ -150,11 +174,7 @@ base::Result<StateStore> StateStore::open(std::string state_dir)
         }
         if (!read_provenance(value, record.provenance))
             return bad();
-        // As needed_by: who asked belongs to an explicit record, the device to an autoload.
-        if (record.origin != Origin::Explicit)
-            record.provenance.requester.reset();
-        if (record.origin != Origin::Autoload)
-            record.provenance.device.reset();
+        keep_what_belongs(record);
         store.records_[name] = std::move(record);
     }
     return store;
@@ -178,35 +198,18 @@ base::Result<void> StateStore::record_explicit(std::string_view module,
     auto [it, inserted] = records_.try_emplace(std::string(module));
     if (!inserted && !is_new && it->second.origin == Origin::Explicit)
         return {};
-    Record& record = it->second;
-    record.origin = Origin::Explicit;
-    record.needed_by.clear();
-    // A module kmodd loaded before as a dependency keeps the time it came; who asked is new.
-    const uint64_t since = inserted || is_new ? 0 : record.provenance.usec;
-    record.provenance = provenance;
-    record.provenance.device.reset();
-    if (since != 0)
-        record.provenance.usec = since;
+    claim(it->second, Origin::Explicit, provenance, inserted || is_new);
     return save();
 }
-
 base::Result<void> StateStore::record_autoload(std::string_view module,
                                                const Provenance& provenance, bool is_new)
 {
     auto [it, inserted] = records_.try_emplace(std::string(module));
     if (!inserted && !is_new && it->second.origin != Origin::Dependency)
         return {};
-    Record& record = it->second;
-    record.origin = Origin::Autoload;
-    record.needed_by.clear();
-    const uint64_t since = inserted || is_new ? 0 : record.provenance.usec;
-    record.provenance = provenance;
-    record.provenance.requester.reset();
-    if (since != 0)
-        record.provenance.usec = since;
+    claim(it->second, Origin::Autoload, provenance, inserted || is_new);
     return save();
 }
-
 base::Result<void> StateStore::record_dependency(std::string_view module, std::string_view user,
                                                  bool is_new, uint64_t usec)
 {
