@@ -81,6 +81,19 @@ std::vector<std::string> index_users(const depmod::ModuleDatabase& database,
     return users;
 }
 
+/// Whether `module` is in the modules.dep entry of `user` (a hard dependency); a module
+/// kmodd loaded for `user` that is not came as a softdep of its plan.
+bool is_dependency_of(loader::Resolver& resolver, const std::string& module,
+                      const std::string& user)
+{
+    loader::Module* found = resolver.module_by_name(user);
+    if (found == nullptr)
+        return false;
+    const auto& deps = resolver.dependencies(*found);
+    return std::any_of(deps.begin(), deps.end(),
+                       [&](const loader::Module* dep) { return dep->name == module; });
+}
+
 /// Whether `pattern` has a glob character.
 bool is_glob(std::string_view pattern)
 {
@@ -202,12 +215,7 @@ void ModuleService::explain_lines(loader::Resolver& resolver, const std::string&
     std::vector<std::string> hard;
     std::vector<std::string> soft;
     for (const std::string& user : facts.needed_by) {
-        bool is_hard = false;
-        if (loader::Module* module = resolver.module_by_name(user)) {
-            for (const loader::Module* dep : resolver.dependencies(*module))
-                is_hard = is_hard || dep->name == name;
-        }
-        (is_hard ? hard : soft).push_back(quoted(user));
+        (is_dependency_of(resolver, name, user) ? hard : soft).push_back(quoted(user));
     }
     std::string sentence = quoted(name) + " was loaded by kmodd" + when;
     if (!hard.empty())
@@ -270,12 +278,9 @@ RequestResult<Explanation> ModuleService::explain(const IndexSnapshot& snapshot,
         explanation.origin = record->second.origin;
         explanation.provenance = record->second.provenance;
         for (const std::string& user : record->second.needed_by) {
-            ModuleUser entry{user, true, kernel_.module_state(user) == sys::ModuleState::Live};
-            if (loader::Module* module_of_user = resolver.module_by_name(user)) {
-                for (const loader::Module* dep : resolver.dependencies(*module_of_user))
-                    entry.is_softdep = entry.is_softdep && dep->name != module;
-            }
-            explanation.needed_by.push_back(std::move(entry));
+            explanation.needed_by.push_back(
+                ModuleUser{user, !is_dependency_of(resolver, module, user),
+                           kernel_.module_state(user) == sys::ModuleState::Live});
         }
     } else if (explanation.loaded) {
         explanation.loaded_before_start = loaded_at_start_.contains(module);
