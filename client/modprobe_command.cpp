@@ -237,6 +237,7 @@ public:
             if (show)
                 print_step(step);
         });
+        warn_if_unsaved();
         if (report)
             return 0;
         if (report.error().code == ENOENT && report.error().message.starts_with("module '")) {
@@ -263,6 +264,7 @@ public:
                                       options_.wait_ms,
                                       options_.force.any()};
         auto report = loader.unload(request);
+        warn_if_unsaved();
         if (!report) {
             error("FATAL", report.error().message);
             return 1;
@@ -275,6 +277,14 @@ public:
     }
 
 private:
+    /// The sandbox's records could not be written: the kernel changed all the same.
+    void warn_if_unsaved()
+    {
+        if (state_ != nullptr && state_->unsaved())
+            error("WARNING",
+                  "the records of who loaded what were not written: " + state_->unsaved()->message);
+    }
+
     /// -D: kmod's --show-depends, which ignores what is loaded.
     int show_depends(const std::string& name, const std::string& params)
     {

@@ -125,13 +125,13 @@ void Loader::roll_back(LoadReport& report, size_t from)
     for (size_t i = report.inserted.size(); i > from; --i) {
         const std::string& name = report.inserted[i - 1];
         if (kernel_.remove_module(name) && state_ != nullptr)
-            (void)state_->forget(name);
+            state_->forget(name);
     }
     report.inserted.resize(from);
 }
 
-base::Result<void> Loader::record_plan(const Module& target, const std::vector<ProbeStep>& steps,
-                                       const LoadReport& report, const LoadRequest& request)
+void Loader::record_plan(const Module& target, const std::vector<ProbeStep>& steps,
+                         const LoadReport& report, const LoadRequest& request)
 {
     const Provenance provenance = stamped(request.provenance);
     auto is_inserted = [&](const std::string& name) {
@@ -140,11 +140,10 @@ base::Result<void> Loader::record_plan(const Module& target, const std::vector<P
     };
     if (!resolver_.is_builtin(target)) {
         const bool is_new = is_inserted(target.name);
-        auto recorded = request.origin == Origin::Autoload
-                            ? state_->record_autoload(target.name, provenance, is_new)
-                            : state_->record_explicit(target.name, provenance, is_new);
-        if (!recorded)
-            return recorded;
+        if (request.origin == Origin::Autoload)
+            state_->record_autoload(target.name, provenance, is_new);
+        else
+            state_->record_explicit(target.name, provenance, is_new);
     }
     // Everything else in the plan is needed by the target: what this call inserted is a new
     // dependency record, what was already there gains the target as a user.
@@ -152,12 +151,8 @@ base::Result<void> Loader::record_plan(const Module& target, const std::vector<P
         const std::string& name = step.module->name;
         if (name == target.name || resolver_.is_builtin(*step.module))
             continue;
-        if (auto recorded =
-                state_->record_dependency(name, target.name, is_inserted(name), provenance.usec);
-            !recorded)
-            return recorded;
+        state_->record_dependency(name, target.name, is_inserted(name), provenance.usec);
     }
-    return {};
 }
 
 bool Loader::is_still_needed(const std::string& module, const std::string& leaving)
@@ -170,8 +165,7 @@ bool Loader::is_still_needed(const std::string& module, const std::string& leavi
     for (const std::string& user : users) {
         // Users that are gone (unloaded by hand, or this one) no longer count.
         if (user == leaving || kernel_.module_state(user) != sys::ModuleState::Live) {
-            auto released = state_->release(module, user);
-            needed = released.value_or(true);
+            needed = state_->release(module, user);
         } else {
             needed = true;
         }
@@ -231,12 +225,8 @@ base::Result<LoadReport> Loader::load(const LoadRequest& request,
                 return base::make_error(EEXIST, "module " + base::quoted(target->name) +
                                                     " is already loaded");
             if (state_ != nullptr && !resolver_.is_builtin(*target) &&
-                request.origin != Origin::Autoload) {
-                if (auto recorded =
-                        state_->record_explicit(target->name, stamped(request.provenance));
-                    !recorded)
-                    return base::Unexpected(recorded.error());
-            }
+                request.origin != Origin::Autoload)
+                state_->record_explicit(target->name, stamped(request.provenance));
             continue;
         }
         if (auto cycle = resolver_.find_dependency_cycle(*target); !cycle.empty()) {
@@ -289,10 +279,8 @@ base::Result<LoadReport> Loader::load(const LoadRequest& request,
         }
         if (has_failed)
             continue;
-        if (state_ != nullptr && !request.dry_run) {
-            if (auto recorded = record_plan(*target, steps, report, request); !recorded)
-                return base::Unexpected(recorded.error());
-        }
+        if (state_ != nullptr && !request.dry_run)
+            record_plan(*target, steps, report, request);
     }
     if (failure_code) {
         // The other matches stay loaded, as with kmod; say which.
@@ -462,7 +450,7 @@ base::Result<UnloadReport> Loader::unload(const UnloadRequest& request)
                                                               removed.error().message);
         report.removed.push_back(target->name);
         if (state_ != nullptr)
-            (void)state_->forget(target->name);
+            state_->forget(target->name);
 
         // Removing one module can free another listed before it (a softdep that used a
         // dependency): repeat until a pass removes nothing.
@@ -478,7 +466,7 @@ base::Result<UnloadReport> Loader::unload(const UnloadRequest& request)
                     report.removed.push_back(name);
                     removed_any = true;
                     if (state_ != nullptr)
-                        (void)state_->forget(name);
+                        state_->forget(name);
                 }
             }
         }

@@ -139,8 +139,9 @@ private:
     /// from `candidates`, without changing anything.
     void simulate_cascade(const std::vector<std::string>& candidates,
                           std::vector<std::string>& removed) const;
-    base::Result<void> record_plan(const Module& target, const std::vector<ProbeStep>& steps,
-                                   const LoadReport& report, const LoadRequest& request);
+    /// Records who needs what after a load (in memory at least: see StateStore::unsaved()).
+    void record_plan(const Module& target, const std::vector<ProbeStep>& steps,
+                     const LoadReport& report, const LoadRequest& request);
     bool is_still_needed(const std::string& module, const std::string& leaving);
 
     Resolver& resolver_;

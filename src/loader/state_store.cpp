@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <cstring>
 #include <ctime>
 
 #include <nlohmann/json.hpp>
@@ -192,43 +193,41 @@ const Origin* StateStore::origin(std::string_view module) const
     return record == nullptr ? nullptr : &record->origin;
 }
 
-base::Result<void> StateStore::record_explicit(std::string_view module,
-                                               const Provenance& provenance, bool is_new)
+void StateStore::record_explicit(std::string_view module, const Provenance& provenance, bool is_new)
 {
     auto [it, inserted] = records_.try_emplace(std::string(module));
     if (!inserted && !is_new && it->second.origin == Origin::Explicit)
-        return {};
+        return;
     claim(it->second, Origin::Explicit, provenance, inserted || is_new);
-    return save();
+    save();
 }
-base::Result<void> StateStore::record_autoload(std::string_view module,
-                                               const Provenance& provenance, bool is_new)
+void StateStore::record_autoload(std::string_view module, const Provenance& provenance, bool is_new)
 {
     auto [it, inserted] = records_.try_emplace(std::string(module));
     if (!inserted && !is_new && it->second.origin != Origin::Dependency)
-        return {};
+        return;
     claim(it->second, Origin::Autoload, provenance, inserted || is_new);
-    return save();
+    save();
 }
-base::Result<void> StateStore::record_dependency(std::string_view module, std::string_view user,
-                                                 bool is_new, uint64_t usec)
+void StateStore::record_dependency(std::string_view module, std::string_view user, bool is_new,
+                                   uint64_t usec)
 {
     auto it = records_.find(module);
     if (it == records_.end()) {
         if (!is_new)
-            return {}; // loaded by someone else: not ours to record
+            return; // loaded by someone else: not ours to record
         Record record{Origin::Dependency, {}, {}};
         record.provenance.usec = usec;
         it = records_.emplace(std::string(module), std::move(record)).first;
     }
     if (it->second.origin != Origin::Dependency)
-        return {};
+        return;
     if (!it->second.needed_by.emplace(user).second && !is_new)
-        return {};
-    return save();
+        return;
+    save();
 }
 
-base::Result<bool> StateStore::release(std::string_view module, std::string_view user)
+bool StateStore::release(std::string_view module, std::string_view user)
 {
     auto it = records_.find(module);
     if (it == records_.end())
@@ -238,22 +237,28 @@ base::Result<bool> StateStore::release(std::string_view module, std::string_view
     auto user_it = it->second.needed_by.find(user);
     if (user_it != it->second.needed_by.end()) {
         it->second.needed_by.erase(user_it);
-        if (auto saved = save(); !saved)
-            return base::Unexpected(saved.error());
+        save();
     }
     return !it->second.needed_by.empty();
 }
 
-base::Result<void> StateStore::forget(std::string_view module)
+void StateStore::forget(std::string_view module)
 {
     auto it = records_.find(module);
     if (it == records_.end())
-        return {};
+        return;
     records_.erase(it);
-    return save();
+    save();
 }
 
-base::Result<void> StateStore::save() const
+const std::optional<base::Error>& StateStore::flush()
+{
+    if (unsaved_)
+        save();
+    return unsaved_;
+}
+
+void StateStore::save()
 {
     nlohmann::json modules = nlohmann::json::object();
     for (const auto& [name, record] : records_) {
@@ -265,9 +270,16 @@ base::Result<void> StateStore::save() const
     }
     nlohmann::json json = {{"version", 1}, {"modules", modules}};
     auto dir = base::open_directory(AT_FDCWD, state_dir_);
-    if (!dir)
-        return base::Unexpected(dir.error());
-    return base::publish_file(dir->get(), kFileName, json.dump(2) + "\n");
+    auto written = dir ? base::publish_file(dir->get(), kFileName, json.dump(2) + "\n")
+                       : base::Result<void>(base::Unexpected(dir.error()));
+    if (written) {
+        unsaved_.reset();
+        return;
+    }
+    // The same words for each failed try (the temp file's name changes), naming the file.
+    const int code = written.error().code;
+    unsaved_ = base::Error{code, "cannot write '" + state_dir_ + "/" + kFileName +
+                                     "': " + std::strerror(code)};
 }
 
 } // namespace kmodd::loader

@@ -53,6 +53,12 @@ struct Record {
 /// Who loaded what, persisted as JSON in `<state_dir>/loaded.json` and replaced atomically on
 /// every change, so that a restart keeps the records. Modules kmodd did not load have no
 /// record (they are "external").
+///
+/// A change is made in memory first and then written. When the file cannot be written (a
+/// full disk, a read-only state directory) the change stays in memory, unsaved() says why,
+/// and the next change (or flush()) writes every record again: the modules are in the
+/// kernel either way, and taking them back out because a file could not be written would
+/// undo what the user asked for.
 class StateStore {
 public:
     /// Loads the records (none when the file does not exist). Errors: a file that cannot be
@@ -71,32 +77,36 @@ public:
     /// Records that a user asked for `module` (an earlier dependency or autoload record
     /// becomes explicit and keeps its time; an explicit one stays as it is unless `is_new`:
     /// the module was inserted just now, so the record is of this load). Writes the file.
-    [[nodiscard]] base::Result<void> record_explicit(std::string_view module,
-                                                     const Provenance& provenance = {},
-                                                     bool is_new = false);
+    void record_explicit(std::string_view module, const Provenance& provenance = {},
+                         bool is_new = false);
     /// Records that `module` was loaded for a device (an earlier dependency record becomes
     /// autoload; an explicit or autoload one stays unless `is_new`). Writes the file.
-    [[nodiscard]] base::Result<void> record_autoload(std::string_view module,
-                                                     const Provenance& provenance = {},
-                                                     bool is_new = false);
+    void record_autoload(std::string_view module, const Provenance& provenance = {},
+                         bool is_new = false);
     /// Records that `module` was loaded, or found loaded, as a dependency of `user`, at
     /// `usec` when new. Changes nothing for an explicit record, or for a module kmodd did not
     /// load when `is_new` is false. Writes the file.
-    [[nodiscard]] base::Result<void> record_dependency(std::string_view module,
-                                                       std::string_view user, bool is_new,
-                                                       uint64_t usec = 0);
+    void record_dependency(std::string_view module, std::string_view user, bool is_new,
+                           uint64_t usec = 0);
     /// `user` no longer needs `module`; returns whether anything still does (always true for
     /// an explicit record, false for a module without record). Writes the file.
-    [[nodiscard]] base::Result<bool> release(std::string_view module, std::string_view user);
+    bool release(std::string_view module, std::string_view user);
     /// Forgets `module` (it was unloaded). Writes the file.
-    [[nodiscard]] base::Result<void> forget(std::string_view module);
+    void forget(std::string_view module);
+
+    /// Why the file is behind the records in memory (the last write failed), or nothing.
+    [[nodiscard]] const std::optional<base::Error>& unsaved() const { return unsaved_; }
+    /// Writes the records again if the last write failed; returns unsaved().
+    const std::optional<base::Error>& flush();
 
 private:
     explicit StateStore(std::string state_dir) : state_dir_(std::move(state_dir)) {}
-    [[nodiscard]] base::Result<void> save() const;
+    /// Writes the file; a failure is kept in unsaved_.
+    void save();
 
     std::string state_dir_;
     std::map<std::string, Record, std::less<>> records_;
+    std::optional<base::Error> unsaved_;
 };
 
 } // namespace kmodd::loader
