@@ -69,6 +69,11 @@ int run_status(int argc, char** argv)
         auto duration_usec = property<std::uint64_t>(properties, "LastRebuildDurationUSec");
         auto verified = property<bool>(properties, "IndexVerified");
         auto devices = manager.ListWaitingDevices();
+        // Why the records of who loaded what are not written (older kmodd: no such property).
+        std::string records_problem;
+        if (auto it = properties.find(dbus::PropertyName("RecordsProblem"));
+            it != properties.end() && it->second.containsValueOfType<std::string>())
+            records_problem = it->second.get<std::string>();
         // Kernels whose last index write failed (older kmodd: no such property).
         using KernelRow = sdbus::Struct<std::string, std::uint32_t, std::string, std::string>;
         std::vector<std::pair<std::string, std::string>> failing;
@@ -89,6 +94,7 @@ int run_status(int argc, char** argv)
                         {"generation", generation},
                         {"index_verified", verified},
                         {"index_failures", failing_json(failing)},
+                        {"records_problem", records_problem},
                         {"last_rebuild_usec", rebuilt_usec},
                         {"last_rebuild_duration_usec", duration_usec},
                         {"waiting_devices", std::move(waiting)}});
@@ -108,6 +114,9 @@ int run_status(int argc, char** argv)
         for (const auto& [failed, problem] : failing)
             print_line("Index failed:     " + failed + ": " + problem +
                        " (the index files are the previous ones; the next change retries)");
+        if (!records_problem.empty())
+            print_line("Records failed:   " + records_problem +
+                       " (kept in memory; the next load or unload writes them again)");
         print_line("Waiting devices:  " + std::to_string(devices.size()));
         for (const auto& device : devices)
             print_line("  " + device.get<0>() + " " + device.get<1>());

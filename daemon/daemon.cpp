@@ -278,9 +278,25 @@ void Daemon::change_kernel(bool is_load, ChangeWork work, Reply<std::vector<std:
                         spdlog::info("{} {}", is_load ? "loaded" : "unloaded",
                                      fmt::join(*result, ", "));
                 }
+                note_records();
                 reply(result);
             });
         });
+}
+
+void Daemon::note_records()
+{
+    std::string problem = modules_->records_problem();
+    if (problem == properties_.records_problem)
+        return;
+    if (!problem.empty())
+        spdlog::error("the records of who loaded what are not written ({}): kept in memory, "
+                      "each later load or unload tries again",
+                      problem);
+    else
+        spdlog::info("the records of who loaded what are written again after the failure");
+    properties_.records_problem = std::move(problem);
+    object_->properties_changed({"RecordsProblem"});
 }
 
 void Daemon::load(std::string module, std::string params, loader::Requester requester,

@@ -111,6 +111,9 @@ private:
     using ChangeWork = std::function<service::RequestResult<std::vector<std::string>>(
         const service::IndexSnapshot&)>;
     void change_kernel(bool is_load, ChangeWork work, Reply<std::vector<std::string>> reply);
+    /// After a load or unload (loop thread): the RecordsProblem property and the log follow
+    /// whether the records of who loaded what were written (each failure said once).
+    void note_records();
     template <class T>
     [[nodiscard]] bool check_index(const std::shared_ptr<const service::IndexSnapshot>& snapshot,
                                    const Reply<T>& reply) const;

@@ -139,6 +139,7 @@ void Daemon::request_loads(std::vector<service::AutoloadRequest> requests)
                 if (!report.inserted.empty())
                     object_->device_autoloaded(request.syspath, request.modalias, report.inserted);
                 log(report.severity, report.message);
+                note_records();
             });
         });
     }

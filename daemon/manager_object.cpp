@@ -397,6 +397,11 @@ std::vector<sdbus::Struct<std::string, uint32_t, std::string, std::string>> Mana
     return rows;
 }
 
+std::string ManagerObject::RecordsProblem()
+{
+    return backend_.properties().records_problem;
+}
+
 void ManagerObject::ListLoaded(
     sdbus::Result<std::vector<sdbus::Struct<std::string, uint64_t, uint32_t,
                                             std::vector<std::string>, std::string>>>&& result)

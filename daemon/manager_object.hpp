@@ -33,6 +33,8 @@ struct ManagerProperties {
         std::string problem; ///< why it failed (empty otherwise)
     };
     std::vector<Kernel> kernels;
+    /// Why the records of who loaded what could not be written ("" when they are).
+    std::string records_problem;
 };
 
 /// A device waiting for a driver (ListWaitingDevices).
@@ -126,6 +128,7 @@ private:
     void FindModulesForKernel(sdbus::Result<std::vector<FoundRow>>&& result, std::string release,
                               std::string pattern) override;
     std::vector<sdbus::Struct<std::string, uint32_t, std::string, std::string>> Kernels() override;
+    std::string RecordsProblem() override;
     void Rebuild(sdbus::Result<>&& result, std::string version) override;
     void ListWaitingDevices(
         sdbus::Result<std::vector<sdbus::Struct<std::string, std::string>>>&& result) override;

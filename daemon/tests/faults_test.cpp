@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-// kmodd when the disk under the index is full: the previous index files stay whole, the
-// failure shows in the Kernels property, in `kmodctl status` and once in the log, and the
-// next change after space returns publishes. Needs root (a small tmpfs is mounted).
+// kmodd when the disk under the index is full or read-only: the previous index files stay
+// whole, the failure shows in the Kernels property, in `kmodctl status` and once in the log,
+// and the next change after space returns publishes. When its state directory cannot be
+// written, loads and unloads still work from the records in memory, RecordsProblem and
+// `kmodctl status` say so, and the next change writes them. Needs root (tmpfs mounts).
 #include <gtest/gtest.h>
 
 #include <sys/mount.h>
@@ -39,6 +41,15 @@ public:
     SmallDisk(const SmallDisk&) = delete;
     SmallDisk& operator=(const SmallDisk&) = delete;
     [[nodiscard]] bool mounted() const { return mounted_; }
+
+    /// Remounts it read-only (true) or writable again: EROFS for root too.
+    bool set_read_only(bool read_only) const
+    {
+        unsigned long flags = MS_REMOUNT;
+        if (read_only)
+            flags |= MS_RDONLY;
+        return ::mount(nullptr, at_.c_str(), nullptr, flags, nullptr) == 0;
+    }
 
     /// Writes `file` until the disk is full.
     void fill(const fs::path& file) const
@@ -130,6 +141,116 @@ TEST(KmoddFaults, AFullDiskKeepsThePreviousIndexSaysSoOnceAndTheNextChangeAfterP
         EXPECT_NE(after.find(line), std::string::npos) << after;
     EXPECT_EQ(count(setup.log(), "written again after the failure"), 1U) << setup.log();
     kmodd::test::expect_same_as_kmod(setup.tree().root(), release);
+    setup.stop();
+}
+
+std::string status_of(DaemonSetup& setup)
+{
+    std::string status;
+    run_shell(std::string(KMODD_KMODCTL) + " --bus '" + setup.address() + "' status", &status);
+    return status;
+}
+
+TEST(KmoddFaults, AReadOnlyTreeKeepsThePreviousIndexAndTheChangeIsPublishedOnceWritable)
+{
+    if (::getuid() != 0)
+        GTEST_SKIP() << "needs root to mount a tmpfs";
+    DaemonSetup setup;
+    const fs::path dir = setup.tree().module_dir();
+    SmallDisk disk(dir, "1m");
+    ASSERT_TRUE(disk.mounted()) << "mount tmpfs: " << std::strerror(errno);
+    fs::create_directories(dir / "kernel");
+    setup.tree().add("kernel/mod1.ko", kFixtures / "mod1.ko");
+    // A developer's module, linked in from outside: the build rewrites it there.
+    const fs::path outside = setup.tree().root() / "home";
+    fs::create_directories(outside);
+    fs::copy_file(kFixtures / "mod3.ko", outside / "mydrv.ko");
+    fs::create_symlink(outside / "mydrv.ko", dir / "kernel/mydrv.ko");
+    ASSERT_TRUE(setup.start()) << setup.log();
+    Client& client = setup.client();
+    const std::string release = setup.tree().version();
+    ASSERT_EQ(state_of(client, release), "indexed");
+    const std::string before = slurp(dir / "modules.alias");
+    ASSERT_NE(before.find("mod3-alias"), std::string::npos) << before;
+
+    ASSERT_TRUE(disk.set_read_only(true)) << std::strerror(errno);
+    fs::copy_file(kFixtures / "blockdev.ko", outside / "mydrv.ko",
+                  fs::copy_options::overwrite_existing);
+    std::string problem;
+    ASSERT_TRUE(wait_until([&] { return state_of(client, release, &problem) == "failed"; }))
+        << setup.log();
+    EXPECT_NE(problem.find("Read-only file system"), std::string::npos) << problem;
+    EXPECT_EQ(slurp(dir / "modules.alias"), before) << "the previous index stays, whole";
+    EXPECT_NE(status_of(setup).find("Index failed:     " + release + ": "), std::string::npos)
+        << status_of(setup);
+    EXPECT_EQ(count(setup.log(), "error: index of '" + release + "' not updated"), 1U)
+        << setup.log();
+    auto deps = client.list_deps("mod3-alias");
+    EXPECT_TRUE(deps) << "requests go on from the index published before: " << deps.error_message;
+
+    ASSERT_TRUE(disk.set_read_only(false)) << std::strerror(errno);
+    fs::copy_file(kFixtures / "crc_helper.ko", outside / "mydrv.ko",
+                  fs::copy_options::overwrite_existing);
+    ASSERT_TRUE(wait_until([&] { return state_of(client, release) == "indexed"; })) << setup.log();
+    const std::string after = slurp(dir / "modules.alias");
+    EXPECT_NE(after.find("crypto-crc-helper"), std::string::npos) << after;
+    EXPECT_EQ(after.find("mod3-alias"), std::string::npos) << after;
+    EXPECT_EQ(status_of(setup).find("Index failed:"), std::string::npos) << status_of(setup);
+    kmodd::test::expect_same_as_kmod(setup.tree().root(), release);
+    setup.stop();
+}
+
+TEST(KmoddFaults, AnUnwritableStateDirKeepsLoadsWorkingSaysSoAndTheNextChangeWritesTheRecords)
+{
+    if (::getuid() != 0)
+        GTEST_SKIP() << "needs root to mount a tmpfs";
+    DaemonSetup setup;
+    for (const char* name : {"mod1", "mod2", "blockdev"})
+        setup.tree().add(std::string("kernel/") + name + ".ko",
+                         kFixtures / (std::string(name) + ".ko"));
+    const fs::path records = setup.tree().root() / "records";
+    SmallDisk disk(records, "1m");
+    ASSERT_TRUE(disk.mounted()) << "mount tmpfs: " << std::strerror(errno);
+    const std::vector<std::string> extra{"--state-dir", records.string()};
+    ASSERT_TRUE(setup.start(extra)) << setup.log();
+    Client& client = setup.client();
+    ASSERT_EQ(client.property<std::string>("RecordsProblem"), "");
+
+    ASSERT_TRUE(disk.set_read_only(true)) << std::strerror(errno);
+    auto loaded = client.load("mod2");
+    ASSERT_TRUE(loaded) << "the modules are loaded even though the records cannot be written: "
+                        << loaded.error_message;
+    EXPECT_EQ(*loaded.value, (std::vector<std::string>{"mod1", "mod2"}));
+    auto problem = client.property<std::string>("RecordsProblem");
+    ASSERT_TRUE(problem);
+    EXPECT_NE(problem->find("Read-only file system"), std::string::npos) << *problem;
+    EXPECT_FALSE(fs::exists(records / "loaded.json"));
+    EXPECT_EQ(client.origin_of("mod1"), "dependency") << "the records are kept in memory";
+    EXPECT_EQ(client.origin_of("mod2"), "explicit");
+    const std::string status = status_of(setup);
+    EXPECT_NE(status.find("Records failed:   " + *problem), std::string::npos) << status;
+    // Another change while it is still read-only: tried again, not said again.
+    ASSERT_TRUE(client.load("blockdev")) << setup.log();
+    EXPECT_EQ(count(setup.log(), "the records of who loaded what are not written"), 1U)
+        << setup.log();
+
+    // Writable again: the next change writes every record, and a restart keeps them.
+    ASSERT_TRUE(disk.set_read_only(false)) << std::strerror(errno);
+    auto unloaded = client.unload("blockdev");
+    ASSERT_TRUE(unloaded) << unloaded.error_message;
+    EXPECT_EQ(*unloaded.value, (std::vector<std::string>{"blockdev"}));
+    EXPECT_EQ(client.property<std::string>("RecordsProblem"), "");
+    EXPECT_EQ(count(setup.log(), "written again after the failure"), 1U) << setup.log();
+    const std::string written = slurp(records / "loaded.json");
+    EXPECT_NE(written.find("\"mod2\""), std::string::npos) << written;
+    EXPECT_NE(written.find("\"mod1\""), std::string::npos) << written;
+    EXPECT_EQ(status_of(setup).find("Records failed:"), std::string::npos);
+    setup.stop();
+    ASSERT_TRUE(setup.start(extra)) << setup.log();
+    EXPECT_EQ(setup.client().origin_of("mod1"), "dependency");
+    unloaded = setup.client().unload("mod2");
+    ASSERT_TRUE(unloaded) << unloaded.error_message;
+    EXPECT_EQ(*unloaded.value, (std::vector<std::string>{"mod2", "mod1"}));
     setup.stop();
 }
 

@@ -284,7 +284,8 @@ TEST_F(DbusInterface, PropertiesAreReadableAndTheirChangesAreSignalledWithTheVal
     EXPECT_TRUE(client_->IndexVerified());
     using KernelRow = sdbus::Struct<std::string, std::uint32_t, std::string, std::string>;
     EXPECT_EQ(client_->Kernels(), (std::vector<KernelRow>{{"6.1.0-test", 3U, "indexed", ""}}));
-    EXPECT_EQ(client_->GetAll(kmodd::dbus::InterfaceName(names::kInterfaceName)).size(), 7U);
+    EXPECT_EQ(client_->RecordsProblem(), "");
+    EXPECT_EQ(client_->GetAll(kmodd::dbus::InterfaceName(names::kInterfaceName)).size(), 8U);
 
     on_server([&] { manager_->set_module_count(42); });
     EXPECT_TRUE(client_->log.saw("PropertiesChanged org.kmodd1.Manager ModuleCount=42"));

@@ -458,6 +458,7 @@ private:
     std::uint64_t LastRebuildUSec() override { return 1700000000000000; }
     std::uint64_t LastRebuildDurationUSec() override { return 18000; }
     bool IndexVerified() override { return true; }
+    std::string RecordsProblem() override { return ""; }
 
     std::uint32_t module_count_ = 3;
     std::optional<sdbus::Result<std::vector<std::string>>> slow_load_;

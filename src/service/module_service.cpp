@@ -167,10 +167,21 @@ ModuleService::ModuleService(sys::Kernel& kernel, loader::StateStore* state)
 void ModuleService::copy_records()
 {
     std::map<std::string, loader::Record, std::less<>> records;
-    if (state_ != nullptr)
+    std::string problem;
+    if (state_ != nullptr) {
         records = state_->records();
+        if (state_->unsaved())
+            problem = state_->unsaved()->message;
+    }
     std::lock_guard lock(records_mutex_);
     records_ = std::move(records);
+    records_problem_ = std::move(problem);
+}
+
+std::string ModuleService::records_problem() const
+{
+    std::lock_guard lock(records_mutex_);
+    return records_problem_;
 }
 
 void ModuleService::note_start()
@@ -203,6 +214,8 @@ RequestResult<std::vector<std::string>> ModuleService::load(const IndexSnapshot&
     if (!modules)
         return tl::unexpected(std::move(modules.error()));
 
+    if (state_ != nullptr)
+        state_->flush(); // a write that failed before is retried with this change
     loader::Loader loader(resolver, kernel_, state_);
     loader::LoadRequest request;
     request.name = name;
@@ -260,6 +273,8 @@ ModuleService::unload_locked(const IndexSnapshot& snapshot, const std::string& n
     if (!is_present)
         return fail(Failure::NotFound, "Module " + quoted(name) + " is not loaded");
 
+    if (state_ != nullptr && !dry_run)
+        state_->flush(); // a write that failed before is retried with this change
     loader::Loader loader(resolver, kernel_, state_);
     loader::UnloadRequest request;
     request.name = name;

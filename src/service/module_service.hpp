@@ -244,6 +244,10 @@ public:
     /// The kernel's modules (/proc/modules order) with their origin. Errors: Failed.
     [[nodiscard]] RequestResult<std::vector<LoadedEntry>> list_loaded() const;
 
+    /// Why the records of who loaded what could not be written (loader::StateStore::unsaved;
+    /// they are kept in memory and every later load or unload writes them again), or "".
+    [[nodiscard]] std::string records_problem() const;
+
     /// Notes the modules in the kernel now as loaded before kmodd started (call once, at
     /// start): explain() tells them from modules loaded beside kmodd later.
     void note_start();
@@ -281,7 +285,8 @@ private:
     /// The unload of `name`, for real or as a plan. change_mutex_ is held by the caller.
     [[nodiscard]] RequestResult<std::vector<std::string>>
     unload_locked(const IndexSnapshot& snapshot, const std::string& name, bool dry_run);
-    /// Copies the store's records into records_ (after a load or unload).
+    /// Copies the store's records (and whether they are saved) into records_ (after a load
+    /// or unload).
     void copy_records();
     /// Appends the sentences of why `name` is loaded to `lines`, following the chain of
     /// users; `depth` is the indentation step. records_mutex_ is held.
@@ -293,6 +298,7 @@ private:
     std::mutex change_mutex_;          ///< held by load() and unload() for their whole run
     mutable std::mutex records_mutex_; ///< guards records_ and the start facts
     std::map<std::string, loader::Record, std::less<>> records_; ///< copy of the store's records
+    std::string records_problem_; ///< the store's unsaved() message, as of the last copy
     std::set<std::string, std::less<>> loaded_at_start_;
     uint64_t start_usec_ = 0;
 };
