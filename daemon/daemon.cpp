@@ -224,6 +224,12 @@ base::Result<void> Daemon::run()
     notify_status();
     auto ran = loop_->run();
     ::sd_notify(0, "STOPPING=1");
+    if (ran) {
+        // A load or unload under way completes and is answered; the ones queued behind it
+        // are answered that kmodd is stopping (change_kernel), so no caller waits in vain.
+        kernel_worker_->wait_idle();
+        loop_->finish_posted();
+    }
     return ran;
 }
 
@@ -242,6 +248,7 @@ void Daemon::on_signal()
     signalfd_siginfo info{};
     while (::read(signal_fd_.get(), &info, sizeof info) == sizeof info) {
         spdlog::info("stopping on signal {}", info.ssi_signo);
+        is_stopping_ = true;
         loop_->stop();
     }
 }
@@ -263,25 +270,29 @@ void Daemon::change_kernel(bool is_load, ChangeWork work, Reply<std::vector<std:
     auto current = publisher_->current();
     if (!check_index(current, reply))
         return;
-    kernel_worker_->post(
-        [this, is_load, current, work = std::move(work), reply = std::move(reply)] {
-            auto result = work(*current);
-            loop_->post([this, is_load, result = std::move(result), reply] {
-                if (result) {
-                    for (const auto& module : *result) {
-                        if (is_load)
-                            object_->module_loaded(module);
-                        else
-                            object_->module_unloaded(module);
-                    }
-                    if (!result->empty())
-                        spdlog::info("{} {}", is_load ? "loaded" : "unloaded",
-                                     fmt::join(*result, ", "));
+    kernel_worker_->post([this, is_load, current, work = std::move(work),
+                          reply = std::move(reply)] {
+        service::RequestResult<std::vector<std::string>> result =
+            is_stopping_ ? tl::unexpected(RequestError{Failure::Failed,
+                                                       "kmodd is stopping: nothing was changed; "
+                                                       "ask again once it runs again"})
+                         : work(*current);
+        loop_->post([this, is_load, result = std::move(result), reply] {
+            if (result) {
+                for (const auto& module : *result) {
+                    if (is_load)
+                        object_->module_loaded(module);
+                    else
+                        object_->module_unloaded(module);
                 }
-                note_records();
-                reply(result);
-            });
+                if (!result->empty())
+                    spdlog::info("{} {}", is_load ? "loaded" : "unloaded",
+                                 fmt::join(*result, ", "));
+            }
+            note_records();
+            reply(result);
         });
+    });
 }
 
 void Daemon::note_records()

@@ -2,6 +2,7 @@
 // kmodd: the watchers, the index, the workers and the bus object wired together.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -148,6 +149,8 @@ private:
 
     DaemonOptions options_;
     std::string release_;
+    /// Set by SIGTERM/SIGINT: kernel changes not begun yet are refused.
+    std::atomic<bool> is_stopping_{false};
     /// Written on the index worker while set_up() waits for it (the loop is not running
     /// yet), then on the loop thread only.
     ManagerProperties properties_;

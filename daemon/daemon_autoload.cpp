@@ -128,6 +128,8 @@ void Daemon::request_loads(std::vector<service::AutoloadRequest> requests)
             continue;
         }
         kernel_worker_->post([this, current, request = std::move(request)] {
+            if (is_stopping_)
+                return; // the next start's coldplug asks again
             loader::Provenance provenance;
             provenance.device = loader::DeviceRef{request.syspath, request.modalias};
             auto result = modules_->load(*current, request.modalias, "", loader::Origin::Autoload,

@@ -53,6 +53,14 @@ public:
     /// Makes run() return after the current turn. Loop thread only.
     void stop() { is_stopping_ = true; }
 
+    /// After run() returned: runs what was posted since (the replies of work that finished
+    /// after stop()), until nothing more is. Loop thread only.
+    void finish_posted()
+    {
+        while (run_posted()) {
+        }
+    }
+
 private:
     [[nodiscard]] base::Result<void> run_turns();
     EventLoop(sdbus::IConnection* bus, base::UniqueFd epoll, base::UniqueFd wake);

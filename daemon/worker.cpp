@@ -4,6 +4,8 @@
 
 #include <pthread.h>
 
+#include <future>
+
 namespace kmodd::daemon {
 
 Worker::Worker(std::string name) : name_(std::move(name)), thread_([this] { run(); }) {}
@@ -25,6 +27,14 @@ void Worker::post(std::function<void()> task)
         tasks_.push_back(std::move(task));
     }
     wake_.notify_one();
+}
+
+void Worker::wait_idle()
+{
+    std::promise<void> done;
+    std::future<void> waited = done.get_future();
+    post([&done] { done.set_value(); });
+    waited.wait();
 }
 
 void Worker::run()

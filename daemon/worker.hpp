@@ -25,6 +25,8 @@ public:
 
     /// Queues `task`. Safe from any thread.
     void post(std::function<void()> task);
+    /// Returns once every task queued before the call has run. Not from the worker's thread.
+    void wait_idle();
 
 private:
     void run();

@@ -254,5 +254,51 @@ TEST(KmoddFaults, AnUnwritableStateDirKeepsLoadsWorkingSaysSoAndTheNextChangeWri
     setup.stop();
 }
 
+TEST(KmoddFaults, SigtermDuringALoadFinishesAndAnswersItAndRefusesTheLoadQueuedBehind)
+{
+    DaemonSetup setup;
+    for (const char* name : {"mod1", "mod2", "blockdev"})
+        setup.tree().add(std::string("kernel/") + name + ".ko",
+                         kFixtures / (std::string(name) + ".ko"));
+    // mod2's install command takes a second: SIGTERM arrives while it runs.
+    const fs::path started = setup.tree().root() / "install-started";
+    const fs::path config = setup.tree().root() / "slow.conf";
+    std::ofstream(config) << "install mod2 touch " << started.string() << "; sleep 1\n";
+    const fs::path records = setup.tree().root() / "records";
+    const std::vector<std::string> extra{"--modprobe-config", config.string(), "--state-dir",
+                                         records.string()};
+    ASSERT_TRUE(setup.start(extra)) << setup.log();
+
+    CallResult<Client::Names> first;
+    CallResult<Client::Names> queued;
+    std::thread first_caller([&] { first = Client(setup.address()).load("mod2"); });
+    ASSERT_TRUE(wait_until([&] { return fs::exists(started); })) << setup.log();
+    std::thread queued_caller([&] { queued = Client(setup.address()).load("blockdev"); });
+    std::this_thread::sleep_for(300ms); // the second call waits behind the first in kmodd
+    const auto status = setup.stop();
+    first_caller.join();
+    queued_caller.join();
+
+    ASSERT_TRUE(status.has_value()) << "kmodd stops within 10 s";
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << setup.log();
+    ASSERT_TRUE(first) << "the load under way completes and is answered: " << first.error_name
+                       << " " << first.error_message;
+    EXPECT_EQ(*first.value, (std::vector<std::string>{"mod1", "mod2"}));
+    EXPECT_EQ(queued.error_name, "org.kmodd1.Error.Failed");
+    EXPECT_NE(queued.error_message.find("kmodd is stopping: nothing was changed"),
+              std::string::npos)
+        << queued.error_message;
+
+    // The records are whole: mod1 is kept as mod2's dependency, blockdev was never loaded.
+    ASSERT_TRUE(setup.start(extra)) << setup.log();
+    Client& client = setup.client();
+    EXPECT_EQ(client.origin_of("mod1"), "dependency");
+    EXPECT_EQ(client.origin_of("blockdev"), "");
+    const std::string written = slurp(records / "loaded.json");
+    EXPECT_NE(written.find("\"mod2\""), std::string::npos) << written;
+    EXPECT_EQ(written.find("blockdev"), std::string::npos) << written;
+    setup.stop();
+}
+
 } // namespace
 } // namespace kmodd::daemon::test
