@@ -34,6 +34,12 @@ int run_modinfo(int argc, char** argv);
 /// `kmod COMMAND`: help, list, static-nodes.
 int run_kmod(int argc, char** argv);
 
+/// `kmodctl check [options] FILE.ko|MODULE [PARAM[=VALUE]...]`: whether the module would
+/// load into the running kernel, and if not why and how to fix it, without loading it. Takes
+/// the whole command line (options may stand before or after the word check). Returns 0
+/// when the load should succeed, 1 when it would fail, 2 on a usage error.
+int run_check(int argc, char** argv);
+
 // The commands below ask kmodd over D-Bus. Each takes kmodctl's whole command line (argv[0]
 // included; `--bus system|session|ADDRESS` and `--json` may stand before or after the command
 // word) and returns the exit status: 0, 1 when the call fails (one line on stderr, the D-Bus

@@ -50,6 +50,10 @@ void usage(std::FILE* out)
         "  rmmod [options] MODULE...     remove modules (as kmod's rmmod)\n"
         "  modinfo [options] MODULE...   show modules' information (as kmod's modinfo)\n"
         "  kmod list|static-nodes|help   kmod's own commands (as kmod)\n"
+        "  check FILE.ko|MODULE [PARAM=VALUE...]\n"
+        "                                say whether the module would load into the running\n"
+        "                                kernel and, if not, why and how to fix it (vermagic,\n"
+        "                                signature, symbols, parameters), loading nothing\n"
         "\n"
         "Options of the D-Bus commands (before or after the command):\n"
         "  --bus system|session|ADDRESS  the bus kmodd is on (default: system); ADDRESS is a\n"
@@ -118,6 +122,8 @@ int dispatch(int argc, char** argv)
         std::puts("kmodctl " KMODD_VERSION);
         return 0;
     }
+    if (command == "check")
+        return kmodd::client::run_check(argc, argv);
     for (const auto& bus_command : kBusCommands) {
         if (command == bus_command.name)
             return bus_command.run(argc, argv);

@@ -1,0 +1,319 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// kmodctl check: whether a module would load into the running kernel, and if not why and
+// how to fix it, found without touching the kernel (loader::check_load).
+#include <fcntl.h>
+#include <sys/utsname.h>
+
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/file.hpp"
+#include "base/strings.hpp"
+#include "commands.hpp"
+#include "depmod/index_reader.hpp"
+#include "elf/module_file.hpp"
+#include "elf/module_signature.hpp"
+#include "index/names.hpp"
+#include "loader/load_check.hpp"
+#include "loader/modprobe_config.hpp"
+#include "loader/resolver.hpp"
+
+namespace kmodd::client {
+namespace {
+
+constexpr const char* kUsage =
+    "Usage: kmodctl check [--kernel VERSION] [-b DIR] [--root DIR] [--json] FILE.ko|MODULE\n"
+    "                     [PARAM[=VALUE]...]\n"
+    "Says whether the module would load into the running kernel and, if not, why and how\n"
+    "to fix it, without loading anything: its vermagic against the kernel's, its signature\n"
+    "against signature enforcement and the kernel's keys, every undefined symbol against\n"
+    "the index and the kernel's exports, and the parameters against the module's own.\n"
+    "  --kernel VERSION   the release whose index and modules to compare with (default:\n"
+    "                     the running one)\n"
+    "  -b, --basedir DIR  the root holding lib/modules (default /)\n"
+    "  --root DIR         read the kernel's state (proc/, sys/) and the signing tools from\n"
+    "                     DIR instead of / (a container's or a test's view)\n"
+    "  --json             print the findings as one JSON object\n"
+    "Exit status: 0 when the load should succeed, 1 when it would fail, 2 on a usage error\n"
+    "or a module that cannot be found or read.\n";
+
+struct Options {
+    std::string release;
+    std::string basedir = "/";
+    std::string root = "/";
+    bool json = false;
+    std::string module;
+    std::vector<std::pair<std::string, std::optional<std::string>>> params;
+};
+
+/// Options anywhere before the module; what follows it are its parameters.
+std::optional<Options> parse(int argc, char** argv, bool* show_help)
+{
+    Options options;
+    for (int i = 1; i < argc; ++i) {
+        std::string_view arg = argv[i];
+        if (!options.module.empty()) {
+            size_t equals = arg.find('=');
+            if (equals == std::string_view::npos)
+                options.params.emplace_back(std::string(arg), std::nullopt);
+            else
+                options.params.emplace_back(std::string(arg.substr(0, equals)),
+                                            std::string(arg.substr(equals + 1)));
+            continue;
+        }
+        auto value = [&](std::string_view name, std::string& to) {
+            if (arg == name) {
+                if (i + 1 >= argc)
+                    return false;
+                to = argv[++i];
+                return true;
+            }
+            to = std::string(arg.substr(name.size() + 1));
+            return true;
+        };
+        auto is = [&](std::string_view name) {
+            return arg == name ||
+                   (name.starts_with("--") && arg.starts_with(std::string(name) + "="));
+        };
+        if (arg == "check")
+            continue; // the command word itself
+        if (arg == "-h" || arg == "--help") {
+            *show_help = true;
+            return options;
+        }
+        if (arg == "--json") {
+            options.json = true;
+        } else if (is("--kernel")) {
+            if (!value("--kernel", options.release))
+                return std::nullopt;
+        } else if (arg == "-b" || is("--basedir")) {
+            if (!value(arg == "-b" ? "-b" : "--basedir", options.basedir))
+                return std::nullopt;
+        } else if (is("--root")) {
+            if (!value("--root", options.root))
+                return std::nullopt;
+        } else if (arg.starts_with("-")) {
+            std::fprintf(stderr, "kmodctl check: unknown option '%s'\n", argv[i]);
+            return std::nullopt;
+        } else {
+            options.module = std::string(arg);
+        }
+    }
+    if (options.module.empty())
+        return std::nullopt;
+    if (!options.root.ends_with('/'))
+        options.root += '/';
+    return options;
+}
+
+bool is_path(std::string_view argument)
+{
+    return argument.find('/') != std::string_view::npos || argument.ends_with(".ko") ||
+           argument.ends_with(".ko.xz") || argument.ends_with(".ko.zst") ||
+           argument.ends_with(".ko.gz");
+}
+
+/// The module file at `path`, decompressed and parsed.
+struct ReadModule {
+    std::string image;
+    elf::ModuleInfo info;
+};
+base::Result<ReadModule> read_module(const std::string& path)
+{
+    auto bytes = base::read_file(AT_FDCWD, path);
+    if (!bytes)
+        return base::Unexpected(bytes.error());
+    if (elf::detect_compression(*bytes) != elf::Compression::None) {
+        bytes = elf::decompress(*bytes);
+        if (!bytes)
+            return base::Unexpected(bytes.error().with_context("'" + path + "'"));
+    }
+    auto info = elf::parse_module(*bytes);
+    if (!info)
+        return base::Unexpected(info.error().with_context("'" + path + "'"));
+    return ReadModule{std::move(*bytes), std::move(*info)};
+}
+
+/// The names of a modules.dep line's dependencies ("path: dep1 dep2").
+std::vector<std::string> dependency_names(std::string_view line)
+{
+    std::vector<std::string> names;
+    size_t colon = line.find(':');
+    if (colon == std::string_view::npos)
+        return names;
+    for (std::string_view path : base::split_tokens(line.substr(colon + 1)))
+        names.push_back(index::modname_from_path(path));
+    return names;
+}
+
+const char* severity_name(loader::Severity severity)
+{
+    switch (severity) {
+    case loader::Severity::Ok:
+        return "ok";
+    case loader::Severity::Warning:
+        return "warning";
+    case loader::Severity::Problem:
+        return "problem";
+    }
+    return "?";
+}
+
+} // namespace
+
+int run_check(int argc, char** argv)
+{
+    bool show_help = false;
+    auto options = parse(argc, argv, &show_help);
+    if (show_help) {
+        std::fputs(kUsage, stdout);
+        return 0;
+    }
+    if (!options) {
+        std::fputs(kUsage, stderr);
+        return 2;
+    }
+    sys::KernelFacts kernel = sys::read_kernel_facts(options->root, options->release);
+    const std::string module_dir = options->basedir + (options->basedir.ends_with('/') ? "" : "/") +
+                                   "lib/modules/" + kernel.release;
+    std::unique_ptr<depmod::ModuleDatabase> database;
+    if (auto opened = depmod::ModuleDatabase::open(module_dir))
+        database = std::make_unique<depmod::ModuleDatabase>(std::move(*opened));
+
+    // The module: a file, or a name (or alias) looked up in the index.
+    std::string name;
+    std::string path;
+    if (is_path(options->module)) {
+        path = base::absolute_from_cwd(options->module);
+        name = index::modname_from_path(path);
+    } else if (database) {
+        index::Diagnostics ignored;
+        loader::ModprobeConfig config = loader::ModprobeConfig::load(
+            loader::ModprobeConfig::default_paths(), module_dir, "", ignored);
+        loader::Resolver resolver(*database, config);
+        for (loader::Module* module : resolver.lookup(options->module)) {
+            resolver.dependencies(*module);
+            if (resolver.is_builtin(*module)) {
+                std::printf("%s is built into the kernel %s: there is nothing to load\n",
+                            module->name.c_str(), kernel.release.c_str());
+                return 0;
+            }
+            if (module->path) {
+                name = module->name;
+                path = *module->path;
+                break;
+            }
+        }
+    }
+    if (path.empty()) {
+        std::fprintf(stderr, "kmodctl check: module '%s' not found in %s\n",
+                     options->module.c_str(), module_dir.c_str());
+        return 2;
+    }
+    auto module = read_module(path);
+    if (!module) {
+        std::fprintf(stderr, "kmodctl check: %s\n", module.error().message.c_str());
+        return 2;
+    }
+
+    loader::IndexView view;
+    std::map<std::string, std::optional<elf::ModuleInfo>> owners; // parsed once each
+    if (database) {
+        view.owner_of_symbol = [&](const std::string& symbol) {
+            return database->module_for_symbol(symbol);
+        };
+        view.crc_of = [&](const std::string& owner,
+                          const std::string& symbol) -> std::optional<uint64_t> {
+            auto [it, is_new] = owners.try_emplace(owner);
+            if (is_new) {
+                auto line = database->dependency_line(owner);
+                if (line) {
+                    std::string file = module_dir + "/" + line->substr(0, line->find(':'));
+                    if (auto read = read_module(file))
+                        it->second = std::move(read->info);
+                }
+            }
+            if (!it->second)
+                return std::nullopt;
+            for (const elf::ExportedSymbol& exported : it->second->exports)
+                if (exported.name == symbol)
+                    return exported.crc;
+            return std::nullopt;
+        };
+        // Indexed when the index has this very file under its name.
+        if (auto line = database->dependency_line(name)) {
+            std::string indexed = module_dir + "/" + line->substr(0, line->find(':'));
+            if (base::absolute_from_cwd(indexed) == path ||
+                base::read_file(AT_FDCWD, indexed).value_or("") ==
+                    base::read_file(AT_FDCWD, path).value_or("-"))
+                view.dependencies = dependency_names(*line);
+        }
+        // The kernel's vermagic: that of its own modules (built with it).
+        if (auto dep = base::read_file(AT_FDCWD, module_dir + "/modules.dep")) {
+            for (std::string_view line : base::split_lines(*dep)) {
+                if (!line.starts_with("kernel/"))
+                    continue;
+                if (auto own = read_module(module_dir + "/" +
+                                           std::string(line.substr(0, line.find(':'))))) {
+                    auto magic = own->info.values("vermagic");
+                    if (!magic.empty())
+                        view.kernel_vermagic = std::string(magic.front());
+                }
+                break;
+            }
+        }
+        index::Diagnostics ignored;
+        std::string cmdline =
+            base::read_file(AT_FDCWD, options->root + "proc/cmdline").value_or("");
+        view.is_blacklisted = loader::ModprobeConfig::load(loader::ModprobeConfig::default_paths(),
+                                                           module_dir, cmdline, ignored)
+                                  .is_blacklisted(name);
+    }
+
+    loader::CheckSubject subject;
+    subject.name = name;
+    subject.path = path;
+    subject.info = &module->info;
+    subject.signature = elf::read_signature(module->image);
+    subject.params = options->params;
+    auto findings = loader::check_load(subject, kernel, view);
+    size_t problems = 0;
+    for (const auto& finding : findings)
+        problems += finding.severity == loader::Severity::Problem ? 1 : 0;
+
+    if (options->json) {
+        nlohmann::json list = nlohmann::json::array();
+        for (const auto& finding : findings)
+            list.push_back({{"check", finding.check},
+                            {"severity", severity_name(finding.severity)},
+                            {"message", finding.message},
+                            {"fix", finding.fix}});
+        nlohmann::json out = {{"module", name},
+                              {"path", path},
+                              {"release", kernel.release},
+                              {"would_load", problems == 0},
+                              {"findings", std::move(list)}};
+        std::printf("%s\n", out.dump(2).c_str());
+    } else {
+        std::printf("%s (%s) on %s:\n", name.c_str(), path.c_str(), kernel.release.c_str());
+        for (const auto& finding : findings) {
+            std::printf("  %-8s %-10s %s\n", severity_name(finding.severity), finding.check.c_str(),
+                        finding.message.c_str());
+            if (!finding.fix.empty() && finding.severity != loader::Severity::Ok)
+                std::printf("  %-8s %-10s fix: %s\n", "", "", finding.fix.c_str());
+        }
+        std::printf(problems == 0 ? "The load should succeed.\n"
+                                  : "The load would fail (%zu problem(s)).\n",
+                    problems);
+    }
+    return problems == 0 ? 0 : 1;
+}
+
+} // namespace kmodd::client

@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// Predicting a load without touching the kernel: the module's vermagic, signature,
+// undefined symbols and parameters against the running kernel's facts and the index.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "elf/module_info.hpp"
+#include "elf/module_signature.hpp"
+#include "sys/kernel_facts.hpp"
+
+namespace kmodd::loader {
+
+/// How a finding bears on the load.
+enum class Severity {
+    Ok,      ///< a fact that allows the load
+    Warning, ///< the load succeeds, but not as the user may expect (taint, ignored parameter)
+    Problem, ///< the kernel refuses the load
+};
+
+/// One fact about the load: which check ("vermagic", "signature", "symbol", "parameter",
+/// "kernel", "state"), how it bears, a sentence, and for a problem or warning the fix.
+struct Finding {
+    std::string check;
+    Severity severity = Severity::Ok;
+    std::string message;
+    std::string fix;
+};
+
+/// The module to check.
+struct CheckSubject {
+    std::string name;                            ///< module name (underscores)
+    std::string path;                            ///< its file
+    const elf::ModuleInfo* info = nullptr;       ///< parsed from the file
+    std::optional<elf::SignatureInfo> signature; ///< appended signature, if any
+    /// The parameters to load with: name and value (nullopt: given without '=').
+    std::vector<std::pair<std::string, std::optional<std::string>>> params;
+};
+
+/// What the module index of the release knows about the module's surroundings.
+struct IndexView {
+    /// The module that exports `symbol` (modules.symbols), if any.
+    std::function<std::optional<std::string>(const std::string& symbol)> owner_of_symbol;
+    /// The CRC with which `module` exports `symbol` (0: none, nullopt: cannot tell).
+    std::function<std::optional<uint64_t>(const std::string& module, const std::string& symbol)>
+        crc_of;
+    /// The module's own dependencies in modules.dep (names), when it is indexed.
+    std::optional<std::vector<std::string>> dependencies;
+    /// The vermagic of the release's own modules ("" unknown).
+    std::string kernel_vermagic;
+    bool is_blacklisted = false;
+};
+
+/// Every fact bearing on loading `subject` into the kernel of `kernel`, problems first.
+[[nodiscard]] std::vector<Finding>
+check_load(const CheckSubject& subject, const sys::KernelFacts& kernel, const IndexView& index);
+
+/// Whether `value` is a value the kernel accepts for a parameter of `type` (modinfo's
+/// parmtype: int, uint, long, ulong, short, ushort, byte, hexint, bool, invbool, charp,
+/// string, "array of T"). Unknown types accept anything.
+[[nodiscard]] bool is_valid_parameter_value(std::string_view type, std::string_view value);
+
+} // namespace kmodd::loader
