@@ -141,18 +141,6 @@ base::Result<ReadModule> read_module(const std::string& path)
     return ReadModule{std::move(*bytes), std::move(*info)};
 }
 
-/// The names of a modules.dep line's dependencies ("path: dep1 dep2").
-std::vector<std::string> dependency_names(std::string_view line)
-{
-    std::vector<std::string> names;
-    size_t colon = line.find(':');
-    if (colon == std::string_view::npos)
-        return names;
-    for (std::string_view path : base::split_tokens(line.substr(colon + 1)))
-        names.push_back(index::modname_from_path(path));
-    return names;
-}
-
 const char* severity_name(loader::Severity severity)
 {
     switch (severity) {
@@ -224,57 +212,13 @@ int run_check(int argc, char** argv)
     }
 
     loader::IndexView view;
-    std::map<std::string, std::optional<elf::ModuleInfo>> owners; // parsed once each
     if (database) {
-        view.owner_of_symbol = [&](const std::string& symbol) {
-            return database->module_for_symbol(symbol);
-        };
-        view.crc_of = [&](const std::string& owner,
-                          const std::string& symbol) -> std::optional<uint64_t> {
-            auto [it, is_new] = owners.try_emplace(owner);
-            if (is_new) {
-                auto line = database->dependency_line(owner);
-                if (line) {
-                    std::string file = module_dir + "/" + line->substr(0, line->find(':'));
-                    if (auto read = read_module(file))
-                        it->second = std::move(read->info);
-                }
-            }
-            if (!it->second)
-                return std::nullopt;
-            for (const elf::ExportedSymbol& exported : it->second->exports)
-                if (exported.name == symbol)
-                    return exported.crc;
-            return std::nullopt;
-        };
-        // Indexed when the index has this very file under its name.
-        if (auto line = database->dependency_line(name)) {
-            std::string indexed = module_dir + "/" + line->substr(0, line->find(':'));
-            if (base::absolute_from_cwd(indexed) == path ||
-                base::read_file(AT_FDCWD, indexed).value_or("") ==
-                    base::read_file(AT_FDCWD, path).value_or("-"))
-                view.dependencies = dependency_names(*line);
-        }
-        // The kernel's vermagic: that of its own modules (built with it).
-        if (auto dep = base::read_file(AT_FDCWD, module_dir + "/modules.dep")) {
-            for (std::string_view line : base::split_lines(*dep)) {
-                if (!line.starts_with("kernel/"))
-                    continue;
-                if (auto own = read_module(module_dir + "/" +
-                                           std::string(line.substr(0, line.find(':'))))) {
-                    auto magic = own->info.values("vermagic");
-                    if (!magic.empty())
-                        view.kernel_vermagic = std::string(magic.front());
-                }
-                break;
-            }
-        }
         index::Diagnostics ignored;
-        std::string cmdline =
+        const std::string cmdline =
             base::read_file(AT_FDCWD, options->root + "proc/cmdline").value_or("");
-        view.is_blacklisted = loader::ModprobeConfig::load(loader::ModprobeConfig::default_paths(),
-                                                           module_dir, cmdline, ignored)
-                                  .is_blacklisted(name);
+        const loader::ModprobeConfig config = loader::ModprobeConfig::load(
+            loader::ModprobeConfig::default_paths(), module_dir, cmdline, ignored);
+        view = loader::make_index_view(*database, name, path, &config);
     }
 
     loader::CheckSubject subject;

@@ -2,13 +2,20 @@
 // The checks of kmodctl check, each as the kernel makes it when it loads a module.
 #include "loader/load_check.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <limits>
 #include <map>
+#include <memory>
 
+#include "base/file.hpp"
 #include "base/strings.hpp"
+#include "elf/module_file.hpp"
+#include "index/names.hpp"
 
 namespace kmodd::loader {
 namespace {
@@ -380,6 +387,101 @@ bool is_valid_parameter_value(std::string_view type, std::string_view value)
     if (type == "bool" || type == "invbool")
         return parses_as_bool(value);
     return true; // charp, string and types kmodd does not know
+}
+
+IndexView make_index_view(const depmod::ModuleDatabase& database, const std::string& name,
+                          const std::string& path, const ModprobeConfig* config)
+{
+    const std::string module_dir = database.module_dir();
+    auto file_of = [&database, module_dir](const std::string& module) -> std::string {
+        auto line = database.dependency_line(module);
+        return line ? module_dir + "/" + line->substr(0, line->find(':')) : std::string();
+    };
+    auto read_info = [](const std::string& file) -> std::optional<elf::ModuleInfo> {
+        struct stat st {};
+        auto info = elf::load_module_file(AT_FDCWD, file, st);
+        return info ? std::optional<elf::ModuleInfo>(std::move(*info)) : std::nullopt;
+    };
+    IndexView view;
+    view.owner_of_symbol = [&database](const std::string& symbol) {
+        return database.module_for_symbol(symbol);
+    };
+    auto owners = std::make_shared<std::map<std::string, std::optional<elf::ModuleInfo>>>();
+    view.crc_of = [owners, file_of,
+                   read_info](const std::string& owner,
+                              const std::string& symbol) -> std::optional<uint64_t> {
+        auto [it, is_new] = owners->try_emplace(owner);
+        if (is_new) {
+            const std::string file = file_of(owner);
+            if (!file.empty())
+                it->second = read_info(file);
+        }
+        if (!it->second)
+            return std::nullopt;
+        for (const elf::ExportedSymbol& exported : it->second->exports) {
+            if (exported.name == symbol)
+                return exported.crc;
+        }
+        return std::nullopt;
+    };
+    // Indexed when the index has this very file under the name.
+    if (auto line = database.dependency_line(name)) {
+        const std::string indexed = module_dir + "/" + line->substr(0, line->find(':'));
+        struct stat a {};
+        struct stat b {};
+        if (::stat(indexed.c_str(), &a) == 0 && ::stat(path.c_str(), &b) == 0 &&
+            a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+            std::vector<std::string> names;
+            const size_t colon = line->find(':');
+            for (std::string_view dep :
+                 base::split_tokens(std::string_view(*line).substr(colon + 1)))
+                names.push_back(index::modname_from_path(dep));
+            view.dependencies = std::move(names);
+        }
+    }
+    if (auto dep = base::read_file(AT_FDCWD, module_dir + "/modules.dep")) {
+        for (std::string_view line : base::split_lines(*dep)) {
+            if (!line.starts_with("kernel/"))
+                continue;
+            if (auto own =
+                    read_info(module_dir + "/" + std::string(line.substr(0, line.find(':'))))) {
+                auto magic = own->values("vermagic");
+                if (!magic.empty())
+                    view.kernel_vermagic = std::string(magic.front());
+            }
+            break;
+        }
+    }
+    view.is_blacklisted = config != nullptr && config->is_blacklisted(name);
+    return view;
+}
+
+std::vector<std::pair<std::string, std::optional<std::string>>>
+split_parameters(std::string_view params)
+{
+    std::vector<std::pair<std::string, std::optional<std::string>>> out;
+    size_t at = 0;
+    auto is_space = [](char c) { return c == ' ' || (c >= '\t' && c <= '\r'); };
+    while (at < params.size()) {
+        while (at < params.size() && is_space(params[at]))
+            ++at;
+        if (at >= params.size())
+            break;
+        std::string token;
+        bool in_quotes = false;
+        for (; at < params.size() && (in_quotes || !is_space(params[at])); ++at) {
+            if (params[at] == '"')
+                in_quotes = !in_quotes;
+            else
+                token += params[at];
+        }
+        const size_t equals = token.find('=');
+        if (equals == std::string::npos)
+            out.emplace_back(std::move(token), std::nullopt);
+        else
+            out.emplace_back(token.substr(0, equals), token.substr(equals + 1));
+    }
+    return out;
 }
 
 std::vector<Finding> check_load(const CheckSubject& subject, const sys::KernelFacts& kernel,

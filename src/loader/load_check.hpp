@@ -10,8 +10,10 @@
 #include <utility>
 #include <vector>
 
+#include "depmod/index_reader.hpp"
 #include "elf/module_info.hpp"
 #include "elf/module_signature.hpp"
+#include "loader/modprobe_config.hpp"
 #include "sys/kernel_facts.hpp"
 
 namespace kmodd::loader {
@@ -55,6 +57,20 @@ struct IndexView {
     std::string kernel_vermagic;
     bool is_blacklisted = false;
 };
+
+/// The IndexView of `database` for the module `name` whose file is `path`: symbol owners
+/// from modules.symbols, their CRCs read from their files when asked (each file once), the
+/// module's modules.dep dependencies when the index has this very file under `name`, and the
+/// vermagic of the first of the release's own modules (kernel/...). `config`, if given,
+/// says whether `name` is blacklisted. `database` must outlive the view.
+[[nodiscard]] IndexView make_index_view(const depmod::ModuleDatabase& database,
+                                        const std::string& name, const std::string& path,
+                                        const ModprobeConfig* config = nullptr);
+
+/// The parameter string the kernel parses ("a=1 b=\"x y\" flag") as names and values
+/// (nullopt: a name without '='), quotes removed, as the kernel's next_arg splits it.
+[[nodiscard]] std::vector<std::pair<std::string, std::optional<std::string>>>
+split_parameters(std::string_view params);
 
 /// Every fact bearing on loading `subject` into the kernel of `kernel`, problems first.
 [[nodiscard]] std::vector<Finding>

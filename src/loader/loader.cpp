@@ -114,8 +114,11 @@ base::Result<void> Loader::run_step(const ProbeStep& step, const LoadRequest& re
     auto inserted = request.force.any()
                         ? kernel_.insert_module_forcing(*module.path, step.options, request.force)
                         : kernel_.insert_module(*module.path, step.options);
-    if (!inserted)
+    if (!inserted) {
+        insert_failure_ =
+            InsertFailure{module.name, *module.path, step.options, inserted.error().code};
         return inserted;
+    }
     report.inserted.push_back(module.name);
     return {};
 }
@@ -207,6 +210,7 @@ base::Result<std::vector<Module*>> Loader::find_modules(const std::string& name,
 base::Result<LoadReport> Loader::load(const LoadRequest& request,
                                       const std::function<void(const ProbeStep&)>& on_step)
 {
+    insert_failure_.reset();
     auto found = find_modules(request.name, request.name_may_be_path);
     if (!found)
         return base::Unexpected(found.error());

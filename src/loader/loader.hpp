@@ -68,6 +68,15 @@ struct LoadRequest {
     Provenance provenance{};
 };
 
+/// The insertion that failed in the last load: which module, its file and parameters, and
+/// the kernel's errno (the facts a diagnosis starts from).
+struct InsertFailure {
+    std::string module;
+    std::string path;
+    std::string params;
+    int code = 0;
+};
+
 struct LoadReport {
     std::vector<std::string> inserted; ///< modules inserted (or installed) in this call, in order
     std::vector<ProbeStep> steps;      ///< the steps taken (or, in a dry run, planned)
@@ -125,6 +134,13 @@ public:
     /// True when the kernel has `module` live, or it is built in.
     [[nodiscard]] bool is_in_kernel(const Module& module) const;
 
+    /// The insertion that failed in the last load() call, if one did (not an install
+    /// command's failure or a missing file).
+    [[nodiscard]] const std::optional<InsertFailure>& insert_failure() const
+    {
+        return insert_failure_;
+    }
+
 private:
     base::Result<void> run_step(const ProbeStep& step, const LoadRequest& request,
                                 LoadReport& report);
@@ -148,6 +164,7 @@ private:
     sys::Kernel& kernel_;
     StateStore* state_;
     CommandRunner run_command_;
+    std::optional<InsertFailure> insert_failure_;
 };
 
 } // namespace kmodd::loader

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "base/result.hpp"
+#include "sys/kernel_facts.hpp"
 
 namespace kmodd::sys {
 
@@ -56,6 +57,10 @@ public:
     /// module support; the decompressor's error for a compressed file it cannot expand.
     [[nodiscard]] virtual base::Result<void> insert_module(const std::string& path,
                                                            const std::string& params) = 0;
+    /// What the kernel says about loading modules (signature enforcement, its keys and
+    /// exports...) for predicting or explaining a load, `release` its release. By default
+    /// only the loaded modules are known.
+    [[nodiscard]] virtual KernelFacts facts(const std::string& release);
     /// Unloads `name` without waiting (O_NONBLOCK). Errors: ENOENT: not loaded; EWOULDBLOCK
     /// (== EAGAIN): in use, by other modules (named in the message) or by other references;
     /// EBUSY: not live (still coming or already going) or cannot be unloaded (no exit

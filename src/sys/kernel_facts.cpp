@@ -9,6 +9,7 @@
 
 #include "base/file.hpp"
 #include "base/strings.hpp"
+#include "sys/kernel.hpp"
 
 namespace kmodd::sys {
 namespace {
@@ -123,6 +124,17 @@ KernelFacts read_kernel_facts(const std::string& root, const std::string& releas
         facts.sign_file = first_match(root + "usr/lib/linux-kbuild-*/scripts/sign-file");
     facts.dkms_key = existing(root + "var/lib/dkms/mok.key");
     facts.dkms_cert = existing(root + "var/lib/dkms/mok.pub");
+    return facts;
+}
+
+KernelFacts Kernel::facts(const std::string& release)
+{
+    KernelFacts facts;
+    facts.release = release;
+    if (auto loaded = loaded_modules()) {
+        for (const LoadedModule& module : *loaded)
+            facts.loaded.insert(module.name);
+    }
     return facts;
 }
 

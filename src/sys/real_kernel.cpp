@@ -248,6 +248,11 @@ public:
         return remove_error(name, err, holders);
     }
 
+    KernelFacts facts(const std::string& release) override
+    {
+        return read_kernel_facts("/", release);
+    }
+
     base::Result<std::vector<LoadedModule>> loaded_modules() const override
     {
         std::string path = procfs_root_ + "/modules";
