@@ -143,6 +143,14 @@ const char* error_name(service::Failure failure)
         return dbus::kErrorBlacklisted;
     case service::Failure::PermissionDenied:
         return dbus::kErrorPermissionDenied;
+    case service::Failure::SignatureRejected:
+        return dbus::kErrorSignatureRejected;
+    case service::Failure::VersionMismatch:
+        return dbus::kErrorVersionMismatch;
+    case service::Failure::UnknownSymbol:
+        return dbus::kErrorUnknownSymbol;
+    case service::Failure::BadParameter:
+        return dbus::kErrorBadParameter;
     case service::Failure::Failed:
         break;
     }

@@ -20,6 +20,10 @@ inline constexpr const char* kErrorInUse = "org.kmodd1.Error.InUse";
 inline constexpr const char* kErrorBlacklisted = "org.kmodd1.Error.Blacklisted";
 inline constexpr const char* kErrorInvalidName = "org.kmodd1.Error.InvalidName";
 inline constexpr const char* kErrorPermissionDenied = "org.kmodd1.Error.PermissionDenied";
+inline constexpr const char* kErrorSignatureRejected = "org.kmodd1.Error.SignatureRejected";
+inline constexpr const char* kErrorVersionMismatch = "org.kmodd1.Error.VersionMismatch";
+inline constexpr const char* kErrorUnknownSymbol = "org.kmodd1.Error.UnknownSymbol";
+inline constexpr const char* kErrorBadParameter = "org.kmodd1.Error.BadParameter";
 inline constexpr const char* kErrorFailed = "org.kmodd1.Error.Failed";
 
 /// polkit action ids (systemd/org.kmodd1.policy) checked for callers other than root.

@@ -17,6 +17,7 @@
 #include "index/names.hpp"
 #include "loader/loader.hpp"
 #include "loader/resolver.hpp"
+#include "service/load_diagnosis.hpp"
 #include "service/request_support.hpp"
 
 namespace kmodd::service {
@@ -225,9 +226,22 @@ RequestResult<std::vector<std::string>> ModuleService::load(const IndexSnapshot&
     auto report = loader.load(request);
     // A failed load may have recorded and then forgotten modules: copy in any case.
     copy_records();
-    if (!report)
-        return tl::unexpected(RequestError{Failure::Failed, as_sentence(report.error().message),
-                                           report.error().code});
+    if (!report) {
+        RequestError error{Failure::Failed, as_sentence(report.error().message),
+                           report.error().code};
+        // The kernel refused an insertion: name its cause and the fix.
+        if (const auto& failed = loader.insert_failure();
+            failed && failed->code == report.error().code) {
+            Diagnosis diagnosis =
+                diagnose_failed_load(*failed, snapshot, kernel_.facts(snapshot.release()));
+            error.kind = diagnosis.kind;
+            if (!diagnosis.cause.empty())
+                error.message += ". Cause: " + diagnosis.cause;
+            if (!diagnosis.fix.empty())
+                error.message += ". Fix: " + diagnosis.fix;
+        }
+        return tl::unexpected(std::move(error));
+    }
     if (report->blacklisted) {
         std::string names;
         for (const loader::Module* module : *modules)

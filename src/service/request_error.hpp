@@ -16,7 +16,13 @@ enum class Failure {
     InUse,            ///< the module has holders or references
     Blacklisted,      ///< modprobe.d or the kernel command line forbids it
     PermissionDenied, ///< the caller may not do this (used by front-ends; not produced here)
-    Failed,           ///< anything else; the message has the kernel's or the file's reason
+    // A load the kernel refused, by cause (load_diagnosis.hpp); the message gives the cause
+    // and its fix.
+    SignatureRejected, ///< EKEYREJECTED: unsigned or signed with a key the kernel does not hold
+    VersionMismatch,   ///< ENOEXEC: vermagic or a symbol version differs from the kernel's
+    UnknownSymbol,     ///< ENOENT: a symbol the module needs is not there
+    BadParameter,      ///< EINVAL: a parameter value the module refuses
+    Failed,            ///< anything else; the message has the kernel's or the file's reason
 };
 
 /// A failed request: the category and one sentence for a person that quotes the name.

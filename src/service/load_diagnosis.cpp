@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// Naming the cause of a load the kernel refused.
+#include "service/load_diagnosis.hpp"
+
+#include <fcntl.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "base/file.hpp"
+#include "elf/module_file.hpp"
+#include "elf/module_signature.hpp"
+
+namespace kmodd::service {
+namespace {
+
+/// The first problem of `check` whose message contains `words` (all if empty).
+const loader::Finding* problem(const std::vector<loader::Finding>& findings, std::string_view check,
+                               std::string_view words = {})
+{
+    auto it = std::find_if(findings.begin(), findings.end(), [&](const loader::Finding& f) {
+        return f.severity == loader::Severity::Problem && f.check == check &&
+               f.message.find(words) != std::string::npos;
+    });
+    return it == findings.end() ? nullptr : &*it;
+}
+
+Diagnosis from(Failure kind, const loader::Finding* finding, std::string fallback)
+{
+    if (finding != nullptr)
+        return {kind, finding->message, finding->fix};
+    return {kind, std::move(fallback), ""};
+}
+
+} // namespace
+
+Diagnosis classify_failed_load(int code, const std::vector<loader::Finding>& findings)
+{
+    switch (code) {
+    case EKEYREJECTED:
+        return from(Failure::SignatureRejected, problem(findings, "signature"),
+                    "the kernel refused the module's signature: it is unsigned or signed with "
+                    "a key the kernel does not hold, and the kernel enforces signatures");
+    case ENOEXEC:
+        if (const auto* vermagic = problem(findings, "vermagic"))
+            return from(Failure::VersionMismatch, vermagic, "");
+        if (const auto* crc = problem(findings, "symbol", "symbol version"))
+            return from(Failure::VersionMismatch, crc, "");
+        return {Failure::Failed, "", ""};
+    case ENOENT:
+        return from(Failure::UnknownSymbol, problem(findings, "symbol"),
+                    "the kernel did not find a symbol the module needs (its log names it)");
+    case EINVAL:
+        if (const auto* parameter = problem(findings, "parameter"))
+            return from(Failure::BadParameter, parameter, "");
+        return {Failure::Failed, "", ""};
+    default:
+        return {Failure::Failed, "", ""};
+    }
+}
+
+Diagnosis diagnose_failed_load(const loader::InsertFailure& failure, const IndexSnapshot& snapshot,
+                               const sys::KernelFacts& facts)
+{
+    std::vector<loader::Finding> findings;
+    auto bytes = base::read_file(AT_FDCWD, failure.path);
+    if (bytes && elf::detect_compression(*bytes) != elf::Compression::None)
+        bytes = elf::decompress(*bytes);
+    if (bytes) {
+        if (auto info = elf::parse_module(*bytes)) {
+            loader::CheckSubject subject;
+            subject.name = failure.module;
+            subject.path = failure.path;
+            subject.info = &*info;
+            subject.signature = elf::read_signature(*bytes);
+            subject.params = loader::split_parameters(failure.params);
+            const loader::IndexView view = loader::make_index_view(
+                snapshot.database(), failure.module, failure.path, &snapshot.config());
+            findings = loader::check_load(subject, facts, view);
+        }
+    }
+    return classify_failed_load(failure.code, findings);
+}
+
+} // namespace kmodd::service

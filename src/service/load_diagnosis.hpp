@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// Why the kernel refused a load, named as one cause with its fix: the kernel's errno joined
+// with what loader::check_load finds in the module, the index and the kernel's state.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "loader/load_check.hpp"
+#include "loader/loader.hpp"
+#include "service/module_service.hpp"
+#include "service/request_error.hpp"
+
+namespace kmodd::service {
+
+/// A failed load's cause, as a client can act on it.
+struct Diagnosis {
+    Failure kind = Failure::Failed;
+    std::string cause; ///< one sentence; empty when nothing is known beyond the errno
+    std::string fix;   ///< what to do about it; may be empty
+};
+
+/// The cause of the kernel's errno `code` given the check's `findings` (pure): EKEYREJECTED a
+/// signature, ENOEXEC a vermagic or symbol version, ENOENT an unknown symbol, EINVAL a bad
+/// parameter value; the matching problem finding gives the sentence and the fix.
+[[nodiscard]] Diagnosis classify_failed_load(int code,
+                                             const std::vector<loader::Finding>& findings);
+
+/// Reads the module of `failure`, checks it against `facts` and `snapshot`, and classifies
+/// the kernel's errno. A module that cannot be read gives the errno's cause alone.
+[[nodiscard]] Diagnosis diagnose_failed_load(const loader::InsertFailure& failure,
+                                             const IndexSnapshot& snapshot,
+                                             const sys::KernelFacts& facts);
+
+} // namespace kmodd::service

@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// A load the kernel refuses comes back with its cause named: the error kind and a message
+// with the cause and the fix (service/load_diagnosis.cpp, through ModuleService::load).
+#include "service/load_diagnosis.hpp"
+
+#include <cerrno>
+#include <cstring>
+
+#include "module_service_fixture.hpp"
+
+namespace kmodd::service::test_support {
+namespace {
+
+/// The sandbox kernel, but the insertion of `refused` fails with `code`, and the kernel
+/// enforces module signatures.
+class RefusingKernel final : public sys::Kernel {
+public:
+    RefusingKernel(sys::Kernel& inner, std::string refused, int code)
+        : inner_(inner), refused_(std::move(refused)), code_(code)
+    {
+    }
+
+    base::Result<void> insert_module(const std::string& path, const std::string& params) override
+    {
+        if (path.find("/" + refused_ + ".ko") != std::string::npos)
+            return base::make_error(code_,
+                                    "cannot insert '" + refused_ + "': " + std::strerror(code_));
+        return inner_.insert_module(path, params);
+    }
+    base::Result<void> remove_module(const std::string& name) override
+    {
+        return inner_.remove_module(name);
+    }
+    base::Result<std::vector<sys::LoadedModule>> loaded_modules() const override
+    {
+        return inner_.loaded_modules();
+    }
+    sys::ModuleState module_state(const std::string& name) const override
+    {
+        return inner_.module_state(name);
+    }
+    base::Result<sys::LoadedModule> loaded_module(const std::string& name) const override
+    {
+        return inner_.loaded_module(name);
+    }
+    sys::KernelFacts facts(const std::string& release) override
+    {
+        sys::KernelFacts facts = Kernel::facts(release);
+        facts.sig_enforce = true;
+        facts.exports = std::set<std::string, std::less<>>{};
+        return facts;
+    }
+
+private:
+    sys::Kernel& inner_;
+    std::string refused_;
+    int code_;
+};
+
+TEST_F(ModuleServiceTest, ARejectedSignatureIsNamedWithItsCauseAndFix)
+{
+    RefusingKernel kernel(*kernel_, "mod2", EKEYREJECTED);
+    ModuleService service(kernel, store_.get());
+    auto loaded = service.load(*snapshot_, "mod2", "");
+    ASSERT_FALSE(loaded);
+    EXPECT_EQ(loaded.error().kind, Failure::SignatureRejected);
+    const std::string& message = loaded.error().message;
+    EXPECT_NE(message.find("Key was rejected by service"), std::string::npos) << message;
+    EXPECT_NE(message.find(". Cause: the module is unsigned and the kernel loads only signed "
+                           "modules (module.sig_enforce=1)"),
+              std::string::npos)
+        << message;
+    EXPECT_NE(message.find(". Fix: sign it with"), std::string::npos) << message;
+    EXPECT_EQ(kernel.module_state("mod1"), sys::ModuleState::NotLoaded) << "mod1 came back out";
+}
+
+TEST_F(ModuleServiceTest, AnUnknownSymbolAndOtherRefusalsGetTheirKinds)
+{
+    RefusingKernel unknown(*kernel_, "mod2", ENOENT);
+    auto loaded = ModuleService(unknown, store_.get()).load(*snapshot_, "mod2", "");
+    ASSERT_FALSE(loaded);
+    EXPECT_EQ(loaded.error().kind, Failure::UnknownSymbol) << loaded.error().message;
+    // mod1 was loaded first and exports mod1_fn, so the check finds no culprit itself.
+    EXPECT_NE(loaded.error().message.find("did not find a symbol"), std::string::npos)
+        << loaded.error().message;
+
+    RefusingKernel busy(*kernel_, "mod2", EBUSY);
+    loaded = ModuleService(busy, store_.get()).load(*snapshot_, "mod2", "");
+    ASSERT_FALSE(loaded);
+    EXPECT_EQ(loaded.error().kind, Failure::Failed);
+    EXPECT_EQ(loaded.error().message.find("Cause:"), std::string::npos) << loaded.error().message;
+}
+
+TEST(LoadDiagnosis, EachErrnoTakesTheMatchingProblem)
+{
+    using loader::Finding;
+    using loader::Severity;
+    const std::vector<Finding> findings{
+        {"vermagic", Severity::Problem, "version magic differs", "rebuild"},
+        {"parameter", Severity::Problem, "'x' is not valid", "give an int"},
+        {"symbol", Severity::Problem, "no module exports 'foo'", "headers"},
+        {"signature", Severity::Warning, "unsigned: taints", "sign"},
+    };
+    auto d = classify_failed_load(ENOEXEC, findings);
+    EXPECT_EQ(d.kind, Failure::VersionMismatch);
+    EXPECT_EQ(d.cause, "version magic differs");
+    EXPECT_EQ(d.fix, "rebuild");
+    d = classify_failed_load(EINVAL, findings);
+    EXPECT_EQ(d.kind, Failure::BadParameter);
+    EXPECT_EQ(d.cause, "'x' is not valid");
+    d = classify_failed_load(ENOENT, findings);
+    EXPECT_EQ(d.kind, Failure::UnknownSymbol);
+    EXPECT_EQ(d.cause, "no module exports 'foo'");
+    d = classify_failed_load(EKEYREJECTED, findings);
+    EXPECT_EQ(d.kind, Failure::SignatureRejected);
+    EXPECT_NE(d.cause.find("unsigned or signed with a key"), std::string::npos)
+        << "a warning is not the cause: " << d.cause;
+    EXPECT_EQ(classify_failed_load(ENOEXEC, {}).kind, Failure::Failed);
+    EXPECT_EQ(classify_failed_load(EINVAL, {}).kind, Failure::Failed);
+}
+
+TEST(LoadDiagnosis, TheKernelsParameterStringIsSplitAsItsParserSplitsIt)
+{
+    auto params = loader::split_parameters(" a=1  b=\"x y\"\tflag \"c=d e\" ");
+    ASSERT_EQ(params.size(), 4U);
+    EXPECT_EQ(params[0], (std::pair<std::string, std::optional<std::string>>{"a", "1"}));
+    EXPECT_EQ(params[1].second, "x y");
+    EXPECT_EQ(params[2],
+              (std::pair<std::string, std::optional<std::string>>{"flag", std::nullopt}));
+    EXPECT_EQ(params[3].first, "c");
+    EXPECT_EQ(params[3].second, "d e");
+}
+
+} // namespace
+} // namespace kmodd::service::test_support
