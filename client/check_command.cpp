@@ -2,10 +2,9 @@
 // kmodctl check: whether a module would load into the running kernel, and if not why and
 // how to fix it, found without touching the kernel (loader::check_load).
 #include <fcntl.h>
-#include <sys/utsname.h>
 
+#include <algorithm>
 #include <cstdio>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -18,8 +17,6 @@
 #include "base/strings.hpp"
 #include "commands.hpp"
 #include "depmod/index_reader.hpp"
-#include "elf/module_file.hpp"
-#include "elf/module_signature.hpp"
 #include "index/names.hpp"
 #include "loader/load_check.hpp"
 #include "loader/modprobe_config.hpp"
@@ -120,27 +117,6 @@ bool is_path(std::string_view argument)
            argument.ends_with(".ko.gz");
 }
 
-/// The module file at `path`, decompressed and parsed.
-struct ReadModule {
-    std::string image;
-    elf::ModuleInfo info;
-};
-base::Result<ReadModule> read_module(const std::string& path)
-{
-    auto bytes = base::read_file(AT_FDCWD, path);
-    if (!bytes)
-        return base::Unexpected(bytes.error());
-    if (elf::detect_compression(*bytes) != elf::Compression::None) {
-        bytes = elf::decompress(*bytes);
-        if (!bytes)
-            return base::Unexpected(bytes.error().with_context("'" + path + "'"));
-    }
-    auto info = elf::parse_module(*bytes);
-    if (!info)
-        return base::Unexpected(info.error().with_context("'" + path + "'"));
-    return ReadModule{std::move(*bytes), std::move(*info)};
-}
-
 const char* severity_name(loader::Severity severity)
 {
     switch (severity) {
@@ -152,6 +128,65 @@ const char* severity_name(loader::Severity severity)
         return "problem";
     }
     return "?";
+}
+
+/// The module a name, alias or path stands for: its name and file; a built-in module
+/// has no file. Nullopt when nothing matches.
+struct Found {
+    std::string name;
+    std::string path;
+    bool is_builtin = false;
+};
+std::optional<Found> find_module(const std::string& argument, depmod::ModuleDatabase* database,
+                                 const loader::ModprobeConfig& config)
+{
+    if (is_path(argument)) {
+        std::string path = base::absolute_from_cwd(argument);
+        return Found{index::modname_from_path(path), path};
+    }
+    if (database == nullptr)
+        return std::nullopt;
+    loader::Resolver resolver(*database, config);
+    for (loader::Module* module : resolver.lookup(argument)) {
+        resolver.dependencies(*module);
+        if (resolver.is_builtin(*module))
+            return Found{module->name, "", true};
+        if (module->path)
+            return Found{module->name, *module->path};
+    }
+    return std::nullopt;
+}
+
+void print_json(const Found& found, const std::string& release,
+                const std::vector<loader::Finding>& findings, size_t problems)
+{
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& finding : findings)
+        list.push_back({{"check", finding.check},
+                        {"severity", severity_name(finding.severity)},
+                        {"message", finding.message},
+                        {"fix", finding.fix}});
+    nlohmann::json out = {{"module", found.name},
+                          {"path", found.path},
+                          {"release", release},
+                          {"would_load", problems == 0},
+                          {"findings", std::move(list)}};
+    std::printf("%s\n", out.dump(2).c_str());
+}
+
+void print_text(const Found& found, const std::string& release,
+                const std::vector<loader::Finding>& findings, size_t problems)
+{
+    std::printf("%s (%s) on %s:\n", found.name.c_str(), found.path.c_str(), release.c_str());
+    for (const auto& finding : findings) {
+        std::printf("  %-8s %-10s %s\n", severity_name(finding.severity), finding.check.c_str(),
+                    finding.message.c_str());
+        if (!finding.fix.empty() && finding.severity != loader::Severity::Ok)
+            std::printf("  %-8s %-10s fix: %s\n", "", "", finding.fix.c_str());
+    }
+    std::printf(problems == 0 ? "The load should succeed.\n"
+                              : "The load would fail (%zu problem(s)).\n",
+                problems);
 }
 
 } // namespace
@@ -168,95 +203,47 @@ int run_check(int argc, char** argv)
         std::fputs(kUsage, stderr);
         return 2;
     }
-    sys::KernelFacts kernel = sys::read_kernel_facts(options->root, options->release);
+    const sys::KernelFacts kernel = sys::read_kernel_facts(options->root, options->release);
     const std::string module_dir = options->basedir + (options->basedir.ends_with('/') ? "" : "/") +
                                    "lib/modules/" + kernel.release;
     std::unique_ptr<depmod::ModuleDatabase> database;
     if (auto opened = depmod::ModuleDatabase::open(module_dir))
         database = std::make_unique<depmod::ModuleDatabase>(std::move(*opened));
+    index::Diagnostics ignored;
+    const loader::ModprobeConfig config = loader::ModprobeConfig::load(
+        loader::ModprobeConfig::default_paths(), module_dir,
+        base::read_file(AT_FDCWD, options->root + "proc/cmdline").value_or(""), ignored);
 
-    // The module: a file, or a name (or alias) looked up in the index.
-    std::string name;
-    std::string path;
-    if (is_path(options->module)) {
-        path = base::absolute_from_cwd(options->module);
-        name = index::modname_from_path(path);
-    } else if (database) {
-        index::Diagnostics ignored;
-        loader::ModprobeConfig config = loader::ModprobeConfig::load(
-            loader::ModprobeConfig::default_paths(), module_dir, "", ignored);
-        loader::Resolver resolver(*database, config);
-        for (loader::Module* module : resolver.lookup(options->module)) {
-            resolver.dependencies(*module);
-            if (resolver.is_builtin(*module)) {
-                std::printf("%s is built into the kernel %s: there is nothing to load\n",
-                            module->name.c_str(), kernel.release.c_str());
-                return 0;
-            }
-            if (module->path) {
-                name = module->name;
-                path = *module->path;
-                break;
-            }
-        }
-    }
-    if (path.empty()) {
+    auto found = find_module(options->module, database.get(), config);
+    if (!found) {
         std::fprintf(stderr, "kmodctl check: module '%s' not found in %s\n",
                      options->module.c_str(), module_dir.c_str());
         return 2;
     }
-    auto module = read_module(path);
+    if (found->is_builtin) {
+        std::printf("%s is built into the kernel %s: there is nothing to load\n",
+                    found->name.c_str(), kernel.release.c_str());
+        return 0;
+    }
+    auto module = loader::read_module_image(found->path);
     if (!module) {
         std::fprintf(stderr, "kmodctl check: %s\n", module.error().message.c_str());
         return 2;
     }
-
-    loader::IndexView view;
-    if (database) {
-        index::Diagnostics ignored;
-        const std::string cmdline =
-            base::read_file(AT_FDCWD, options->root + "proc/cmdline").value_or("");
-        const loader::ModprobeConfig config = loader::ModprobeConfig::load(
-            loader::ModprobeConfig::default_paths(), module_dir, cmdline, ignored);
-        view = loader::make_index_view(*database, name, path, &config);
-    }
-
-    loader::CheckSubject subject;
-    subject.name = name;
-    subject.path = path;
-    subject.info = &module->info;
-    subject.signature = elf::read_signature(module->image);
+    loader::CheckSubject subject = loader::make_subject(found->name, found->path, *module);
     subject.params = options->params;
-    auto findings = loader::check_load(subject, kernel, view);
-    size_t problems = 0;
-    for (const auto& finding : findings)
-        problems += finding.severity == loader::Severity::Problem ? 1 : 0;
-
-    if (options->json) {
-        nlohmann::json list = nlohmann::json::array();
-        for (const auto& finding : findings)
-            list.push_back({{"check", finding.check},
-                            {"severity", severity_name(finding.severity)},
-                            {"message", finding.message},
-                            {"fix", finding.fix}});
-        nlohmann::json out = {{"module", name},
-                              {"path", path},
-                              {"release", kernel.release},
-                              {"would_load", problems == 0},
-                              {"findings", std::move(list)}};
-        std::printf("%s\n", out.dump(2).c_str());
-    } else {
-        std::printf("%s (%s) on %s:\n", name.c_str(), path.c_str(), kernel.release.c_str());
-        for (const auto& finding : findings) {
-            std::printf("  %-8s %-10s %s\n", severity_name(finding.severity), finding.check.c_str(),
-                        finding.message.c_str());
-            if (!finding.fix.empty() && finding.severity != loader::Severity::Ok)
-                std::printf("  %-8s %-10s fix: %s\n", "", "", finding.fix.c_str());
-        }
-        std::printf(problems == 0 ? "The load should succeed.\n"
-                                  : "The load would fail (%zu problem(s)).\n",
-                    problems);
-    }
+    const loader::IndexView view =
+        database ? loader::make_index_view(*database, found->name, found->path, &config)
+                 : loader::IndexView{};
+    const auto findings = loader::check_load(subject, kernel, view);
+    const auto problems = static_cast<size_t>(
+        std::count_if(findings.begin(), findings.end(), [](const loader::Finding& finding) {
+            return finding.severity == loader::Severity::Problem;
+        }));
+    if (options->json)
+        print_json(*found, kernel.release, findings, problems);
+    else
+        print_text(*found, kernel.release, findings, problems);
     return problems == 0 ? 0 : 1;
 }
 

@@ -389,6 +389,34 @@ bool is_valid_parameter_value(std::string_view type, std::string_view value)
     return true; // charp, string and types kmodd does not know
 }
 
+base::Result<ModuleImage> read_module_image(const std::string& path)
+{
+    auto bytes = base::read_file(AT_FDCWD, path);
+    if (!bytes)
+        return base::Unexpected(bytes.error());
+    if (elf::detect_compression(*bytes) != elf::Compression::None) {
+        bytes = elf::decompress(*bytes);
+        if (!bytes)
+            return base::Unexpected(bytes.error().with_context(base::quoted(path)));
+    }
+    auto info = elf::parse_module(*bytes);
+    if (!info)
+        return base::Unexpected(info.error().with_context(base::quoted(path)));
+    return ModuleImage{std::move(*bytes), std::move(*info)};
+}
+
+CheckSubject make_subject(const std::string& name, const std::string& path,
+                          const ModuleImage& module, std::string_view params)
+{
+    CheckSubject subject;
+    subject.name = name;
+    subject.path = path;
+    subject.info = &module.info;
+    subject.signature = elf::read_signature(module.image);
+    subject.params = split_parameters(params);
+    return subject;
+}
+
 IndexView make_index_view(const depmod::ModuleDatabase& database, const std::string& name,
                           const std::string& path, const ModprobeConfig* config)
 {

@@ -58,6 +58,21 @@ struct IndexView {
     bool is_blacklisted = false;
 };
 
+/// A module file as check_load reads it: the image (decompressed) and what it says.
+struct ModuleImage {
+    std::string image;
+    elf::ModuleInfo info;
+};
+
+/// Reads, decompresses and parses the module file at `path`. Errors: the read's, the
+/// decompressor's or the parser's, naming the path.
+[[nodiscard]] base::Result<ModuleImage> read_module_image(const std::string& path);
+
+/// A subject for check_load from a module read with read_module_image (which must outlive
+/// it), the parameters split from the kernel's parameter string `params`.
+[[nodiscard]] CheckSubject make_subject(const std::string& name, const std::string& path,
+                                        const ModuleImage& module, std::string_view params = {});
+
 /// The IndexView of `database` for the module `name` whose file is `path`: symbol owners
 /// from modules.symbols, their CRCs read from their files when asked (each file once), the
 /// module's modules.dep dependencies when the index has this very file under `name`, and the

@@ -2,14 +2,8 @@
 // Naming the cause of a load the kernel refused.
 #include "service/load_diagnosis.hpp"
 
-#include <fcntl.h>
-
 #include <algorithm>
 #include <cerrno>
-
-#include "base/file.hpp"
-#include "elf/module_file.hpp"
-#include "elf/module_signature.hpp"
 
 namespace kmodd::service {
 namespace {
@@ -63,21 +57,12 @@ Diagnosis diagnose_failed_load(const loader::InsertFailure& failure, const Index
                                const sys::KernelFacts& facts)
 {
     std::vector<loader::Finding> findings;
-    auto bytes = base::read_file(AT_FDCWD, failure.path);
-    if (bytes && elf::detect_compression(*bytes) != elf::Compression::None)
-        bytes = elf::decompress(*bytes);
-    if (bytes) {
-        if (auto info = elf::parse_module(*bytes)) {
-            loader::CheckSubject subject;
-            subject.name = failure.module;
-            subject.path = failure.path;
-            subject.info = &*info;
-            subject.signature = elf::read_signature(*bytes);
-            subject.params = loader::split_parameters(failure.params);
-            const loader::IndexView view = loader::make_index_view(
-                snapshot.database(), failure.module, failure.path, &snapshot.config());
-            findings = loader::check_load(subject, facts, view);
-        }
+    if (auto module = loader::read_module_image(failure.path)) {
+        const loader::CheckSubject subject =
+            loader::make_subject(failure.module, failure.path, *module, failure.params);
+        const loader::IndexView view = loader::make_index_view(snapshot.database(), failure.module,
+                                                               failure.path, &snapshot.config());
+        findings = loader::check_load(subject, facts, view);
     }
     return classify_failed_load(failure.code, findings);
 }
