@@ -14,7 +14,6 @@
 #include <nlohmann/json.hpp>
 
 #include "base/file.hpp"
-#include "base/strings.hpp"
 #include "commands.hpp"
 #include "depmod/index_reader.hpp"
 #include "index/names.hpp"
