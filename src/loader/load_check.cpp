@@ -20,10 +20,8 @@
 namespace kmodd::loader {
 namespace {
 
-using base::quoted;
-
-/// kstrto* with base `base` (0: "0x" hex, "0" octal, else decimal) into [min, max].
-bool parses_as_integer(std::string_view value, int base, bool is_signed, long double min,
+/// kstrto* with `radix` (0: "0x" hex, "0" octal, else decimal) into [min, max].
+bool parses_as_integer(std::string_view value, int radix, bool is_signed, long double min,
                        long double max)
 {
     if (!value.empty() && value.back() == '\n')
@@ -37,9 +35,9 @@ bool parses_as_integer(std::string_view value, int base, bool is_signed, long do
     errno = 0;
     long double parsed = 0;
     if (is_signed)
-        parsed = static_cast<long double>(std::strtoll(text.c_str(), &end, base));
+        parsed = static_cast<long double>(std::strtoll(text.c_str(), &end, radix));
     else
-        parsed = static_cast<long double>(std::strtoull(text.c_str(), &end, base));
+        parsed = static_cast<long double>(std::strtoull(text.c_str(), &end, radix));
     return errno == 0 && end == text.c_str() + text.size() && parsed >= min && parsed <= max;
 }
 
@@ -121,13 +119,14 @@ void check_kernel(const CheckSubject& subject, const sys::KernelFacts& kernel,
                        "nothing but a reboot turns kernel.modules_disabled off again"});
     if (kernel.loaded.contains(subject.name))
         out.push_back({"state", Severity::Warning,
-                       quoted(subject.name) + " is loaded already: a load changes nothing "
-                                              "(insmod fails: File exists)",
+                       base::quoted(subject.name) + " is loaded already: a load changes nothing "
+                                                    "(insmod fails: File exists)",
                        "unload it first (kmodctl unload " + subject.name + ")"});
     if (index.is_blacklisted)
         out.push_back({"state", Severity::Warning,
-                       quoted(subject.name) + " is blacklisted in modprobe.d: loading it by "
-                                              "name works, its aliases (devices) do not load it",
+                       base::quoted(subject.name) +
+                           " is blacklisted in modprobe.d: loading it by "
+                           "name works, its aliases (devices) do not load it",
                        "remove the blacklist line if devices should load it"});
 }
 
@@ -270,17 +269,17 @@ void check_symbols(const CheckSubject& subject, const sys::KernelFacts& kernel,
                 std::find(index.dependencies->begin(), index.dependencies->end(), name) ==
                     index.dependencies->end())
                 out.push_back({"symbol", Severity::Problem,
-                               "'" + symbol.name + "' comes from " + quoted(name) +
+                               "'" + symbol.name + "' comes from " + base::quoted(name) +
                                    ", which the module's modules.dep entry does not name: the "
                                    "index is stale and " +
-                                   quoted(name) + " would not be loaded first",
+                                   base::quoted(name) + " would not be loaded first",
                                "index again: kmodctl depmod (kmodd does it by itself when it "
                                "runs)"});
             else if (!index.dependencies && !kernel.loaded.contains(name))
                 out.push_back({"symbol", Severity::Warning,
-                               "'" + symbol.name + "' comes from " + quoted(name) +
+                               "'" + symbol.name + "' comes from " + base::quoted(name) +
                                    ", which is not loaded: insmod of this file fails until it is",
-                               "load " + quoted(name) +
+                               "load " + base::quoted(name) +
                                    " first, or put the module into the "
                                    "tree and load it by name (dependencies come first)"});
             by_owner[name].push_back(symbol.name);
