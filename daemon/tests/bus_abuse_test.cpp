@@ -47,8 +47,12 @@ TEST(KmoddBusAbuse, RawHostileCallersLeaveKmoddUpAnsweringRightAndItsMemoryBound
     ASSERT_TRUE(setup.process().is_running()) << setup.log();
     const long after = rss_kib(pid);
     std::printf("kmodd VmRSS before %ld KiB, after %ld KiB\n", before, after);
+#if defined(__SANITIZE_ADDRESS__)
+    std::printf("no memory bound under AddressSanitizer: its quarantine keeps what is freed\n");
+#else
     // 1 MiB strings pass through: a few of them may stay in the allocator's free lists.
     EXPECT_LE(after, before + 32 * 1024) << "kmodd's memory grew under abuse";
+#endif
 
     auto deps = setup.client().list_deps("mod2");
     ASSERT_TRUE(deps) << deps.error_message;

@@ -137,7 +137,8 @@ TEST(LoadCheck, AnUnsignedModuleIsRefusedWhereSignaturesAreEnforcedAndTaintsElse
     kernel.lockdown = "integrity";
     kernel.dkms_key = "/var/lib/dkms/mok.key";
     kernel.dkms_cert = "/var/lib/dkms/mok.pub";
-    problem = check(info, kernel, index_view(), std::nullopt).first(Severity::Problem, "signature");
+    checked = check(info, kernel, index_view(), std::nullopt);
+    problem = checked.first(Severity::Problem, "signature");
     ASSERT_NE(problem, nullptr);
     EXPECT_NE(problem->message.find("locked down (integrity)"), std::string::npos);
     EXPECT_NE(problem->fix.find("mokutil --import /var/lib/dkms/mok.pub"), std::string::npos)
