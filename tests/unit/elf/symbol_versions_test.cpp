@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "elf/module_file.hpp"
@@ -13,6 +14,8 @@ namespace {
 TEST(SymbolVersions, ModversionsAreTheVersionsRecordsInOrderAndExportsCarryTheirCrcs)
 {
     for (const char* name : {"sample-le64.ko", "sample-le32.ko", "sample-be64.ko"}) {
+        if (std::string_view(name) == "sample-be64.ko" && !KMODD_ELF_HAVE_S390X)
+            continue; // the big-endian fixture needs the s390x cross compiler
         const std::string image = test::read_bytes(test::fixture_path(name));
         auto records = read_modversions(image);
         ASSERT_TRUE(records) << name << ": " << records.error().message;
