@@ -232,7 +232,7 @@ int run_check(int argc, char** argv)
     loader::CheckSubject subject = loader::make_subject(found->name, found->path, *module);
     subject.params = options->params;
     const loader::IndexView view =
-        database ? loader::make_index_view(*database, found->name, found->path, &config)
+        database ? loader::make_index_view(*database, config, found->name, found->path)
                  : loader::IndexView{};
     const auto findings = loader::check_load(subject, kernel, view);
     const auto problems = static_cast<size_t>(

@@ -15,7 +15,7 @@
 #include "base/file.hpp"
 #include "base/strings.hpp"
 #include "elf/module_file.hpp"
-#include "index/names.hpp"
+#include "loader/resolver.hpp"
 
 namespace kmodd::loader {
 namespace {
@@ -416,32 +416,30 @@ CheckSubject make_subject(const std::string& name, const std::string& path,
     return subject;
 }
 
-IndexView make_index_view(const depmod::ModuleDatabase& database, const std::string& name,
-                          const std::string& path, const ModprobeConfig* config)
+IndexView make_index_view(const depmod::ModuleDatabase& database, const ModprobeConfig& config,
+                          const std::string& name, const std::string& path)
 {
-    const std::string module_dir = database.module_dir();
-    auto file_of = [&database, module_dir](const std::string& module) -> std::string {
-        auto line = database.dependency_line(module);
-        return line ? module_dir + "/" + line->substr(0, line->find(':')) : std::string();
-    };
     auto read_info = [](const std::string& file) -> std::optional<elf::ModuleInfo> {
         struct stat st {};
         auto info = elf::load_module_file(AT_FDCWD, file, st);
         return info ? std::optional<elf::ModuleInfo>(std::move(*info)) : std::nullopt;
     };
+    // Shared by the lookups below and the view's crc_of, which outlives this call.
+    auto resolver = std::make_shared<Resolver>(database, config);
     IndexView view;
     view.owner_of_symbol = [&database](const std::string& symbol) {
         return database.module_for_symbol(symbol);
     };
     auto owners = std::make_shared<std::map<std::string, std::optional<elf::ModuleInfo>>>();
-    view.crc_of = [owners, file_of,
+    view.crc_of = [owners, resolver,
                    read_info](const std::string& owner,
                               const std::string& symbol) -> std::optional<uint64_t> {
         auto [it, is_new] = owners->try_emplace(owner);
         if (is_new) {
-            const std::string file = file_of(owner);
-            if (!file.empty())
-                it->second = read_info(file);
+            Module* module = resolver->module_by_name(owner);
+            resolver->dependencies(*module);
+            if (module->path)
+                it->second = read_info(*module->path);
         }
         if (!it->second)
             return std::nullopt;
@@ -452,34 +450,34 @@ IndexView make_index_view(const depmod::ModuleDatabase& database, const std::str
         return std::nullopt;
     };
     // Indexed when the index has this very file under the name.
-    if (auto line = database.dependency_line(name)) {
-        const std::string indexed = module_dir + "/" + line->substr(0, line->find(':'));
-        struct stat a {};
-        struct stat b {};
-        if (::stat(indexed.c_str(), &a) == 0 && ::stat(path.c_str(), &b) == 0 &&
-            a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
-            std::vector<std::string> names;
-            const size_t colon = line->find(':');
-            for (std::string_view dep :
-                 base::split_tokens(std::string_view(*line).substr(colon + 1)))
-                names.push_back(index::modname_from_path(dep));
-            view.dependencies = std::move(names);
-        }
+    Module* module = resolver->module_by_name(name);
+    const std::vector<Module*>& dependencies = resolver->dependencies(*module);
+    struct stat indexed {};
+    struct stat given {};
+    if (module->path && ::stat(module->path->c_str(), &indexed) == 0 &&
+        ::stat(path.c_str(), &given) == 0 && indexed.st_dev == given.st_dev &&
+        indexed.st_ino == given.st_ino) {
+        std::vector<std::string> names;
+        names.reserve(dependencies.size());
+        for (const Module* dependency : dependencies)
+            names.push_back(dependency->name);
+        view.dependencies = std::move(names);
     }
-    if (auto dep = base::read_file(AT_FDCWD, module_dir + "/modules.dep")) {
-        for (std::string_view line : base::split_lines(*dep)) {
-            if (!line.starts_with("kernel/"))
-                continue;
-            if (auto own =
-                    read_info(module_dir + "/" + std::string(line.substr(0, line.find(':'))))) {
-                auto magic = own->values("vermagic");
-                if (!magic.empty())
-                    view.kernel_vermagic = std::string(magic.front());
-            }
-            break;
-        }
+    // The kernel's vermagic: that of one of its own modules, built with it.
+    std::string own;
+    database.for_each_module([&](std::string_view module_name, std::string_view line) {
+        if (own.empty() && line.starts_with("kernel/"))
+            own = module_name;
+    });
+    if (!own.empty()) {
+        Module* own_module = resolver->module_by_name(own);
+        resolver->dependencies(*own_module);
+        auto info = own_module->path ? read_info(*own_module->path) : std::nullopt;
+        auto magic = info ? info->values("vermagic") : std::vector<std::string_view>{};
+        if (!magic.empty())
+            view.kernel_vermagic = std::string(magic.front());
     }
-    view.is_blacklisted = config != nullptr && config->is_blacklisted(name);
+    view.is_blacklisted = config.is_blacklisted(name);
     return view;
 }
 

@@ -76,11 +76,12 @@ struct ModuleImage {
 /// The IndexView of `database` for the module `name` whose file is `path`: symbol owners
 /// from modules.symbols, their CRCs read from their files when asked (each file once), the
 /// module's modules.dep dependencies when the index has this very file under `name`, and the
-/// vermagic of the first of the release's own modules (kernel/...). `config`, if given,
-/// says whether `name` is blacklisted. `database` must outlive the view.
+/// vermagic of one of the release's own modules (kernel/...); `config` says whether `name`
+/// is blacklisted. Module files and dependencies are found as the Resolver finds them.
+/// `database` and `config` must outlive the view.
 [[nodiscard]] IndexView make_index_view(const depmod::ModuleDatabase& database,
-                                        const std::string& name, const std::string& path,
-                                        const ModprobeConfig* config = nullptr);
+                                        const ModprobeConfig& config, const std::string& name,
+                                        const std::string& path);
 
 /// The parameter string the kernel parses ("a=1 b=\"x y\" flag") as names and values
 /// (nullopt: a name without '='), quotes removed, as the kernel's next_arg splits it.

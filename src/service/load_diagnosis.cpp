@@ -60,8 +60,8 @@ Diagnosis diagnose_failed_load(const loader::InsertFailure& failure, const Index
     if (auto module = loader::read_module_image(failure.path)) {
         const loader::CheckSubject subject =
             loader::make_subject(failure.module, failure.path, *module, failure.params);
-        const loader::IndexView view = loader::make_index_view(snapshot.database(), failure.module,
-                                                               failure.path, &snapshot.config());
+        const loader::IndexView view = loader::make_index_view(
+            snapshot.database(), snapshot.config(), failure.module, failure.path);
         findings = loader::check_load(subject, facts, view);
     }
     return classify_failed_load(failure.code, findings);
