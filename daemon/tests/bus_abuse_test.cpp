@@ -17,13 +17,6 @@ using kmodd::test::run_shell;
 
 const fs::path kFixtures = KMODD_FIXTURE_MODULES;
 
-long rss_kib(pid_t pid)
-{
-    const std::string status = kmodd::test::slurp("/proc/" + std::to_string(pid) + "/status");
-    const size_t at = status.find("VmRSS:");
-    return at == std::string::npos ? -1 : std::strtol(status.c_str() + at + 6, nullptr, 10);
-}
-
 TEST(KmoddBusAbuse, RawHostileCallersLeaveKmoddUpAnsweringRightAndItsMemoryBounded)
 {
     if (!fs::exists("/usr/bin/python3"))
@@ -37,7 +30,7 @@ TEST(KmoddBusAbuse, RawHostileCallersLeaveKmoddUpAnsweringRightAndItsMemoryBound
     ASSERT_TRUE(setup.start({"--log-level", "info"})) << setup.log();
     const pid_t pid = setup.process().pid();
     ASSERT_TRUE(setup.client().list_deps("mod2"));
-    const long before = rss_kib(pid);
+    const long before = status_kib(pid, "VmRSS:");
 
     std::string output;
     const int status = run_shell(
@@ -45,7 +38,7 @@ TEST(KmoddBusAbuse, RawHostileCallersLeaveKmoddUpAnsweringRightAndItsMemoryBound
     std::printf("%s", output.c_str());
     EXPECT_EQ(status, 0) << output;
     ASSERT_TRUE(setup.process().is_running()) << setup.log();
-    const long after = rss_kib(pid);
+    const long after = status_kib(pid, "VmRSS:");
     std::printf("kmodd VmRSS before %ld KiB, after %ld KiB\n", before, after);
 #if defined(__SANITIZE_ADDRESS__)
     std::printf("no memory bound under AddressSanitizer: its quarantine keeps what is freed\n");

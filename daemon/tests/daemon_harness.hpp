@@ -13,6 +13,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -51,6 +53,16 @@ inline bool wait_until(const std::function<bool()>& condition,
         std::this_thread::sleep_for(5ms);
     }
     return true;
+}
+
+/// A field of /proc/PID/status in KiB ("VmRSS:", "VmHWM:"), -1 when absent.
+inline long status_kib(pid_t pid, const char* field)
+{
+    const std::string text = kmodd::test::slurp("/proc/" + std::to_string(pid) + "/status");
+    const size_t at = text.find(field);
+    if (at == std::string::npos)
+        return -1;
+    return std::strtol(text.c_str() + at + std::strlen(field), nullptr, 10);
 }
 
 /// A kmodd process, started with the given arguments, its output in a log file.

@@ -37,6 +37,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using kmodd::daemon::test::DaemonSetup;
 using kmodd::daemon::test::KmoddProcess;
+using kmodd::daemon::test::status_kib;
 namespace fs = std::filesystem;
 
 double median(std::vector<double> values)
@@ -81,15 +82,6 @@ double run_seconds(const std::string& command)
     if (status != 0)
         std::fprintf(stderr, "daemon_bench: '%s' failed (%d)\n", command.c_str(), status);
     return seconds;
-}
-
-long status_kib(pid_t pid, const char* field)
-{
-    std::string text = kmodd::test::slurp("/proc/" + std::to_string(pid) + "/status");
-    size_t at = text.find(field);
-    if (at == std::string::npos)
-        return -1;
-    return std::strtol(text.c_str() + at + std::strlen(field) + 1, nullptr, 10);
 }
 
 /// Waits until `dep` (modules.dep) contains (or, with `present` false, lacks) `line`, woken

@@ -15,18 +15,12 @@
 #include <cstdlib>
 #include <sstream>
 
-#include "daemon_harness.hpp"
+#include "stress_tree.hpp"
 
 namespace kmodd::daemon::test {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::string environment(const char* name, const char* fallback = "")
-{
-    const char* value = std::getenv(name);
-    return value != nullptr ? value : fallback;
-}
 
 double percentile(std::vector<double>& values, double p)
 {
@@ -46,11 +40,7 @@ struct ClientRun {
 TEST(ConcurrentClients, EveryCallSucceedsWhileTheTreeChanges)
 {
     const fs::path source = environment("KMODD_SOAK_TREE");
-    std::string version;
-    if (fs::is_directory(source / "lib/modules")) {
-        for (const auto& entry : fs::directory_iterator(source / "lib/modules"))
-            version = entry.path().filename().string();
-    }
+    const std::string version = release_of(source);
     if (version.empty())
         GTEST_SKIP() << "no tree: set KMODD_SOAK_TREE";
     const int clients = std::atoi(environment("KMODD_CLIENTS", "200").c_str());
@@ -60,21 +50,9 @@ TEST(ConcurrentClients, EveryCallSucceedsWhileTheTreeChanges)
 
     DaemonSetup setup(version);
     const fs::path module_dir = setup.tree().module_dir();
-    fs::remove_all(module_dir);
-    ASSERT_EQ(std::system(("cp -al '" + (source / "lib/modules" / version).string() + "' '" +
-                           module_dir.string() + "'")
-                              .c_str()),
-              0);
     std::string sample;
-    for (const auto& entry : fs::recursive_directory_iterator(module_dir / "kernel/drivers/net")) {
-        if (entry.path().filename().string().starts_with("dummy.ko")) {
-            sample = entry.path().string();
-            break;
-        }
-    }
-    ASSERT_FALSE(sample.empty()) << "the tree has no drivers/net/dummy.ko";
+    ASSERT_NO_FATAL_FAILURE(copy_tree(setup, source, sample));
     const std::string suffix = sample.substr(sample.find(".ko"));
-    fs::create_directories(module_dir / "extra");
     ASSERT_TRUE(setup.start({"--log-level", "info"})) << setup.log();
     const pid_t pid = setup.process().pid();
 
@@ -161,8 +139,7 @@ TEST(ConcurrentClients, EveryCallSucceedsWhileTheTreeChanges)
     const size_t calls = all.size();
     const double p50 = percentile(all, 0.50);
     const double p99 = percentile(all, 0.99);
-    const std::string status = kmodd::test::slurp("/proc/" + std::to_string(pid) + "/status");
-    const long rss_kib = std::strtol(status.c_str() + status.find("VmRSS:") + 6, nullptr, 10);
+    const long rss_kib = status_kib(pid, "VmRSS:");
     std::printf("%d clients, %.1f s, %zu tree changes: %zu calls, %.0f calls/s, p50 %.2f ms, "
                 "p99 %.2f ms, max %.2f ms, %zu failed; kmodd VmRSS %ld KiB\n",
                 clients, elapsed, changes, calls, static_cast<double>(calls) / elapsed, p50, p99,

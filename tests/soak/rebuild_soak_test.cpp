@@ -17,28 +17,13 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "daemon_harness.hpp"
 #include "kmod_oracle.hpp"
+#include "stress_tree.hpp"
 
 namespace kmodd::daemon::test {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::string environment(const char* name, const char* fallback = "")
-{
-    const char* value = std::getenv(name);
-    return value != nullptr ? value : fallback;
-}
-
-long status_kib(pid_t pid, const char* field)
-{
-    std::string text = kmodd::test::slurp("/proc/" + std::to_string(pid) + "/status");
-    size_t at = text.find(field);
-    if (at == std::string::npos)
-        return -1;
-    return std::strtol(text.c_str() + at + std::strlen(field), nullptr, 10);
-}
 
 size_t open_fds(pid_t pid)
 {
@@ -78,10 +63,8 @@ TEST(RebuildSoak, MemoryAndOpenFilesStayFlatAndTheIndexStaysKmods)
 {
     const fs::path source = environment("KMODD_SOAK_TREE");
     std::string version = environment("KMODD_SOAK_VERSION");
-    if (version.empty() && fs::is_directory(source / "lib/modules")) {
-        for (const auto& entry : fs::directory_iterator(source / "lib/modules"))
-            version = entry.path().filename().string(); // the cached trees hold one release
-    }
+    if (version.empty())
+        version = release_of(source);
     const int cycles = std::atoi(environment("KMODD_SOAK_CYCLES", "200").c_str());
     const int compare_every = std::atoi(environment("KMODD_SOAK_COMPARE", "100").c_str());
     if (source.empty() || !fs::is_directory(source / "lib/modules" / version))
@@ -91,23 +74,11 @@ TEST(RebuildSoak, MemoryAndOpenFilesStayFlatAndTheIndexStaysKmods)
 
     DaemonSetup setup(version);
     const fs::path module_dir = setup.tree().module_dir();
-    fs::remove_all(module_dir);
-    ASSERT_EQ(std::system(("cp -al '" + (source / "lib/modules" / version).string() + "' '" +
-                           module_dir.string() + "'")
-                              .c_str()),
-              0);
     std::string sample;
-    for (const auto& entry : fs::recursive_directory_iterator(module_dir / "kernel/drivers/net")) {
-        if (entry.path().filename().string().starts_with("dummy.ko")) {
-            sample = entry.path().string();
-            break;
-        }
-    }
-    ASSERT_FALSE(sample.empty()) << "the tree has no drivers/net/dummy.ko";
+    ASSERT_NO_FATAL_FAILURE(copy_tree(setup, source, sample));
     const std::string suffix = sample.substr(sample.find(".ko"));
     const fs::path outside = setup.tree().root() / "home/dev";
     fs::create_directories(outside);
-    fs::create_directories(module_dir / "extra");
     const fs::path target = outside / ("kmodd_soak" + suffix);
     fs::copy_file(sample, target);
     const fs::path link = module_dir / "extra" / ("kmodd_soak" + suffix);
