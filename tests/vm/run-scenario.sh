@@ -3,13 +3,18 @@
 #
 # Runs one scenario of tests/vm/scenarios/ on Debian's real kernel in a virtual machine:
 #
-#   run-scenario.sh [--kmodd=PATH] [--kmodctl=PATH] [--timeout=SECONDS] [--qemu-arg=ARG]... SCENARIO
+#   run-scenario.sh [--kmodd=PATH] [--kmodctl=PATH] [--timeout=SECONDS] [--qemu-arg=ARG]...
+#                   [--kernel-arg=ARG]... [--copy=HOSTPATH:GUESTPATH]... SCENARIO
 #   run-scenario.sh --prepare
 #
 # SCENARIO is a file, or the name of one in tests/vm/scenarios/ (with or without .sh).
 # --prepare only fetches the kernel and builds its cached part of the initramfs (step 1).
 # --kmodd / --kmodctl default to $KMODD_VM_KMODD / $KMODD_VM_KMODCTL, else build/bin/ of the
 # source tree. --qemu-arg passes one argument to qemu, e.g. --qemu-arg=-device --qemu-arg=e1000.
+# --kernel-arg appends one argument to the kernel command line, e.g.
+# --kernel-arg=module.sig_enforce=1. --copy places a file or directory built on the host at an
+# absolute path in the guest (GUESTPATH's parents are created), e.g. out-of-tree modules:
+# --copy=/tmp/mods:/vm/mods.
 #
 # What happens:
 #   1. apt-get download fetches linux-image-amd64's kernel image package (the .deb that
@@ -54,7 +59,8 @@ die() { log "error: $*"; exit 1; }
 elapsed() { LC_ALL=C awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
 
 usage() {
-    sed -n 's/^#   run-scenario.sh/usage: run-scenario.sh/p' "${BASH_SOURCE[0]}" >&2
+    # The comment at the top, up to "What happens".
+    sed -n '3,/^# What happens/{/^# What happens/d; s/^# \{0,1\}//; p}' "${BASH_SOURCE[0]}" >&2
     exit 2
 }
 
@@ -63,11 +69,15 @@ kmodctl=${KMODD_VM_KMODCTL:-$source_root/build/bin/kmodctl}
 timeout=${KMODD_VM_TIMEOUT:-180}
 memory=${KMODD_VM_MEMORY:-2048}
 qemu_args=()
+kernel_args=()
+copies=()
 scenario=
 prepare_only=0
 for arg in "$@"; do
     case $arg in
     --qemu-arg=*) qemu_args+=("${arg#--qemu-arg=}") ;;
+    --kernel-arg=*) kernel_args+=("${arg#--kernel-arg=}") ;;
+    --copy=*) copies+=("${arg#--copy=}") ;;
     --kmodd=*) kmodd=${arg#--kmodd=} ;;
     --kmodctl=*) kmodctl=${arg#--kmodctl=} ;;
     --timeout=*) timeout=${arg#--timeout=} ;;
@@ -80,6 +90,14 @@ for arg in "$@"; do
 done
 [[ -n $scenario || $prepare_only -eq 1 ]] || usage
 [[ $timeout =~ ^[1-9][0-9]*$ ]] || die "--timeout wants a number of seconds, not '$timeout'"
+for arg in "${kernel_args[@]}"; do
+    [[ -n $arg && $arg != *[[:space:]]* ]] ||
+        die "--kernel-arg wants one argument without spaces, not '$arg'"
+done
+for copy in "${copies[@]}"; do
+    [[ $copy == *:/* ]] || die "--copy wants HOSTPATH:/GUESTPATH, not '$copy'"
+    [[ -e ${copy%%:/*} ]] || die "--copy: '${copy%%:/*}' does not exist"
+done
 
 if [[ $prepare_only -eq 0 ]]; then
     if [[ ! -f $scenario ]]; then
@@ -316,6 +334,12 @@ chmod 0755 "$root/init" "$root/vm/scenario.sh"
 before=${scenario%.sh}.before.sh
 [[ -f $before ]] && cp "$before" "$root/vm/before-kmodd.sh"
 printf '%s\n' "$scenario_name" >"$root/vm/name"
+for copy in "${copies[@]}"; do
+    guest_path=/${copy#*:/}
+    [[ $guest_path != *..* ]] || die "--copy: '$guest_path' must not contain '..'"
+    mkdir -p "$root$(dirname "$guest_path")"
+    cp -a "${copy%%:/*}" "$root$guest_path"
+done
 
 (cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) >"$run_dir/run.cpio" ||
     die "cpio failed"
@@ -329,6 +353,7 @@ log "$scenario_name: kernel $release, initramfs $initrd_mb MB ($(du -k "$run_dir
 
 append="console=ttyS0 panic=-1 quiet"
 [[ ${KMODD_VM_VERBOSE:-0} == 1 ]] && append="$append kmodd_vm.verbose=1"
+[[ ${#kernel_args[@]} -eq 0 ]] || append="$append ${kernel_args[*]}"
 console=$run_dir/console.log
 # qemu's human monitor on two FIFOs: a console line "KMODD-VM-HMP: COMMAND" from the scenario
 # is sent to it (e.g. device_add, to hotplug a device while the scenario watches).
