@@ -10,8 +10,9 @@ libgtest-dev libgmock-dev googletest libexpected-dev liblzma-dev libzstd-dev zli
 kmod xz-utils zstd gzip gcc-s390x-linux-gnu dbus-daemon libxml2-utils"
 for option in "$@"; do
     case $option in
-    # mmdebstrap: the Debian roots of tests/system and tests/trixie.
-    --with-vm) packages="$packages qemu-system-x86 busybox-static cpio dbus-system-bus-common mmdebstrap" ;;
+    # mmdebstrap: the Debian roots of tests/system and tests/trixie; make and openssl: the
+    # out-of-tree modules of tests/vm/devmods (which installs the kernel's headers itself).
+    --with-vm) packages="$packages qemu-system-x86 busybox-static cpio dbus-system-bus-common mmdebstrap make openssl" ;;
     --with-lint) packages="$packages clang-format clang-tidy shellcheck git" ;;
     --with-deb) packages="$packages build-essential debhelper dpkg-dev lintian git" ;;
     # clang with libFuzzer's runtime: tests/fuzz/run.sh.

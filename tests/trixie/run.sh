@@ -21,6 +21,8 @@ packages="$packages,kmod,xz-utils,zstd,gzip,dbus-daemon,libxml2-utils,ca-certifi
 packages="$packages,systemd,util-linux,procps"
 # For the vm tests: qemu and what run-scenario.sh puts in the initramfs.
 packages="$packages,qemu-system-x86,busybox-static,cpio,dbus-system-bus-common,binutils"
+# For the out-of-tree modules of tests/vm/devmods (it installs the kernel's headers itself).
+packages="$packages,make,openssl"
 
 if [ ! -f "$root/etc/debian_version" ]; then
     command -v mmdebstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap
