@@ -115,8 +115,8 @@ base::Result<void> Loader::run_step(const ProbeStep& step, const LoadRequest& re
                         ? kernel_.insert_module_forcing(*module.path, step.options, request.force)
                         : kernel_.insert_module(*module.path, step.options);
     if (!inserted) {
-        insert_failure_ =
-            InsertFailure{module.name, *module.path, step.options, inserted.error().code};
+        insert_failure_ = InsertFailure{module.name, *module.path, step.options,
+                                        inserted.error().code, kernel_.insert_messages()};
         return inserted;
     }
     report.inserted.push_back(module.name);

@@ -68,13 +68,14 @@ struct LoadRequest {
     Provenance provenance{};
 };
 
-/// The insertion that failed in the last load: which module, its file and parameters, and
-/// the kernel's errno (the facts a diagnosis starts from).
+/// The insertion that failed in the last load: which module, its file and parameters, the
+/// kernel's errno and its log lines about it (the facts a diagnosis starts from).
 struct InsertFailure {
     std::string module;
     std::string path;
     std::string params;
     int code = 0;
+    std::vector<std::string> kernel_messages; ///< sys::Kernel::insert_messages()
 };
 
 struct LoadReport {

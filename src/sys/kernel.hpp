@@ -61,6 +61,12 @@ public:
     /// exports...) for predicting or explaining a load, `release` its release. By default
     /// only the loaded modules are known.
     [[nodiscard]] virtual KernelFacts facts(const std::string& release);
+    /// The kernel's log lines about the last insertion (insert_module or
+    /// insert_module_forcing) on this thread: on the real kernel, the /dev/kmsg messages
+    /// written while it ran that name the module or no other driver (sys::messages_about_module),
+    /// e.g. "dev_a: unknown parameter 'x' ignored". Empty when the log cannot be read, and by
+    /// default.
+    [[nodiscard]] virtual std::vector<std::string> insert_messages() const { return {}; }
     /// Unloads `name` without waiting (O_NONBLOCK). Errors: ENOENT: not loaded; EWOULDBLOCK
     /// (== EAGAIN): in use, by other modules (named in the message) or by other references;
     /// EBUSY: not live (still coming or already going) or cannot be unloaded (no exit

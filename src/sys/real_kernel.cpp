@@ -15,6 +15,7 @@
 #include "base/unique_fd.hpp"
 #include "sys/compression.hpp"
 #include "sys/kernel.hpp"
+#include "sys/kmsg.hpp"
 #include "sys/messages.hpp"
 
 namespace kmodd::sys {
@@ -150,6 +151,9 @@ base::Result<std::vector<LoadedModule>> parse_proc_modules(std::string_view text
     return modules;
 }
 
+/// The kernel's lines about the last insertion of this thread (RealKernel::insert_messages).
+thread_local std::vector<std::string> last_messages;
+
 class RealKernel final : public Kernel {
 public:
     RealKernel(Decompressor decompress, std::string sysfs_root, std::string procfs_root,
@@ -174,7 +178,20 @@ public:
         return insert(path, params, force);
     }
 
+    std::vector<std::string> insert_messages() const override { return last_messages; }
+
+    /// insert_once, keeping the kernel's lines about it (the cursor is placed before the
+    /// call). Per thread: two loads on two threads each keep their own lines.
     base::Result<void> insert(const std::string& path, const std::string& params, ForceFlags force)
+    {
+        KmsgCursor log;
+        auto inserted = insert_once(path, params, force);
+        last_messages = messages_about_module(log.read(), module_name_from_path(path));
+        return inserted;
+    }
+
+    base::Result<void> insert_once(const std::string& path, const std::string& params,
+                                   ForceFlags force)
     {
         std::string name = module_name_from_path(path);
         std::string context = "cannot insert " + base::quoted(name);
