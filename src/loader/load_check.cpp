@@ -240,6 +240,7 @@ void check_symbols(const CheckSubject& subject, const sys::KernelFacts& kernel,
                    const IndexView& index, std::vector<Finding>& out)
 {
     std::map<std::string, std::vector<std::string>> by_owner;
+    std::vector<std::string> missing; ///< exported by nobody
     size_t from_kernel = 0;
     size_t unknown = 0;
     for (const elf::ImportedSymbol& symbol : subject.info->imports) {
@@ -293,9 +294,18 @@ void check_symbols(const CheckSubject& subject, const sys::KernelFacts& kernel,
             ++from_kernel;
             continue;
         }
+        missing.push_back(symbol.name);
+    }
+    if (!missing.empty()) {
+        // One finding, the names sorted: a module built against other headers misses many.
+        std::sort(missing.begin(), missing.end());
+        std::string what = missing.size() == 1
+                               ? "'" + missing[0] + "'"
+                               : std::to_string(missing.size()) + " symbols the module needs: '" +
+                                     base::join(missing, "', '") + "'";
         out.push_back({"symbol", Severity::Problem,
-                       "no module of " + kernel.release + " and not the kernel exports '" +
-                           symbol.name + "' (the load fails: Unknown symbol in module)",
+                       "no module of " + kernel.release + " and not the kernel exports " + what +
+                           " (the load fails: Unknown symbol in module)",
                        "it was built against other headers, or the symbol was renamed or "
                        "removed upstream: rebuild against the headers of " +
                            kernel.release +
@@ -317,7 +327,7 @@ void check_symbols(const CheckSubject& subject, const sys::KernelFacts& kernel,
                        "run kmodctl check as root on the kernel that will load it"});
 }
 
-void check_parameters(const CheckSubject& subject, std::vector<Finding>& out)
+void append_parameter_findings(const CheckSubject& subject, std::vector<Finding>& out)
 {
     const auto parameters = parameters_of(*subject.info);
     for (const auto& [name, value] : subject.params) {
@@ -509,6 +519,13 @@ split_parameters(std::string_view params)
     return out;
 }
 
+std::vector<Finding> check_parameters(const CheckSubject& subject)
+{
+    std::vector<Finding> findings;
+    append_parameter_findings(subject, findings);
+    return findings;
+}
+
 std::vector<Finding> check_load(const CheckSubject& subject, const sys::KernelFacts& kernel,
                                 const IndexView& index)
 {
@@ -517,7 +534,7 @@ std::vector<Finding> check_load(const CheckSubject& subject, const sys::KernelFa
     check_vermagic(subject, index, kernel, findings);
     check_signature(subject, kernel, findings);
     check_symbols(subject, kernel, index, findings);
-    check_parameters(subject, findings);
+    append_parameter_findings(subject, findings);
     std::stable_sort(findings.begin(), findings.end(), [](const Finding& a, const Finding& b) {
         return static_cast<int>(a.severity) > static_cast<int>(b.severity);
     });

@@ -92,6 +92,10 @@ split_parameters(std::string_view params);
 [[nodiscard]] std::vector<Finding>
 check_load(const CheckSubject& subject, const sys::KernelFacts& kernel, const IndexView& index);
 
+/// Only the parameter findings of check_load: each of `subject.params` against the module's
+/// parameters (an unknown one is a Warning, a value the kernel refuses a Problem).
+[[nodiscard]] std::vector<Finding> check_parameters(const CheckSubject& subject);
+
 /// Whether `value` is a value the kernel accepts for a parameter of `type` (modinfo's
 /// parmtype: int, uint, long, ulong, short, ushort, byte, hexint, bool, invbool, charp,
 /// string, "array of T"). Unknown types accept anything.
