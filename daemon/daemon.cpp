@@ -433,6 +433,12 @@ void Daemon::explain(std::string module, Reply<service::Explanation> reply)
         });
 }
 
+void Daemon::diagnose(std::string module, Reply<service::LoadOutcome> reply)
+{
+    // Needs no index: answered at once on the loop thread.
+    reply(modules_->diagnose(module));
+}
+
 void Daemon::holders(std::string module, Reply<service::HolderReport> reply)
 {
     // On the kernel worker: the unload plan waits for a load in progress, in order.

@@ -65,6 +65,7 @@ public:
     void module_info(std::string release, std::string module,
                      Reply<service::ModuleDetails> reply) override;
     void explain(std::string module, Reply<service::Explanation> reply) override;
+    void diagnose(std::string module, Reply<service::LoadOutcome> reply) override;
     void holders(std::string module, Reply<service::HolderReport> reply) override;
     void list_users(std::string release, std::string module,
                     Reply<std::vector<std::string>> reply) override;

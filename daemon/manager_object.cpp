@@ -195,6 +195,32 @@ std::map<std::string, sdbus::Variant> to_info_map(const service::ModuleDetails& 
     return info;
 }
 
+std::map<std::string, sdbus::Variant> to_outcome_map(const service::LoadOutcome& outcome)
+{
+    std::map<std::string, sdbus::Variant> out;
+    out.emplace("module", sdbus::Variant(outcome.module));
+    out.emplace("params", sdbus::Variant(outcome.params));
+    out.emplace("time_usec", sdbus::Variant(outcome.time_usec));
+    out.emplace("loaded", sdbus::Variant(outcome.loaded));
+    if (outcome.loaded) {
+        out.emplace("inserted", sdbus::Variant(outcome.inserted));
+        out.emplace("warnings", sdbus::Variant(outcome.warnings));
+        return out;
+    }
+    out.emplace("error", sdbus::Variant(std::string(error_name(outcome.kind))));
+    out.emplace("message", sdbus::Variant(outcome.message));
+    out.emplace("cause", sdbus::Variant(outcome.cause));
+    out.emplace("fix", sdbus::Variant(outcome.fix));
+    if (!outcome.failed_module.empty()) {
+        out.emplace("failed_module", sdbus::Variant(outcome.failed_module));
+        out.emplace("file", sdbus::Variant(outcome.file));
+        out.emplace("errno", sdbus::Variant(static_cast<int32_t>(outcome.code)));
+        out.emplace("kernel_messages", sdbus::Variant(outcome.kernel_messages));
+        out.emplace("diagnosis_usec", sdbus::Variant(outcome.diagnosis_usec));
+    }
+    return out;
+}
+
 std::map<std::string, sdbus::Variant> to_explanation_map(const service::Explanation& explanation)
 {
     std::map<std::string, sdbus::Variant> out;
@@ -352,6 +378,21 @@ void ManagerObject::Explain(sdbus::Result<std::map<std::string, sdbus::Variant>>
                              else
                                  reply->fail(error_name(done.error().kind), done.error().message);
                          });
+    });
+}
+
+void ManagerObject::Diagnose(sdbus::Result<std::map<std::string, sdbus::Variant>>&& result,
+                             std::string module)
+{
+    auto reply = pending(std::move(result));
+    guarded(reply, [&] {
+        backend_.diagnose(std::move(module),
+                          [reply](service::RequestResult<service::LoadOutcome> done) {
+                              if (done)
+                                  reply->succeed(to_outcome_map(*done));
+                              else
+                                  reply->fail(error_name(done.error().kind), done.error().message);
+                          });
     });
 }
 

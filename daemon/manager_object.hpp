@@ -62,6 +62,7 @@ public:
     virtual void module_info(std::string release, std::string module,
                              Reply<service::ModuleDetails> reply) = 0;
     virtual void explain(std::string module, Reply<service::Explanation> reply) = 0;
+    virtual void diagnose(std::string module, Reply<service::LoadOutcome> reply) = 0;
     virtual void holders(std::string module, Reply<service::HolderReport> reply) = 0;
     virtual void list_users(std::string release, std::string module,
                             Reply<std::vector<std::string>> reply) = 0;
@@ -114,6 +115,8 @@ private:
                        std::string module) override;
     void Explain(sdbus::Result<std::map<std::string, sdbus::Variant>>&& result,
                  std::string module) override;
+    void Diagnose(sdbus::Result<std::map<std::string, sdbus::Variant>>&& result,
+                  std::string module) override;
     void ListHolders(sdbus::Result<std::vector<std::string>, std::vector<std::string>,
                                    std::vector<std::string>, std::string>&& result,
                      std::string module) override;
@@ -155,6 +158,10 @@ private:
 /// Explain's a{sv}: only the keys that are known.
 [[nodiscard]] std::map<std::string, sdbus::Variant>
 to_explanation_map(const service::Explanation& explanation);
+
+/// Diagnose's a{sv}: a failure's keys only when the load failed.
+[[nodiscard]] std::map<std::string, sdbus::Variant>
+to_outcome_map(const service::LoadOutcome& outcome);
 
 /// GetModuleInfo's a{sv}: only the keys the module has.
 [[nodiscard]] std::map<std::string, sdbus::Variant>

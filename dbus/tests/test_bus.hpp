@@ -383,6 +383,17 @@ private:
             {"/sys/devices/pci0000:00/0000:00:1f.3", "pci:v00008086d0000A348sv*"}});
     }
 
+    void Diagnose(sdbus::Result<std::map<std::string, sdbus::Variant>>&& result,
+                  std::string module) override
+    {
+        std::map<std::string, sdbus::Variant> outcome;
+        outcome["module"] = sdbus::Variant(module);
+        outcome["loaded"] = sdbus::Variant(true);
+        outcome["warnings"] = sdbus::Variant(
+            std::vector<std::string>{module + ": unknown parameter 'x': the kernel ignores it"});
+        result.returnResults(outcome);
+    }
+
     void Explain(sdbus::Result<std::map<std::string, sdbus::Variant>>&& result,
                  std::string module) override
     {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <string_view>
 
 namespace kmodd::service {
 namespace {
@@ -51,6 +52,43 @@ Diagnosis classify_failed_load(int code, const std::vector<loader::Finding>& fin
     default:
         return {Failure::Failed, "", ""};
     }
+}
+
+std::vector<std::string> parameter_warnings(const loader::LoadReport& report)
+{
+    std::vector<std::string> warnings;
+    for (const loader::ProbeStep& step : report.steps) {
+        if (step.kind != loader::ProbeStep::Kind::Insert || step.options.empty() ||
+            step.module == nullptr || !step.module->path)
+            continue;
+        const std::string& name = step.module->name;
+        if (std::find(report.inserted.begin(), report.inserted.end(), name) ==
+            report.inserted.end())
+            continue;
+        auto module = loader::read_module_image(*step.module->path);
+        if (!module)
+            continue; // it loaded: the kernel read it; nothing to add
+        const loader::CheckSubject subject =
+            loader::make_subject(name, *step.module->path, *module, step.options);
+        for (const loader::Finding& finding : loader::check_parameters(subject)) {
+            if (finding.severity == loader::Severity::Warning)
+                warnings.push_back(name + ": " + finding.message);
+        }
+    }
+    return warnings;
+}
+
+std::string with_kernel_messages(std::string message, const std::vector<std::string>& lines)
+{
+    if (lines.empty())
+        return message;
+    constexpr std::string_view kHint = " (see dmesg)";
+    if (auto at = message.find(kHint); at != std::string::npos)
+        message.erase(at, kHint.size());
+    message += ". The kernel said: ";
+    for (size_t i = 0; i < lines.size(); ++i)
+        message.append(i == 0 ? "\"" : "; \"").append(lines[i]).append("\"");
+    return message;
 }
 
 Diagnosis diagnose_failed_load(const loader::InsertFailure& failure, const IndexSnapshot& snapshot,

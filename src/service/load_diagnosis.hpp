@@ -8,6 +8,7 @@
 
 #include "loader/load_check.hpp"
 #include "loader/loader.hpp"
+#include "service/load_outcome.hpp"
 #include "service/module_service.hpp"
 #include "service/request_error.hpp"
 
@@ -19,6 +20,16 @@ struct Diagnosis {
     std::string cause; ///< one sentence; empty when nothing is known beyond the errno
     std::string fix;   ///< what to do about it; may be empty
 };
+
+/// The warnings of a successful load: the parameters given to the modules it inserted that
+/// those modules do not have (the kernel loads them all the same and only logs it), each
+/// "MODULE: unknown parameter 'X': ...; its parameters: ...". Reads only the files of modules
+/// that got parameters.
+[[nodiscard]] std::vector<std::string> parameter_warnings(const loader::LoadReport& report);
+
+/// `message` with the kernel's `lines` joined in, in place of the "(see dmesg)" hint.
+[[nodiscard]] std::string with_kernel_messages(std::string message,
+                                               const std::vector<std::string>& lines);
 
 /// The cause of the kernel's errno `code` given the check's `findings` (pure): EKEYREJECTED a
 /// signature, ENOEXEC a vermagic or symbol version, ENOENT an unknown symbol, EINVAL a bad

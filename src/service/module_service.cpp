@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <optional>
 #include <string_view>
 #include <utility>
@@ -209,6 +210,27 @@ RequestResult<std::vector<std::string>> ModuleService::load(const IndexSnapshot&
         return fail(Failure::InvalidName, "Invalid parameters for " + quoted(name) +
                                               ": they contain a newline or a NUL character");
 
+    LoadOutcome outcome;
+    outcome.module = index::normalize_modname(name);
+    outcome.params = params;
+    auto loaded = load_noting(snapshot, name, params, origin, provenance, outcome);
+    outcome.time_usec = loader::realtime_usec();
+    outcome.loaded = loaded.has_value();
+    if (loaded) {
+        outcome.inserted = *loaded;
+    } else {
+        outcome.kind = loaded.error().kind;
+        outcome.message = loaded.error().message;
+    }
+    remember(std::move(outcome));
+    return loaded;
+}
+
+RequestResult<std::vector<std::string>>
+ModuleService::load_noting(const IndexSnapshot& snapshot, const std::string& name,
+                           const std::string& params, loader::Origin origin,
+                           const loader::Provenance& provenance, LoadOutcome& outcome)
+{
     std::lock_guard change(change_mutex_);
     loader::Resolver resolver(snapshot.database(), snapshot.config());
     auto modules = find_modules(resolver, snapshot, name);
@@ -232,16 +254,29 @@ RequestResult<std::vector<std::string>> ModuleService::load(const IndexSnapshot&
         // The kernel refused an insertion: name its cause and the fix.
         if (const auto& failed = loader.insert_failure();
             failed && failed->code == report.error().code) {
+            const auto started = std::chrono::steady_clock::now();
             Diagnosis diagnosis =
                 diagnose_failed_load(*failed, snapshot, kernel_.facts(snapshot.release()));
+            outcome.diagnosis_usec =
+                static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                          std::chrono::steady_clock::now() - started)
+                                          .count());
             error.kind = diagnosis.kind;
+            error.message = with_kernel_messages(std::move(error.message), failed->kernel_messages);
             if (!diagnosis.cause.empty())
                 error.message += ". Cause: " + diagnosis.cause;
             if (!diagnosis.fix.empty())
                 error.message += ". Fix: " + diagnosis.fix;
+            outcome.cause = diagnosis.cause;
+            outcome.fix = diagnosis.fix;
+            outcome.failed_module = failed->module;
+            outcome.file = failed->path;
+            outcome.code = failed->code;
+            outcome.kernel_messages = failed->kernel_messages;
         }
         return tl::unexpected(std::move(error));
     }
+    outcome.warnings = parameter_warnings(*report);
     if (report->blacklisted) {
         std::string names;
         for (const loader::Module* module : *modules)
@@ -250,6 +285,34 @@ RequestResult<std::vector<std::string>> ModuleService::load(const IndexSnapshot&
                     "Module " + quoted(name) + " is blacklisted (it resolves to " + names + ")");
     }
     return std::move(report->inserted);
+}
+
+void ModuleService::remember(LoadOutcome outcome)
+{
+    // Bounded: a long-running kmodd asked for many names keeps the latest.
+    constexpr size_t kMaxOutcomes = 512;
+    std::lock_guard lock(outcomes_mutex_);
+    if (outcomes_.size() >= kMaxOutcomes && !outcomes_.contains(outcome.module)) {
+        auto oldest =
+            std::min_element(outcomes_.begin(), outcomes_.end(), [](const auto& a, const auto& b) {
+                return a.second.time_usec < b.second.time_usec;
+            });
+        outcomes_.erase(oldest);
+    }
+    std::string key = outcome.module;
+    outcomes_.insert_or_assign(std::move(key), std::move(outcome));
+}
+
+RequestResult<LoadOutcome> ModuleService::diagnose(const std::string& name) const
+{
+    if (auto invalid = check_name(name))
+        return tl::unexpected(std::move(*invalid));
+    std::lock_guard lock(outcomes_mutex_);
+    auto it = outcomes_.find(index::normalize_modname(name));
+    if (it == outcomes_.end())
+        return fail(Failure::NotFound,
+                    "kmodd has not been asked to load " + quoted(name) + " since it started");
+    return it->second;
 }
 
 RequestResult<std::vector<std::string>> ModuleService::unload(const IndexSnapshot& snapshot,

@@ -22,6 +22,7 @@
 #include "index/diagnostic.hpp"
 #include "loader/modprobe_config.hpp"
 #include "loader/state_store.hpp"
+#include "service/load_outcome.hpp"
 #include "service/request_error.hpp"
 #include "sys/kernel.hpp"
 
@@ -222,6 +223,12 @@ public:
          loader::Origin origin = loader::Origin::Explicit,
          const loader::Provenance& provenance = {});
 
+    /// How the last load() of `name` ended (a module name or alias, as it was asked for;
+    /// '-' and '_' alike): the error with its cause, fix and the kernel's lines, or the
+    /// warnings of a successful load. Errors: InvalidName, NotFound (no load of that name
+    /// since kmodd started; the latest 512 names are kept).
+    [[nodiscard]] RequestResult<LoadOutcome> diagnose(const std::string& name) const;
+
     /// Unloads `name` and what kmodd loaded only for it (refcount-aware, loader::Loader).
     /// Returns the modules removed, in order. Errors: InvalidName, NotFound (not loaded),
     /// InUse (the message names the holders), Failed.
@@ -282,6 +289,12 @@ public:
          const std::map<std::string, std::string, std::less<>>& descriptions);
 
 private:
+    /// load() after its argument checks; fills `outcome`'s diagnosis or warnings.
+    [[nodiscard]] RequestResult<std::vector<std::string>>
+    load_noting(const IndexSnapshot& snapshot, const std::string& name, const std::string& params,
+                loader::Origin origin, const loader::Provenance& provenance, LoadOutcome& outcome);
+    /// Keeps `outcome` as its module's last (diagnose()).
+    void remember(LoadOutcome outcome);
     /// The unload of `name`, for real or as a plan. change_mutex_ is held by the caller.
     [[nodiscard]] RequestResult<std::vector<std::string>>
     unload_locked(const IndexSnapshot& snapshot, const std::string& name, bool dry_run);
@@ -301,6 +314,8 @@ private:
     std::string records_problem_; ///< the store's unsaved() message, as of the last copy
     std::set<std::string, std::less<>> loaded_at_start_;
     uint64_t start_usec_ = 0;
+    mutable std::mutex outcomes_mutex_;                        ///< guards outcomes_
+    std::map<std::string, LoadOutcome, std::less<>> outcomes_; ///< by normalised name
 };
 
 } // namespace kmodd::service

@@ -50,8 +50,12 @@ public:
         facts.exports = std::set<std::string, std::less<>>{};
         return facts;
     }
+    std::vector<std::string> insert_messages() const override { return messages_; }
+    /// What the kernel "logs" about the refused insertion.
+    void set_messages(std::vector<std::string> messages) { messages_ = std::move(messages); }
 
 private:
+    std::vector<std::string> messages_;
     sys::Kernel& inner_;
     std::string refused_;
     int code_;
@@ -89,6 +93,69 @@ TEST_F(ModuleServiceTest, AnUnknownSymbolAndOtherRefusalsGetTheirKinds)
     ASSERT_FALSE(loaded);
     EXPECT_EQ(loaded.error().kind, Failure::Failed);
     EXPECT_EQ(loaded.error().message.find("Cause:"), std::string::npos) << loaded.error().message;
+}
+
+TEST_F(ModuleServiceTest, TheKernelsLinesJoinTheErrorAndDiagnoseGivesItsParts)
+{
+    RefusingKernel kernel(*kernel_, "mod2", ENOENT);
+    kernel.set_messages({"mod2: Unknown symbol mod9_fn (err -2)"});
+    ModuleService service(kernel, store_.get());
+    auto loaded = service.load(*snapshot_, "mod2", "");
+    ASSERT_FALSE(loaded);
+    const std::string& message = loaded.error().message;
+    EXPECT_NE(message.find(". The kernel said: \"mod2: Unknown symbol mod9_fn (err -2)\". Cause: "),
+              std::string::npos)
+        << message;
+
+    auto outcome = service.diagnose("mod2");
+    ASSERT_TRUE(outcome) << outcome.error().message;
+    EXPECT_FALSE(outcome->loaded);
+    EXPECT_EQ(outcome->kind, Failure::UnknownSymbol);
+    EXPECT_EQ(outcome->message, message);
+    EXPECT_EQ(outcome->failed_module, "mod2");
+    EXPECT_NE(outcome->file.find("/kernel/a/mod2.ko"), std::string::npos) << outcome->file;
+    EXPECT_EQ(outcome->code, ENOENT);
+    EXPECT_EQ(outcome->kernel_messages,
+              std::vector<std::string>{"mod2: Unknown symbol mod9_fn (err -2)"});
+    EXPECT_FALSE(outcome->cause.empty());
+    EXPECT_TRUE(outcome->inserted.empty());
+
+    auto never = service.diagnose("mod1");
+    ASSERT_FALSE(never);
+    EXPECT_EQ(never.error().kind, Failure::NotFound);
+    EXPECT_EQ(service.diagnose("bad name!").error().kind, Failure::InvalidName);
+}
+
+TEST_F(ModuleServiceTest, AnUnknownParameterIsAWarningOfASuccessfulLoad)
+{
+    // mod1 has the parameter debug; the kernel ignores the one it does not have.
+    auto loaded = service_->load(*snapshot_, "mod1", "nosuch=1 debug=3");
+    ASSERT_TRUE(loaded) << loaded.error().message;
+    auto outcome = service_->diagnose("mod1");
+    ASSERT_TRUE(outcome) << outcome.error().message;
+    EXPECT_TRUE(outcome->loaded);
+    EXPECT_EQ(outcome->inserted, std::vector<std::string>{"mod1"});
+    EXPECT_EQ(outcome->params, "nosuch=1 debug=3");
+    ASSERT_EQ(outcome->warnings.size(), 1U);
+    EXPECT_EQ(outcome->warnings[0].rfind("mod1: unknown parameter 'nosuch'", 0), 0U)
+        << outcome->warnings[0];
+    EXPECT_NE(outcome->warnings[0].find("its parameters: debug"), std::string::npos)
+        << outcome->warnings[0];
+
+    // The same name asked again without parameters: the last outcome, without warnings.
+    ASSERT_TRUE(service_->unload(*snapshot_, "mod1"));
+    ASSERT_TRUE(service_->load(*snapshot_, "mod1", ""));
+    EXPECT_TRUE(service_->diagnose("mod1")->warnings.empty());
+}
+
+TEST(LoadDiagnosis, KernelLinesTakeThePlaceOfTheDmesgHint)
+{
+    EXPECT_EQ(with_kernel_messages("cannot insert 'a': invalid module format (see dmesg)",
+                                   {"a: version magic 'x' should be 'y'", "second"}),
+              "cannot insert 'a': invalid module format. The kernel said: \"a: version magic "
+              "'x' should be 'y'\"; \"second\"");
+    EXPECT_EQ(with_kernel_messages("cannot insert 'a' (see dmesg)", {}),
+              "cannot insert 'a' (see dmesg)");
 }
 
 TEST(LoadDiagnosis, EachErrnoTakesTheMatchingProblem)
