@@ -112,6 +112,14 @@ wait_until() {
     done
 }
 
+# load_error MODULE [PARAMS]: the D-Bus error of Load(MODULE, PARAMS) as dbus-send prints it
+# ("Error org.kmodd1.Error.NAME: MESSAGE"; empty when the load succeeds).
+load_error() {
+    # shellcheck disable=SC2069 # the error is the answer: stderr kept, stdout dropped
+    dbus-send --system --print-reply --dest=org.kmodd1 /org/kmodd1 org.kmodd1.Manager.Load \
+        "string:$1" "string:${2:-}" 2>&1 >/dev/null
+}
+
 expect_kmodd_alive() {
     if [ -n "$KMODD_PID" ] && ! kill -0 "$KMODD_PID" 2>/dev/null; then
         fail "kmodd is no longer running"
