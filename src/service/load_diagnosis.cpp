@@ -49,6 +49,9 @@ Diagnosis classify_failed_load(int code, const std::vector<loader::Finding>& fin
         if (const auto* parameter = problem(findings, "parameter"))
             return from(Failure::BadParameter, parameter, "");
         return {Failure::Failed, "", ""};
+    case EPERM:
+        // kernel.modules_disabled; else lockdown, module_blacklist= or a security module.
+        return from(Failure::Failed, problem(findings, "kernel"), "");
     default:
         return {Failure::Failed, "", ""};
     }
@@ -94,15 +97,22 @@ std::string with_kernel_messages(std::string message, const std::vector<std::str
 Diagnosis diagnose_failed_load(const loader::InsertFailure& failure, const IndexSnapshot& snapshot,
                                const sys::KernelFacts& facts)
 {
-    std::vector<loader::Finding> findings;
-    if (auto module = loader::read_module_image(failure.path)) {
-        const loader::CheckSubject subject =
-            loader::make_subject(failure.module, failure.path, *module, failure.params);
-        const loader::IndexView view = loader::make_index_view(
-            snapshot.database(), snapshot.config(), failure.module, failure.path);
-        findings = loader::check_load(subject, facts, view);
+    auto module = loader::read_module_image(failure.path);
+    if (!module) {
+        // A file changed since it was indexed: truncated by a build still writing it, or
+        // replaced by something that is no module.
+        Diagnosis unreadable = classify_failed_load(failure.code, {});
+        unreadable.cause =
+            "kmodd cannot read the file as a module either (" + module.error().message + ")";
+        unreadable.fix = "rebuild the module; if a build is writing it, load it once the build "
+                         "is done";
+        return unreadable;
     }
-    return classify_failed_load(failure.code, findings);
+    const loader::CheckSubject subject =
+        loader::make_subject(failure.module, failure.path, *module, failure.params);
+    const loader::IndexView view = loader::make_index_view(snapshot.database(), snapshot.config(),
+                                                           failure.module, failure.path);
+    return classify_failed_load(failure.code, loader::check_load(subject, facts, view));
 }
 
 } // namespace kmodd::service

@@ -33,12 +33,13 @@ struct Diagnosis {
 
 /// The cause of the kernel's errno `code` given the check's `findings` (pure): EKEYREJECTED a
 /// signature, ENOEXEC a vermagic or symbol version, ENOENT an unknown symbol, EINVAL a bad
-/// parameter value; the matching problem finding gives the sentence and the fix.
+/// parameter value, EPERM kernel.modules_disabled (kind Failed); the matching problem finding
+/// gives the sentence and the fix.
 [[nodiscard]] Diagnosis classify_failed_load(int code,
                                              const std::vector<loader::Finding>& findings);
 
 /// Reads the module of `failure`, checks it against `facts` and `snapshot`, and classifies
-/// the kernel's errno. A module that cannot be read gives the errno's cause alone.
+/// the kernel's errno. A module file that cannot be read (any more) is the cause itself.
 [[nodiscard]] Diagnosis diagnose_failed_load(const loader::InsertFailure& failure,
                                              const IndexSnapshot& snapshot,
                                              const sys::KernelFacts& facts);

@@ -148,6 +148,35 @@ TEST_F(ModuleServiceTest, AnUnknownParameterIsAWarningOfASuccessfulLoad)
     EXPECT_TRUE(service_->diagnose("mod1")->warnings.empty());
 }
 
+TEST_F(ModuleServiceTest, AModuleFileThatIsNoModuleAnyMoreIsTheCause)
+{
+    RefusingKernel kernel(*kernel_, "mod2", ENOEXEC);
+    ModuleService service(kernel, store_.get());
+    // The build rewrites the file after it was indexed: half of it is there.
+    const auto path = tree_.module_dir() / "kernel/a/mod2.ko";
+    std::filesystem::resize_file(path, 100);
+    auto loaded = service.load(*snapshot_, "mod2", "");
+    ASSERT_FALSE(loaded);
+    EXPECT_EQ(loaded.error().kind, Failure::Failed);
+    const std::string& message = loaded.error().message;
+    EXPECT_NE(message.find(". Cause: kmodd cannot read the file as a module either ("),
+              std::string::npos)
+        << message;
+    EXPECT_NE(message.find("mod2.ko"), std::string::npos) << message;
+    EXPECT_NE(message.find(". Fix: rebuild the module"), std::string::npos) << message;
+}
+
+TEST(LoadDiagnosis, ModulesDisabledIsTheCauseOfEperm)
+{
+    const std::vector<loader::Finding> findings = {
+        {"kernel", loader::Severity::Problem, "the kernel loads no more modules", "reboot"}};
+    Diagnosis d = classify_failed_load(EPERM, findings);
+    EXPECT_EQ(d.kind, Failure::Failed);
+    EXPECT_EQ(d.cause, "the kernel loads no more modules");
+    EXPECT_EQ(d.fix, "reboot");
+    EXPECT_TRUE(classify_failed_load(EPERM, {}).cause.empty());
+}
+
 TEST(LoadDiagnosis, KernelLinesTakeThePlaceOfTheDmesgHint)
 {
     EXPECT_EQ(with_kernel_messages("cannot insert 'a': invalid module format (see dmesg)",

@@ -3,7 +3,7 @@
 # Booted with module.sig_enforce=1 (as under Secure Boot): Debian's own signed modules still
 # load; an unsigned out-of-tree module and one signed with a key the kernel does not hold are
 # refused as org.kmodd1.Error.SignatureRejected, each with its own cause, and `kmodctl check`
-# predicts both refusals without loading.
+# predicts both refusals without loading. Then kernel.modules_disabled=1 is named as the cause.
 # shellcheck source=tests/vm/lib.sh
 . /vm/lib.sh
 
@@ -51,5 +51,19 @@ expect_in "$error" "mokutil --import" "the fix says how to enroll the key"
 expect_in "$error" "The kernel said: \"Loading of module with unavailable key is rejected\"" \
     "the error quotes the kernel's line"
 expect_not_loaded dev_signed
+expect_kmodd_alive
+
+say "kernel.modules_disabled=1 (for good: the end of this scenario)"
+echo 1 >/proc/sys/kernel/modules_disabled
+expect_not_loaded nlmon
+run "$KMODCTL" check nlmon
+[ "$RC" -eq 1 ] || fail "check should say the load fails, exit 1, not $RC"
+expect_in "$OUT" "kernel.modules_disabled is 1" "check names modules_disabled"
+error=$(load_error nlmon)
+printf '  %s\n' "$error"
+expect_in "$error" org.kmodd1.Error.Failed "the error name is Failed"
+expect_in "$error" "Cause: the kernel loads no more modules (kernel.modules_disabled is 1)" \
+    "the cause: modules_disabled"
+expect_not_loaded nlmon
 expect_kmodd_alive
 exit 0
