@@ -359,3 +359,47 @@ TEST_F(Questions, EveryInstalledKernelIsListedAndAnsweredFor)
 
 } // namespace
 } // namespace kmodd::daemon::test
+
+namespace kmodd::daemon::test {
+namespace {
+
+TEST_F(Questions, DiagnoseGivesHowTheLastLoadOfANameEnded)
+{
+    // mod1 has the parameter debug: the other one is ignored by the kernel, a warning here.
+    int status = 0;
+    const std::string output = kmodctl("load mod1 nosuch=1 debug=3", &status);
+    ASSERT_EQ(status, 0) << output;
+    EXPECT_NE(output.find("kmodctl: warning: mod1: unknown parameter 'nosuch': the kernel "
+                          "ignores it"),
+              std::string::npos)
+        << output;
+    auto outcome = setup_.client().call<Info>("Diagnose", std::string("mod1"));
+    ASSERT_TRUE(outcome) << outcome.error_message;
+    EXPECT_TRUE(value_of<bool>(*outcome.value, "loaded"));
+    EXPECT_EQ(value_of<std::string>(*outcome.value, "params"), "nosuch=1 debug=3");
+    EXPECT_EQ(value_of<Names>(*outcome.value, "warnings").size(), 1U);
+
+    // --json: what was inserted and the outcome; a failure also names the error.
+    auto loaded = nlohmann::json::parse(kmodctl("--json load mod2", &status));
+    ASSERT_EQ(status, 0);
+    EXPECT_EQ(loaded["inserted"], nlohmann::json::array({"mod2"}));
+    EXPECT_EQ(loaded["diagnosis"]["loaded"], true);
+    const std::string failed = kmodctl("load --json kmodd_no_such_module", &status);
+    EXPECT_EQ(status, 1) << failed;
+    // The JSON on stdout, the error line on stderr (here both in one text).
+    const size_t json_at = failed.find('{');
+    ASSERT_NE(json_at, std::string::npos) << failed;
+    auto refused =
+        nlohmann::json::parse(failed.substr(json_at, failed.find('\n', json_at) - json_at));
+    EXPECT_EQ(refused["error"], "org.kmodd1.Error.NotFound");
+    EXPECT_EQ(refused["diagnosis"]["loaded"], false);
+    EXPECT_EQ(refused["diagnosis"]["error"], "org.kmodd1.Error.NotFound");
+    EXPECT_NE(failed.find("kmodctl: "), std::string::npos) << "the error line stays: " << failed;
+
+    auto never = setup_.client().call<Info>("Diagnose", std::string("devname_only"));
+    ASSERT_FALSE(never);
+    EXPECT_EQ(never.error_name, "org.kmodd1.Error.NotFound");
+}
+
+} // namespace
+} // namespace kmodd::daemon::test

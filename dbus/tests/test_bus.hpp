@@ -389,8 +389,11 @@ private:
         std::map<std::string, sdbus::Variant> outcome;
         outcome["module"] = sdbus::Variant(module);
         outcome["loaded"] = sdbus::Variant(true);
-        outcome["warnings"] = sdbus::Variant(
-            std::vector<std::string>{module + ": unknown parameter 'x': the kernel ignores it"});
+        // The real kmodd warns of parameters the module does not have; here: "nosuch".
+        std::vector<std::string> warnings;
+        if (last_params.find("nosuch=") != std::string::npos)
+            warnings.push_back(module + ": unknown parameter 'nosuch': the kernel ignores it");
+        outcome["warnings"] = sdbus::Variant(warnings);
         result.returnResults(outcome);
     }
 

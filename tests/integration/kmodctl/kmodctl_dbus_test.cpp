@@ -150,7 +150,18 @@ TEST_F(KmodctlDbus, LoadWithJsonPrintsTheInsertedModulesAsAnArray)
 {
     Outcome outcome = kmodctl({"load", "mod2", "--json"});
     ASSERT_EQ(outcome.status, 0) << outcome.err;
-    EXPECT_EQ(json::parse(outcome.out), json::parse(R"({"inserted": ["mod1", "mod2"]})"));
+    EXPECT_EQ(json::parse(outcome.out),
+              json::parse(R"({"inserted": ["mod1", "mod2"], "diagnosis": {"module": "mod2",
+                              "loaded": true, "warnings": []}})"));
+}
+
+TEST_F(KmodctlDbus, LoadPrintsTheWarningsOfASuccessfulLoad)
+{
+    Outcome outcome = kmodctl({"load", "mod2", "nosuch=1"});
+    EXPECT_EQ(outcome.status, 0) << outcome.err;
+    EXPECT_EQ(outcome.out, "mod1\nmod2\n");
+    EXPECT_EQ(outcome.err, "kmodctl: warning: mod2: unknown parameter 'nosuch': the kernel "
+                           "ignores it\n");
 }
 
 TEST_F(KmodctlDbus, LoadOfAMissingModuleFailsWithTheDaemonsMessage)
