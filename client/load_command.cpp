@@ -57,9 +57,10 @@ int run_load(int argc, char** argv)
             }
             throw;
         }
-        // Only a load with parameters can have warnings (one the module does not have).
+        // Only a load with parameters (one the module does not have) or one that inserted
+        // nothing (a file whose module has another name) can have warnings.
         std::optional<nlohmann::json> outcome;
-        if (session.json() || has_params)
+        if (session.json() || has_params || inserted.empty())
             outcome = outcome_of(session, operands[0]);
         if (session.json()) {
             nlohmann::json out = {{"inserted", inserted}};

@@ -57,22 +57,37 @@ Diagnosis classify_failed_load(int code, const std::vector<loader::Finding>& fin
     }
 }
 
-std::vector<std::string> parameter_warnings(const loader::LoadReport& report)
+std::vector<std::string> load_warnings(const loader::LoadReport& report, const sys::Kernel& kernel)
 {
     std::vector<std::string> warnings;
     for (const loader::ProbeStep& step : report.steps) {
-        if (step.kind != loader::ProbeStep::Kind::Insert || step.options.empty() ||
-            step.module == nullptr || !step.module->path)
+        if (step.kind != loader::ProbeStep::Kind::Insert || step.module == nullptr ||
+            !step.module->path)
             continue;
         const std::string& name = step.module->name;
-        if (std::find(report.inserted.begin(), report.inserted.end(), name) ==
-            report.inserted.end())
+        const bool inserted = std::find(report.inserted.begin(), report.inserted.end(), name) !=
+                              report.inserted.end();
+        // The kernel answered "exists" for a module that is not loaded by this name: the
+        // file's module has another one.
+        const bool exists_elsewhere =
+            !inserted && kernel.module_state(name) == sys::ModuleState::NotLoaded;
+        if (!(inserted && !step.options.empty()) && !exists_elsewhere)
             continue;
         auto module = loader::read_module_image(*step.module->path);
         if (!module)
-            continue; // it loaded: the kernel read it; nothing to add
+            continue; // nothing to add to what the load did
         const loader::CheckSubject subject =
             loader::make_subject(name, *step.module->path, *module, step.options);
+        if (exists_elsewhere) {
+            auto own = module->info.values("name");
+            if (!own.empty())
+                warnings.push_back(name + ": nothing was inserted: the file's module is named '" +
+                                   std::string(own[0]) +
+                                   "' (.modinfo name=), which is loaded already; name the file " +
+                                   std::string(own[0]) + ".ko or unload '" + std::string(own[0]) +
+                                   "' first");
+            continue;
+        }
         for (const loader::Finding& finding : loader::check_parameters(subject)) {
             if (finding.severity == loader::Severity::Warning)
                 warnings.push_back(name + ": " + finding.message);

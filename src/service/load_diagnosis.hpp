@@ -23,9 +23,11 @@ struct Diagnosis {
 
 /// The warnings of a successful load: the parameters given to the modules it inserted that
 /// those modules do not have (the kernel loads them all the same and only logs it), each
-/// "MODULE: unknown parameter 'X': ...; its parameters: ...". Reads only the files of modules
-/// that got parameters.
-[[nodiscard]] std::vector<std::string> parameter_warnings(const loader::LoadReport& report);
+/// "MODULE: unknown parameter 'X': ...; its parameters: ...", and a module the kernel said
+/// exists while `kernel` has nothing by that name (its file's module has another name, which
+/// is loaded). Reads only the files of those modules.
+[[nodiscard]] std::vector<std::string> load_warnings(const loader::LoadReport& report,
+                                                     const sys::Kernel& kernel);
 
 /// `message` with the kernel's `lines` joined in, in place of the "(see dmesg)" hint.
 [[nodiscard]] std::string with_kernel_messages(std::string message,

@@ -276,7 +276,7 @@ ModuleService::load_noting(const IndexSnapshot& snapshot, const std::string& nam
         }
         return tl::unexpected(std::move(error));
     }
-    outcome.warnings = parameter_warnings(*report);
+    outcome.warnings = load_warnings(*report, kernel_);
     if (report->blacklisted) {
         std::string names;
         for (const loader::Module* module : *modules)

@@ -124,5 +124,16 @@ must "$KMODCTL" load dev_unsigned
 must "$KMODCTL" load dev_signed
 expect_loaded dev_unsigned
 expect_loaded dev_signed
+
+say "a renamed copy of a loaded module: the kernel knows it by its .modinfo name"
+cp /vm/devmods/dev_unsigned.ko "$MODDIR/extra/dev_renamed.ko"
+wait_until 30 grep -q '^extra/dev_renamed.ko:' "$MODDIR/modules.dep" ||
+    fail "modules.dep does not list dev_renamed.ko after 30 s"
+run "$KMODCTL" check dev_renamed
+expect_in "$OUT" "the file's module is named 'dev_unsigned'" "check names the module's own name"
+must "$KMODCTL" load dev_renamed
+expect_in "$ERR" "dev_renamed: nothing was inserted: the file's module is named 'dev_unsigned'" \
+    "kmodctl load warns that nothing was inserted"
+expect_not_loaded dev_renamed
 expect_kmodd_alive
 exit 0
