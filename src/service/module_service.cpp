@@ -256,7 +256,9 @@ ModuleService::load_noting(const IndexSnapshot& snapshot, const std::string& nam
             failed && failed->code == report.error().code) {
             const auto started = std::chrono::steady_clock::now();
             Diagnosis diagnosis =
-                diagnose_failed_load(*failed, snapshot, kernel_.facts(snapshot.release()));
+                diagnose_failed_load(*failed, snapshot,
+                                     // Only an unknown symbol needs the kernel's exports.
+                                     kernel_.facts(snapshot.release(), failed->code == ENOENT));
             outcome.diagnosis_usec =
                 static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                           std::chrono::steady_clock::now() - started)

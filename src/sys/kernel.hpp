@@ -58,9 +58,10 @@ public:
     [[nodiscard]] virtual base::Result<void> insert_module(const std::string& path,
                                                            const std::string& params) = 0;
     /// What the kernel says about loading modules (signature enforcement, its keys and
-    /// exports...) for predicting or explaining a load, `release` its release. By default
-    /// only the loaded modules are known.
-    [[nodiscard]] virtual KernelFacts facts(const std::string& release);
+    /// exports...) for predicting or explaining a load, `release` its release; its exported
+    /// symbols only `with_exports` (/proc/kallsyms is the costly part). By default only the
+    /// loaded modules are known.
+    [[nodiscard]] virtual KernelFacts facts(const std::string& release, bool with_exports);
     /// The kernel's log lines about the last insertion (insert_module or
     /// insert_module_forcing) on this thread: on the real kernel, the /dev/kmsg messages
     /// written while it ran that name the module or no other driver (sys::messages_about_module),

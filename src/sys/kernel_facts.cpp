@@ -78,7 +78,8 @@ std::vector<std::string> parse_key_names(std::string_view text)
     return names;
 }
 
-KernelFacts read_kernel_facts(const std::string& root, const std::string& release)
+KernelFacts read_kernel_facts(const std::string& root, const std::string& release,
+                              bool with_exports)
 {
     KernelFacts facts;
     facts.release = release;
@@ -96,7 +97,7 @@ KernelFacts read_kernel_facts(const std::string& root, const std::string& releas
         if (!names.empty())
             facts.key_names = std::move(names);
     }
-    if (auto text = read_text(root + "proc/kallsyms")) {
+    if (auto text = with_exports ? read_text(root + "proc/kallsyms") : std::nullopt) {
         std::set<std::string, std::less<>> exports;
         for (std::string_view line : base::split_lines(*text)) {
             size_t at = line.find(" __ksymtab_");
@@ -127,8 +128,9 @@ KernelFacts read_kernel_facts(const std::string& root, const std::string& releas
     return facts;
 }
 
-KernelFacts Kernel::facts(const std::string& release)
+KernelFacts Kernel::facts(const std::string& release, bool with_exports)
 {
+    (void)with_exports;
     KernelFacts facts;
     facts.release = release;
     if (auto loaded = loaded_modules()) {

@@ -33,10 +33,11 @@ struct KernelFacts {
 };
 
 /// Reads the facts from `root` (normally "/": root + "proc/...", root + "sys/..."), for
-/// `release` (the running one when empty: uname -r). Never fails: what cannot be read stays
-/// unknown.
+/// `release` (the running one when empty: uname -r), the exported symbols only `with_exports`.
+/// Never fails: what cannot be read stays unknown.
 [[nodiscard]] KernelFacts read_kernel_facts(const std::string& root = "/",
-                                            const std::string& release = "");
+                                            const std::string& release = "",
+                                            bool with_exports = true);
 
 /// The lockdown mode of /sys/kernel/security/lockdown's text ("none [integrity]
 /// confidentiality" -> "integrity"), "" when none is marked.

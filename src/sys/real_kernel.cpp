@@ -265,9 +265,9 @@ public:
         return remove_error(name, err, holders);
     }
 
-    KernelFacts facts(const std::string& release) override
+    KernelFacts facts(const std::string& release, bool with_exports) override
     {
-        return read_kernel_facts("/", release);
+        return read_kernel_facts("/", release, with_exports);
     }
 
     base::Result<std::vector<LoadedModule>> loaded_modules() const override

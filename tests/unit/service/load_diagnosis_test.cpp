@@ -43,9 +43,9 @@ public:
     {
         return inner_.loaded_module(name);
     }
-    sys::KernelFacts facts(const std::string& release) override
+    sys::KernelFacts facts(const std::string& release, bool with_exports) override
     {
-        sys::KernelFacts facts = Kernel::facts(release);
+        sys::KernelFacts facts = Kernel::facts(release, with_exports);
         facts.sig_enforce = true;
         facts.exports = std::set<std::string, std::less<>>{};
         return facts;
