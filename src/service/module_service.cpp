@@ -212,15 +212,17 @@ RequestResult<std::vector<std::string>> ModuleService::load(const IndexSnapshot&
 
     LoadOutcome outcome;
     outcome.module = index::normalize_modname(name);
-    outcome.params = params;
     auto loaded = load_noting(snapshot, name, params, origin, provenance, outcome);
+    // What is kept stays small whatever the callers send (up to 512 names are kept).
+    constexpr size_t kMaxKeptText = 4096;
+    outcome.params = params.substr(0, kMaxKeptText);
     outcome.time_usec = loader::realtime_usec();
     outcome.loaded = loaded.has_value();
     if (loaded) {
         outcome.inserted = *loaded;
     } else {
         outcome.kind = loaded.error().kind;
-        outcome.message = loaded.error().message;
+        outcome.message = loaded.error().message.substr(0, kMaxKeptText);
     }
     remember(std::move(outcome));
     return loaded;
