@@ -116,12 +116,17 @@ Diagnosis diagnose_failed_load(const loader::InsertFailure& failure, const Index
     if (!module) {
         // A file changed since it was indexed: truncated by a build still writing it, or
         // replaced by something that is no module.
-        Diagnosis unreadable = classify_failed_load(failure.code, {});
-        unreadable.cause =
-            "kmodd cannot read the file as a module either (" + module.error().message + ")";
-        unreadable.fix = "rebuild the module; if a build is writing it, load it once the build "
-                         "is done";
-        return unreadable;
+        // Kind Failed, not the errno's: a file that is gone gives ENOENT, which is no unknown
+        // symbol.
+        if (module.error().code == ENOENT)
+            return {Failure::Failed,
+                    "the module file '" + failure.path +
+                        "' is gone (removed after kmodd indexed it)",
+                    "put it back, or load the module again once kmodd has indexed the tree "
+                    "without it"};
+        return {Failure::Failed,
+                "kmodd cannot read the file as a module either (" + module.error().message + ")",
+                "rebuild the module; if a build is writing it, load it once the build is done"};
     }
     const loader::CheckSubject subject =
         loader::make_subject(failure.module, failure.path, *module, failure.params);

@@ -166,6 +166,20 @@ TEST_F(ModuleServiceTest, AModuleFileThatIsNoModuleAnyMoreIsTheCause)
     EXPECT_NE(message.find(". Fix: rebuild the module"), std::string::npos) << message;
 }
 
+TEST_F(ModuleServiceTest, AModuleFileGoneSinceItWasIndexedIsNoUnknownSymbol)
+{
+    // The kernel's open fails with ENOENT, the errno of an unknown symbol too.
+    RefusingKernel kernel(*kernel_, "mod2", ENOENT);
+    ModuleService service(kernel, store_.get());
+    std::filesystem::remove(tree_.module_dir() / "kernel/a/mod2.ko");
+    auto loaded = service.load(*snapshot_, "mod2", "");
+    ASSERT_FALSE(loaded);
+    EXPECT_EQ(loaded.error().kind, Failure::Failed) << loaded.error().message;
+    EXPECT_NE(loaded.error().message.find("mod2.ko' is gone (removed after kmodd indexed it)"),
+              std::string::npos)
+        << loaded.error().message;
+}
+
 TEST(LoadDiagnosis, ModulesDisabledIsTheCauseOfEperm)
 {
     const std::vector<loader::Finding> findings = {
