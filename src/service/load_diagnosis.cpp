@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <string_view>
 
 namespace kmodd::service {
@@ -109,8 +110,11 @@ std::string with_kernel_messages(std::string message, const std::vector<std::str
     return message;
 }
 
-Diagnosis diagnose_failed_load(const loader::InsertFailure& failure, const IndexSnapshot& snapshot,
-                               const sys::KernelFacts& facts)
+namespace {
+
+/// diagnose_failed_load without its timing.
+Diagnosis diagnose_untimed(const loader::InsertFailure& failure, const IndexSnapshot& snapshot,
+                           sys::Kernel& kernel)
 {
     auto module = loader::read_module_image(failure.path);
     if (!module) {
@@ -132,7 +136,21 @@ Diagnosis diagnose_failed_load(const loader::InsertFailure& failure, const Index
         loader::make_subject(failure.module, failure.path, *module, failure.params);
     const loader::IndexView view = loader::make_index_view(snapshot.database(), snapshot.config(),
                                                            failure.module, failure.path);
+    const sys::KernelFacts facts = kernel.facts(snapshot.release(), failure.code == ENOENT);
     return classify_failed_load(failure.code, loader::check_load(subject, facts, view));
+}
+
+} // namespace
+
+Diagnosis diagnose_failed_load(const loader::InsertFailure& failure, const IndexSnapshot& snapshot,
+                               sys::Kernel& kernel)
+{
+    const auto started = std::chrono::steady_clock::now();
+    Diagnosis diagnosis = diagnose_untimed(failure, snapshot, kernel);
+    diagnosis.usec = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                               std::chrono::steady_clock::now() - started)
+                                               .count());
+    return diagnosis;
 }
 
 } // namespace kmodd::service

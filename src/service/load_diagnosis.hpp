@@ -3,6 +3,7 @@
 // with what loader::check_load finds in the module, the index and the kernel's state.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,7 @@ struct Diagnosis {
     Failure kind = Failure::Failed;
     std::string cause; ///< one sentence; empty when nothing is known beyond the errno
     std::string fix;   ///< what to do about it; may be empty
+    uint64_t usec = 0; ///< how long diagnose_failed_load took (monotonic microseconds)
 };
 
 /// The warnings of a successful load: the parameters given to the modules it inserted that
@@ -40,10 +42,10 @@ struct Diagnosis {
 [[nodiscard]] Diagnosis classify_failed_load(int code,
                                              const std::vector<loader::Finding>& findings);
 
-/// Reads the module of `failure`, checks it against `facts` and `snapshot`, and classifies
-/// the kernel's errno. A module file that cannot be read (any more) is the cause itself.
+/// Reads the module of `failure`, checks it against `kernel`'s facts (its exports only for an
+/// unknown symbol: /proc/kallsyms is the costly part) and `snapshot`, and classifies the
+/// kernel's errno. A module file that cannot be read (any more) is the cause itself.
 [[nodiscard]] Diagnosis diagnose_failed_load(const loader::InsertFailure& failure,
-                                             const IndexSnapshot& snapshot,
-                                             const sys::KernelFacts& facts);
+                                             const IndexSnapshot& snapshot, sys::Kernel& kernel);
 
 } // namespace kmodd::service

@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <optional>
 #include <string_view>
 #include <utility>
@@ -256,15 +255,8 @@ ModuleService::load_noting(const IndexSnapshot& snapshot, const std::string& nam
         // The kernel refused an insertion: name its cause and the fix.
         if (const auto& failed = loader.insert_failure();
             failed && failed->code == report.error().code) {
-            const auto started = std::chrono::steady_clock::now();
-            Diagnosis diagnosis =
-                diagnose_failed_load(*failed, snapshot,
-                                     // Only an unknown symbol needs the kernel's exports.
-                                     kernel_.facts(snapshot.release(), failed->code == ENOENT));
-            outcome.diagnosis_usec =
-                static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                          std::chrono::steady_clock::now() - started)
-                                          .count());
+            Diagnosis diagnosis = diagnose_failed_load(*failed, snapshot, kernel_);
+            outcome.diagnosis_usec = diagnosis.usec;
             error.kind = diagnosis.kind;
             error.message = with_kernel_messages(std::move(error.message), failed->kernel_messages);
             if (!diagnosis.cause.empty())
