@@ -394,15 +394,19 @@ std::optional<nlohmann::json> variant_to_json(const sdbus::Variant& value)
         return struct_array_to_json<std::string, std::uint32_t, std::string, std::string>(value);
     if (type == "a{ss}")
         return json(value.get<std::map<std::string, std::string>>());
-    if (type == "a{sv}") {
-        json out = json::object();
-        for (const auto& [key, element] : value.get<std::map<std::string, sdbus::Variant>>()) {
-            if (auto converted = variant_to_json(element))
-                out[key] = std::move(*converted);
-        }
-        return out;
-    }
+    if (type == "a{sv}")
+        return dict_to_json(value.get<std::map<std::string, sdbus::Variant>>());
     return std::nullopt;
+}
+
+json dict_to_json(const std::map<std::string, sdbus::Variant>& dict)
+{
+    json out = json::object();
+    for (const auto& [key, element] : dict) {
+        if (auto converted = variant_to_json(element))
+            out[key] = std::move(*converted);
+    }
+    return out;
 }
 
 std::string variant_to_text(const sdbus::Variant& value)

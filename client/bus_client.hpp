@@ -157,6 +157,10 @@ void print_json(const nlohmann::json& value);
 /// type.
 [[nodiscard]] std::optional<nlohmann::json> variant_to_json(const sdbus::Variant& value);
 
+/// An a{sv} as a JSON object, each value as variant_to_json gives it (keys whose type it does
+/// not know are left out).
+[[nodiscard]] nlohmann::json dict_to_json(const std::map<std::string, sdbus::Variant>& dict);
+
 /// A variant's value as text: strings as they are, other values as JSON, arrays of strings
 /// joined with ','.
 [[nodiscard]] std::string variant_to_text(const sdbus::Variant& value);

@@ -4,7 +4,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
-#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -22,13 +21,7 @@ namespace {
 std::optional<nlohmann::json> outcome_of(BusSession& session, const std::string& module)
 {
     try {
-        std::map<std::string, sdbus::Variant> outcome = session.manager().Diagnose(module);
-        nlohmann::json out = nlohmann::json::object();
-        for (const auto& [key, value] : outcome) {
-            if (auto converted = variant_to_json(value))
-                out[key] = std::move(*converted);
-        }
-        return out;
+        return dict_to_json(session.manager().Diagnose(module));
     } catch (const sdbus::Error&) {
         return std::nullopt;
     }

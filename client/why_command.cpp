@@ -16,12 +16,7 @@ int run_why(int argc, char** argv)
         std::map<std::string, sdbus::Variant> explanation =
             session.manager().Explain(session.operands()[0]);
         if (session.json()) {
-            nlohmann::json out = nlohmann::json::object();
-            for (const auto& [key, value] : explanation) {
-                if (auto converted = variant_to_json(value))
-                    out[key] = std::move(*converted);
-            }
-            print_json(out);
+            print_json(dict_to_json(explanation));
             return;
         }
         auto lines = explanation.find("lines");
