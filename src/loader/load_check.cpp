@@ -117,20 +117,17 @@ void check_kernel(const CheckSubject& subject, const sys::KernelFacts& kernel,
         out.push_back({"kernel", Severity::Problem,
                        "the kernel loads no more modules (kernel.modules_disabled is 1)",
                        "nothing but a reboot turns kernel.modules_disabled off again"});
-    // The kernel names a module by its .modinfo name= (modpost writes KBUILD_MODNAME), not
-    // by its file: a renamed file loads under its old name.
-    if (auto own = subject.info->values("name");
-        !own.empty() && normalised(std::string(own[0])) != subject.name) {
-        const std::string real = normalised(std::string(own[0]));
-        std::string message = "the file's module is named " + base::quoted(real) +
-                              " (.modinfo name=): the kernel loads it as " + base::quoted(real);
-        if (kernel.loaded.contains(real))
+    // A renamed file loads under its module's own name.
+    if (auto real = declared_name(*subject.info); real && *real != subject.name) {
+        std::string message = "the file's module is named " + base::quoted(*real) +
+                              " (.modinfo name=): the kernel loads it as " + base::quoted(*real);
+        if (kernel.loaded.contains(*real))
             message += ", which is loaded already: nothing would be inserted";
         out.push_back(
             {"state", Severity::Warning, std::move(message),
-             "name the file " + real + ".ko" +
-                 (kernel.loaded.contains(real) ? ", or unload " + base::quoted(real) + " first"
-                                               : std::string())});
+             "name the file " + *real + ".ko" +
+                 (kernel.loaded.contains(*real) ? ", or unload " + base::quoted(*real) + " first"
+                                                : std::string())});
     }
     if (kernel.loaded.contains(subject.name))
         out.push_back({"state", Severity::Warning,
@@ -532,6 +529,14 @@ split_parameters(std::string_view params)
             out.emplace_back(token.substr(0, equals), token.substr(equals + 1));
     }
     return out;
+}
+
+std::optional<std::string> declared_name(const elf::ModuleInfo& info)
+{
+    auto own = info.values("name");
+    if (own.empty())
+        return std::nullopt;
+    return normalised(std::string(own.front()));
 }
 
 std::vector<Finding> check_parameters(const CheckSubject& subject)

@@ -92,6 +92,10 @@ split_parameters(std::string_view params);
 [[nodiscard]] std::vector<Finding>
 check_load(const CheckSubject& subject, const sys::KernelFacts& kernel, const IndexView& index);
 
+/// The name the kernel gives the module of `info`: its .modinfo name= (modpost writes
+/// KBUILD_MODNAME), normalised; nullopt when the file has none. A renamed file keeps it.
+[[nodiscard]] std::optional<std::string> declared_name(const elf::ModuleInfo& info);
+
 /// Only the parameter findings of check_load: each of `subject.params` against the module's
 /// parameters (an unknown one is a Warning, a value the kernel refuses a Problem).
 [[nodiscard]] std::vector<Finding> check_parameters(const CheckSubject& subject);

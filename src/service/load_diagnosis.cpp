@@ -77,18 +77,16 @@ std::vector<std::string> load_warnings(const loader::LoadReport& report, const s
         auto module = loader::read_module_image(*step.module->path);
         if (!module)
             continue; // nothing to add to what the load did
-        const loader::CheckSubject subject =
-            loader::make_subject(name, *step.module->path, *module, step.options);
         if (exists_elsewhere) {
-            auto own = module->info.values("name");
-            if (!own.empty())
+            if (auto own = loader::declared_name(module->info); own && *own != name)
                 warnings.push_back(name + ": nothing was inserted: the file's module is named '" +
-                                   std::string(own[0]) +
+                                   *own +
                                    "' (.modinfo name=), which is loaded already; name the file " +
-                                   std::string(own[0]) + ".ko or unload '" + std::string(own[0]) +
-                                   "' first");
+                                   *own + ".ko or unload '" + *own + "' first");
             continue;
         }
+        const loader::CheckSubject subject =
+            loader::make_subject(name, *step.module->path, *module, step.options);
         for (const loader::Finding& finding : loader::check_parameters(subject)) {
             if (finding.severity == loader::Severity::Warning)
                 warnings.push_back(name + ": " + finding.message);
@@ -118,10 +116,9 @@ Diagnosis diagnose_untimed(const loader::InsertFailure& failure, const IndexSnap
 {
     auto module = loader::read_module_image(failure.path);
     if (!module) {
-        // A file changed since it was indexed: truncated by a build still writing it, or
-        // replaced by something that is no module.
-        // Kind Failed, not the errno's: a file that is gone gives ENOENT, which is no unknown
-        // symbol.
+        // A file changed since it was indexed: gone, truncated by a build still writing it, or
+        // replaced by something that is no module. Kind Failed, not the errno's: a file that is
+        // gone gives ENOENT, which is no unknown symbol.
         if (module.error().code == ENOENT)
             return {Failure::Failed,
                     "the module file '" + failure.path +
