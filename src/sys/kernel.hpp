@@ -63,10 +63,10 @@ public:
     /// loaded modules are known.
     [[nodiscard]] virtual KernelFacts facts(const std::string& release, bool with_exports);
     /// The kernel's log lines about the last insertion (insert_module or
-    /// insert_module_forcing) on this thread: on the real kernel, the /dev/kmsg messages
-    /// written while it ran that name the module or no other driver (sys::messages_about_module),
-    /// e.g. "dev_a: unknown parameter 'x' ignored". Empty when the log cannot be read, and by
-    /// default.
+    /// insert_module_forcing) on this thread when it failed: on the real kernel, the /dev/kmsg
+    /// messages written while it ran that name the module or no other driver
+    /// (sys::messages_about_module), e.g. "dev_a: unknown parameter 'x' ignored". Empty when the
+    /// log cannot be read, and by default.
     [[nodiscard]] virtual std::vector<std::string> insert_messages() const { return {}; }
     /// Unloads `name` without waiting (O_NONBLOCK). Errors: ENOENT: not loaded; EWOULDBLOCK
     /// (== EAGAIN): in use, by other modules (named in the message) or by other references;

@@ -180,13 +180,15 @@ public:
 
     std::vector<std::string> insert_messages() const override { return last_messages; }
 
-    /// insert_once, keeping the kernel's lines about it (the cursor is placed before the
+    /// insert_once, keeping the kernel's lines about a refusal (the cursor is placed before the
     /// call). Per thread: two loads on two threads each keep their own lines.
     base::Result<void> insert(const std::string& path, const std::string& params, ForceFlags force)
     {
         KmsgCursor log;
         auto inserted = insert_once(path, params, force);
-        last_messages = messages_about_module(log.read(), module_name_from_path(path));
+        // Read only for a refusal: a module that loads may log a lot, and nobody asks.
+        last_messages = inserted ? std::vector<std::string>{}
+                                 : messages_about_module(log.read(), module_name_from_path(path));
         return inserted;
     }
 
