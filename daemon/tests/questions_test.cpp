@@ -357,12 +357,6 @@ TEST_F(Questions, EveryInstalledKernelIsListedAndAnsweredFor)
     })) << setup_.log();
 }
 
-} // namespace
-} // namespace kmodd::daemon::test
-
-namespace kmodd::daemon::test {
-namespace {
-
 TEST_F(Questions, DiagnoseGivesHowTheLastLoadOfANameEnded)
 {
     // mod1 has the parameter debug: the other one is ignored by the kernel, a warning here.
