@@ -29,7 +29,7 @@ constexpr std::string_view kNoAskPasswordOption = "--no-ask-password";
 struct CommandLine {
     BusChoice bus;
     std::string kernel;
-    bool flag = false;
+    std::vector<std::string> flags;
     bool json = false;
     bool ask_password = true;
     bool help = false;
@@ -72,8 +72,10 @@ CommandLine parse_command_line(int argc, char** argv, const BusCommandSpec& spec
                     throw UsageError("option '--kernel' needs a kernel release");
                 continue;
             }
-            if (spec.flag != nullptr && arg == spec.flag) {
-                line.flag = true;
+            if (std::find_if(spec.flags.begin(), spec.flags.end(), [&](const char* flag) {
+                    return flag != nullptr && arg == flag;
+                }) != spec.flags.end()) {
+                line.flags.push_back(arg);
                 continue;
             }
             if (arg == kJsonOption) {
@@ -105,10 +107,14 @@ CommandLine parse_command_line(int argc, char** argv, const BusCommandSpec& spec
 
 void print_usage(std::FILE* out, const BusCommandSpec& spec)
 {
-    std::fprintf(out, "Usage: kmodctl [--bus system|session|ADDRESS]%s %s%s%s%s%s%s [--json]%s\n",
-                 spec.takes_kernel ? " [--kernel VERSION]" : "", spec.name,
-                 spec.flag != nullptr ? " [" : "", spec.flag != nullptr ? spec.flag : "",
-                 spec.flag != nullptr ? "]" : "", *spec.operands != '\0' ? " " : "", spec.operands,
+    std::string flags;
+    for (const char* flag : spec.flags) {
+        if (flag != nullptr)
+            flags += std::string(" [") + flag + "]";
+    }
+    std::fprintf(out, "Usage: kmodctl [--bus system|session|ADDRESS]%s %s%s%s%s [--json]%s\n",
+                 spec.takes_kernel ? " [--kernel VERSION]" : "", spec.name, flags.c_str(),
+                 *spec.operands != '\0' ? " " : "", spec.operands,
                  spec.privileged ? " [--no-ask-password]" : "");
 }
 
@@ -257,7 +263,7 @@ int run_bus_command(int argc, char** argv, const BusCommandSpec& spec,
         bus = line.bus;
         BusSession session(line.bus, line.json, std::move(line.operands), line.ask_password);
         session.set_kernel(std::move(line.kernel));
-        session.set_flag(line.flag);
+        session.set_flags(std::move(line.flags));
         body(session);
         errno = 0;
         if (std::fflush(stdout) != 0 || std::ferror(stdout) != 0)

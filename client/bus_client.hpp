@@ -4,6 +4,8 @@
 // and JSON output.
 #pragma once
 
+#include <algorithm>
+#include <array>
 #include <cstddef>
 #include <functional>
 #include <map>
@@ -85,10 +87,13 @@ public:
     [[nodiscard]] bool json() const { return json_; }
     /// --kernel VERSION: the kernel release asked about (empty: the one kmodd serves).
     [[nodiscard]] const std::string& kernel() const { return kernel_; }
-    /// Whether the command's own flag (BusCommandSpec::flag) was given.
-    [[nodiscard]] bool flag() const { return flag_; }
+    /// Whether the command's own option `flag` (one of BusCommandSpec::flags) was given.
+    [[nodiscard]] bool has_flag(std::string_view flag) const
+    {
+        return std::find(flags_.begin(), flags_.end(), flag) != flags_.end();
+    }
     void set_kernel(std::string kernel) { kernel_ = std::move(kernel); }
-    void set_flag(bool flag) { flag_ = flag; }
+    void set_flags(std::vector<std::string> flags) { flags_ = std::move(flags); }
     [[nodiscard]] const BusChoice& bus() const { return bus_; }
     /// The arguments after the command word, options removed.
     [[nodiscard]] const std::vector<std::string>& operands() const { return operands_; }
@@ -109,7 +114,7 @@ private:
     bool json_;
     bool ask_password_;
     std::string kernel_;
-    bool flag_ = false;
+    std::vector<std::string> flags_;
     std::vector<std::string> operands_;
     std::unique_ptr<sdbus::IConnection> connection_;
     std::unique_ptr<ManagerCalls> manager_;
@@ -121,9 +126,10 @@ struct BusCommandSpec {
     const char* operands; ///< its operands in the usage line, e.g. "MODULE [PARAM=VALUE...]"
     std::size_t min_operands;
     std::size_t max_operands;
-    bool privileged = false;    ///< polkit may ask for a password: --no-ask-password applies
-    bool takes_kernel = false;  ///< --kernel VERSION asks about another installed kernel
-    const char* flag = nullptr; ///< an option of its own without value, e.g. "--dry-run"
+    bool privileged = false;   ///< polkit may ask for a password: --no-ask-password applies
+    bool takes_kernel = false; ///< --kernel VERSION asks about another installed kernel
+    /// Options of its own without value, e.g. "--dry-run" (unused slots null).
+    std::array<const char*, 3> flags{};
 };
 
 /// Runs a D-Bus command: parses argv (the whole command line, argv[0] included), calls `body`
