@@ -68,9 +68,20 @@ public:
         std::string pid = std::to_string(::getpid());
         const char* argv[] = {"pkttyagent", "--notify-fd", notify_fd.c_str(),
                               "--process",  pid.c_str(),   nullptr};
+        // The agent starts with no signal blocked: a caller that waits for SIGINT in a
+        // signalfd (kmodctl dev) has them blocked, and the agent must still end on SIGTERM.
+        posix_spawnattr_t attributes;
+        if (::posix_spawnattr_init(&attributes) != 0)
+            return std::nullopt;
+        sigset_t none;
+        ::sigemptyset(&none);
+        ::posix_spawnattr_setsigmask(&attributes, &none);
+        ::posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK);
         pid_t agent = -1;
-        if (::posix_spawnp(&agent, "pkttyagent", nullptr, nullptr, const_cast<char**>(argv),
-                           environ) != 0)
+        int spawned = ::posix_spawnp(&agent, "pkttyagent", nullptr, &attributes,
+                                     const_cast<char**>(argv), environ);
+        ::posix_spawnattr_destroy(&attributes);
+        if (spawned != 0)
             return std::nullopt;
         write_end.reset();
         pollfd wait{read_end.get(), POLLIN, 0};
@@ -188,6 +199,13 @@ std::vector<std::string> call_privileged(const dbus::BusChoice& bus, const char*
             std::free(*item); // NOLINT(cppcoreguidelines-no-malloc): sd-bus allocates with malloc
         }
         std::free(list); // NOLINT(cppcoreguidelines-no-malloc)
+    } else if (reply == Reply::Texts) {
+        char type = 0;
+        while (sd_bus_message_peek_type(answer.get(), &type, nullptr) > 0 && type == 's') {
+            const char* text = nullptr;
+            check(sd_bus_message_read_basic(answer.get(), 's', &text), "cannot read kmodd's reply");
+            strings.emplace_back(text);
+        }
     }
     return strings;
 }
