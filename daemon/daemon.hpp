@@ -72,6 +72,8 @@ public:
     void find_modules(std::string release, std::string pattern,
                       Reply<std::vector<service::FoundModule>> reply) override;
     void rebuild(std::string version, Reply<std::string> reply) override;
+    void link_module(std::string file, Reply<service::DevLink> reply) override;
+    void unlink_module(std::string module, Reply<std::string> reply) override;
     [[nodiscard]] std::vector<WaitingDevice> waiting_devices() const override;
     [[nodiscard]] const ManagerProperties& properties() const override { return properties_; }
 

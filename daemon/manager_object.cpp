@@ -521,6 +521,40 @@ void ManagerObject::Rebuild(sdbus::Result<>&& result, std::string version)
     });
 }
 
+void ManagerObject::LinkModule(sdbus::Result<std::string, std::string>&& result, std::string file)
+{
+    auto reply = pending(std::move(result));
+    guarded(reply, [&] {
+        when_authorized(
+            authorizer_, current_caller(), dbus::kActionDevelop,
+            "link " + base::quoted(file) + " into the module tree", reply, [this, reply, file] {
+                backend_.link_module(file, [reply](service::RequestResult<service::DevLink> done) {
+                    if (done)
+                        reply->succeed(done->module, done->link);
+                    else
+                        reply->fail(error_name(done.error().kind), done.error().message);
+                });
+            });
+    });
+}
+
+void ManagerObject::UnlinkModule(sdbus::Result<std::string>&& result, std::string module)
+{
+    auto reply = pending(std::move(result));
+    guarded(reply, [&] {
+        when_authorized(
+            authorizer_, current_caller(), dbus::kActionDevelop,
+            "unlink module " + base::quoted(module), reply, [this, reply, module] {
+                backend_.unlink_module(module, [reply](service::RequestResult<std::string> done) {
+                    if (done)
+                        reply->succeed(*done);
+                    else
+                        reply->fail(error_name(done.error().kind), done.error().message);
+                });
+            });
+    });
+}
+
 void ManagerObject::ListWaitingDevices(
     sdbus::Result<std::vector<sdbus::Struct<std::string, std::string>>>&& result)
 {

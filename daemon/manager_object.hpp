@@ -13,6 +13,7 @@
 #include "authorizer.hpp"
 #include "kmodd-adaptor.h"
 #include "sdbus_compat.hpp"
+#include "service/dev_links.hpp"
 #include "service/module_service.hpp"
 
 namespace kmodd::daemon {
@@ -69,15 +70,18 @@ public:
     virtual void find_modules(std::string release, std::string pattern,
                               Reply<std::vector<service::FoundModule>> reply) = 0;
     virtual void rebuild(std::string version, Reply<std::string> reply) = 0;
+    /// LinkModule / UnlinkModule in the served release, the index rebuilt before the reply.
+    virtual void link_module(std::string file, Reply<service::DevLink> reply) = 0;
+    virtual void unlink_module(std::string module, Reply<std::string> reply) = 0;
     [[nodiscard]] virtual std::vector<WaitingDevice> waiting_devices() const = 0;
     [[nodiscard]] virtual const ManagerProperties& properties() const = 0;
 };
 
 /// The /org/kmodd1 object: turns D-Bus calls into backend requests and the backend's results
-/// into replies, signals and property changes. Checks authorization for Load, Unload and
-/// Rebuild before the backend sees them. Every handler catches every exception (sdbus-c++ 1.2
-/// only turns sdbus::Error into an error reply and terminates on anything else) and every
-/// call is replied to exactly once. Loop thread only.
+/// into replies, signals and property changes. Checks authorization for Load, Unload,
+/// Rebuild, LinkModule and UnlinkModule before the backend sees them. Every handler catches every
+/// exception (sdbus-c++ 1.2 only turns sdbus::Error into an error reply and terminates on anything
+/// else) and every call is replied to exactly once. Loop thread only.
 class ManagerObject final : public dbus::Adaptor<org::kmodd1::Manager_adaptor> {
 public:
     /// FindModules' row: name, description, field, match.
@@ -133,6 +137,8 @@ private:
     std::vector<sdbus::Struct<std::string, uint32_t, std::string, std::string>> Kernels() override;
     std::string RecordsProblem() override;
     void Rebuild(sdbus::Result<>&& result, std::string version) override;
+    void LinkModule(sdbus::Result<std::string, std::string>&& result, std::string file) override;
+    void UnlinkModule(sdbus::Result<std::string>&& result, std::string module) override;
     void ListWaitingDevices(
         sdbus::Result<std::vector<sdbus::Struct<std::string, std::string>>>&& result) override;
 

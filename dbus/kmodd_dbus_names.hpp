@@ -30,6 +30,8 @@ inline constexpr const char* kErrorFailed = "org.kmodd1.Error.Failed";
 inline constexpr const char* kActionLoad = "org.kmodd1.load";
 inline constexpr const char* kActionUnload = "org.kmodd1.unload";
 inline constexpr const char* kActionRebuild = "org.kmodd1.rebuild";
+/// LinkModule and UnlinkModule: a developer's own module file made loadable.
+inline constexpr const char* kActionDevelop = "org.kmodd1.develop";
 
 /// The origin field of ListLoaded's structs.
 inline constexpr const char* kOriginExplicit = "explicit";

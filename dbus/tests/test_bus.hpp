@@ -376,6 +376,18 @@ private:
         emitIndexRebuilt(version.empty() ? kKernelRelease : version, 3, 18000);
     }
 
+    void LinkModule(sdbus::Result<std::string, std::string>&& result, std::string file) override
+    {
+        std::string name = file.substr(file.rfind('/') + 1);
+        name = name.substr(0, name.find('.'));
+        result.returnResults(name, "/lib/modules/6.1.0-test/updates/kmodd-dev/" + name + ".ko");
+    }
+
+    void UnlinkModule(sdbus::Result<std::string>&& result, std::string module) override
+    {
+        result.returnResults("/lib/modules/6.1.0-test/updates/kmodd-dev/" + module + ".ko");
+    }
+
     void ListWaitingDevices(
         sdbus::Result<std::vector<sdbus::Struct<std::string, std::string>>>&& result) override
     {
