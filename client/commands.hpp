@@ -81,6 +81,13 @@ int run_status(int argc, char** argv);
 /// `kmodctl rebuild [VERSION]`: Rebuild; prints nothing.
 int run_rebuild(int argc, char** argv);
 
+/// `kmodctl dev [--keep] [--force-holders] PATH.ko [PARAM=VALUE...]`: LinkModule, then Load;
+/// Unload + Load each time the build writes the file anew (once it is a whole module and
+/// quiet), printing the kernel's lines about the module as they come, until SIGINT or SIGTERM
+/// (then Unload and UnlinkModule unless --keep; exit 0). `kmodctl dev --unlink MODULE`:
+/// UnlinkModule only.
+int run_dev(int argc, char** argv);
+
 /// `kmodctl monitor`: prints kmodd's signals as they arrive until SIGINT or SIGTERM (exit 0).
 int run_monitor(int argc, char** argv);
 

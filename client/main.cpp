@@ -41,6 +41,14 @@ void usage(std::FILE* out)
         "                                release kmodd serves)\n"
         "  monitor                       print kmodd's signals as they arrive, one line each,\n"
         "                                until SIGINT or SIGTERM\n"
+        "  dev [--keep] [--force-holders] PATH.ko [PARAM=VALUE...]\n"
+        "                                develop a module: link the file into the running\n"
+        "                                kernel's tree, load it, and load it again each time\n"
+        "                                the build rewrites it, showing the kernel's lines\n"
+        "                                about it; Ctrl-C unloads and unlinks it (--keep:\n"
+        "                                leave both); --force-holders unloads the modules\n"
+        "                                using it for a reload and loads them back\n"
+        "  dev --unlink MODULE           remove a link that dev --keep left\n"
         "\n"
         "Commands run in-process, without kmodd:\n"
         "  depmod [options] [version]    generate modules.dep and map files (as kmod's depmod)\n"
@@ -62,7 +70,7 @@ void usage(std::FILE* out)
         "                                another installed kernel release\n"
         "  --json                        print one line of JSON instead of text (monitor:\n"
         "                                one JSON object per signal and line)\n"
-        "  --no-ask-password             load, unload, rebuild: do not ask for a password\n"
+        "  --no-ask-password             load, unload, rebuild, dev: do not ask for a password\n"
         "                                when polkit wants one (by default kmodctl runs\n"
         "                                pkttyagent when stdin is a terminal)\n"
         "  -h, --help                    show the command's usage\n"
@@ -71,7 +79,8 @@ void usage(std::FILE* out)
         "Invoked as 'depmod', 'modprobe', 'lsmod', 'insmod', 'rmmod', 'modinfo' or 'kmod',\n"
         "kmodctl behaves as that command.\n"
         "Exit status: 0 on success, 1 on failure, 2 on a usage error, 4 when the caller\n"
-        "is not allowed to (root or polkit's consent is needed to load, unload, rebuild).\n",
+        "is not allowed to (root or polkit's consent is needed to load, unload, rebuild,\n"
+        "dev).\n",
         out);
 }
 
@@ -87,6 +96,7 @@ constexpr Command kBusCommands[] = {
     {"rebuild", kmodd::client::run_rebuild}, {"monitor", kmodd::client::run_monitor},
     {"why", kmodd::client::run_why},         {"rdeps", kmodd::client::run_rdeps},
     {"find", kmodd::client::run_find},       {"kernels", kmodd::client::run_kernels},
+    {"dev", kmodd::client::run_dev},
 };
 
 // kmod's tools, run in-process: under their own names, or as `kmodctl NAME ...`.

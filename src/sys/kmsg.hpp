@@ -21,6 +21,11 @@ public:
     /// at most `limit` of them (the latest are kept). Never blocks.
     [[nodiscard]] std::vector<std::string> read(std::size_t limit = 64);
 
+    /// Whether the log could be opened (else read() is always empty).
+    [[nodiscard]] bool is_open() const { return fd_.is_valid(); }
+    /// The descriptor to poll for new messages (POLLIN); -1 when not open.
+    [[nodiscard]] int fd() const { return fd_.get(); }
+
 private:
     base::UniqueFd fd_;
 };
