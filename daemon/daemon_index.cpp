@@ -246,22 +246,21 @@ void Daemon::finish_batch(service::Publication publication, std::vector<ForcedRe
     }
 
     for (auto& rebuild : forced) {
-        bool is_found = false;
-        for (const auto& report : publication.reports) {
-            if (report.version != rebuild.version)
-                continue;
-            is_found = true;
-            if (report.action == Action::Failed)
-                rebuild.reply(tl::unexpected(
-                    RequestError{Failure::Failed, "Rebuilding the index of '" + rebuild.version +
-                                                      "' failed: " + report.error.message}));
-            else
-                rebuild.reply(rebuild.version);
-        }
-        if (!is_found)
+        // A batch may report a release twice (its changes, then the forced rebuild): the
+        // last report is how it ended, and the call is answered once.
+        auto report = std::find_if(
+            publication.reports.rbegin(), publication.reports.rend(),
+            [&](const service::VersionReport& each) { return each.version == rebuild.version; });
+        if (report == publication.reports.rend())
             rebuild.reply(tl::unexpected(
                 RequestError{Failure::NotFound, "No kernel release '" + rebuild.version +
                                                     "' under '" + options_.modules_dir + "'."}));
+        else if (report->action == Action::Failed)
+            rebuild.reply(tl::unexpected(
+                RequestError{Failure::Failed, "Rebuilding the index of '" + rebuild.version +
+                                                  "' failed: " + report->error.message}));
+        else
+            rebuild.reply(rebuild.version);
     }
 
     if (!held_changes_.empty() || !held_rebuilds_.empty())
