@@ -334,7 +334,7 @@ RequestResult<std::vector<std::string>>
 ModuleService::unload_locked(const IndexSnapshot& snapshot, const std::string& name, bool dry_run)
 {
     loader::Resolver resolver(snapshot.database(), snapshot.config());
-    auto modules = find_modules(resolver, snapshot, name);
+    auto modules = find_indexed_modules(resolver, snapshot, name);
     if (!modules)
         return tl::unexpected(std::move(modules.error()));
     // The loader passes over a module that is not loaded; a request for one is NotFound.

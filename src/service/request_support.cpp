@@ -62,6 +62,16 @@ tl::unexpected<RequestError> not_found(const IndexSnapshot& snapshot, const std:
     return fail(Failure::NotFound, not_found_message(snapshot, name));
 }
 
+RequestResult<std::vector<loader::Module*>> find_indexed_modules(loader::Resolver& resolver,
+                                                                 const IndexSnapshot& snapshot,
+                                                                 const std::string& name)
+{
+    std::vector<loader::Module*> modules = resolver.lookup(name);
+    if (modules.empty())
+        return not_found(snapshot, name);
+    return modules;
+}
+
 RequestResult<std::vector<loader::Module*>>
 find_modules(loader::Resolver& resolver, const IndexSnapshot& snapshot, const std::string& name)
 {

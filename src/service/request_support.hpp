@@ -32,6 +32,13 @@ namespace kmodd::service {
 [[nodiscard]] tl::unexpected<RequestError> not_found(const IndexSnapshot& snapshot,
                                                      const std::string& name);
 
+/// The lookup's modules for `name` whatever the state of their files (an unload needs none:
+/// a loaded module's file may be half-written by a build, or gone); NotFound when there are
+/// none.
+[[nodiscard]] RequestResult<std::vector<loader::Module*>>
+find_indexed_modules(loader::Resolver& resolver, const IndexSnapshot& snapshot,
+                     const std::string& name);
+
 /// The lookup's modules for `name`; NotFound when there are none, or none that exists.
 [[nodiscard]] RequestResult<std::vector<loader::Module*>>
 find_modules(loader::Resolver& resolver, const IndexSnapshot& snapshot, const std::string& name);

@@ -97,6 +97,27 @@ TEST_F(ModuleServiceTest, UnloadingRemovesTheModuleAndWhatWasLoadedForIt)
     EXPECT_TRUE(store_->records().empty());
 }
 
+TEST_F(ModuleServiceTest, ALoadedModuleIsUnloadedEvenWhenItsFileIsNoModuleAnyMore)
+{
+    ASSERT_TRUE(load("mod2"));
+    // A build is rewriting the file, and the index says so: unloading needs no file.
+    IndexSnapshot::Options options;
+    options.module_dir = tree_.module_dir().string();
+    options.release = tree_.version();
+    options.config_paths = {"/dev/null"};
+    options.unusable = {{"mod2", "'kernel/a/mod2.ko': section header table out of range"}};
+    auto snapshot = IndexSnapshot::open(options);
+    ASSERT_TRUE(snapshot) << snapshot.error().message;
+    snapshot_ = *snapshot;
+    auto loading = load("mod2");
+    ASSERT_FALSE(loading);
+    EXPECT_NE(loading.error().message.find("cannot be used"), std::string::npos);
+    auto removed = unload("mod2");
+    ASSERT_TRUE(removed) << describe(removed);
+    EXPECT_EQ(*removed, (Names{"mod2", "mod1"}));
+    EXPECT_TRUE(loaded_names().empty());
+}
+
 TEST_F(ModuleServiceTest, AModuleAUserLoadedStaysWhenItsUserIsUnloaded)
 {
     auto mod1 = load("mod1");
