@@ -105,6 +105,11 @@ private:
     /// the batch that indexes them is published: a module file copied in just before a Load
     /// is found. The wait is bounded: at most the running batch and the next one.
     void when_index_current(std::function<void()> request);
+    /// After LinkModule (`is_linked`) or UnlinkModule: calls `done` once the served index has
+    /// (has not) module `module` at `relative`, rebuilding the release when the watcher's
+    /// batch did not do it.
+    void after_dev_link(std::string module, std::string relative, bool is_linked,
+                        std::function<void(service::RequestResult<std::string>)> done);
     /// Runs the requests when_index_current() parked whose batch is published (all of them
     /// when nothing is pending any more).
     void run_requests_waiting_for_index();
