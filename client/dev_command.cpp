@@ -273,7 +273,9 @@ private:
                              "with --force-holders\n",
                              base::quoted(module_).c_str(),
                              users.empty() ? why.c_str() : "it is used by ", names.c_str(),
-                             users.empty() ? "what uses it" : "them");
+                             users.empty()       ? "what uses it"
+                             : users.size() == 1 ? "it"
+                                                 : "them");
                 return false;
             }
             for (const auto& user : users) {
@@ -354,6 +356,8 @@ private:
         try {
             if (loaded_ && unload(holders))
                 std::printf("unloaded %s\n", module_.c_str());
+            if (kmsg_.is_open())
+                show_kernel_lines();
         } catch (const sdbus::Error& error) {
             std::fprintf(stderr, "kmodctl: %s\n", describe_error(error, session_.bus()).c_str());
         }
