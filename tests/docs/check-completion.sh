@@ -38,7 +38,7 @@ offers() {
 }
 
 offers 'kmodctl lo' load
-offers 'kmodctl de' deps depmod
+offers 'kmodctl de' deps depmod dev
 offers 'kmodctl load b' btrfs
 offers 'kmodctl load ' btrfs raid6 dummy
 offers 'kmodctl --bus s' session system
@@ -63,4 +63,11 @@ offers 'kmodctl rdeps r' raid6
 offers 'kmodctl unload --d' --dry-run
 offers 'kmodctl k' kernels kmod
 offers 'kmodctl wh' why
+offers 'kmodctl dev --f' --force-holders
+mkdir -p "$dir/6.1.0-test/updates/kmodd-dev" "$dir/build"
+ln -s "$dir/build/my_drv.ko" "$dir/6.1.0-test/updates/kmodd-dev/my_drv.ko"
+offers 'kmodctl dev --unlink m' my_drv
+: >"$dir/build/my_drv.ko"
+: >"$dir/build/notes.txt"
+offers "kmodctl dev $dir/build/" "$dir/build/my_drv.ko"
 exit "$status"
