@@ -120,7 +120,7 @@ public:
             if (!wait_for_change())
                 return;
         }
-        const auto linked = session_.call_privileged("LinkModule", {file_}, Reply::Texts);
+        const auto linked = link();
         if (linked.size() == 2) {
             module_ = linked[0];
             std::printf("linked %s as %s\n", base::quoted(file_).c_str(),
@@ -154,6 +154,22 @@ private:
                                    IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR;
         if (::inotify_add_watch(inotify_fd_.get(), dir_.c_str(), kMask) < 0)
             throw CommandError("cannot watch " + base::quoted(dir_) + ": " + std::strerror(errno));
+    }
+
+    /// LinkModule: the module's name and the link.
+    std::vector<std::string> link()
+    {
+        try {
+            return session_.call_privileged("LinkModule", {file_}, Reply::Texts);
+        } catch (const sdbus::Error& error) {
+            // kmodd.service has a /tmp of its own (PrivateTmp=yes): the file is not there.
+            if (is_error(error, dbus::kErrorNotFound) &&
+                (file_.starts_with("/tmp/") || file_.starts_with("/var/tmp/")))
+                throw CommandError(describe_error(error, session_.bus()) +
+                                   " kmodd cannot see files in /tmp and /var/tmp (its service "
+                                   "has a private /tmp): build the module in another directory");
+            throw;
+        }
     }
 
     /// Whether the file at `stamp` is a whole module; says once per version when it is not.

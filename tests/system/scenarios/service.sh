@@ -3,7 +3,8 @@
 # Scenario 1: the installed service. dpkg -i starts kmodd through systemd (Type=notify, with a
 # StatusText), the running kernel's index is written by kmodd and equals kmod's depmod byte for
 # byte, the bus policy works without a reload of dbus, and the journal has kmodd's start and
-# rebuild lines, including one for a change made after the start.
+# rebuild lines, including one for a change made after the start; a refused load quotes the
+# kernel's own line (the unit lets kmodd read /dev/kmsg).
 # shellcheck source=tests/system/lib.sh
 . /kmodd-test/lib.sh
 
@@ -94,5 +95,13 @@ ok "the journal has the rebuild of the change"
 must modinfo -n dummy
 expect_in "$OUT" "/extra/dummy$KO" "kmod's modinfo finds dummy where kmodd's index says it went"
 expect_kmodd_alive
+
+say "a refused load under the unit quotes the kernel's own line (/dev/kmsg behind dmesg_restrict)"
+[ "$(cat /proc/sys/kernel/dmesg_restrict)" = 1 ] || ok "(dmesg_restrict is not 1 here)"
+run "$KMODCTL" load dummy numdummies=notanumber
+[ "$RC" -eq 1 ] || fail "a refused load should exit 1, not $RC"
+expect_in "$ERR" "The kernel said:" "kmodd read the kernel's lines about the insertion"
+expect_in "$ERR" "notanumber" "the kernel's line names the value"
+expect_not_loaded dummy
 
 exit 0
