@@ -32,10 +32,10 @@
 #include "bus_client.hpp"
 #include "commands.hpp"
 #include "index/names.hpp"
+#include "kernel_log.hpp"
 #include "kmodd_dbus_names.hpp"
 #include "loader/load_check.hpp"
 #include "loader/parameters.hpp"
-#include "sys/kmsg.hpp"
 
 namespace kmodd::client {
 namespace {
@@ -111,9 +111,9 @@ public:
     {
         set_up_fds();
         if (!kmsg_.is_open())
-            std::fprintf(stderr,
-                         "kmodctl: note: the kernel's messages are not shown: /dev/kmsg cannot "
-                         "be read (root can; or set kernel.dmesg_restrict=0)\n");
+            std::fprintf(stderr, "kmodctl: note: the kernel's messages are not shown: neither "
+                                 "/dev/kmsg (root) nor the journal's kernel messages (groups adm, "
+                                 "systemd-journal) may be read by this user\n");
         while (!is_complete(stamp_of(file_))) {
             std::printf("waiting for %s to be built\n", base::quoted(file_).c_str());
             std::fflush(stdout);
@@ -258,7 +258,7 @@ private:
 
     void show_kernel_lines()
     {
-        for (const auto& line : kmsg_.read(256)) {
+        for (const auto& line : kmsg_.read()) {
             if (mentions(line, module_))
                 std::printf("kernel: %s\n", line.c_str());
         }
@@ -392,7 +392,7 @@ private:
     std::string module_;
     const bool keep_;
     bool force_holders_;
-    sys::KmsgCursor kmsg_;
+    KernelLog kmsg_;
     base::UniqueFd signal_fd_;
     base::UniqueFd inotify_fd_;
     bool is_touched_ = false;
