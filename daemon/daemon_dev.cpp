@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // LinkModule and UnlinkModule: a developer's module file linked into the served release's tree
 // (service/dev_links.hpp), answered once the index says so, so the Load that follows finds it.
+#include <functional>
 #include <memory>
 #include <utility>
 
@@ -22,6 +23,20 @@ bool is_indexed_at(const std::shared_ptr<const service::IndexSnapshot>& snapshot
         return false;
     auto line = snapshot->database().dependency_line(module);
     return line && line->starts_with(link + ":");
+}
+
+/// What `done` of after_dev_link() does: answers `reply` with `value`, or with the failure.
+template <class T>
+std::function<void(service::RequestResult<std::string>)> answer_with(ManagerBackend::Reply<T> reply,
+                                                                     T value)
+{
+    return [reply = std::move(reply),
+            value = std::move(value)](service::RequestResult<std::string> done) {
+        if (done)
+            reply(value);
+        else
+            reply(tl::unexpected(std::move(done.error())));
+    };
 }
 
 } // namespace
@@ -56,13 +71,7 @@ void Daemon::link_module(std::string file, Reply<service::DevLink> reply)
     std::string relative = linked->link.substr(release_dir.size() + 1);
     std::string module = linked->module;
     after_dev_link(std::move(module), std::move(relative), true,
-                   [reply = std::move(reply),
-                    link = std::move(*linked)](service::RequestResult<std::string> done) {
-                       if (done)
-                           reply(link);
-                       else
-                           reply(tl::unexpected(std::move(done.error())));
-                   });
+                   answer_with(std::move(reply), std::move(*linked)));
 }
 
 void Daemon::unlink_module(std::string module, Reply<std::string> reply)
@@ -75,14 +84,9 @@ void Daemon::unlink_module(std::string module, Reply<std::string> reply)
     }
     spdlog::info("module '{}' unlinked ('{}' removed)", module, *unlinked);
     std::string relative = unlinked->substr(release_dir.size() + 1);
-    after_dev_link(index::modname_from_path(*unlinked), std::move(relative), false,
-                   [reply = std::move(reply),
-                    link = std::move(*unlinked)](service::RequestResult<std::string> done) {
-                       if (done)
-                           reply(link);
-                       else
-                           reply(tl::unexpected(std::move(done.error())));
-                   });
+    std::string name = index::modname_from_path(*unlinked);
+    after_dev_link(std::move(name), std::move(relative), false,
+                   answer_with(std::move(reply), std::move(*unlinked)));
 }
 
 } // namespace kmodd::daemon
