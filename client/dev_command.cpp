@@ -315,10 +315,12 @@ private:
         try {
             if (!unload(holders))
                 return;
+            is_loaded_ = false;
             if (kmsg_.is_open())
                 show_kernel_lines();
             auto inserted = session_.call_privileged("Load", {module_, params_}, Reply::Strings);
             const int64_t took = ms_since(stamp->mtime);
+            is_loaded_ = true;
             std::string also;
             for (const auto& name : inserted) {
                 if (name != module_)
@@ -370,7 +372,7 @@ private:
         }
         std::vector<std::string> holders;
         try {
-            if (loaded_ && unload(holders))
+            if (is_loaded_ && unload(holders))
                 std::printf("unloaded %s\n", module_.c_str());
             if (kmsg_.is_open())
                 show_kernel_lines();
@@ -397,6 +399,7 @@ private:
     base::UniqueFd inotify_fd_;
     bool is_touched_ = false;
     bool is_linked_ = false;
+    bool is_loaded_ = false;           ///< the last Load succeeded and no Unload followed
     std::optional<FileStamp> loaded_;  ///< the version last loaded
     std::optional<FileStamp> refused_; ///< the version last found incomplete
     std::vector<int64_t> reload_ms_;
