@@ -266,8 +266,9 @@ private:
     }
 
     /// Unloads the module (and its holders with --force-holders, which it returns in the order
-    /// to load them back). False when it stays loaded.
-    bool unload(std::vector<std::string>& holders)
+    /// to load them back). False when it stays loaded, said on stderr (for a reload, or at
+    /// the end: `is_reloading` false, where holders are never unloaded).
+    bool unload(std::vector<std::string>& holders, bool is_reloading = true)
     {
         try {
             std::ignore = session_.call_privileged("Unload", {module_}, Reply::Strings);
@@ -283,6 +284,12 @@ private:
             std::string names;
             for (const auto& user : users)
                 names += (names.empty() ? "" : ", ") + base::quoted(user);
+            if (!force_holders_ && !is_reloading) {
+                std::fprintf(stderr, "kmodctl: %s stays loaded: %s%s\n",
+                             base::quoted(module_).c_str(),
+                             users.empty() ? why.c_str() : "it is used by ", names.c_str());
+                return false;
+            }
             if (!force_holders_ || users.empty()) {
                 std::fprintf(stderr,
                              "kmodctl: %s is not reloaded: %s%s; unload %s, or run kmodctl dev "
@@ -372,7 +379,7 @@ private:
         }
         std::vector<std::string> holders;
         try {
-            if (is_loaded_ && unload(holders))
+            if (is_loaded_ && unload(holders, /*is_reloading=*/false))
                 std::printf("unloaded %s\n", module_.c_str());
             if (kmsg_.is_open())
                 show_kernel_lines();

@@ -181,7 +181,10 @@ TEST_F(Dev, AModuleInUseIsNotReloadedUnlessItsHoldersMayGo)
         EXPECT_EQ(count_of(dev.output(), "reloaded mod1"), 0U) << dev.output();
         EXPECT_EQ(loaded(), (std::vector<std::string>{"mod1", "mod3"}));
         EXPECT_EQ(dev.interrupt(), 0) << dev.output();
-        // Still used: it stays loaded, and the link goes.
+        // Still used: it stays loaded (said so), and the link goes.
+        EXPECT_NE(dev.output().find("'mod1' stays loaded: it is used by 'mod3'"), std::string::npos)
+            << dev.output();
+        EXPECT_EQ(count_of(dev.output(), "unloaded mod1"), 0U) << dev.output();
         EXPECT_EQ(loaded(), (std::vector<std::string>{"mod1", "mod3"}));
         EXPECT_FALSE(fs::exists(setup_.tree().module_dir() / "updates/kmodd-dev/mod1.ko"));
     }
