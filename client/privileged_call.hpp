@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-// The calls that may need polkit's consent (Load, Unload, Rebuild, LinkModule, UnlinkModule), made with sd-bus directly:
-// sdbus-c++ 1.2 cannot set the ALLOW_INTERACTIVE_AUTHORIZATION flag of a call. As systemctl
-// does, kmodctl sets it when it may ask for a password (stdin is a terminal, no
+// The calls that may need polkit's consent (Load, Unload, Rebuild, LinkModule, UnlinkModule), made
+// with sd-bus directly: sdbus-c++ 1.2 cannot set the ALLOW_INTERACTIVE_AUTHORIZATION flag of a
+// call. As systemctl does, kmodctl sets it when it may ask for a password (stdin is a terminal, no
 // --no-ask-password), and then runs polkit's text agent (pkttyagent) for the call.
 #pragma once
 
@@ -26,8 +26,9 @@ enum class Reply {
 /// Calls org.kmodd1.Manager.`method` with string arguments `args` on `bus`. With `interactive`,
 /// the call allows interactive authorization and, on the system bus, pkttyagent runs for its
 /// duration (when it is installed; else polkit asks an agent the session may have). Returns the
-/// reply's strings (none for Reply::Nothing; one per argument for Reply::Texts). Throws sdbus::Error for an error reply (so that
-/// describe_error() phrases it) and CommandError when the bus cannot be reached.
+/// reply's strings (none for Reply::Nothing; one per argument for Reply::Texts). Throws
+/// sdbus::Error for an error reply (so that describe_error() phrases it) and CommandError when the
+/// bus cannot be reached.
 [[nodiscard]] std::vector<std::string> call_privileged(const dbus::BusChoice& bus,
                                                        const char* method,
                                                        const std::vector<std::string>& args,
