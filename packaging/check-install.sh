@@ -19,7 +19,7 @@ snapshot() {
 
 before=$(snapshot)
 apt-get install -y -qq --no-install-recommends "$deb" >/dev/null || fail "installing $deb failed"
-for file in /usr/sbin/kmodd /usr/bin/kmodctl /usr/libexec/kmodd/depmod \
+for file in /usr/sbin/kmodd /usr/bin/kmodctl /usr/libexec/kmodd/kmodctl-tools /usr/libexec/kmodd/depmod \
     /usr/libexec/kmodd/modprobe /usr/libexec/kmodd/lsmod /usr/libexec/kmodd/insmod \
     /usr/libexec/kmodd/rmmod /usr/libexec/kmodd/modinfo /usr/libexec/kmodd/kmod /usr/share/man/man8/kmodd.8.gz \
     /usr/share/dbus-1/system.d/org.kmodd1.conf /usr/share/polkit-1/actions/org.kmodd1.policy \
@@ -31,12 +31,18 @@ unit=$(dpkg -L kmodd | grep '/kmodd.service$' || true)
 version=$(kmodctl --version) || fail "kmodctl --version failed"
 echo "installed: $version; kmodd: $(kmodd --version); unit: $unit"
 for tool in depmod modprobe lsmod insmod rmmod modinfo kmod; do
-    [ "$(readlink -f "/usr/libexec/kmodd/$tool")" = /usr/bin/kmodctl ] ||
-        fail "the $tool drop-in is no link to kmodctl"
+    [ "$(readlink -f "/usr/libexec/kmodd/$tool")" = /usr/libexec/kmodd/kmodctl-tools ] ||
+        fail "the $tool drop-in is no link to kmodctl-tools"
 done
+# The front hands what it does not answer itself to the installed kmodctl-tools.
+[ "$(kmodctl --help | head -n 1)" = "$(/usr/libexec/kmodd/kmodctl-tools --help | head -n 1)" ] ||
+    fail "kmodctl --help is not kmodctl-tools' help"
+! ldd /usr/bin/kmodctl | grep -q 'libstdc++\|libsdbus' || fail "the kmodctl front maps C++ libraries"
+
 [ "$(/usr/libexec/kmodd/kmod static-nodes --help | head -n 1)" = "Usage:" ] ||
     fail "/usr/libexec/kmodd/kmod does not answer as kmod"
-[ "$(readlink -f "$(command -v depmod)")" != /usr/bin/kmodctl ] || fail "kmod's depmod was replaced"
+[ "$(readlink -f "$(command -v depmod)")" != /usr/libexec/kmodd/kmodctl-tools ] ||
+    fail "kmod's depmod was replaced"
 
 mkdir -p /etc/kmodd /run/kmodd
 echo '{"debounce-ms": 100}' >/etc/kmodd/kmodd.conf

@@ -14,7 +14,7 @@ once=no
 
 ./packaging/install-deps.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j "$(nproc)" --target kmodd kmodctl kmodd_fixture_modules
+cmake --build build -j "$(nproc)" --target kmodd kmodctl kmodctl_front kmodd_fixture_modules
 
 demo=${KMODD_DEMO_DIR:-/tmp/kmodd-demo}
 version=1.0.0-demo
