@@ -65,7 +65,7 @@ usage() {
 }
 
 kmodd=${KMODD_VM_KMODD:-$source_root/build/bin/kmodd}
-kmodctl=${KMODD_VM_KMODCTL:-$source_root/build/bin/kmodctl}
+kmodctl=${KMODD_VM_KMODCTL:-$source_root/build/bin/kmodctl-tools}
 timeout=${KMODD_VM_TIMEOUT:-180}
 memory=${KMODD_VM_MEMORY:-2048}
 qemu_args=()

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <future>
 #include <map>
@@ -18,6 +19,7 @@
 #include "child_process.hpp"
 #include "kmodd_dbus_names.hpp"
 #include "sdbus_compat.hpp"
+#include "temp_tree.hpp"
 #include "test_bus.hpp"
 
 namespace {
@@ -31,6 +33,7 @@ using kmodd::test::Outcome;
 using kmodd::test::run_process;
 using nlohmann::json;
 namespace names = kmodd::dbus;
+namespace fs = std::filesystem;
 
 const std::string kKmodctl = KMODD_KMODCTL;
 
@@ -195,6 +198,30 @@ TEST_F(KmodctlDbus, DepsPrintsTheLoadPlanInOrder)
     outcome = kmodctl({"deps", "mod3", "--json"});
     EXPECT_EQ(json::parse(outcome.out), json::parse(R"({"modules": ["mod1", "mod3"]})"));
     expect_one_error_line(kmodctl({"deps", "missing"}));
+}
+
+TEST_F(KmodctlDbus, TheFrontAnswersDepsByItselfAndHandsEverythingElseToTheTools)
+{
+    // A copy of the front with no kmodctl-tools beside it: deps is answered all the same.
+    kmodd::test::TempTree dir;
+    const std::string front = (dir.root() / "kmodctl").string();
+    fs::copy_file(kKmodctl, front);
+    Outcome outcome = run_process({front, "--bus", bus_.address(), "deps", "mod3"});
+    EXPECT_EQ(outcome.status, 0) << outcome.err;
+    EXPECT_EQ(outcome.out, "mod1\nmod3\n");
+    // Whatever it does not answer goes to the tools, which are not there (unless installed).
+    outcome = run_process({front, "--bus", bus_.address(), "deps", "missing"});
+    if (!fs::exists(KMODD_INSTALLED_TOOLS)) {
+        EXPECT_EQ(outcome.status, 1);
+        EXPECT_NE(outcome.err.find("kmodctl: cannot run "), std::string::npos) << outcome.err;
+    }
+    // Beside the tools (the build tree), an error reply is told as the tools tell it.
+    outcome = kmodctl({"deps", "missing"});
+    expect_one_error_line(outcome);
+    EXPECT_EQ(outcome.err, "kmodctl: Module 'missing' not found.\n");
+    outcome = kmodctl({"--version"});
+    EXPECT_EQ(outcome.status, 0) << outcome.err;
+    EXPECT_EQ(outcome.out.rfind("kmodctl ", 0), 0U) << outcome.out;
 }
 
 TEST_F(KmodctlDbus, ListLooksLikeLsmodWithTheOriginAtTheEndOfEachLine)
