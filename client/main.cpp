@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // kmodctl: the command-line client of kmodd, and kmod-compatible tools run in-process.
+#include <sys/prctl.h>
+
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -160,6 +162,11 @@ int dispatch(int argc, char** argv)
 
 int main(int argc, char** argv)
 {
+    // Run by the front (front.cpp) the process is named after this file; kmodd records the
+    // name of whoever asks (Explain: "because kmodctl (uid 0) asked"), which is kmodctl.
+    char name[16] = {};
+    if (::prctl(PR_GET_NAME, name) == 0 && std::string_view(name) == "kmodctl-tools")
+        ::prctl(PR_SET_NAME, "kmodctl");
     try {
         return dispatch(argc, argv);
     } catch (const std::exception& e) {
