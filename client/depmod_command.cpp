@@ -276,6 +276,9 @@ int run_depmod(int argc, char** argv)
         if (dry_run || depmod::is_index_up_to_date((*engine)->module_dir()))
             return 0;
     }
+    // What a killed run (of ours or of kmodd) left would stay in the tree for ever.
+    if (!dry_run)
+        (*engine)->remove_stale_temp_files(diagnostics);
     // Nothing to do when the outputs are provably those of the tree as it is now.
     if (!dry_run && files.empty() && (*engine)->outputs_are_current(diagnostics)) {
         printer.print(diagnostics);

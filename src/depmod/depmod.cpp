@@ -421,10 +421,25 @@ void Depmod::adopt_as_published(const std::vector<OutputFile>& outputs, const Di
     all.insert(all.end(), builtin_problems_.begin(), builtin_problems_.end());
     Diagnostics ignored; // a state that cannot be saved costs only time, later
     save_output_state(outputs, all, ignored);
-    published_sizes_.clear();
-    for (const OutputFile& file : outputs)
-        published_sizes_.push_back(file.content.size());
     parses_at_last_write_ = index_.parse_count();
+}
+
+void Depmod::remove_stale_temp_files(Diagnostics& diagnostics) const
+{
+    std::vector<std::string> dirs{output_dir_};
+    const std::string& cache = options_.parse_cache;
+    if (const size_t slash = cache.rfind('/'); slash != std::string::npos)
+        dirs.push_back(cache.substr(0, slash));
+    for (const std::string& dir : dirs) {
+        auto fd = base::open_directory(AT_FDCWD, dir);
+        if (!fd)
+            continue;
+        if (const size_t removed = base::remove_stale_temp_files(fd->get()); removed > 0)
+            diagnostics.push_back({Diagnostic::Level::Info,
+                                   "removed " + std::to_string(removed) +
+                                       (removed == 1 ? " temporary file" : " temporary files") +
+                                       " that a killed run left in " + dir});
+    }
 }
 
 base::Result<GenerationStats> Depmod::write(Diagnostics& diagnostics)
@@ -446,20 +461,23 @@ base::Result<GenerationStats> Depmod::write(Diagnostics& diagnostics)
         return base::make_error(dir.error().code, "could not open directory " + output_dir_ + ": " +
                                                       std::strerror(dir.error().code));
 
-    // Only files whose content differs from what is on disk are replaced. A file whose size
-    // changed since our last write differs; one of the same size is compared with the disk.
+    // Only files whose content differs from what is on disk are replaced (by whichever run or
+    // tool wrote them): a file of another size differs, one of the same size is compared.
     std::vector<base::PendingFile> changed;
     std::string buffer;
-    for (size_t i = 0; i < outputs->size(); ++i) {
-        const OutputFile& file = (*outputs)[i];
-        if (published_sizes_.size() == outputs->size() &&
-            published_sizes_[i] == file.content.size() &&
-            file_holds(dir->get(), file.name, file.content, buffer))
-            continue;
-        changed.push_back({file.name, file.content});
+    for (const OutputFile& file : *outputs) {
+        if (!file_holds(dir->get(), file.name, file.content, buffer))
+            changed.push_back({file.name, file.content});
     }
     if (auto published = base::publish_files(dir->get(), changed, options_.durable); !published)
         return base::Unexpected(published.error());
+    // `depmod -A` (kmod's and ours) takes the index as current when modules.dep is newer than
+    // every module: kept as it was, it gets the time of this run all the same.
+    const bool dep_kept = std::none_of(changed.begin(), changed.end(), [](const auto& pending) {
+        return pending.name == "modules.dep";
+    });
+    if (dep_kept)
+        ::utimensat(dir->get(), "modules.dep", nullptr, 0); // a failure costs a later -A a run
     save_output_state(
         *outputs,
         Diagnostics(diagnostics.begin() + static_cast<ptrdiff_t>(said_before), diagnostics.end()),
@@ -469,9 +487,6 @@ base::Result<GenerationStats> Depmod::write(Diagnostics& diagnostics)
     stats.files_written = changed.size();
     stats.files_parsed = index_.parse_count() - parses_at_last_write_;
     parses_at_last_write_ = index_.parse_count();
-    published_sizes_.clear();
-    for (const OutputFile& file : *outputs)
-        published_sizes_.push_back(file.content.size());
     stats.modules = last_module_count_;
     stats.duration = std::chrono::duration_cast<std::chrono::microseconds>(
         std::chrono::steady_clock::now() - start);

@@ -108,14 +108,18 @@ public:
 
     /// generate() and publish: every changed file is written to a temp file first; only when
     /// all are written are they renamed over the old ones, so a failing run changes nothing.
-    /// The first write() replaces every file; later ones only those whose content differs
-    /// from the file on disk (read to compare only when its size is what the last write()
-    /// left there: the engine keeps no copy of its outputs).
+    /// Only files whose content differs from the file on disk are replaced (one of the same
+    /// size is read to compare: the engine keeps no copy of its outputs); a modules.dep kept
+    /// as it was gets the current time, as depmod -A compares it with the modules'.
     [[nodiscard]] base::Result<GenerationStats> write(index::Diagnostics& diagnostics);
+
+    /// Removes the temp files that publishing runs killed before they finished (whose process
+    /// is gone) left in the output directory and the parse cache's; says so as Info.
+    void remove_stale_temp_files(index::Diagnostics& diagnostics) const;
 
     /// Takes `outputs` (from generate(), which said `said`) as what is on disk already, e.g.
     /// after checking that the files there are current: the next write() then replaces only
-    /// what differs. Only their sizes are kept; the output state is saved as write() saves it.
+    /// what differs. The output state is saved as write() saves it.
     void adopt_as_published(const std::vector<OutputFile>& outputs, const index::Diagnostics& said);
 
     [[nodiscard]] const index::ModuleIndex& index() const { return index_; }
@@ -149,8 +153,6 @@ private:
     };
     std::optional<Walk> last_walk_;
     OutputBuilder outputs_;
-    /// The size of each output the last write() left on disk; empty before the first one.
-    std::vector<size_t> published_sizes_;
     size_t parses_at_last_write_ = 0;
     size_t last_module_count_ = 0;
 };

@@ -76,26 +76,6 @@ std::vector<std::string> without_covered(const std::set<std::string>& paths,
     return kept;
 }
 
-/// Removes what publishing runs killed before they finished left in the directories a
-/// version's index is written to: its index files' and its parse cache's (`cache`, if any).
-void remove_stale_temp_files(const std::string& output_dir, const std::string& cache,
-                             index::Diagnostics& diagnostics)
-{
-    std::vector<std::string> dirs{output_dir};
-    if (const size_t slash = cache.rfind('/'); slash != std::string::npos)
-        dirs.push_back(cache.substr(0, slash));
-    for (const std::string& dir : dirs) {
-        auto fd = base::open_directory(AT_FDCWD, dir);
-        if (!fd)
-            continue;
-        if (const size_t removed = base::remove_stale_temp_files(fd->get()); removed > 0)
-            diagnostics.push_back({index::Diagnostic::Level::Info,
-                                   "removed " + std::to_string(removed) +
-                                       (removed == 1 ? " temporary file" : " temporary files") +
-                                       " that a killed run left in " + dir});
-    }
-}
-
 } // namespace
 
 bool is_kernel_release_name(std::string_view name)
@@ -235,8 +215,7 @@ std::optional<VersionReport> IndexService::apply_version(const std::string& vers
             report.error = engine.error();
             return report;
         }
-        remove_stale_temp_files((*engine)->output_dir(), depmod_options(version).parse_cache,
-                                report.diagnostics);
+        (*engine)->remove_stale_temp_files(report.diagnostics);
         it = versions_.emplace(version, Version{std::move(*engine), 0, false}).first;
         changes = nullptr; // new to us: walk it all
     }

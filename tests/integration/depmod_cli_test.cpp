@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <utime.h>
 
@@ -222,6 +223,31 @@ TEST(DepmodCli, QuickModeOnlyRunsWhenAModuleIsNewerThanModulesDep)
     ::utime((tree.module_dir() / "modules.dep").c_str(), &older);
     ASSERT_EQ(test::run_shell(kKmodctl + args), 0);
     EXPECT_NE(tree.read("modules.dep"), "stale\n") << "-A did not rebuild for a newer module";
+}
+
+TEST(DepmodCli, TempFilesOfAKilledRunAreRemovedAndThoseOfALiveOneKept)
+{
+    TempTree tree;
+    populate(tree);
+    const std::string args =
+        " depmod -C /dev/null --cache-dir=" + shell_quoted(tree.root() / "cache") + " -b " +
+        shell_quoted(tree.root()) + " " + tree.version();
+    ASSERT_EQ(test::run_shell(kKmodctl + args), 0);
+    // A process that has ended: its pid is free (until reused, which this test cannot rule out
+    // but which the kernel does only after wrapping around).
+    pid_t ended = ::fork();
+    ASSERT_GE(ended, 0);
+    if (ended == 0)
+        ::_exit(0);
+    ASSERT_EQ(::waitpid(ended, nullptr, 0), ended);
+    const std::string killed = ".modules.dep.kmodd-" + std::to_string(ended) + "-0";
+    const std::string live = ".modules.alias.kmodd-" + std::to_string(::getpid()) + "-0";
+    tree.write(killed, "half");
+    tree.write(live, "being written");
+    // Nothing else changed: even a run with nothing to write clears what the killed one left.
+    ASSERT_EQ(test::run_shell(kKmodctl + args), 0);
+    EXPECT_FALSE(fs::exists(tree.module_dir() / killed));
+    EXPECT_TRUE(fs::exists(tree.module_dir() / live)) << "a running writer's file was removed";
 }
 
 TEST(DepmodCli, ACycleFailsWithTheCycleAndKeepsThePreviousIndex)

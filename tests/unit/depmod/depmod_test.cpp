@@ -4,6 +4,7 @@
 // all-or-nothing publishing) must hold too.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 
 #include "depmod/depmod.hpp"
 #include "depmod/index_reader.hpp"
+#include "depmod/quick_check.hpp"
 #include "depmod_runs.hpp"
 
 namespace kmodd::depmod {
@@ -414,6 +416,29 @@ TEST_F(DepmodIncremental, AnOutputChangedOnDiskIsWrittenAgainEvenWhenTheIndexIsN
     stats = engine_->write(diagnostics_);
     ASSERT_TRUE(stats);
     EXPECT_EQ(stats->files_written, 0U) << "nothing changed, nothing is replaced";
+}
+
+TEST_F(DepmodIncremental, ANewRunKeepsTheOutputsItWouldWriteAgainButDatesModulesDep)
+{
+    // Another engine (another `depmod` run) over the same tree finds every output current.
+    struct stat before {};
+    ASSERT_EQ(::stat((tree_.module_dir() / "modules.alias").c_str(), &before), 0);
+    const timespec long_ago[2] = {{1'000'000'000, 0}, {1'000'000'000, 0}};
+    ASSERT_EQ(::utimensat(AT_FDCWD, (tree_.module_dir() / "modules.dep").c_str(), long_ago, 0), 0);
+    auto options = options_for(tree_);
+    options.output_dir.clear();
+    auto again = Depmod::create(options, diagnostics_);
+    ASSERT_TRUE(again);
+    ASSERT_TRUE((*again)->scan(diagnostics_));
+    auto stats = (*again)->write(diagnostics_);
+    ASSERT_TRUE(stats);
+    EXPECT_EQ(stats->files_written, 0U);
+    struct stat after {};
+    ASSERT_EQ(::stat((tree_.module_dir() / "modules.alias").c_str(), &after), 0);
+    EXPECT_EQ(before.st_ino, after.st_ino) << "modules.alias did not change but was replaced";
+    // depmod -A compares modules.dep's time with the modules': it must say current.
+    EXPECT_TRUE(is_index_up_to_date(tree_.module_dir().string()));
+    expect_same_as_full_kmod_run();
 }
 
 TEST_F(DepmodIncremental, ModulesOrderChangesReorderTheOutputs)
