@@ -401,8 +401,8 @@ TEST_F(DepmodIncremental, UnchangedOutputsAreNotRewritten)
 
 TEST_F(DepmodIncremental, AnOutputChangedOnDiskIsWrittenAgainEvenWhenTheIndexIsNot)
 {
-    // The engine keeps only the sizes of what it wrote: an output of the same size is
-    // compared with the file itself, so an edit behind its back is undone.
+    // The engine keeps no copy of what it wrote: an output of the same size is compared with
+    // the file itself, so an edit behind its back is undone.
     std::string dep = tree_.read("modules.dep");
     ASSERT_FALSE(dep.empty());
     std::string edited = dep;
