@@ -159,11 +159,40 @@ void ModuleIndex::walk(base::UniqueFd directory, const std::string& dir_path,
                 std::free(real);
             }
         }
-        // Relative to the directory: no walk of the whole path again.
-        f.has_stat = ::fstatat(dir_fd, c_name, &f.st, 0) == 0;
+        // A regular file is stat'ed once the walk is done (stat_found_files(), on several
+        // threads); anything else now, relative to the directory.
+        if (entry.type != DT_REG)
+            f.has_stat = ::fstatat(dir_fd, c_name, &f.st, 0) == 0;
         f.path = std::move(path);
         found.push_back(std::move(f));
     }
+}
+
+void ModuleIndex::stat_found_files(std::vector<FoundFile>& found, size_t first)
+{
+    // A stat is a few microseconds of system call: thousands of them are worth a second thread.
+    constexpr size_t kFilesPerThread = 1024;
+    constexpr size_t kBatch = 64;
+    const size_t count = found.size() - std::min(first, found.size());
+    const unsigned threads = static_cast<unsigned>(std::clamp<size_t>(
+        count / kFilesPerThread, 1, std::max(1U, std::thread::hardware_concurrency())));
+    std::atomic<size_t> next{first};
+    auto work = [&] {
+        for (size_t begin = next.fetch_add(kBatch); begin < found.size();
+             begin = next.fetch_add(kBatch)) {
+            for (size_t i = begin; i < std::min(begin + kBatch, found.size()); ++i) {
+                FoundFile& f = found[i];
+                if (!f.has_stat)
+                    f.has_stat = ::stat(f.path.c_str(), &f.st) == 0;
+            }
+        }
+    };
+    std::vector<std::thread> pool;
+    for (unsigned t = 1; t < threads; ++t)
+        pool.emplace_back(work);
+    work();
+    for (auto& t : pool)
+        t.join();
 }
 
 bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
@@ -371,6 +400,7 @@ base::Result<void> ModuleIndex::walk_all(std::vector<FoundFile>& found,
             path.pop_back();
         walk(std::move(*dir), path, found, stack, diagnostics);
     }
+    stat_found_files(found, 0);
     return {};
 }
 
@@ -478,6 +508,7 @@ bool ModuleIndex::update_path(const std::string& path, Diagnostics& diagnostics)
         if (dir) {
             std::vector<std::pair<dev_t, ino_t>> stack{{st.st_dev, st.st_ino}};
             walk(std::move(*dir), clean, found, stack, diagnostics);
+            stat_found_files(found, 0);
         }
     } else if (::stat(clean.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
         size_t slash = clean.rfind('/');
