@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <functional>
 #include <limits>
 
 #include "base/byte_io.hpp"
@@ -324,9 +325,19 @@ void ParseCacheWriter::spill_locked()
             return;
         }
     }
-    for (std::string_view record : borrowed_) {
-        written_crc_ = crc_update(written_crc_, record);
-        if (auto written = file_.append(record); !written) {
+    // Records may go in any order: in the order of the older cache, those that lay side by side
+    // there go out in one write.
+    std::sort(borrowed_.begin(), borrowed_.end(), [](std::string_view a, std::string_view b) {
+        return std::less<const char*>{}(a.data(), b.data());
+    });
+    for (size_t i = 0; i < borrowed_.size();) {
+        const char* start = borrowed_[i].data();
+        size_t size = borrowed_[i].size();
+        for (++i; i < borrowed_.size() && borrowed_[i].data() == start + size; ++i)
+            size += borrowed_[i].size();
+        const std::string_view run(start, size);
+        written_crc_ = crc_update(written_crc_, run);
+        if (auto written = file_.append(run); !written) {
             stream_error_ = written.error();
             return;
         }
