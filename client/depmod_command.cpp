@@ -282,11 +282,17 @@ int run_depmod(int argc, char** argv)
     // Nothing to do when the outputs are provably those of the tree as it is now.
     if (!dry_run && files.empty() && (*engine)->outputs_are_current(diagnostics)) {
         printer.print(diagnostics);
-        if (printer.verbosity > 0)
+        const size_t reparsed = (*engine)->files_reparsed_unchanged();
+        if (printer.verbosity > 0 && reparsed == 0)
             std::fprintf(stderr,
                          "depmod: INFO: parse cache %s: no module file, input or output changed "
                          "since the last run; nothing written\n",
                          options.parse_cache.c_str());
+        else if (printer.verbosity > 0)
+            std::fprintf(stderr,
+                         "depmod: INFO: parse cache %s: %zu changed module %s parsed as before, "
+                         "no input or output changed since the last run; nothing written\n",
+                         options.parse_cache.c_str(), reparsed, reparsed == 1 ? "file" : "files");
         return 0;
     }
     if (!files.empty()) {

@@ -321,49 +321,6 @@ uint64_t Depmod::inputs_digest(uint64_t modules_order, uint64_t builtin,
         .value();
 }
 
-bool Depmod::outputs_are_current(Diagnostics& diagnostics)
-{
-    if (options_.parse_cache.empty())
-        return false;
-    auto state = OutputState::load(output_state_path(options_.parse_cache));
-    if (!state)
-        return false;
-    auto digest_of = [&](const char* name) {
-        return base::Digest64::of_read(base::read_file(AT_FDCWD, module_dir() + "/" + name));
-    };
-    if (inputs_digest(digest_of("modules.order"), digest_of("modules.builtin"),
-                      digest_of("modules.builtin.modinfo")) != state->inputs)
-        return false;
-
-    Walk walk;
-    walk.started_ns = index::realtime_ns();
-    auto files = index_.list_files(walk.said);
-    if (!files)
-        return false;
-    // Whatever is decided below, a scan() that follows needs this walk, not another.
-    const auto keep_walk = [&] {
-        walk.files = std::move(*files);
-        last_walk_ = std::move(walk);
-        return false;
-    };
-    if (files->size() != state->module_count)
-        return keep_walk();
-    uint64_t sum = 0;
-    for (const auto& file : *files) {
-        if (!file.has_stat)
-            return keep_walk();
-        const index::FileKey key = index::file_key_of(file.st);
-        if (index::is_racy(key.mtime_ns, key.ctime_ns, state->keys_since_ns))
-            return keep_walk();
-        sum += index::ModuleIndex::file_digest(file.path, key, file.symlink_target);
-    }
-    if (sum != state->modules || !state->describes_files_in(output_dir_))
-        return keep_walk();
-    diagnostics.insert(diagnostics.end(), walk.said.begin(), walk.said.end());
-    diagnostics.insert(diagnostics.end(), state->diagnostics.begin(), state->diagnostics.end());
-    return true;
-}
-
 void Depmod::save_output_state(const std::vector<OutputFile>& outputs, const Diagnostics& said,
                                Diagnostics& diagnostics)
 {

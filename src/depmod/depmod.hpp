@@ -17,6 +17,8 @@
 
 namespace kmodd::depmod {
 
+struct OutputState;
+
 /// What a depmod run is asked to do (the command line of kmod's depmod, as data).
 struct DepmodOptions {
     std::string base_dir;                          ///< -b: root the module dir lives under ("" = /)
@@ -92,11 +94,18 @@ public:
     /// that a run has nothing to do: the output state beside the parse cache (written by the
     /// last write()) names the same inputs, every module file found now has a usable cache
     /// entry and together they have the digest the state recorded, and every output file
-    /// holds the bytes it recorded. When true, `diagnostics` gets what that run would have
+    /// holds the bytes it recorded. Module files changed since (at most a few) are parsed again:
+    /// when each gives what the parse cache has for it as that generation saw it, the outputs
+    /// stand, and the cache, the state and modules.dep's time are brought up to date (see
+    /// files_reparsed_unchanged()). When true, `diagnostics` gets what that run would have
     /// said (the walk's and the recorded generation's); otherwise nothing, and the walk it did
     /// (if it got that far) is kept for the scan() that follows. Needs a parse cache
     /// (DepmodOptions::parse_cache); the index stays empty either way.
     [[nodiscard]] bool outputs_are_current(index::Diagnostics& diagnostics);
+
+    /// How many changed module files the last outputs_are_current() that said true parsed to
+    /// prove the outputs current (0: nothing had changed).
+    [[nodiscard]] size_t files_reparsed_unchanged() const { return files_reparsed_unchanged_; }
 
     /// One path changed, appeared or vanished (a module file, a directory, modules.order,
     /// modules.builtin*). Returns true when the outputs may change.
@@ -130,6 +139,12 @@ private:
     /// The digest of every input but the module files, given those read with the tree.
     [[nodiscard]] uint64_t inputs_digest(uint64_t modules_order, uint64_t builtin,
                                          uint64_t builtin_modinfo) const;
+    /// outputs_are_current() for module files whose keys differ from the published generation's
+    /// (`state`), found by the walk that began at `started_ns`.
+    [[nodiscard]] bool
+    prove_reparsed_unchanged(const OutputState& state,
+                             const std::vector<index::ModuleIndex::FoundFile>& files,
+                             int64_t started_ns);
     void save_output_state(const std::vector<OutputFile>& outputs, const index::Diagnostics& said,
                            index::Diagnostics& diagnostics);
 
@@ -155,6 +170,7 @@ private:
     OutputBuilder outputs_;
     size_t parses_at_last_write_ = 0;
     size_t last_module_count_ = 0;
+    size_t files_reparsed_unchanged_ = 0;
 };
 
 } // namespace kmodd::depmod

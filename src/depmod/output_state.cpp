@@ -18,7 +18,7 @@ namespace kmodd::depmod {
 namespace {
 
 constexpr char kMagic[8] = {'k', 'm', 'o', 'd', 'd', 'O', 'S', '\n'};
-constexpr uint32_t kFormatVersion = 2; // 2: keys_since_ns
+constexpr uint32_t kFormatVersion = 3; // 2: keys_since_ns, 3: renewed
 constexpr uint32_t kByteOrderMark = 0x01020304;
 // magic, version, byte-order mark, payload size, CRC-32 of the payload (+ 4 bytes padding)
 constexpr size_t kHeaderSize = 8 + 4 + 4 + 8 + 4 + 4;
@@ -32,6 +32,26 @@ uint32_t checksum(std::string_view payload)
 base::Unexpected invalid(const std::string& what)
 {
     return base::make_error(EINVAL, what);
+}
+
+void put_key(std::string& out, const index::CacheKey& key)
+{
+    base::put_value(out, key.dev);
+    base::put_value(out, key.ino);
+    base::put_value(out, key.size);
+    base::put_value(out, key.mtime_ns);
+    base::put_value(out, key.ctime_ns);
+    base::put_string(out, key.symlink_target);
+}
+
+bool get_key(base::ByteReader& in, index::CacheKey& key)
+{
+    std::string_view target;
+    if (!in.get(key.dev) || !in.get(key.ino) || !in.get(key.size) || !in.get(key.mtime_ns) ||
+        !in.get(key.ctime_ns) || !in.get_string(target))
+        return false;
+    key.symlink_target = std::string(target);
+    return true;
 }
 
 } // namespace
@@ -74,6 +94,12 @@ std::string OutputState::serialize() const
     for (const index::Diagnostic& diagnostic : diagnostics) {
         base::put_value(payload, static_cast<uint8_t>(diagnostic.level));
         base::put_string(payload, diagnostic.message);
+    }
+    base::put_value(payload, static_cast<uint32_t>(renewed.size()));
+    for (const Renewed& file : renewed) {
+        base::put_string(payload, file.path);
+        put_key(payload, file.now);
+        put_key(payload, file.cached);
     }
     std::string out(kMagic, sizeof kMagic);
     base::put_value(out, kFormatVersion);
@@ -132,6 +158,17 @@ base::Result<OutputState> OutputState::parse(std::string_view bytes)
             return invalid("malformed message");
         state.diagnostics.push_back(
             {static_cast<index::Diagnostic::Level>(level), std::string(message)});
+    }
+    // Each: a path (4 bytes and more) and two keys (44 bytes each and more).
+    if (!in.get_count(count, 92))
+        return invalid("malformed");
+    for (uint32_t i = 0; i < count; ++i) {
+        std::string_view path;
+        Renewed file;
+        if (!in.get_string(path) || !get_key(in, file.now) || !get_key(in, file.cached))
+            return invalid("malformed renewed entry");
+        file.path = std::string(path);
+        state.renewed.push_back(std::move(file));
     }
     if (in.left() != 0)
         return invalid("bytes after the last field");

@@ -11,6 +11,7 @@
 
 #include "base/result.hpp"
 #include "index/diagnostic.hpp"
+#include "index/parse_cache.hpp"
 
 namespace kmodd::depmod {
 
@@ -39,6 +40,16 @@ struct OutputState {
     std::vector<File> files;
     /// What generating the outputs said (warnings a run on the same inputs says again).
     index::Diagnostics diagnostics;
+    /// Module files changed since the parse cache's entry for them was written and proven to
+    /// parse to what that entry holds (Depmod::outputs_are_current()), so that the cache was not
+    /// rewritten: the file's key now, and the key of the cache's entry this holds for.
+    struct Renewed {
+        std::string path;
+        index::CacheKey now;
+        index::CacheKey cached;
+        bool operator==(const Renewed&) const = default;
+    };
+    std::vector<Renewed> renewed;
 
     /// Whether every output file in `dir` holds the bytes this state recorded (size and digest).
     [[nodiscard]] bool describes_files_in(const std::string& dir) const;

@@ -228,6 +228,17 @@ const ParseCache::Entry* ParseCache::usable_entry(const std::string& path,
     return &it->second;
 }
 
+std::optional<ParseCache::Stored> ParseCache::stored_entry(const std::string& path) const
+{
+    auto it = entries_.find(path);
+    if (it == entries_.end())
+        return std::nullopt;
+    const Entry& entry = it->second;
+    if (is_racy(entry.key.mtime_ns, entry.key.ctime_ns, started_ns_))
+        return std::nullopt;
+    return Stored{&entry.key, entry.record, entry.info};
+}
+
 std::vector<std::pair<std::string, CacheKey>> ParseCache::keys() const
 {
     std::vector<std::pair<std::string, CacheKey>> keys;
@@ -256,6 +267,31 @@ std::optional<elf::ModuleInfo> ParseCache::find(const std::string& path, const C
     return info;
 }
 
+void append_info_record(std::string& out, const elf::ModuleInfo& info)
+{
+    uint32_t kept = 0;
+    for (const auto& entry : info.modinfo)
+        kept += is_kept_key(entry.key) ? 1 : 0;
+    base::put_value(out, kept);
+    for (const auto& entry : info.modinfo) {
+        if (!is_kept_key(entry.key))
+            continue;
+        base::put_string(out, entry.key);
+        base::put_string(out, entry.value);
+    }
+    base::put_value(out, static_cast<uint32_t>(info.exports.size()));
+    for (const auto& symbol : info.exports) {
+        base::put_string(out, symbol.name);
+        base::put_value(out, symbol.crc);
+    }
+    base::put_value(out, static_cast<uint32_t>(info.imports.size()));
+    for (const auto& symbol : info.imports) {
+        base::put_string(out, symbol.name);
+        base::put_value(out, symbol.crc);
+        base::put_value(out, static_cast<uint8_t>(symbol.is_weak ? 1 : 0));
+    }
+}
+
 void ParseCacheWriter::add(const std::string& path, const CacheKey& key,
                            const elf::ModuleInfo& info)
 {
@@ -269,27 +305,7 @@ void ParseCacheWriter::add(const std::string& path, const CacheKey& key,
     base::put_value(record, key.mtime_ns);
     base::put_value(record, key.ctime_ns);
     base::put_string(record, key.symlink_target);
-    uint32_t kept = 0;
-    for (const auto& entry : info.modinfo)
-        kept += is_kept_key(entry.key) ? 1 : 0;
-    base::put_value(record, kept);
-    for (const auto& entry : info.modinfo) {
-        if (!is_kept_key(entry.key))
-            continue;
-        base::put_string(record, entry.key);
-        base::put_string(record, entry.value);
-    }
-    base::put_value(record, static_cast<uint32_t>(info.exports.size()));
-    for (const auto& symbol : info.exports) {
-        base::put_string(record, symbol.name);
-        base::put_value(record, symbol.crc);
-    }
-    base::put_value(record, static_cast<uint32_t>(info.imports.size()));
-    for (const auto& symbol : info.imports) {
-        base::put_string(record, symbol.name);
-        base::put_value(record, symbol.crc);
-        base::put_value(record, static_cast<uint8_t>(symbol.is_weak ? 1 : 0));
-    }
+    append_info_record(record, info);
     std::lock_guard guard(lock_);
     pending_.append(record);
     payload_size_ += record.size();

@@ -67,6 +67,15 @@ public:
     [[nodiscard]] std::optional<std::string_view> raw_entry(const std::string& path,
                                                             const CacheKey& key) const;
 
+    /// The entry of `path` whatever its key, as stored: its key and the bytes of its ModuleInfo
+    /// part (compare with info_record()). Empty when there is none or it was racy when written.
+    struct Stored {
+        const CacheKey* key = nullptr;
+        std::string_view record;
+        std::string_view info;
+    };
+    [[nodiscard]] std::optional<Stored> stored_entry(const std::string& path) const;
+
     /// Every entry's path and key, in no particular order (for tools and tests).
     [[nodiscard]] std::vector<std::pair<std::string, CacheKey>> keys() const;
 
@@ -136,6 +145,10 @@ private:
     uint32_t written_crc_ = 0;                ///< CRC-32 of the bytes written to file_
     uint64_t count_ = 0;
 };
+
+/// The ModuleInfo part of a cache record for `info`, as the writer stores it: only what the index
+/// uses. Two parses that give the same bytes here make the same outputs.
+void append_info_record(std::string& out, const elf::ModuleInfo& info);
 
 /// Whether a file with these times may have changed unseen by a run that looked at it at
 /// `since_ns` (ParseCache::kRacyMarginNs before it, or later).

@@ -2,6 +2,7 @@
 // `kmodctl depmod` and `depmod` (the same binary) as a user runs them, beside kmod's depmod.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -137,6 +138,80 @@ TEST(DepmodCli, AWarmRunTakesUnchangedModulesFromTheParseCacheAndWritesWhatKmodW
                               &output),
               0);
     EXPECT_EQ(output, "0\n");
+}
+
+TEST(DepmodCli, AModuleRebuiltWithTheSameSymbolsAndModinfoChangesNoOutputAndWritesNothing)
+{
+    TempTree tree;
+    populate(tree);
+    const fs::path cache = tree.root() / "cache";
+    const std::string ours =
+        kKmodctl + " depmod -v -C /dev/null --cache-dir=" + shell_quoted(cache) + " -b " +
+        shell_quoted(tree.root()) + " " + tree.version() + " 2>&1 | grep 'parse cache'";
+    const std::string kmod =
+        "/usr/sbin/depmod -C /dev/null -b " + shell_quoted(tree.root()) + " " + tree.version();
+    auto outputs = [&] {
+        return tree.read("modules.dep") + tree.read("modules.alias") + tree.read("modules.symbols");
+    };
+    auto ino = [&](const fs::path& path) {
+        struct stat st {};
+        EXPECT_EQ(::stat(path.c_str(), &st), 0) << path;
+        return st.st_ino;
+    };
+    ::sleep(3); // files changed within two seconds before a run are never trusted from its cache
+    std::string output;
+    ASSERT_EQ(test::run_shell(ours, &output), 0) << output;
+    EXPECT_NE(output.find("0 modules taken from it, 4 parsed"), std::string::npos) << output;
+    const std::string cold = outputs();
+    const auto alias_inode = ino(tree.module_dir() / "modules.alias");
+    struct stat cache_before {};
+    for (const auto& entry : fs::recursive_directory_iterator(cache)) {
+        if (entry.path().filename() == "modules.cache") {
+            ASSERT_EQ(::stat(entry.path().c_str(), &cache_before), 0);
+        }
+    }
+
+    // Rebuilt to the same bytes (a new inode, new times): parsed again, nothing else done.
+    const fs::path mod1 = tree.module_dir() / "kernel/a/mod1.ko";
+    fs::copy_file(kFixtures / "mod1.ko", mod1.string() + ".new");
+    fs::rename(mod1.string() + ".new", mod1);
+    ::sleep(3); // else the next runs could not trust its times (the racy rule) and parse it again
+    ASSERT_EQ(test::run_shell(ours, &output), 0) << output;
+    EXPECT_NE(output.find("1 changed module file parsed as before"), std::string::npos) << output;
+    EXPECT_EQ(outputs(), cold);
+    EXPECT_EQ(ino(tree.module_dir() / "modules.alias"), alias_inode) << "rewritten";
+    // depmod -A must see the index as newer than the module.
+    ASSERT_EQ(test::run_shell(kKmodctl + " depmod -A -C /dev/null -b " + shell_quoted(tree.root()) +
+                              " " + tree.version()),
+              0);
+    EXPECT_EQ(ino(tree.module_dir() / "modules.alias"), alias_inode) << "-A ran depmod again";
+    // Nothing changed since: nothing parsed.
+    ASSERT_EQ(test::run_shell(ours, &output), 0) << output;
+    EXPECT_NE(output.find("no module file, input or output changed"), std::string::npos) << output;
+    // Another one touched: the first one is still known to parse as before.
+    ::utimensat(AT_FDCWD, (tree.module_dir() / "kernel/b/mod3.ko").c_str(), nullptr, 0);
+    ::sleep(3);
+    ASSERT_EQ(test::run_shell(ours, &output), 0) << output;
+    EXPECT_NE(output.find("1 changed module file parsed as before"), std::string::npos) << output;
+    for (const auto& entry : fs::recursive_directory_iterator(cache)) {
+        struct stat now {};
+        if (entry.path().filename() == "modules.cache") {
+            ASSERT_EQ(::stat(entry.path().c_str(), &now), 0);
+            EXPECT_EQ(now.st_ino, cache_before.st_ino) << "the cache was rewritten";
+        }
+    }
+    ASSERT_EQ(test::run_shell(kmod), 0);
+    EXPECT_EQ(outputs(), cold) << "kmod writes other bytes";
+
+    // A rebuild that changes what the index uses is a real change: a run that writes kmod's bytes.
+    fs::copy_file(kFixtures / "mod2.ko", tree.module_dir() / "kernel/b/mod3.ko",
+                  fs::copy_options::overwrite_existing);
+    ASSERT_EQ(test::run_shell(ours, &output), 0) << output;
+    EXPECT_NE(output.find("modules taken from it"), std::string::npos) << output;
+    const std::string changed = outputs();
+    EXPECT_NE(changed, cold);
+    ASSERT_EQ(test::run_shell(kmod), 0);
+    EXPECT_EQ(outputs(), changed);
 }
 
 TEST(DepmodCli, ABadModuleIsReportedByEveryRunWithTheCacheToo)

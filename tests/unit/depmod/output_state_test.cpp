@@ -23,6 +23,13 @@ OutputState sample()
     state.files = {{"modules.dep", 526626, 0x1111}, {"modules.alias.bin", 1262393, 0x2222}};
     state.diagnostics = {{Diagnostic::Level::Warning, "could not open modules.builtin at /x"},
                          {Diagnostic::Level::Info, "a needs \"b\": c"}};
+    state.keys_since_ns = 1764000000123456789;
+    state.renewed = {{"/lib/modules/6.1.0/kernel/fs/btrfs/btrfs.ko",
+                      {2049, 131, 3872217, 1764000000000000000, 1764000000000000001, ""},
+                      {2049, 130, 3872217, 1763000000000000000, 1763000000000000001, ""}},
+                     {"/lib/modules/6.1.0/updates/dkms/x.ko",
+                      {2049, 7, 1000, 5, 6, "/usr/src/x/x.ko"},
+                      {2049, 7, 999, 3, 4, "/usr/src/x/x.ko"}}};
     return state;
 }
 
@@ -31,7 +38,9 @@ void expect_same(const OutputState& a, const OutputState& b)
     EXPECT_EQ(a.inputs, b.inputs);
     EXPECT_EQ(a.modules, b.modules);
     EXPECT_EQ(a.module_count, b.module_count);
+    EXPECT_EQ(a.keys_since_ns, b.keys_since_ns);
     EXPECT_EQ(a.files, b.files);
+    EXPECT_EQ(a.renewed, b.renewed);
     ASSERT_EQ(a.diagnostics.size(), b.diagnostics.size());
     for (size_t i = 0; i < a.diagnostics.size(); ++i) {
         EXPECT_EQ(a.diagnostics[i].level, b.diagnostics[i].level);

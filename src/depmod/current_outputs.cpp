@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// Whether a depmod run has anything to do: the outputs on disk proven to be those of the tree as
+// it is now, from the output state and the parse cache, without building them.
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "base/digest.hpp"
+#include "depmod/depmod.hpp"
+#include "depmod/output_state.hpp"
+#include "elf/module_file.hpp"
+#include "index/parse_cache.hpp"
+
+namespace kmodd::depmod {
+
+using index::Diagnostics;
+
+namespace {
+
+/// At most this many changed module files are parsed to prove the outputs current; beyond it a
+/// full run (which parses them again) costs about as much.
+constexpr size_t kMaxReparsed = 32;
+/// At most this many files are kept in the output state as renewed (OutputState::renewed).
+constexpr size_t kMaxRenewed = 64;
+
+index::FileKey file_key_of(const index::CacheKey& key)
+{
+    return index::FileKey{static_cast<dev_t>(key.dev), static_cast<ino_t>(key.ino),
+                          static_cast<off_t>(key.size), key.mtime_ns, key.ctime_ns};
+}
+
+} // namespace
+
+bool Depmod::outputs_are_current(Diagnostics& diagnostics)
+{
+    files_reparsed_unchanged_ = 0;
+    if (options_.parse_cache.empty())
+        return false;
+    auto state = OutputState::load(output_state_path(options_.parse_cache));
+    if (!state)
+        return false;
+    auto digest_of = [&](const char* name) {
+        return base::Digest64::of_read(base::read_file(AT_FDCWD, module_dir() + "/" + name));
+    };
+    if (inputs_digest(digest_of("modules.order"), digest_of("modules.builtin"),
+                      digest_of("modules.builtin.modinfo")) != state->inputs)
+        return false;
+
+    Walk walk;
+    walk.started_ns = index::realtime_ns();
+    auto files = index_.list_files(walk.said);
+    if (!files)
+        return false;
+    // Whatever is decided below, a scan() that follows needs this walk, not another.
+    const auto keep_walk = [&] {
+        walk.files = std::move(*files);
+        last_walk_ = std::move(walk);
+        return false;
+    };
+    if (files->size() != state->module_count)
+        return keep_walk();
+    bool same_keys = true;
+    uint64_t sum = 0;
+    for (const auto& file : *files) {
+        if (!file.has_stat)
+            return keep_walk();
+        const index::FileKey key = index::file_key_of(file.st);
+        if (index::is_racy(key.mtime_ns, key.ctime_ns, state->keys_since_ns)) {
+            same_keys = false;
+            break;
+        }
+        sum += index::ModuleIndex::file_digest(file.path, key, file.symlink_target);
+    }
+    if (!state->describes_files_in(output_dir_))
+        return keep_walk();
+    if ((!same_keys || sum != state->modules) &&
+        !prove_reparsed_unchanged(*state, *files, walk.started_ns))
+        return keep_walk();
+    diagnostics.insert(diagnostics.end(), walk.said.begin(), walk.said.end());
+    diagnostics.insert(diagnostics.end(), state->diagnostics.begin(), state->diagnostics.end());
+    return true;
+}
+
+bool Depmod::prove_reparsed_unchanged(const OutputState& state,
+                                      const std::vector<index::ModuleIndex::FoundFile>& files,
+                                      int64_t started_ns)
+{
+    if (!options_.save_parse_cache)
+        return false;
+    auto cache = index::ParseCache::load(options_.parse_cache);
+    if (!cache)
+        return false;
+    std::unordered_map<std::string_view, const OutputState::Renewed*> renewed_before;
+    for (const OutputState::Renewed& file : state.renewed)
+        renewed_before.emplace(file.path, &file);
+    std::vector<OutputState::Renewed> renewed;
+    size_t reparsed = 0;
+    uint64_t published = 0; // the digest of the files as the published generation saw them
+    uint64_t current = 0;   // ... and as they are now
+    elf::LoadBuffers buffers;
+    std::string record;
+    for (const auto& file : files) {
+        auto stored = cache->stored_entry(file.path);
+        if (!file.has_stat || !stored)
+            return false;
+        // The key the published generation saw: the cache entry's, or the one an earlier proof
+        // found parsing to that entry.
+        const index::CacheKey* then = stored->key;
+        if (auto it = renewed_before.find(file.path);
+            it != renewed_before.end() && it->second->cached == *stored->key)
+            then = &it->second->now;
+        // A key that changed shortly before that generation began proves nothing about content.
+        if (index::is_racy(then->mtime_ns, then->ctime_ns, state.keys_since_ns))
+            return false;
+        published +=
+            index::ModuleIndex::file_digest(file.path, file_key_of(*then), then->symlink_target);
+        index::CacheKey now = index::CacheKey::of(file.st, file.symlink_target);
+        if (now != *then) {
+            // Changed since: the outputs stand when it parses to what the cache has for it.
+            if (reparsed++ == kMaxReparsed)
+                return false;
+            struct stat st = file.st;
+            auto info = elf::load_module_file(AT_FDCWD, file.path, st, buffers);
+            if (!info)
+                return false;
+            record.clear();
+            index::append_info_record(record, *info);
+            if (record != stored->info)
+                return false;
+            now = index::CacheKey::of(st, file.symlink_target);
+        }
+        current +=
+            index::ModuleIndex::file_digest(file.path, file_key_of(now), file.symlink_target);
+        if (now != *stored->key)
+            renewed.push_back({file.path, std::move(now), *stored->key});
+    }
+    // Beyond a few renewed files a full run, which rewrites the cache, is the better deal.
+    if (published != state.modules || renewed.size() > kMaxRenewed)
+        return false;
+
+    // Proven: the state takes the files' keys now (the cache stays as it is), and modules.dep the
+    // time of this run (depmod -A compares it with the modules'). A state that cannot be saved
+    // leaves the old one, which the next run cannot prove: that one then does the work.
+    OutputState now_state = state;
+    now_state.modules = current;
+    now_state.keys_since_ns = started_ns;
+    now_state.renewed = std::move(renewed);
+    if (!now_state.save(output_state_path(options_.parse_cache)))
+        return false;
+    ::utimensat(AT_FDCWD, (output_dir_ + "/modules.dep").c_str(), nullptr, 0);
+    files_reparsed_unchanged_ = reparsed;
+    return true;
+}
+
+} // namespace kmodd::depmod
