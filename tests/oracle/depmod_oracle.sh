@@ -340,8 +340,23 @@ rm -f "$wmod/$deleted"
 kmod_on_warm
 run_ours cache-deleted
 check_scenario cache-deleted "$scratch/kmod-now" 'taken from it, [0-9]+ parsed'
+
+# One more module rebuilt to the same bytes (new inode and times): parsed again and proven to
+# change no output, so nothing is written. The files the scenarios above changed must first be
+# older than the racy margin in the cache and the output state: a run after a pause rewrites them.
+rebuilt=${modules[300]:-}
+[[ -n $rebuilt ]] || die "fewer than 301 modules in modules.dep"
+for f in "$replaced" "$edited" "$deleted"; do
+    [[ $rebuilt != "$f" ]] || die "picked the same module twice: $rebuilt"
+done
+sleep 2.1
+run_ours cache-settled
+check_scenario cache-settled "$scratch/kmod-now" 'parse cache'
+cp "$wmod/$rebuilt" "$wmod/$rebuilt.new" && mv -f "$wmod/$rebuilt.new" "$wmod/$rebuilt"
+run_ours cache-rebuilt
+check_scenario cache-rebuilt "$scratch/kmod-now" ' 1 changed module file parsed as before'
 log "parse cache: $scenario_passed/$scenario_total scenarios identical to kmod's" \
-    "(replaced $replaced, edited $edited, deleted $deleted)"
+    "(replaced $replaced, edited $edited, deleted $deleted, rebuilt $rebuilt)"
 
 # Warnings are compared loosely: shown side by side, not asserted.
 kmod_lines=$(grep -c . "$expected/stderr" || true)
