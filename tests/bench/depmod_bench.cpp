@@ -5,8 +5,8 @@
 //
 // Prints, side by side: the wall time of a full depmod run (each tool as a process,
 // alternating, median of N), each tool's peak resident memory, our runs with a parse cache
-// (cold, warm with nothing changed, warm with one module changed) against kmod's in the same
-// rounds, the time of `modprobe -a -D`
+// (cold, warm with nothing changed, warm with one module touched: new times, the same content,
+// and warm with one module's content changed) against kmod's in the same rounds, the time of `modprobe -a -D`
 // over every module, and the engine's incremental update after one module appears or vanishes
 // (in-process, including publishing every changed file with fsync), and the resident memory of
 // that in-process engine, the figure that matters to the daemon, which keeps one engine per
@@ -214,14 +214,21 @@ int main(int argc, char** argv)
         std::fprintf(stderr, "depmod_bench: cannot copy the tree\n");
         return 1;
     }
-    fs::path touched;
+    // `touched` gets new times only (its content parses as before); a second run after that has
+    // its content replaced by another module's (`other`) or its own again: a change of what the
+    // index holds, which the outputs follow.
+    fs::path touched, other;
     for (const auto& entry :
          fs::recursive_directory_iterator(ours_root / "lib/modules" / version / "kernel/fs")) {
         if (entry.is_regular_file() && entry.path().string().find(".ko") != std::string::npos) {
-            touched = entry.path();
-            break;
+            (touched.empty() ? touched : other) = entry.path();
+            if (!other.empty())
+                break;
         }
     }
+    const fs::path contents[2] = {scratch / "other-module", scratch / "own-module"};
+    fs::copy_file(other, contents[0]);
+    fs::copy_file(touched, contents[1]);
     fs::copy_file(touched, touched.string() + ".copy");
     fs::rename(touched.string() + ".copy", touched);
     const std::vector<std::string> cached_run{kmodctl,
@@ -236,8 +243,8 @@ int main(int argc, char** argv)
                                               version};
     // Linking changed every file's ctime: the cache trusts no file changed within 2 s of a run.
     ::sleep(3);
-    std::vector<double> cold_cache, warm_same, warm_one, kmod_again;
-    long cold_cache_rss = 0, warm_same_rss = 0, warm_one_rss = 0;
+    std::vector<double> cold_cache, warm_same, warm_one, warm_edit, kmod_again;
+    long cold_cache_rss = 0, warm_same_rss = 0, warm_one_rss = 0, warm_edit_rss = 0;
     for (int i = 0; i < runs; ++i) {
         fs::remove_all(cache);
         auto c = run_process(cached_run);
@@ -247,7 +254,12 @@ int main(int argc, char** argv)
         ::utimensat(AT_FDCWD, touched.c_str(), nullptr, 0);
         ::sleep(2); // the module changed, but not within 2 s of the run that caches it
         auto one = run_process(cached_run);
-        if (c.status != 0 || w.status != 0 || same.status != 0 || one.status != 0) {
+        fs::copy_file(contents[i % 2], touched.string() + ".new");
+        fs::rename(touched.string() + ".new", touched);
+        ::sleep(2);
+        auto edit = run_process(cached_run);
+        if (c.status != 0 || w.status != 0 || same.status != 0 || one.status != 0 ||
+            edit.status != 0) {
             std::fprintf(stderr, "depmod_bench: a cached run failed\n");
             return 1;
         }
@@ -255,6 +267,8 @@ int main(int argc, char** argv)
         kmod_again.push_back(k.seconds);
         warm_same.push_back(same.seconds);
         warm_one.push_back(one.seconds);
+        warm_edit.push_back(edit.seconds);
+        warm_edit_rss = std::max(warm_edit_rss, edit.max_rss_kib);
         cold_cache_rss = std::max(cold_cache_rss, c.max_rss_kib);
         warm_same_rss = std::max(warm_same_rss, same.max_rss_kib);
         warm_one_rss = std::max(warm_one_rss, one.max_rss_kib);
@@ -266,7 +280,8 @@ int main(int argc, char** argv)
     };
     print_cached("cold run writing the parse cache", cold_cache, cold_cache_rss);
     print_cached("warm run, nothing changed", warm_same, warm_same_rss);
-    print_cached("warm run, one module changed", warm_one, warm_one_rss);
+    print_cached("warm, one module touched", warm_one, warm_one_rss);
+    print_cached("warm, one module's content changed", warm_edit, warm_edit_rss);
     uintmax_t cache_bytes = 0;
     for (const auto& entry : fs::recursive_directory_iterator(cache)) {
         if (entry.is_regular_file() && entry.path().filename() == "modules.cache")
