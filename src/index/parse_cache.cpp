@@ -22,7 +22,8 @@ namespace kmodd::index {
 namespace {
 
 constexpr char kMagic[8] = {'k', 'm', 'o', 'd', 'd', 'P', 'C', '\n'};
-constexpr uint32_t kFormatVersion = 2; // 2: the checksum covers the payload first
+// 2: the checksum covers the payload first; 3: descriptions kept
+constexpr uint32_t kFormatVersion = 3;
 constexpr uint32_t kByteOrderMark = 0x01020304;
 // magic, version, byte-order mark, started_ns, count, payload size, crc32 (+ 4 bytes padding)
 // The checksum covers the payload and then the header's started_ns, count and payload size, so
@@ -97,11 +98,14 @@ bool read_info(base::ByteReader& in, elf::ModuleInfo* info)
     return true;
 }
 
+/// The .modinfo keys a record keeps: those of the index, and the description, which the daemon's
+/// module search reads (service::DescriptionCache) and which would otherwise cost a read of
+/// every module file after a restart.
 bool is_kept_key(std::string_view key)
 {
-    return std::find(std::begin(ParsedModule::kKeptModinfoKeys),
-                     std::end(ParsedModule::kKeptModinfoKeys),
-                     key) != std::end(ParsedModule::kKeptModinfoKeys);
+    return key == "description" || std::find(std::begin(ParsedModule::kKeptModinfoKeys),
+                                             std::end(ParsedModule::kKeptModinfoKeys),
+                                             key) != std::end(ParsedModule::kKeptModinfoKeys);
 }
 
 base::Unexpected invalid(const std::string& what)
@@ -265,6 +269,27 @@ std::optional<elf::ModuleInfo> ParseCache::find(const std::string& path, const C
     if (!read_info(in, &info))
         return std::nullopt; // checked by parse(): cannot happen
     return info;
+}
+
+std::optional<std::string> ParseCache::description(const std::string& path,
+                                                   const CacheKey& key) const
+{
+    const Entry* entry = usable_entry(path, key);
+    if (entry == nullptr)
+        return std::nullopt;
+    // The .modinfo entries come first in the record's ModuleInfo part (checked by parse()).
+    base::ByteReader in(entry->info);
+    uint32_t count = 0;
+    if (!in.get_count(count, 8))
+        return std::nullopt;
+    for (uint32_t i = 0; i < count; ++i) {
+        std::string_view name, value;
+        if (!in.get_string(name) || !in.get_string(value))
+            return std::nullopt;
+        if (name == "description")
+            return std::string(value);
+    }
+    return std::string();
 }
 
 void append_info_record(std::string& out, const elf::ModuleInfo& info)

@@ -41,7 +41,8 @@ struct CacheKey {
 /// run started, entry count, payload size, CRC-32 of the payload and then these three) and the
 /// entries, in any order:
 /// path, key and the parts of the module's ModuleInfo the index uses (the .modinfo entries it
-/// keeps, exports and imports with their CRCs). Every length is checked against what is left.
+/// keeps and the description, exports and imports with their CRCs). Every length is checked against
+/// what is left.
 class ParseCache {
 public:
     /// Entries whose file changed within this time before the writing run started are not
@@ -59,9 +60,14 @@ public:
     [[nodiscard]] static base::Result<ParseCache> load(const std::string& path);
 
     /// The cached parse of `path` when its entry has exactly `key` and was not racy when
-    /// written; empty otherwise. The ModuleInfo holds only what the index uses.
+    /// written; empty otherwise. The ModuleInfo holds only what the index uses, and the
+    /// description.
     [[nodiscard]] std::optional<elf::ModuleInfo> find(const std::string& path,
                                                       const CacheKey& key) const;
+    /// The .modinfo description of `path` when its entry has exactly `key` and was not racy
+    /// ("" when the module has none); empty when find() would not use the entry.
+    [[nodiscard]] std::optional<std::string> description(const std::string& path,
+                                                         const CacheKey& key) const;
     /// The entry of `path` as stored, for copying it into a new cache unchanged; empty when
     /// find() would not use it.
     [[nodiscard]] std::optional<std::string_view> raw_entry(const std::string& path,
@@ -112,7 +118,7 @@ public:
     /// Streams the records towards the cache file `path` (see save()).
     void stream_into(std::string path) { stream_path_ = std::move(path); }
 
-    /// Records the parse of `path`. Only what the index uses is kept.
+    /// Records the parse of `path`. Only what the index uses, and the description, is kept.
     void add(const std::string& path, const CacheKey& key, const elf::ModuleInfo& info);
     /// Records an entry of an older cache as it is (see ParseCache::raw_entry()). The bytes
     /// are borrowed: that cache must outlive save() (and serialize()).
@@ -146,8 +152,8 @@ private:
     uint64_t count_ = 0;
 };
 
-/// The ModuleInfo part of a cache record for `info`, as the writer stores it: only what the index
-/// uses. Two parses that give the same bytes here make the same outputs.
+/// The ModuleInfo part of a cache record for `info`, as the writer stores it: what the index
+/// uses and the description. Two parses that give the same bytes here make the same outputs.
 void append_info_record(std::string& out, const elf::ModuleInfo& info);
 
 /// Whether a file with these times may have changed unseen by a run that looked at it at

@@ -34,12 +34,12 @@ uint32_t crc_of(uint32_t crc, std::string_view bytes)
         ::crc32_z(crc, reinterpret_cast<const Bytef*>(bytes.data()), bytes.size()));
 }
 
-/// A cache file around `payload`, as format version 2 lays it out: magic, version, byte-order
+/// A cache file around `payload`, as format version 3 lays it out: magic, version, byte-order
 /// mark, started_ns, count, payload size, CRC-32 of the payload then of those three, padding.
 std::string sealed(uint64_t count, std::string_view payload)
 {
     std::string out(kMagic);
-    kmodd::base::put_value(out, uint32_t{2});
+    kmodd::base::put_value(out, uint32_t{3});
     kmodd::base::put_value(out, uint32_t{0x01020304});
     // Every entry is older than the run that wrote the cache, so none is racy.
     kmodd::base::put_value(out, std::numeric_limits<int64_t>::max());

@@ -139,15 +139,40 @@ TEST(ParseCache, EveryFlippedByteIsCaughtByTheHeaderChecksOrTheChecksum)
     }
 }
 
+TEST(ParseCache, KeepsTheDescriptionForTheModuleSearchUnderTheSameRulesAsTheRest)
+{
+    kmodd::elf::ModuleInfo info = sample_info();
+    info.modinfo.insert(info.modinfo.begin() + 1, {"description", "Intel(R) PRO/1000 driver"});
+    ParseCacheWriter writer(kStarted);
+    writer.add("/m/e1000.ko", key(), info);
+    writer.add("/m/plain.ko", key(), sample_info());
+    writer.add("/m/racy.ko", key(kStarted - 1), info);
+    auto cache = ParseCache::parse(writer.serialize());
+    ASSERT_TRUE(cache) << cache.error().message;
+    EXPECT_EQ(cache->description("/m/e1000.ko", key()), "Intel(R) PRO/1000 driver");
+    EXPECT_EQ(cache->description("/m/plain.ko", key()), "") << "a module without one";
+    CacheKey other = key();
+    other.ctime_ns += 1;
+    EXPECT_FALSE(cache->description("/m/e1000.ko", other)) << "another key: read the file";
+    EXPECT_FALSE(cache->description("/m/racy.ko", key(kStarted - 1))) << "racy: read the file";
+    EXPECT_FALSE(cache->description("/m/none.ko", key()));
+    // The index gets it too, and ignores it (ParsedModule keeps only its own keys).
+    auto found = cache->find("/m/e1000.ko", key());
+    ASSERT_TRUE(found);
+    EXPECT_EQ(found->modinfo.size(), 4U);
+}
+
 TEST(ParseCache, AFutureVersionOrTheOtherByteOrderIsRefusedWithTheReason)
 {
     std::string future = one_entry_cache();
-    future[8] = 3; // version, little-endian
+    future[8] = 4; // version, little-endian
     auto cache = ParseCache::parse(future);
     ASSERT_FALSE(cache);
-    EXPECT_NE(cache.error().message.find("version 3"), std::string::npos) << cache.error().message;
+    EXPECT_NE(cache.error().message.find("version 4"), std::string::npos) << cache.error().message;
     std::string older = one_entry_cache();
     older[8] = 1; // before the checksum covered the payload first
+    EXPECT_FALSE(ParseCache::parse(older));
+    older[8] = 2; // before descriptions were kept: a cache from then would have none
     EXPECT_FALSE(ParseCache::parse(older));
 
     std::string swapped = one_entry_cache();
