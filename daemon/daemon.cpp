@@ -20,6 +20,7 @@
 #include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
+#include "depmod/depmod.hpp"
 #include "kmodd_dbus_names.hpp"
 #include "loader/modprobe_config.hpp"
 #include "loader/resolver.hpp"
@@ -483,9 +484,16 @@ void Daemon::find_modules(std::string release, std::string pattern,
             return;
         }
         auto& cache = descriptions_[(*snapshot)->release()];
-        if (!cache)
-            cache = std::make_shared<service::DescriptionCache>();
-        // On the reader worker: the first search reads every module file's description.
+        if (!cache) {
+            depmod::DepmodOptions tree;
+            tree.base_dir = options_.base_dir();
+            tree.kernel_version = (*snapshot)->release();
+            cache = std::make_shared<service::DescriptionCache>(
+                options_.cache_dir.empty() ? std::string()
+                                           : depmod::parse_cache_path(options_.cache_dir, tree));
+        }
+        // On the reader worker: the first search reads the description of every module file
+        // the parse cache does not hold as it is now.
         reader_worker_->post([this, cache, snapshot = std::move(*snapshot), pattern, reply] {
             auto result =
                 service::ModuleService::find(*snapshot, pattern, cache->descriptions(snapshot));

@@ -7,7 +7,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <ctime>
+#include <memory>
+#include <optional>
 #include <string_view>
 #include <utility>
 
@@ -15,6 +18,7 @@
 #include "base/strings.hpp"
 #include "elf/module_file.hpp"
 #include "index/names.hpp"
+#include "index/parse_cache.hpp"
 #include "service/module_service.hpp"
 #include "service/request_support.hpp"
 
@@ -376,6 +380,35 @@ ModuleService::find(const IndexSnapshot& snapshot, const std::string& pattern,
     return result;
 }
 
+std::optional<std::string> DescriptionCache::persisted_description(const std::string& path,
+                                                                   const struct stat& st)
+{
+    if (parse_cache_path_.empty())
+        return std::nullopt;
+    if (!parse_cache_) {
+        auto loaded = index::ParseCache::load(parse_cache_path_);
+        parse_cache_ = std::make_shared<const index::ParseCache>(loaded ? std::move(*loaded)
+                                                                        : index::ParseCache());
+    }
+    // The key the index gave the file: a symlink's resolved target with the target's stat.
+    std::string target;
+    struct stat link {};
+    if (::lstat(path.c_str(), &link) == 0 && S_ISLNK(link.st_mode)) {
+        char* real = ::realpath(path.c_str(), nullptr);
+        if (real == nullptr)
+            return std::nullopt;
+        target = real;
+        std::free(real);
+    }
+    return parse_cache_->description(path, index::CacheKey::of(st, std::move(target)));
+}
+
+size_t DescriptionCache::files_read() const
+{
+    std::lock_guard lock(mutex_);
+    return files_read_;
+}
+
 std::map<std::string, std::string, std::less<>>
 DescriptionCache::descriptions(const std::shared_ptr<const IndexSnapshot>& shared)
 {
@@ -425,9 +458,18 @@ DescriptionCache::descriptions(const std::shared_ptr<const IndexSnapshot>& share
                    entry.ctime_ns == st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec;
         };
         Entry entry;
+        std::optional<std::string> persisted;
         if (auto known = by_path_.find(path); known != by_path_.end() && same_file(known->second)) {
             entry = std::move(known->second);
+        } else if (persisted = persisted_description(path, st); persisted) {
+            entry.device = st.st_dev;
+            entry.inode = st.st_ino;
+            entry.size = st.st_size;
+            entry.mtime_ns = st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+            entry.ctime_ns = st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec;
+            entry.description = std::move(*persisted);
         } else {
+            ++files_read_;
             struct stat read_st {};
             auto info = elf::load_module_file(AT_FDCWD, path, read_st, buffers);
             if (!info)
@@ -449,8 +491,10 @@ DescriptionCache::descriptions(const std::shared_ptr<const IndexSnapshot>& share
             out.try_emplace(module, entry.description);
         fresh.emplace(std::move(path), std::move(entry));
     }
-    // Files no longer in the index are forgotten.
+    // Files no longer in the index are forgotten, and so is the parse cache until a search
+    // finds a file it has not seen.
     by_path_ = std::move(fresh);
+    parse_cache_.reset();
     last_snapshot_ = shared;
     last_ = out;
     return out;

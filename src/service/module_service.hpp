@@ -3,6 +3,7 @@
 // and GetModuleInfo over a frozen snapshot of the index.
 #pragma once
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -25,6 +26,10 @@
 #include "service/load_outcome.hpp"
 #include "service/request_error.hpp"
 #include "sys/kernel.hpp"
+
+namespace kmodd::index {
+class ParseCache;
+} // namespace kmodd::index
 
 namespace kmodd::loader {
 class Resolver;
@@ -159,14 +164,26 @@ struct FoundModule {
 
 /// The descriptions of the module files of a tree (.modinfo description=), read once per
 /// file and kept while the file is unchanged (device, inode, size, mtime and ctime), so
-/// that a search over descriptions reads only what changed since the last one.
+/// that a search over descriptions reads only what changed since the last one. With the
+/// tree's parse cache (index::ParseCache), a file it holds under the file's key now is not read
+/// at all: the first search after a restart reads only what changed since that cache was written.
 /// Thread-safe.
 class DescriptionCache {
 public:
+    /// `parse_cache_path`: the parse cache of the tree the snapshots index ("": none).
+    explicit DescriptionCache(std::string parse_cache_path = {})
+        : parse_cache_path_(std::move(parse_cache_path))
+    {
+    }
+
     /// Module name -> description for every module of `snapshot` (files and built-ins;
     /// modules without one are left out). Unreadable files are left out too.
     [[nodiscard]] std::map<std::string, std::string, std::less<>>
     descriptions(const std::shared_ptr<const IndexSnapshot>& snapshot);
+
+    /// How many module files searches read for their description (the rest came from this
+    /// cache or the parse cache).
+    [[nodiscard]] size_t files_read() const;
 
 private:
     struct Entry {
@@ -177,8 +194,16 @@ private:
         int64_t ctime_ns = 0;
         std::string description;
     };
-    std::mutex mutex_;
+    /// The description of the file `path` (whose stat is `st`) from the parse cache, when it
+    /// holds the file under its key now; mutex_ held.
+    [[nodiscard]] std::optional<std::string> persisted_description(const std::string& path,
+                                                                   const struct stat& st);
+
+    std::string parse_cache_path_;
+    std::shared_ptr<const index::ParseCache> parse_cache_; ///< loaded by a search that needed it
+    mutable std::mutex mutex_;
     std::map<std::string, Entry, std::less<>> by_path_;
+    size_t files_read_ = 0;
     /// The answer for the snapshot read last (weak: a snapshot that is gone never matches).
     std::weak_ptr<const IndexSnapshot> last_snapshot_;
     std::map<std::string, std::string, std::less<>> last_;

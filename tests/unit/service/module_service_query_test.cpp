@@ -316,6 +316,43 @@ TEST_F(ModuleServiceTest, DescriptionsAreReadOnceAndAgainOnlyForAChangedFile)
     EXPECT_EQ(cache.descriptions(fresh).at("mod2"), "Loop block device stand-in");
 }
 
+TEST_F(ModuleServiceTest, AFileTheParseCacheHoldsAsItIsNowIsNotReadForItsDescription)
+{
+    // mod2's file gets a description (blockdev's content).
+    const fs::path mod2 = tree_.module_dir() / "kernel/a/mod2.ko";
+    fs::copy_file(fixture("blockdev"), mod2, fs::copy_options::overwrite_existing);
+    auto snapshot = open_snapshot({"/dev/null"});
+    ASSERT_NE(snapshot, nullptr);
+    // The files are new: a cache written at once would not vouch for them (the racy rule).
+    ::sleep(3);
+    const std::string cache_path = (tree_.root() / "cache/modules.cache").string();
+    depmod::DepmodOptions options;
+    options.base_dir = tree_.root().string();
+    options.kernel_version = tree_.version();
+    options.config_paths = {"/dev/null"};
+    options.parse_cache = cache_path;
+    index::Diagnostics diagnostics;
+    auto engine = depmod::Depmod::create(options, diagnostics);
+    ASSERT_TRUE(engine);
+    ASSERT_TRUE((*engine)->scan(diagnostics));
+
+    DescriptionCache reading;
+    const auto expected = reading.descriptions(snapshot);
+    EXPECT_GE(reading.files_read(), 3U) << "without the parse cache, every module file";
+    EXPECT_EQ(expected.at("mod2"), "Loop block device stand-in");
+    DescriptionCache cached(cache_path);
+    EXPECT_EQ(cached.descriptions(snapshot), expected);
+    EXPECT_EQ(cached.files_read(), 0U) << "every description from the parse cache";
+
+    // A file changed since the cache was written is read; the others still are not.
+    fs::copy_file(fixture("mod2"), mod2, fs::copy_options::overwrite_existing);
+    auto fresh = open_snapshot({"/dev/null"});
+    ASSERT_NE(fresh, nullptr);
+    DescriptionCache restarted(cache_path);
+    EXPECT_FALSE(restarted.descriptions(fresh).contains("mod2"));
+    EXPECT_EQ(restarted.files_read(), 1U);
+}
+
 TEST_F(ModuleServiceTest, ExplainAndHoldersOfModulesTheServiceLoaded)
 {
     service_->note_start();
