@@ -142,8 +142,8 @@ bool Depmod::prove_reparsed_unchanged(const OutputState& state,
         return false;
 
     // Proven: the state takes the files' keys now (the cache stays as it is), and modules.dep the
-    // time of this run (depmod -A compares it with the modules'). A state that cannot be saved
-    // leaves the old one, which the next run cannot prove: that one then does the work.
+    // time of this run (depmod -A compares it with the modules'). When the state cannot be saved,
+    // this run does the work as if nothing had been proven.
     OutputState now_state = state;
     now_state.modules = current;
     now_state.keys_since_ns = started_ns;
