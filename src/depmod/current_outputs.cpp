@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -90,9 +91,12 @@ bool Depmod::prove_reparsed_unchanged(const OutputState& state,
 {
     if (!options_.save_parse_cache)
         return false;
-    auto cache = index::ParseCache::load(options_.parse_cache);
-    if (!cache)
-        return false;
+    auto loaded = index::ParseCache::load(options_.parse_cache);
+    if (!loaded)
+        return false; // scan() loads it again and says what is wrong with it
+    auto cache = std::make_shared<const index::ParseCache>(std::move(*loaded));
+    // When nothing is proven, the scan() that follows takes this one instead of reading it again.
+    proof_cache_ = cache;
     std::unordered_map<std::string_view, const OutputState::Renewed*> renewed_before;
     for (const OutputState::Renewed& file : state.renewed)
         renewed_before.emplace(file.path, &file);
@@ -152,6 +156,7 @@ bool Depmod::prove_reparsed_unchanged(const OutputState& state,
         return false;
     ::utimensat(AT_FDCWD, (output_dir_ + "/modules.dep").c_str(), nullptr, 0);
     files_reparsed_unchanged_ = reparsed;
+    proof_cache_.reset();
     return true;
 }
 

@@ -268,7 +268,9 @@ base::Result<void> Depmod::scan(Diagnostics& diagnostics)
     std::shared_ptr<const index::ParseCache> old;
     std::optional<index::ParseCacheWriter> writer;
     if (!options_.parse_cache.empty()) {
-        if (auto cache = index::ParseCache::load(options_.parse_cache))
+        if (proof_cache_)
+            old = std::exchange(proof_cache_, nullptr);
+        else if (auto cache = index::ParseCache::load(options_.parse_cache))
             old = std::make_shared<const index::ParseCache>(std::move(*cache));
         else if (cache.error().code != ENOENT)
             diagnostics.push_back({Diagnostic::Level::Warning,

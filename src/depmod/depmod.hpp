@@ -171,6 +171,8 @@ private:
     size_t parses_at_last_write_ = 0;
     size_t last_module_count_ = 0;
     size_t files_reparsed_unchanged_ = 0;
+    /// The parse cache a proof that failed read, for the scan() that follows it.
+    std::shared_ptr<const index::ParseCache> proof_cache_;
 };
 
 } // namespace kmodd::depmod
