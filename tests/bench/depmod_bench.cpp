@@ -6,12 +6,12 @@
 // Prints, side by side: the wall time of a full depmod run (each tool as a process,
 // alternating, median of N), each tool's peak resident memory, our runs with a parse cache
 // (cold, warm with nothing changed, warm with one module touched: new times, the same content,
-// and warm with one module's content changed) against kmod's in the same rounds, the time of `modprobe -a -D`
-// over every module, and the engine's incremental update after one module appears or vanishes
-// (in-process, including publishing every changed file with fsync), and the resident memory of
-// that in-process engine, the figure that matters to the daemon, which keeps one engine per
-// kernel version for its whole life: after the first scan()+write() and after 20 incremental
-// rounds, with base::keep_freed_memory_for_reuse() on as in the daemon.
+// and warm with one module's content changed) against kmod's in the same rounds, the time of
+// `modprobe -a -D` over every module, and the engine's incremental update after one module
+// appears or vanishes (in-process, including publishing every changed file with fsync), and the
+// resident memory of that in-process engine, the figure that matters to the daemon, which keeps
+// one engine per kernel version for its whole life: after the first scan()+write() and after 20
+// incremental rounds, with base::keep_freed_memory_for_reuse() on as in the daemon.
 #include <fcntl.h>
 #include <malloc.h>
 #include <sys/resource.h>
