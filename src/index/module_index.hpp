@@ -249,9 +249,8 @@ private:
     void walk(base::UniqueFd directory, const std::string& dir_path, std::vector<FoundFile>& found,
               std::vector<std::pair<dev_t, ino_t>>& stack, Diagnostics& diagnostics) const;
     base::Result<void> walk_all(std::vector<FoundFile>& found, Diagnostics& diagnostics) const;
-    /// Stats the files walk() left without one (from `first` on), on several threads when they
-    /// are many.
-    static void stat_found_files(std::vector<FoundFile>& found, size_t first);
+    /// Stats the files walk() left without one, on several threads when they are many.
+    static void stat_found_files(std::vector<FoundFile>& found);
     bool merge(std::vector<FoundFile>& found, const std::string& scope, Diagnostics& diagnostics);
     bool is_excluded(std::string_view name) const;
     /// The cached parse of `candidate`'s file (recorded into the writer too) when the cache

@@ -168,15 +168,14 @@ void ModuleIndex::walk(base::UniqueFd directory, const std::string& dir_path,
     }
 }
 
-void ModuleIndex::stat_found_files(std::vector<FoundFile>& found, size_t first)
+void ModuleIndex::stat_found_files(std::vector<FoundFile>& found)
 {
     // A stat is a few microseconds of system call: thousands of them are worth a second thread.
     constexpr size_t kFilesPerThread = 1024;
     constexpr size_t kBatch = 64;
-    const size_t count = found.size() - std::min(first, found.size());
     const unsigned threads = static_cast<unsigned>(std::clamp<size_t>(
-        count / kFilesPerThread, 1, std::max(1U, std::thread::hardware_concurrency())));
-    std::atomic<size_t> next{first};
+        found.size() / kFilesPerThread, 1, std::max(1U, std::thread::hardware_concurrency())));
+    std::atomic<size_t> next{0};
     auto work = [&] {
         for (size_t begin = next.fetch_add(kBatch); begin < found.size();
              begin = next.fetch_add(kBatch)) {
@@ -400,7 +399,7 @@ base::Result<void> ModuleIndex::walk_all(std::vector<FoundFile>& found,
             path.pop_back();
         walk(std::move(*dir), path, found, stack, diagnostics);
     }
-    stat_found_files(found, 0);
+    stat_found_files(found);
     return {};
 }
 
@@ -508,7 +507,7 @@ bool ModuleIndex::update_path(const std::string& path, Diagnostics& diagnostics)
         if (dir) {
             std::vector<std::pair<dev_t, ino_t>> stack{{st.st_dev, st.st_ino}};
             walk(std::move(*dir), clean, found, stack, diagnostics);
-            stat_found_files(found, 0);
+            stat_found_files(found);
         }
     } else if (::stat(clean.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
         size_t slash = clean.rfind('/');

@@ -240,7 +240,7 @@ std::optional<ParseCache::Stored> ParseCache::stored_entry(const std::string& pa
     const Entry& entry = it->second;
     if (is_racy(entry.key.mtime_ns, entry.key.ctime_ns, started_ns_))
         return std::nullopt;
-    return Stored{&entry.key, entry.record, entry.info};
+    return Stored{&entry.key, entry.info};
 }
 
 std::vector<std::pair<std::string, CacheKey>> ParseCache::keys() const

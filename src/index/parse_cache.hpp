@@ -74,10 +74,10 @@ public:
                                                             const CacheKey& key) const;
 
     /// The entry of `path` whatever its key, as stored: its key and the bytes of its ModuleInfo
-    /// part (compare with info_record()). Empty when there is none or it was racy when written.
+    /// part (compare with append_info_record()). Empty when there is none or it was racy when
+    /// written.
     struct Stored {
         const CacheKey* key = nullptr;
-        std::string_view record;
         std::string_view info;
     };
     [[nodiscard]] std::optional<Stored> stored_entry(const std::string& path) const;
