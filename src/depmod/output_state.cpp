@@ -34,26 +34,6 @@ base::Unexpected invalid(const std::string& what)
     return base::make_error(EINVAL, what);
 }
 
-void put_key(std::string& out, const index::CacheKey& key)
-{
-    base::put_value(out, key.dev);
-    base::put_value(out, key.ino);
-    base::put_value(out, key.size);
-    base::put_value(out, key.mtime_ns);
-    base::put_value(out, key.ctime_ns);
-    base::put_string(out, key.symlink_target);
-}
-
-bool get_key(base::ByteReader& in, index::CacheKey& key)
-{
-    std::string_view target;
-    if (!in.get(key.dev) || !in.get(key.ino) || !in.get(key.size) || !in.get(key.mtime_ns) ||
-        !in.get(key.ctime_ns) || !in.get_string(target))
-        return false;
-    key.symlink_target = std::string(target);
-    return true;
-}
-
 } // namespace
 
 std::string output_state_path(std::string_view parse_cache)
@@ -98,8 +78,8 @@ std::string OutputState::serialize() const
     base::put_value(payload, static_cast<uint32_t>(renewed.size()));
     for (const Renewed& file : renewed) {
         base::put_string(payload, file.path);
-        put_key(payload, file.now);
-        put_key(payload, file.cached);
+        index::append_cache_key(payload, file.now);
+        index::append_cache_key(payload, file.cached);
     }
     std::string out(kMagic, sizeof kMagic);
     base::put_value(out, kFormatVersion);
@@ -165,7 +145,8 @@ base::Result<OutputState> OutputState::parse(std::string_view bytes)
     for (uint32_t i = 0; i < count; ++i) {
         std::string_view path;
         Renewed file;
-        if (!in.get_string(path) || !get_key(in, file.now) || !get_key(in, file.cached))
+        if (!in.get_string(path) || !index::read_cache_key(in, file.now) ||
+            !index::read_cache_key(in, file.cached))
             return invalid("malformed renewed entry");
         file.path = std::string(path);
         state.renewed.push_back(std::move(file));

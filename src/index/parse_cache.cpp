@@ -47,16 +47,6 @@ uint32_t crc_update(uint32_t crc, std::string_view bytes)
 /// Records are written out once this many bytes of them wait.
 constexpr size_t kSpillBytes = size_t{1} << 20;
 
-bool read_key(base::ByteReader& in, CacheKey& key)
-{
-    std::string_view target;
-    if (!in.get(key.dev) || !in.get(key.ino) || !in.get(key.size) || !in.get(key.mtime_ns) ||
-        !in.get(key.ctime_ns) || !in.get_string(target))
-        return false;
-    key.symlink_target = std::string(target);
-    return true;
-}
-
 /// The ModuleInfo part of a record; false when it is malformed.
 bool read_info(base::ByteReader& in, elf::ModuleInfo* info)
 {
@@ -204,7 +194,7 @@ base::Result<void> ParseCache::read_entries()
         const char* start = in.position();
         std::string_view path;
         Entry entry;
-        if (!in.get_string(path) || !read_key(in, entry.key))
+        if (!in.get_string(path) || !read_cache_key(in, entry.key))
             return (invalid("entry " + std::to_string(i) + " is malformed"));
         const char* info_start = in.position();
         if (!read_info(in, nullptr))
@@ -292,6 +282,26 @@ std::optional<std::string> ParseCache::description(const std::string& path,
     return std::string();
 }
 
+void append_cache_key(std::string& out, const CacheKey& key)
+{
+    base::put_value(out, key.dev);
+    base::put_value(out, key.ino);
+    base::put_value(out, key.size);
+    base::put_value(out, key.mtime_ns);
+    base::put_value(out, key.ctime_ns);
+    base::put_string(out, key.symlink_target);
+}
+
+bool read_cache_key(base::ByteReader& in, CacheKey& key)
+{
+    std::string_view target;
+    if (!in.get(key.dev) || !in.get(key.ino) || !in.get(key.size) || !in.get(key.mtime_ns) ||
+        !in.get(key.ctime_ns) || !in.get_string(target))
+        return false;
+    key.symlink_target = std::string(target);
+    return true;
+}
+
 void append_info_record(std::string& out, const elf::ModuleInfo& info)
 {
     uint32_t kept = 0;
@@ -324,12 +334,7 @@ void ParseCacheWriter::add(const std::string& path, const CacheKey& key,
     thread_local std::string record;
     record.clear();
     base::put_string(record, path);
-    base::put_value(record, key.dev);
-    base::put_value(record, key.ino);
-    base::put_value(record, key.size);
-    base::put_value(record, key.mtime_ns);
-    base::put_value(record, key.ctime_ns);
-    base::put_string(record, key.symlink_target);
+    append_cache_key(record, key);
     append_info_record(record, info);
     std::lock_guard guard(lock_);
     pending_.append(record);

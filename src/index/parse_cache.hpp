@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/byte_io.hpp"
 #include "base/file.hpp"
 #include "base/result.hpp"
 #include "elf/module_info.hpp"
@@ -151,6 +152,11 @@ private:
     uint32_t written_crc_ = 0;                ///< CRC-32 of the bytes written to file_
     uint64_t count_ = 0;
 };
+
+/// A CacheKey as a cache record stores it (the output state stores keys the same way), and
+/// reading it back; false when the bytes run out.
+void append_cache_key(std::string& out, const CacheKey& key);
+[[nodiscard]] bool read_cache_key(base::ByteReader& in, CacheKey& key);
 
 /// The ModuleInfo part of a cache record for `info`, as the writer stores it: what the index
 /// uses and the description. Two parses that give the same bytes here make the same outputs.
