@@ -17,6 +17,7 @@
 #include "base/file.hpp"
 #include "base/strings.hpp"
 #include "elf/module_file.hpp"
+#include "index/module_index.hpp"
 #include "index/names.hpp"
 #include "index/parse_cache.hpp"
 #include "service/module_service.hpp"
@@ -451,22 +452,13 @@ DescriptionCache::descriptions(const std::shared_ptr<const IndexSnapshot>& share
         struct stat st {};
         if (::stat(path.c_str(), &st) != 0)
             continue;
-        auto same_file = [&](const Entry& entry) {
-            return entry.device == st.st_dev && entry.inode == st.st_ino &&
-                   entry.size == st.st_size &&
-                   entry.mtime_ns == st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec &&
-                   entry.ctime_ns == st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec;
-        };
         Entry entry;
         std::optional<std::string> persisted;
-        if (auto known = by_path_.find(path); known != by_path_.end() && same_file(known->second)) {
+        if (auto known = by_path_.find(path);
+            known != by_path_.end() && known->second.key == index::file_key_of(st)) {
             entry = std::move(known->second);
         } else if (persisted = persisted_description(path, st); persisted) {
-            entry.device = st.st_dev;
-            entry.inode = st.st_ino;
-            entry.size = st.st_size;
-            entry.mtime_ns = st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
-            entry.ctime_ns = st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec;
+            entry.key = index::file_key_of(st);
             entry.description = std::move(*persisted);
         } else {
             ++files_read_;
@@ -474,12 +466,7 @@ DescriptionCache::descriptions(const std::shared_ptr<const IndexSnapshot>& share
             auto info = elf::load_module_file(AT_FDCWD, path, read_st, buffers);
             if (!info)
                 continue;
-            st = read_st;
-            entry.device = st.st_dev;
-            entry.inode = st.st_ino;
-            entry.size = st.st_size;
-            entry.mtime_ns = st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
-            entry.ctime_ns = st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec;
+            entry.key = index::file_key_of(read_st);
             for (const elf::ModinfoEntry& field : info->modinfo) {
                 if (field.key == "description") {
                     entry.description = field.value;

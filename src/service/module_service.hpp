@@ -21,15 +21,12 @@
 #include "base/result.hpp"
 #include "depmod/index_reader.hpp"
 #include "index/diagnostic.hpp"
+#include "index/module_index.hpp"
 #include "loader/modprobe_config.hpp"
 #include "loader/state_store.hpp"
 #include "service/load_outcome.hpp"
 #include "service/request_error.hpp"
 #include "sys/kernel.hpp"
-
-namespace kmodd::index {
-class ParseCache;
-} // namespace kmodd::index
 
 namespace kmodd::loader {
 class Resolver;
@@ -187,11 +184,7 @@ public:
 
 private:
     struct Entry {
-        dev_t device = 0;
-        ino_t inode = 0;
-        off_t size = 0;
-        int64_t mtime_ns = 0;
-        int64_t ctime_ns = 0;
+        index::FileKey key; ///< the file as it was read
         std::string description;
     };
     /// The description of the file `path` (whose stat is `st`) from the parse cache, when it
