@@ -71,7 +71,7 @@ constexpr size_t kDirectoryBuffer = size_t{32} * 1024;
 } // namespace
 
 DirectoryReader::DirectoryReader(int dir_fd)
-    : fd_(dir_fd), buffer_(std::make_unique<char[]>(kDirectoryBuffer))
+    : fd_(dir_fd), buffer_(std::make_unique_for_overwrite<char[]>(kDirectoryBuffer))
 {
 }
 
