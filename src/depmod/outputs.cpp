@@ -143,6 +143,9 @@ std::string make_builtin_alias_bin(const std::optional<std::string>& input, Inde
     return writer.serialize();
 }
 
+/// The characters index::normalize_alias() replaces, rejects or stops at.
+constexpr std::string_view kCharsNormalizingChanges("-[]\0", 4);
+
 } // namespace
 
 void OutputBuilder::make_fragment(const index::Candidate& file, Fragment& f,
@@ -166,11 +169,17 @@ void OutputBuilder::make_fragment(const index::Candidate& file, Fragment& f,
         if (key != "alias")
             return;
         // The key points into the parsed module when normalising changes nothing (most
-        // aliases), else into the fragment (below, once all are known).
-        if (auto normalized = index::normalize_alias(value); !normalized)
+        // aliases, which are not even copied to find out), else into the fragment (below,
+        // once all are known).
+        const bool is_plain =
+            value.find_first_of(kCharsNormalizingChanges) == std::string_view::npos;
+        std::optional<std::string> normalized;
+        if (!is_plain)
+            normalized = index::normalize_alias(value);
+        if (!is_plain && !normalized)
             rare().notes.push_back(
                 {Diagnostic::Level::Warning, "Unmatched bracket in " + std::string(value)});
-        else if (*normalized == value)
+        else if (is_plain || *normalized == value)
             fresh.emplace_back(value, &f, ordinal++);
         else
             changed_keys.emplace_back(ordinal++, std::move(*normalized));
