@@ -39,4 +39,29 @@ struct ModuleInfo {
     [[nodiscard]] std::vector<std::string_view> values(std::string_view key) const;
 };
 
+/// A ModuleInfo's content with its strings borrowed (from a ModuleInfo, or from the bytes of a
+/// parse cache): what an index is built from without copying every string first.
+struct ModuleInfoView {
+    struct Modinfo {
+        std::string_view key;
+        std::string_view value;
+    };
+    struct Export {
+        std::string_view name;
+        uint64_t crc = 0;
+    };
+    struct Import {
+        std::string_view name;
+        uint64_t crc = 0;
+        bool is_weak = false;
+    };
+    std::vector<Modinfo> modinfo;
+    std::vector<Export> exports;
+    std::vector<Import> imports;
+
+    /// Views of `info`'s strings (valid while it lives and is not changed) instead of what
+    /// this held; the vectors keep their capacity.
+    void assign(const ModuleInfo& info);
+};
+
 } // namespace kmodd::elf

@@ -62,7 +62,7 @@ struct ParsedModule {
     /// What the index keeps of `info`: imports looked up without PPC64's '.' and the -P
     /// `prefix` ('\0': none), import CRCs only when `keep_import_crcs`.
     [[nodiscard]] static std::shared_ptr<const ParsedModule>
-    make(const elf::ModuleInfo& info, char prefix, bool keep_import_crcs);
+    make(const elf::ModuleInfoView& info, char prefix, bool keep_import_crcs);
 
     /// Calls `visit(key, value)` for each kept .modinfo entry, in section order.
     template <typename Visit> void for_each_modinfo(Visit&& visit) const
@@ -253,17 +253,26 @@ private:
     static void stat_found_files(std::vector<FoundFile>& found);
     bool merge(std::vector<FoundFile>& found, const std::string& scope, Diagnostics& diagnostics);
     bool is_excluded(std::string_view name) const;
-    /// The cached parse of `candidate`'s file (recorded into the writer too) when the cache
-    /// has a usable entry for the file's stat `st`; an error otherwise.
-    base::Result<elf::ModuleInfo> take_from_cache(const Candidate& candidate,
-                                                  const struct stat& st) const;
+    /// The cached parse of `candidate`'s file, as views into the cache (recorded into the
+    /// writer too), when the cache has a usable entry for the file's stat `st`.
+    bool take_from_cache(const Candidate& candidate, const struct stat& st,
+                         elf::ModuleInfoView& info) const;
     bool is_higher_priority(const Candidate& old_file, const Candidate& new_file) const;
     void load_modules_order();
-    uint32_t intern(std::string_view name);
+    /// The id of symbol `name` (whose kmod_hash() is `hash`), a new one when it is new.
+    uint32_t intern(std::string_view name, uint32_t hash);
     std::string_view store_symbol_name(std::string_view name);
     static size_t slot_of(uint32_t hash, size_t mask);
     void grow_symbol_slots();
-    void intern_symbols(Candidate& candidate, const elf::ModuleInfo& info);
+    /// The names a module's exports and imports are interned by, with their hashes: worked
+    /// out by each parsing thread before it takes the lock interning needs.
+    struct SymbolLookups {
+        std::vector<std::string_view> names; ///< the exports', then the imports'
+        std::vector<uint32_t> hashes;
+        size_t export_count = 0;
+    };
+    void look_up_symbols(const elf::ModuleInfoView& info, SymbolLookups& lookups) const;
+    void intern_symbols(Candidate& candidate, const SymbolLookups& lookups);
     void sort_new_symbols();
     std::string import_name(const Candidate& c, size_t s) const;
 

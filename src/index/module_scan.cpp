@@ -77,7 +77,7 @@ ModuleIndex::ModuleIndex(Settings settings) : settings_(std::move(settings))
         settings_.module_dir.pop_back();
     // A later entry for the same name replaces the earlier one, as kmod's hash_add does.
     for (const VmlinuxSymbol& sym : settings_.vmlinux_symbols) {
-        uint32_t id = intern(sym.name);
+        uint32_t id = intern(sym.name, kmod_hash(sym.name));
         is_vmlinux_[id] = 1;
         vmlinux_crc_[id] = sym.crc;
     }
@@ -264,35 +264,39 @@ bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
     auto work = [&] {
         // Reused from module to module; large buffers are unmapped when the thread is done.
         elf::LoadBuffers buffers;
+        elf::ModuleInfoView view;
+        SymbolLookups lookups;
         for (size_t i = next.fetch_add(1); i < to_parse.size(); i = next.fetch_add(1)) {
             Candidate& c = *to_parse[i].candidate;
-            // The full ModuleInfo lives only until its compact form and symbol ids are made,
-            // so a full scan never holds more than one per thread.
             struct stat st = to_parse[i].found->st;
-            base::Result<elf::ModuleInfo> info = to_parse[i].found->has_stat
-                                                     ? take_from_cache(c, st)
-                                                     : base::make_error(ENOENT, "could not stat");
-            const bool is_hit = info.has_value();
-            if (is_hit)
-                hits.fetch_add(1);
-            else
-                info = elf::load_module_file(AT_FDCWD, c.path, st, buffers);
-            if (!is_hit && info && cache_writer_ != nullptr)
-                cache_writer_->add(c.path, CacheKey::of(st, c.symlink_target), *info);
             c.key = file_key_of(st);
             c.error.clear();
-            if (!info) {
-                c.error = std::move(info.error().message);
-                c.parsed = ParsedModule::make(elf::ModuleInfo{}, settings_.symbol_prefix,
-                                              settings_.keep_import_crcs);
+            // A cached entry is read in place; a parsed file's full ModuleInfo lives only until
+            // its compact form and symbol ids are made (one per thread at a time).
+            base::Result<elf::ModuleInfo> info{};
+            if (to_parse[i].found->has_stat && take_from_cache(c, st, view)) {
+                hits.fetch_add(1);
+            } else {
+                info = elf::load_module_file(AT_FDCWD, c.path, st, buffers);
+                if (info && cache_writer_ != nullptr)
+                    cache_writer_->add(c.path, CacheKey::of(st, c.symlink_target), *info);
+                if (info) {
+                    view.assign(*info);
+                } else {
+                    c.error = std::move(info.error().message);
+                    view.assign(elf::ModuleInfo{});
+                }
+            }
+            c.parsed =
+                ParsedModule::make(view, settings_.symbol_prefix, settings_.keep_import_crcs);
+            if (!c.error.empty()) {
                 c.export_ids = {};
                 c.import_ids = {};
                 continue;
             }
-            c.parsed =
-                ParsedModule::make(*info, settings_.symbol_prefix, settings_.keep_import_crcs);
+            look_up_symbols(view, lookups);
             std::lock_guard lock(symbols_lock);
-            intern_symbols(c, *info);
+            intern_symbols(c, lookups);
         }
     };
     std::vector<std::thread> pool;
@@ -319,19 +323,18 @@ bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
     return true;
 }
 
-base::Result<elf::ModuleInfo> ModuleIndex::take_from_cache(const Candidate& candidate,
-                                                           const struct stat& st) const
+bool ModuleIndex::take_from_cache(const Candidate& candidate, const struct stat& st,
+                                  elf::ModuleInfoView& info) const
 {
     if (!cache_)
-        return base::make_error(ENOENT, "no parse cache");
-    const CacheKey key = CacheKey::of(st, candidate.symlink_target);
-    auto record = cache_->raw_entry(candidate.path, key);
-    auto info = record ? cache_->find(candidate.path, key) : std::nullopt;
-    if (!info)
-        return base::make_error(ENOENT, "not in the parse cache");
+        return false;
+    auto record =
+        cache_->find_view(candidate.path, CacheKey::of(st, candidate.symlink_target), info);
+    if (!record)
+        return false;
     if (cache_writer_ != nullptr)
         cache_writer_->add_raw(*record);
-    return std::move(*info);
+    return true;
 }
 
 void ModuleIndex::load_modules_order()

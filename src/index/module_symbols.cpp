@@ -62,17 +62,17 @@ void split_crcs(const Symbols& symbols, std::vector<uint32_t>& low, std::vector<
 
 } // namespace
 
-std::shared_ptr<const ParsedModule> ParsedModule::make(const elf::ModuleInfo& info, char prefix,
+std::shared_ptr<const ParsedModule> ParsedModule::make(const elf::ModuleInfoView& info, char prefix,
                                                        bool keep_import_crcs)
 {
     auto parsed = std::make_shared<ParsedModule>();
     size_t modinfo_bytes = 0;
-    for (const elf::ModinfoEntry& entry : info.modinfo) {
+    for (const auto& entry : info.modinfo) {
         if (is_kept_modinfo_key(entry.key))
             modinfo_bytes += entry.key.size() + entry.value.size() + 2;
     }
     parsed->modinfo.reserve(modinfo_bytes);
-    for (const elf::ModinfoEntry& entry : info.modinfo) {
+    for (const auto& entry : info.modinfo) {
         if (is_kept_modinfo_key(entry.key))
             parsed->modinfo.append(entry.key).append("=").append(entry.value).push_back('\0');
     }
@@ -92,9 +92,8 @@ std::shared_ptr<const ParsedModule> ParsedModule::make(const elf::ModuleInfo& in
     return parsed;
 }
 
-uint32_t ModuleIndex::intern(std::string_view name)
+uint32_t ModuleIndex::intern(std::string_view name, uint32_t hash)
 {
-    const uint32_t hash = kmod_hash(name);
     if ((symbol_names_.size() + 1) * 2 > symbol_slots_.size())
         grow_symbol_slots();
     const size_t mask = symbol_slots_.size() - 1;
@@ -158,18 +157,32 @@ std::string_view ModuleIndex::store_symbol_name(std::string_view name)
     return std::string_view(at, name.size());
 }
 
-void ModuleIndex::intern_symbols(Candidate& candidate, const elf::ModuleInfo& info)
+void ModuleIndex::look_up_symbols(const elf::ModuleInfoView& info, SymbolLookups& lookups) const
 {
     const char prefix = settings_.symbol_prefix;
-    candidate.export_ids.clear();
-    candidate.export_ids.reserve(info.exports.size());
+    lookups.names.clear();
+    lookups.hashes.clear();
     for (const auto& sym : info.exports)
-        candidate.export_ids.push_back(intern(export_lookup_name(sym.name, prefix)));
-    candidate.import_ids.clear();
-    candidate.import_ids.reserve(info.imports.size());
+        lookups.names.push_back(export_lookup_name(sym.name, prefix));
+    lookups.export_count = lookups.names.size();
     uint8_t flags = 0;
     for (const auto& sym : info.imports)
-        candidate.import_ids.push_back(intern(import_lookup_name(sym.name, prefix, flags)));
+        lookups.names.push_back(import_lookup_name(sym.name, prefix, flags));
+    for (std::string_view name : lookups.names)
+        lookups.hashes.push_back(kmod_hash(name));
+}
+
+void ModuleIndex::intern_symbols(Candidate& candidate, const SymbolLookups& lookups)
+{
+    const size_t total = lookups.names.size();
+    candidate.export_ids.clear();
+    candidate.export_ids.reserve(lookups.export_count);
+    candidate.import_ids.clear();
+    candidate.import_ids.reserve(total - lookups.export_count);
+    for (size_t i = 0; i < total; ++i) {
+        const uint32_t id = intern(lookups.names[i], lookups.hashes[i]);
+        (i < lookups.export_count ? candidate.export_ids : candidate.import_ids).push_back(id);
+    }
 }
 
 void ModuleIndex::sort_new_symbols()

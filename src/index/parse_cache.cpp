@@ -11,6 +11,7 @@
 #include <ctime>
 #include <functional>
 #include <limits>
+#include <type_traits>
 
 #include "base/byte_io.hpp"
 #include "base/file.hpp"
@@ -47,9 +48,12 @@ uint32_t crc_update(uint32_t crc, std::string_view bytes)
 /// Records are written out once this many bytes of them wait.
 constexpr size_t kSpillBytes = size_t{1} << 20;
 
-/// The ModuleInfo part of a record; false when it is malformed.
-bool read_info(base::ByteReader& in, elf::ModuleInfo* info)
+/// Reads a record's ModuleInfo part into `info` (an elf::ModuleInfo, which copies the strings,
+/// or an elf::ModuleInfoView, which points into `in`'s bytes), or only checks it (null); false
+/// when it is malformed.
+template <typename Info> bool read_info(base::ByteReader& in, Info* info)
 {
+    using Text = std::remove_cvref_t<decltype(info->modinfo.front().key)>;
     uint32_t count = 0;
     if (!in.get_count(count, 8))
         return false;
@@ -58,7 +62,7 @@ bool read_info(base::ByteReader& in, elf::ModuleInfo* info)
         if (!in.get_string(key) || !in.get_string(value))
             return false;
         if (info != nullptr)
-            info->modinfo.push_back({std::string(key), std::string(value)});
+            info->modinfo.push_back({Text(key), Text(value)});
     }
     if (!in.get_count(count, 12))
         return false;
@@ -70,7 +74,7 @@ bool read_info(base::ByteReader& in, elf::ModuleInfo* info)
         if (!in.get_string(name) || !in.get(crc))
             return false;
         if (info != nullptr)
-            info->exports.push_back({std::string(name), crc});
+            info->exports.push_back({Text(name), crc});
     }
     if (!in.get_count(count, 13))
         return false;
@@ -83,7 +87,7 @@ bool read_info(base::ByteReader& in, elf::ModuleInfo* info)
         if (!in.get_string(name) || !in.get(crc) || !in.get(is_weak) || is_weak > 1)
             return false;
         if (info != nullptr)
-            info->imports.push_back({std::string(name), crc, is_weak == 1});
+            info->imports.push_back({Text(name), crc, is_weak == 1});
     }
     return true;
 }
@@ -197,7 +201,7 @@ base::Result<void> ParseCache::read_entries()
         if (!in.get_string(path) || !read_cache_key(in, entry.key))
             return (invalid("entry " + std::to_string(i) + " is malformed"));
         const char* info_start = in.position();
-        if (!read_info(in, nullptr))
+        if (!read_info<elf::ModuleInfo>(in, nullptr))
             return (invalid("entry " + std::to_string(i) + " (" + base::quoted(path) +
                             ") is malformed"));
         entry.info = std::string_view(info_start, static_cast<size_t>(in.position() - info_start));
@@ -259,6 +263,21 @@ std::optional<elf::ModuleInfo> ParseCache::find(const std::string& path, const C
     if (!read_info(in, &info))
         return std::nullopt; // checked by parse(): cannot happen
     return info;
+}
+
+std::optional<std::string_view> ParseCache::find_view(const std::string& path, const CacheKey& key,
+                                                      elf::ModuleInfoView& info) const
+{
+    const Entry* entry = usable_entry(path, key);
+    if (entry == nullptr)
+        return std::nullopt;
+    info.modinfo.clear();
+    info.exports.clear();
+    info.imports.clear();
+    base::ByteReader in(entry->info);
+    if (!read_info(in, &info))
+        return std::nullopt; // checked by parse(): cannot happen
+    return entry->record;
 }
 
 std::optional<std::string> ParseCache::description(const std::string& path,

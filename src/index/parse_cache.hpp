@@ -65,6 +65,11 @@ public:
     /// description.
     [[nodiscard]] std::optional<elf::ModuleInfo> find(const std::string& path,
                                                       const CacheKey& key) const;
+    /// find() without copying a string: `info` gets views into this cache's bytes (valid while
+    /// it lives). Returns the whole record, as raw_entry() would; empty (`info` as it was) when
+    /// find() would not use the entry.
+    [[nodiscard]] std::optional<std::string_view>
+    find_view(const std::string& path, const CacheKey& key, elf::ModuleInfoView& info) const;
     /// The .modinfo description of `path` when its entry has exactly `key` and was not racy
     /// ("" when the module has none); empty when find() would not use the entry.
     [[nodiscard]] std::optional<std::string> description(const std::string& path,

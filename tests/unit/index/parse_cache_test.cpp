@@ -72,6 +72,42 @@ TEST(ParseCache, AnEntryComesBackWithTheModinfoTheIndexKeepsAndEverySymbol)
     EXPECT_TRUE(info->imports[1].is_weak);
 }
 
+TEST(ParseCache, AnEntryReadInPlaceHoldsWhatACopiedOneHoldsAndItsWholeRecord)
+{
+    auto cache = ParseCache::parse(one_entry_cache());
+    ASSERT_TRUE(cache);
+    const std::string path = "/lib/modules/6.1.0/kernel/e1000.ko";
+    auto info = cache->find(path, key());
+    ASSERT_TRUE(info);
+    kmodd::elf::ModuleInfoView view;
+    view.modinfo.push_back({"left", "over"}); // from a module read before: replaced
+    auto record = cache->find_view(path, key(), view);
+    ASSERT_TRUE(record);
+    EXPECT_EQ(*record, cache->raw_entry(path, key()).value());
+    ASSERT_EQ(view.modinfo.size(), info->modinfo.size());
+    for (size_t i = 0; i < view.modinfo.size(); ++i) {
+        EXPECT_EQ(view.modinfo[i].key, info->modinfo[i].key);
+        EXPECT_EQ(view.modinfo[i].value, info->modinfo[i].value);
+    }
+    ASSERT_EQ(view.exports.size(), info->exports.size());
+    for (size_t i = 0; i < view.exports.size(); ++i) {
+        EXPECT_EQ(view.exports[i].name, info->exports[i].name);
+        EXPECT_EQ(view.exports[i].crc, info->exports[i].crc);
+    }
+    ASSERT_EQ(view.imports.size(), info->imports.size());
+    for (size_t i = 0; i < view.imports.size(); ++i) {
+        EXPECT_EQ(view.imports[i].name, info->imports[i].name);
+        EXPECT_EQ(view.imports[i].crc, info->imports[i].crc);
+        EXPECT_EQ(view.imports[i].is_weak, info->imports[i].is_weak);
+    }
+
+    // Another file's key: nothing, and the view is left as it was.
+    CacheKey changed = key();
+    changed.size += 1;
+    EXPECT_FALSE(cache->find_view(path, changed, view));
+    EXPECT_EQ(view.exports.size(), info->exports.size());
+}
+
 TEST(ParseCache, AnyDifferenceInTheFilesIdentityMeansNoEntry)
 {
     auto cache = ParseCache::parse(one_entry_cache());
