@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstring>
 #include <iterator>
+#include <thread>
 
 #include "index/kmod_hash.hpp"
 #include "index/module_index.hpp"
@@ -202,8 +203,17 @@ void ModuleIndex::sort_new_symbols()
         std::sort(order.begin() + middle, order.end(), less);
         std::inplace_merge(order.begin(), order.begin() + middle, order.end(), less);
     };
-    add_sorted(ids_in_hash_order_, by_hash);
+    // A whole tree's symbols (tens of thousands, compared by name) are sorted both ways at
+    // once; the few a rebuild adds are not worth a thread.
+    constexpr size_t kSymbolsWorthAThread = 4096;
+    std::thread by_hash_sort;
+    if (total - sorted_symbol_count_ >= kSymbolsWorthAThread)
+        by_hash_sort = std::thread([&] { add_sorted(ids_in_hash_order_, by_hash); });
+    else
+        add_sorted(ids_in_hash_order_, by_hash);
     add_sorted(ids_in_name_order_, by_name);
+    if (by_hash_sort.joinable())
+        by_hash_sort.join();
     sorted_symbol_count_ = total;
 
     // The per-symbol arrays grew by doubling; they live as long as the index, so they keep
