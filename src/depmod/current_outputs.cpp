@@ -37,6 +37,7 @@ index::FileKey file_key_of(const index::CacheKey& key)
 
 bool Depmod::outputs_are_current(Diagnostics& diagnostics)
 {
+    finish_cache_save(diagnostics);
     files_reparsed_unchanged_ = 0;
     if (options_.parse_cache.empty())
         return false;

@@ -260,13 +260,14 @@ base::Result<void> Depmod::scan_files(const std::vector<std::string>& paths,
 
 base::Result<void> Depmod::scan(Diagnostics& diagnostics)
 {
+    finish_cache_save(diagnostics);
     std::optional<Walk> walk = std::exchange(last_walk_, std::nullopt);
     // Before the first file is looked at: the racy-timestamp rule compares with it.
     const int64_t started_ns = walk ? walk->started_ns : index::realtime_ns();
     if (scan_started_ns_ == 0)
         scan_started_ns_ = started_ns;
     std::shared_ptr<const index::ParseCache> old;
-    std::optional<index::ParseCacheWriter> writer;
+    std::unique_ptr<index::ParseCacheWriter> writer;
     if (!options_.parse_cache.empty()) {
         if (proof_cache_)
             old = std::exchange(proof_cache_, nullptr);
@@ -275,11 +276,11 @@ base::Result<void> Depmod::scan(Diagnostics& diagnostics)
         else if (cache.error().code != ENOENT)
             diagnostics.push_back({Diagnostic::Level::Warning,
                                    "parse cache " + cache.error().message + ", ignoring it"});
-        writer.emplace(started_ns);
+        writer = std::make_unique<index::ParseCacheWriter>(started_ns);
         if (options_.save_parse_cache)
             writer->stream_into(options_.parse_cache);
         index_.use_parse_cache(old);
-        index_.record_parses_into(&*writer);
+        index_.record_parses_into(writer.get());
     }
     const size_t parsed_before = index_.parse_count();
     base::Result<void> scanned;
@@ -296,21 +297,42 @@ base::Result<void> Depmod::scan(Diagnostics& diagnostics)
     load_builtin_inputs();
     const bool is_stale =
         writer && (!old || index_.parse_count() != parsed_before || old->size() != writer->size());
-    if (is_stale && options_.save_parse_cache) {
-        auto saved = writer->save(options_.parse_cache);
-        if (saved) {
-            // Names the tree of a cache kept by hash (see parse_cache_path()).
-            const std::string dir = options_.parse_cache.substr(0, options_.parse_cache.rfind('/'));
-            if (auto fd = base::open_directory(AT_FDCWD, dir))
-                saved = base::publish_file(fd->get(), "module-dir", module_dir(), false);
-        }
-        // Where the caller may not write (a user's run), the cache is only read.
-        const int code = saved ? 0 : saved.error().code;
-        if (!saved && code != EACCES && code != EPERM && code != EROFS)
-            diagnostics.push_back({Diagnostic::Level::Warning,
-                                   "could not save the parse cache: " + saved.error().message});
-    }
+    if (is_stale && options_.save_parse_cache)
+        start_cache_save(std::move(writer), std::move(old));
     return {};
+}
+
+void Depmod::start_cache_save(std::unique_ptr<index::ParseCacheWriter> writer,
+                              std::shared_ptr<const index::ParseCache> borrowed_from)
+{
+    // Nothing the outputs need waits for it: it is written while they are made (megabytes of
+    // write(2) on the second core) and joined before the run ends.
+    cache_save_ = std::async(
+        std::launch::async, [writer = std::move(writer), borrowed_from = std::move(borrowed_from),
+                             path = options_.parse_cache, tree = module_dir()] {
+            Diagnostics said;
+            auto saved = writer->save(path);
+            if (saved) {
+                // Names the tree of a cache kept by hash (see parse_cache_path()).
+                const std::string dir = path.substr(0, path.rfind('/'));
+                if (auto fd = base::open_directory(AT_FDCWD, dir))
+                    saved = base::publish_file(fd->get(), "module-dir", tree, false);
+            }
+            // Where the caller may not write (a user's run), the cache is only read.
+            const int code = saved ? 0 : saved.error().code;
+            if (!saved && code != EACCES && code != EPERM && code != EROFS)
+                said.push_back({Diagnostic::Level::Warning,
+                                "could not save the parse cache: " + saved.error().message});
+            return said;
+        });
+}
+
+void Depmod::finish_cache_save(Diagnostics& diagnostics)
+{
+    if (!cache_save_.valid())
+        return;
+    Diagnostics said = cache_save_.get();
+    diagnostics.insert(diagnostics.end(), said.begin(), said.end());
 }
 
 uint64_t Depmod::inputs_digest(uint64_t modules_order, uint64_t builtin,
@@ -403,6 +425,14 @@ void Depmod::remove_stale_temp_files(Diagnostics& diagnostics) const
 
 base::Result<GenerationStats> Depmod::write(Diagnostics& diagnostics)
 {
+    auto written = generate_and_publish(diagnostics);
+    // Whatever became of the outputs, the run's parse cache is on disk (or said why not).
+    finish_cache_save(diagnostics);
+    return written;
+}
+
+base::Result<GenerationStats> Depmod::generate_and_publish(Diagnostics& diagnostics)
+{
     auto start = std::chrono::steady_clock::now();
     const size_t said_before = diagnostics.size();
     auto outputs = generate(diagnostics);
@@ -437,6 +467,8 @@ base::Result<GenerationStats> Depmod::write(Diagnostics& diagnostics)
     });
     if (dep_kept)
         ::utimensat(dir->get(), "modules.dep", nullptr, 0); // a failure costs a later -A a run
+    // The state goes beside the cache, into the directory a first save makes.
+    finish_cache_save(diagnostics);
     save_output_state(
         *outputs,
         Diagnostics(diagnostics.begin() + static_cast<ptrdiff_t>(said_before), diagnostics.end()),

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -131,6 +132,13 @@ public:
     /// what differs. The output state is saved as write() saves it.
     void adopt_as_published(const std::vector<OutputFile>& outputs, const index::Diagnostics& said);
 
+    /// Waits for the parse cache a scan() is saving on another thread (it overlaps making the
+    /// outputs) and gives what the save said. write(), scan() and outputs_are_current() do it
+    /// themselves, and destruction waits for the save; a caller that stops after scan() calls
+    /// it to hear of a failed save now, and one that adopt_as_published() calls it first (the
+    /// output state goes into the directory a first save makes).
+    void finish_cache_save(index::Diagnostics& diagnostics);
+
     [[nodiscard]] const index::ModuleIndex& index() const { return index_; }
 
 private:
@@ -147,6 +155,12 @@ private:
                              int64_t started_ns);
     void save_output_state(const std::vector<OutputFile>& outputs, const index::Diagnostics& said,
                            index::Diagnostics& diagnostics);
+    /// write() but the wait for the parse cache's save.
+    [[nodiscard]] base::Result<GenerationStats>
+    generate_and_publish(index::Diagnostics& diagnostics);
+    /// Saves `writer` (whose kept records borrow from `borrowed_from`) on another thread.
+    void start_cache_save(std::unique_ptr<index::ParseCacheWriter> writer,
+                          std::shared_ptr<const index::ParseCache> borrowed_from);
 
     DepmodOptions options_;
     index::ModuleIndex index_;
@@ -173,6 +187,8 @@ private:
     size_t files_reparsed_unchanged_ = 0;
     /// The parse cache a proof that failed read, for the scan() that follows it.
     std::shared_ptr<const index::ParseCache> proof_cache_;
+    /// The parse cache save scan() started: what it said, once done.
+    std::future<index::Diagnostics> cache_save_;
 };
 
 } // namespace kmodd::depmod

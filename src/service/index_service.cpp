@@ -242,6 +242,9 @@ std::optional<VersionReport> IndexService::apply_version(const std::string& vers
     report.modules = engine.index().candidate_count();
     report.generation = entry.generation;
 
+    // Files found current are adopted: their state is saved beside the cache, once it is saved.
+    if (is_start)
+        engine.finish_cache_save(report.diagnostics);
     if (is_start && outputs_match_disk(entry, report.diagnostics)) {
         report.action = VersionReport::Action::Current;
         return report;

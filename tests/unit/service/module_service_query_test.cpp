@@ -335,6 +335,7 @@ TEST_F(ModuleServiceTest, AFileTheParseCacheHoldsAsItIsNowIsNotReadForItsDescrip
     auto engine = depmod::Depmod::create(options, diagnostics);
     ASSERT_TRUE(engine);
     ASSERT_TRUE((*engine)->scan(diagnostics));
+    (*engine)->finish_cache_save(diagnostics); // saved while the outputs would be made
 
     DescriptionCache reading;
     const auto expected = reading.descriptions(snapshot);
