@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <system_error>
 #include <utility>
 
 #include "base/digest.hpp"
@@ -307,24 +308,33 @@ void Depmod::start_cache_save(std::unique_ptr<index::ParseCacheWriter> writer,
 {
     // Nothing the outputs need waits for it: it is written while they are made (megabytes of
     // write(2) on the second core) and joined before the run ends.
-    cache_save_ = std::async(
-        std::launch::async, [writer = std::move(writer), borrowed_from = std::move(borrowed_from),
-                             path = options_.parse_cache, tree = module_dir()] {
-            Diagnostics said;
-            auto saved = writer->save(path);
-            if (saved) {
-                // Names the tree of a cache kept by hash (see parse_cache_path()).
-                const std::string dir = path.substr(0, path.rfind('/'));
-                if (auto fd = base::open_directory(AT_FDCWD, dir))
-                    saved = base::publish_file(fd->get(), "module-dir", tree, false);
-            }
-            // Where the caller may not write (a user's run), the cache is only read.
-            const int code = saved ? 0 : saved.error().code;
-            if (!saved && code != EACCES && code != EPERM && code != EROFS)
-                said.push_back({Diagnostic::Level::Warning,
-                                "could not save the parse cache: " + saved.error().message});
-            return said;
-        });
+    auto save = [writer = std::move(writer), borrowed_from = std::move(borrowed_from),
+                 path = options_.parse_cache, tree = module_dir()] {
+        Diagnostics said;
+        auto saved = writer->save(path);
+        if (saved) {
+            // Names the tree of a cache kept by hash (see parse_cache_path()).
+            const std::string dir = path.substr(0, path.rfind('/'));
+            if (auto fd = base::open_directory(AT_FDCWD, dir))
+                saved = base::publish_file(fd->get(), "module-dir", tree, false);
+        }
+        // Where the caller may not write (a user's run), the cache is only read.
+        const int code = saved ? 0 : saved.error().code;
+        if (!saved && code != EACCES && code != EPERM && code != EROFS)
+            said.push_back({Diagnostic::Level::Warning,
+                            "could not save the parse cache: " + saved.error().message});
+        return said;
+    };
+    // Shared, so that it is still here when no thread can be had (a task limit) and the save
+    // is made now instead.
+    auto job = std::make_shared<decltype(save)>(std::move(save));
+    try {
+        cache_save_ = std::async(std::launch::async, [job] { return (*job)(); });
+    } catch (const std::system_error&) {
+        std::promise<Diagnostics> saved;
+        saved.set_value((*job)());
+        cache_save_ = saved.get_future();
+    }
 }
 
 void Depmod::finish_cache_save(Diagnostics& diagnostics)

@@ -19,6 +19,7 @@
 #include "base/digest.hpp"
 #include "base/file.hpp"
 #include "base/strings.hpp"
+#include "base/threads.hpp"
 #include "elf/module_file.hpp"
 #include "index/kmod_hash.hpp"
 #include "index/module_index.hpp"
@@ -186,12 +187,7 @@ void ModuleIndex::stat_found_files(std::vector<FoundFile>& found)
             }
         }
     };
-    std::vector<std::thread> pool;
-    for (unsigned t = 1; t < threads; ++t)
-        pool.emplace_back(work);
-    work();
-    for (auto& t : pool)
-        t.join();
+    base::run_on_threads(threads - 1, work);
 }
 
 bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
@@ -299,12 +295,7 @@ bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
             intern_symbols(c, lookups);
         }
     };
-    std::vector<std::thread> pool;
-    for (unsigned t = 1; t < threads; ++t)
-        pool.emplace_back(work);
-    work();
-    for (auto& t : pool)
-        t.join();
+    base::run_on_threads(threads - 1, work);
     parse_count_ += to_parse.size() - hits.load();
     cache_hit_count_ += hits.load();
 

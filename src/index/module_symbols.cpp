@@ -6,6 +6,8 @@
 #include <iterator>
 #include <thread>
 
+#include "base/threads.hpp"
+
 #include "index/kmod_hash.hpp"
 #include "index/module_index.hpp"
 
@@ -206,11 +208,12 @@ void ModuleIndex::sort_new_symbols()
     // A whole tree's symbols (tens of thousands, compared by name) are sorted both ways at
     // once; the few a rebuild adds are not worth a thread.
     constexpr size_t kSymbolsWorthAThread = 4096;
+    auto sort_by_hash = [&] { add_sorted(ids_in_hash_order_, by_hash); };
     std::thread by_hash_sort;
     if (total - sorted_symbol_count_ >= kSymbolsWorthAThread)
-        by_hash_sort = std::thread([&] { add_sorted(ids_in_hash_order_, by_hash); });
-    else
-        add_sorted(ids_in_hash_order_, by_hash);
+        by_hash_sort = base::try_start_thread(sort_by_hash);
+    if (!by_hash_sort.joinable())
+        sort_by_hash();
     add_sorted(ids_in_name_order_, by_name);
     if (by_hash_sort.joinable())
         by_hash_sort.join();

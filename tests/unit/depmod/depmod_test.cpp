@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
@@ -15,6 +16,8 @@
 #include "depmod/index_reader.hpp"
 #include "depmod/quick_check.hpp"
 #include "depmod_runs.hpp"
+#include "index/parse_cache.hpp"
+#include "thread_limit.hpp"
 
 namespace kmodd::depmod {
 namespace {
@@ -241,6 +244,40 @@ TEST(DepmodBadInput, EachBadFileIsReportedByPath)
                              "extra/badxz.ko.xz:\n"})
         EXPECT_NE(ours.files["modules.dep"].find(line), std::string::npos) << line;
     EXPECT_EQ(ours.files["modules.dep"].find("dangling"), std::string::npos);
+}
+
+TEST(DepmodBadInput, WhereNoThreadCanBeStartedARunWritesKmodsOutputsAndItsParseCache)
+{
+    if (::geteuid() != 0)
+        GTEST_SKIP() << "needs root to set a task limit up";
+    TempTree tree;
+    populate(tree);
+    auto options = options_for(tree);
+    const std::string cache_dir = tree.root().string() + "-cache";
+    options.parse_cache = parse_cache_path(cache_dir, options);
+    // The parse (on as many threads as cores) and the cache's save (on a thread of its own)
+    // are done on the one thread there is.
+    const int status = test::run_where_threads_are_refused([&] {
+        index::Diagnostics said;
+        auto engine = Depmod::create(options, said);
+        if (!engine || !(*engine)->scan(said))
+            return 1;
+        return (*engine)->write(said) ? 0 : 2;
+    });
+    ASSERT_EQ(status, 0) << "1: the scan failed, 2: the write failed, " << test::kBodyThrew
+                         << ": it threw";
+    index::Diagnostics said;
+    auto engine = Depmod::create(options, said);
+    ASSERT_TRUE(engine);
+    auto kmod = run_kmod(tree);
+    ASSERT_EQ(kmod.status, 0) << kmod.output;
+    expect_identical(read_outputs((*engine)->output_dir()), kmod.files);
+
+    // The cache was saved whole: an entry for each module.
+    auto cache = index::ParseCache::load(options.parse_cache);
+    ASSERT_TRUE(cache) << cache.error().message;
+    EXPECT_EQ(cache->size(), 8U);
+    test::run_shell("rm -rf '" + options.output_dir + "' '" + cache_dir + "'");
 }
 
 TEST(DepmodBadInput, FilesThatCannotBeParsedAreListedAsKmodListsThem)
