@@ -143,9 +143,6 @@ std::string make_builtin_alias_bin(const std::optional<std::string>& input, Inde
     return writer.serialize();
 }
 
-/// The characters index::normalize_alias() replaces, rejects or stops at.
-constexpr std::string_view kCharsNormalizingChanges("-[]\0", 4);
-
 } // namespace
 
 void OutputBuilder::make_fragment(const index::Candidate& file, Fragment& f,
@@ -171,18 +168,16 @@ void OutputBuilder::make_fragment(const index::Candidate& file, Fragment& f,
         // The key points into the parsed module when normalising changes nothing (most
         // aliases, which are not even copied to find out), else into the fragment (below,
         // once all are known).
-        const bool is_plain =
-            value.find_first_of(kCharsNormalizingChanges) == std::string_view::npos;
-        std::optional<std::string> normalized;
-        if (!is_plain)
-            normalized = index::normalize_alias(value);
-        if (!is_plain && !normalized)
+        if (!index::alias_needs_normalizing(value)) {
+            fresh.emplace_back(value, &f, ordinal++);
+        } else if (auto normalized = index::normalize_alias(value); !normalized) {
             rare().notes.push_back(
                 {Diagnostic::Level::Warning, "Unmatched bracket in " + std::string(value)});
-        else if (is_plain || *normalized == value)
+        } else if (*normalized == value) {
             fresh.emplace_back(value, &f, ordinal++);
-        else
+        } else {
             changed_keys.emplace_back(ordinal++, std::move(*normalized));
+        }
 
         // kmod stops looking at a module's aliases once it has a devname and a device number.
         if (device_done)

@@ -50,6 +50,13 @@ std::optional<std::string> normalize_alias(std::string_view alias)
     return out;
 }
 
+bool alias_needs_normalizing(std::string_view alias)
+{
+    // The characters normalize_alias() replaces, copies as a range, rejects or stops at.
+    static constexpr std::string_view kActedOn("-[]\0", 4);
+    return alias.find_first_of(kActedOn) != std::string_view::npos;
+}
+
 size_t module_extension_length(std::string_view filename)
 {
     static constexpr std::array<std::string_view, 4> kExtensions = {".ko", ".ko.xz", ".ko.zst",

@@ -19,6 +19,10 @@ namespace kmodd::index {
 /// bracket is unmatched (kmod then skips the alias with a warning).
 [[nodiscard]] std::optional<std::string> normalize_alias(std::string_view alias);
 
+/// False when normalize_alias() gives `alias` back unchanged for certain: it holds none of '-',
+/// '[', ']' and NUL (most aliases), so a caller may take it as it is without a copy.
+[[nodiscard]] bool alias_needs_normalizing(std::string_view alias);
+
 /// True for names kmod's depmod treats as modules: ending in .ko, .ko.xz, .ko.zst or .ko.gz
 /// with something before the suffix.
 [[nodiscard]] bool has_module_extension(std::string_view filename);

@@ -23,6 +23,23 @@ TEST(Names, AliasesKeepDashesInsideBracketsAndRejectUnmatchedOnes)
     EXPECT_FALSE(normalize_alias("open[abc"));
 }
 
+TEST(Names, AnAliasThatNeedsNoNormalisingIsItsOwnNormalForm)
+{
+    using namespace std::string_literals;
+    for (const std::string& alias :
+         {"pci:v00008086d*sv*sd*bc*sc*i*"s, "fs-9p"s, "of:N*T*Cfoo[0-9]"s, "x]"s, "a\0b"s, ""s}) {
+        const auto normalized = normalize_alias(alias);
+        if (!alias_needs_normalizing(alias)) {
+            EXPECT_EQ(normalized, alias) << alias;
+        }
+    }
+    EXPECT_FALSE(alias_needs_normalizing("pci:v00008086d*sv*sd*bc*sc*i*"));
+    EXPECT_TRUE(alias_needs_normalizing("fs-9p"));
+    EXPECT_TRUE(alias_needs_normalizing("of:N*T*Cfoo[0-9]"));
+    EXPECT_TRUE(alias_needs_normalizing("x]"));
+    EXPECT_TRUE(alias_needs_normalizing("a\0b"s));
+}
+
 TEST(Names, OnlyKmodModuleSuffixesCount)
 {
     EXPECT_TRUE(has_module_extension("a.ko"));
