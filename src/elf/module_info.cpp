@@ -16,15 +16,20 @@ std::vector<std::string_view> ModuleInfo::values(std::string_view key) const
 
 void ModuleInfoView::assign(const ModuleInfo& info)
 {
-    modinfo.clear();
+    clear();
     for (const ModinfoEntry& entry : info.modinfo)
         modinfo.push_back({entry.key, entry.value});
-    exports.clear();
     for (const ExportedSymbol& sym : info.exports)
         exports.push_back({sym.name, sym.crc});
-    imports.clear();
     for (const ImportedSymbol& sym : info.imports)
         imports.push_back({sym.name, sym.crc, sym.is_weak});
+}
+
+void ModuleInfoView::clear()
+{
+    modinfo.clear();
+    exports.clear();
+    imports.clear();
 }
 
 } // namespace kmodd::elf

@@ -62,6 +62,8 @@ struct ModuleInfoView {
     /// Views of `info`'s strings (valid while it lives and is not changed) instead of what
     /// this held; the vectors keep their capacity.
     void assign(const ModuleInfo& info);
+    /// Holds nothing, as for a file that could not be parsed; the vectors keep their capacity.
+    void clear();
 };
 
 } // namespace kmodd::elf

@@ -280,7 +280,7 @@ bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
                     view.assign(*info);
                 } else {
                     c.error = std::move(info.error().message);
-                    view.assign(elf::ModuleInfo{});
+                    view.clear();
                 }
             }
             c.parsed =

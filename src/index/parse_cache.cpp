@@ -271,9 +271,7 @@ std::optional<std::string_view> ParseCache::find_view(const std::string& path, c
     const Entry* entry = usable_entry(path, key);
     if (entry == nullptr)
         return std::nullopt;
-    info.modinfo.clear();
-    info.exports.clear();
-    info.imports.clear();
+    info.clear();
     base::ByteReader in(entry->info);
     if (!read_info(in, &info))
         return std::nullopt; // checked by parse(): cannot happen
