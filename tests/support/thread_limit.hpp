@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <functional>
 #include <thread>
 
@@ -23,8 +24,8 @@ constexpr int kBodyThrew = 124;
 
 /// `body`'s return value as it ended in a child where no thread can start (kNoThreadLimit if
 /// that could not be arranged, or if a thread started anyway; kBodyThrew if it threw), 128 + a
-/// signal's number when it was killed. The child leaves with _exit(): nothing of the test's state
-/// is flushed twice.
+/// signal's number when it was killed, -1 when the child could not be made or waited for. The child
+/// leaves with _exit(): nothing of the test's state is flushed twice.
 inline int run_where_threads_are_refused(const std::function<int()>& body)
 {
     const pid_t pid = ::fork();
@@ -57,6 +58,8 @@ inline int run_where_threads_are_refused(const std::function<int()>& body)
     }
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR)
+            return -1;
     }
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
