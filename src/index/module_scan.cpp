@@ -261,7 +261,18 @@ bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
         // Reused from module to module; large buffers are unmapped when the thread is done.
         elf::LoadBuffers buffers;
         elf::ModuleInfoView view;
-        SymbolLookups lookups;
+        // The symbols of cached modules (names in the mapped cache, which outlives the run)
+        // are interned a batch at a time: one lock per batch, not one per module.
+        constexpr size_t kBatch = 32;
+        std::vector<SymbolLookups> batch(kBatch);
+        std::vector<Candidate*> batch_of(kBatch);
+        size_t batched = 0;
+        auto flush = [&] {
+            std::lock_guard lock(symbols_lock);
+            for (size_t b = 0; b < batched; ++b)
+                intern_symbols(*batch_of[b], batch[b]);
+            batched = 0;
+        };
         for (size_t i = next.fetch_add(1); i < to_parse.size(); i = next.fetch_add(1)) {
             Candidate& c = *to_parse[i].candidate;
             struct stat st = to_parse[i].found->st;
@@ -270,8 +281,10 @@ bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
             // A cached entry is read in place; a parsed file's full ModuleInfo lives only until
             // its compact form and symbol ids are made (one per thread at a time).
             base::Result<elf::ModuleInfo> info{};
+            bool cached = false;
             if (to_parse[i].found->has_stat && take_from_cache(c, st, view)) {
                 hits.fetch_add(1);
+                cached = true;
             } else {
                 info = elf::load_module_file(AT_FDCWD, c.path, st, buffers);
                 if (info && cache_writer_ != nullptr)
@@ -290,10 +303,14 @@ bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
                 c.import_ids = {};
                 continue;
             }
-            look_up_symbols(view, lookups);
-            std::lock_guard lock(symbols_lock);
-            intern_symbols(c, lookups);
+            look_up_symbols(view, batch[batched]);
+            batch_of[batched++] = &c;
+            // A parsed module's names live in `info`, replaced by the next file's.
+            if (!cached || batched == kBatch)
+                flush();
         }
+        if (batched != 0)
+            flush();
     };
     base::run_on_threads(threads - 1, work);
     parse_count_ += to_parse.size() - hits.load();
