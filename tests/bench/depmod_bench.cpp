@@ -6,7 +6,8 @@
 // Prints, side by side: the wall time of a full depmod run (each tool as a process,
 // alternating, median of N), each tool's peak resident memory, our runs with a parse cache
 // (cold, warm with nothing changed, warm with one module touched: new times, the same content,
-// and warm with one module's content changed) against kmod's in the same rounds, the time of
+// and warm with one module's content changed, also timed step by step in-process) against
+// kmod's in the same rounds, the time of
 // `modprobe -a -D` over every module, and the engine's incremental update after one module
 // appears or vanishes (in-process, including publishing every changed file with fsync), and the
 // resident memory of that in-process engine, the figure that matters to the daemon, which keeps
@@ -290,6 +291,77 @@ int main(int argc, char** argv)
     std::printf("%-34s %7.2fMiB, %.2f MiB per 1000 modules\n", "parse cache on disk",
                 static_cast<double>(cache_bytes) / 1048576,
                 static_cast<double>(cache_bytes) / 1048576 * 1000 / static_cast<double>(modules));
+
+    // Where a warm run with one module's content changed spends its time: the steps
+    // `kmodctl depmod` takes, in-process, timed one by one on the same tree (a cache of its own,
+    // written first). write() makes the outputs again and publishes them: publishing is write
+    // less generate.
+    {
+        kmodd::depmod::DepmodOptions phase_options;
+        phase_options.base_dir = ours_root.string();
+        phase_options.kernel_version = version;
+        phase_options.config_paths = {"/dev/null"};
+        phase_options.output_dir = (scratch / "phases-out").string();
+        phase_options.format =
+            kmodd::depmod::choose_kmod_format(std::nullopt, std::nullopt,
+                                              kmodd::depmod::module_dir_of(phase_options))
+                .format;
+        phase_options.parse_cache =
+            kmodd::depmod::parse_cache_path((scratch / "phases-cache").string(), phase_options);
+        kmodd::index::Diagnostics said;
+        auto ms_since = [](Clock::time_point& from) {
+            const auto now = Clock::now();
+            const double ms = std::chrono::duration<double, std::milli>(now - from).count();
+            from = now;
+            return ms;
+        };
+        std::vector<double> create_ms, current_ms, scan_ms, generate_ms, write_ms, total_ms;
+        for (int i = -1; i < runs; ++i) {
+            if (i >= 0) { // the first round writes the cache and the output state
+                fs::copy_file(contents[(i + 1) % 2], touched.string() + ".new");
+                fs::rename(touched.string() + ".new", touched);
+            }
+            ::sleep(2);
+            const auto start = Clock::now();
+            auto at = start;
+            auto engine = kmodd::depmod::Depmod::create(phase_options, said);
+            if (!engine) {
+                std::fprintf(stderr, "depmod_bench: in-process run failed\n");
+                return 1;
+            }
+            (*engine)->remove_stale_temp_files(said);
+            const double created = ms_since(at);
+            const bool current = (*engine)->outputs_are_current(said);
+            const double checked = ms_since(at);
+            const bool scanned = !current && (*engine)->scan(said);
+            const double scan_took = ms_since(at);
+            const bool generated = scanned && (*engine)->generate(said);
+            const double generate_took = ms_since(at);
+            const bool written = generated && (*engine)->write(said);
+            const double write_took = ms_since(at);
+            if (!written) {
+                std::fprintf(stderr, "depmod_bench: in-process warm run %s\n",
+                             current ? "found the outputs current" : "failed");
+                return 1;
+            }
+            said.clear();
+            if (i < 0)
+                continue;
+            create_ms.push_back(created);
+            current_ms.push_back(checked);
+            scan_ms.push_back(scan_took);
+            generate_ms.push_back(generate_took);
+            write_ms.push_back(write_took);
+            total_ms.push_back(created + checked + scan_took + write_took);
+        }
+        std::printf("warm, one module's content changed, in-process steps (median ms):\n"
+                    "  create %.1f, outputs_are_current %.1f (walk, state, cache, proof),\n"
+                    "  scan %.1f (merge), generate %.1f, write %.1f (generate, publish, state);\n"
+                    "  together %.1f ms; the process run above takes %.1f ms more (start, exit)\n",
+                    median(create_ms), median(current_ms), median(scan_ms), median(generate_ms),
+                    median(write_ms), median(total_ms),
+                    median(warm_edit) * 1000 - median(total_ms));
+    }
 
     // modprobe: the load plan of every module in one `-a -D` run, over kmod's index files (the
     // copy kmod's depmod just wrote them into).
