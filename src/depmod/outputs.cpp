@@ -168,16 +168,16 @@ void OutputBuilder::make_fragment(const index::Candidate& file, Fragment& f,
         // The key points into the parsed module when normalising changes nothing (most
         // aliases, which are not even copied to find out), else into the fragment (below,
         // once all are known).
-        if (!index::alias_needs_normalizing(value)) {
-            fresh.emplace_back(value, &f, ordinal++);
-        } else if (auto normalized = index::normalize_alias(value); !normalized) {
+        const bool needs_normalizing = index::alias_needs_normalizing(value);
+        std::optional<std::string> normalized =
+            needs_normalizing ? index::normalize_alias(value) : std::nullopt;
+        if (needs_normalizing && !normalized)
             rare().notes.push_back(
                 {Diagnostic::Level::Warning, "Unmatched bracket in " + std::string(value)});
-        } else if (*normalized == value) {
-            fresh.emplace_back(value, &f, ordinal++);
-        } else {
+        else if (normalized && *normalized != value)
             changed_keys.emplace_back(ordinal++, std::move(*normalized));
-        }
+        else
+            fresh.emplace_back(value, &f, ordinal++);
 
         // kmod stops looking at a module's aliases once it has a devname and a device number.
         if (device_done)
