@@ -317,8 +317,10 @@ int main(int argc, char** argv)
         };
         std::vector<double> create_ms, current_ms, scan_ms, generate_ms, write_ms, total_ms;
         for (int i = -1; i < runs; ++i) {
-            if (i >= 0) { // the first round writes the cache and the output state
-                fs::copy_file(contents[(i + 1) % 2], touched.string() + ".new");
+            // The first round writes the cache and the output state. The rounds above left
+            // `touched` holding contents[(runs - 1) % 2]: each round here takes the other one.
+            if (i >= 0) {
+                fs::copy_file(contents[(runs + i) % 2], touched.string() + ".new");
                 fs::rename(touched.string() + ".new", touched);
             }
             ::sleep(2);
