@@ -359,7 +359,8 @@ int main(int argc, char** argv)
         std::printf("warm, one module's content changed, in-process steps (median ms):\n"
                     "  create %.1f, outputs_are_current %.1f (walk, state, cache, proof),\n"
                     "  scan %.1f (merge), generate %.1f, write %.1f (generate, publish, state);\n"
-                    "  together %.1f ms; the process run above takes %.1f ms more (start, exit)\n",
+                    "  together %.1f ms; the process run above takes %.1f ms more\n"
+                    "  (process start and exit, a heap faulted in anew)\n",
                     median(create_ms), median(current_ms), median(scan_ms), median(generate_ms),
                     median(write_ms), median(total_ms),
                     median(warm_edit) * 1000 - median(total_ms));
