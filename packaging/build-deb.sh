@@ -3,7 +3,7 @@
 # Builds kmodd's Debian package from the working tree (packaging/debian is its debian/):
 # build/deb/kmodd_<version>_<arch>.deb (and the -dbgsym package, .buildinfo and .changes),
 # then runs lintian on the .changes and fails on any error or warning. The package build runs
-# the unit tests (DEB_BUILD_OPTIONS=nocheck skips them).
+# the unit tests (DEB_BUILD_OPTIONS=nocheck neither builds nor runs them).
 #
 # Usage: packaging/build-deb.sh
 # Environment: KMODD_DEB_OUT, where the results go (default: build/deb of the tree).
