@@ -269,7 +269,7 @@ int run_depmod(int argc, char** argv)
 
     // A warm run's time beyond its work is mostly the first touch of a fresh heap: its working
     // set (~30 MiB on a distribution's tree) in huge pages. A cold run spends its time parsing,
-    // on threads with heaps of their own; its peak memory stays as it was (+2 MiB with them).
+    // on threads with heaps of their own, and huge pages would raise its peak memory by ~2 MiB.
     struct stat cache_st {};
     if (!options.parse_cache.empty() && ::stat(options.parse_cache.c_str(), &cache_st) == 0 &&
         cache_st.st_size > 0)
