@@ -51,6 +51,12 @@ RequestError no_index(const std::string& release)
 
 } // namespace
 
+RequestError Daemon::stopping(std::string_view what, std::string_view advice)
+{
+    return RequestError{Failure::Failed,
+                        "kmodd is stopping: " + std::string(what) + "; " + std::string(advice)};
+}
+
 Daemon::Daemon(DaemonOptions options) : options_(std::move(options)) {}
 
 Daemon::~Daemon()
@@ -225,9 +231,14 @@ base::Result<void> Daemon::run()
     notify_status();
     auto ran = loop_->run();
     ::sd_notify(0, "STOPPING=1");
+    // No caller waits in vain: a request waiting for changes to be indexed, or a Rebuild for
+    // the next batch, is answered that kmodd is stopping; the batch, reads and the load or
+    // unload under way complete and are answered; the loads and unloads queued behind it are
+    // answered that kmodd is stopping (change_kernel).
+    refuse_waiting_requests();
     if (ran) {
-        // A load or unload under way completes and is answered; the ones queued behind it
-        // are answered that kmodd is stopping (change_kernel), so no caller waits in vain.
+        index_worker_->wait_idle();
+        reader_worker_->wait_idle();
         kernel_worker_->wait_idle();
         loop_->finish_posted();
     }
@@ -271,29 +282,26 @@ void Daemon::change_kernel(bool is_load, ChangeWork work, Reply<std::vector<std:
     auto current = publisher_->current();
     if (!check_index(current, reply))
         return;
-    kernel_worker_->post([this, is_load, current, work = std::move(work),
-                          reply = std::move(reply)] {
-        service::RequestResult<std::vector<std::string>> result =
-            is_stopping_ ? tl::unexpected(RequestError{Failure::Failed,
-                                                       "kmodd is stopping: nothing was changed; "
-                                                       "ask again once it runs again"})
-                         : work(*current);
-        loop_->post([this, is_load, result = std::move(result), reply] {
-            if (result) {
-                for (const auto& module : *result) {
-                    if (is_load)
-                        object_->module_loaded(module);
-                    else
-                        object_->module_unloaded(module);
+    kernel_worker_->post(
+        [this, is_load, current, work = std::move(work), reply = std::move(reply)] {
+            service::RequestResult<std::vector<std::string>> result =
+                is_stopping_ ? tl::unexpected(stopping("nothing was changed")) : work(*current);
+            loop_->post([this, is_load, result = std::move(result), reply] {
+                if (result) {
+                    for (const auto& module : *result) {
+                        if (is_load)
+                            object_->module_loaded(module);
+                        else
+                            object_->module_unloaded(module);
+                    }
+                    if (!result->empty())
+                        spdlog::info("{} {}", is_load ? "loaded" : "unloaded",
+                                     fmt::join(*result, ", "));
                 }
-                if (!result->empty())
-                    spdlog::info("{} {}", is_load ? "loaded" : "unloaded",
-                                 fmt::join(*result, ", "));
-            }
-            note_records();
-            reply(result);
+                note_records();
+                reply(result);
+            });
         });
-    });
 }
 
 void Daemon::note_records()
@@ -315,18 +323,21 @@ void Daemon::load(std::string module, std::string params, loader::Requester requ
                   Reply<std::vector<std::string>> reply)
 {
     // A module file just dropped into the tree (DKMS, a developer's build) is found: no depmod.
-    when_index_current([this, module = std::move(module), params = std::move(params),
-                        requester = std::move(requester), reply = std::move(reply)] {
-        change_kernel(
-            true,
-            [this, module, params, requester](const service::IndexSnapshot& current) {
-                loader::Provenance provenance;
-                provenance.requester = requester;
-                return modules_->load(current, module, params, loader::Origin::Explicit,
-                                      provenance);
-            },
-            reply);
-    });
+    auto refuse = [reply] { reply(tl::unexpected(stopping("nothing was changed"))); };
+    when_index_current(
+        [this, module = std::move(module), params = std::move(params),
+         requester = std::move(requester), reply = std::move(reply)] {
+            change_kernel(
+                true,
+                [this, module, params, requester](const service::IndexSnapshot& current) {
+                    loader::Provenance provenance;
+                    provenance.requester = requester;
+                    return modules_->load(current, module, params, loader::Origin::Explicit,
+                                          provenance);
+                },
+                reply);
+        },
+        std::move(refuse));
 }
 
 void Daemon::unload(std::string module, Reply<std::vector<std::string>> reply)
@@ -343,18 +354,21 @@ template <class T>
 void Daemon::read_on(Worker& worker, std::string release, Reply<T> reply,
                      std::function<service::RequestResult<T>(const service::IndexSnapshot&)> work)
 {
-    when_index_current([this, &worker, release = std::move(release), reply = std::move(reply),
-                        work = std::move(work)] {
-        auto snapshot = snapshot_for(release);
-        if (!snapshot) {
-            reply(tl::unexpected(std::move(snapshot.error())));
-            return;
-        }
-        worker.post([this, snapshot = std::move(*snapshot), reply, work] {
-            auto result = work(*snapshot);
-            loop_->post([result = std::move(result), reply] { reply(result); });
-        });
-    });
+    auto refuse = [reply] { reply(tl::unexpected(stopping("nothing was read"))); };
+    when_index_current(
+        [this, &worker, release = std::move(release), reply = std::move(reply),
+         work = std::move(work)] {
+            auto snapshot = snapshot_for(release);
+            if (!snapshot) {
+                reply(tl::unexpected(std::move(snapshot.error())));
+                return;
+            }
+            worker.post([this, snapshot = std::move(*snapshot), reply, work] {
+                auto result = work(*snapshot);
+                loop_->post([result = std::move(result), reply] { reply(result); });
+            });
+        },
+        std::move(refuse));
 }
 
 service::RequestResult<std::shared_ptr<const service::IndexSnapshot>>
@@ -476,30 +490,34 @@ void Daemon::find_modules(std::string release, std::string pattern,
         reply(tl::unexpected(std::move(*invalid)));
         return;
     }
-    when_index_current([this, release = std::move(release), pattern = std::move(pattern),
-                        reply = std::move(reply)] {
-        auto snapshot = snapshot_for(release);
-        if (!snapshot) {
-            reply(tl::unexpected(std::move(snapshot.error())));
-            return;
-        }
-        auto& cache = descriptions_[(*snapshot)->release()];
-        if (!cache) {
-            depmod::DepmodOptions tree;
-            tree.base_dir = options_.base_dir();
-            tree.kernel_version = (*snapshot)->release();
-            cache = std::make_shared<service::DescriptionCache>(
-                options_.cache_dir.empty() ? std::string()
-                                           : depmod::parse_cache_path(options_.cache_dir, tree));
-        }
-        // On the reader worker: the first search reads the description of every module file
-        // the parse cache does not hold as it is now.
-        reader_worker_->post([this, cache, snapshot = std::move(*snapshot), pattern, reply] {
-            auto result =
-                service::ModuleService::find(*snapshot, pattern, cache->descriptions(snapshot));
-            loop_->post([result = std::move(result), reply] { reply(result); });
-        });
-    });
+    auto refuse = [reply] { reply(tl::unexpected(stopping("nothing was read"))); };
+    when_index_current(
+        [this, release = std::move(release), pattern = std::move(pattern),
+         reply = std::move(reply)] {
+            auto snapshot = snapshot_for(release);
+            if (!snapshot) {
+                reply(tl::unexpected(std::move(snapshot.error())));
+                return;
+            }
+            auto& cache = descriptions_[(*snapshot)->release()];
+            if (!cache) {
+                depmod::DepmodOptions tree;
+                tree.base_dir = options_.base_dir();
+                tree.kernel_version = (*snapshot)->release();
+                cache = std::make_shared<service::DescriptionCache>(
+                    options_.cache_dir.empty()
+                        ? std::string()
+                        : depmod::parse_cache_path(options_.cache_dir, tree));
+            }
+            // On the reader worker: the first search reads the description of every module file
+            // the parse cache does not hold as it is now.
+            reader_worker_->post([this, cache, snapshot = std::move(*snapshot), pattern, reply] {
+                auto result =
+                    service::ModuleService::find(*snapshot, pattern, cache->descriptions(snapshot));
+                loop_->post([result = std::move(result), reply] { reply(result); });
+            });
+        },
+        std::move(refuse));
 }
 
 } // namespace kmodd::daemon

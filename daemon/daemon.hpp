@@ -10,6 +10,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "authorizer.hpp"
@@ -103,8 +104,15 @@ private:
     void finish_batch(service::Publication publication, std::vector<ForcedRebuild> forced);
     /// Runs `request` now or, when changes seen in the module trees are not indexed yet, once
     /// the batch that indexes them is published: a module file copied in just before a Load
-    /// is found. The wait is bounded: at most the running batch and the next one.
-    void when_index_current(std::function<void()> request);
+    /// is found. The wait is bounded: at most the running batch and the next one. Should kmodd
+    /// stop first, `refuse` runs instead (it answers the caller that kmodd is stopping).
+    void when_index_current(std::function<void()> request, std::function<void()> refuse);
+    /// The answer to a call kmodd stops before doing: "kmodd is stopping: <what>; <advice>".
+    static service::RequestError stopping(std::string_view what,
+                                          std::string_view advice = "ask again once it runs again");
+    /// At stop: answers every request when_index_current() parked, and every Rebuild held for
+    /// the next batch, that kmodd is stopping.
+    void refuse_waiting_requests();
     /// After LinkModule (`is_linked`) or UnlinkModule: calls `done` once the served index has
     /// (has not) module `module` at `relative`, rebuilding the release when the watcher's
     /// batch did not do it.
@@ -197,6 +205,7 @@ private:
     struct WaitingRequest {
         uint64_t batch;
         std::function<void()> run;
+        std::function<void()> refuse;
     };
     std::vector<WaitingRequest> waiting_for_index_;
 

@@ -47,16 +47,23 @@ void Daemon::after_dev_link(std::string module, std::string relative, bool is_li
     // The watcher has seen the link (inotify queues the event before symlink() returns): the
     // batch that indexes it is incremental, one file parsed. Should the index not show it
     // then (a watch lost to the inotify limit), a full rebuild of the release does.
-    when_index_current([this, module = std::move(module), relative = std::move(relative), is_linked,
-                        done = std::move(done)] {
-        auto snapshot = snapshot_for({});
-        if (snapshot && is_indexed_at(*snapshot, module, relative) == is_linked) {
-            done(release_);
-            return;
-        }
-        spdlog::debug("the index does not show '{}' yet: rebuilding '{}'", relative, release_);
-        rebuild(release_, done);
-    });
+    auto refuse = [done, is_linked] {
+        done(tl::unexpected(stopping(is_linked ? "the link is made but not indexed yet"
+                                               : "the link is removed but the index still has it",
+                                     "its next start indexes the change")));
+    };
+    when_index_current(
+        [this, module = std::move(module), relative = std::move(relative), is_linked,
+         done = std::move(done)] {
+            auto snapshot = snapshot_for({});
+            if (snapshot && is_indexed_at(*snapshot, module, relative) == is_linked) {
+                done(release_);
+                return;
+            }
+            spdlog::debug("the index does not show '{}' yet: rebuilding '{}'", relative, release_);
+            rebuild(release_, done);
+        },
+        std::move(refuse));
 }
 
 void Daemon::link_module(std::string file, Reply<service::DevLink> reply)

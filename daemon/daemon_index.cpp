@@ -148,7 +148,7 @@ void Daemon::on_watch_ready()
     run_requests_waiting_for_index();
 }
 
-void Daemon::when_index_current(std::function<void()> request)
+void Daemon::when_index_current(std::function<void()> request, std::function<void()> refuse)
 {
     // The events of a copy that ended before the call was sent are queued already.
     on_watch_ready();
@@ -161,7 +161,19 @@ void Daemon::when_index_current(std::function<void()> request)
         request();
         return;
     }
-    waiting_for_index_.push_back({batch, std::move(request)});
+    waiting_for_index_.push_back({batch, std::move(request), std::move(refuse)});
+}
+
+void Daemon::refuse_waiting_requests()
+{
+    std::vector<WaitingRequest> waiting = std::move(waiting_for_index_);
+    waiting_for_index_.clear();
+    for (auto& request : waiting)
+        request.refuse();
+    std::vector<ForcedRebuild> rebuilds = std::move(held_rebuilds_);
+    held_rebuilds_.clear();
+    for (auto& rebuild : rebuilds)
+        rebuild.reply(tl::unexpected(stopping("'" + rebuild.version + "' was not rebuilt")));
 }
 
 void Daemon::run_requests_waiting_for_index()
@@ -263,7 +275,8 @@ void Daemon::finish_batch(service::Publication publication, std::vector<ForcedRe
             rebuild.reply(rebuild.version);
     }
 
-    if (!held_changes_.empty() || !held_rebuilds_.empty())
+    // Once stopping, the changes held wait for the next start (which indexes them).
+    if (!is_stopping_ && (!held_changes_.empty() || !held_rebuilds_.empty()))
         start_batch();
     run_requests_waiting_for_index();
 }

@@ -3,7 +3,8 @@
 // whole, the failure shows in the Kernels property, in `kmodctl status` and once in the log,
 // and the next change after space returns publishes. When its state directory cannot be
 // written, loads and unloads still work from the records in memory, RecordsProblem and
-// `kmodctl status` say so, and the next change writes them. Needs root (tmpfs mounts).
+// `kmodctl status` say so, and the next change writes them. Stopped by SIGTERM, it answers
+// every call it has not done that it is stopping. Needs root (tmpfs mounts).
 #include <gtest/gtest.h>
 
 #include <sys/mount.h>
@@ -297,6 +298,45 @@ TEST(KmoddFaults, SigtermDuringALoadFinishesAndAnswersItAndRefusesTheLoadQueuedB
     const std::string written = slurp(records / "loaded.json");
     EXPECT_NE(written.find("\"mod2\""), std::string::npos) << written;
     EXPECT_EQ(written.find("blockdev"), std::string::npos) << written;
+    setup.stop();
+}
+
+TEST(KmoddFaults, SigtermWhileCallsWaitForAChangeToBeIndexedAnswersThemThatKmoddIsStopping)
+{
+    DaemonSetup setup;
+    for (const char* name : {"mod1", "mod2"})
+        setup.tree().add(std::string("kernel/") + name + ".ko",
+                         kFixtures / (std::string(name) + ".ko"));
+    // A burst of changes is indexed after 5 s of quiet: the calls below wait for it.
+    ASSERT_TRUE(setup.start({"--debounce-ms", "5000", "--max-delay-ms", "10000"})) << setup.log();
+    setup.tree().add("kernel/blockdev.ko", kFixtures / "blockdev.ko");
+
+    CallResult<Client::Names> load;
+    CallResult<Client::Names> deps;
+    std::thread loader([&] { load = Client(setup.address()).load("blockdev"); });
+    std::thread reader([&] { deps = Client(setup.address()).list_deps("blockdev"); });
+    std::this_thread::sleep_for(300ms); // both calls are waiting in kmodd
+    const auto started_stop = std::chrono::steady_clock::now();
+    const auto status = setup.stop();
+    loader.join();
+    reader.join();
+
+    ASSERT_TRUE(status.has_value()) << "kmodd stops within 10 s";
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << setup.log();
+    EXPECT_LT(std::chrono::steady_clock::now() - started_stop, 4s)
+        << "kmodd does not wait for the burst to end before it stops";
+    // Answered, not left to the bus's "no reply" when kmodd's connection closes.
+    EXPECT_EQ(load.error_name, "org.kmodd1.Error.Failed");
+    EXPECT_NE(load.error_message.find("kmodd is stopping: nothing was changed"), std::string::npos)
+        << load.error_message;
+    EXPECT_EQ(deps.error_name, "org.kmodd1.Error.Failed");
+    EXPECT_NE(deps.error_message.find("kmodd is stopping"), std::string::npos)
+        << deps.error_message;
+
+    // The next start indexes the change it did not get to.
+    ASSERT_TRUE(setup.start()) << setup.log();
+    auto found = setup.client().list_deps("blockdev");
+    EXPECT_TRUE(found) << found.error_name << " " << found.error_message;
     setup.stop();
 }
 
