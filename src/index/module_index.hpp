@@ -35,6 +35,43 @@ struct FileKey {
 /// The FileKey of a file whose stat is `st`.
 [[nodiscard]] FileKey file_key_of(const struct stat& st);
 
+/// What a walk read from one directory of the tree, kept so that the next walk reads the
+/// directory again only when it changed, as git's untracked cache does: a directory whose
+/// identity (device, inode, size, mtime and ctime in nanoseconds) is the same, and did not
+/// change shortly before the listing was taken, holds the same entries in the same readdir
+/// order (which decides the priority of two files of one module name). Only what the walk
+/// uses is kept: subdirectories and module files.
+struct DirListing {
+    struct Entry {
+        std::string name;
+        uint8_t type = 0;    ///< its d_type as read (DT_REG, DT_DIR, DT_LNK, DT_UNKNOWN ...)
+        bool is_dir = false; ///< what it was found to be: a directory, or else a module file
+        bool operator==(const Entry&) const = default;
+    };
+    std::string path;
+    FileKey key; ///< the directory's (following symlinks), taken before it was read
+    std::vector<Entry> entries;
+    bool operator==(const DirListing&) const = default;
+};
+
+/// A walk's use of directory listings (ModuleIndex::list_files()).
+struct WalkMemo {
+    /// The last walk's listings: a directory found with the same key is not read again.
+    std::vector<DirListing> previous;
+    /// This walk's listings, in walk order, for the next walk; a directory that changed
+    /// within ParseCache::kRacyMarginNs before `since_ns` is left out (read again next time).
+    std::vector<DirListing> recorded;
+    int64_t since_ns = 0;
+    /// Whether `recorded` may be kept: false when the walk said anything (a problem with an
+    /// entry must be found, and said, by the next walk again).
+    bool complete = true;
+    /// Directories read by this walk, and those taken from `previous` instead.
+    size_t read_count = 0;
+    size_t replayed_count = 0;
+    /// `previous` by path, made by the walk.
+    std::unordered_map<std::string_view, const DirListing*> previous_by_path;
+};
+
 /// What the index keeps of a parsed module file: only what resolving and the outputs need,
 /// in compact form. The rest of .modinfo is dropped, and the symbol names live once in the
 /// index's symbol table (Candidate::export_ids, import_ids). Immutable once made, shared by
@@ -197,7 +234,10 @@ public:
     };
     /// Walks the module dir and the external dirs as scan() does (with the same diagnostics),
     /// without parsing or keeping anything. Errors: as scan().
-    [[nodiscard]] base::Result<std::vector<FoundFile>> list_files(Diagnostics& diagnostics) const;
+    /// With `memo`, directories unchanged since the listings in it are not read again, and
+    /// the listings of this walk are recorded into it.
+    [[nodiscard]] base::Result<std::vector<FoundFile>> list_files(Diagnostics& diagnostics,
+                                                                  WalkMemo* memo = nullptr) const;
     /// scan() on what list_files() found moments ago (its diagnostics already given), instead
     /// of walking the tree again.
     void scan(std::vector<FoundFile> walked, Diagnostics& diagnostics);
@@ -246,9 +286,27 @@ public:
 private:
     /// Adds the module files under `dir_fd` to `found`: regular files without their stat (see
     /// stat_found_files()), anything else with it.
+    /// With `memo`, the listing of each directory read is recorded into it and subdirectories
+    /// go through enter_directory().
     void walk(base::UniqueFd directory, const std::string& dir_path, std::vector<FoundFile>& found,
-              std::vector<std::pair<dev_t, ino_t>>& stack, Diagnostics& diagnostics) const;
-    base::Result<void> walk_all(std::vector<FoundFile>& found, Diagnostics& diagnostics) const;
+              std::vector<std::pair<dev_t, ino_t>>& stack, Diagnostics& diagnostics,
+              WalkMemo* memo = nullptr) const;
+    /// The files of the directory `dir_path` (opened as `directory`, whose stat is `st`): from
+    /// the memo's listing when it is the same directory, else read by walk().
+    void enter_directory(base::UniqueFd directory, const std::string& dir_path,
+                         const struct stat& st, std::vector<FoundFile>& found,
+                         std::vector<std::pair<dev_t, ino_t>>& stack, Diagnostics& diagnostics,
+                         WalkMemo& memo) const;
+    /// Adds the files of `listing` as walk() would find them, or nothing and false when
+    /// an entry is not what it was (a symlink's target changed).
+    bool replay_directory(const DirListing& listing, std::vector<FoundFile>& found,
+                          std::vector<std::pair<dev_t, ino_t>>& stack, Diagnostics& diagnostics,
+                          WalkMemo& memo) const;
+    /// A module file `name` of the directory `dir_path`, as the walk finds it (without stat).
+    [[nodiscard]] FoundFile found_file(const std::string& dir_path, std::string_view name,
+                                       bool is_symlink) const;
+    base::Result<void> walk_all(std::vector<FoundFile>& found, Diagnostics& diagnostics,
+                                WalkMemo* memo) const;
     /// Stats the files walk() left without one, on several threads when they are many.
     static void stat_found_files(std::vector<FoundFile>& found);
     bool merge(std::vector<FoundFile>& found, const std::string& scope, Diagnostics& diagnostics);

@@ -95,9 +95,24 @@ bool ModuleIndex::is_excluded(std::string_view name) const
 
 void ModuleIndex::walk(base::UniqueFd directory, const std::string& dir_path,
                        std::vector<FoundFile>& found, std::vector<std::pair<dev_t, ino_t>>& stack,
-                       Diagnostics& diagnostics) const
+                       Diagnostics& diagnostics, WalkMemo* memo) const
 {
     const int dir_fd = directory.get();
+    // The listing as read, recorded (for the next walk) unless the directory just changed.
+    size_t listing = SIZE_MAX;
+    if (memo != nullptr)
+        ++memo->read_count;
+    if (struct stat st{}; memo != nullptr && ::fstat(dir_fd, &st) == 0) {
+        const FileKey key = file_key_of(st);
+        if (!is_racy(key.mtime_ns, key.ctime_ns, memo->since_ns)) {
+            listing = memo->recorded.size();
+            memo->recorded.push_back({dir_path, key, {}});
+        }
+    }
+    auto record = [&](std::string_view name, uint8_t type, bool is_dir) {
+        if (listing != SIZE_MAX)
+            memo->recorded[listing].entries.push_back({std::string(name), type, is_dir});
+    };
     base::DirectoryReader reader(dir_fd);
     base::DirectoryReader::Entry entry{};
     while (reader.next(entry)) {
@@ -142,52 +157,44 @@ void ModuleIndex::walk(base::UniqueFd directory, const std::string& dir_path,
                                                                     "contains itself), ignoring"});
                 continue;
             }
+            record(name, entry.type, true);
             stack.push_back(id);
-            walk(std::move(sub), path, found, stack, diagnostics);
+            if (memo != nullptr)
+                enter_directory(std::move(sub), path, st, found, stack, diagnostics, *memo);
+            else
+                walk(std::move(sub), path, found, stack, diagnostics);
             stack.pop_back();
             continue;
         }
         if (!has_module_extension(name))
             continue;
-        FoundFile f;
-        f.name = normalize_modname(name);
-        f.dir_len = dir_path.size();
-        if (starts_with_dir(path, settings_.module_dir))
-            f.relpath = path.substr(settings_.module_dir.size() + 1);
-        if (entry.type == DT_LNK) {
-            if (char* real = ::realpath(path.c_str(), nullptr)) {
-                f.symlink_target = real;
-                std::free(real);
-            }
-        }
+        record(name, entry.type, false);
+        FoundFile f = found_file(dir_path, name, entry.type == DT_LNK);
         // A regular file is stat'ed once the walk is done (stat_found_files(), on several
         // threads); anything else now, relative to the directory.
         if (entry.type != DT_REG)
             f.has_stat = ::fstatat(dir_fd, c_name, &f.st, 0) == 0;
-        f.path = std::move(path);
         found.push_back(std::move(f));
     }
 }
 
-void ModuleIndex::stat_found_files(std::vector<FoundFile>& found)
+ModuleIndex::FoundFile ModuleIndex::found_file(const std::string& dir_path, std::string_view name,
+                                               bool is_symlink) const
 {
-    // A stat is a few microseconds of system call: thousands of them are worth a second thread.
-    constexpr size_t kFilesPerThread = 1024;
-    constexpr size_t kBatch = 64;
-    const unsigned threads = static_cast<unsigned>(std::clamp<size_t>(
-        found.size() / kFilesPerThread, 1, std::max(1U, std::thread::hardware_concurrency())));
-    std::atomic<size_t> next{0};
-    auto work = [&] {
-        for (size_t begin = next.fetch_add(kBatch); begin < found.size();
-             begin = next.fetch_add(kBatch)) {
-            for (size_t i = begin; i < std::min(begin + kBatch, found.size()); ++i) {
-                FoundFile& f = found[i];
-                if (!f.has_stat)
-                    f.has_stat = ::stat(f.path.c_str(), &f.st) == 0;
-            }
+    FoundFile f;
+    f.path.reserve(dir_path.size() + 1 + name.size());
+    f.path.append(dir_path).append("/").append(name);
+    f.name = normalize_modname(name);
+    f.dir_len = dir_path.size();
+    if (starts_with_dir(f.path, settings_.module_dir))
+        f.relpath = f.path.substr(settings_.module_dir.size() + 1);
+    if (is_symlink) {
+        if (char* real = ::realpath(f.path.c_str(), nullptr)) {
+            f.symlink_target = real;
+            std::free(real);
         }
-    };
-    base::run_on_threads(threads - 1, work);
+    }
+    return f;
 }
 
 bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
@@ -384,36 +391,6 @@ void ModuleIndex::load_modules_order()
     modules_order_ok_ = true;
 }
 
-base::Result<void> ModuleIndex::walk_all(std::vector<FoundFile>& found,
-                                         Diagnostics& diagnostics) const
-{
-    auto root = base::open_directory(AT_FDCWD, settings_.module_dir);
-    if (!root)
-        return base::make_error(root.error().code, "could not open directory " +
-                                                       settings_.module_dir + ": " +
-                                                       std::strerror(root.error().code));
-    found.reserve(std::max<size_t>(candidates_.size(), 1024));
-    std::vector<std::pair<dev_t, ino_t>> stack;
-    struct stat st {};
-    if (::fstat(root->get(), &st) == 0)
-        stack.emplace_back(st.st_dev, st.st_ino);
-    walk(std::move(*root), settings_.module_dir, found, stack, diagnostics);
-    for (const std::string& external : settings_.config.externals) {
-        auto dir = base::open_directory(AT_FDCWD, external);
-        if (!dir)
-            continue; // a missing external directory is not an error, as in kmod
-        stack.clear();
-        if (::fstat(dir->get(), &st) == 0)
-            stack.emplace_back(st.st_dev, st.st_ino);
-        std::string path = external;
-        while (path.size() > 1 && path.back() == '/')
-            path.pop_back();
-        walk(std::move(*dir), path, found, stack, diagnostics);
-    }
-    stat_found_files(found);
-    return {};
-}
-
 base::Result<void> ModuleIndex::scan(Diagnostics& diagnostics)
 {
     auto found = list_files(diagnostics);
@@ -449,15 +426,6 @@ base::Result<ModuleIndex::FoundFile> ModuleIndex::describe_file(const std::strin
     }
     f.path = path;
     return f;
-}
-
-base::Result<std::vector<ModuleIndex::FoundFile>>
-ModuleIndex::list_files(Diagnostics& diagnostics) const
-{
-    std::vector<FoundFile> found;
-    if (auto walked = walk_all(found, diagnostics); !walked)
-        return base::Unexpected(walked.error());
-    return found;
 }
 
 uint64_t ModuleIndex::file_digest(std::string_view path, const FileKey& key,

@@ -1,0 +1,168 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// The walk of a whole tree: each directory read, or replayed from the listing an earlier walk
+// recorded when the directory is provably the same; then every regular file stat'ed.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <thread>
+
+#include "base/file.hpp"
+#include "base/strings.hpp"
+#include "base/threads.hpp"
+#include "index/module_index.hpp"
+
+namespace kmodd::index {
+
+void ModuleIndex::stat_found_files(std::vector<FoundFile>& found)
+{
+    // A stat is a few microseconds of system call: thousands of them are worth a second thread.
+    constexpr size_t kFilesPerThread = 1024;
+    constexpr size_t kBatch = 64;
+    const unsigned threads = static_cast<unsigned>(std::clamp<size_t>(
+        found.size() / kFilesPerThread, 1, std::max(1U, std::thread::hardware_concurrency())));
+    std::atomic<size_t> next{0};
+    auto work = [&] {
+        for (size_t begin = next.fetch_add(kBatch); begin < found.size();
+             begin = next.fetch_add(kBatch)) {
+            for (size_t i = begin; i < std::min(begin + kBatch, found.size()); ++i) {
+                FoundFile& f = found[i];
+                if (!f.has_stat)
+                    f.has_stat = ::stat(f.path.c_str(), &f.st) == 0;
+            }
+        }
+    };
+    base::run_on_threads(threads - 1, work);
+}
+
+void ModuleIndex::enter_directory(base::UniqueFd directory, const std::string& dir_path,
+                                  const struct stat& st, std::vector<FoundFile>& found,
+                                  std::vector<std::pair<dev_t, ino_t>>& stack,
+                                  Diagnostics& diagnostics, WalkMemo& memo) const
+{
+    auto known = memo.previous_by_path.find(dir_path);
+    if (known != memo.previous_by_path.end() && known->second->key == file_key_of(st) &&
+        replay_directory(*known->second, found, stack, diagnostics, memo))
+        return;
+    if (!directory.is_valid()) {
+        directory = base::UniqueFd(::open(dir_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        if (!directory.is_valid()) {
+            // As walk() says it of a directory it cannot open.
+            diagnostics.push_back(
+                {Diagnostic::Level::Error, base::quoted(dir_path) + ": cannot open directory: " +
+                                               std::strerror(errno) + ", ignoring"});
+            return;
+        }
+    }
+    walk(std::move(directory), dir_path, found, stack, diagnostics, &memo);
+}
+
+bool ModuleIndex::replay_directory(const DirListing& listing, std::vector<FoundFile>& found,
+                                   std::vector<std::pair<dev_t, ino_t>>& stack,
+                                   Diagnostics& diagnostics, WalkMemo& memo) const
+{
+    // What the directory's key cannot prove: where its symlinks lead. Every entry the walk
+    // would stat is stat'ed first; any that is not what it was makes the walk read the
+    // directory instead (before anything of it was added).
+    std::vector<struct stat> stats(listing.entries.size());
+    std::string path;
+    auto path_of = [&](const DirListing::Entry& entry) -> const std::string& {
+        path.assign(listing.path).append("/").append(entry.name);
+        return path;
+    };
+    for (size_t i = 0; i < listing.entries.size(); ++i) {
+        const DirListing::Entry& entry = listing.entries[i];
+        if (!entry.is_dir && entry.type == DT_REG)
+            continue; // stat'ed with the others once the walk is done
+        if (::stat(path_of(entry).c_str(), &stats[i]) != 0 ||
+            (entry.is_dir ? !S_ISDIR(stats[i].st_mode) : !S_ISREG(stats[i].st_mode)))
+            return false;
+        const auto id = std::make_pair(stats[i].st_dev, stats[i].st_ino);
+        if (entry.is_dir && std::find(stack.begin(), stack.end(), id) != stack.end())
+            return false;
+    }
+    ++memo.replayed_count;
+    if (!is_racy(listing.key.mtime_ns, listing.key.ctime_ns, memo.since_ns))
+        memo.recorded.push_back(listing);
+    for (size_t i = 0; i < listing.entries.size(); ++i) {
+        const DirListing::Entry& entry = listing.entries[i];
+        if (!entry.is_dir) {
+            FoundFile f = found_file(listing.path, entry.name, entry.type == DT_LNK);
+            if (entry.type != DT_REG) {
+                f.st = stats[i];
+                f.has_stat = true;
+            }
+            found.push_back(std::move(f));
+            continue;
+        }
+        const std::string& sub_path = path_of(entry);
+        stack.emplace_back(stats[i].st_dev, stats[i].st_ino);
+        enter_directory(base::UniqueFd(), sub_path, stats[i], found, stack, diagnostics, memo);
+        stack.pop_back();
+    }
+    return true;
+}
+
+base::Result<void> ModuleIndex::walk_all(std::vector<FoundFile>& found, Diagnostics& diagnostics,
+                                         WalkMemo* memo) const
+{
+    auto root = base::open_directory(AT_FDCWD, settings_.module_dir);
+    if (!root)
+        return base::make_error(root.error().code, "could not open directory " +
+                                                       settings_.module_dir + ": " +
+                                                       std::strerror(root.error().code));
+    found.reserve(std::max<size_t>(candidates_.size(), 1024));
+    const size_t said_before = diagnostics.size();
+    if (memo != nullptr) {
+        memo->recorded.clear();
+        memo->complete = true;
+        memo->read_count = memo->replayed_count = 0;
+        memo->previous_by_path.clear();
+        for (const DirListing& listing : memo->previous)
+            memo->previous_by_path.emplace(listing.path, &listing);
+    }
+    std::vector<std::pair<dev_t, ino_t>> stack;
+    auto walk_from = [&](base::UniqueFd dir, const std::string& path) {
+        stack.clear();
+        struct stat st {};
+        if (::fstat(dir.get(), &st) != 0) {
+            walk(std::move(dir), path, found, stack, diagnostics);
+            return;
+        }
+        stack.emplace_back(st.st_dev, st.st_ino);
+        if (memo != nullptr)
+            enter_directory(std::move(dir), path, st, found, stack, diagnostics, *memo);
+        else
+            walk(std::move(dir), path, found, stack, diagnostics);
+    };
+    walk_from(std::move(*root), settings_.module_dir);
+    for (const std::string& external : settings_.config.externals) {
+        auto dir = base::open_directory(AT_FDCWD, external);
+        if (!dir)
+            continue; // a missing external directory is not an error, as in kmod
+        std::string path = external;
+        while (path.size() > 1 && path.back() == '/')
+            path.pop_back();
+        walk_from(std::move(*dir), path);
+    }
+    stat_found_files(found);
+    if (memo != nullptr) {
+        memo->complete = diagnostics.size() == said_before;
+        memo->previous_by_path.clear();
+    }
+    return {};
+}
+
+base::Result<std::vector<ModuleIndex::FoundFile>> ModuleIndex::list_files(Diagnostics& diagnostics,
+                                                                          WalkMemo* memo) const
+{
+    std::vector<FoundFile> found;
+    if (auto walked = walk_all(found, diagnostics, memo); !walked)
+        return base::Unexpected(walked.error());
+    return found;
+}
+
+} // namespace kmodd::index
