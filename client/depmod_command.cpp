@@ -289,9 +289,19 @@ int run_depmod(int argc, char** argv)
     // What a killed run (of ours or of kmodd) left would stay in the tree for ever.
     if (!dry_run)
         (*engine)->remove_stale_temp_files(diagnostics);
+    auto say_walk = [&] {
+        const auto walked = (*engine)->last_walk_counts();
+        if (printer.verbosity > 0 && !options.parse_cache.empty() && files.empty())
+            std::fprintf(stderr,
+                         "depmod: INFO: %zu %s read, %zu unchanged since the last run and not "
+                         "read again\n",
+                         walked.read, walked.read == 1 ? "directory" : "directories",
+                         walked.replayed);
+    };
     // Nothing to do when the outputs are provably those of the tree as it is now.
     if (!dry_run && files.empty() && (*engine)->outputs_are_current(diagnostics)) {
         printer.print(diagnostics);
+        say_walk();
         const size_t reparsed = (*engine)->files_reparsed_unchanged();
         if (printer.verbosity > 0 && reparsed == 0)
             std::fprintf(stderr,
@@ -318,6 +328,7 @@ int run_depmod(int argc, char** argv)
     diagnostics.clear();
     if (is_keyed_cache)
         depmod::prune_parse_caches(cache_dir);
+    say_walk();
     if (printer.verbosity > 0 && !options.parse_cache.empty())
         std::fprintf(stderr,
                      "depmod: INFO: parse cache %s: %zu modules taken from it, %zu parsed\n",

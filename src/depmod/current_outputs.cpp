@@ -53,9 +53,17 @@ bool Depmod::outputs_are_current(Diagnostics& diagnostics)
 
     Walk walk;
     walk.started_ns = index::realtime_ns();
-    auto files = index_.list_files(walk.said);
+    index::WalkMemo memo;
+    memo.previous = std::move(state->listings);
+    memo.since_ns = walk.started_ns;
+    auto files = index_.list_files(walk.said, &memo);
     if (!files)
         return false;
+    walk_counts_ = {memo.read_count, memo.replayed_count};
+    listings_ = memo.complete ? std::move(memo.recorded) : std::vector<index::DirListing>();
+    // What the directories hold now, for the state saved below or after the scan.
+    const bool listings_changed = listings_ != memo.previous;
+    state->listings = listings_;
     // Whatever is decided below, a scan() that follows needs this walk, not another.
     const auto keep_walk = [&] {
         walk.files = std::move(*files);
@@ -78,9 +86,12 @@ bool Depmod::outputs_are_current(Diagnostics& diagnostics)
     }
     if (!state->describes_files_in(output_dir_))
         return keep_walk();
-    if ((!same_keys || sum != state->modules) &&
-        !prove_reparsed_unchanged(*state, *files, walk.started_ns))
+    const bool proven_by_keys = same_keys && sum == state->modules;
+    if (!proven_by_keys && !prove_reparsed_unchanged(*state, *files, walk.started_ns))
         return keep_walk();
+    // Nothing to write but the listings of directories that changed (a file came and went).
+    if (proven_by_keys && listings_changed)
+        (void)state->save(output_state_path(options_.parse_cache)); // else read again next run
     diagnostics.insert(diagnostics.end(), walk.said.begin(), walk.said.end());
     diagnostics.insert(diagnostics.end(), state->diagnostics.begin(), state->diagnostics.end());
     return true;

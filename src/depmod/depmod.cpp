@@ -285,11 +285,24 @@ base::Result<void> Depmod::scan(Diagnostics& diagnostics)
     }
     const size_t parsed_before = index_.parse_count();
     base::Result<void> scanned;
-    if (walk) {
+    if (!walk) {
+        // Walked here, its listings recorded for the next run's (see outputs_are_current()).
+        walk = Walk{};
+        index::WalkMemo memo;
+        memo.since_ns = started_ns;
+        const bool keeps_state = !options_.parse_cache.empty() && options_.save_parse_cache;
+        auto files = index_.list_files(walk->said, keeps_state ? &memo : nullptr);
+        if (!files)
+            scanned = base::Unexpected(files.error());
+        else
+            walk->files = std::move(*files);
+        walk_counts_ = {memo.read_count, memo.replayed_count};
+        listings_ = keeps_state && memo.complete ? std::move(memo.recorded)
+                                                 : std::vector<index::DirListing>();
+    }
+    if (scanned) {
         diagnostics.insert(diagnostics.end(), walk->said.begin(), walk->said.end());
         index_.scan(std::move(walk->files), diagnostics);
-    } else {
-        scanned = index_.scan(diagnostics);
     }
     index_.record_parses_into(nullptr);
     index_.use_parse_cache(nullptr);
@@ -378,6 +391,9 @@ void Depmod::save_output_state(const std::vector<OutputFile>& outputs, const Dia
     for (const OutputFile& file : outputs)
         state.files.push_back({file.name, file.content.size(), base::Digest64::of(file.content)});
     state.diagnostics = said;
+    // Kept for this save only: later ones (a daemon's, after changes it was told of) leave
+    // them out, and the next walk reads every directory once.
+    state.listings = std::exchange(listings_, {});
     auto saved = state.save(path);
     const int code = saved ? 0 : saved.error().code;
     // Where the caller may not write (a user's run) or the cache was never made, nothing is

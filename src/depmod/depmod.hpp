@@ -108,6 +108,14 @@ public:
     /// prove the outputs current (0: nothing had changed).
     [[nodiscard]] size_t files_reparsed_unchanged() const { return files_reparsed_unchanged_; }
 
+    /// The last whole walk's directories: read, and taken from the listings the run before
+    /// kept in the output state (unchanged since).
+    struct WalkCounts {
+        size_t read = 0;
+        size_t replayed = 0;
+    };
+    [[nodiscard]] WalkCounts last_walk_counts() const { return walk_counts_; }
+
     /// One path changed, appeared or vanished (a module file, a directory, modules.order,
     /// modules.builtin*). Returns true when the outputs may change.
     bool update_path(const std::string& path, index::Diagnostics& diagnostics);
@@ -181,6 +189,10 @@ private:
         int64_t started_ns = 0;
     };
     std::optional<Walk> last_walk_;
+    /// The directory listings of the last whole walk, kept in the output state for the next
+    /// run's walk; empty when that walk said anything.
+    std::vector<index::DirListing> listings_;
+    WalkCounts walk_counts_;
     OutputBuilder outputs_;
     size_t parses_at_last_write_ = 0;
     size_t last_module_count_ = 0;

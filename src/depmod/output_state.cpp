@@ -18,7 +18,7 @@ namespace kmodd::depmod {
 namespace {
 
 constexpr char kMagic[8] = {'k', 'm', 'o', 'd', 'd', 'O', 'S', '\n'};
-constexpr uint32_t kFormatVersion = 3; // 2: keys_since_ns, 3: renewed
+constexpr uint32_t kFormatVersion = 4; // 2: keys_since_ns, 3: renewed, 4: listings
 constexpr uint32_t kByteOrderMark = 0x01020304;
 // magic, version, byte-order mark, payload size, CRC-32 of the payload (+ 4 bytes padding)
 constexpr size_t kHeaderSize = 8 + 4 + 4 + 8 + 4 + 4;
@@ -32,6 +32,35 @@ uint32_t checksum(std::string_view payload)
 base::Unexpected invalid(const std::string& what)
 {
     return base::make_error(EINVAL, what);
+}
+
+void put_file_key(std::string& out, const index::FileKey& key)
+{
+    base::put_value(out, static_cast<uint64_t>(key.dev));
+    base::put_value(out, static_cast<uint64_t>(key.ino));
+    base::put_value(out, static_cast<int64_t>(key.size));
+    base::put_value(out, key.mtime_ns);
+    base::put_value(out, key.ctime_ns);
+}
+
+bool get_file_key(base::ByteReader& in, index::FileKey& key)
+{
+    uint64_t dev = 0, ino = 0;
+    int64_t size = 0;
+    if (!in.get(dev) || !in.get(ino) || !in.get(size) || !in.get(key.mtime_ns) ||
+        !in.get(key.ctime_ns))
+        return false;
+    key.dev = static_cast<dev_t>(dev);
+    key.ino = static_cast<ino_t>(ino);
+    key.size = static_cast<off_t>(size);
+    return true;
+}
+
+/// A name a walk could have read from a directory: one path component.
+bool is_entry_name(std::string_view name)
+{
+    return !name.empty() && name != "." && name != ".." &&
+           name.find_first_of(std::string_view("/\0", 2)) == std::string_view::npos;
 }
 
 } // namespace
@@ -80,6 +109,17 @@ std::string OutputState::serialize() const
         base::put_string(payload, file.path);
         index::append_cache_key(payload, file.now);
         index::append_cache_key(payload, file.cached);
+    }
+    base::put_value(payload, static_cast<uint32_t>(listings.size()));
+    for (const index::DirListing& listing : listings) {
+        base::put_string(payload, listing.path);
+        put_file_key(payload, listing.key);
+        base::put_value(payload, static_cast<uint32_t>(listing.entries.size()));
+        for (const index::DirListing::Entry& entry : listing.entries) {
+            base::put_string(payload, entry.name);
+            base::put_value(payload, entry.type);
+            base::put_value(payload, static_cast<uint8_t>(entry.is_dir));
+        }
     }
     std::string out(kMagic, sizeof kMagic);
     base::put_value(out, kFormatVersion);
@@ -150,6 +190,31 @@ base::Result<OutputState> OutputState::parse(std::string_view bytes)
             return invalid("malformed renewed entry");
         file.path = std::string(path);
         state.renewed.push_back(std::move(file));
+    }
+    // Each listing: a path (4 bytes and more), a key (40 bytes) and an entry count; each
+    // entry a name (5 bytes and more) and two bytes.
+    if (!in.get_count(count, 48))
+        return invalid("malformed");
+    state.listings.reserve(count);
+    for (uint32_t i = 0; i < count; ++i) {
+        std::string_view path;
+        index::DirListing listing;
+        uint32_t entries = 0;
+        if (!in.get_string(path) || !path.starts_with('/') || !get_file_key(in, listing.key) ||
+            !in.get_count(entries, 7))
+            return invalid("malformed directory listing");
+        listing.path = std::string(path);
+        listing.entries.resize(entries);
+        for (index::DirListing::Entry& entry : listing.entries) {
+            std::string_view name;
+            uint8_t is_dir = 0;
+            if (!in.get_string(name) || !is_entry_name(name) || !in.get(entry.type) ||
+                !in.get(is_dir) || is_dir > 1)
+                return invalid("malformed directory entry");
+            entry.name = std::string(name);
+            entry.is_dir = is_dir == 1;
+        }
+        state.listings.push_back(std::move(listing));
     }
     if (in.left() != 0)
         return invalid("bytes after the last field");

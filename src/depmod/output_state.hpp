@@ -11,6 +11,7 @@
 
 #include "base/result.hpp"
 #include "index/diagnostic.hpp"
+#include "index/module_index.hpp"
 #include "index/parse_cache.hpp"
 
 namespace kmodd::depmod {
@@ -50,6 +51,9 @@ struct OutputState {
         bool operator==(const Renewed&) const = default;
     };
     std::vector<Renewed> renewed;
+    /// The directories of the tree as the last walk read them (index::WalkMemo): the next
+    /// walk reads again only those that changed. Empty when that walk said anything.
+    std::vector<index::DirListing> listings;
 
     /// Whether every output file in `dir` holds the bytes this state recorded (size and digest).
     [[nodiscard]] bool describes_files_in(const std::string& dir) const;

@@ -259,7 +259,7 @@ run_ours() {
     local status=0
     "$kmodctl" depmod -v -C /dev/null -b "$warm" -o "$wout" --cache-dir="$cache" "$version" \
         >/dev/null 2>"$scratch/$1.stderr" || status=$?
-    grep 'parse cache' "$scratch/$1.stderr" | sed "s|^|$1: |" || true
+    grep -E 'parse cache|director(y|ies) read' "$scratch/$1.stderr" | sed "s|^|$1: |" || true
     if [[ $status -ne 0 ]]; then
         log "FAIL: $1: kmodctl depmod exited with status $status"
         failed=1
@@ -307,6 +307,11 @@ run_ours cache-cold
 check_scenario cache-cold "$expected" ' 0 modules taken from it, [1-9]'
 run_ours cache-warm
 check_scenario cache-warm "$expected" 'nothing written'
+# Every directory is older than the racy margin: the cold run's listings stand for all of them.
+if ! grep -Eq ' 0 directories read, [1-9][0-9]* unchanged' "$scratch/cache-warm.stderr"; then
+    log "FAIL: cache-warm: directories were read again though none changed"
+    failed=1
+fi
 # Outputs changed behind our back (emptied, deleted) are written again, though no input changed.
 : >"$wout/lib/modules/$version/modules.dep"
 rm -f "$wout/lib/modules/$version/modules.alias.bin"
@@ -355,8 +360,16 @@ check_scenario cache-settled "$scratch/kmod-now" 'parse cache'
 cp "$wmod/$rebuilt" "$wmod/$rebuilt.new" && mv -f "$wmod/$rebuilt.new" "$wmod/$rebuilt"
 run_ours cache-rebuilt
 check_scenario cache-rebuilt "$scratch/kmod-now" ' 1 changed module file parsed as before'
+# A module added beside the deleted one, in a directory the last run's listings hold (it
+# changed before the pause above): that directory is read again, the others are not.
+added=$(dirname "$deleted")/kmodd_added_${donor##*/}
+cp "$wmod/$donor" "$wmod/$added"
+kmod_on_warm
+run_ours cache-added
+check_scenario cache-added "$scratch/kmod-now" \
+    ' [1-9] director(y|ies) read, [1-9][0-9]* unchanged since the last run'
 log "parse cache: $scenario_passed/$scenario_total scenarios identical to kmod's" \
-    "(replaced $replaced, edited $edited, deleted $deleted, rebuilt $rebuilt)"
+    "(replaced $replaced, edited $edited, deleted $deleted, rebuilt $rebuilt, added $added)"
 
 # Warnings are compared loosely: shown side by side, not asserted.
 kmod_lines=$(grep -c . "$expected/stderr" || true)

@@ -3,6 +3,8 @@
 // that could make a run skip its work.
 #include "depmod/output_state.hpp"
 
+#include <dirent.h>
+
 #include <cstring>
 #include <random>
 #include <string>
@@ -30,6 +32,12 @@ OutputState sample()
                      {"/lib/modules/6.1.0/updates/dkms/x.ko",
                       {2049, 7, 1000, 5, 6, "/usr/src/x/x.ko"},
                       {2049, 7, 999, 3, 4, "/usr/src/x/x.ko"}}};
+    state.listings = {{"/lib/modules/6.1.0",
+                       {2049, 12, 4096, 1764000000000000000, 1764000000000000002},
+                       {{"kernel", DT_DIR, true}, {"updates", DT_LNK, true}}},
+                      {"/lib/modules/6.1.0/updates",
+                       {2049, 99, 4096, 7, 8},
+                       {{"x.ko", DT_LNK, false}, {"y.ko.xz", DT_REG, false}}}};
     return state;
 }
 
@@ -41,6 +49,7 @@ void expect_same(const OutputState& a, const OutputState& b)
     EXPECT_EQ(a.keys_since_ns, b.keys_since_ns);
     EXPECT_EQ(a.files, b.files);
     EXPECT_EQ(a.renewed, b.renewed);
+    EXPECT_EQ(a.listings, b.listings);
     ASSERT_EQ(a.diagnostics.size(), b.diagnostics.size());
     for (size_t i = 0; i < a.diagnostics.size(); ++i) {
         EXPECT_EQ(a.diagnostics[i].level, b.diagnostics[i].level);
@@ -65,6 +74,21 @@ TEST(OutputState, EveryTruncationAndEveryFlippedByteIsRefused)
         damaged[at] = static_cast<char>(damaged[at] ^ 0x20);
         EXPECT_FALSE(OutputState::parse(damaged)) << "byte " << at;
     }
+}
+
+// A listing's names are joined to its directory's path by the next walk: a damaged or hostile
+// state must not lead it out of the directory.
+TEST(OutputState, AListingEntryThatIsNotOneNameInItsDirectoryIsRefused)
+{
+    const std::string names[] = {"", ".", "..", "../../etc", "a/b", std::string("a\0b", 3)};
+    for (const std::string& name : names) {
+        OutputState state = sample();
+        state.listings[1].entries[0].name = name;
+        EXPECT_FALSE(OutputState::parse(state.serialize())) << name;
+    }
+    OutputState relative = sample();
+    relative.listings[0].path = "lib/modules/6.1.0";
+    EXPECT_FALSE(OutputState::parse(relative.serialize()));
 }
 
 TEST(OutputState, AnotherFormatVersionIsRefusedWithTheReason)
