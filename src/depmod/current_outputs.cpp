@@ -84,10 +84,10 @@ bool Depmod::outputs_are_current(Diagnostics& diagnostics)
         }
         sum += index::ModuleIndex::file_digest(file.path, key, file.symlink_target);
     }
-    if (!state->describes_files_in(output_dir_))
-        return keep_walk();
+    // The outputs are read last: a module whose content changed fails the proof sooner.
     const bool proven_by_keys = same_keys && sum == state->modules;
-    if (!proven_by_keys && !prove_reparsed_unchanged(*state, *files, walk.started_ns))
+    if (proven_by_keys ? !state->describes_files_in(output_dir_)
+                       : !prove_reparsed_unchanged(*state, *files, walk.started_ns))
         return keep_walk();
     // Nothing to write but the listings of directories that changed (a file came and went).
     if (proven_by_keys && listings_changed)
@@ -154,7 +154,8 @@ bool Depmod::prove_reparsed_unchanged(const OutputState& state,
             renewed.push_back({file.path, std::move(now), *stored->key});
     }
     // Beyond a few renewed files a full run, which rewrites the cache, is the better deal.
-    if (published != state.modules || renewed.size() > kMaxRenewed)
+    if (published != state.modules || renewed.size() > kMaxRenewed ||
+        !state.describes_files_in(output_dir_))
         return false;
 
     // Proven: the state takes the files' keys now (the cache stays as it is), and modules.dep the

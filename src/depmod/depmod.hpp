@@ -156,7 +156,8 @@ private:
     [[nodiscard]] uint64_t inputs_digest(uint64_t modules_order, uint64_t builtin,
                                          uint64_t builtin_modinfo) const;
     /// outputs_are_current() for module files whose keys differ from the published generation's
-    /// (`state`), found by the walk that began at `started_ns`.
+    /// (`state`), found by the walk that began at `started_ns`: those files parsed again, then
+    /// the output files read.
     [[nodiscard]] bool
     prove_reparsed_unchanged(const OutputState& state,
                              const std::vector<index::ModuleIndex::FoundFile>& files,
