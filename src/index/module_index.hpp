@@ -302,8 +302,9 @@ private:
     bool replay_directory(const DirListing& listing, std::vector<FoundFile>& found,
                           std::vector<std::pair<dev_t, ino_t>>& stack, Diagnostics& diagnostics,
                           WalkMemo& memo) const;
-    /// A module file `name` of the directory `dir_path`, as the walk finds it (without stat).
-    [[nodiscard]] FoundFile found_file(const std::string& dir_path, std::string_view name,
+    /// The module file `path` (`name` in a directory whose path is `dir_len` long), as the walk
+    /// finds it (without stat).
+    [[nodiscard]] FoundFile found_file(std::string path, size_t dir_len, std::string_view name,
                                        bool is_symlink) const;
     base::Result<void> walk_all(std::vector<FoundFile>& found, Diagnostics& diagnostics,
                                 WalkMemo* memo) const;

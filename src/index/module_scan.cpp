@@ -169,7 +169,7 @@ void ModuleIndex::walk(base::UniqueFd directory, const std::string& dir_path,
         if (!has_module_extension(name))
             continue;
         record(name, entry.type, false);
-        FoundFile f = found_file(dir_path, name, entry.type == DT_LNK);
+        FoundFile f = found_file(std::move(path), dir_path.size(), name, entry.type == DT_LNK);
         // A regular file is stat'ed once the walk is done (stat_found_files(), on several
         // threads); anything else now, relative to the directory.
         if (entry.type != DT_REG)
@@ -178,14 +178,13 @@ void ModuleIndex::walk(base::UniqueFd directory, const std::string& dir_path,
     }
 }
 
-ModuleIndex::FoundFile ModuleIndex::found_file(const std::string& dir_path, std::string_view name,
-                                               bool is_symlink) const
+ModuleIndex::FoundFile ModuleIndex::found_file(std::string path, size_t dir_len,
+                                               std::string_view name, bool is_symlink) const
 {
     FoundFile f;
-    f.path.reserve(dir_path.size() + 1 + name.size());
-    f.path.append(dir_path).append("/").append(name);
+    f.path = std::move(path);
     f.name = normalize_modname(name);
-    f.dir_len = dir_path.size();
+    f.dir_len = dir_len;
     if (starts_with_dir(f.path, settings_.module_dir))
         f.relpath = f.path.substr(settings_.module_dir.size() + 1);
     if (is_symlink) {

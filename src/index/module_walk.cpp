@@ -90,7 +90,8 @@ bool ModuleIndex::replay_directory(const DirListing& listing, std::vector<FoundF
     for (size_t i = 0; i < listing.entries.size(); ++i) {
         const DirListing::Entry& entry = listing.entries[i];
         if (!entry.is_dir) {
-            FoundFile f = found_file(listing.path, entry.name, entry.type == DT_LNK);
+            FoundFile f =
+                found_file(path_of(entry), listing.path.size(), entry.name, entry.type == DT_LNK);
             if (entry.type != DT_REG) {
                 f.st = stats[i];
                 f.has_stat = true;
