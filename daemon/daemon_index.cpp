@@ -199,6 +199,7 @@ void Daemon::start_batch()
     std::vector<ForcedRebuild> forced = std::move(held_rebuilds_);
     held_rebuilds_.clear();
     std::vector<std::string> forced_versions;
+    forced_versions.reserve(forced.size());
     for (const auto& rebuild : forced)
         forced_versions.push_back(rebuild.version);
     is_batch_running_ = true;
