@@ -122,8 +122,15 @@ base::Result<void> ModuleIndex::walk_all(std::vector<FoundFile>& found, Diagnost
         memo->complete = true;
         memo->read_count = memo->replayed_count = 0;
         memo->previous_by_path.clear();
-        for (const DirListing& listing : memo->previous)
+        size_t files = 0;
+        for (const DirListing& listing : memo->previous) {
             memo->previous_by_path.emplace(listing.path, &listing);
+            files +=
+                static_cast<size_t>(std::count_if(listing.entries.begin(), listing.entries.end(),
+                                                  [](const auto& e) { return !e.is_dir; }));
+        }
+        // The files the listings hold, most of them found again: no growth by doubling.
+        found.reserve(files + files / 16);
     }
     std::vector<std::pair<dev_t, ino_t>> stack;
     auto walk_from = [&](base::UniqueFd dir, const std::string& path) {
