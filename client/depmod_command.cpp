@@ -291,7 +291,8 @@ int run_depmod(int argc, char** argv)
         (*engine)->remove_stale_temp_files(diagnostics);
     auto say_walk = [&] {
         const auto walked = (*engine)->last_walk_counts();
-        if (printer.verbosity > 0 && !options.parse_cache.empty() && files.empty())
+        // A run that keeps no listings (-n) says nothing of them.
+        if (printer.verbosity > 0 && walked.read + walked.replayed > 0)
             std::fprintf(stderr,
                          "depmod: INFO: %zu %s read, %zu unchanged since the last run and not "
                          "read again\n",

@@ -138,6 +138,13 @@ TEST(DepmodCli, AWarmRunTakesUnchangedModulesFromTheParseCacheAndWritesWhatKmodW
                               &output),
               0);
     EXPECT_EQ(output, "0\n");
+    // Nor does a dry run keep directory listings, or say anything of them.
+    ASSERT_EQ(test::run_shell(kKmodctl + " depmod -n -v -C /dev/null --cache-dir=" +
+                                  shell_quoted(cache) + " -b " + shell_quoted(tree.root()) + " " +
+                                  tree.version() + " 2>&1 >/dev/null | grep -c 'director' || true",
+                              &output),
+              0);
+    EXPECT_EQ(output, "0\n");
 }
 
 TEST(DepmodCli, AModuleRebuiltWithTheSameSymbolsAndModinfoChangesNoOutputAndWritesNothing)
