@@ -291,8 +291,9 @@ private:
     void walk(base::UniqueFd directory, const std::string& dir_path, std::vector<FoundFile>& found,
               std::vector<std::pair<dev_t, ino_t>>& stack, Diagnostics& diagnostics,
               WalkMemo* memo = nullptr) const;
-    /// The files of the directory `dir_path` (opened as `directory`, whose stat is `st`): from
-    /// the memo's listing when it is the same directory, else read by walk().
+    /// The files of the directory `dir_path` (whose stat is `st`; opened as `directory`, or
+    /// not yet when that is not valid): from the memo's listing when it is the same directory,
+    /// else read by walk().
     void enter_directory(base::UniqueFd directory, const std::string& dir_path,
                          const struct stat& st, std::vector<FoundFile>& found,
                          std::vector<std::pair<dev_t, ino_t>>& stack, Diagnostics& diagnostics,
