@@ -286,11 +286,14 @@ public:
 private:
     /// Adds the module files under `dir_fd` to `found`: regular files without their stat (see
     /// stat_found_files()), anything else with it.
-    /// With `memo`, the listing of each directory read is recorded into it and subdirectories
-    /// go through enter_directory().
+    /// With `memo`, the listing of each directory read is recorded into it (keyed by `dir_st`,
+    /// the directory's stat taken before it was read) and subdirectories go through
+    /// enter_directory().
     void walk(base::UniqueFd directory, const std::string& dir_path, std::vector<FoundFile>& found,
               std::vector<std::pair<dev_t, ino_t>>& stack, Diagnostics& diagnostics,
-              WalkMemo* memo = nullptr) const;
+              WalkMemo* memo = nullptr, const struct stat* dir_st = nullptr) const;
+    /// What the walk says of a directory it cannot open.
+    [[nodiscard]] static Diagnostic cannot_open_directory(const std::string& path, int err);
     /// The files of the directory `dir_path` (whose stat is `st`; opened as `directory`, or
     /// not yet when that is not valid): from the memo's listing when it is the same directory,
     /// else read by walk().

@@ -95,15 +95,14 @@ bool ModuleIndex::is_excluded(std::string_view name) const
 
 void ModuleIndex::walk(base::UniqueFd directory, const std::string& dir_path,
                        std::vector<FoundFile>& found, std::vector<std::pair<dev_t, ino_t>>& stack,
-                       Diagnostics& diagnostics, WalkMemo* memo) const
+                       Diagnostics& diagnostics, WalkMemo* memo, const struct stat* dir_st) const
 {
     const int dir_fd = directory.get();
     // The listing as read, recorded (for the next walk) unless the directory just changed.
     size_t listing = SIZE_MAX;
-    if (memo != nullptr)
+    if (memo != nullptr) {
         ++memo->read_count;
-    if (struct stat st{}; memo != nullptr && ::fstat(dir_fd, &st) == 0) {
-        const FileKey key = file_key_of(st);
+        const FileKey key = file_key_of(*dir_st);
         if (!is_racy(key.mtime_ns, key.ctime_ns, memo->since_ns)) {
             listing = memo->recorded.size();
             memo->recorded.push_back({dir_path, key, {}});
@@ -145,9 +144,7 @@ void ModuleIndex::walk(base::UniqueFd directory, const std::string& dir_path,
             base::UniqueFd sub(::openat(dir_fd, c_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
             struct stat st {};
             if (!sub.is_valid() || ::fstat(sub.get(), &st) < 0) {
-                diagnostics.push_back(
-                    {Diagnostic::Level::Error, base::quoted(path) + ": cannot open directory: " +
-                                                   std::strerror(errno) + ", ignoring"});
+                diagnostics.push_back(cannot_open_directory(path, errno));
                 continue;
             }
             auto id = std::make_pair(st.st_dev, st.st_ino);
@@ -176,6 +173,12 @@ void ModuleIndex::walk(base::UniqueFd directory, const std::string& dir_path,
             f.has_stat = ::fstatat(dir_fd, c_name, &f.st, 0) == 0;
         found.push_back(std::move(f));
     }
+}
+
+Diagnostic ModuleIndex::cannot_open_directory(const std::string& path, int err)
+{
+    return {Diagnostic::Level::Error,
+            base::quoted(path) + ": cannot open directory: " + std::strerror(err) + ", ignoring"};
 }
 
 ModuleIndex::FoundFile ModuleIndex::found_file(std::string path, size_t dir_len,

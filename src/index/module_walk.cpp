@@ -11,7 +11,6 @@
 #include <thread>
 
 #include "base/file.hpp"
-#include "base/strings.hpp"
 #include "base/threads.hpp"
 #include "index/module_index.hpp"
 
@@ -50,14 +49,11 @@ void ModuleIndex::enter_directory(base::UniqueFd directory, const std::string& d
     if (!directory.is_valid()) {
         directory = base::UniqueFd(::open(dir_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
         if (!directory.is_valid()) {
-            // As walk() says it of a directory it cannot open.
-            diagnostics.push_back(
-                {Diagnostic::Level::Error, base::quoted(dir_path) + ": cannot open directory: " +
-                                               std::strerror(errno) + ", ignoring"});
+            diagnostics.push_back(cannot_open_directory(dir_path, errno));
             return;
         }
     }
-    walk(std::move(directory), dir_path, found, stack, diagnostics, &memo);
+    walk(std::move(directory), dir_path, found, stack, diagnostics, &memo, &st);
 }
 
 bool ModuleIndex::replay_directory(const DirListing& listing, std::vector<FoundFile>& found,
@@ -115,23 +111,22 @@ base::Result<void> ModuleIndex::walk_all(std::vector<FoundFile>& found, Diagnost
         return base::make_error(root.error().code, "could not open directory " +
                                                        settings_.module_dir + ": " +
                                                        std::strerror(root.error().code));
-    found.reserve(std::max<size_t>(candidates_.size(), 1024));
-    const size_t said_before = diagnostics.size();
+    size_t listed_files = 0;
     if (memo != nullptr) {
         memo->recorded.clear();
         memo->complete = true;
         memo->read_count = memo->replayed_count = 0;
         memo->previous_by_path.clear();
-        size_t files = 0;
         for (const DirListing& listing : memo->previous) {
             memo->previous_by_path.emplace(listing.path, &listing);
-            files +=
+            listed_files +=
                 static_cast<size_t>(std::count_if(listing.entries.begin(), listing.entries.end(),
                                                   [](const auto& e) { return !e.is_dir; }));
         }
-        // The files the listings hold, most of them found again: no growth by doubling.
-        found.reserve(files + files / 16);
     }
+    // The files the listings hold, most of them found again: no growth by doubling.
+    found.reserve(std::max({candidates_.size(), size_t{1024}, listed_files + listed_files / 16}));
+    const size_t said_before = diagnostics.size();
     std::vector<std::pair<dev_t, ino_t>> stack;
     auto walk_from = [&](base::UniqueFd dir, const std::string& path) {
         stack.clear();
