@@ -59,8 +59,7 @@ bool Depmod::outputs_are_current(Diagnostics& diagnostics)
     auto files = index_.list_files(walk.said, &memo);
     if (!files)
         return false;
-    walk_counts_ = {memo.read_count, memo.replayed_count};
-    listings_ = memo.complete ? std::move(memo.recorded) : std::vector<index::DirListing>();
+    keep_listings(memo);
     // What the directories hold now, for the state saved below or after the scan.
     const bool listings_changed = listings_ != memo.previous;
     state->listings = listings_;

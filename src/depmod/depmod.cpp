@@ -206,6 +206,12 @@ base::Result<std::unique_ptr<Depmod>> Depmod::create(DepmodOptions options,
     return depmod;
 }
 
+void Depmod::keep_listings(index::WalkMemo& memo)
+{
+    walk_counts_ = {memo.read_count, memo.replayed_count};
+    listings_ = memo.complete ? std::move(memo.recorded) : std::vector<index::DirListing>();
+}
+
 void Depmod::load_builtin_inputs()
 {
     builtin_problems_.clear();
@@ -290,15 +296,14 @@ base::Result<void> Depmod::scan(Diagnostics& diagnostics)
         walk = Walk{};
         index::WalkMemo memo;
         memo.since_ns = started_ns;
+        // A run that keeps no state records no listings (the memo stays empty).
         const bool keeps_state = !options_.parse_cache.empty() && options_.save_parse_cache;
         auto files = index_.list_files(walk->said, keeps_state ? &memo : nullptr);
         if (!files)
             scanned = base::Unexpected(files.error());
         else
             walk->files = std::move(*files);
-        walk_counts_ = {memo.read_count, memo.replayed_count};
-        listings_ = keeps_state && memo.complete ? std::move(memo.recorded)
-                                                 : std::vector<index::DirListing>();
+        keep_listings(memo);
     }
     if (scanned) {
         diagnostics.insert(diagnostics.end(), walk->said.begin(), walk->said.end());

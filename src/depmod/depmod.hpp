@@ -194,6 +194,8 @@ private:
     /// run's walk; empty when that walk said anything.
     std::vector<index::DirListing> listings_;
     WalkCounts walk_counts_;
+    /// Takes the counts of a whole walk and, when it may be kept, its listings.
+    void keep_listings(index::WalkMemo& memo);
     OutputBuilder outputs_;
     size_t parses_at_last_write_ = 0;
     size_t last_module_count_ = 0;
