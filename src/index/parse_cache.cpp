@@ -11,11 +11,13 @@
 #include <ctime>
 #include <functional>
 #include <limits>
+#include <thread>
 #include <type_traits>
 
 #include "base/byte_io.hpp"
 #include "base/file.hpp"
 #include "base/strings.hpp"
+#include "base/threads.hpp"
 #include "index/module_index.hpp"
 
 namespace kmodd::index {
@@ -44,6 +46,9 @@ uint32_t crc_update(uint32_t crc, std::string_view bytes)
     return static_cast<uint32_t>(
         ::crc32_z(crc, reinterpret_cast<const Bytef*>(bytes.data()), bytes.size()));
 }
+
+/// A payload at least this big has its checksum worked out on a thread of its own.
+constexpr size_t kChecksumWorthAThread = size_t{1} << 20;
 
 /// Records are written out once this many bytes of them wait.
 constexpr size_t kSpillBytes = size_t{1} << 20;
@@ -185,9 +190,36 @@ base::Result<void> ParseCache::read_entries()
                         " bytes of entries, " + std::to_string(bytes.size() - kHeaderSize) +
                         " follow"));
     const std::string_view payload = bytes.substr(kHeaderSize);
-    if (crc_update(crc_update(0, payload), bytes.substr(kCheckedHeaderStart, kCheckedHeaderSize)) !=
-        crc)
+    // A big cache's checksum is worked out on another thread while its entries are read: each
+    // pass alone is mostly the first touch of the mapped pages. Nothing read is kept unless
+    // the checksum matches, and a mismatch is what is said, whatever else is wrong.
+    uint32_t computed = 0;
+    auto checksum = [&] {
+        computed = crc_update(crc_update(0, payload),
+                              bytes.substr(kCheckedHeaderStart, kCheckedHeaderSize));
+    };
+    std::thread checksum_thread;
+    if (payload.size() >= kChecksumWorthAThread)
+        checksum_thread = base::try_start_thread(checksum);
+    if (!checksum_thread.joinable()) {
+        checksum();
+        if (computed != crc)
+            return (invalid("checksum mismatch"));
+    }
+    auto read = read_entry_list(payload, count);
+    if (checksum_thread.joinable())
+        checksum_thread.join();
+    if (computed != crc) {
+        entries_.clear();
         return (invalid("checksum mismatch"));
+    }
+    if (!read)
+        entries_.clear();
+    return read;
+}
+
+base::Result<void> ParseCache::read_entry_list(std::string_view payload, uint64_t count)
+{
     if (count > payload.size() / kMinEntryBytes)
         return (invalid("more entries than bytes"));
 

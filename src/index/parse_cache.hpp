@@ -105,6 +105,8 @@ private:
 
     /// Checks the cache in `bytes_` and fills in the entries.
     [[nodiscard]] base::Result<void> read_entries();
+    /// read_entries()' reading of the `count` entries in `payload`.
+    [[nodiscard]] base::Result<void> read_entry_list(std::string_view payload, uint64_t count);
 
     std::string owned_;       ///< the bytes given to parse()
     base::MappedFile mapped_; ///< or the file load() mapped

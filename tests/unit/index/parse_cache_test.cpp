@@ -175,6 +175,31 @@ TEST(ParseCache, EveryFlippedByteIsCaughtByTheHeaderChecksOrTheChecksum)
     }
 }
 
+TEST(ParseCache, ABigCacheWhoseChecksumIsWorkedOutAsideIsStillCheckedWhole)
+{
+    // Over a MiB of entries: the checksum runs beside the reading of the entries.
+    ParseCacheWriter writer(kStarted);
+    constexpr int kEntries = 8000;
+    for (int i = 0; i < kEntries; ++i)
+        writer.add("/lib/modules/6.1.0/kernel/m" + std::to_string(i) + ".ko", key(), sample_info());
+    const std::string whole = writer.serialize();
+    ASSERT_GT(whole.size(), size_t{1} << 20);
+    auto intact = ParseCache::parse(whole);
+    ASSERT_TRUE(intact) << intact.error().message;
+    EXPECT_EQ(intact->size(), size_t{kEntries});
+    EXPECT_TRUE(intact->find("/lib/modules/6.1.0/kernel/m7999.ko", key()));
+    // A flipped byte at the start, middle or end of the entries: the checksum says so, even
+    // where the entries also no longer parse.
+    for (const size_t at : {size_t{48}, whole.size() / 2, whole.size() - 1}) {
+        std::string damaged = whole;
+        damaged[at] = static_cast<char>(damaged[at] ^ 0x20);
+        auto cache = ParseCache::parse(damaged);
+        ASSERT_FALSE(cache) << "byte " << at;
+        EXPECT_NE(cache.error().message.find("checksum mismatch"), std::string::npos)
+            << cache.error().message;
+    }
+}
+
 TEST(ParseCache, KeepsTheDescriptionForTheModuleSearchUnderTheSameRulesAsTheRest)
 {
     kmodd::elf::ModuleInfo info = sample_info();
