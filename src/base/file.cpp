@@ -82,8 +82,10 @@ bool DirectoryReader::next(Entry& entry)
         do {
             count = ::getdents64(fd_, buffer_.get(), kDirectoryBuffer);
         } while (count < 0 && errno == EINTR);
-        if (count <= 0)
+        if (count <= 0) {
+            error_ = count < 0 ? errno : 0;
             return false;
+        }
         position_ = 0;
         end_ = static_cast<size_t>(count);
     }

@@ -45,9 +45,12 @@ public:
 
     /// The next entry; false at the end or on a read error.
     bool next(Entry& entry);
+    /// Once next() returned false: the errno of the read that failed, 0 at the directory's end.
+    [[nodiscard]] int error() const { return error_; }
 
 private:
     int fd_;
+    int error_ = 0;
     std::unique_ptr<char[]> buffer_;
     size_t position_ = 0;
     size_t end_ = 0;

@@ -173,6 +173,12 @@ void ModuleIndex::walk(base::UniqueFd directory, const std::string& dir_path,
             f.has_stat = ::fstatat(dir_fd, c_name, &f.st, 0) == 0;
         found.push_back(std::move(f));
     }
+    // kmod's readdir() loop ends there silently; said, the walk's listings are not kept either
+    // (a listing cut short would hide the rest of the directory from later walks).
+    if (reader.error() != 0)
+        diagnostics.push_back({Diagnostic::Level::Error,
+                               base::quoted(dir_path) + ": cannot read the whole directory: " +
+                                   std::strerror(reader.error()) + ", using what was read"});
 }
 
 Diagnostic ModuleIndex::cannot_open_directory(const std::string& path, int err)

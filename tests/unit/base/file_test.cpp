@@ -147,5 +147,24 @@ TEST_F(PublishTest, AMappedFileHoldsTheBytesOfTheFileItWasOpenedOn)
     EXPECT_EQ(MappedFile::open(AT_FDCWD, dir_.string()).error().code, EISDIR);
 }
 
+TEST_F(PublishTest, ADirectoryReaderTellsTheEndOfADirectoryFromAFailedRead)
+{
+    ASSERT_TRUE(publish_file(fd_.get(), "a.ko", "x", false));
+    DirectoryReader reader(fd_.get());
+    DirectoryReader::Entry entry{};
+    size_t entries = 0;
+    while (reader.next(entry))
+        ++entries;
+    EXPECT_EQ(entries, 3U) << ". .. a.ko";
+    EXPECT_EQ(reader.error(), 0);
+
+    // getdents on what is not a directory fails: that is not a directory's end.
+    UniqueFd file(::openat(fd_.get(), "a.ko", O_RDONLY | O_CLOEXEC));
+    ASSERT_TRUE(file.is_valid());
+    DirectoryReader broken(file.get());
+    EXPECT_FALSE(broken.next(entry));
+    EXPECT_EQ(broken.error(), ENOTDIR);
+}
+
 } // namespace
 } // namespace kmodd::base
