@@ -302,48 +302,79 @@ Result<void> publish_file(int dir_fd, const std::string& name, std::string_view 
 
 Result<void> publish_files(int dir_fd, const std::vector<PendingFile>& files, bool durable)
 {
-    std::vector<TempFile> temps;
-    temps.reserve(files.size());
-    auto discard = [&](size_t from) {
-        for (size_t i = from; i < temps.size(); ++i)
-            ::unlinkat(dir_fd, temps[i].name.c_str(), 0);
-    };
+    PublishBatch batch(dir_fd, durable);
     for (const PendingFile& file : files) {
-        auto tmp = write_temp(dir_fd, file.name, file.content);
-        if (!tmp) {
-            discard(0);
-            return Unexpected(tmp.error());
-        }
-        temps.push_back(std::move(*tmp));
+        if (auto added = batch.add(file.name, file.content); !added)
+            return added;
     }
-    if (durable) {
-        // Start the writeback of every file before waiting for any: the waits then overlap.
-        for (const TempFile& tmp : temps)
-            ::sync_file_range(tmp.fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
-        for (size_t i = 0; i < temps.size(); ++i) {
-            if (::fsync(temps[i].fd.get()) < 0) {
-                int err = errno;
-                discard(0);
-                return errno_error(err, "cannot fsync '" + files[i].name + "'");
+    return batch.commit();
+}
+
+PublishBatch::~PublishBatch()
+{
+    discard(0);
+}
+
+void PublishBatch::discard(size_t from)
+{
+    for (size_t i = from; i < pending_.size(); ++i)
+        ::unlinkat(dir_fd_, pending_[i].temp_name.c_str(), 0);
+    pending_.resize(std::min(from, pending_.size()));
+}
+
+Result<void> PublishBatch::add(const std::string& name, std::string_view content)
+{
+    if (failed_)
+        return errno_error(EIO, "cannot write '" + name + "': an earlier file failed");
+    auto tmp = write_temp(dir_fd_, name, content);
+    if (!tmp) {
+        failed_ = true;
+        discard(0);
+        return Unexpected(tmp.error());
+    }
+    // Its writeback starts now, while the next file is made: the fsyncs then wait less.
+    if (durable_)
+        ::sync_file_range(tmp->fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
+    pending_.push_back({name, std::move(tmp->name), std::move(tmp->fd)});
+    return {};
+}
+
+Result<void> PublishBatch::commit()
+{
+    // The temp files from `from` on are removed; those before it were renamed already.
+    auto fail = [&](size_t from, int err, const std::string& what) {
+        failed_ = true;
+        discard(from);
+        pending_.clear();
+        return errno_error(err, what);
+    };
+    if (failed_)
+        return fail(0, EIO, "cannot publish: an earlier file failed");
+    if (durable_) {
+        for (const Pending& file : pending_) {
+            if (::fsync(file.fd.get()) < 0) {
+                const int err = errno;
+                return fail(0, err, "cannot fsync '" + file.name + "'");
             }
         }
     }
-    for (size_t i = 0; i < temps.size(); ++i) {
-        if (::close(temps[i].fd.release()) < 0) {
-            int err = errno;
-            discard(0);
-            return errno_error(err, "cannot close '" + files[i].name + "'");
+    for (Pending& file : pending_) {
+        if (::close(file.fd.release()) < 0) {
+            const int err = errno;
+            return fail(0, err, "cannot close '" + file.name + "'");
         }
     }
-    for (size_t i = 0; i < files.size(); ++i) {
-        if (::renameat(dir_fd, temps[i].name.c_str(), dir_fd, files[i].name.c_str()) < 0) {
-            int err = errno;
-            discard(i);
-            return errno_error(err, "cannot replace '" + files[i].name + "'");
+    for (size_t i = 0; i < pending_.size(); ++i) {
+        if (::renameat(dir_fd_, pending_[i].temp_name.c_str(), dir_fd_, pending_[i].name.c_str()) <
+            0) {
+            const int err = errno;
+            return fail(i, err, "cannot replace '" + pending_[i].name + "'");
         }
     }
-    if (durable && !files.empty())
-        return sync_directory(dir_fd);
+    const bool renamed_any = !pending_.empty();
+    pending_.clear();
+    if (durable_ && renamed_any)
+        return sync_directory(dir_fd_);
     return {};
 }
 

@@ -137,6 +137,39 @@ struct PendingFile {
 [[nodiscard]] Result<void> publish_files(int dir_fd, const std::vector<PendingFile>& files,
                                          bool durable = true);
 
+/// publish_files() for files made one after the other, so that their contents need not all be
+/// held at once: add() writes each to its temp file at once (and, when `durable`, starts its
+/// writeback), commit() fsyncs them all, renames them over their names in the order added and
+/// fsyncs the directory. Nothing is replaced before commit(); the temp files of a batch that
+/// is dropped uncommitted or whose add() failed are removed.
+class PublishBatch {
+public:
+    PublishBatch(int dir_fd, bool durable) : dir_fd_(dir_fd), durable_(durable) {}
+    PublishBatch(const PublishBatch&) = delete;
+    PublishBatch& operator=(const PublishBatch&) = delete;
+    ~PublishBatch();
+
+    /// Writes `content` for `name`. Errors: the errno of creating or writing the temp file,
+    /// naming it; every temp file of the batch is then removed and later calls fail too.
+    [[nodiscard]] Result<void> add(const std::string& name, std::string_view content);
+    /// Errors: as publish_files() (a failed rename leaves the files renamed before it).
+    [[nodiscard]] Result<void> commit();
+    [[nodiscard]] size_t size() const { return pending_.size(); }
+
+private:
+    struct Pending {
+        std::string name;
+        std::string temp_name;
+        UniqueFd fd;
+    };
+    void discard(size_t from);
+
+    int dir_fd_;
+    bool durable_;
+    bool failed_ = false;
+    std::vector<Pending> pending_;
+};
+
 /// Creates directory `path` and its missing parents with `mode` (as mkdir -p). An existing
 /// directory is fine. Errors: the errno of the mkdir that failed, naming that directory.
 [[nodiscard]] Result<void> make_directories(const std::string& path, mode_t mode);

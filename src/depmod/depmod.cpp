@@ -58,6 +58,12 @@ base::Result<void> make_directories(const std::string& path)
     return {};
 }
 
+/// What the output state keeps of `file`.
+OutputState::File described(const OutputFile& file)
+{
+    return {file.name, file.content.size(), base::Digest64::of(file.content)};
+}
+
 /// Whether the file `name` in `dir_fd` holds exactly `content`; `buffer` is scratch space.
 bool file_holds(int dir_fd, const std::string& name, std::string_view content, std::string& buffer)
 {
@@ -373,7 +379,7 @@ uint64_t Depmod::inputs_digest(uint64_t modules_order, uint64_t builtin,
         .value();
 }
 
-void Depmod::save_output_state(const std::vector<OutputFile>& outputs, const Diagnostics& said,
+void Depmod::save_output_state(std::vector<OutputState::File> files, const Diagnostics& said,
                                Diagnostics& diagnostics)
 {
     if (options_.parse_cache.empty() || !options_.save_parse_cache)
@@ -393,8 +399,7 @@ void Depmod::save_output_state(const std::vector<OutputFile>& outputs, const Dia
     state.modules = index_.files_digest();
     state.module_count = index_.candidate_count();
     state.keys_since_ns = scan_started_ns_;
-    for (const OutputFile& file : outputs)
-        state.files.push_back({file.name, file.content.size(), base::Digest64::of(file.content)});
+    state.files = std::move(files);
     state.diagnostics = said;
     // Kept for this save only: later ones (a daemon's, after changes it was told of) leave
     // them out, and the next walk reads every directory once.
@@ -432,7 +437,11 @@ void Depmod::adopt_as_published(const std::vector<OutputFile>& outputs, const Di
     Diagnostics all = said;
     all.insert(all.end(), builtin_problems_.begin(), builtin_problems_.end());
     Diagnostics ignored; // a state that cannot be saved costs only time, later
-    save_output_state(outputs, all, ignored);
+    std::vector<OutputState::File> files;
+    files.reserve(outputs.size());
+    for (const OutputFile& file : outputs)
+        files.push_back(described(file));
+    save_output_state(std::move(files), all, ignored);
     parses_at_last_write_ = index_.parse_count();
 }
 
@@ -462,16 +471,8 @@ base::Result<GenerationStats> Depmod::write(Diagnostics& diagnostics)
     return written;
 }
 
-base::Result<GenerationStats> Depmod::generate_and_publish(Diagnostics& diagnostics)
+base::Result<base::UniqueFd> Depmod::open_output_directory() const
 {
-    auto start = std::chrono::steady_clock::now();
-    const size_t said_before = diagnostics.size();
-    auto outputs = generate(diagnostics);
-    // kmod reads the builtin files only once the dependencies resolved (not after a cycle).
-    if (!outputs)
-        return base::Unexpected(outputs.error());
-    diagnostics.insert(diagnostics.end(), builtin_problems_.begin(), builtin_problems_.end());
-
     if (!options_.output_dir.empty()) {
         if (auto made = make_directories(output_dir_); !made)
             return base::Unexpected(made.error());
@@ -480,28 +481,57 @@ base::Result<GenerationStats> Depmod::generate_and_publish(Diagnostics& diagnost
     if (!dir)
         return base::make_error(dir.error().code, "could not open directory " + output_dir_ + ": " +
                                                       std::strerror(dir.error().code));
+    return dir;
+}
 
-    // Only files whose content differs from what is on disk are replaced (by whichever run or
-    // tool wrote them): a file of another size differs, one of the same size is compared.
-    std::vector<base::PendingFile> changed;
+base::Result<GenerationStats> Depmod::generate_and_publish(Diagnostics& diagnostics)
+{
+    auto start = std::chrono::steady_clock::now();
+    const size_t said_before = diagnostics.size();
+    auto resolution = index_.resolve(resolve_options_, diagnostics);
+    if (!resolution)
+        return base::Unexpected(resolution.error());
+    last_module_count_ = resolution->modules.size();
+
+    // Each file is compared with the one on disk as soon as it is made (a file of another size
+    // differs, one of the same size is read), written to its temp file when it differs, and
+    // freed: a build never holds all of them. Without an output directory the files are only
+    // made, so that the run says all it would have said.
+    auto dir = open_output_directory();
+    base::PublishBatch batch(dir ? dir->get() : -1, options_.durable);
+    std::optional<base::Error> write_failed;
+    std::vector<OutputState::File> files;
+    std::vector<std::string> changed;
     std::string buffer;
-    for (const OutputFile& file : *outputs) {
-        if (!file_holds(dir->get(), file.name, file.content, buffer))
-            changed.push_back({file.name, file.content});
-    }
-    if (auto published = base::publish_files(dir->get(), changed, options_.durable); !published)
+    outputs_.build_each(*resolution, builtin_, options_.warn_dups, options_.format, diagnostics,
+                        [&](OutputFile& file) {
+                            files.push_back(described(file));
+                            if (dir && !write_failed &&
+                                !file_holds(dir->get(), file.name, file.content, buffer)) {
+                                if (auto added = batch.add(file.name, file.content); !added)
+                                    write_failed = added.error();
+                                else
+                                    changed.push_back(file.name);
+                            }
+                            file.content = std::string();
+                        });
+    // kmod reads the builtin files only once the dependencies resolved (not after a cycle).
+    diagnostics.insert(diagnostics.end(), builtin_problems_.begin(), builtin_problems_.end());
+    if (!dir)
+        return base::Unexpected(dir.error());
+    if (write_failed)
+        return base::Unexpected(*write_failed);
+    if (auto published = batch.commit(); !published)
         return base::Unexpected(published.error());
     // `depmod -A` (kmod's and ours) takes the index as current when modules.dep is newer than
     // every module: kept as it was, it gets the time of this run all the same.
-    const bool dep_kept = std::none_of(changed.begin(), changed.end(), [](const auto& pending) {
-        return pending.name == "modules.dep";
-    });
+    const bool dep_kept = std::find(changed.begin(), changed.end(), "modules.dep") == changed.end();
     if (dep_kept)
         ::utimensat(dir->get(), "modules.dep", nullptr, 0); // a failure costs a later -A a run
     // The state goes beside the cache, into the directory a first save makes.
     finish_cache_save(diagnostics);
     save_output_state(
-        *outputs,
+        std::move(files),
         Diagnostics(diagnostics.begin() + static_cast<ptrdiff_t>(said_before), diagnostics.end()),
         diagnostics);
 

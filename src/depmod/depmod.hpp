@@ -11,14 +11,14 @@
 #include <vector>
 
 #include "base/result.hpp"
+#include "base/unique_fd.hpp"
 #include "depmod/kmod_format.hpp"
+#include "depmod/output_state.hpp"
 #include "depmod/outputs.hpp"
 #include "index/diagnostic.hpp"
 #include "index/module_index.hpp"
 
 namespace kmodd::depmod {
-
-struct OutputState;
 
 /// What a depmod run is asked to do (the command line of kmod's depmod, as data).
 struct DepmodOptions {
@@ -124,8 +124,9 @@ public:
     /// dependency cycle (every cycle is in `diagnostics`).
     [[nodiscard]] base::Result<std::vector<OutputFile>> generate(index::Diagnostics& diagnostics);
 
-    /// generate() and publish: every changed file is written to a temp file first; only when
-    /// all are written are they renamed over the old ones, so a failing run changes nothing.
+    /// generate() and publish: every changed file is written to a temp file first (each as
+    /// soon as it is made, and then freed); only when all are written are they renamed over
+    /// the old ones, so a failing run changes nothing.
     /// Only files whose content differs from the file on disk are replaced (one of the same
     /// size is read to compare: the engine keeps no copy of its outputs); a modules.dep kept
     /// as it was gets the current time, as depmod -A compares it with the modules'.
@@ -162,8 +163,10 @@ private:
     prove_reparsed_unchanged(const OutputState& state,
                              const std::vector<index::ModuleIndex::FoundFile>& files,
                              int64_t started_ns);
-    void save_output_state(const std::vector<OutputFile>& outputs, const index::Diagnostics& said,
+    void save_output_state(std::vector<OutputState::File> files, const index::Diagnostics& said,
                            index::Diagnostics& diagnostics);
+    /// The output directory, made first when given as -o (kmod makes it too).
+    [[nodiscard]] base::Result<base::UniqueFd> open_output_directory() const;
     /// write() but the wait for the parse cache's save.
     [[nodiscard]] base::Result<GenerationStats>
     generate_and_publish(index::Diagnostics& diagnostics);

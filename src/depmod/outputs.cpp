@@ -17,6 +17,12 @@ using index::Resolution;
 
 namespace {
 
+/// The files in the order kmod's depmod writes them (build()'s order).
+constexpr std::string_view kOutputOrder[] = {
+    "modules.dep",         "modules.dep.bin",           "modules.alias",   "modules.alias.bin",
+    "modules.softdep",     "modules.weakdep",           "modules.symbols", "modules.symbols.bin",
+    "modules.builtin.bin", "modules.builtin.alias.bin", "modules.devname"};
+
 /// scanf("%u"): blanks, an optional sign, digits (a '-' negates modulo 2^32).
 bool scan_unsigned(std::string_view& text, unsigned& value)
 {
@@ -255,6 +261,23 @@ std::vector<OutputFile> OutputBuilder::build(const Resolution& resolution,
                                              const BuiltinInputs& builtin, bool warn_dups,
                                              KmodFormat format, Diagnostics& diagnostics)
 {
+    std::vector<OutputFile> files;
+    files.reserve(std::size(kOutputOrder));
+    build_each(resolution, builtin, warn_dups, format, diagnostics,
+               [&](OutputFile& file) { files.push_back(std::move(file)); });
+    auto rank = [](const OutputFile& file) {
+        return std::find(std::begin(kOutputOrder), std::end(kOutputOrder), file.name) -
+               std::begin(kOutputOrder);
+    };
+    std::stable_sort(files.begin(), files.end(),
+                     [&](const OutputFile& a, const OutputFile& b) { return rank(a) < rank(b); });
+    return files;
+}
+
+void OutputBuilder::build_each(const Resolution& resolution, const BuiltinInputs& builtin,
+                               bool warn_dups, KmodFormat format, Diagnostics& diagnostics,
+                               const std::function<void(OutputFile&)>& take)
+{
     ++build_;
     const IndexLayout layout =
         format.is_parent_first() ? IndexLayout::ParentFirst : IndexLayout::ChildrenFirst;
@@ -275,14 +298,25 @@ std::vector<OutputFile> OutputBuilder::build(const Resolution& resolution,
     // The outputs are made biggest temporaries first (while few outputs exist yet), each
     // temporary freed before the next is made: the peak of a build is what stays resident
     // in a daemon. Their diagnostics are then reported in kmod's order.
+    auto give = [&](const char* name, std::string content, bool is_binary) {
+        OutputFile file{name, std::move(content), is_binary};
+        take(file);
+    };
     Diagnostics alias_bin_notes, symbols_bin_notes;
-    std::string alias_bin = make_alias_bin(modules, warn_dups, layout, alias_bin_notes);
-    std::string symbols_bin = make_symbols_bin(resolution, warn_dups, layout, symbols_bin_notes);
+    give("modules.alias.bin", make_alias_bin(modules, warn_dups, layout, alias_bin_notes), true);
+    give("modules.symbols.bin", make_symbols_bin(resolution, warn_dups, layout, symbols_bin_notes),
+         true);
     auto [dep_text, dep_bin] = make_dep(resolution, warn_dups, layout, diagnostics);
+    give("modules.dep", std::move(dep_text), false);
+    give("modules.dep.bin", std::move(dep_bin), true);
     TextLists lists = make_text_lists(modules, in_order, diagnostics);
+    give("modules.alias", std::move(lists.alias), false);
+    give("modules.softdep", std::move(lists.softdep), false);
+    if (format.writes_weakdep())
+        give("modules.weakdep", std::move(lists.weakdep), false);
     diagnostics.insert(diagnostics.end(), alias_bin_notes.begin(), alias_bin_notes.end());
     diagnostics.insert(diagnostics.end(), symbols_bin_notes.begin(), symbols_bin_notes.end());
-    std::string symbols_text = make_symbols_text(resolution);
+    give("modules.symbols", make_symbols_text(resolution), false);
 
     std::string devname_text;
     for (const Fragment* f : in_order) {
@@ -297,25 +331,11 @@ std::vector<OutputFile> OutputBuilder::build(const Resolution& resolution,
             devname_text += rare->devname_line;
         }
     }
-
-    std::vector<OutputFile> files;
-    files.reserve(11);
-    files.push_back({"modules.dep", std::move(dep_text), false});
-    files.push_back({"modules.dep.bin", std::move(dep_bin), true});
-    files.push_back({"modules.alias", std::move(lists.alias), false});
-    files.push_back({"modules.alias.bin", std::move(alias_bin), true});
-    files.push_back({"modules.softdep", std::move(lists.softdep), false});
-    if (format.writes_weakdep())
-        files.push_back({"modules.weakdep", std::move(lists.weakdep), false});
-    files.push_back({"modules.symbols", std::move(symbols_text), false});
-    files.push_back({"modules.symbols.bin", std::move(symbols_bin), true});
-    files.push_back({"modules.builtin.bin",
-                     make_builtin_bin(builtin.modules_builtin, layout, diagnostics), true});
-    files.push_back({"modules.builtin.alias.bin",
-                     make_builtin_alias_bin(builtin.modules_builtin_modinfo, layout, diagnostics),
-                     true});
-    files.push_back({"modules.devname", std::move(devname_text), false});
-    return files;
+    give("modules.builtin.bin", make_builtin_bin(builtin.modules_builtin, layout, diagnostics),
+         true);
+    give("modules.builtin.alias.bin",
+         make_builtin_alias_bin(builtin.modules_builtin_modinfo, layout, diagnostics), true);
+    give("modules.devname", std::move(devname_text), false);
 }
 
 std::pair<std::string, std::string> OutputBuilder::make_dep(const Resolution& resolution,

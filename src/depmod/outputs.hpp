@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -48,6 +49,12 @@ public:
     [[nodiscard]] std::vector<OutputFile> build(const index::Resolution& resolution,
                                                 const BuiltinInputs& builtin, bool warn_dups,
                                                 KmodFormat format, index::Diagnostics& diagnostics);
+    /// build(), giving each file to `take` as soon as it is made (in the order made, not
+    /// kmod's), so that one done with a file (written, found the same as on disk) frees it
+    /// before the next is made: a build then never holds all of them (~5 MB on amd64).
+    void build_each(const index::Resolution& resolution, const BuiltinInputs& builtin,
+                    bool warn_dups, KmodFormat format, index::Diagnostics& diagnostics,
+                    const std::function<void(OutputFile&)>& take);
 
 private:
     /// What few modules have: kept apart so that the common fragment stays small.

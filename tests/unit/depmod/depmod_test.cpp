@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -374,6 +376,53 @@ TEST_F(DepmodIncremental, ANewModuleIsIndexedByParsingOnlyThatFile)
     auto stats = engine_->write(diagnostics_);
     ASSERT_TRUE(stats);
     EXPECT_EQ(stats->files_parsed, 1U);
+    expect_same_as_full_kmod_run();
+}
+
+TEST_F(DepmodIncremental, AnOutputThatCannotBeWrittenLeavesEveryFileAsItWasAndNoTempFile)
+{
+    // Each output is written to its temp file as soon as it is made: one that fails after
+    // others were written must still replace none of them.
+    const auto before = read_outputs(tree_.module_dir());
+    const auto entries = [&] {
+        return std::distance(test::fs::directory_iterator(tree_.module_dir()),
+                             test::fs::directory_iterator());
+    };
+    tree_.add("extra/dup_export.ko", fixture("dup_export"));
+    const auto entries_before = entries();
+    ASSERT_TRUE(
+        engine_->update_path((tree_.module_dir() / "extra/dup_export.ko").string(), diagnostics_));
+    // The files that change, as kmod writes them: all but the biggest fit under the file size
+    // limit, so some are written to their temp files before the biggest fails (EFBIG).
+    auto kmod = run_kmod(tree_);
+    ASSERT_EQ(kmod.status, 0) << kmod.output;
+    std::vector<size_t> changed_sizes;
+    for (const auto& [name, content] : kmod.files)
+        if (before.at(name) != content)
+            changed_sizes.push_back(content.size());
+    std::sort(changed_sizes.begin(), changed_sizes.end());
+    ASSERT_GE(changed_sizes.size(), 3U);
+    ASSERT_LT(changed_sizes[changed_sizes.size() - 2], changed_sizes.back());
+    const size_t limit = changed_sizes[changed_sizes.size() - 2] + 1;
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    struct sigaction previous {};
+    ::sigaction(SIGXFSZ, &ignore, &previous);
+    rlimit old_limit{};
+    ::getrlimit(RLIMIT_FSIZE, &old_limit);
+    rlimit small = old_limit;
+    small.rlim_cur = limit;
+    ::setrlimit(RLIMIT_FSIZE, &small);
+    auto written = engine_->write(diagnostics_);
+    ::setrlimit(RLIMIT_FSIZE, &old_limit);
+    ::sigaction(SIGXFSZ, &previous, nullptr);
+
+    ASSERT_FALSE(written);
+    EXPECT_EQ(written.error().code, EFBIG) << written.error().message;
+    EXPECT_EQ(read_outputs(tree_.module_dir()), before);
+    EXPECT_EQ(entries(), entries_before) << "a temp file was left behind";
+    // The next write, with room again, publishes them all.
+    ASSERT_TRUE(engine_->write(diagnostics_));
     expect_same_as_full_kmod_run();
 }
 
