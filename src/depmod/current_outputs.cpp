@@ -44,6 +44,9 @@ bool Depmod::outputs_are_current(Diagnostics& diagnostics)
     auto state = OutputState::load(output_state_path(options_.parse_cache));
     if (!state)
         return false;
+    // Should the outputs be made again, they are made in buffers of the sizes they had.
+    for (const OutputState::File& file : state->files)
+        outputs_.expect_size(file.name, file.size);
     auto digest_of = [&](const char* name) {
         return base::Digest64::of_read(base::read_file(AT_FDCWD, module_dir() + "/" + name));
     };

@@ -225,7 +225,7 @@ void IndexWriter::write_parent_first(std::string& out)
     }
 }
 
-std::string IndexWriter::serialize()
+std::string IndexWriter::serialize(size_t expected_size)
 {
     if (!sorted_) {
         std::sort(entries_.begin(), entries_.end(), [](const Entry& a, const Entry& b) {
@@ -243,6 +243,10 @@ std::string IndexWriter::serialize()
     size_t estimate = 12;
     for (const Entry& e : entries_)
         estimate += e.key.size() + e.value.size() + 24;
+    // The last file's size, with room for a few more entries, when it is no more than the
+    // estimate (which never falls short).
+    if (expected_size != 0)
+        estimate = std::min(estimate, expected_size + expected_size / 64 + 4096);
     out.reserve(estimate);
     put_u32(out, kMagic);
     put_u32(out, kVersion);

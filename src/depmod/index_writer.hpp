@@ -36,8 +36,10 @@ public:
     /// mix with add().
     bool add_in_order(std::string_view key, std::string_view value, uint32_t priority);
 
-    /// The file content.
-    [[nodiscard]] std::string serialize();
+    /// The file content, made in a buffer of about `expected_size` bytes when that is known
+    /// (the size of the last file so made), else of an estimate from the entries; a buffer far
+    /// too big is cut to fit by a copy.
+    [[nodiscard]] std::string serialize(size_t expected_size = 0);
 
     /// Pairs (key, value) added more than once, for depmod -w.
     [[nodiscard]] std::vector<std::pair<std::string_view, std::string_view>> duplicates() const;

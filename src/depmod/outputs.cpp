@@ -257,6 +257,12 @@ void OutputBuilder::update_alias_entries(std::vector<AliasEntry> fresh, bool rem
         std::sort(alias_entries_.begin(), alias_entries_.end(), less);
 }
 
+size_t OutputBuilder::expected_size(const std::string& name) const
+{
+    auto it = expected_sizes_.find(name);
+    return it == expected_sizes_.end() ? 0 : it->second;
+}
+
 std::vector<OutputFile> OutputBuilder::build(const Resolution& resolution,
                                              const BuiltinInputs& builtin, bool warn_dups,
                                              KmodFormat format, Diagnostics& diagnostics)
@@ -300,6 +306,7 @@ void OutputBuilder::build_each(const Resolution& resolution, const BuiltinInputs
     // in a daemon. Their diagnostics are then reported in kmod's order.
     auto give = [&](const char* name, std::string content, bool is_binary) {
         OutputFile file{name, std::move(content), is_binary};
+        expected_sizes_[file.name] = file.content.size();
         take(file);
     };
     Diagnostics alias_bin_notes, symbols_bin_notes;
@@ -345,7 +352,9 @@ std::pair<std::string, std::string> OutputBuilder::make_dep(const Resolution& re
     // modules.dep, and modules.dep.bin with the same lines as values.
     const auto& modules = resolution.modules;
     std::string dep_text;
-    dep_text.reserve(dep_bytes_hint_);
+    // Room for a few more lines than last time: one module more or less is the usual change.
+    const size_t last = expected_size("modules.dep");
+    dep_text.reserve(last == 0 ? 4096 : last + last / 64 + 4096);
     std::vector<std::pair<size_t, size_t>> dep_lines(modules.size());
     std::vector<uint32_t> closure, seen;
     for (uint32_t m = 0; m < modules.size(); ++m) {
@@ -359,9 +368,7 @@ std::pair<std::string, std::string> OutputBuilder::make_dep(const Resolution& re
         dep_lines[m] = {start, dep_text.size() - start};
         dep_text.push_back('\n');
     }
-    // Room for a few more lines next time: one module more or less is the usual change.
-    dep_bytes_hint_ = dep_text.size() + dep_text.size() / 64 + 4096;
-    if (dep_text.capacity() > dep_bytes_hint_)
+    if (dep_text.capacity() > dep_text.size() + dep_text.size() / 32 + 8192)
         dep_text.shrink_to_fit();
     closure = {};
     seen = {};
@@ -374,7 +381,7 @@ std::pair<std::string, std::string> OutputBuilder::make_dep(const Resolution& re
             report_non_ascii("modules.dep.bin", modules[m].file->name, diagnostics);
     }
     dep_lines = {};
-    std::string dep_bin = dep_index.serialize();
+    std::string dep_bin = dep_index.serialize(expected_size("modules.dep.bin"));
     if (warn_dups)
         warn_duplicates(dep_index, "deps", diagnostics);
     return {std::move(dep_text), std::move(dep_bin)};
@@ -451,14 +458,14 @@ std::string OutputBuilder::make_alias_bin(const std::vector<Resolution::Module>&
         if (!alias_index.add_in_order(e.key(), module_name, e.fragment->position))
             report_non_ascii("modules.alias.bin", e.key(), diagnostics);
     }
-    std::string alias_bin = alias_index.serialize();
+    std::string alias_bin = alias_index.serialize(expected_size("modules.alias.bin"));
     if (warn_dups)
         warn_duplicates(alias_index, "alias", diagnostics);
     return alias_bin;
 }
 
 std::string OutputBuilder::make_symbols_bin(const Resolution& resolution, bool warn_dups,
-                                            IndexLayout layout, Diagnostics& diagnostics)
+                                            IndexLayout layout, Diagnostics& diagnostics) const
 {
     // The index fed in name order; its keys are "symbol:<name>".
     const auto& modules = resolution.modules;
@@ -478,7 +485,7 @@ std::string OutputBuilder::make_symbols_bin(const Resolution& resolution, bool w
         if (!symbol_index.add_in_order(key, modules[sym.owner].file->name, sym.owner))
             report_non_ascii("modules.symbols.bin", key, diagnostics);
     }
-    std::string symbols_bin = symbol_index.serialize();
+    std::string symbols_bin = symbol_index.serialize(expected_size("modules.symbols.bin"));
     if (warn_dups)
         warn_duplicates(symbol_index, "syms", diagnostics);
     return symbols_bin;

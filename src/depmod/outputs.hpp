@@ -52,6 +52,10 @@ public:
     /// build(), giving each file to `take` as soon as it is made (in the order made, not
     /// kmod's), so that one done with a file (written, found the same as on disk) frees it
     /// before the next is made: a build then never holds all of them (~5 MB on amd64).
+    /// Says that the file `name` was `size` bytes when last made (by another run: the files on
+    /// disk): the next build makes it in a buffer of about that size. A build notes the sizes
+    /// of what it makes itself.
+    void expect_size(const std::string& name, size_t size) { expected_sizes_[name] = size; }
     void build_each(const index::Resolution& resolution, const BuiltinInputs& builtin,
                     bool warn_dups, KmodFormat format, index::Diagnostics& diagnostics,
                     const std::function<void(OutputFile&)>& take);
@@ -106,14 +110,17 @@ private:
     std::string make_alias_bin(const std::vector<index::Resolution::Module>& modules,
                                bool warn_dups, IndexLayout layout,
                                index::Diagnostics& diagnostics) const;
-    static std::string make_symbols_bin(const index::Resolution& resolution, bool warn_dups,
-                                        IndexLayout layout, index::Diagnostics& diagnostics);
+    [[nodiscard]] std::string make_symbols_bin(const index::Resolution& resolution, bool warn_dups,
+                                               IndexLayout layout,
+                                               index::Diagnostics& diagnostics) const;
     static std::string make_symbols_text(const index::Resolution& resolution);
 
     std::unordered_map<const index::ParsedModule*, Fragment> fragments_;
     std::vector<AliasEntry> alias_entries_; ///< sorted as the alias index stores them
     uint64_t build_ = 0;
-    size_t dep_bytes_hint_ = 4096; ///< modules.dep grows little between builds
+    /// The size of each file when last made (expect_size()); 0 when not known.
+    [[nodiscard]] size_t expected_size(const std::string& name) const;
+    std::unordered_map<std::string, size_t> expected_sizes_;
 };
 
 } // namespace kmodd::depmod

@@ -90,6 +90,27 @@ TEST(IndexWriter, EveryKeyAndValueCanBeFoundAgain)
     EXPECT_LT(u32_at(data, 8) & 0x0FFFFFFF, data.size()) << "the root is inside the file";
 }
 
+TEST(IndexWriter, TheExpectedSizeChangesOnlyTheBufferNotTheBytes)
+{
+    for (const IndexLayout layout : {IndexLayout::ChildrenFirst, IndexLayout::ParentFirst}) {
+        auto serialize = [&](size_t expected_size) {
+            IndexWriter writer(layout);
+            for (int i = 0; i < 500; ++i)
+                EXPECT_TRUE(writer.add("pci:v" + std::to_string(i * 7919) + "d*",
+                                       "m" + std::to_string(i % 13), static_cast<uint32_t>(i % 5)));
+            return writer.serialize(expected_size);
+        };
+        const std::string plain = serialize(0);
+        // Too small (the file grew), exact, and far too big (it shrank).
+        for (const size_t expected : {size_t{1}, plain.size(), plain.size() * 10}) {
+            const std::string made = serialize(expected);
+            EXPECT_EQ(made, plain) << "expected " << expected;
+            EXPECT_LE(made.capacity(), made.size() + made.size() / 16 + 4096)
+                << "a buffer far too big is kept";
+        }
+    }
+}
+
 TEST(IndexWriter, ParentFirstHoldsTheSameTrieWithTheRootAfterTheHeader)
 {
     std::vector<std::pair<std::string, std::string>> entries = {
