@@ -63,9 +63,8 @@ bool Depmod::outputs_are_current(Diagnostics& diagnostics)
     if (!files)
         return false;
     keep_listings(memo);
-    // What the directories hold now, for the state saved below or after the scan.
+    // What the directories hold now (listings_), for the state saved below or after the scan.
     const bool listings_changed = listings_ != memo.previous;
-    state->listings = listings_;
     // Whatever is decided below, a scan() that follows needs this walk, not another.
     const auto keep_walk = [&] {
         walk.files = std::move(*files);
@@ -92,14 +91,16 @@ bool Depmod::outputs_are_current(Diagnostics& diagnostics)
                        : !prove_reparsed_unchanged(*state, *files, walk.started_ns))
         return keep_walk();
     // Nothing to write but the listings of directories that changed (a file came and went).
-    if (proven_by_keys && listings_changed)
+    if (proven_by_keys && listings_changed) {
+        state->listings = std::move(listings_);
         (void)state->save(output_state_path(options_.parse_cache)); // else read again next run
+    }
     diagnostics.insert(diagnostics.end(), walk.said.begin(), walk.said.end());
     diagnostics.insert(diagnostics.end(), state->diagnostics.begin(), state->diagnostics.end());
     return true;
 }
 
-bool Depmod::prove_reparsed_unchanged(const OutputState& state,
+bool Depmod::prove_reparsed_unchanged(OutputState& state,
                                       const std::vector<index::ModuleIndex::FoundFile>& files,
                                       int64_t started_ns)
 {
@@ -163,12 +164,14 @@ bool Depmod::prove_reparsed_unchanged(const OutputState& state,
     // Proven: the state takes the files' keys now (the cache stays as it is), and modules.dep the
     // time of this run (depmod -A compares it with the modules'). When the state cannot be saved,
     // this run does the work as if nothing had been proven.
-    OutputState now_state = state;
-    now_state.modules = current;
-    now_state.keys_since_ns = started_ns;
-    now_state.renewed = std::move(renewed);
-    if (!now_state.save(output_state_path(options_.parse_cache)))
+    state.modules = current;
+    state.keys_since_ns = started_ns;
+    state.renewed = std::move(renewed);
+    state.listings = std::move(listings_);
+    if (!state.save(output_state_path(options_.parse_cache))) {
+        listings_ = std::move(state.listings); // for the scan that follows
         return false;
+    }
     ::utimensat(AT_FDCWD, (output_dir_ + "/modules.dep").c_str(), nullptr, 0);
     files_reparsed_unchanged_ = reparsed;
     proof_cache_.reset();

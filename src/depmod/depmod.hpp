@@ -158,9 +158,10 @@ private:
                                          uint64_t builtin_modinfo) const;
     /// outputs_are_current() for module files whose keys differ from the published generation's
     /// (`state`), found by the walk that began at `started_ns`: those files parsed again, then
-    /// the output files read.
+    /// the output files read. When proven, `state` is saved as it now stands (with the keys
+    /// and listings_ of this walk).
     [[nodiscard]] bool
-    prove_reparsed_unchanged(const OutputState& state,
+    prove_reparsed_unchanged(OutputState& state,
                              const std::vector<index::ModuleIndex::FoundFile>& files,
                              int64_t started_ns);
     void save_output_state(std::vector<OutputState::File> files, const index::Diagnostics& said,
