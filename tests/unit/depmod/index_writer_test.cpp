@@ -93,11 +93,16 @@ TEST(IndexWriter, EveryKeyAndValueCanBeFoundAgain)
 TEST(IndexWriter, TheExpectedSizeChangesOnlyTheBufferNotTheBytes)
 {
     for (const IndexLayout layout : {IndexLayout::ChildrenFirst, IndexLayout::ParentFirst}) {
+        // The writer borrows its keys and values: they outlive each serialize().
+        std::vector<std::pair<std::string, std::string>> entries;
+        for (int i = 0; i < 500; ++i)
+            entries.emplace_back("pci:v" + std::to_string(i * 7919) + "d*",
+                                 "m" + std::to_string(i % 13));
         auto serialize = [&](size_t expected_size) {
             IndexWriter writer(layout);
-            for (int i = 0; i < 500; ++i)
-                EXPECT_TRUE(writer.add("pci:v" + std::to_string(i * 7919) + "d*",
-                                       "m" + std::to_string(i % 13), static_cast<uint32_t>(i % 5)));
+            for (size_t i = 0; i < entries.size(); ++i)
+                EXPECT_TRUE(
+                    writer.add(entries[i].first, entries[i].second, static_cast<uint32_t>(i % 5)));
             return writer.serialize(expected_size);
         };
         const std::string plain = serialize(0);
