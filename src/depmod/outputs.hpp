@@ -52,13 +52,13 @@ public:
     /// build(), giving each file to `take` as soon as it is made (in the order made, not
     /// kmod's), so that one done with a file (written, found the same as on disk) frees it
     /// before the next is made: a build then never holds all of them (~5 MB on amd64).
+    void build_each(const index::Resolution& resolution, const BuiltinInputs& builtin,
+                    bool warn_dups, KmodFormat format, index::Diagnostics& diagnostics,
+                    const std::function<void(OutputFile&)>& take);
     /// Says that the file `name` was `size` bytes when last made (by another run: the files on
     /// disk): the next build makes it in a buffer of about that size. A build notes the sizes
     /// of what it makes itself.
     void expect_size(const std::string& name, size_t size) { expected_sizes_[name] = size; }
-    void build_each(const index::Resolution& resolution, const BuiltinInputs& builtin,
-                    bool warn_dups, KmodFormat format, index::Diagnostics& diagnostics,
-                    const std::function<void(OutputFile&)>& take);
 
 private:
     /// What few modules have: kept apart so that the common fragment stays small.
@@ -114,13 +114,13 @@ private:
                                                IndexLayout layout,
                                                index::Diagnostics& diagnostics) const;
     static std::string make_symbols_text(const index::Resolution& resolution);
+    /// The size of the file `name` when last made (expect_size()); 0 when not known.
+    [[nodiscard]] size_t expected_size(const std::string& name) const;
 
     std::unordered_map<const index::ParsedModule*, Fragment> fragments_;
     std::vector<AliasEntry> alias_entries_; ///< sorted as the alias index stores them
     uint64_t build_ = 0;
-    /// The size of each file when last made (expect_size()); 0 when not known.
-    [[nodiscard]] size_t expected_size(const std::string& name) const;
-    std::unordered_map<std::string, size_t> expected_sizes_;
+    std::unordered_map<std::string, size_t> expected_sizes_; ///< by file name
 };
 
 } // namespace kmodd::depmod
