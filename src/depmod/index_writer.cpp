@@ -246,7 +246,7 @@ std::string IndexWriter::serialize(size_t expected_size)
     // The last file's size, with room for a few more entries, when it is no more than the
     // estimate (which never falls short).
     if (expected_size != 0)
-        estimate = std::min(estimate, expected_size + expected_size / 64 + 4096);
+        estimate = std::min(estimate, with_room(expected_size));
     out.reserve(estimate);
     put_u32(out, kMagic);
     put_u32(out, kVersion);

@@ -2,6 +2,7 @@
 // Writing kmod's binary indexes (modules.*.bin).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -15,6 +16,13 @@ enum class IndexLayout {
     ChildrenFirst, ///< post-order, the root last: kmod up to 33
     ParentFirst,   ///< pre-order, the root right after the header: kmod 34 on
 };
+
+/// A buffer size for an output that was `size` bytes last time: room for a few more
+/// entries, as one module more or less is the usual change.
+[[nodiscard]] constexpr size_t with_room(size_t size)
+{
+    return size + size / 64 + 4096;
+}
 
 /// Builds one of kmod's binary index files (modules.*.bin): a radix trie over the keys,
 /// big-endian u32 words, magic 0xB007F457, version 2.1, nodes in the order of `layout`, so

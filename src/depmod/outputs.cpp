@@ -352,9 +352,8 @@ std::pair<std::string, std::string> OutputBuilder::make_dep(const Resolution& re
     // modules.dep, and modules.dep.bin with the same lines as values.
     const auto& modules = resolution.modules;
     std::string dep_text;
-    // Room for a few more lines than last time: one module more or less is the usual change.
     const size_t last = expected_size("modules.dep");
-    dep_text.reserve(last == 0 ? 4096 : last + last / 64 + 4096);
+    dep_text.reserve(with_room(last));
     std::vector<std::pair<size_t, size_t>> dep_lines(modules.size());
     std::vector<uint32_t> closure, seen;
     for (uint32_t m = 0; m < modules.size(); ++m) {
@@ -368,7 +367,9 @@ std::pair<std::string, std::string> OutputBuilder::make_dep(const Resolution& re
         dep_lines[m] = {start, dep_text.size() - start};
         dep_text.push_back('\n');
     }
-    if (dep_text.capacity() > dep_text.size() + dep_text.size() / 32 + 8192)
+    // Cut to fit only when the text came out well short of the room made for it (it shrinks
+    // by a few lines when a module goes, which is not worth a copy).
+    if (dep_text.capacity() > with_room(with_room(dep_text.size())))
         dep_text.shrink_to_fit();
     closure = {};
     seen = {};
