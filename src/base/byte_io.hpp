@@ -51,6 +51,15 @@ public:
         rest_.remove_prefix(size);
         return true;
     }
+    /// The next `size` bytes as they are.
+    bool get_bytes(std::string_view& bytes, size_t size)
+    {
+        if (rest_.size() < size)
+            return false;
+        bytes = rest_.substr(0, size);
+        rest_.remove_prefix(size);
+        return true;
+    }
     /// A count of items each at least `min_bytes_each` long: fails when the bytes left could
     /// not hold that many (so a hostile count cannot make the caller reserve memory).
     bool get_count(uint32_t& count, size_t min_bytes_each)
