@@ -332,9 +332,10 @@ int run_depmod(int argc, char** argv)
     say_walk();
     if (printer.verbosity > 0 && !options.parse_cache.empty())
         std::fprintf(stderr,
-                     "depmod: INFO: parse cache %s: %zu modules taken from it, %zu parsed\n",
+                     "depmod: INFO: parse cache %s: %zu modules taken from it, %zu parsed, "
+                     "%zu numbered by its symbol table\n",
                      options.parse_cache.c_str(), (*engine)->index().cache_hit_count(),
-                     (*engine)->index().parse_count());
+                     (*engine)->index().parse_count(), (*engine)->index().cache_numbered_count());
     if (!scanned) {
         std::fprintf(stderr, "depmod: FATAL: could not search modules: %s\n",
                      scanned.error().message.c_str());

@@ -296,6 +296,8 @@ base::Result<void> Depmod::scan(Diagnostics& diagnostics)
         index_.record_parses_into(writer.get());
     }
     const size_t parsed_before = index_.parse_count();
+    const size_t hits_before = index_.cache_hit_count();
+    const size_t numbered_before = index_.cache_numbered_count();
     base::Result<void> scanned;
     if (!walk) {
         // Walked here, its listings recorded for the next run's (see outputs_are_current()).
@@ -320,8 +322,12 @@ base::Result<void> Depmod::scan(Diagnostics& diagnostics)
     if (!scanned)
         return scanned;
     load_builtin_inputs();
-    const bool is_stale =
-        writer && (!old || index_.parse_count() != parsed_before || old->size() != writer->size());
+    // Stale too when its symbol table was not this run's (other -E/-F symbols, another -P): the
+    // next run numbers the symbols by the table this one saves.
+    const bool renumbered =
+        index_.cache_hit_count() - hits_before != index_.cache_numbered_count() - numbered_before;
+    const bool is_stale = writer && (!old || index_.parse_count() != parsed_before ||
+                                     old->size() != writer->size() || renumbered);
     if (is_stale && options_.save_parse_cache)
         start_cache_save(std::move(writer), std::move(old));
     return {};

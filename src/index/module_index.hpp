@@ -278,6 +278,9 @@ public:
     [[nodiscard]] size_t parse_count() const { return parse_count_; }
     /// Module files taken from the parse cache since the start.
     [[nodiscard]] size_t cache_hit_count() const { return cache_hit_count_; }
+    /// Of those, the ones whose symbols were numbered by the cache's symbol table (see
+    /// ParseCache::symbols()) instead of looked up by name.
+    [[nodiscard]] size_t cache_numbered_count() const { return cache_numbered_count_; }
 
     /// Every candidate (including unparseable ones), for watchers that need the symlink
     /// targets. Order unspecified.
@@ -316,10 +319,27 @@ private:
     static void stat_found_files(std::vector<FoundFile>& found);
     bool merge(std::vector<FoundFile>& found, const std::string& scope, Diagnostics& diagnostics);
     bool is_excluded(std::string_view name) const;
-    /// The cached parse of `candidate`'s file, as views into the cache (recorded into the
-    /// writer too), when the cache has a usable entry for the file's stat `st`.
-    bool take_from_cache(const Candidate& candidate, const struct stat& st,
-                         elf::ModuleInfoView& info) const;
+    /// Makes the index's symbol table the cache's when the cache's begins with the index's
+    /// (the index's empty, or as an earlier adoption or save left both): the names it lacks
+    /// are added, in the cache's order, and a table that was empty takes the cache's two
+    /// sorted orders too. True when the cache's ids are then the index's.
+    bool adopt_cached_symbols();
+    /// Sets the two sorted orders from `table`'s when they are orders of all its ids.
+    bool take_cached_orders(const CachedSymbols& table);
+    /// Drops the symbols from id `count` on (a failed adoption's).
+    void truncate_symbols(size_t count);
+    /// `candidate`'s export and import ids from a cache entry's ids part.
+    static void take_cached_ids(Candidate& candidate, size_t export_count, std::string_view ids);
+    /// Symbols no module exports or imports and vmlinux does not export.
+    [[nodiscard]] size_t unused_symbol_count() const;
+    /// The symbol table as a ParseCacheWriter stores it.
+    [[nodiscard]] std::string symbol_table_record() const;
+    /// kmod's symbol-table order and strcmp order of symbol ids.
+    [[nodiscard]] bool is_before_in_hash_order(uint32_t a, uint32_t b) const;
+    [[nodiscard]] bool is_before_in_name_order(uint32_t a, uint32_t b) const
+    {
+        return symbol_names_[a] < symbol_names_[b];
+    }
     bool is_higher_priority(const Candidate& old_file, const Candidate& new_file) const;
     void load_modules_order();
     /// The id of symbol `name` (whose kmod_hash() is `hash`), a new one when it is new.
@@ -345,6 +365,7 @@ private:
     uint64_t next_seq_ = 0;
     size_t parse_count_ = 0;
     size_t cache_hit_count_ = 0;
+    size_t cache_numbered_count_ = 0;
     std::shared_ptr<const ParseCache> cache_;
     ParseCacheWriter* cache_writer_ = nullptr;
     std::string modules_order_text_;                          ///< the file, for the keys below

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <iterator>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <type_traits>
 
@@ -271,21 +272,34 @@ bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
     threads = std::min<unsigned>(threads, static_cast<unsigned>(to_parse.size()));
     std::atomic<size_t> next{0};
     std::atomic<size_t> hits{0};
+    std::atomic<size_t> numbered{0};
     std::mutex symbols_lock;
+    // A cache whose symbol table begins with the index's numbers its entries' symbols as the
+    // index does: those entries need no name looked up.
+    const bool ids_from_cache = adopt_cached_symbols();
     auto work = [&] {
         // Reused from module to module; large buffers are unmapped when the thread is done.
         elf::LoadBuffers buffers;
         elf::ModuleInfoView view;
-        // The symbols of cached modules (names in the mapped cache, which outlives the run)
-        // are interned a batch at a time: one lock per batch, not one per module.
+        // Other symbols are interned a batch at a time: one lock per batch, not one per module.
+        // A cached entry's names are in the mapped cache, which outlives the run; its record
+        // goes to the writer with the ids it got (`head_of`).
         constexpr size_t kBatch = 32;
         std::vector<SymbolLookups> batch(kBatch);
         std::vector<Candidate*> batch_of(kBatch);
+        std::vector<std::string_view> head_of(kBatch);
         size_t batched = 0;
         auto flush = [&] {
-            std::lock_guard lock(symbols_lock);
-            for (size_t b = 0; b < batched; ++b)
-                intern_symbols(*batch_of[b], batch[b]);
+            {
+                std::lock_guard lock(symbols_lock);
+                for (size_t b = 0; b < batched; ++b)
+                    intern_symbols(*batch_of[b], batch[b]);
+            }
+            for (size_t b = 0; b < batched && cache_writer_ != nullptr; ++b) {
+                if (!head_of[b].empty())
+                    cache_writer_->add_renumbered(head_of[b], batch_of[b]->export_ids,
+                                                  batch_of[b]->import_ids);
+            }
             batched = 0;
         };
         for (size_t i = next.fetch_add(1); i < to_parse.size(); i = next.fetch_add(1)) {
@@ -296,14 +310,13 @@ bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
             // A cached entry is read in place; a parsed file's full ModuleInfo lives only until
             // its compact form and symbol ids are made (one per thread at a time).
             base::Result<elf::ModuleInfo> info{};
-            bool cached = false;
-            if (to_parse[i].found->has_stat && take_from_cache(c, st, view)) {
+            std::optional<CachedRecord> cached;
+            if (to_parse[i].found->has_stat && cache_)
+                cached = cache_->find_view(c.path, CacheKey::of(st, c.symlink_target), view);
+            if (cached) {
                 hits.fetch_add(1);
-                cached = true;
             } else {
                 info = elf::load_module_file(AT_FDCWD, c.path, st, buffers);
-                if (info && cache_writer_ != nullptr)
-                    cache_writer_->add(c.path, CacheKey::of(st, c.symlink_target), *info);
                 if (info) {
                     view.assign(*info);
                 } else {
@@ -318,11 +331,26 @@ bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
                 c.import_ids = {};
                 continue;
             }
+            if (cached && ids_from_cache) {
+                take_cached_ids(c, view.exports.size(), cached->ids);
+                numbered.fetch_add(1);
+                if (cache_writer_ != nullptr)
+                    cache_writer_->add_raw(cached->whole);
+                continue;
+            }
             look_up_symbols(view, batch[batched]);
+            head_of[batched] = cached ? cached->head : std::string_view();
             batch_of[batched++] = &c;
+            if (cached) {
+                if (batched == kBatch)
+                    flush();
+                continue;
+            }
             // A parsed module's names live in `info`, replaced by the next file's.
-            if (!cached || batched == kBatch)
-                flush();
+            flush();
+            if (cache_writer_ != nullptr)
+                cache_writer_->add(c.path, CacheKey::of(st, c.symlink_target), *info, c.export_ids,
+                                   c.import_ids);
         }
         if (batched != 0)
             flush();
@@ -330,6 +358,7 @@ bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
     base::run_on_threads(threads - 1, work);
     parse_count_ += to_parse.size() - hits.load();
     cache_hit_count_ += hits.load();
+    cache_numbered_count_ += numbered.load();
 
     // Reported in discovery order, whatever thread parsed the file.
     std::sort(to_parse.begin(), to_parse.end(), [](const Pending& a, const Pending& b) {
@@ -343,20 +372,10 @@ bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
                                        "; listed without dependencies, as kmod's depmod does"});
     }
     sort_new_symbols();
-    return true;
-}
-
-bool ModuleIndex::take_from_cache(const Candidate& candidate, const struct stat& st,
-                                  elf::ModuleInfoView& info) const
-{
-    if (!cache_)
-        return false;
-    auto record =
-        cache_->find_view(candidate.path, CacheKey::of(st, candidate.symlink_target), info);
-    if (!record)
-        return false;
-    if (cache_writer_ != nullptr)
-        cache_writer_->add_raw(*record);
+    // A table that numbers many symbols no module has any more is not saved: the next run
+    // numbers them afresh (else run after run would keep every name the tree ever had).
+    if (cache_writer_ != nullptr && unused_symbol_count() <= symbol_names_.size() / 4)
+        cache_writer_->set_symbol_table(symbol_table_record());
     return true;
 }
 

@@ -6,6 +6,7 @@
 #include <iterator>
 #include <thread>
 
+#include "base/byte_io.hpp"
 #include "base/threads.hpp"
 
 #include "index/kmod_hash.hpp"
@@ -193,11 +194,8 @@ void ModuleIndex::sort_new_symbols()
     const size_t total = symbol_names_.size();
     if (sorted_symbol_count_ == total)
         return;
-    auto bucket = [this](uint32_t id) { return symbol_hashes_[id] & (kSymbolTableBuckets - 1); };
-    auto by_hash = [&](uint32_t a, uint32_t b) {
-        return bucket(a) != bucket(b) ? bucket(a) < bucket(b) : symbol_names_[a] < symbol_names_[b];
-    };
-    auto by_name = [this](uint32_t a, uint32_t b) { return symbol_names_[a] < symbol_names_[b]; };
+    auto by_hash = [this](uint32_t a, uint32_t b) { return is_before_in_hash_order(a, b); };
+    auto by_name = [this](uint32_t a, uint32_t b) { return is_before_in_name_order(a, b); };
     auto add_sorted = [&](std::vector<uint32_t>& order, auto less) {
         auto middle = static_cast<std::ptrdiff_t>(order.size());
         for (size_t id = sorted_symbol_count_; id < total; ++id)
@@ -235,6 +233,118 @@ void ModuleIndex::sort_new_symbols()
     fit(vmlinux_crc_);
     fit(ids_in_hash_order_);
     fit(ids_in_name_order_);
+}
+
+bool ModuleIndex::is_before_in_hash_order(uint32_t a, uint32_t b) const
+{
+    const uint32_t bucket_a = symbol_hashes_[a] & (kSymbolTableBuckets - 1);
+    const uint32_t bucket_b = symbol_hashes_[b] & (kSymbolTableBuckets - 1);
+    return bucket_a != bucket_b ? bucket_a < bucket_b : symbol_names_[a] < symbol_names_[b];
+}
+
+bool ModuleIndex::adopt_cached_symbols()
+{
+    if (!cache_ || !cache_->symbols() || cache_->symbols()->prefix != settings_.symbol_prefix)
+        return false;
+    const CachedSymbols& table = *cache_->symbols();
+    const size_t had = symbol_names_.size();
+    if (table.count > had) {
+        const size_t room = table.count + table.count / 32;
+        symbol_names_.reserve(room);
+        symbol_hashes_.reserve(room);
+        is_vmlinux_.reserve(room);
+        vmlinux_crc_.reserve(room);
+    }
+    base::ByteReader names(table.names);
+    for (uint32_t id = 0; id < table.count; ++id) {
+        std::string_view name;
+        (void)names.get_string(name); // checked when the cache was read
+        if (id < had) {
+            if (symbol_names_[id] != name)
+                return false; // nothing added yet
+        } else if (intern(name, kmod_hash(name)) != id) {
+            truncate_symbols(had); // the cache names a symbol twice
+            return false;
+        }
+    }
+    if (had == 0 && take_cached_orders(table))
+        sorted_symbol_count_ = table.count;
+    return true;
+}
+
+bool ModuleIndex::take_cached_orders(const CachedSymbols& table)
+{
+    std::vector<uint32_t> by_hash(table.count), by_name(table.count);
+    std::memcpy(by_hash.data(), table.hash_order.data(), table.hash_order.size());
+    std::memcpy(by_name.data(), table.name_order.data(), table.name_order.size());
+    // Each must hold every id once, in its order: anything else is sorted again.
+    auto is_order = [this](const std::vector<uint32_t>& ids, auto is_before) {
+        std::vector<bool> seen(ids.size());
+        for (size_t i = 0; i < ids.size(); ++i) {
+            if (ids[i] >= ids.size() || seen[ids[i]])
+                return false;
+            seen[ids[i]] = true;
+            if (i != 0 && !(this->*is_before)(ids[i - 1], ids[i]))
+                return false;
+        }
+        return true;
+    };
+    if (!is_order(by_hash, &ModuleIndex::is_before_in_hash_order) ||
+        !is_order(by_name, &ModuleIndex::is_before_in_name_order))
+        return false;
+    ids_in_hash_order_ = std::move(by_hash);
+    ids_in_name_order_ = std::move(by_name);
+    return true;
+}
+
+void ModuleIndex::truncate_symbols(size_t count)
+{
+    symbol_names_.resize(count);
+    symbol_hashes_.resize(count);
+    is_vmlinux_.resize(count);
+    vmlinux_crc_.resize(count);
+    std::fill(symbol_slots_.begin(), symbol_slots_.end(), kNoSymbol);
+    const size_t mask = symbol_slots_.size() - 1;
+    for (uint32_t id = 0; id < count; ++id) {
+        size_t slot = slot_of(symbol_hashes_[id], mask);
+        while (symbol_slots_[slot] != kNoSymbol)
+            slot = (slot + 1) & mask;
+        symbol_slots_[slot] = id;
+    }
+}
+
+void ModuleIndex::take_cached_ids(Candidate& candidate, size_t export_count, std::string_view ids)
+{
+    const size_t total = ids.size() / sizeof(uint32_t);
+    candidate.export_ids.resize(export_count);
+    candidate.import_ids.resize(total - export_count);
+    std::memcpy(candidate.export_ids.data(), ids.data(), export_count * sizeof(uint32_t));
+    std::memcpy(candidate.import_ids.data(), ids.data() + export_count * sizeof(uint32_t),
+                (total - export_count) * sizeof(uint32_t));
+}
+
+size_t ModuleIndex::unused_symbol_count() const
+{
+    std::vector<bool> used(is_vmlinux_.begin(), is_vmlinux_.end());
+    for (const auto& [path, candidate] : candidates_) {
+        for (uint32_t id : candidate->export_ids)
+            used[id] = true;
+        for (uint32_t id : candidate->import_ids)
+            used[id] = true;
+    }
+    return static_cast<size_t>(std::count(used.begin(), used.end(), false));
+}
+
+std::string ModuleIndex::symbol_table_record() const
+{
+    std::string out;
+    size_t bytes = 8 + 8 * symbol_names_.size();
+    for (std::string_view name : symbol_names_)
+        bytes += 4 + name.size();
+    out.reserve(bytes);
+    append_symbol_table(out, settings_.symbol_prefix, symbol_names_, ids_in_hash_order_,
+                        ids_in_name_order_);
+    return out;
 }
 
 } // namespace kmodd::index

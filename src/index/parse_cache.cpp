@@ -25,8 +25,8 @@ namespace kmodd::index {
 namespace {
 
 constexpr char kMagic[8] = {'k', 'm', 'o', 'd', 'd', 'P', 'C', '\n'};
-// 2: the checksum covers the payload first; 3: descriptions kept
-constexpr uint32_t kFormatVersion = 3;
+// 2: the checksum covers the payload first; 3: descriptions kept; 4: symbol ids and table
+constexpr uint32_t kFormatVersion = 4;
 constexpr uint32_t kByteOrderMark = 0x01020304;
 // magic, version, byte-order mark, started_ns, count, payload size, crc32 (+ 4 bytes padding)
 // The checksum covers the payload and then the header's started_ns, count and payload size, so
@@ -55,8 +55,8 @@ constexpr size_t kSpillBytes = size_t{1} << 20;
 
 /// Reads a record's ModuleInfo part into `info` (an elf::ModuleInfo, which copies the strings,
 /// or an elf::ModuleInfoView, which points into `in`'s bytes), or only checks it (null); false
-/// when it is malformed.
-template <typename Info> bool read_info(base::ByteReader& in, Info* info)
+/// when it is malformed. `symbols` gets its count of exports and imports.
+template <typename Info> bool read_info(base::ByteReader& in, Info* info, size_t* symbols = nullptr)
 {
     using Text = std::remove_cvref_t<decltype(info->modinfo.front().key)>;
     uint32_t count = 0;
@@ -71,6 +71,7 @@ template <typename Info> bool read_info(base::ByteReader& in, Info* info)
     }
     if (!in.get_count(count, 12))
         return false;
+    const uint32_t exports = count;
     if (info != nullptr)
         info->exports.reserve(count);
     for (uint32_t i = 0; i < count; ++i) {
@@ -94,7 +95,21 @@ template <typename Info> bool read_info(base::ByteReader& in, Info* info)
         if (info != nullptr)
             info->imports.push_back({Text(name), crc, is_weak == 1});
     }
+    if (symbols != nullptr)
+        *symbols =
+            info != nullptr ? info->exports.size() + info->imports.size() : size_t{exports} + count;
     return true;
+}
+
+/// Appends a record's ids part: the count, then the exports' and the imports' ids.
+void append_ids(std::string& out, std::span<const uint32_t> export_ids,
+                std::span<const uint32_t> import_ids)
+{
+    base::put_value(out, static_cast<uint32_t>(export_ids.size() + import_ids.size()));
+    for (uint32_t id : export_ids)
+        base::put_value(out, id);
+    for (uint32_t id : import_ids)
+        base::put_value(out, id);
 }
 
 /// The .modinfo keys a record keeps: those of the index, and the description, which the daemon's
@@ -226,6 +241,8 @@ base::Result<void> ParseCache::read_entry_list(std::string_view payload, uint64_
     // The entries point into the bytes (a moved string or mapping stays where it is).
     base::ByteReader in(payload);
     entries_.reserve(count);
+    bool every_entry_has_ids = true;
+    uint32_t max_id = 0;
     for (uint64_t i = 0; i < count; ++i) {
         const char* start = in.position();
         std::string_view path;
@@ -233,17 +250,53 @@ base::Result<void> ParseCache::read_entry_list(std::string_view payload, uint64_
         if (!in.get_string(path) || !read_cache_key(in, entry.key))
             return (invalid("entry " + std::to_string(i) + " is malformed"));
         const char* info_start = in.position();
-        if (!read_info<elf::ModuleInfo>(in, nullptr))
+        size_t symbols = 0;
+        uint32_t id_count = 0;
+        if (!read_info<elf::ModuleInfo>(in, nullptr, &symbols))
             return (invalid("entry " + std::to_string(i) + " (" + base::quoted(path) +
                             ") is malformed"));
         entry.info = std::string_view(info_start, static_cast<size_t>(in.position() - info_start));
+        if (!in.get_count(id_count, 4) || (id_count != 0 && id_count != symbols) ||
+            !in.get_bytes(entry.ids, size_t{id_count} * 4))
+            return (invalid("entry " + std::to_string(i) + " (" + base::quoted(path) +
+                            ") has ids that are not its symbols'"));
+        every_entry_has_ids &= id_count == symbols;
+        for (size_t at = 0; at < entry.ids.size(); at += 4) {
+            uint32_t id = 0;
+            std::memcpy(&id, entry.ids.data() + at, 4);
+            max_id = std::max(max_id, id);
+        }
         entry.record = std::string_view(start, static_cast<size_t>(in.position() - start));
         if (!entries_.emplace(path, std::move(entry)).second)
             return (invalid("entry " + std::to_string(i) + " repeats " + base::quoted(path)));
     }
+    if (!read_symbols(in, every_entry_has_ids, max_id))
+        return (invalid("the symbol table after the entries is malformed"));
     if (in.left() != 0)
-        return (invalid("bytes after the last entry"));
+        return (invalid("bytes after the symbol table"));
     return {};
+}
+
+bool ParseCache::read_symbols(base::ByteReader& in, bool every_entry_has_ids, uint32_t max_id)
+{
+    CachedSymbols table;
+    uint32_t prefix = 0;
+    if (!in.get(prefix) || prefix > 0xFF || !in.get_count(table.count, 12))
+        return false;
+    table.prefix = static_cast<char>(prefix);
+    const char* names_start = in.position();
+    for (uint32_t i = 0; i < table.count; ++i) {
+        std::string_view name;
+        if (!in.get_string(name))
+            return false;
+    }
+    table.names = std::string_view(names_start, static_cast<size_t>(in.position() - names_start));
+    if (!in.get_bytes(table.hash_order, size_t{table.count} * 4) ||
+        !in.get_bytes(table.name_order, size_t{table.count} * 4))
+        return false;
+    if (table.count != 0 && every_entry_has_ids && max_id < table.count)
+        symbols_ = table;
+    return true;
 }
 
 const ParseCache::Entry* ParseCache::usable_entry(const std::string& path,
@@ -297,8 +350,8 @@ std::optional<elf::ModuleInfo> ParseCache::find(const std::string& path, const C
     return info;
 }
 
-std::optional<std::string_view> ParseCache::find_view(const std::string& path, const CacheKey& key,
-                                                      elf::ModuleInfoView& info) const
+std::optional<CachedRecord> ParseCache::find_view(const std::string& path, const CacheKey& key,
+                                                  elf::ModuleInfoView& info) const
 {
     const Entry* entry = usable_entry(path, key);
     if (entry == nullptr)
@@ -307,7 +360,11 @@ std::optional<std::string_view> ParseCache::find_view(const std::string& path, c
     base::ByteReader in(entry->info);
     if (!read_info(in, &info))
         return std::nullopt; // checked by parse(): cannot happen
-    return entry->record;
+    const char* head_end = entry->info.data() + entry->info.size();
+    return CachedRecord{entry->record,
+                        std::string_view(entry->record.data(),
+                                         static_cast<size_t>(head_end - entry->record.data())),
+                        entry->ids};
 }
 
 std::optional<std::string> ParseCache::description(const std::string& path,
@@ -376,8 +433,25 @@ void append_info_record(std::string& out, const elf::ModuleInfo& info)
     }
 }
 
+void append_symbol_table(std::string& out, char prefix, std::span<const std::string_view> names,
+                         std::span<const uint32_t> hash_order, std::span<const uint32_t> name_order)
+{
+    base::put_value(out, static_cast<uint32_t>(static_cast<unsigned char>(prefix)));
+    base::put_value(out, static_cast<uint32_t>(names.size()));
+    for (std::string_view name : names)
+        base::put_string(out, name);
+    out.append(reinterpret_cast<const char*>(hash_order.data()), hash_order.size_bytes());
+    out.append(reinterpret_cast<const char*>(name_order.data()), name_order.size_bytes());
+}
+
+ParseCacheWriter::ParseCacheWriter(int64_t started_ns) : started_ns_(started_ns)
+{
+    append_symbol_table(symbol_table_, '\0', {}, {}, {});
+}
+
 void ParseCacheWriter::add(const std::string& path, const CacheKey& key,
-                           const elf::ModuleInfo& info)
+                           const elf::ModuleInfo& info, std::span<const uint32_t> export_ids,
+                           std::span<const uint32_t> import_ids)
 {
     // Built outside the lock, in a buffer each thread keeps.
     thread_local std::string record;
@@ -385,12 +459,8 @@ void ParseCacheWriter::add(const std::string& path, const CacheKey& key,
     base::put_string(record, path);
     append_cache_key(record, key);
     append_info_record(record, info);
-    std::lock_guard guard(lock_);
-    pending_.append(record);
-    payload_size_ += record.size();
-    ++count_;
-    if (!stream_path_.empty() && pending_.size() >= kSpillBytes)
-        spill_locked();
+    append_ids(record, export_ids, import_ids);
+    take(record);
 }
 
 void ParseCacheWriter::add_raw(std::string_view record)
@@ -399,6 +469,32 @@ void ParseCacheWriter::add_raw(std::string_view record)
     borrowed_.push_back(record);
     payload_size_ += record.size();
     ++count_;
+}
+
+void ParseCacheWriter::add_renumbered(std::string_view head, std::span<const uint32_t> export_ids,
+                                      std::span<const uint32_t> import_ids)
+{
+    thread_local std::string record;
+    record.assign(head);
+    append_ids(record, export_ids, import_ids);
+    take(record);
+}
+
+void ParseCacheWriter::take(std::string_view record)
+{
+    std::lock_guard guard(lock_);
+    pending_.append(record);
+    payload_size_ += record.size();
+    ++count_;
+    if (!stream_path_.empty() && pending_.size() >= kSpillBytes)
+        spill_locked();
+}
+
+void ParseCacheWriter::set_symbol_table(std::string table)
+{
+    std::lock_guard guard(lock_);
+    if (!table.empty())
+        symbol_table_ = std::move(table);
 }
 
 void ParseCacheWriter::spill_locked()
@@ -453,7 +549,7 @@ std::string ParseCacheWriter::header(uint32_t payload_crc) const
     base::put_value(out, kByteOrderMark);
     base::put_value(out, started_ns_);
     base::put_value(out, count_);
-    base::put_value(out, payload_size_);
+    base::put_value(out, payload_size_ + symbol_table_.size());
     base::put_value(out, crc_update(payload_crc, std::string_view(out).substr(kCheckedHeaderStart,
                                                                               kCheckedHeaderSize)));
     base::put_value(out, uint32_t{0});
@@ -466,12 +562,13 @@ std::string ParseCacheWriter::serialize() const
     uint32_t crc = written_crc_;
     for (std::string_view record : borrowed_)
         crc = crc_update(crc, record);
-    crc = crc_update(crc, pending_);
+    crc = crc_update(crc_update(crc, pending_), symbol_table_);
     std::string out = header(crc);
-    out.reserve(kHeaderSize + payload_size_);
+    out.reserve(kHeaderSize + payload_size_ + symbol_table_.size());
     for (std::string_view record : borrowed_)
         out.append(record);
     out.append(pending_);
+    out.append(symbol_table_);
     return out;
 }
 
@@ -482,6 +579,11 @@ base::Result<void> ParseCacheWriter::save(const std::string& path)
         return base::make_error(EINVAL, "the cache streams to " + base::quoted(stream_path_));
     stream_path_ = path;
     spill_locked();
+    if (!stream_error_) {
+        written_crc_ = crc_update(written_crc_, symbol_table_);
+        if (auto written = file_.append(symbol_table_); !written)
+            stream_error_ = written.error();
+    }
     if (!stream_error_) {
         if (auto written = file_.write_at(0, header(written_crc_)); !written)
             stream_error_ = written.error();

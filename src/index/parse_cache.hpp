@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -37,13 +38,32 @@ struct CacheKey {
     bool operator==(const CacheKey&) const = default;
 };
 
+/// The symbol table a cache's entries number their symbols by: the names as the index looks
+/// them up (without the -P prefix it was made with) in id order, and the ids in the index's
+/// two sorted orders. Views into the cache's bytes.
+struct CachedSymbols {
+    char prefix = '\0';
+    uint32_t count = 0;
+    std::string_view names;      ///< `count` names, each as base::put_string() writes it
+    std::string_view hash_order; ///< `count` native u32 ids: kmod's symbol-table order
+    std::string_view name_order; ///< `count` native u32 ids: strcmp order
+};
+
+/// An entry of a cache as ParseCache::find_view() gives it.
+struct CachedRecord {
+    std::string_view whole; ///< as stored, for ParseCacheWriter::add_raw()
+    std::string_view head;  ///< all but the symbol ids: path, key and ModuleInfo part
+    std::string_view ids;   ///< native u32 ids of the exports, then of the imports; or none
+};
+
 /// A cache file as read: the entries of the run that wrote it. The format (native byte order
 /// only) is a header (magic "kmoddPC\n", format version, byte-order mark, the time the writing
-/// run started, entry count, payload size, CRC-32 of the payload and then these three) and the
-/// entries, in any order:
-/// path, key and the parts of the module's ModuleInfo the index uses (the .modinfo entries it
-/// keeps and the description, exports and imports with their CRCs). Every length is checked against
-/// what is left.
+/// run started, entry count, payload size, CRC-32 of the payload and then these three), the
+/// entries, in any order, and the symbol table (see CachedSymbols: prefix, count, names, the
+/// two orders). An entry is path, key, the parts of the module's ModuleInfo the index uses (the
+/// .modinfo entries it keeps and the description, exports and imports with their CRCs) and the
+/// ids of its exports and imports in the symbol table (none when its writer had none). Every
+/// length is checked against what is left.
 class ParseCache {
 public:
     /// Entries whose file changed within this time before the writing run started are not
@@ -66,9 +86,9 @@ public:
     [[nodiscard]] std::optional<elf::ModuleInfo> find(const std::string& path,
                                                       const CacheKey& key) const;
     /// find() without copying a string: `info` gets views into this cache's bytes (valid while
-    /// it lives). Returns the whole record, as raw_entry() would; empty (`info` as it was) when
-    /// find() would not use the entry.
-    [[nodiscard]] std::optional<std::string_view>
+    /// it lives). Returns the record's parts (its whole as raw_entry() would); empty (`info` as
+    /// it was) when find() would not use the entry.
+    [[nodiscard]] std::optional<CachedRecord>
     find_view(const std::string& path, const CacheKey& key, elf::ModuleInfoView& info) const;
     /// The .modinfo description of `path` when its entry has exactly `key` and was not racy
     /// ("" when the module has none); empty when find() would not use the entry.
@@ -91,6 +111,10 @@ public:
     /// Every entry's path and key, in no particular order (for tools and tests).
     [[nodiscard]] std::vector<std::pair<std::string, CacheKey>> keys() const;
 
+    /// The table the entries' ids refer to; empty when it has no names or some entry with
+    /// symbols has no ids or an id past its end (the names are then looked up again).
+    [[nodiscard]] const std::optional<CachedSymbols>& symbols() const { return symbols_; }
+
     [[nodiscard]] size_t size() const { return entries_.size(); }
     [[nodiscard]] int64_t started_ns() const { return started_ns_; }
 
@@ -99,20 +123,24 @@ private:
         CacheKey key;
         std::string_view record; ///< the whole record in bytes_, for raw_entry()
         std::string_view info;   ///< the ModuleInfo part of it
+        std::string_view ids;    ///< the ids part's u32 values
     };
     /// The entry of `path` when it has `key` and was not racy; null otherwise.
     [[nodiscard]] const Entry* usable_entry(const std::string& path, const CacheKey& key) const;
 
     /// Checks the cache in `bytes_` and fills in the entries.
     [[nodiscard]] base::Result<void> read_entries();
-    /// read_entries()' reading of the `count` entries in `payload`.
+    /// read_entries()' reading of the `count` entries in `payload`, and of the symbol table.
     [[nodiscard]] base::Result<void> read_entry_list(std::string_view payload, uint64_t count);
+    /// Reads the symbol table at the end of the payload; false when it is malformed.
+    bool read_symbols(base::ByteReader& in, bool every_entry_has_ids, uint32_t max_id);
 
     std::string owned_;       ///< the bytes given to parse()
     base::MappedFile mapped_; ///< or the file load() mapped
     std::string_view bytes_;  ///< whichever of the two holds the cache
     int64_t started_ns_ = 0;
     std::unordered_map<std::string_view, Entry> entries_; ///< keys point into bytes_
+    std::optional<CachedSymbols> symbols_;
 };
 
 /// A new cache file, filled while a scan runs (add() may be called from several threads) and
@@ -121,16 +149,26 @@ private:
 class ParseCacheWriter {
 public:
     /// `started_ns`: the realtime clock when the run began to look at files.
-    explicit ParseCacheWriter(int64_t started_ns) : started_ns_(started_ns) {}
+    explicit ParseCacheWriter(int64_t started_ns);
 
     /// Streams the records towards the cache file `path` (see save()).
     void stream_into(std::string path) { stream_path_ = std::move(path); }
 
-    /// Records the parse of `path`. Only what the index uses, and the description, is kept.
-    void add(const std::string& path, const CacheKey& key, const elf::ModuleInfo& info);
-    /// Records an entry of an older cache as it is (see ParseCache::raw_entry()). The bytes
+    /// Records the parse of `path`. Only what the index uses, and the description, is kept,
+    /// with the ids of its exports and imports in the table set_symbol_table() is given (none:
+    /// the next run cannot use that table and looks every name up).
+    void add(const std::string& path, const CacheKey& key, const elf::ModuleInfo& info,
+             std::span<const uint32_t> export_ids = {}, std::span<const uint32_t> import_ids = {});
+    /// Records an entry of an older cache as it is (see ParseCache::raw_entry()), its ids too:
+    /// only for a table that gives each of those ids the name the older one gave it. The bytes
     /// are borrowed: that cache must outlive save() (and serialize()).
     void add_raw(std::string_view record);
+    /// Records an entry of an older cache (CachedRecord::head) with other ids.
+    void add_renumbered(std::string_view head, std::span<const uint32_t> export_ids,
+                        std::span<const uint32_t> import_ids);
+    /// The symbol table (see append_symbol_table()) written after the records; none when never
+    /// given.
+    void set_symbol_table(std::string table);
 
     /// The cache file's content, for a writer that streams nowhere.
     [[nodiscard]] std::string serialize() const;
@@ -143,6 +181,8 @@ public:
     [[nodiscard]] size_t size() const { return count_; }
 
 private:
+    /// Adds a record this writer made.
+    void take(std::string_view record);
     /// Writes the borrowed and pending records to the file (opening it first); lock_ held.
     void spill_locked();
     /// The header, given the CRC-32 of the whole payload.
@@ -155,6 +195,7 @@ private:
     std::optional<base::Error> stream_error_; ///< the first failed write; later records dropped
     std::string pending_;                     ///< records add() made, not written yet
     std::vector<std::string_view> borrowed_;  ///< records add_raw() was given, not written yet
+    std::string symbol_table_;                ///< written after the last record; none: empty
     uint64_t payload_size_ = 0;               ///< every record's bytes, written or not
     uint32_t written_crc_ = 0;                ///< CRC-32 of the bytes written to file_
     uint64_t count_ = 0;
@@ -168,6 +209,12 @@ void append_cache_key(std::string& out, const CacheKey& key);
 /// The ModuleInfo part of a cache record for `info`, as the writer stores it: what the index
 /// uses and the description. Two parses that give the same bytes here make the same outputs.
 void append_info_record(std::string& out, const elf::ModuleInfo& info);
+
+/// A cache's symbol table (CachedSymbols) as a writer stores it: `names` in id order (lookup
+/// names, without the -P `prefix`) and the ids in the two orders.
+void append_symbol_table(std::string& out, char prefix, std::span<const std::string_view> names,
+                         std::span<const uint32_t> hash_order,
+                         std::span<const uint32_t> name_order);
 
 /// Whether a file with these times may have changed unseen by a run that looked at it at
 /// `since_ns` (ParseCache::kRacyMarginNs before it, or later).

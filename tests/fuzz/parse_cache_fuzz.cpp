@@ -7,7 +7,7 @@
 //
 // Properties: reading never crashes or reads out of bounds; a cache that reads gives, for
 // every entry it holds, a parse that survives being written and read again unchanged, and
-// nothing for a key that differs.
+// nothing for a key that differs; a symbol table it offers holds every id of every entry.
 #include <cstring>
 #include <limits>
 #include <string>
@@ -34,12 +34,13 @@ uint32_t crc_of(uint32_t crc, std::string_view bytes)
         ::crc32_z(crc, reinterpret_cast<const Bytef*>(bytes.data()), bytes.size()));
 }
 
-/// A cache file around `payload`, as format version 3 lays it out: magic, version, byte-order
-/// mark, started_ns, count, payload size, CRC-32 of the payload then of those three, padding.
+/// A cache file around `payload` (the entries and the symbol table), as format version 4 lays it
+/// out: magic, version, byte-order mark, started_ns, count, payload size, CRC-32 of the payload
+/// then of those three, padding.
 std::string sealed(uint64_t count, std::string_view payload)
 {
     std::string out(kMagic);
-    kmodd::base::put_value(out, uint32_t{3});
+    kmodd::base::put_value(out, uint32_t{4});
     kmodd::base::put_value(out, uint32_t{0x01020304});
     // Every entry is older than the run that wrote the cache, so none is racy.
     kmodd::base::put_value(out, std::numeric_limits<int64_t>::max());
@@ -89,6 +90,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
         check(!cache->find(path, other), "an entry is found only under its own key");
         if (!info)
             continue; // racy: never used
+        kmodd::elf::ModuleInfoView view;
+        auto record = cache->find_view(path, key, view);
+        check(record.has_value(), "find() and find_view() agree");
+        if (cache->symbols()) {
+            check(record->ids.size() / 4 == view.exports.size() + view.imports.size(),
+                  "with a table, every entry numbers each of its symbols");
+            for (size_t at = 0; at + 4 <= record->ids.size(); at += 4) {
+                uint32_t id = 0;
+                std::memcpy(&id, record->ids.data() + at, 4);
+                check(id < cache->symbols()->count, "an offered table holds every id");
+            }
+        }
         const std::string once = written(path, key, *info, started);
         auto again = ParseCache::parse(once);
         check(again.has_value(), "a written entry reads back");

@@ -321,7 +321,8 @@ check_scenario cache-outputs-damaged "$expected" 'taken from it, [0-9]+ parsed'
 cp "$wmod/$donor" "$wmod/$replaced.new" && mv -f "$wmod/$replaced.new" "$wmod/$replaced"
 kmod_on_warm
 run_ours cache-replaced
-check_scenario cache-replaced "$scratch/kmod-now" 'taken from it, [1-9]'
+check_scenario cache-replaced "$scratch/kmod-now" \
+    'taken from it, [1-9][0-9]* parsed, [1-9][0-9]* numbered by its symbol table'
 
 if [[ $edited != *.ko ]]; then
     log "cache-cp-p: skipped (the tree is compressed: an edit in place would break the file)"
@@ -338,7 +339,8 @@ else
         die "the edit of $edited changed its size, inode or mtime"
     kmod_on_warm
     run_ours cache-cp-p
-    check_scenario cache-cp-p "$scratch/kmod-now" 'taken from it, [1-9]'
+    check_scenario cache-cp-p "$scratch/kmod-now" \
+        'taken from it, [1-9][0-9]* parsed, [1-9][0-9]* numbered by its symbol table'
 fi
 
 rm -f "$wmod/$deleted"

@@ -12,9 +12,12 @@
 #include <fstream>
 #include <random>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <zlib.h>
+
+#include "base/byte_io.hpp"
 
 namespace {
 
@@ -83,7 +86,8 @@ TEST(ParseCache, AnEntryReadInPlaceHoldsWhatACopiedOneHoldsAndItsWholeRecord)
     view.modinfo.push_back({"left", "over"}); // from a module read before: replaced
     auto record = cache->find_view(path, key(), view);
     ASSERT_TRUE(record);
-    EXPECT_EQ(*record, cache->raw_entry(path, key()).value());
+    EXPECT_EQ(record->whole, cache->raw_entry(path, key()).value());
+    EXPECT_TRUE(record->whole.starts_with(record->head));
     ASSERT_EQ(view.modinfo.size(), info->modinfo.size());
     for (size_t i = 0; i < view.modinfo.size(); ++i) {
         EXPECT_EQ(view.modinfo[i].key, info->modinfo[i].key);
@@ -226,14 +230,16 @@ TEST(ParseCache, KeepsTheDescriptionForTheModuleSearchUnderTheSameRulesAsTheRest
 TEST(ParseCache, AFutureVersionOrTheOtherByteOrderIsRefusedWithTheReason)
 {
     std::string future = one_entry_cache();
-    future[8] = 4; // version, little-endian
+    future[8] = 5; // version, little-endian
     auto cache = ParseCache::parse(future);
     ASSERT_FALSE(cache);
-    EXPECT_NE(cache.error().message.find("version 4"), std::string::npos) << cache.error().message;
+    EXPECT_NE(cache.error().message.find("version 5"), std::string::npos) << cache.error().message;
     std::string older = one_entry_cache();
     older[8] = 1; // before the checksum covered the payload first
     EXPECT_FALSE(ParseCache::parse(older));
     older[8] = 2; // before descriptions were kept: a cache from then would have none
+    EXPECT_FALSE(ParseCache::parse(older));
+    older[8] = 3; // before symbol ids: its entries end where ids would begin
     EXPECT_FALSE(ParseCache::parse(older));
 
     std::string swapped = one_entry_cache();
@@ -366,6 +372,117 @@ TEST(ParseCache, AStreamedCacheHoldsEveryRecordAndADroppedOneLeavesNothing)
     EXPECT_NE(saved.error().message.find("file/modules.cache"), std::string::npos)
         << saved.error().message;
     fs::remove_all(dir);
+}
+
+/// The four lookup names of sample_info()'s symbols as a table: ids 0-3 are e1000_export,
+/// other, printk, maybe_there; the orders are any orders of the ids (the reader does not judge
+/// them; the index does when it takes them).
+std::string sample_table(char prefix = '\0')
+{
+    const std::vector<std::string_view> names = {"e1000_export", "other", "printk", "maybe_there"};
+    const std::vector<uint32_t> order = {3, 2, 1, 0};
+    std::string table;
+    kmodd::index::append_symbol_table(table, prefix, names, order, order);
+    return table;
+}
+
+const std::vector<uint32_t> kExportIds = {0, 1};
+const std::vector<uint32_t> kImportIds = {2, 3};
+
+TEST(ParseCache, TheSymbolTableAndEachEntrysIdsComeBackAsWritten)
+{
+    ParseCacheWriter writer(kStarted);
+    writer.add("/m/e1000.ko", key(), sample_info(), kExportIds, kImportIds);
+    writer.set_symbol_table(sample_table('_'));
+    auto cache = ParseCache::parse(writer.serialize());
+    ASSERT_TRUE(cache) << cache.error().message;
+    ASSERT_TRUE(cache->symbols());
+    EXPECT_EQ(cache->symbols()->prefix, '_');
+    EXPECT_EQ(cache->symbols()->count, 4U);
+    kmodd::base::ByteReader names(cache->symbols()->names);
+    std::string_view name;
+    ASSERT_TRUE(names.get_string(name) && names.get_string(name) && names.get_string(name));
+    EXPECT_EQ(name, "printk");
+    uint32_t first_by_name = 0;
+    std::memcpy(&first_by_name, cache->symbols()->name_order.data(), 4);
+    EXPECT_EQ(first_by_name, 3U);
+
+    kmodd::elf::ModuleInfoView view;
+    auto record = cache->find_view("/m/e1000.ko", key(), view);
+    ASSERT_TRUE(record);
+    std::vector<uint32_t> ids(record->ids.size() / 4);
+    std::memcpy(ids.data(), record->ids.data(), record->ids.size());
+    EXPECT_EQ(ids, (std::vector<uint32_t>{0, 1, 2, 3})) << "the exports' ids, then the imports'";
+
+    // The same entry with other ids: the same parse, the new ids.
+    ParseCacheWriter renumbered(kStarted);
+    renumbered.add_renumbered(record->head, std::vector<uint32_t>{3, 2},
+                              std::vector<uint32_t>{1, 0});
+    renumbered.set_symbol_table(sample_table('_'));
+    auto again = ParseCache::parse(renumbered.serialize());
+    ASSERT_TRUE(again) << again.error().message;
+    auto record_again = again->find_view("/m/e1000.ko", key(), view);
+    ASSERT_TRUE(record_again);
+    EXPECT_EQ(record_again->head, record->head);
+    std::memcpy(ids.data(), record_again->ids.data(), record_again->ids.size());
+    EXPECT_EQ(ids, (std::vector<uint32_t>{3, 2, 1, 0}));
+    ASSERT_EQ(view.imports.size(), 2U);
+    EXPECT_TRUE(view.imports[1].is_weak);
+}
+
+TEST(ParseCache, ATableIsNotOfferedWhenAnEntryLacksIdsOrHasOnePastItsEnd)
+{
+    {
+        ParseCacheWriter writer(kStarted);
+        writer.add("/m/a.ko", key(), sample_info(), kExportIds, kImportIds);
+        writer.add("/m/b.ko", key(), sample_info()); // no ids
+        writer.set_symbol_table(sample_table());
+        auto cache = ParseCache::parse(writer.serialize());
+        ASSERT_TRUE(cache) << cache.error().message;
+        EXPECT_FALSE(cache->symbols()) << "b's names must be looked up: so must all";
+        EXPECT_TRUE(cache->find("/m/b.ko", key())) << "the entries themselves are good";
+    }
+    {
+        ParseCacheWriter writer(kStarted);
+        writer.add("/m/a.ko", key(), sample_info(), kExportIds, std::vector<uint32_t>{2, 4});
+        writer.set_symbol_table(sample_table());
+        auto cache = ParseCache::parse(writer.serialize());
+        ASSERT_TRUE(cache) << cache.error().message;
+        EXPECT_FALSE(cache->symbols()) << "id 4 of a table of 4";
+    }
+    {
+        ParseCacheWriter writer(kStarted); // never given a table
+        writer.add("/m/a.ko", key(), sample_info(), kExportIds, kImportIds);
+        auto cache = ParseCache::parse(writer.serialize());
+        ASSERT_TRUE(cache) << cache.error().message;
+        EXPECT_FALSE(cache->symbols());
+    }
+    {
+        kmodd::elf::ModuleInfo none; // no symbols, so no ids: the table stands
+        ParseCacheWriter writer(kStarted);
+        writer.add("/m/a.ko", key(), sample_info(), kExportIds, kImportIds);
+        writer.add("/m/none.ko", key(), none);
+        writer.set_symbol_table(sample_table());
+        auto cache = ParseCache::parse(writer.serialize());
+        ASSERT_TRUE(cache) << cache.error().message;
+        EXPECT_TRUE(cache->symbols());
+    }
+}
+
+TEST(ParseCache, IdsThatAreNotOneForEachSymbolAreRefused)
+{
+    auto cache = ParseCache::parse(one_entry_cache());
+    ASSERT_TRUE(cache);
+    kmodd::elf::ModuleInfoView view;
+    auto record = cache->find_view("/lib/modules/6.1.0/kernel/e1000.ko", key(), view);
+    ASSERT_TRUE(record);
+    ParseCacheWriter writer(kStarted);
+    writer.add_renumbered(record->head, std::vector<uint32_t>{0}, {}); // four symbols
+    writer.set_symbol_table(sample_table());
+    auto bad = ParseCache::parse(writer.serialize());
+    ASSERT_FALSE(bad);
+    EXPECT_NE(bad.error().message.find("has ids that are not its symbols'"), std::string::npos)
+        << bad.error().message;
 }
 
 } // namespace

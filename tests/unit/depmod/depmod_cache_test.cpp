@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// Depmod runs that share a parse cache: whatever the run that wrote it knew, each run writes
+// what kmod's depmod writes with the same options, and the cache's symbol table numbers the
+// symbols only when it is the run's own.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <string>
+
+#include "depmod/depmod.hpp"
+#include "depmod_runs.hpp"
+
+namespace kmodd::depmod {
+namespace {
+
+using namespace testing_support;
+
+struct CachedRun {
+    OurRun run;
+    size_t hits = 0;     ///< modules taken from the cache
+    size_t numbered = 0; ///< of those, numbered by its symbol table
+};
+
+CachedRun run_cached(const DepmodOptions& options)
+{
+    CachedRun cached;
+    auto engine = Depmod::create(options, cached.run.diagnostics);
+    if (!engine || !(*engine)->scan(cached.run.diagnostics))
+        return cached;
+    cached.run.ok = (*engine)->write(cached.run.diagnostics).has_value();
+    cached.run.files = test::read_outputs((*engine)->output_dir());
+    cached.hits = (*engine)->index().cache_hit_count();
+    cached.numbered = (*engine)->index().cache_numbered_count();
+    // Gone, so that the next run cannot find its outputs current and skip the scan.
+    test::run_shell("rm -rf '" + options.output_dir + "'");
+    return cached;
+}
+
+TEST(DepmodCache, RunsWithOtherSymbolSourcesOrPrefixesShareTheCacheAndWriteWhatKmodWrites)
+{
+    TempTree tree;
+    populate(tree);
+    tree.write("/Module.symvers", "0x00000001\tprintk\tvmlinux\tEXPORT_SYMBOL\n");
+    const std::string symvers = tree.root().string() + "/Module.symvers";
+    const std::string cache_dir = tree.root().string() + "-cache";
+    ::sleep(3); // files changed within two seconds before a run are not trusted from its cache
+    struct Step {
+        const char* what;
+        bool with_symvers;
+        char prefix;
+        bool numbered; ///< whether the cache's table is this run's
+    };
+    // -E puts vmlinux's symbols first in the run's table, -P changes every lookup name: a
+    // cache written without them (or with them) cannot number a run with them (or without);
+    // such a run rewrites the cache with its own table, which the next alike run takes.
+    const Step steps[] = {
+        {"cold", false, '\0', false},       {"-E after a run without", true, '\0', false},
+        {"-E again", true, '\0', true},     {"-P after -E", false, 'p', false},
+        {"-P again", false, 'p', true},     {"plain after -P", false, '\0', false},
+        {"plain again", false, '\0', true},
+    };
+    for (const Step& step : steps) {
+        SCOPED_TRACE(step.what);
+        auto options = options_for(tree);
+        options.parse_cache = parse_cache_path(cache_dir, options);
+        std::string kmod_options = "-C /dev/null";
+        if (step.with_symvers) {
+            options.module_symvers = symvers;
+            kmod_options += " -E " + symvers;
+        }
+        if (step.prefix != '\0') {
+            options.symbol_prefix = step.prefix;
+            kmod_options += std::string(" -P ") + step.prefix;
+        }
+        auto ours = run_cached(options);
+        auto kmod = run_kmod(tree, kmod_options);
+        ASSERT_EQ(kmod.status, 0) << kmod.output;
+        ASSERT_TRUE(ours.run.ok) << join(ours.run.diagnostics);
+        expect_identical(ours.run.files, kmod.files);
+        const bool is_cold = &step == &steps[0];
+        EXPECT_EQ(ours.hits, is_cold ? 0U : 8U);
+        EXPECT_EQ(ours.numbered, step.numbered ? 8U : 0U);
+    }
+    test::run_shell("rm -rf '" + cache_dir + "'");
+}
+
+TEST(DepmodCache, ATableThatNamesManySymbolsNoModuleHasIsNotKeptAndTheNextRunNumbersAfresh)
+{
+    TempTree tree;
+    populate(tree);
+    const std::string cache_dir = tree.root().string() + "-cache";
+    auto options = options_for(tree);
+    options.parse_cache = parse_cache_path(cache_dir, options);
+    ::sleep(3); // files changed within two seconds before a run are not trusted from its cache
+    ASSERT_TRUE(run_cached(options).run.ok);
+    // Two modules of eight left: most names in the cache's table are no module's any more.
+    for (const char* gone :
+         {"kernel/a/mod2.ko", "kernel/b/mod3.ko", "kernel/a/mod-dash.ko", "kernel/crc_helper.ko",
+          "kernel/versioned.ko", "kernel/drivers/blockdev.ko"})
+        ASSERT_EQ(::unlink((tree.module_dir() / gone).c_str()), 0) << gone;
+    const size_t expected_numbered[] = {2, 0, 2};
+    for (size_t run = 0; run < 3; ++run) {
+        SCOPED_TRACE("run " + std::to_string(run) + " after the removal");
+        auto ours = run_cached(options);
+        ASSERT_TRUE(ours.run.ok) << join(ours.run.diagnostics);
+        auto kmod = run_kmod(tree);
+        ASSERT_EQ(kmod.status, 0) << kmod.output;
+        expect_identical(ours.run.files, kmod.files);
+        EXPECT_EQ(ours.hits, 2U);
+        // The first still takes the old table, but saves none; the second numbers the
+        // symbols itself and saves a table of the names in use, which the third takes.
+        EXPECT_EQ(ours.numbered, expected_numbered[run]);
+    }
+    test::run_shell("rm -rf '" + cache_dir + "'");
+}
+
+} // namespace
+} // namespace kmodd::depmod
