@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// CRC-32C: the published check value, and the instruction and the tables agreeing on every
+// length and split.
+#include "base/crc32c.hpp"
+
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+
+namespace kmodd::base {
+namespace {
+
+TEST(Crc32c, GivesThePublishedCheckValues)
+{
+    EXPECT_EQ(crc32c(0, "123456789"), 0xE3069283U);
+    EXPECT_EQ(crc32c_by_tables(0, "123456789"), 0xE3069283U);
+    EXPECT_EQ(crc32c(0, ""), 0U);
+    // RFC 3720 (iSCSI), B.4: 32 bytes of zeros, and of 0xFF.
+    EXPECT_EQ(crc32c(0, std::string(32, '\0')), 0x8A9136AAU);
+    EXPECT_EQ(crc32c_by_tables(0, std::string(32, '\xFF')), 0x62A8AB43U);
+}
+
+TEST(Crc32c, TheInstructionAndTheTablesAgreeOnEveryLengthAndSplit)
+{
+    std::mt19937 random(3);
+    std::string bytes(300, '\0');
+    for (char& c : bytes)
+        c = static_cast<char>(random());
+    for (size_t size = 0; size <= bytes.size(); ++size) {
+        const std::string_view whole = std::string_view(bytes).substr(0, size);
+        const uint32_t expected = crc32c_by_tables(0, whole);
+        ASSERT_EQ(crc32c(0, whole), expected) << size << " bytes";
+        // Carried on over two parts: the CRC of the whole.
+        const size_t split = size / 3;
+        ASSERT_EQ(crc32c(crc32c(0, whole.substr(0, split)), whole.substr(split)), expected);
+        ASSERT_EQ(
+            crc32c_by_tables(crc32c_by_tables(0, whole.substr(0, split)), whole.substr(split)),
+            expected);
+    }
+}
+
+} // namespace
+} // namespace kmodd::base
