@@ -3,7 +3,6 @@
 #include "index/parse_cache.hpp"
 
 #include <fcntl.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -15,6 +14,7 @@
 #include <type_traits>
 
 #include "base/byte_io.hpp"
+#include "base/crc32c.hpp"
 #include "base/file.hpp"
 #include "base/strings.hpp"
 #include "base/threads.hpp"
@@ -25,10 +25,11 @@ namespace kmodd::index {
 namespace {
 
 constexpr char kMagic[8] = {'k', 'm', 'o', 'd', 'd', 'P', 'C', '\n'};
-// 2: the checksum covers the payload first; 3: descriptions kept; 4: symbol ids and table
+// 2: the checksum covers the payload first; 3: descriptions kept; 4: symbol ids and table,
+// CRC-32C instead of zlib's CRC-32 (a fifth of the time where the CPU has an instruction for it)
 constexpr uint32_t kFormatVersion = 4;
 constexpr uint32_t kByteOrderMark = 0x01020304;
-// magic, version, byte-order mark, started_ns, count, payload size, crc32 (+ 4 bytes padding)
+// magic, version, byte-order mark, started_ns, count, payload size, CRC-32C (+ 4 bytes padding)
 // The checksum covers the payload and then the header's started_ns, count and payload size, so
 // a writer can compute it as the records stream out.
 constexpr size_t kHeaderSize = 8 + 4 + 4 + 8 + 8 + 8 + 4 + 4;
@@ -43,8 +44,7 @@ static_assert(std::numeric_limits<unsigned char>::digits == 8);
 
 uint32_t crc_update(uint32_t crc, std::string_view bytes)
 {
-    return static_cast<uint32_t>(
-        ::crc32_z(crc, reinterpret_cast<const Bytef*>(bytes.data()), bytes.size()));
+    return base::crc32c(crc, bytes);
 }
 
 /// A payload at least this big has its checksum worked out on a thread of its own.

@@ -58,7 +58,7 @@ struct CachedRecord {
 
 /// A cache file as read: the entries of the run that wrote it. The format (native byte order
 /// only) is a header (magic "kmoddPC\n", format version, byte-order mark, the time the writing
-/// run started, entry count, payload size, CRC-32 of the payload and then these three), the
+/// run started, entry count, payload size, CRC-32C of the payload and then these three), the
 /// entries, in any order, and the symbol table (see CachedSymbols: prefix, count, names, the
 /// two orders). An entry is path, key, the parts of the module's ModuleInfo the index uses (the
 /// .modinfo entries it keeps and the description, exports and imports with their CRCs) and the

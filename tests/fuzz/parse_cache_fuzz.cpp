@@ -13,9 +13,8 @@
 #include <string>
 #include <string_view>
 
-#include <zlib.h>
-
 #include "base/byte_io.hpp"
+#include "base/crc32c.hpp"
 #include "fuzz_check.hpp"
 #include "index/parse_cache.hpp"
 
@@ -30,8 +29,7 @@ constexpr std::string_view kMagic{"kmoddPC\n", 8};
 
 uint32_t crc_of(uint32_t crc, std::string_view bytes)
 {
-    return static_cast<uint32_t>(
-        ::crc32_z(crc, reinterpret_cast<const Bytef*>(bytes.data()), bytes.size()));
+    return kmodd::base::crc32c(crc, bytes);
 }
 
 /// A cache file around `payload` (the entries and the symbol table), as format version 4 lays it

@@ -14,10 +14,9 @@
 #include <string>
 #include <vector>
 
-#include <gtest/gtest.h>
-#include <zlib.h>
-
 #include "base/byte_io.hpp"
+#include "base/crc32c.hpp"
+#include <gtest/gtest.h>
 
 namespace {
 
@@ -253,9 +252,9 @@ TEST(ParseCache, AFutureVersionOrTheOtherByteOrderIsRefusedWithTheReason)
 /// `bytes` with the checksum made right again, so that the reader walks the damaged entries.
 std::string with_checksum_fixed(std::string bytes)
 {
-    uLong crc = ::crc32_z(0L, reinterpret_cast<const Bytef*>(bytes.data() + 48), bytes.size() - 48);
-    crc = ::crc32_z(crc, reinterpret_cast<const Bytef*>(bytes.data() + 16), 24);
-    const auto value = static_cast<uint32_t>(crc);
+    const uint32_t value =
+        kmodd::base::crc32c(kmodd::base::crc32c(0, std::string_view(bytes).substr(48)),
+                            std::string_view(bytes).substr(16, 24));
     std::memcpy(bytes.data() + 40, &value, sizeof value);
     return bytes;
 }
