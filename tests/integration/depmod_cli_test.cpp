@@ -102,7 +102,9 @@ TEST(DepmodCli, AWarmRunTakesUnchangedModulesFromTheParseCacheAndWritesWhatKmodW
         std::ofstream(tree.module_dir() / "modules.alias", std::ios::trunc) << "alias x y\n";
     }
     ASSERT_EQ(test::run_shell(ours, &output), 0) << output;
-    EXPECT_NE(output.find("4 modules taken from it, 0 parsed, 4 numbered by its symbol table"), std::string::npos) << output;
+    EXPECT_NE(output.find("4 modules taken from it, 0 parsed, 4 numbered by its symbol table"),
+              std::string::npos)
+        << output;
     expect_same_as_kmod("after an output changed");
 
     // One module replaced by another one's content: parsed again, its exports change hands.
