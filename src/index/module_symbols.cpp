@@ -318,9 +318,12 @@ void ModuleIndex::take_cached_ids(Candidate& candidate, size_t export_count, std
     const size_t total = ids.size() / sizeof(uint32_t);
     candidate.export_ids.resize(export_count);
     candidate.import_ids.resize(total - export_count);
-    std::memcpy(candidate.export_ids.data(), ids.data(), export_count * sizeof(uint32_t));
-    std::memcpy(candidate.import_ids.data(), ids.data() + export_count * sizeof(uint32_t),
-                (total - export_count) * sizeof(uint32_t));
+    // An empty vector may have no data pointer, which memcpy must not be given.
+    if (export_count != 0)
+        std::memcpy(candidate.export_ids.data(), ids.data(), export_count * sizeof(uint32_t));
+    if (total != export_count)
+        std::memcpy(candidate.import_ids.data(), ids.data() + export_count * sizeof(uint32_t),
+                    (total - export_count) * sizeof(uint32_t));
 }
 
 size_t ModuleIndex::unused_symbol_count() const
