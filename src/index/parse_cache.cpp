@@ -42,11 +42,6 @@ constexpr size_t kMinEntryBytes = 4;
 
 static_assert(std::numeric_limits<unsigned char>::digits == 8);
 
-uint32_t crc_update(uint32_t crc, std::string_view bytes)
-{
-    return base::crc32c(crc, bytes);
-}
-
 /// A payload at least this big has its checksum worked out on a thread of its own.
 constexpr size_t kChecksumWorthAThread = size_t{1} << 20;
 
@@ -210,8 +205,8 @@ base::Result<void> ParseCache::read_entries()
     // the checksum matches, and a mismatch is what is said, whatever else is wrong.
     uint32_t computed = 0;
     auto checksum = [&] {
-        computed = crc_update(crc_update(0, payload),
-                              bytes.substr(kCheckedHeaderStart, kCheckedHeaderSize));
+        computed = base::crc32c(base::crc32c(0, payload),
+                                bytes.substr(kCheckedHeaderStart, kCheckedHeaderSize));
     };
     std::thread checksum_thread;
     if (payload.size() >= kChecksumWorthAThread)
@@ -527,14 +522,14 @@ void ParseCacheWriter::spill_locked()
         for (++i; i < borrowed_.size() && borrowed_[i].data() == start + size; ++i)
             size += borrowed_[i].size();
         const std::string_view run(start, size);
-        written_crc_ = crc_update(written_crc_, run);
+        written_crc_ = base::crc32c(written_crc_, run);
         if (auto written = file_.append(run); !written) {
             stream_error_ = written.error();
             return;
         }
     }
     borrowed_.clear();
-    written_crc_ = crc_update(written_crc_, pending_);
+    written_crc_ = base::crc32c(written_crc_, pending_);
     if (auto written = file_.append(pending_); !written) {
         stream_error_ = written.error();
         return;
@@ -550,8 +545,8 @@ std::string ParseCacheWriter::header(uint32_t payload_crc) const
     base::put_value(out, started_ns_);
     base::put_value(out, count_);
     base::put_value(out, payload_size_ + symbol_table_.size());
-    base::put_value(out, crc_update(payload_crc, std::string_view(out).substr(kCheckedHeaderStart,
-                                                                              kCheckedHeaderSize)));
+    base::put_value(out, base::crc32c(payload_crc, std::string_view(out).substr(
+                                                       kCheckedHeaderStart, kCheckedHeaderSize)));
     base::put_value(out, uint32_t{0});
     return out;
 }
@@ -561,8 +556,8 @@ std::string ParseCacheWriter::serialize() const
     std::lock_guard guard(lock_);
     uint32_t crc = written_crc_;
     for (std::string_view record : borrowed_)
-        crc = crc_update(crc, record);
-    crc = crc_update(crc_update(crc, pending_), symbol_table_);
+        crc = base::crc32c(crc, record);
+    crc = base::crc32c(base::crc32c(crc, pending_), symbol_table_);
     std::string out = header(crc);
     out.reserve(kHeaderSize + payload_size_ + symbol_table_.size());
     for (std::string_view record : borrowed_)
@@ -580,7 +575,7 @@ base::Result<void> ParseCacheWriter::save(const std::string& path)
     stream_path_ = path;
     spill_locked();
     if (!stream_error_) {
-        written_crc_ = crc_update(written_crc_, symbol_table_);
+        written_crc_ = base::crc32c(written_crc_, symbol_table_);
         if (auto written = file_.append(symbol_table_); !written)
             stream_error_ = written.error();
     }
