@@ -346,7 +346,9 @@ private:
     uint32_t intern(std::string_view name, uint32_t hash);
     std::string_view store_symbol_name(std::string_view name);
     static size_t slot_of(uint32_t hash, size_t mask);
-    void grow_symbol_slots();
+    /// Rebuilds the open-addressed table with room for `count` names (twice as many slots,
+    /// a power of two), at least twice the slots it has.
+    void grow_symbol_slots(size_t count = 0);
     /// The names a module's exports and imports are interned by, with their hashes: worked
     /// out by each parsing thread before it takes the lock interning needs.
     struct SymbolLookups {

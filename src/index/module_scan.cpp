@@ -232,6 +232,9 @@ bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
         const FoundFile* found;
     };
     std::vector<Pending> to_parse;
+    to_parse.reserve(found.size());
+    if (candidates_.empty())
+        candidates_.reserve(found.size());
     for (FoundFile& f : found) {
         auto it = candidates_.find(f.path);
         const bool inserted = it == candidates_.end();

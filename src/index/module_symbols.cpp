@@ -122,9 +122,12 @@ size_t ModuleIndex::slot_of(uint32_t hash, size_t mask)
     return (uint64_t{hash} * 0x9E3779B97F4A7C15ULL >> 32) & mask;
 }
 
-void ModuleIndex::grow_symbol_slots()
+void ModuleIndex::grow_symbol_slots(size_t count)
 {
-    std::vector<uint32_t> slots(std::max<size_t>(1024, symbol_slots_.size() * 2), kNoSymbol);
+    size_t size = std::max<size_t>(1024, symbol_slots_.size() * 2);
+    while (size < (count + 1) * 2)
+        size *= 2;
+    std::vector<uint32_t> slots(size, kNoSymbol);
     const size_t mask = slots.size() - 1;
     for (uint32_t id = 0; id < symbol_names_.size(); ++id) {
         size_t slot = slot_of(symbol_hashes_[id], mask);
@@ -254,6 +257,9 @@ bool ModuleIndex::adopt_cached_symbols()
         symbol_hashes_.reserve(room);
         is_vmlinux_.reserve(room);
         vmlinux_crc_.reserve(room);
+        // One table of the final size instead of one per doubling on the way there.
+        if ((size_t{table.count} + 1) * 2 > symbol_slots_.size())
+            grow_symbol_slots(table.count);
     }
     base::ByteReader names(table.names);
     for (uint32_t id = 0; id < table.count; ++id) {
