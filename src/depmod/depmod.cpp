@@ -143,6 +143,7 @@ void prune_parse_caches(const std::string& cache_dir)
 Depmod::Depmod(DepmodOptions options, index::ModuleIndex::Settings settings)
     : options_(std::move(options)), index_(std::move(settings))
 {
+    outputs_.set_parallel(options_.parallel_outputs);
 }
 
 base::Result<std::unique_ptr<Depmod>> Depmod::create(DepmodOptions options,

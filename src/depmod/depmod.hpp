@@ -40,6 +40,9 @@ struct DepmodOptions {
     std::string parse_cache;
     bool save_parse_cache = true; ///< false: read the cache only (a dry run)
     unsigned parse_threads = 0;   ///< 0: one per core
+    /// Make the outputs on two threads, holding them all until written (OutputBuilder::
+    /// set_parallel): for a run that writes once and exits; a daemon keeps its peak low.
+    bool parallel_outputs = false;
 };
 
 /// The module dir `options` name: "<base_dir>/<module_directory>/<kernel_version>", the

@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <thread>
 
+#include "base/threads.hpp"
 #include "depmod/index_writer.hpp"
 #include "index/names.hpp"
 
@@ -238,7 +240,11 @@ void OutputBuilder::update_alias_entries(std::vector<AliasEntry> fresh, bool rem
                       [&](const AliasEntry& e) { return e.fragment->build != build_; });
         std::erase_if(fragments_, [&](const auto& item) { return item.second.build != build_; });
     }
-    if (!fresh.empty()) {
+    if (alias_entries_.empty()) {
+        // A first build's entries are all fresh: sorted where they are, not copied.
+        std::sort(fresh.begin(), fresh.end(), less);
+        alias_entries_ = std::move(fresh);
+    } else if (!fresh.empty()) {
         std::sort(fresh.begin(), fresh.end(), less);
         // Merged in place: the entries of a full build are not held twice. Room for a few
         // more modules, not the usual doubling: the vector lives as long as the engine.
@@ -290,6 +296,9 @@ void OutputBuilder::build_each(const Resolution& resolution, const BuiltinInputs
     const auto& modules = resolution.modules;
     std::vector<const Fragment*> in_order(modules.size());
     std::vector<AliasEntry> fresh;
+    // A first build makes every module's entries: about seven a module on distribution trees.
+    if (fragments_.empty())
+        fresh.reserve(modules.size() * 8);
     for (uint32_t m = 0; m < modules.size(); ++m) {
         const index::Candidate& file = *modules[m].file;
         auto [it, inserted] = fragments_.try_emplace(file.parsed.get());
@@ -303,27 +312,62 @@ void OutputBuilder::build_each(const Resolution& resolution, const BuiltinInputs
 
     // The outputs are made biggest temporaries first (while few outputs exist yet), each
     // temporary freed before the next is made: the peak of a build is what stays resident
-    // in a daemon. Their diagnostics are then reported in kmod's order.
+    // in a daemon. A one-shot run (parallel_) makes what comes from the resolution alone on
+    // another thread meanwhile and holds it until its turn. The diagnostics are reported in
+    // kmod's order, the sizes noted once nothing reads them any more.
+    std::vector<std::pair<const char*, size_t>> made_sizes;
     auto give = [&](const char* name, std::string content, bool is_binary) {
         OutputFile file{name, std::move(content), is_binary};
-        expected_sizes_[file.name] = file.content.size();
+        made_sizes.emplace_back(name, file.content.size());
         take(file);
     };
-    Diagnostics alias_bin_notes, symbols_bin_notes;
+    auto give_lists = [&](TextLists lists) {
+        give("modules.alias", std::move(lists.alias), false);
+        give("modules.softdep", std::move(lists.softdep), false);
+        if (format.writes_weakdep())
+            give("modules.weakdep", std::move(lists.weakdep), false);
+    };
+    Diagnostics alias_bin_notes, symbols_bin_notes, dep_notes, list_notes;
+    struct FromResolution {
+        std::string symbols_bin;
+        std::pair<std::string, std::string> dep;
+        std::string symbols_text;
+    } ahead;
+    std::thread helper;
+    struct JoinedFirst {
+        std::thread& thread;
+        ~JoinedFirst()
+        {
+            if (thread.joinable())
+                thread.join(); // a joinable thread's destructor would abort
+        }
+    } joined_first{helper};
+    if (parallel_)
+        helper = base::try_start_thread([&] {
+            ahead.symbols_bin = make_symbols_bin(resolution, warn_dups, layout, symbols_bin_notes);
+            ahead.dep = make_dep(resolution, warn_dups, layout, dep_notes);
+            ahead.symbols_text = make_symbols_text(resolution);
+        });
     give("modules.alias.bin", make_alias_bin(modules, warn_dups, layout, alias_bin_notes), true);
-    give("modules.symbols.bin", make_symbols_bin(resolution, warn_dups, layout, symbols_bin_notes),
-         true);
-    auto [dep_text, dep_bin] = make_dep(resolution, warn_dups, layout, diagnostics);
-    give("modules.dep", std::move(dep_text), false);
-    give("modules.dep.bin", std::move(dep_bin), true);
-    TextLists lists = make_text_lists(modules, in_order, diagnostics);
-    give("modules.alias", std::move(lists.alias), false);
-    give("modules.softdep", std::move(lists.softdep), false);
-    if (format.writes_weakdep())
-        give("modules.weakdep", std::move(lists.weakdep), false);
-    diagnostics.insert(diagnostics.end(), alias_bin_notes.begin(), alias_bin_notes.end());
-    diagnostics.insert(diagnostics.end(), symbols_bin_notes.begin(), symbols_bin_notes.end());
-    give("modules.symbols", make_symbols_text(resolution), false);
+    if (helper.joinable()) {
+        TextLists lists = make_text_lists(modules, in_order, list_notes);
+        helper.join();
+        give("modules.symbols.bin", std::move(ahead.symbols_bin), true);
+        give("modules.dep", std::move(ahead.dep.first), false);
+        give("modules.dep.bin", std::move(ahead.dep.second), true);
+        give_lists(std::move(lists));
+        give("modules.symbols", std::move(ahead.symbols_text), false);
+    } else {
+        give("modules.symbols.bin",
+             make_symbols_bin(resolution, warn_dups, layout, symbols_bin_notes), true);
+        auto [dep_text, dep_bin] = make_dep(resolution, warn_dups, layout, dep_notes);
+        give("modules.dep", std::move(dep_text), false);
+        give("modules.dep.bin", std::move(dep_bin), true);
+        give_lists(make_text_lists(modules, in_order, list_notes));
+        give("modules.symbols", make_symbols_text(resolution), false);
+    }
+    for (const Diagnostics* notes : {&dep_notes, &list_notes, &alias_bin_notes, &symbols_bin_notes})
+        diagnostics.insert(diagnostics.end(), notes->begin(), notes->end());
 
     std::string devname_text;
     for (const Fragment* f : in_order) {
@@ -343,11 +387,13 @@ void OutputBuilder::build_each(const Resolution& resolution, const BuiltinInputs
     give("modules.builtin.alias.bin",
          make_builtin_alias_bin(builtin.modules_builtin_modinfo, layout, diagnostics), true);
     give("modules.devname", std::move(devname_text), false);
+    for (const auto& [name, size] : made_sizes)
+        expected_sizes_[name] = size;
 }
 
 std::pair<std::string, std::string> OutputBuilder::make_dep(const Resolution& resolution,
                                                             bool warn_dups, IndexLayout layout,
-                                                            Diagnostics& diagnostics)
+                                                            Diagnostics& diagnostics) const
 {
     // modules.dep, and modules.dep.bin with the same lines as values.
     const auto& modules = resolution.modules;

@@ -34,6 +34,33 @@ TEST(DepmodOracle, OutputsAreByteIdenticalToKmodsOnASyntheticTree)
     EXPECT_EQ(ours.files["modules.dep"].substr(0, 34), "kernel/a/mod2.ko: kernel/a/mod1.ko");
 }
 
+TEST(DepmodOracle, OutputsMadeOnTwoThreadsAreKmodsAndSayWhatOneThreadSays)
+{
+    TempTree tree;
+    populate(tree);
+    auto options = options_for(tree);
+    options.parallel_outputs = true;
+    expect_same_as_kmod(tree, options);
+
+    // A module name outside 7-bit ASCII is refused by modules.dep.bin, modules.alias.bin and
+    // modules.symbols.bin alike (kmod's index is undefined there), and mod1 has an alias with
+    // an unmatched bracket: the files made on either thread have something to say, in the
+    // order one thread says it.
+    tree.add("kernel/c/mod\xc3\xa9.ko", fixture("mod1"));
+    OurRun two = run_ours(options);
+    options.parallel_outputs = false;
+    OurRun one = run_ours(options);
+    ASSERT_TRUE(one.ok && two.ok) << join(one.diagnostics) << join(two.diagnostics);
+    EXPECT_EQ(two.files, one.files);
+    const std::string said = join(two.diagnostics);
+    EXPECT_EQ(said, join(one.diagnostics));
+    for (const char* file : {"modules.dep.bin", "modules.alias.bin", "modules.symbols.bin"})
+        EXPECT_NE(said.find(std::string(file) + ": '"), std::string::npos)
+            << file << " said nothing:\n"
+            << said;
+    EXPECT_NE(said.find("Unmatched bracket in bad]bracket"), std::string::npos) << said;
+}
+
 TEST(DepmodOracle, WithoutModulesOrderTheHashOrderMatchesKmods)
 {
     TempTree tree;
@@ -257,8 +284,9 @@ TEST(DepmodBadInput, WhereNoThreadCanBeStartedARunWritesKmodsOutputsAndItsParseC
     auto options = options_for(tree);
     const std::string cache_dir = tree.root().string() + "-cache";
     options.parse_cache = parse_cache_path(cache_dir, options);
-    // The parse (on as many threads as cores) and the cache's save (on a thread of its own)
-    // are done on the one thread there is.
+    options.parallel_outputs = true;
+    // The parse (on as many threads as cores), the cache's save (on a thread of its own) and
+    // the outputs (on two) are done on the one thread there is.
     const int status = test::run_where_threads_are_refused([&] {
         index::Diagnostics said;
         auto engine = Depmod::create(options, said);
