@@ -270,10 +270,14 @@ int run_depmod(int argc, char** argv)
     // A warm run's time beyond its work is mostly the first touch of a fresh heap: its working
     // set (~30 MiB on a distribution's tree) in huge pages. A cold run spends its time parsing,
     // on threads with heaps of their own, and huge pages would raise its peak memory by ~2 MiB.
+    // A warm run also makes its outputs on two threads (~10 ms less on amd64, ~3 MiB more);
+    // a cold one would raise its peak by ~2 MiB for a few percent of its time.
     struct stat cache_st {};
     if (!options.parse_cache.empty() && ::stat(options.parse_cache.c_str(), &cache_st) == 0 &&
-        cache_st.st_size > 0)
+        cache_st.st_size > 0) {
         base::grow_heap_in_huge_pages(kHeapGrowth);
+        options.parallel_outputs = true;
+    }
     index::Diagnostics diagnostics;
     auto engine = depmod::Depmod::create(options, diagnostics);
     printer.print(diagnostics);
@@ -359,6 +363,10 @@ int run_depmod(int argc, char** argv)
             std::fprintf(stderr, "depmod: ERROR: %s\n", written.error().message.c_str());
         return 1;
     }
+    // The process ends here: the engine's tens of thousands of blocks go with it, not freed
+    // one by one (~4 ms of a warm run). write() has waited for the parse cache's save, and
+    // the pointer stays reachable, so leak checkers see no leak.
+    [[maybe_unused]] static const depmod::Depmod* const left_to_exit = engine->release();
     return 0;
 }
 
