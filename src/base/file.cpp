@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "base/strings.hpp"
+#include "base/threads.hpp"
 
 namespace kmodd::base {
 
@@ -317,8 +318,11 @@ PublishBatch::~PublishBatch()
 
 void PublishBatch::discard(size_t from)
 {
-    for (size_t i = from; i < pending_.size(); ++i)
+    for (size_t i = from; i < pending_.size(); ++i) {
+        if (pending_[i].syncing.joinable())
+            pending_[i].syncing.join(); // it uses the descriptor the file closes
         ::unlinkat(dir_fd_, pending_[i].temp_name.c_str(), 0);
+    }
     pending_.resize(std::min(from, pending_.size()));
 }
 
@@ -332,10 +336,18 @@ Result<void> PublishBatch::add(const std::string& name, std::string_view content
         discard(0);
         return Unexpected(tmp.error());
     }
-    // Its writeback starts now, while the next file is made: the fsyncs then wait less.
-    if (durable_)
-        ::sync_file_range(tmp->fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
-    pending_.push_back({name, std::move(tmp->name), std::move(tmp->fd)});
+    Pending file{name, std::move(tmp->name), std::move(tmp->fd), {}, {}};
+    if (durable_) {
+        // Flushed now, while the next file is made; commit() waits for it. Where no thread can
+        // be started, its writeback starts now and commit() fsyncs it.
+        file.sync_error = std::make_unique<int>(0);
+        file.syncing = try_start_thread([fd = file.fd.get(), error = file.sync_error.get()] {
+            *error = ::fsync(fd) < 0 ? errno : 0;
+        });
+        if (!file.syncing.joinable())
+            ::sync_file_range(file.fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
+    }
+    pending_.push_back(std::move(file));
     return {};
 }
 
@@ -351,11 +363,16 @@ Result<void> PublishBatch::commit()
     if (failed_)
         return fail(0, EIO, "cannot publish: an earlier file failed");
     if (durable_) {
-        for (const Pending& file : pending_) {
-            if (::fsync(file.fd.get()) < 0) {
-                const int err = errno;
-                return fail(0, err, "cannot fsync '" + file.name + "'");
+        for (Pending& file : pending_) {
+            int err = 0;
+            if (file.syncing.joinable()) {
+                file.syncing.join();
+                err = *file.sync_error;
+            } else if (::fsync(file.fd.get()) < 0) {
+                err = errno;
             }
+            if (err != 0)
+                return fail(0, err, "cannot fsync '" + file.name + "'");
         }
     }
     for (Pending& file : pending_) {

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "base/result.hpp"
@@ -138,10 +139,11 @@ struct PendingFile {
                                          bool durable = true);
 
 /// publish_files() for files made one after the other, so that their contents need not all be
-/// held at once: add() writes each to its temp file at once (and, when `durable`, starts its
-/// writeback), commit() fsyncs them all, renames them over their names in the order added and
-/// fsyncs the directory. Nothing is replaced before commit(); the temp files of a batch that
-/// is dropped uncommitted or whose add() failed are removed.
+/// held at once: add() writes each to its temp file at once (and, when `durable`, fsyncs it on a
+/// thread of its own while the caller makes the next file: fsyncs in flight together share the
+/// file system's journal commits), commit() waits for those fsyncs, renames the files over
+/// their names in the order added and fsyncs the directory. Nothing is replaced before commit();
+/// the temp files of a batch that is dropped uncommitted or whose add() failed are removed.
 class PublishBatch {
 public:
     PublishBatch(int dir_fd, bool durable) : dir_fd_(dir_fd), durable_(durable) {}
@@ -161,7 +163,10 @@ private:
         std::string name;
         std::string temp_name;
         UniqueFd fd;
+        std::thread syncing;             ///< its fsync; not joinable where none could start
+        std::unique_ptr<int> sync_error; ///< what that fsync gave: 0 or an errno
     };
+    /// Waits for the fsyncs from `from` on and removes their temp files.
     void discard(size_t from);
 
     int dir_fd_;

@@ -14,6 +14,7 @@
 
 #include "base/file.hpp"
 #include "temp_tree.hpp"
+#include "thread_limit.hpp"
 
 namespace kmodd::base {
 namespace {
@@ -82,6 +83,33 @@ TEST_F(PublishTest, AFailedWriteReplacesNothingAndLeavesNoTempFile)
     EXPECT_EQ(test::slurp(dir_ / "a"), "old a") << "a file was replaced although the set failed";
     EXPECT_EQ(test::slurp(dir_ / "b"), "old b");
     EXPECT_EQ(entry_count(), 2U) << "a temp file was left behind";
+}
+
+TEST_F(PublishTest, ABatchFsyncedOnThreadsOrWhereNoneCanStartPublishesEveryFile)
+{
+    // Each file's fsync runs on a thread of its own while the next is added; where no thread
+    // can be started, commit() fsyncs them itself. A batch dropped uncommitted leaves nothing.
+    auto publish_three = [&](const std::string& tag) {
+        PublishBatch batch(fd_.get(), true);
+        for (const char* name : {"a", "b", "c"}) {
+            if (!batch.add(name, tag + name))
+                return 1;
+        }
+        PublishBatch dropped(fd_.get(), true);
+        if (!dropped.add("d", "never published"))
+            return 2;
+        return batch.commit() ? 0 : 3;
+    };
+    ASSERT_EQ(publish_three("threads "), 0);
+    for (const char* name : {"a", "b", "c"})
+        EXPECT_EQ(test::slurp(dir_ / name), std::string("threads ") + name);
+    EXPECT_EQ(entry_count(), 3U) << "a temp file was left behind, or the dropped file published";
+    if (::geteuid() != 0)
+        GTEST_SKIP() << "needs root to set a task limit up";
+    ASSERT_EQ(test::run_where_threads_are_refused([&] { return publish_three("inline "); }), 0);
+    for (const char* name : {"a", "b", "c"})
+        EXPECT_EQ(test::slurp(dir_ / name), std::string("inline ") + name);
+    EXPECT_EQ(entry_count(), 3U);
 }
 
 TEST_F(PublishTest, TempFilesOfADeadProcessAreRemovedAndNothingElse)
