@@ -294,39 +294,9 @@ void OutputBuilder::build_each(const Resolution& resolution, const BuiltinInputs
     const IndexLayout layout =
         format.is_parent_first() ? IndexLayout::ParentFirst : IndexLayout::ChildrenFirst;
     const auto& modules = resolution.modules;
-    std::vector<const Fragment*> in_order(modules.size());
-    std::vector<AliasEntry> fresh;
-    // A first build makes every module's entries: about seven a module on distribution trees.
-    if (fragments_.empty())
-        fresh.reserve(modules.size() * 8);
-    for (uint32_t m = 0; m < modules.size(); ++m) {
-        const index::Candidate& file = *modules[m].file;
-        auto [it, inserted] = fragments_.try_emplace(file.parsed.get());
-        if (inserted)
-            make_fragment(file, it->second, fresh);
-        it->second.position = m;
-        it->second.build = build_;
-        in_order[m] = &it->second;
-    }
-    update_alias_entries(std::move(fresh), fragments_.size() > modules.size());
-
-    // The outputs are made biggest temporaries first (while few outputs exist yet), each
-    // temporary freed before the next is made: the peak of a build is what stays resident
-    // in a daemon. A one-shot run (parallel_) makes what comes from the resolution alone on
-    // another thread meanwhile and holds it until its turn. The diagnostics are reported in
-    // kmod's order, the sizes noted once nothing reads them any more.
-    std::vector<std::pair<const char*, size_t>> made_sizes;
-    auto give = [&](const char* name, std::string content, bool is_binary) {
-        OutputFile file{name, std::move(content), is_binary};
-        made_sizes.emplace_back(name, file.content.size());
-        take(file);
-    };
-    auto give_lists = [&](TextLists lists) {
-        give("modules.alias", std::move(lists.alias), false);
-        give("modules.softdep", std::move(lists.softdep), false);
-        if (format.writes_weakdep())
-            give("modules.weakdep", std::move(lists.weakdep), false);
-    };
+    // A one-shot run (parallel_) makes what comes from the resolution alone on another thread
+    // while this one makes the fragments and the files made from them, and holds it until its
+    // turn. The diagnostics are reported in kmod's order.
     Diagnostics alias_bin_notes, symbols_bin_notes, dep_notes, list_notes;
     struct FromResolution {
         std::string symbols_bin;
@@ -348,6 +318,37 @@ void OutputBuilder::build_each(const Resolution& resolution, const BuiltinInputs
             ahead.dep = make_dep(resolution, warn_dups, layout, dep_notes);
             ahead.symbols_text = make_symbols_text(resolution);
         });
+    std::vector<const Fragment*> in_order(modules.size());
+    std::vector<AliasEntry> fresh;
+    // A first build makes every module's entries: about seven a module on distribution trees.
+    if (fragments_.empty())
+        fresh.reserve(modules.size() * 8);
+    for (uint32_t m = 0; m < modules.size(); ++m) {
+        const index::Candidate& file = *modules[m].file;
+        auto [it, inserted] = fragments_.try_emplace(file.parsed.get());
+        if (inserted)
+            make_fragment(file, it->second, fresh);
+        it->second.position = m;
+        it->second.build = build_;
+        in_order[m] = &it->second;
+    }
+    update_alias_entries(std::move(fresh), fragments_.size() > modules.size());
+
+    // The outputs are made biggest temporaries first (while few outputs exist yet), each
+    // temporary freed before the next is made: the peak of a build is what stays resident
+    // in a daemon. The sizes are noted once nothing reads them any more.
+    std::vector<std::pair<const char*, size_t>> made_sizes;
+    auto give = [&](const char* name, std::string content, bool is_binary) {
+        OutputFile file{name, std::move(content), is_binary};
+        made_sizes.emplace_back(name, file.content.size());
+        take(file);
+    };
+    auto give_lists = [&](TextLists lists) {
+        give("modules.alias", std::move(lists.alias), false);
+        give("modules.softdep", std::move(lists.softdep), false);
+        if (format.writes_weakdep())
+            give("modules.weakdep", std::move(lists.weakdep), false);
+    };
     give("modules.alias.bin", make_alias_bin(modules, warn_dups, layout, alias_bin_notes), true);
     if (helper.joinable()) {
         TextLists lists = make_text_lists(modules, in_order, list_notes);
