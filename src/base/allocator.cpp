@@ -24,6 +24,11 @@ void keep_freed_memory_for_reuse()
     ::mallopt(M_TRIM_THRESHOLD, static_cast<int>(128 * kMiB));
 }
 
+void use_one_heap_for_all_threads()
+{
+    ::mallopt(M_ARENA_MAX, 1);
+}
+
 void grow_heap_in_huge_pages(size_t bytes)
 {
     keep_freed_memory_for_reuse();

@@ -26,4 +26,12 @@ void keep_freed_memory_for_reuse();
 /// heap does not grow by brk.
 void grow_heap_in_huge_pages(size_t bytes);
 
+/// Makes every thread allocate from the main heap (glibc's M_ARENA_MAX = 1) instead of an
+/// arena of its own, whose pages would all be faulted in fresh: for a one-shot run whose other
+/// threads make a few MiB each (a warm depmod run's second output thread and cache save:
+/// ~1,100 fewer page faults, ~10 ms on amd64). Threads that allocate much at once then wait
+/// on the heap's lock, as a full parse would (see above). Takes effect only when called before
+/// a second thread allocates.
+void use_one_heap_for_all_threads();
+
 } // namespace kmodd::base
