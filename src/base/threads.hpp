@@ -21,22 +21,30 @@ template <typename Work> [[nodiscard]] std::thread try_start_thread(const Work& 
     }
 }
 
+/// A thread joined when it goes out of scope, whatever happened on the way (a joinable
+/// std::thread's destructor would abort). Declared after what the thread uses, it is joined
+/// before that goes.
+struct JoinedThread {
+    JoinedThread() = default;
+    JoinedThread(const JoinedThread&) = delete;
+    JoinedThread& operator=(const JoinedThread&) = delete;
+    ~JoinedThread()
+    {
+        if (thread.joinable())
+            thread.join();
+    }
+
+    std::thread thread;
+};
+
 /// Runs `work` on the calling thread and on up to `extra_threads` more, and returns once every
 /// run of it has returned. `work` shares its items out itself (an atomic counter, say), so the
 /// threads that do start do all of it when some are refused. Returns how many threads ran it,
 /// the caller's included.
 template <typename Work> unsigned run_on_threads(unsigned extra_threads, const Work& work)
 {
-    // Joined before this returns, whatever happened: a joinable thread's destructor would abort.
-    struct Joined {
-        std::thread thread;
-        ~Joined()
-        {
-            if (thread.joinable())
-                thread.join();
-        }
-    };
-    auto started = std::make_unique<Joined[]>(extra_threads);
+    // Joined before this returns, whatever happened.
+    auto started = std::make_unique<JoinedThread[]>(extra_threads);
     unsigned running = 1;
     for (unsigned t = 0; t < extra_threads; ++t) {
         started[t].thread = try_start_thread([&work] { work(); });

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
-#include <thread>
 
 #include "base/threads.hpp"
 #include "depmod/index_writer.hpp"
@@ -303,17 +302,9 @@ void OutputBuilder::build_each(const Resolution& resolution, const BuiltinInputs
         std::pair<std::string, std::string> dep;
         std::string symbols_text;
     } ahead;
-    std::thread helper;
-    struct JoinedFirst {
-        std::thread& thread;
-        ~JoinedFirst()
-        {
-            if (thread.joinable())
-                thread.join(); // a joinable thread's destructor would abort
-        }
-    } joined_first{helper};
+    base::JoinedThread helper;
     if (parallel_)
-        helper = base::try_start_thread([&] {
+        helper.thread = base::try_start_thread([&] {
             ahead.symbols_bin = make_symbols_bin(resolution, warn_dups, layout, symbols_bin_notes);
             ahead.dep = make_dep(resolution, warn_dups, layout, dep_notes);
             ahead.symbols_text = make_symbols_text(resolution);
@@ -350,9 +341,9 @@ void OutputBuilder::build_each(const Resolution& resolution, const BuiltinInputs
             give("modules.weakdep", std::move(lists.weakdep), false);
     };
     give("modules.alias.bin", make_alias_bin(modules, warn_dups, layout, alias_bin_notes), true);
-    if (helper.joinable()) {
+    if (helper.thread.joinable()) {
         TextLists lists = make_text_lists(modules, in_order, list_notes);
-        helper.join();
+        helper.thread.join();
         give("modules.symbols.bin", std::move(ahead.symbols_bin), true);
         give("modules.dep", std::move(ahead.dep.first), false);
         give("modules.dep.bin", std::move(ahead.dep.second), true);
