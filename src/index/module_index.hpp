@@ -318,6 +318,15 @@ private:
     /// Stats the files walk() left without one, on several threads when they are many.
     static void stat_found_files(std::vector<FoundFile>& found);
     bool merge(std::vector<FoundFile>& found, const std::string& scope, Diagnostics& diagnostics);
+    /// A candidate merge() looks at, with the file as the walk found it (its stat is what the
+    /// cache is asked for).
+    struct Pending {
+        Candidate* candidate;
+        const FoundFile* found;
+    };
+    /// Gives the cache being written (record_parses_into()) the records of `unchanged`
+    /// candidates, which merge() does not parse, from the cache read (use_parse_cache()).
+    void keep_in_cache_written(const std::vector<Pending>& unchanged) const;
     bool is_excluded(std::string_view name) const;
     /// Makes the index's symbol table the cache's when the cache's begins with the index's
     /// (the index's empty, or as an earlier adoption or save left both): the names it lacks

@@ -226,13 +226,11 @@ bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
     }
 
     // Decide what must be parsed: new files and files whose identity changed.
-    // With the file as the walk found it: its stat is what the cache is asked for.
-    struct Pending {
-        Candidate* candidate;
-        const FoundFile* found;
-    };
     std::vector<Pending> to_parse;
     to_parse.reserve(found.size());
+    // Kept from an earlier scan (a rescan with the same index): the cache being written still
+    // holds them, from the cache read (they have not changed since it was written or parsed).
+    std::vector<Pending> unchanged;
     if (candidates_.empty())
         candidates_.reserve(found.size());
     for (FoundFile& f : found) {
@@ -247,8 +245,11 @@ bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
         Candidate& c = *it->second;
         if (inserted || scope.empty())
             c.seq = next_seq_++;
-        if (!inserted && f.has_stat && file_key_of(f.st) == c.key)
+        if (!inserted && f.has_stat && file_key_of(f.st) == c.key) {
+            if (cache_writer_ != nullptr)
+                unchanged.push_back({&c, &f});
             continue;
+        }
         // `path` stays as it is: it is the key of the map.
         c.relpath = std::move(f.relpath);
         c.name = std::move(f.name);
@@ -266,8 +267,12 @@ bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
         }
         to_parse.push_back({&c, &f});
     }
-    if (to_parse.empty())
+    keep_in_cache_written(unchanged);
+    if (to_parse.empty()) {
+        if (!unchanged.empty() && unused_symbol_count() <= symbol_names_.size() / 4)
+            cache_writer_->set_symbol_table(symbol_table_record());
         return changed;
+    }
 
     unsigned threads = settings_.parse_threads != 0
                            ? settings_.parse_threads
@@ -380,6 +385,23 @@ bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
     if (cache_writer_ != nullptr && unused_symbol_count() <= symbol_names_.size() / 4)
         cache_writer_->set_symbol_table(symbol_table_record());
     return true;
+}
+
+void ModuleIndex::keep_in_cache_written(const std::vector<Pending>& unchanged) const
+{
+    if (cache_writer_ == nullptr || !cache_)
+        return;
+    // A module parsed after the cache read was written (by update_path()) is not in it: the
+    // next run that finds it missing parses it.
+    elf::ModuleInfoView view;
+    for (const Pending& kept : unchanged) {
+        const Candidate& c = *kept.candidate;
+        if (!c.error.empty())
+            continue;
+        if (auto cached =
+                cache_->find_view(c.path, CacheKey::of(kept.found->st, c.symlink_target), view))
+            cache_writer_->add_renumbered(cached->head, c.export_ids, c.import_ids);
+    }
 }
 
 void ModuleIndex::load_modules_order()

@@ -4,6 +4,8 @@
 // symbols only when it is the run's own.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <string>
@@ -112,6 +114,42 @@ TEST(DepmodCache, ATableThatNamesManySymbolsNoModuleHasIsNotKeptAndTheNextRunNum
         // symbols itself and saves a table of the names in use, which the third takes.
         EXPECT_EQ(ours.numbered, expected_numbered[run]);
     }
+    test::run_shell("rm -rf '" + cache_dir + "'");
+}
+
+TEST(DepmodCache, ARescanInTheSameEngineSavesEveryModuleNotOnlyThoseItParsedAgain)
+{
+    // The daemon scans its tree again (a rescan) with the engine of its first scan: the cache
+    // that rescan saves must still hold the modules it found unchanged, or the next start
+    // parses them all.
+    TempTree tree;
+    populate(tree);
+    const std::string cache_dir = tree.root().string() + "-cache";
+    auto options = options_for(tree);
+    options.parse_cache = parse_cache_path(cache_dir, options);
+    ::sleep(3); // files changed within two seconds before a run are not trusted from its cache
+    index::Diagnostics said;
+    auto engine = Depmod::create(options, said);
+    ASSERT_TRUE(engine);
+    ASSERT_TRUE((*engine)->scan(said));
+    ASSERT_TRUE((*engine)->write(said));
+    // One module's key changes (its content is the same): the rescan parses it alone.
+    const std::string touched = (tree.module_dir() / "kernel/a/mod2.ko").string();
+    ASSERT_EQ(::utimensat(AT_FDCWD, touched.c_str(), nullptr, 0), 0);
+    ::sleep(3);
+    const size_t parsed_before = (*engine)->index().parse_count();
+    ASSERT_TRUE((*engine)->scan(said));
+    EXPECT_EQ((*engine)->index().parse_count() - parsed_before, 1U);
+    ASSERT_TRUE((*engine)->write(said));
+    engine->reset(); // waits for the cache's save
+
+    auto next = run_cached(options);
+    ASSERT_TRUE(next.run.ok) << join(next.run.diagnostics);
+    EXPECT_EQ(next.hits, 8U);
+    EXPECT_EQ(next.numbered, 8U);
+    auto kmod = run_kmod(tree);
+    ASSERT_EQ(kmod.status, 0) << kmod.output;
+    expect_identical(next.run.files, kmod.files);
     test::run_shell("rm -rf '" + cache_dir + "'");
 }
 
