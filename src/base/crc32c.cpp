@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // CRC-32C: the reflected Castagnoli polynomial, eight bytes at a time by eight tables, or by
-// SSE 4.2's crc32 instruction, which computes the same function.
+// SSE 4.2's crc32 instruction (three runs of bytes side by side), which computes the same
+// function.
 #include "base/crc32c.hpp"
 
 #include <array>
@@ -61,15 +62,98 @@ uint32_t update_by_tables(uint32_t reg, const unsigned char* p, size_t size)
 }
 
 #if defined(__x86_64__)
+/// The instruction takes three cycles and can start one each cycle: three runs of bytes carried
+/// side by side go three times as fast as one. Each run (a lane) is this long.
+constexpr size_t kLane = 8192;
+
+/// A 64-bit word as the instruction expects it (x86 is little-endian).
+uint64_t word_at(const unsigned char* p)
+{
+    uint64_t word = 0;
+    std::memcpy(&word, p, 8);
+    return word;
+}
+
+/// The register carried over `size` zero bytes (a multiple of 8).
+__attribute__((target("sse4.2"))) uint32_t after_zeros(uint32_t reg, size_t size)
+{
+    uint64_t wide = reg;
+    for (; size >= 8; size -= 8)
+        wide = _mm_crc32_u64(wide, 0);
+    return static_cast<uint32_t>(wide);
+}
+
+/// What carrying a register over a fixed number of zero bytes does to it, which is linear:
+/// the XOR of what it does to each of the register's bytes, looked up.
+struct ZeroRun {
+    std::array<std::array<uint32_t, 256>, 4> by_byte{};
+
+    /// From the images of the 32 single bits.
+    explicit ZeroRun(const std::array<uint32_t, 32>& bit_images)
+    {
+        for (size_t k = 0; k < 4; ++k) {
+            for (uint32_t v = 0; v < 256; ++v) {
+                uint32_t image = 0;
+                for (uint32_t bit = 0; bit < 8; ++bit) {
+                    if ((v >> bit & 1) != 0)
+                        image ^= bit_images[8 * k + bit];
+                }
+                by_byte[k][v] = image;
+            }
+        }
+    }
+    [[nodiscard]] uint32_t operator()(uint32_t reg) const
+    {
+        return by_byte[0][reg & 0xFF] ^ by_byte[1][(reg >> 8) & 0xFF] ^
+               by_byte[2][(reg >> 16) & 0xFF] ^ by_byte[3][reg >> 24];
+    }
+};
+
+/// Carrying over one lane and over two lanes of zero bytes; made at first use (~0.1 ms).
+struct LaneShifts {
+    ZeroRun one;
+    ZeroRun two;
+};
+
+const LaneShifts& lane_shifts()
+{
+    static const LaneShifts shifts = [] {
+        std::array<uint32_t, 32> one{};
+        for (uint32_t bit = 0; bit < 32; ++bit)
+            one[bit] = after_zeros(uint32_t{1} << bit, kLane);
+        const ZeroRun by_one(one);
+        std::array<uint32_t, 32> two{};
+        for (uint32_t bit = 0; bit < 32; ++bit)
+            two[bit] = by_one(one[bit]);
+        return LaneShifts{by_one, ZeroRun(two)};
+    }();
+    return shifts;
+}
+
 __attribute__((target("sse4.2"))) uint32_t
 update_by_instruction(uint32_t reg, const unsigned char* p, size_t size)
 {
-    uint64_t wide = reg;
-    for (; size >= 8; p += 8, size -= 8) {
-        uint64_t word = 0;
-        std::memcpy(&word, p, 8); // x86 is little-endian, as the instruction expects
-        wide = _mm_crc32_u64(wide, word);
+    // The register's update is linear in the register and the bytes together: over lanes A, B,
+    // C it is (A from the register, carried over two lanes of zeros) ^ (B from zero, carried
+    // over one) ^ (C from zero).
+    if (size >= 3 * kLane) {
+        const LaneShifts& shifts = lane_shifts();
+        for (; size >= 3 * kLane; p += 3 * kLane, size -= 3 * kLane) {
+            uint64_t a = reg;
+            uint64_t b = 0;
+            uint64_t c = 0;
+            for (size_t i = 0; i < kLane; i += 8) {
+                a = _mm_crc32_u64(a, word_at(p + i));
+                b = _mm_crc32_u64(b, word_at(p + kLane + i));
+                c = _mm_crc32_u64(c, word_at(p + 2 * kLane + i));
+            }
+            reg = shifts.two(static_cast<uint32_t>(a)) ^ shifts.one(static_cast<uint32_t>(b)) ^
+                  static_cast<uint32_t>(c);
+        }
     }
+    uint64_t wide = reg;
+    for (; size >= 8; p += 8, size -= 8)
+        wide = _mm_crc32_u64(wide, word_at(p));
     auto narrow = static_cast<uint32_t>(wide);
     for (; size > 0; ++p, --size)
         narrow = _mm_crc32_u8(narrow, *p);
