@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// The file-system floor of a warm depmod run (see io_floor.hpp).
+#include "io_floor.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace kmodd::bench {
+
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point& from)
+{
+    const auto now = Clock::now();
+    const double ms = std::chrono::duration<double, std::milli>(now - from).count();
+    from = now;
+    return ms;
+}
+
+/// Writes `size` bytes from `chunk` over and over to `fd`; false on a failed write.
+bool write_bytes(int fd, const std::array<char, 65536>& chunk, uintmax_t size)
+{
+    while (size > 0) {
+        const size_t n = static_cast<size_t>(std::min<uintmax_t>(size, chunk.size()));
+        const ssize_t written = ::write(fd, chunk.data(), n);
+        if (written <= 0)
+            return false;
+        size -= static_cast<uintmax_t>(written);
+    }
+    return true;
+}
+
+} // namespace
+
+IoFloor measure_io_floor(const std::vector<std::string>& module_files,
+                         const std::string& cache_file, const std::string& outputs_dir,
+                         const std::string& publish_dir)
+{
+    IoFloor floor;
+    fs::create_directories(publish_dir);
+    std::vector<std::pair<std::string, uintmax_t>> outputs;
+    for (const auto& entry : fs::directory_iterator(outputs_dir)) {
+        const std::string name = entry.path().filename().string();
+        if (entry.is_regular_file() && name.rfind("modules.", 0) == 0)
+            outputs.emplace_back(name, entry.file_size());
+    }
+    std::array<char, 65536> chunk{};
+    chunk.fill('x');
+
+    auto at = Clock::now();
+    {
+        auto stat_half = [&](size_t first) {
+            struct stat st {};
+            for (size_t i = first; i < module_files.size(); i += 2)
+                (void)::stat(module_files[i].c_str(), &st);
+        };
+        std::thread other(stat_half, 1);
+        stat_half(0);
+        other.join();
+    }
+    floor.stat_ms = ms_since(at);
+
+    // Mapped, as the parse cache is read, and every page touched.
+    std::string_view cache;
+    void* mapped = MAP_FAILED;
+    if (const int fd = ::open(cache_file.c_str(), O_RDONLY | O_CLOEXEC); fd >= 0) {
+        struct stat st {};
+        if (::fstat(fd, &st) == 0 && st.st_size > 0)
+            mapped =
+                ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
+        if (mapped != MAP_FAILED) {
+            cache =
+                std::string_view(static_cast<const char*>(mapped), static_cast<size_t>(st.st_size));
+            unsigned sum = 0;
+            for (size_t i = 0; i < cache.size(); i += 4096)
+                sum += static_cast<unsigned char>(cache[i]);
+            chunk[0] = static_cast<char>(sum);
+        }
+        ::close(fd);
+    }
+    floor.cache_read_ms = ms_since(at);
+
+    std::vector<int> fds;
+    std::vector<std::thread> syncs;
+    for (const auto& [name, size] : outputs) {
+        const std::string temp = publish_dir + "/." + name + ".tmp";
+        const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0)
+            continue;
+        (void)write_bytes(fd, chunk, size);
+        fds.push_back(fd);
+        syncs.emplace_back([fd] { (void)::fsync(fd); });
+    }
+    auto waited_from = Clock::now();
+    for (std::thread& sync : syncs)
+        sync.join();
+    floor.fsync_wait_ms = ms_since(waited_from);
+    for (size_t i = 0; i < outputs.size() && i < fds.size(); ++i) {
+        ::close(fds[i]);
+        const std::string name = publish_dir + "/" + outputs[i].first;
+        (void)::rename((publish_dir + "/." + outputs[i].first + ".tmp").c_str(), name.c_str());
+    }
+    if (const int dir = ::open(publish_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dir >= 0) {
+        (void)::fsync(dir);
+        ::close(dir);
+    }
+    floor.outputs_ms = ms_since(at);
+
+    const std::string temp = publish_dir + "/.modules.cache.tmp";
+    if (const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        fd >= 0) {
+        size_t done = 0;
+        while (done < cache.size()) {
+            const ssize_t n = ::write(fd, cache.data() + done, cache.size() - done);
+            if (n <= 0)
+                break;
+            done += static_cast<size_t>(n);
+        }
+        ::close(fd);
+        (void)::rename(temp.c_str(), (publish_dir + "/modules.cache").c_str());
+    }
+    floor.cache_write_ms = ms_since(at);
+    if (mapped != MAP_FAILED)
+        ::munmap(mapped, cache.size());
+    return floor;
+}
+
+} // namespace kmodd::bench

@@ -1,0 +1,33 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// The file-system work a warm depmod run with one module's content changed cannot avoid,
+// whatever it computes: for depmod_bench, which prints it beside kmod's full run.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace kmodd::bench {
+
+/// One measurement of the floor, in milliseconds.
+struct IoFloor {
+    double stat_ms = 0;        ///< every module file stat'ed, on two threads
+    double cache_read_ms = 0;  ///< the parse cache read, every page of it
+    double outputs_ms = 0;     ///< the outputs written and published (temp file, fsync, rename)
+    double fsync_wait_ms = 0;  ///< of outputs_ms: the wait for the fsyncs before the renames
+    double cache_write_ms = 0; ///< the parse cache written again (temp file, rename)
+    [[nodiscard]] double total_ms() const
+    {
+        return stat_ms + cache_read_ms + outputs_ms + cache_write_ms;
+    }
+};
+
+/// Does that work once: stats `module_files`, reads `cache_file`, writes files of the names and
+/// sizes of the modules.* files in `outputs_dir` into `publish_dir` (created when missing) the
+/// way kmodctl depmod publishes them (each fsync'ed on a thread of its own, then renamed over
+/// the last round's), and writes `cache_file`'s bytes to `publish_dir`/modules.cache. Nothing is
+/// built in fresh memory: the outputs come from one small buffer used over and over.
+IoFloor measure_io_floor(const std::vector<std::string>& module_files,
+                         const std::string& cache_file, const std::string& outputs_dir,
+                         const std::string& publish_dir);
+
+} // namespace kmodd::bench
