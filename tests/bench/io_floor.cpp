@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace kmodd::bench {
@@ -94,25 +95,32 @@ IoFloor measure_io_floor(const std::vector<std::string>& module_files,
     }
     floor.cache_read_ms = ms_since(at);
 
-    std::vector<int> fds;
+    auto in_dir = [&](const std::string& name, bool is_temp) {
+        std::string path = publish_dir;
+        path += is_temp ? "/." : "/";
+        path += name;
+        if (is_temp)
+            path += ".tmp";
+        return path;
+    };
+    std::vector<std::pair<int, std::string>> opened; // each temp file and the name it takes
     std::vector<std::thread> syncs;
     for (const auto& [name, size] : outputs) {
-        const std::string temp = publish_dir + "/." + name + ".tmp";
-        const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        const int fd =
+            ::open(in_dir(name, true).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd < 0)
             continue;
         (void)write_bytes(fd, chunk, size);
-        fds.push_back(fd);
+        opened.emplace_back(fd, name);
         syncs.emplace_back([fd] { (void)::fsync(fd); });
     }
     auto waited_from = Clock::now();
     for (std::thread& sync : syncs)
         sync.join();
     floor.fsync_wait_ms = ms_since(waited_from);
-    for (size_t i = 0; i < outputs.size() && i < fds.size(); ++i) {
-        ::close(fds[i]);
-        const std::string name = publish_dir + "/" + outputs[i].first;
-        (void)::rename((publish_dir + "/." + outputs[i].first + ".tmp").c_str(), name.c_str());
+    for (const auto& [fd, name] : opened) {
+        ::close(fd);
+        (void)::rename(in_dir(name, true).c_str(), in_dir(name, false).c_str());
     }
     if (const int dir = ::open(publish_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dir >= 0) {
         (void)::fsync(dir);
@@ -120,7 +128,7 @@ IoFloor measure_io_floor(const std::vector<std::string>& module_files,
     }
     floor.outputs_ms = ms_since(at);
 
-    const std::string temp = publish_dir + "/.modules.cache.tmp";
+    const std::string temp = in_dir("modules.cache", true);
     if (const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         fd >= 0) {
         size_t done = 0;
@@ -131,7 +139,7 @@ IoFloor measure_io_floor(const std::vector<std::string>& module_files,
             done += static_cast<size_t>(n);
         }
         ::close(fd);
-        (void)::rename(temp.c_str(), (publish_dir + "/modules.cache").c_str());
+        (void)::rename(temp.c_str(), in_dir("modules.cache", false).c_str());
     }
     floor.cache_write_ms = ms_since(at);
     if (mapped != MAP_FAILED)
