@@ -327,6 +327,9 @@ private:
     /// Gives the cache being written (record_parses_into()) the records of `unchanged`
     /// candidates, which merge() does not parse, from the cache read (use_parse_cache()).
     void keep_in_cache_written(const std::vector<Pending>& unchanged) const;
+    /// Gives the cache being written the index's symbol table, unless too many of its names
+    /// are no module's any more.
+    void give_symbol_table_to_cache_written() const;
     bool is_excluded(std::string_view name) const;
     /// Makes the index's symbol table the cache's when the cache's begins with the index's
     /// (the index's empty, or as an earlier adoption or save left both): the names it lacks

@@ -269,8 +269,8 @@ bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
     }
     keep_in_cache_written(unchanged);
     if (to_parse.empty()) {
-        if (!unchanged.empty() && unused_symbol_count() <= symbol_names_.size() / 4)
-            cache_writer_->set_symbol_table(symbol_table_record());
+        if (!unchanged.empty())
+            give_symbol_table_to_cache_written();
         return changed;
     }
 
@@ -380,11 +380,16 @@ bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
                                        "; listed without dependencies, as kmod's depmod does"});
     }
     sort_new_symbols();
+    give_symbol_table_to_cache_written();
+    return true;
+}
+
+void ModuleIndex::give_symbol_table_to_cache_written() const
+{
     // A table that numbers many symbols no module has any more is not saved: the next run
     // numbers them afresh (else run after run would keep every name the tree ever had).
     if (cache_writer_ != nullptr && unused_symbol_count() <= symbol_names_.size() / 4)
         cache_writer_->set_symbol_table(symbol_table_record());
-    return true;
 }
 
 void ModuleIndex::keep_in_cache_written(const std::vector<Pending>& unchanged) const
