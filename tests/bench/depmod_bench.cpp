@@ -296,6 +296,11 @@ int main(int argc, char** argv)
     // On a VM the kernel's share (page faults, system calls) is large: said, so it is seen.
     std::printf("  (that run: CPU %.1f ms, of it %.1f ms in the kernel; %.0f page faults)\n",
                 median(edit_cpu_ms), median(edit_system_ms), median(edit_faults));
+    std::string cache_file;
+    for (const auto& entry : fs::recursive_directory_iterator(cache)) {
+        if (entry.is_regular_file() && entry.path().filename() == "modules.cache")
+            cache_file = entry.path().string();
+    }
     // What such a run cannot avoid on this machine, computing nothing and holding nothing in
     // fresh memory: a process started, every module stat'ed, the cache read, outputs of the same
     // sizes published as ours are and the cache written again, one step after another. What the
@@ -306,11 +311,6 @@ int main(int argc, char** argv)
              fs::recursive_directory_iterator(ours_root / "lib/modules" / version)) {
             if (entry.is_regular_file() && entry.path().string().find(".ko") != std::string::npos)
                 module_files.push_back(entry.path().string());
-        }
-        std::string cache_file;
-        for (const auto& entry : fs::recursive_directory_iterator(cache)) {
-            if (entry.path().filename() == "modules.cache")
-                cache_file = entry.path().string();
         }
         std::vector<double> exec_ms, stat_ms, read_ms, outputs_ms, fsync_ms, write_ms, floor_ms;
         for (int i = 0; i < runs; ++i) {
@@ -335,11 +335,7 @@ int main(int argc, char** argv)
                     median(fsync_ms), median(write_ms));
     }
 
-    uintmax_t cache_bytes = 0;
-    for (const auto& entry : fs::recursive_directory_iterator(cache)) {
-        if (entry.is_regular_file() && entry.path().filename() == "modules.cache")
-            cache_bytes = entry.file_size();
-    }
+    const uintmax_t cache_bytes = cache_file.empty() ? 0 : fs::file_size(cache_file);
     std::printf("%-34s %7.2fMiB, %.2f MiB per 1000 modules\n", "parse cache on disk",
                 static_cast<double>(cache_bytes) / 1048576,
                 static_cast<double>(cache_bytes) / 1048576 * 1000 / static_cast<double>(modules));

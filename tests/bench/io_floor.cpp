@@ -17,6 +17,8 @@
 #include <utility>
 #include <vector>
 
+#include "base/file.hpp"
+
 namespace kmodd::bench {
 
 namespace {
@@ -32,15 +34,25 @@ double ms_since(Clock::time_point& from)
     return ms;
 }
 
+/// Writes all of `bytes` to `fd`; false on a failed write.
+bool write_all(int fd, std::string_view bytes)
+{
+    while (!bytes.empty()) {
+        const ssize_t written = ::write(fd, bytes.data(), bytes.size());
+        if (written <= 0)
+            return false;
+        bytes.remove_prefix(static_cast<size_t>(written));
+    }
+    return true;
+}
+
 /// Writes `size` bytes from `chunk` over and over to `fd`; false on a failed write.
 bool write_bytes(int fd, const std::array<char, 65536>& chunk, uintmax_t size)
 {
-    while (size > 0) {
-        const size_t n = static_cast<size_t>(std::min<uintmax_t>(size, chunk.size()));
-        const ssize_t written = ::write(fd, chunk.data(), n);
-        if (written <= 0)
+    for (; size > 0; size -= std::min<uintmax_t>(size, chunk.size())) {
+        const auto n = static_cast<size_t>(std::min<uintmax_t>(size, chunk.size()));
+        if (!write_all(fd, std::string_view(chunk.data(), n)))
             return false;
-        size -= static_cast<uintmax_t>(written);
     }
     return true;
 }
@@ -122,22 +134,14 @@ IoFloor measure_io_floor(const std::vector<std::string>& module_files,
         ::close(fd);
         (void)::rename(in_dir(name, true).c_str(), in_dir(name, false).c_str());
     }
-    if (const int dir = ::open(publish_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dir >= 0) {
-        (void)::fsync(dir);
-        ::close(dir);
-    }
+    if (auto dir = base::open_directory(AT_FDCWD, publish_dir))
+        (void)base::sync_directory(dir->get());
     floor.outputs_ms = ms_since(at);
 
     const std::string temp = in_dir("modules.cache", true);
     if (const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         fd >= 0) {
-        size_t done = 0;
-        while (done < cache.size()) {
-            const ssize_t n = ::write(fd, cache.data() + done, cache.size() - done);
-            if (n <= 0)
-                break;
-            done += static_cast<size_t>(n);
-        }
+        (void)write_all(fd, cache);
         ::close(fd);
         (void)::rename(temp.c_str(), in_dir("modules.cache", false).c_str());
     }
