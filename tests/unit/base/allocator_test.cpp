@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
@@ -18,11 +19,19 @@ namespace {
 
 constexpr size_t kMiB = size_t{1024} * 1024;
 
-/// The VmFlags line of the mapping in /proc/self/smaps that holds `address`; empty if none.
-std::string flags_of_mapping_holding(uintptr_t address)
+/// What /proc/self/smaps says of the mapping that holds an address.
+struct Mapping {
+    bool found = false;
+    std::string flags;       ///< its VmFlags line
+    size_t rss_kb = 0;       ///< its pages in memory
+    size_t anon_huge_kb = 0; ///< of them, in transparent huge pages
+};
+
+Mapping mapping_holding(uintptr_t address)
 {
     std::ifstream smaps("/proc/self/smaps");
     std::string line;
+    Mapping mapping;
     bool inside = false;
     while (std::getline(smaps, line)) {
         uintptr_t begin = 0;
@@ -30,13 +39,35 @@ std::string flags_of_mapping_holding(uintptr_t address)
         char dash = 0;
         std::istringstream fields(line);
         if (fields >> std::hex >> begin >> dash >> end && dash == '-') {
-            inside = begin <= address && address < end;
+            if (mapping.found)
+                break;
+            inside = mapping.found = begin <= address && address < end;
             continue;
         }
-        if (inside && line.rfind("VmFlags:", 0) == 0)
-            return line;
+        std::string field;
+        size_t kb = 0;
+        std::istringstream values(line);
+        values >> field >> kb;
+        if (inside && field == "VmFlags:")
+            mapping.flags = line;
+        else if (inside && field == "Rss:")
+            mapping.rss_kb = kb;
+        else if (inside && field == "AnonHugePages:")
+            mapping.anon_huge_kb = kb;
     }
-    return {};
+    return mapping;
+}
+
+/// The kernel's count of huge-page faults that fell back to small pages.
+size_t huge_page_fallbacks()
+{
+    std::ifstream vmstat("/proc/vmstat");
+    std::string name;
+    size_t count = 0;
+    while (vmstat >> name >> count)
+        if (name == "thp_fault_fallback")
+            return count;
+    return 0;
 }
 
 bool transparent_huge_pages_can_be_advised()
@@ -62,7 +93,7 @@ TEST(Allocator, AOneShotRebuildsBlocksComeFromAHeapAdvisedForHugePages)
         void* block = std::malloc(8 * kMiB); // NOLINT(cppcoreguidelines-no-malloc)
         // Its middle: the advice starts at the first 2 MiB boundary past the heap's old top.
         const std::string flags =
-            flags_of_mapping_holding(reinterpret_cast<uintptr_t>(block) + 4 * kMiB);
+            mapping_holding(reinterpret_cast<uintptr_t>(block) + 4 * kMiB).flags;
         std::free(block); // NOLINT(cppcoreguidelines-no-malloc)
         ::_exit(flags.find(" hg") != std::string::npos ? 0 : 1);
     }
@@ -70,6 +101,45 @@ TEST(Allocator, AOneShotRebuildsBlocksComeFromAHeapAdvisedForHugePages)
     ASSERT_EQ(::waitpid(child, &status, 0), child);
     ASSERT_TRUE(WIFEXITED(status));
     EXPECT_EQ(WEXITSTATUS(status), 0) << "the block's mapping is not advised for huge pages";
+}
+
+TEST(Allocator, TheHeapGrowsFromAHugePageBoundaryWithNoSmallPageInItsHugePages)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    GTEST_SKIP() << "AddressSanitizer's allocator does not use the brk heap";
+#endif
+    if (!transparent_huge_pages_can_be_advised())
+        GTEST_SKIP() << "transparent huge pages are off on this kernel";
+    constexpr int kNoHugePageFree = 2;
+    constexpr int kNotFromTheBoundary = 3;
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        const size_t fallbacks = huge_page_fallbacks();
+        grow_heap_in_huge_pages(64 * kMiB);
+        // Bigger than any block freed before: it comes from the heap's top, which now starts
+        // at the first huge page (the gap below is filled), its header 16 bytes before it.
+        auto* block = static_cast<char*>(std::malloc(8 * kMiB)); // NOLINT
+        const auto address = reinterpret_cast<uintptr_t>(block);
+        if ((address - 2 * sizeof(size_t)) % (2 * kMiB) != 0)
+            ::_exit(kNotFromTheBoundary);
+        std::fill(block, block + 64 * 1024, 'x');
+        const Mapping mapping = mapping_holding(address);
+        if (huge_page_fallbacks() != fallbacks)
+            ::_exit(kNoHugePageFree);
+        // Advised, and every page of it in memory is part of a huge page: none was touched
+        // before the advice (a page that was stays 4 KiB, and so does its whole 2 MiB).
+        const bool advised = mapping.flags.find(" hg") != std::string::npos;
+        ::_exit(advised && mapping.rss_kb > 0 && mapping.rss_kb == mapping.anon_huge_kb ? 0 : 1);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status));
+    if (WEXITSTATUS(status) == kNoHugePageFree)
+        GTEST_SKIP() << "the kernel had no free huge page";
+    EXPECT_NE(WEXITSTATUS(status), kNotFromTheBoundary)
+        << "the heap's top does not start at the first huge page";
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "the huge pages hold a small page";
 }
 
 } // namespace
