@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <mutex>
 
 #include "base/threads.hpp"
 #include "depmod/index_writer.hpp"
@@ -293,21 +294,32 @@ void OutputBuilder::build_each(const Resolution& resolution, const BuiltinInputs
     const IndexLayout layout =
         format.is_parent_first() ? IndexLayout::ParentFirst : IndexLayout::ChildrenFirst;
     const auto& modules = resolution.modules;
-    // A one-shot run (parallel_) makes what comes from the resolution alone on another thread
-    // while this one makes the fragments and the files made from them, and holds it until its
-    // turn. The diagnostics are reported in kmod's order.
+    // The outputs are made biggest temporaries first (while few outputs exist yet), each
+    // temporary freed before the next is made: the peak of a build is what stays resident
+    // in a daemon. The sizes are noted once nothing reads them any more.
+    std::vector<std::pair<const char*, size_t>> made_sizes;
+    std::mutex giving; // `take` is called by one thread at a time
+    auto give = [&](const char* name, std::string content, bool is_binary) {
+        OutputFile file{name, std::move(content), is_binary};
+        const std::lock_guard lock(giving);
+        made_sizes.emplace_back(name, file.content.size());
+        take(file);
+    };
+    auto give_dep = [&](std::pair<std::string, std::string> dep) {
+        give("modules.dep", std::move(dep.first), false);
+        give("modules.dep.bin", std::move(dep.second), true);
+    };
+    // A one-shot run (parallel_) makes what comes from the resolution alone on another thread,
+    // which gives each file as soon as it is made, while this one makes the fragments and the
+    // files made from them. The diagnostics are reported in kmod's order.
     Diagnostics alias_bin_notes, symbols_bin_notes, dep_notes, list_notes;
-    struct FromResolution {
-        std::string symbols_bin;
-        std::pair<std::string, std::string> dep;
-        std::string symbols_text;
-    } ahead;
     base::JoinedThread helper;
     if (parallel_)
         helper.thread = base::try_start_thread([&] {
-            ahead.symbols_bin = make_symbols_bin(resolution, warn_dups, layout, symbols_bin_notes);
-            ahead.dep = make_dep(resolution, warn_dups, layout, dep_notes);
-            ahead.symbols_text = make_symbols_text(resolution);
+            give("modules.symbols.bin",
+                 make_symbols_bin(resolution, warn_dups, layout, symbols_bin_notes), true);
+            give_dep(make_dep(resolution, warn_dups, layout, dep_notes));
+            give("modules.symbols", make_symbols_text(resolution), false);
         });
     std::vector<const Fragment*> in_order(modules.size());
     std::vector<AliasEntry> fresh;
@@ -325,15 +337,6 @@ void OutputBuilder::build_each(const Resolution& resolution, const BuiltinInputs
     }
     update_alias_entries(std::move(fresh), fragments_.size() > modules.size());
 
-    // The outputs are made biggest temporaries first (while few outputs exist yet), each
-    // temporary freed before the next is made: the peak of a build is what stays resident
-    // in a daemon. The sizes are noted once nothing reads them any more.
-    std::vector<std::pair<const char*, size_t>> made_sizes;
-    auto give = [&](const char* name, std::string content, bool is_binary) {
-        OutputFile file{name, std::move(content), is_binary};
-        made_sizes.emplace_back(name, file.content.size());
-        take(file);
-    };
     auto give_lists = [&](TextLists lists) {
         give("modules.alias", std::move(lists.alias), false);
         give("modules.softdep", std::move(lists.softdep), false);
@@ -342,19 +345,12 @@ void OutputBuilder::build_each(const Resolution& resolution, const BuiltinInputs
     };
     give("modules.alias.bin", make_alias_bin(modules, warn_dups, layout, alias_bin_notes), true);
     if (helper.thread.joinable()) {
-        TextLists lists = make_text_lists(modules, in_order, list_notes);
+        give_lists(make_text_lists(modules, in_order, list_notes));
         helper.thread.join();
-        give("modules.symbols.bin", std::move(ahead.symbols_bin), true);
-        give("modules.dep", std::move(ahead.dep.first), false);
-        give("modules.dep.bin", std::move(ahead.dep.second), true);
-        give_lists(std::move(lists));
-        give("modules.symbols", std::move(ahead.symbols_text), false);
     } else {
         give("modules.symbols.bin",
              make_symbols_bin(resolution, warn_dups, layout, symbols_bin_notes), true);
-        auto [dep_text, dep_bin] = make_dep(resolution, warn_dups, layout, dep_notes);
-        give("modules.dep", std::move(dep_text), false);
-        give("modules.dep.bin", std::move(dep_bin), true);
+        give_dep(make_dep(resolution, warn_dups, layout, dep_notes));
         give_lists(make_text_lists(modules, in_order, list_notes));
         give("modules.symbols", make_symbols_text(resolution), false);
     }

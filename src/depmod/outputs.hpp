@@ -51,7 +51,8 @@ public:
                                                 KmodFormat format, index::Diagnostics& diagnostics);
     /// build(), giving each file to `take` as soon as it is made (in the order made, not
     /// kmod's), so that one done with a file (written, found the same as on disk) frees it
-    /// before the next is made: a build then never holds all of them (~5 MB on amd64).
+    /// before the next is made: a build then never holds all of them (~5 MB on amd64). A
+    /// parallel build (set_parallel) calls `take` from two threads, one call at a time.
     void build_each(const index::Resolution& resolution, const BuiltinInputs& builtin,
                     bool warn_dups, KmodFormat format, index::Diagnostics& diagnostics,
                     const std::function<void(OutputFile&)>& take);
@@ -59,9 +60,9 @@ public:
     /// disk): the next build makes it in a buffer of about that size. A build notes the sizes
     /// of what it makes itself.
     void expect_size(const std::string& name, size_t size) { expected_sizes_[name] = size; }
-    /// Whether a build makes its files on two threads: faster, but it holds all of them at
-    /// once (~3 MB more on amd64) where one at a time is made otherwise. For one-shot runs; a
-    /// daemon keeps the peak low.
+    /// Whether a build makes its files on two threads: faster, but it holds two at a time and
+    /// the temporaries of both (~2 MB more on amd64). For one-shot runs; a daemon keeps the
+    /// peak low.
     void set_parallel(bool parallel) { parallel_ = parallel; }
 
 private:
