@@ -42,6 +42,8 @@ void use_one_heap_for_all_threads()
 void grow_heap_in_huge_pages(size_t bytes)
 {
     keep_freed_memory_for_reuse();
+    if (bytes < kProbeMargin + 2 * kHugePage)
+        return; // too little to hold a huge page past the probe's ends
     ::mallopt(M_TOP_PAD, static_cast<int>(kProbePad));
     // A block the heap's top cannot hold makes the heap grow now. Nothing is written inside it
     // but a chunk header at each end: a page touched before the advice is a 4 KiB page, and so

@@ -17,14 +17,15 @@ namespace kmodd::base {
 void keep_freed_memory_for_reuse();
 
 /// For a process that builds the index once and exits (kmodctl depmod): keeps freed memory as
-/// above, grows the main heap by `bytes` at once and asks the kernel to back it with
-/// transparent huge pages (where THP is `madvise` or `always`), so the main thread's working
-/// set is faulted in 2 MiB at a time instead of 4 KiB. A fresh heap's page faults were most of
-/// a one-shot rebuild's time beyond its work (perf stat on the amd64 tree: ~5200 faults, each
-/// ~10 µs in a VM). Worker threads keep arenas of their own: sharing the main one made the
-/// full run's parallel parse wait on its lock (0.24 s → 0.28 s). The blocks asked for next
-/// start at the first 2 MiB boundary of the growth (up to 2 MiB below it stay unused). Does
-/// nothing more where the heap does not grow by brk.
+/// above, grows the main heap by about `bytes` (4 MiB less: glibc maps blocks of 64 MiB apart)
+/// at once and asks the kernel to back it with transparent huge pages (where THP is `madvise`
+/// or `always`), so the main thread's working set is faulted in 2 MiB at a time instead of
+/// 4 KiB. A fresh heap's page faults were most of a one-shot rebuild's time beyond its work
+/// (perf stat on the amd64 tree: ~5200 faults, each ~10 µs in a VM). Worker threads keep arenas
+/// of their own: sharing the main one made the full run's parallel parse wait on its lock
+/// (0.24 s → 0.28 s). The blocks asked for next start at the first 2 MiB boundary of the growth
+/// (up to 2 MiB below it stay unused). Does nothing more for `bytes` below 8 MiB, or where the
+/// heap does not grow by brk.
 void grow_heap_in_huge_pages(size_t bytes);
 
 /// Makes every thread allocate from the main heap (glibc's M_ARENA_MAX = 1) instead of an
