@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-// The persisted parse cache: its file format, reading with every length checked, and writing.
+// The persisted parse cache: its records' format, and reading it with every length checked.
 #include "index/parse_cache.hpp"
 
 #include <fcntl.h>
@@ -8,7 +8,6 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
-#include <functional>
 #include <limits>
 #include <thread>
 #include <type_traits>
@@ -19,23 +18,14 @@
 #include "base/strings.hpp"
 #include "base/threads.hpp"
 #include "index/module_index.hpp"
+#include "index/parse_cache_format.hpp"
 
 namespace kmodd::index {
 
+using namespace cache_format;
+
 namespace {
 
-constexpr char kMagic[8] = {'k', 'm', 'o', 'd', 'd', 'P', 'C', '\n'};
-// 2: the checksum covers the payload first; 3: descriptions kept; 4: symbol ids and table,
-// CRC-32C instead of zlib's CRC-32 (a fifth of the time where the CPU has an instruction for it)
-constexpr uint32_t kFormatVersion = 4;
-constexpr uint32_t kByteOrderMark = 0x01020304;
-// magic, version, byte-order mark, started_ns, count, payload size, CRC-32C (+ 4 bytes padding)
-// The checksum covers the payload and then the header's started_ns, count and payload size, so
-// a writer can compute it as the records stream out.
-constexpr size_t kHeaderSize = 8 + 4 + 4 + 8 + 8 + 8 + 4 + 4;
-// The header fields the checksum covers with the payload: started_ns, count, payload size.
-constexpr size_t kCheckedHeaderStart = 16;
-constexpr size_t kCheckedHeaderSize = 24;
 // A record may not claim more than the payload holds; these bound the counts further so that a
 // hostile file cannot make a reader reserve memory it does not back with bytes.
 constexpr size_t kMinEntryBytes = 4;
@@ -44,9 +34,6 @@ static_assert(std::numeric_limits<unsigned char>::digits == 8);
 
 /// A payload at least this big has its checksum worked out on a thread of its own.
 constexpr size_t kChecksumWorthAThread = size_t{1} << 20;
-
-/// Records are written out once this many bytes of them wait.
-constexpr size_t kSpillBytes = size_t{1} << 20;
 
 /// Reads a record's ModuleInfo part into `info` (an elf::ModuleInfo, which copies the strings,
 /// or an elf::ModuleInfoView, which points into `in`'s bytes), or only checks it (null); false
@@ -94,17 +81,6 @@ template <typename Info> bool read_info(base::ByteReader& in, Info* info, size_t
         *symbols =
             info != nullptr ? info->exports.size() + info->imports.size() : size_t{exports} + count;
     return true;
-}
-
-/// Appends a record's ids part: the count, then the exports' and the imports' ids.
-void append_ids(std::string& out, std::span<const uint32_t> export_ids,
-                std::span<const uint32_t> import_ids)
-{
-    base::put_value(out, static_cast<uint32_t>(export_ids.size() + import_ids.size()));
-    for (uint32_t id : export_ids)
-        base::put_value(out, id);
-    for (uint32_t id : import_ids)
-        base::put_value(out, id);
 }
 
 /// The .modinfo keys a record keeps: those of the index, and the description, which the daemon's
@@ -439,160 +415,14 @@ void append_symbol_table(std::string& out, char prefix, std::span<const std::str
     out.append(reinterpret_cast<const char*>(name_order.data()), name_order.size_bytes());
 }
 
-ParseCacheWriter::ParseCacheWriter(int64_t started_ns) : started_ns_(started_ns)
+void cache_format::append_ids(std::string& out, std::span<const uint32_t> export_ids,
+                              std::span<const uint32_t> import_ids)
 {
-    append_symbol_table(symbol_table_, '\0', {}, {}, {});
-}
-
-void ParseCacheWriter::add(const std::string& path, const CacheKey& key,
-                           const elf::ModuleInfo& info, std::span<const uint32_t> export_ids,
-                           std::span<const uint32_t> import_ids)
-{
-    // Built outside the lock, in a buffer each thread keeps.
-    thread_local std::string record;
-    record.clear();
-    base::put_string(record, path);
-    append_cache_key(record, key);
-    append_info_record(record, info);
-    append_ids(record, export_ids, import_ids);
-    take(record);
-}
-
-void ParseCacheWriter::add_raw(std::string_view record)
-{
-    std::lock_guard guard(lock_);
-    borrowed_.push_back(record);
-    payload_size_ += record.size();
-    ++count_;
-}
-
-void ParseCacheWriter::add_renumbered(std::string_view head, std::span<const uint32_t> export_ids,
-                                      std::span<const uint32_t> import_ids)
-{
-    thread_local std::string record;
-    record.assign(head);
-    append_ids(record, export_ids, import_ids);
-    take(record);
-}
-
-void ParseCacheWriter::take(std::string_view record)
-{
-    std::lock_guard guard(lock_);
-    pending_.append(record);
-    payload_size_ += record.size();
-    ++count_;
-    if (!stream_path_.empty() && pending_.size() >= kSpillBytes)
-        spill_locked();
-}
-
-void ParseCacheWriter::set_symbol_table(std::string table)
-{
-    std::lock_guard guard(lock_);
-    if (!table.empty())
-        symbol_table_ = std::move(table);
-}
-
-void ParseCacheWriter::spill_locked()
-{
-    if (stream_error_)
-        return;
-    if (!file_.is_open()) {
-        const size_t slash = stream_path_.rfind('/');
-        auto file = base::StreamedFile::create(
-            slash == std::string::npos ? "." : stream_path_.substr(0, slash),
-            slash == std::string::npos ? stream_path_ : stream_path_.substr(slash + 1));
-        if (!file) {
-            stream_error_ = file.error();
-            return;
-        }
-        file_ = std::move(*file);
-        if (auto written = file_.append(std::string(kHeaderSize, '\0')); !written) {
-            stream_error_ = written.error();
-            return;
-        }
-    }
-    // Records may go in any order: in the order of the older cache, those that lay side by side
-    // there go out in one write.
-    std::sort(borrowed_.begin(), borrowed_.end(), [](std::string_view a, std::string_view b) {
-        return std::less<const char*>{}(a.data(), b.data());
-    });
-    for (size_t i = 0; i < borrowed_.size();) {
-        const char* start = borrowed_[i].data();
-        size_t size = borrowed_[i].size();
-        for (++i; i < borrowed_.size() && borrowed_[i].data() == start + size; ++i)
-            size += borrowed_[i].size();
-        const std::string_view run(start, size);
-        written_crc_ = base::crc32c(written_crc_, run);
-        if (auto written = file_.append(run); !written) {
-            stream_error_ = written.error();
-            return;
-        }
-    }
-    borrowed_.clear();
-    written_crc_ = base::crc32c(written_crc_, pending_);
-    if (auto written = file_.append(pending_); !written) {
-        stream_error_ = written.error();
-        return;
-    }
-    pending_.clear();
-}
-
-std::string ParseCacheWriter::header(uint32_t payload_crc) const
-{
-    std::string out(kMagic, sizeof kMagic);
-    base::put_value(out, kFormatVersion);
-    base::put_value(out, kByteOrderMark);
-    base::put_value(out, started_ns_);
-    base::put_value(out, count_);
-    base::put_value(out, payload_size_ + symbol_table_.size());
-    base::put_value(out, base::crc32c(payload_crc, std::string_view(out).substr(
-                                                       kCheckedHeaderStart, kCheckedHeaderSize)));
-    base::put_value(out, uint32_t{0});
-    return out;
-}
-
-std::string ParseCacheWriter::serialize() const
-{
-    std::lock_guard guard(lock_);
-    uint32_t crc = written_crc_;
-    for (std::string_view record : borrowed_)
-        crc = base::crc32c(crc, record);
-    crc = base::crc32c(base::crc32c(crc, pending_), symbol_table_);
-    std::string out = header(crc);
-    out.reserve(kHeaderSize + payload_size_ + symbol_table_.size());
-    for (std::string_view record : borrowed_)
-        out.append(record);
-    out.append(pending_);
-    out.append(symbol_table_);
-    return out;
-}
-
-base::Result<void> ParseCacheWriter::save(const std::string& path)
-{
-    std::lock_guard guard(lock_);
-    if (!stream_path_.empty() && stream_path_ != path)
-        return base::make_error(EINVAL, "the cache streams to " + base::quoted(stream_path_));
-    stream_path_ = path;
-    spill_locked();
-    if (!stream_error_) {
-        written_crc_ = base::crc32c(written_crc_, symbol_table_);
-        if (auto written = file_.append(symbol_table_); !written)
-            stream_error_ = written.error();
-    }
-    if (!stream_error_) {
-        if (auto written = file_.write_at(0, header(written_crc_)); !written)
-            stream_error_ = written.error();
-    }
-    if (!stream_error_) {
-        if (auto committed = file_.commit(); !committed)
-            stream_error_ = committed.error();
-    }
-    if (stream_error_) {
-        file_.abandon();
-        return base::make_error(stream_error_->code,
-                                base::quoted(path) + ": " + stream_error_->message);
-    }
-    return {};
+    base::put_value(out, static_cast<uint32_t>(export_ids.size() + import_ids.size()));
+    for (uint32_t id : export_ids)
+        base::put_value(out, id);
+    for (uint32_t id : import_ids)
+        base::put_value(out, id);
 }
 
 } // namespace kmodd::index
