@@ -339,7 +339,8 @@ bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
                 c.import_ids = {};
                 continue;
             }
-            if (cached && ids_from_cache) {
+            // A record of the cache's delta has no ids of this table (no `whole` either).
+            if (cached && ids_from_cache && !cached->whole.empty()) {
                 take_cached_ids(c, view.exports.size(), cached->ids);
                 numbered.fetch_add(1);
                 if (cache_writer_ != nullptr)

@@ -135,7 +135,7 @@ base::Result<ParseCache> ParseCache::parse(std::string bytes)
     return cache;
 }
 
-base::Result<ParseCache> ParseCache::load(const std::string& path)
+base::Result<ParseCache> ParseCache::load_file(const std::string& path)
 {
     auto mapped = base::MappedFile::open(AT_FDCWD, path);
     if (!mapped)
@@ -146,6 +146,21 @@ base::Result<ParseCache> ParseCache::load(const std::string& path)
     if (auto read = cache.read_entries(); !read)
         return base::make_error(read.error().code,
                                 base::quoted(path) + ": " + read.error().message);
+    return cache;
+}
+
+base::Result<ParseCache> ParseCache::load(const std::string& path)
+{
+    auto cache = load_file(path);
+    if (!cache)
+        return cache;
+    auto delta = load_file(delta_path(path));
+    if (!delta && delta.error().code != ENOENT)
+        return base::Unexpected(delta.error());
+    // One older than the cache file was left by a run that rewrote that file and died before
+    // it removed the delta: what the delta holds is in the cache file too, or out of date.
+    if (delta && delta->started_ns_ >= cache->started_ns_)
+        cache->newer_ = std::make_unique<ParseCache>(std::move(*delta));
     return cache;
 }
 
@@ -270,8 +285,17 @@ bool ParseCache::read_symbols(base::ByteReader& in, bool every_entry_has_ids, ui
     return true;
 }
 
-const ParseCache::Entry* ParseCache::usable_entry(const std::string& path,
-                                                  const CacheKey& key) const
+const ParseCache::Entry* ParseCache::usable_entry(const std::string& path, const CacheKey& key,
+                                                  bool* in_delta) const
+{
+    const Entry* newer = newer_ ? newer_->own_usable_entry(path, key) : nullptr;
+    if (in_delta != nullptr)
+        *in_delta = newer != nullptr;
+    return newer != nullptr ? newer : own_usable_entry(path, key);
+}
+
+const ParseCache::Entry* ParseCache::own_usable_entry(const std::string& path,
+                                                      const CacheKey& key) const
 {
     auto it = entries_.find(path);
     if (it == entries_.end() || !(it->second.key == key))
@@ -284,6 +308,10 @@ const ParseCache::Entry* ParseCache::usable_entry(const std::string& path,
 
 std::optional<ParseCache::Stored> ParseCache::stored_entry(const std::string& path) const
 {
+    if (newer_) {
+        if (auto newer = newer_->stored_entry(path))
+            return newer;
+    }
     auto it = entries_.find(path);
     if (it == entries_.end())
         return std::nullopt;
@@ -296,7 +324,9 @@ std::optional<ParseCache::Stored> ParseCache::stored_entry(const std::string& pa
 std::vector<std::pair<std::string, CacheKey>> ParseCache::keys() const
 {
     std::vector<std::pair<std::string, CacheKey>> keys;
-    keys.reserve(entries_.size());
+    if (newer_)
+        keys = newer_->keys();
+    keys.reserve(keys.size() + entries_.size());
     for (const auto& [path, entry] : entries_)
         keys.emplace_back(std::string(path), entry.key);
     return keys;
@@ -305,8 +335,9 @@ std::vector<std::pair<std::string, CacheKey>> ParseCache::keys() const
 std::optional<std::string_view> ParseCache::raw_entry(const std::string& path,
                                                       const CacheKey& key) const
 {
-    const Entry* entry = usable_entry(path, key);
-    return entry != nullptr ? std::optional(entry->record) : std::nullopt;
+    bool in_delta = false;
+    const Entry* entry = usable_entry(path, key, &in_delta);
+    return entry != nullptr && !in_delta ? std::optional(entry->record) : std::nullopt;
 }
 
 std::optional<elf::ModuleInfo> ParseCache::find(const std::string& path, const CacheKey& key) const
@@ -324,7 +355,8 @@ std::optional<elf::ModuleInfo> ParseCache::find(const std::string& path, const C
 std::optional<CachedRecord> ParseCache::find_view(const std::string& path, const CacheKey& key,
                                                   elf::ModuleInfoView& info) const
 {
-    const Entry* entry = usable_entry(path, key);
+    bool in_delta = false;
+    const Entry* entry = usable_entry(path, key, &in_delta);
     if (entry == nullptr)
         return std::nullopt;
     info.clear();
@@ -332,10 +364,12 @@ std::optional<CachedRecord> ParseCache::find_view(const std::string& path, const
     if (!read_info(in, &info))
         return std::nullopt; // checked by parse(): cannot happen
     const char* head_end = entry->info.data() + entry->info.size();
-    return CachedRecord{entry->record,
-                        std::string_view(entry->record.data(),
-                                         static_cast<size_t>(head_end - entry->record.data())),
-                        entry->ids};
+    const std::string_view head(entry->record.data(),
+                                static_cast<size_t>(head_end - entry->record.data()));
+    // The delta's ids number the table of the run that wrote it, not this cache's.
+    if (in_delta)
+        return CachedRecord{{}, head, {}};
+    return CachedRecord{entry->record, head, entry->ids};
 }
 
 std::optional<std::string> ParseCache::description(const std::string& path,

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -51,7 +52,7 @@ struct CachedSymbols {
 
 /// An entry of a cache as ParseCache::find_view() gives it.
 struct CachedRecord {
-    std::string_view whole; ///< as stored, for ParseCacheWriter::add_raw()
+    std::string_view whole; ///< as stored, for ParseCacheWriter::add_raw(); none: the delta's
     std::string_view head;  ///< all but the symbol ids: path, key and ModuleInfo part
     std::string_view ids;   ///< native u32 ids of the exports, then of the imports; or none
 };
@@ -64,6 +65,11 @@ struct CachedRecord {
 /// .modinfo entries it keeps and the description, exports and imports with their CRCs) and the
 /// ids of its exports and imports in the symbol table (none when its writer had none). Every
 /// length is checked against what is left.
+///
+/// Beside the cache file may lie its delta (delta_path()): a file of the same format with the
+/// records of the few modules parsed since (ParseCacheWriter::save_fresh_only()), which a run
+/// that changed little writes instead of the whole cache. Its entries come first; their ids are
+/// never used (they number another run's table), so their names are looked up again.
 class ParseCache {
 public:
     /// Entries whose file changed within this time before the writing run started are not
@@ -76,9 +82,12 @@ public:
     /// Reads a cache file's content. Errors: EINVAL for anything that is not a whole, intact
     /// cache of this format version (the message says what is wrong).
     [[nodiscard]] static base::Result<ParseCache> parse(std::string bytes);
-    /// Reads the cache file `path`. Errors: ENOENT when there is none, the errno of reading,
-    /// or parse()'s EINVAL; the message names the path.
+    /// Reads the cache file `path`, and its delta when there is one that was written after it.
+    /// Errors: ENOENT when there is no cache file, the errno of reading either, or parse()'s
+    /// EINVAL; the message names the file.
     [[nodiscard]] static base::Result<ParseCache> load(const std::string& path);
+    /// Where the delta of the cache file `path` lies.
+    [[nodiscard]] static std::string delta_path(const std::string& path) { return path + ".delta"; }
 
     /// The cached parse of `path` when its entry has exactly `key` and was not racy when
     /// written; empty otherwise. The ModuleInfo holds only what the index uses, and the
@@ -86,8 +95,9 @@ public:
     [[nodiscard]] std::optional<elf::ModuleInfo> find(const std::string& path,
                                                       const CacheKey& key) const;
     /// find() without copying a string: `info` gets views into this cache's bytes (valid while
-    /// it lives). Returns the record's parts (its whole as raw_entry() would); empty (`info` as
-    /// it was) when find() would not use the entry.
+    /// it lives). Returns the record's parts (its whole as raw_entry() would; no whole and no
+    /// ids for an entry of the delta); empty (`info` as it was) when find() would not use the
+    /// entry.
     [[nodiscard]] std::optional<CachedRecord>
     find_view(const std::string& path, const CacheKey& key, elf::ModuleInfoView& info) const;
     /// The .modinfo description of `path` when its entry has exactly `key` and was not racy
@@ -95,27 +105,31 @@ public:
     [[nodiscard]] std::optional<std::string> description(const std::string& path,
                                                          const CacheKey& key) const;
     /// The entry of `path` as stored, for copying it into a new cache unchanged; empty when
-    /// find() would not use it.
+    /// find() would not use it or it is the delta's.
     [[nodiscard]] std::optional<std::string_view> raw_entry(const std::string& path,
                                                             const CacheKey& key) const;
 
     /// The entry of `path` whatever its key, as stored: its key and the bytes of its ModuleInfo
-    /// part (compare with append_info_record()). Empty when there is none or it was racy when
-    /// written.
+    /// part (compare with append_info_record()); the delta's when it has one. Empty when there
+    /// is none or it was racy when written.
     struct Stored {
         const CacheKey* key = nullptr;
         std::string_view info;
     };
     [[nodiscard]] std::optional<Stored> stored_entry(const std::string& path) const;
 
-    /// Every entry's path and key, in no particular order (for tools and tests).
+    /// Every entry's path and key, in no particular order, the delta's first (for tools and
+    /// tests).
     [[nodiscard]] std::vector<std::pair<std::string, CacheKey>> keys() const;
 
     /// The table the entries' ids refer to; empty when it has no names or some entry with
     /// symbols has no ids or an id past its end (the names are then looked up again).
     [[nodiscard]] const std::optional<CachedSymbols>& symbols() const { return symbols_; }
 
+    /// The cache file's entries, not counting the delta's.
     [[nodiscard]] size_t size() const { return entries_.size(); }
+    /// The delta's entries.
+    [[nodiscard]] size_t delta_size() const { return newer_ ? newer_->size() : 0; }
     [[nodiscard]] int64_t started_ns() const { return started_ns_; }
 
 private:
@@ -125,8 +139,14 @@ private:
         std::string_view info;   ///< the ModuleInfo part of it
         std::string_view ids;    ///< the ids part's u32 values
     };
-    /// The entry of `path` when it has `key` and was not racy; null otherwise.
-    [[nodiscard]] const Entry* usable_entry(const std::string& path, const CacheKey& key) const;
+    /// The entry of `path` when it has `key` and was not racy (the delta's first); null
+    /// otherwise. `in_delta` tells whose it is.
+    [[nodiscard]] const Entry* usable_entry(const std::string& path, const CacheKey& key,
+                                            bool* in_delta = nullptr) const;
+    /// This file's own entry of `path` when it has `key` and was not racy.
+    [[nodiscard]] const Entry* own_usable_entry(const std::string& path, const CacheKey& key) const;
+    /// Reads the one cache file `path`.
+    [[nodiscard]] static base::Result<ParseCache> load_file(const std::string& path);
 
     /// Checks the cache in `bytes_` and fills in the entries.
     [[nodiscard]] base::Result<void> read_entries();
@@ -141,6 +161,7 @@ private:
     int64_t started_ns_ = 0;
     std::unordered_map<std::string_view, Entry> entries_; ///< keys point into bytes_
     std::optional<CachedSymbols> symbols_;
+    std::unique_ptr<ParseCache> newer_; ///< the delta, when one was read
 };
 
 /// A new cache file, filled while a scan runs (add() may be called from several threads) and
@@ -172,6 +193,14 @@ public:
 
     /// The cache file's content, for a writer that streams nowhere.
     [[nodiscard]] std::string serialize() const;
+    /// The records add() and add_renumbered() made: those not copied from an older cache as
+    /// they were.
+    [[nodiscard]] size_t fresh_count() const;
+    /// Replaces the file `path` atomically with a cache of only the fresh records and no symbol
+    /// table: the delta of the cache they would otherwise be saved into (ParseCache). Errors:
+    /// EINVAL when some fresh record was already streamed out (too many for a delta), else as
+    /// save().
+    [[nodiscard]] base::Result<void> save_fresh_only(const std::string& path);
     /// Replaces the file `path` (the stream_into() path when streaming) atomically: temp file,
     /// rename; no fsync (a file torn by a crash fails its checksum and is rebuilt). Creates its
     /// directory (mode 0755) when missing. Errors: the errno of the step that failed (also of
@@ -185,8 +214,10 @@ private:
     void take(std::string_view record);
     /// Writes the borrowed and pending records to the file (opening it first); lock_ held.
     void spill_locked();
-    /// The header, given the CRC-32 of the whole payload.
-    [[nodiscard]] std::string header(uint32_t payload_crc) const;
+    /// The header of a file of `count` records and `payload_size` bytes (the symbol table
+    /// too), given the CRC-32 of the whole payload.
+    [[nodiscard]] std::string header(uint64_t count, uint64_t payload_size,
+                                     uint32_t payload_crc) const;
 
     int64_t started_ns_;
     std::string stream_path_;
@@ -199,6 +230,8 @@ private:
     uint64_t payload_size_ = 0;               ///< every record's bytes, written or not
     uint32_t written_crc_ = 0;                ///< CRC-32 of the bytes written to file_
     uint64_t count_ = 0;
+    uint64_t fresh_count_ = 0;    ///< of count_, the records made by take()
+    bool fresh_streamed_ = false; ///< some of them went out to file_
 };
 
 /// A CacheKey as a cache record stores it (the output state stores keys the same way), and

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // Writing a parse cache file: records streamed to a temp file as a scan makes them, then the
 // symbol table, the header and a rename.
+#include <fcntl.h>
+
 #include <algorithm>
 #include <functional>
 
@@ -64,6 +66,7 @@ void ParseCacheWriter::take(std::string_view record)
     pending_.append(record);
     payload_size_ += record.size();
     ++count_;
+    ++fresh_count_;
     if (!stream_path_.empty() && pending_.size() >= kSpillBytes)
         spill_locked();
 }
@@ -117,17 +120,19 @@ void ParseCacheWriter::spill_locked()
         stream_error_ = written.error();
         return;
     }
+    fresh_streamed_ = fresh_streamed_ || !pending_.empty();
     pending_.clear();
 }
 
-std::string ParseCacheWriter::header(uint32_t payload_crc) const
+std::string ParseCacheWriter::header(uint64_t count, uint64_t payload_size,
+                                     uint32_t payload_crc) const
 {
     std::string out(kMagic, sizeof kMagic);
     base::put_value(out, kFormatVersion);
     base::put_value(out, kByteOrderMark);
     base::put_value(out, started_ns_);
-    base::put_value(out, count_);
-    base::put_value(out, payload_size_ + symbol_table_.size());
+    base::put_value(out, count);
+    base::put_value(out, payload_size);
     base::put_value(out, base::crc32c(payload_crc, std::string_view(out).substr(
                                                        kCheckedHeaderStart, kCheckedHeaderSize)));
     base::put_value(out, uint32_t{0});
@@ -141,7 +146,7 @@ std::string ParseCacheWriter::serialize() const
     for (std::string_view record : borrowed_)
         crc = base::crc32c(crc, record);
     crc = base::crc32c(base::crc32c(crc, pending_), symbol_table_);
-    std::string out = header(crc);
+    std::string out = header(count_, payload_size_ + symbol_table_.size(), crc);
     out.reserve(kHeaderSize + payload_size_ + symbol_table_.size());
     for (std::string_view record : borrowed_)
         out.append(record);
@@ -163,7 +168,9 @@ base::Result<void> ParseCacheWriter::save(const std::string& path)
             stream_error_ = written.error();
     }
     if (!stream_error_) {
-        if (auto written = file_.write_at(0, header(written_crc_)); !written)
+        if (auto written = file_.write_at(
+                0, header(count_, payload_size_ + symbol_table_.size(), written_crc_));
+            !written)
             stream_error_ = written.error();
     }
     if (!stream_error_) {
@@ -175,6 +182,40 @@ base::Result<void> ParseCacheWriter::save(const std::string& path)
         return base::make_error(stream_error_->code,
                                 base::quoted(path) + ": " + stream_error_->message);
     }
+    return {};
+}
+
+size_t ParseCacheWriter::fresh_count() const
+{
+    std::lock_guard guard(lock_);
+    return fresh_count_;
+}
+
+base::Result<void> ParseCacheWriter::save_fresh_only(const std::string& path)
+{
+    std::lock_guard guard(lock_);
+    // Whatever was streamed towards the whole cache goes; the cache file stays as it is.
+    file_.abandon();
+    if (fresh_streamed_)
+        return base::make_error(EINVAL, base::quoted(path) +
+                                            ": too many records for a delta, some written out");
+    std::string table;
+    append_symbol_table(table, '\0', {}, {}, {});
+    const uint32_t crc = base::crc32c(base::crc32c(0, pending_), table);
+    std::string out = header(fresh_count_, pending_.size() + table.size(), crc);
+    out.reserve(out.size() + pending_.size() + table.size());
+    out.append(pending_).append(table);
+    const size_t slash = path.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
+    auto dir_fd = base::open_directory(AT_FDCWD, dir);
+    if (!dir_fd)
+        return base::make_error(dir_fd.error().code,
+                                base::quoted(path) + ": " + dir_fd.error().message);
+    if (auto published = base::publish_file(
+            dir_fd->get(), slash == std::string::npos ? path : path.substr(slash + 1), out, false);
+        !published)
+        return base::make_error(published.error().code,
+                                base::quoted(path) + ": " + published.error().message);
     return {};
 }
 

@@ -319,6 +319,61 @@ TEST(ParseCache, SaveCreatesTheDirectoryAndReplacesTheFileWhole)
     fs::remove_all(dir);
 }
 
+TEST(ParseCache, ADeltaWrittenAfterTheCacheComesFirstWithoutIdsAndAnOlderOneIsIgnored)
+{
+    const fs::path dir = fs::temp_directory_path() / ("parse-delta-" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    const std::string path = (dir / "modules.cache").string();
+    const std::string changed = "/lib/modules/6.1.0/kernel/e1000.ko";
+    const CacheKey newer_key{2049, 78, 5000, kOld, kOld, ""};
+    const std::vector<uint32_t> ids = {0, 1, 2, 3};
+    {
+        ParseCacheWriter writer(kStarted);
+        writer.add(changed, key(), sample_info(), std::span(ids).first(2), std::span(ids).last(2));
+        writer.add("/lib/modules/6.1.0/kernel/other.ko", key(), sample_info(),
+                   std::span(ids).first(2), std::span(ids).last(2));
+        ASSERT_TRUE(writer.save(path));
+    }
+    auto write_delta = [&](int64_t started_ns) {
+        ParseCacheWriter writer(started_ns);
+        writer.add(changed, newer_key, sample_info(), std::span(ids).first(2),
+                   std::span(ids).last(2));
+        EXPECT_EQ(writer.fresh_count(), 1U);
+        auto saved = writer.save_fresh_only(ParseCache::delta_path(path));
+        ASSERT_TRUE(saved) << saved.error().message;
+    };
+    write_delta(kStarted + 1000);
+    auto loaded = ParseCache::load(path);
+    ASSERT_TRUE(loaded) << loaded.error().message;
+    EXPECT_EQ(loaded->size(), 2U);
+    EXPECT_EQ(loaded->delta_size(), 1U);
+    kmodd::elf::ModuleInfoView view;
+    auto from_delta = loaded->find_view(changed, newer_key, view);
+    ASSERT_TRUE(from_delta);
+    EXPECT_TRUE(from_delta->whole.empty()) << "not to be copied with its ids";
+    EXPECT_TRUE(from_delta->ids.empty()) << "numbered by another run's table";
+    EXPECT_EQ(view.exports.size(), 2U);
+    EXPECT_FALSE(loaded->raw_entry(changed, newer_key));
+    EXPECT_EQ(*loaded->stored_entry(changed)->key, newer_key) << "the delta's is the newest";
+    auto from_cache = loaded->find_view(changed, key(), view);
+    ASSERT_TRUE(from_cache) << "the cache file's own entry stays usable for its own key";
+    EXPECT_EQ(from_cache->ids.size(), 4 * sizeof(uint32_t));
+
+    // Left by a run that rewrote the cache file and died before removing it: ignored.
+    write_delta(kStarted - 1000);
+    loaded = ParseCache::load(path);
+    ASSERT_TRUE(loaded) << loaded.error().message;
+    EXPECT_EQ(loaded->delta_size(), 0U);
+    EXPECT_FALSE(loaded->find(changed, newer_key));
+
+    // A damaged delta makes the whole cache unusable, with the delta named.
+    std::ofstream(ParseCache::delta_path(path), std::ios::trunc) << "garbage";
+    loaded = ParseCache::load(path);
+    ASSERT_FALSE(loaded);
+    EXPECT_NE(loaded.error().message.find(".delta"), std::string::npos) << "names the delta";
+    fs::remove_all(dir);
+}
+
 TEST(ParseCache, AStreamedCacheHoldsEveryRecordAndADroppedOneLeavesNothing)
 {
     const fs::path dir =
