@@ -19,6 +19,7 @@
 
 #include "base/digest.hpp"
 #include "base/file.hpp"
+#include "base/strings.hpp"
 #include "depmod/output_state.hpp"
 
 namespace kmodd::depmod {
@@ -27,6 +28,11 @@ using index::Diagnostic;
 using index::Diagnostics;
 
 namespace {
+
+/// At most this many records (and at most one in 16 of the cache's) go into the parse cache's
+/// delta instead of a new cache (ParseCache::delta_path()); each run that reads the delta
+/// looks their symbols' names up again, and a run writing more rewrites the whole cache.
+constexpr size_t kMaxDeltaRecords = 64;
 
 /// "<root>/<directory>/<version>": `directory` is always under `root`, absolute or not (as
 /// kmod 34 reads -m).
@@ -329,20 +335,40 @@ base::Result<void> Depmod::scan(Diagnostics& diagnostics)
         index_.cache_hit_count() - hits_before != index_.cache_numbered_count() - numbered_before;
     const bool is_stale = writer && (!old || index_.parse_count() != parsed_before ||
                                      old->size() != writer->size() || renumbered);
-    if (is_stale && options_.save_parse_cache)
-        start_cache_save(std::move(writer), std::move(old));
+    if (is_stale && options_.save_parse_cache) {
+        // A few modules parsed since (a rebuilt driver) go into the cache's delta: a run that
+        // changed one module does not write megabytes for it. Without any (modules removed,
+        // a table renumbered) the whole cache is written, its table pruned.
+        const size_t fresh = writer->fresh_count();
+        const bool delta_only =
+            old && fresh > 0 && fresh <= std::min(kMaxDeltaRecords, old->size() / 16);
+        start_cache_save(std::move(writer), std::move(old), delta_only);
+    }
     return {};
 }
 
 void Depmod::start_cache_save(std::unique_ptr<index::ParseCacheWriter> writer,
-                              std::shared_ptr<const index::ParseCache> borrowed_from)
+                              std::shared_ptr<const index::ParseCache> borrowed_from,
+                              bool delta_only)
 {
     // Nothing the outputs need waits for it: it is written while they are made (megabytes of
     // write(2) on the second core) and joined before the run ends.
     auto save = [writer = std::move(writer), borrowed_from = std::move(borrowed_from),
-                 path = options_.parse_cache, tree = module_dir()] {
+                 path = options_.parse_cache, tree = module_dir(), delta_only] {
         Diagnostics said;
-        auto saved = writer->save(path);
+        const std::string delta = index::ParseCache::delta_path(path);
+        base::Result<void> saved;
+        if (delta_only)
+            saved = writer->save_fresh_only(delta);
+        // Too many for a delta after all, or a whole cache wanted: the whole cache, and its
+        // delta goes (else read and ignored, being older, by every run).
+        if (!delta_only || (!saved && saved.error().code == EINVAL)) {
+            saved = writer->save(path);
+            if (saved && ::unlink(delta.c_str()) != 0 && errno != ENOENT)
+                said.push_back(
+                    {Diagnostic::Level::Warning,
+                     "could not remove " + base::quoted(delta) + ": " + std::strerror(errno)});
+        }
         if (saved) {
             // Names the tree of a cache kept by hash (see parse_cache_path()).
             const std::string dir = path.substr(0, path.rfind('/'));

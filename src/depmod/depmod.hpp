@@ -174,9 +174,10 @@ private:
     /// write() but the wait for the parse cache's save.
     [[nodiscard]] base::Result<GenerationStats>
     generate_and_publish(index::Diagnostics& diagnostics);
-    /// Saves `writer` (whose kept records borrow from `borrowed_from`) on another thread.
+    /// Saves `writer` (whose kept records borrow from `borrowed_from`) on another thread: the
+    /// whole cache, or only its fresh records as the delta of `borrowed_from` (`delta_only`).
     void start_cache_save(std::unique_ptr<index::ParseCacheWriter> writer,
-                          std::shared_ptr<const index::ParseCache> borrowed_from);
+                          std::shared_ptr<const index::ParseCache> borrowed_from, bool delta_only);
 
     DepmodOptions options_;
     index::ModuleIndex index_;

@@ -8,7 +8,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <string>
+
+#include "index/parse_cache.hpp"
 
 #include "depmod/depmod.hpp"
 #include "depmod_runs.hpp"
@@ -150,6 +153,60 @@ TEST(DepmodCache, ARescanInTheSameEngineSavesEveryModuleNotOnlyThoseItParsedAgai
     auto kmod = run_kmod(tree);
     ASSERT_EQ(kmod.status, 0) << kmod.output;
     expect_identical(next.run.files, kmod.files);
+    test::run_shell("rm -rf '" + cache_dir + "'");
+}
+
+TEST(DepmodCache, AFewChangedModulesGoIntoTheCachesDeltaWhichTheNextRunTakesAndABadOneIsRewritten)
+{
+    // 18 modules: one changed is few enough (at most one in 16) to go into the delta.
+    TempTree tree;
+    populate(tree);
+    for (int i = 0; i < 10; ++i)
+        tree.add("kernel/extra/copy" + std::to_string(i) + ".ko", fixture("mod3"));
+    const std::string cache_dir = tree.root().string() + "-cache";
+    auto options = options_for(tree);
+    options.parse_cache = parse_cache_path(cache_dir, options);
+    const std::string delta = index::ParseCache::delta_path(options.parse_cache);
+    ::sleep(3); // files changed within two seconds before a run are not trusted from its cache
+    ASSERT_TRUE(run_cached(options).run.ok);
+    const std::string whole = test::slurp(options.parse_cache);
+    ASSERT_FALSE(whole.empty());
+    EXPECT_FALSE(test::fs::exists(delta));
+
+    // mod2 gets other content: its aliases and symbols change, and the outputs with them.
+    tree.add("kernel/a/mod2.ko", fixture("crc_helper"));
+    ::sleep(3);
+    auto changed = run_cached(options);
+    ASSERT_TRUE(changed.run.ok) << join(changed.run.diagnostics);
+    auto kmod = run_kmod(tree);
+    ASSERT_EQ(kmod.status, 0) << kmod.output;
+    expect_identical(changed.run.files, kmod.files);
+    EXPECT_EQ(changed.hits, 17U);
+    EXPECT_EQ(test::slurp(options.parse_cache), whole) << "the whole cache was written again";
+    EXPECT_TRUE(test::fs::exists(delta));
+
+    // The next run takes all 18 from the cache, mod2 from the delta (its names looked up).
+    auto next = run_cached(options);
+    ASSERT_TRUE(next.run.ok) << join(next.run.diagnostics);
+    expect_identical(next.run.files, kmod.files);
+    EXPECT_EQ(next.hits, 18U);
+    EXPECT_EQ(next.numbered, 17U);
+
+    // A torn delta: the cache is ignored with a warning naming the delta, rewritten whole,
+    // and the delta goes.
+    const std::string delta_bytes = test::slurp(delta);
+    std::ofstream(delta, std::ios::binary | std::ios::trunc)
+        << delta_bytes.substr(0, delta_bytes.size() / 2);
+    auto torn = run_cached(options);
+    ASSERT_TRUE(torn.run.ok) << join(torn.run.diagnostics);
+    expect_identical(torn.run.files, kmod.files);
+    EXPECT_EQ(torn.hits, 0U);
+    EXPECT_NE(join(torn.run.diagnostics).find(".delta"), std::string::npos)
+        << join(torn.run.diagnostics);
+    EXPECT_FALSE(test::fs::exists(delta));
+    auto after = run_cached(options);
+    EXPECT_EQ(after.hits, 18U);
+    EXPECT_EQ(after.numbered, 18U);
     test::run_shell("rm -rf '" + cache_dir + "'");
 }
 
