@@ -198,8 +198,8 @@ public:
     [[nodiscard]] size_t fresh_count() const;
     /// Replaces the file `path` atomically with a cache of only the fresh records and no symbol
     /// table: the delta of the cache they would otherwise be saved into (ParseCache). Errors:
-    /// EINVAL when some fresh record was already streamed out (too many for a delta), else as
-    /// save().
+    /// EINVAL when some fresh record was already streamed out (too many for a delta; save()
+    /// then still writes the whole cache), else as save().
     [[nodiscard]] base::Result<void> save_fresh_only(const std::string& path);
     /// Replaces the file `path` (the stream_into() path when streaming) atomically: temp file,
     /// rename; no fsync (a file torn by a crash fails its checksum and is rebuilt). Creates its

@@ -194,11 +194,12 @@ size_t ParseCacheWriter::fresh_count() const
 base::Result<void> ParseCacheWriter::save_fresh_only(const std::string& path)
 {
     std::lock_guard guard(lock_);
-    // Whatever was streamed towards the whole cache goes; the cache file stays as it is.
-    file_.abandon();
+    // The records streamed out stay for a save() of the whole cache.
     if (fresh_streamed_)
         return base::make_error(EINVAL, base::quoted(path) +
                                             ": too many records for a delta, some written out");
+    // Whatever was streamed towards the whole cache goes; the cache file stays as it is.
+    file_.abandon();
     std::string table;
     append_symbol_table(table, '\0', {}, {}, {});
     const uint32_t crc = base::crc32c(base::crc32c(0, pending_), table);

@@ -396,6 +396,11 @@ TEST(ParseCache, AStreamedCacheHoldsEveryRecordAndADroppedOneLeavesNothing)
             writer.add("/m/" + std::to_string(i) + ".ko", key(), big);
         EXPECT_EQ(count_files(), 1) << "a temp file beside the cache";
         EXPECT_FALSE(fs::exists(path));
+        // Too many for a delta: refused, and the whole cache is still saved whole.
+        auto delta = writer.save_fresh_only(ParseCache::delta_path(path));
+        ASSERT_FALSE(delta);
+        EXPECT_EQ(delta.error().code, EINVAL);
+        EXPECT_FALSE(fs::exists(ParseCache::delta_path(path)));
         auto saved = writer.save(path);
         ASSERT_TRUE(saved) << saved.error().message;
     }
