@@ -4,17 +4,54 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <climits>
 #include <cstring>
 #include <thread>
 
 #include "base/file.hpp"
+#include "base/strings.hpp"
 #include "base/threads.hpp"
 #include "index/module_index.hpp"
+#include "index/tree_paths.hpp"
 
 namespace kmodd::index {
+
+namespace {
+
+std::string read_link(int dir_fd, const char* name)
+{
+    char buf[PATH_MAX];
+    ssize_t n = ::readlinkat(dir_fd, name, buf, sizeof buf - 1);
+    if (n < 0)
+        return {};
+    return std::string(buf, static_cast<size_t>(n));
+}
+
+} // namespace
+
+std::string describe_unusable_entry(int dir_fd, const char* name, const std::string& path, int err)
+{
+    std::string target = read_link(dir_fd, name);
+    if (target.empty())
+        return base::quoted(path) + ": " + std::strerror(err) + ", ignoring";
+    bool is_relative = target[0] != '/';
+    std::string hint = is_relative ? " (a relative target is resolved from the link's own "
+                                     "directory; link to an absolute path)"
+                                   : "";
+    if (err == ENOENT)
+        return base::quoted(path) + ": dangling symlink to " + base::quoted(target) + hint +
+               ", ignoring";
+    if (err == ELOOP)
+        return base::quoted(path) + ": symlink loop through " + base::quoted(target) + hint +
+               ", ignoring";
+    return base::quoted(path) + ": symlink to " + base::quoted(target) + ": " + std::strerror(err) +
+           ", ignoring";
+}
 
 void ModuleIndex::stat_found_files(std::vector<FoundFile>& found)
 {
