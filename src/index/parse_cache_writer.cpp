@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <functional>
+#include <string>
+#include <utility>
 
 #include "base/byte_io.hpp"
 #include "base/crc32c.hpp"
@@ -21,6 +23,15 @@ namespace {
 
 /// Records are written out once this many bytes of them wait.
 constexpr size_t kSpillBytes = size_t{1} << 20;
+
+/// The directory of `path` ("." when it names none) and its last component.
+std::pair<std::string, std::string> dir_and_name(const std::string& path)
+{
+    const size_t slash = path.rfind('/');
+    if (slash == std::string::npos)
+        return {".", path};
+    return {path.substr(0, slash), path.substr(slash + 1)};
+}
 
 } // namespace
 
@@ -83,10 +94,8 @@ void ParseCacheWriter::spill_locked()
     if (stream_error_)
         return;
     if (!file_.is_open()) {
-        const size_t slash = stream_path_.rfind('/');
-        auto file = base::StreamedFile::create(
-            slash == std::string::npos ? "." : stream_path_.substr(0, slash),
-            slash == std::string::npos ? stream_path_ : stream_path_.substr(slash + 1));
+        const auto [dir, name] = dir_and_name(stream_path_);
+        auto file = base::StreamedFile::create(dir, name);
         if (!file) {
             stream_error_ = file.error();
             return;
@@ -206,15 +215,12 @@ base::Result<void> ParseCacheWriter::save_fresh_only(const std::string& path)
     std::string out = header(fresh_count_, pending_.size() + table.size(), crc);
     out.reserve(out.size() + pending_.size() + table.size());
     out.append(pending_).append(table);
-    const size_t slash = path.rfind('/');
-    const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
+    const auto [dir, name] = dir_and_name(path);
     auto dir_fd = base::open_directory(AT_FDCWD, dir);
     if (!dir_fd)
         return base::make_error(dir_fd.error().code,
                                 base::quoted(path) + ": " + dir_fd.error().message);
-    if (auto published = base::publish_file(
-            dir_fd->get(), slash == std::string::npos ? path : path.substr(slash + 1), out, false);
-        !published)
+    if (auto published = base::publish_file(dir_fd->get(), name, out, false); !published)
         return base::make_error(published.error().code,
                                 base::quoted(path) + ": " + published.error().message);
     return {};
