@@ -299,6 +299,8 @@ base::Result<void> Depmod::scan(Diagnostics& diagnostics)
         writer = std::make_unique<index::ParseCacheWriter>(started_ns);
         if (options_.save_parse_cache)
             writer->stream_into(options_.parse_cache);
+        if (old)
+            writer->limit_delta_to(std::min(kMaxDeltaRecords, old->size() / 16));
         index_.use_parse_cache(old);
         index_.record_parses_into(writer.get());
     }
@@ -339,9 +341,7 @@ base::Result<void> Depmod::scan(Diagnostics& diagnostics)
         // A few modules parsed since (a rebuilt driver) go into the cache's delta: a run that
         // changed one module does not write megabytes for it. Without any (modules removed,
         // a table renumbered) the whole cache is written, its table pruned.
-        const size_t fresh = writer->fresh_count();
-        const bool delta_only =
-            old && fresh > 0 && fresh <= std::min(kMaxDeltaRecords, old->size() / 16);
+        const bool delta_only = writer->saves_delta_only();
         start_cache_save(std::move(writer), std::move(old), delta_only);
     }
     return {};

@@ -350,8 +350,10 @@ bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
 void ModuleIndex::give_symbol_table_to_cache_written() const
 {
     // A table that numbers many symbols no module has any more is not saved: the next run
-    // numbers them afresh (else run after run would keep every name the tree ever had).
-    if (cache_writer_ != nullptr && unused_symbol_count() <= symbol_names_.size() / 4)
+    // numbers them afresh (else run after run would keep every name the tree ever had). A
+    // delta has no table: a run that changed a module does not copy the table (~0.6 MiB).
+    if (cache_writer_ != nullptr && !cache_writer_->saves_delta_only() &&
+        unused_symbol_count() <= symbol_names_.size() / 4)
         cache_writer_->set_symbol_table(symbol_table_record());
 }
 

@@ -196,6 +196,12 @@ public:
     /// The records add() and add_renumbered() made: those not copied from an older cache as
     /// they were.
     [[nodiscard]] size_t fresh_count() const;
+    /// Lets the fresh records go into a delta when they are at least one and at most `records`
+    /// (none by default).
+    void limit_delta_to(size_t records);
+    /// Whether the fresh records, as they are now, make a delta (save_fresh_only()) and not a
+    /// whole cache: then no symbol table is needed (a delta has none).
+    [[nodiscard]] bool saves_delta_only() const;
     /// Replaces the file `path` atomically with a cache of only the fresh records and no symbol
     /// table: the delta of the cache they would otherwise be saved into (ParseCache). Errors:
     /// EINVAL when some fresh record was already streamed out (too many for a delta; save()
@@ -231,6 +237,7 @@ private:
     uint32_t written_crc_ = 0;                ///< CRC-32 of the bytes written to file_
     uint64_t count_ = 0;
     uint64_t fresh_count_ = 0;    ///< of count_, the records made by take()
+    uint64_t delta_limit_ = 0;    ///< see limit_delta_to()
     bool fresh_streamed_ = false; ///< some of them went out to file_
 };
 

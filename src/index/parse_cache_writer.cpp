@@ -200,6 +200,18 @@ size_t ParseCacheWriter::fresh_count() const
     return fresh_count_;
 }
 
+void ParseCacheWriter::limit_delta_to(size_t records)
+{
+    std::lock_guard guard(lock_);
+    delta_limit_ = records;
+}
+
+bool ParseCacheWriter::saves_delta_only() const
+{
+    std::lock_guard guard(lock_);
+    return fresh_count_ > 0 && fresh_count_ <= delta_limit_ && !fresh_streamed_;
+}
+
 base::Result<void> ParseCacheWriter::save_fresh_only(const std::string& path)
 {
     std::lock_guard guard(lock_);
