@@ -374,6 +374,31 @@ TEST(ParseCache, ADeltaWrittenAfterTheCacheComesFirstWithoutIdsAndAnOlderOneIsIg
     fs::remove_all(dir);
 }
 
+TEST(ParseCache, OnlyOneToTheLimitOfFreshRecordsMakeADeltaAndACopiedOneIsNotFresh)
+{
+    const std::vector<uint32_t> ids = {0, 1, 2, 3};
+    ParseCacheWriter writer(kStarted);
+    EXPECT_FALSE(writer.saves_delta_only()) << "no limit given: always the whole cache";
+    writer.add("/lib/modules/6.1.0/kernel/a.ko", key(), sample_info(), std::span(ids).first(2),
+               std::span(ids).last(2));
+    EXPECT_FALSE(writer.saves_delta_only());
+    writer.limit_delta_to(2);
+    EXPECT_TRUE(writer.saves_delta_only());
+    writer.add_raw("a record of an older cache, copied as it is");
+    EXPECT_TRUE(writer.saves_delta_only()) << "a copied record is in the cache file already";
+    writer.add("/lib/modules/6.1.0/kernel/b.ko", key(), sample_info(), std::span(ids).first(2),
+               std::span(ids).last(2));
+    EXPECT_TRUE(writer.saves_delta_only());
+    writer.add("/lib/modules/6.1.0/kernel/c.ko", key(), sample_info(), std::span(ids).first(2),
+               std::span(ids).last(2));
+    EXPECT_FALSE(writer.saves_delta_only()) << "three fresh records, a limit of two";
+
+    ParseCacheWriter nothing_fresh(kStarted);
+    nothing_fresh.limit_delta_to(64);
+    nothing_fresh.add_raw("a record of an older cache, copied as it is");
+    EXPECT_FALSE(nothing_fresh.saves_delta_only()) << "an empty delta would lose a removal";
+}
+
 TEST(ParseCache, AStreamedCacheHoldsEveryRecordAndADroppedOneLeavesNothing)
 {
     const fs::path dir =
