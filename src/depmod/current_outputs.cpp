@@ -64,7 +64,7 @@ bool Depmod::outputs_are_current(Diagnostics& diagnostics)
         return false;
     keep_listings(memo);
     // What the directories hold now (listings_), for the state saved below or after the scan.
-    const bool listings_changed = listings_ != memo.previous;
+    const bool listings_changed = memo.complete ? !memo.recorded_unchanged : !memo.previous.empty();
     // Whatever is decided below, a scan() that follows needs this walk, not another.
     const auto keep_walk = [&] {
         walk.files = std::move(*files);

@@ -56,7 +56,8 @@ struct DirListing {
 
 /// A walk's use of directory listings (ModuleIndex::list_files()).
 struct WalkMemo {
-    /// The last walk's listings: a directory found with the same key is not read again.
+    /// The last walk's listings: a directory found with the same key is not read again. The
+    /// walk moves those it takes into `recorded`: what stays here is only their number.
     std::vector<DirListing> previous;
     /// This walk's listings, in walk order, for the next walk; a directory that changed
     /// within ParseCache::kRacyMarginNs before `since_ns` is left out (read again next time).
@@ -65,11 +66,16 @@ struct WalkMemo {
     /// Whether `recorded` may be kept: false when the walk said anything (a problem with an
     /// entry must be found, and said, by the next walk again).
     bool complete = true;
+    /// Whether `recorded` is `previous` as it was, listing for listing.
+    bool recorded_unchanged = false;
     /// Directories read by this walk, and those taken from `previous` instead.
     size_t read_count = 0;
     size_t replayed_count = 0;
     /// `previous` by path, made by the walk.
     std::unordered_map<std::string_view, const DirListing*> previous_by_path;
+    /// Slots of `recorded` that `previous` fills once the walk is done, with the index of the
+    /// listing in `previous` (a replayed listing is moved, not copied: ~5,000 names a tree).
+    std::vector<std::pair<size_t, size_t>> replayed;
 };
 
 /// What the index keeps of a parsed module file: only what resolving and the outputs need,
@@ -306,6 +312,8 @@ private:
                          WalkMemo& memo) const;
     /// Adds the files of `listing` as walk() would find them, or nothing and false when
     /// an entry is not what it was (a symlink's target changed).
+    /// Fills the slots of `memo.recorded` the walk left for the listings it replayed.
+    static void take_replayed_listings(WalkMemo& memo);
     bool replay_directory(const DirListing& listing, std::vector<FoundFile>& found,
                           std::vector<std::pair<dev_t, ino_t>>& stack, Diagnostics& diagnostics,
                           WalkMemo& memo) const;

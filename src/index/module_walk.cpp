@@ -118,8 +118,11 @@ bool ModuleIndex::replay_directory(const DirListing& listing, std::vector<FoundF
             return false;
     }
     ++memo.replayed_count;
-    if (!is_racy(listing.key.mtime_ns, listing.key.ctime_ns, memo.since_ns))
-        memo.recorded.push_back(listing);
+    if (!is_racy(listing.key.mtime_ns, listing.key.ctime_ns, memo.since_ns)) {
+        memo.replayed.emplace_back(memo.recorded.size(),
+                                   static_cast<size_t>(&listing - memo.previous.data()));
+        memo.recorded.emplace_back();
+    }
     for (size_t i = 0; i < listing.entries.size(); ++i) {
         const DirListing::Entry& entry = listing.entries[i];
         if (!entry.is_dir) {
@@ -140,6 +143,30 @@ bool ModuleIndex::replay_directory(const DirListing& listing, std::vector<FoundF
     return true;
 }
 
+void ModuleIndex::take_replayed_listings(WalkMemo& memo)
+{
+    // Each slot filled by the listing that was in its place (a directory walked twice is
+    // replayed from the first of its two listings).
+    memo.recorded_unchanged =
+        memo.recorded.size() == memo.previous.size() &&
+        memo.replayed.size() == memo.recorded.size() &&
+        std::all_of(memo.replayed.begin(), memo.replayed.end(), [&](auto r) {
+            return r.first == r.second || memo.previous[r.first] == memo.previous[r.second];
+        });
+    constexpr size_t kNotTaken = ~size_t{0};
+    std::vector<size_t> taken_into(memo.previous.size(), kNotTaken);
+    for (const auto& [slot, from] : memo.replayed) {
+        // A directory walked twice (an external directory inside the tree) is replayed twice.
+        if (taken_into[from] != kNotTaken) {
+            memo.recorded[slot] = memo.recorded[taken_into[from]];
+        } else {
+            memo.recorded[slot] = std::move(memo.previous[from]);
+            taken_into[from] = slot;
+        }
+    }
+    memo.replayed.clear();
+}
+
 base::Result<void> ModuleIndex::walk_all(std::vector<FoundFile>& found, Diagnostics& diagnostics,
                                          WalkMemo* memo) const
 {
@@ -151,6 +178,7 @@ base::Result<void> ModuleIndex::walk_all(std::vector<FoundFile>& found, Diagnost
     size_t listed_files = 0;
     if (memo != nullptr) {
         memo->recorded.clear();
+        memo->replayed.clear();
         memo->complete = true;
         memo->read_count = memo->replayed_count = 0;
         memo->previous_by_path.clear();
@@ -192,6 +220,7 @@ base::Result<void> ModuleIndex::walk_all(std::vector<FoundFile>& found, Diagnost
     if (memo != nullptr) {
         memo->complete = diagnostics.size() == said_before;
         memo->previous_by_path.clear();
+        take_replayed_listings(*memo);
     }
     return {};
 }

@@ -105,10 +105,13 @@ TEST_F(ModuleWalk, ListingsReplayedFindWhatReadingEveryDirectoryFinds)
     // The module dir, kernel, kernel/fs, kernel/fs/sub, kernel/drivers, updates, extra.
     EXPECT_EQ(first.recorded.size(), 7U);
 
+    EXPECT_FALSE(first.recorded_unchanged) << "nothing was recorded before";
+
     WalkMemo second;
     second.previous = first.recorded;
     EXPECT_EQ(described(walk(second)), read);
     EXPECT_EQ(second.recorded, first.recorded);
+    EXPECT_TRUE(second.recorded_unchanged);
     // Taken from the listing: an entry planted in it is found though the directory lacks it.
     const fs::path fs_dir = tree_.module_dir() / "kernel/fs";
     EXPECT_TRUE(has_planted(walk_with_planted_entry(first.recorded, fs_dir), fs_dir));
@@ -125,6 +128,26 @@ TEST_F(ModuleWalk, ADirectoryThatChangedIsReadAgainAndTheOthersAreNot)
     EXPECT_FALSE(has_planted(lines, sub));
     EXPECT_EQ(lines, described(walk_reading_everything()));
     EXPECT_TRUE(has_planted(walk_with_planted_entry(first.recorded, drivers), drivers));
+}
+
+TEST_F(ModuleWalk, ADirectoryWalkedTwiceIsRecordedTwiceAndAChangeIsSeen)
+{
+    // An external directory inside the tree is walked as part of it and again on its own.
+    settings_.config.externals = {(tree_.module_dir() / "kernel/fs").string()};
+    WalkMemo first;
+    const auto read = described(walk(first));
+    ASSERT_TRUE(first.complete);
+    WalkMemo second;
+    second.previous = first.recorded;
+    EXPECT_EQ(described(walk(second)), read);
+    EXPECT_EQ(second.recorded, first.recorded);
+    EXPECT_TRUE(second.recorded_unchanged);
+
+    tree_.write("kernel/drivers/new.ko", "new");
+    WalkMemo third;
+    third.previous = second.recorded;
+    EXPECT_EQ(described(walk(third)), described(walk_reading_everything()));
+    EXPECT_FALSE(third.recorded_unchanged) << "kernel/drivers was read again";
 }
 
 TEST_F(ModuleWalk, ALinkRetargetedOutsideTheTreeIsFollowedToItsNewDirectory)
