@@ -324,7 +324,7 @@ private:
     base::Result<void> walk_all(std::vector<FoundFile>& found, Diagnostics& diagnostics,
                                 WalkMemo* memo) const;
     /// Stats the files walk() left without one, on several threads when they are many.
-    static void stat_found_files(std::vector<FoundFile>& found);
+    void stat_found_files(std::vector<FoundFile>& found) const;
     bool merge(std::vector<FoundFile>& found, const std::string& scope, Diagnostics& diagnostics);
     /// A candidate merge() looks at, with the file as the walk found it (its stat is what the
     /// cache is asked for).

@@ -53,20 +53,30 @@ std::string describe_unusable_entry(int dir_fd, const char* name, const std::str
            ", ignoring";
 }
 
-void ModuleIndex::stat_found_files(std::vector<FoundFile>& found)
+void ModuleIndex::stat_found_files(std::vector<FoundFile>& found) const
 {
     // A stat is a few microseconds of system call: thousands of them are worth a second thread.
     constexpr size_t kFilesPerThread = 1024;
     constexpr size_t kBatch = 64;
     const unsigned threads = static_cast<unsigned>(std::clamp<size_t>(
         found.size() / kFilesPerThread, 1, std::max(1U, std::thread::hardware_concurrency())));
+    // A file in the module directory is looked up from it: the kernel walks one or two
+    // names of its path instead of all ten (~15% of each stat's time).
+    const base::UniqueFd module_dir(
+        ::open(settings_.module_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    const std::string& dir = settings_.module_dir;
     std::atomic<size_t> next{0};
     auto work = [&] {
         for (size_t begin = next.fetch_add(kBatch); begin < found.size();
              begin = next.fetch_add(kBatch)) {
             for (size_t i = begin; i < std::min(begin + kBatch, found.size()); ++i) {
                 FoundFile& f = found[i];
-                if (!f.has_stat)
+                if (f.has_stat)
+                    continue;
+                if (module_dir.is_valid() && starts_with_dir(f.path, dir))
+                    f.has_stat =
+                        ::fstatat(module_dir.get(), f.path.c_str() + dir.size() + 1, &f.st, 0) == 0;
+                else
                     f.has_stat = ::stat(f.path.c_str(), &f.st) == 0;
             }
         }
