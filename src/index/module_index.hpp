@@ -310,10 +310,10 @@ private:
                          const struct stat& st, std::vector<FoundFile>& found,
                          std::vector<std::pair<dev_t, ino_t>>& stack, Diagnostics& diagnostics,
                          WalkMemo& memo) const;
-    /// Adds the files of `listing` as walk() would find them, or nothing and false when
-    /// an entry is not what it was (a symlink's target changed).
     /// Fills the slots of `memo.recorded` the walk left for the listings it replayed.
     static void take_replayed_listings(WalkMemo& memo);
+    /// Adds the files of `listing` as walk() would find them, or nothing and false when
+    /// an entry is not what it was (a symlink's target changed).
     bool replay_directory(const DirListing& listing, std::vector<FoundFile>& found,
                           std::vector<std::pair<dev_t, ino_t>>& stack, Diagnostics& diagnostics,
                           WalkMemo& memo) const;
