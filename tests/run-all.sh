@@ -30,7 +30,8 @@ echo "== all tests (unit, integration, oracle, vm)"
 ctest --test-dir build --output-on-failure -j "$jobs" -LE 'trixie|system|fuzz|long'
 
 echo "== the Debian package: built, lintian, installed on Debian 12 under systemd (label system)"
-ctest --test-dir build --output-on-failure -L system
+# Each scenario boots a guest of its own (one core each); the package build runs alone.
+ctest --test-dir build --output-on-failure -j "$jobs" -L system
 
 echo "== Debian 13: the build and the tests in a Debian 13 root (tests/trixie/run.sh)"
 ctest --test-dir build --output-on-failure -L trixie
