@@ -303,7 +303,8 @@ int main(int argc, char** argv)
     }
     // What such a run cannot avoid on this machine, computing nothing and holding nothing in
     // fresh memory: a process started, every module stat'ed, the cache read, outputs of the same
-    // sizes published as ours are and the cache written again, one step after another. What the
+    // sizes published as ours are and the cache's delta written (or the cache when the run left
+    // none), one step after another. What the
     // content-changed run takes beyond it is computation and first touches of memory.
     {
         std::vector<std::string> module_files;
@@ -313,26 +314,31 @@ int main(int argc, char** argv)
                 module_files.push_back(entry.path().string());
         }
         std::vector<double> exec_ms, stat_ms, read_ms, outputs_ms, fsync_ms, write_ms, floor_ms;
+        size_t cache_written = 0;
+        bool wrote_delta = false;
         for (int i = 0; i < runs; ++i) {
             const double started = run_process({"/bin/true"}).seconds * 1000;
             const auto floor = kmodd::bench::measure_io_floor(
-                module_files, cache_file, (ours_out / "lib/modules" / version).string(),
-                (scratch / "floor").string());
+                (ours_root / "lib/modules" / version).string(), module_files, cache_file,
+                (ours_out / "lib/modules" / version).string(), (scratch / "floor").string());
             exec_ms.push_back(started);
             stat_ms.push_back(floor.stat_ms);
             read_ms.push_back(floor.cache_read_ms);
             outputs_ms.push_back(floor.outputs_ms);
             fsync_ms.push_back(floor.fsync_wait_ms);
             write_ms.push_back(floor.cache_write_ms);
+            cache_written = floor.cache_bytes_written;
+            wrote_delta = floor.wrote_delta;
             floor_ms.push_back(started + floor.total_ms());
         }
         std::printf("%-34s %8.1fms %9.3fs %7.3fx\n", "  its file-system work alone",
                     median(floor_ms), kmod_now, median(floor_ms) / 1000 / kmod_now);
         std::printf("  (medians: /bin/true started %.1f ms, every module stat'ed %.1f, cache read "
-                    "%.1f,\n   outputs published %.1f of which waiting for fsync %.1f, cache "
-                    "written %.1f)\n",
+                    "%.1f,\n   outputs published %.1f of which waiting for fsync %.1f,\n   cache "
+                    "written %.1f: %zu bytes, %s)\n",
                     median(exec_ms), median(stat_ms), median(read_ms), median(outputs_ms),
-                    median(fsync_ms), median(write_ms));
+                    median(fsync_ms), median(write_ms), cache_written,
+                    wrote_delta ? "the run's delta" : "the whole cache");
     }
 
     const uintmax_t cache_bytes = cache_file.empty() ? 0 : fs::file_size(cache_file);

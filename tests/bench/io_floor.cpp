@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "base/file.hpp"
+#include "index/parse_cache.hpp"
 
 namespace kmodd::bench {
 
@@ -59,7 +60,8 @@ bool write_bytes(int fd, const std::array<char, 65536>& chunk, uintmax_t size)
 
 } // namespace
 
-IoFloor measure_io_floor(const std::vector<std::string>& module_files,
+IoFloor measure_io_floor(const std::string& module_dir,
+                         const std::vector<std::string>& module_files,
                          const std::string& cache_file, const std::string& outputs_dir,
                          const std::string& publish_dir)
 {
@@ -76,14 +78,24 @@ IoFloor measure_io_floor(const std::vector<std::string>& module_files,
 
     auto at = Clock::now();
     {
+        // From the module directory, as the run stats them.
+        const int dir_fd = ::open(module_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
         auto stat_half = [&](size_t first) {
             struct stat st {};
-            for (size_t i = first; i < module_files.size(); i += 2)
-                (void)::stat(module_files[i].c_str(), &st);
+            for (size_t i = first; i < module_files.size(); i += 2) {
+                const std::string& file = module_files[i];
+                if (dir_fd >= 0 && file.size() > module_dir.size() + 1 &&
+                    file.starts_with(module_dir + "/"))
+                    (void)::fstatat(dir_fd, file.c_str() + module_dir.size() + 1, &st, 0);
+                else
+                    (void)::stat(file.c_str(), &st);
+            }
         };
         std::thread other(stat_half, 1);
         stat_half(0);
         other.join();
+        if (dir_fd >= 0)
+            ::close(dir_fd);
     }
     floor.stat_ms = ms_since(at);
 
@@ -138,12 +150,23 @@ IoFloor measure_io_floor(const std::vector<std::string>& module_files,
         (void)base::sync_directory(dir->get());
     floor.outputs_ms = ms_since(at);
 
-    const std::string temp = in_dir("modules.cache", true);
+    // What the run writes of the cache: the delta, when it wrote one (a few modules parsed),
+    // else the whole cache again.
+    std::string delta;
+    bool has_delta = false;
+    if (auto read = base::read_file(AT_FDCWD, index::ParseCache::delta_path(cache_file))) {
+        delta = std::move(*read);
+        has_delta = true;
+    }
+    floor.cache_bytes_written = has_delta ? delta.size() : cache.size();
+    floor.wrote_delta = has_delta;
+    const std::string cache_name = has_delta ? "modules.cache.delta" : "modules.cache";
+    const std::string temp = in_dir(cache_name, true);
     if (const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         fd >= 0) {
-        (void)write_all(fd, cache);
+        (void)write_all(fd, has_delta ? std::string_view(delta) : cache);
         ::close(fd);
-        (void)::rename(temp.c_str(), in_dir("modules.cache", false).c_str());
+        (void)::rename(temp.c_str(), in_dir(cache_name, false).c_str());
     }
     floor.cache_write_ms = ms_since(at);
     if (mapped != MAP_FAILED)

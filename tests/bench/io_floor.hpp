@@ -14,19 +14,24 @@ struct IoFloor {
     double cache_read_ms = 0;  ///< the parse cache read, every page of it
     double outputs_ms = 0;     ///< the outputs written and published (temp file, fsync, rename)
     double fsync_wait_ms = 0;  ///< of outputs_ms: the wait for the fsyncs before the renames
-    double cache_write_ms = 0; ///< the parse cache written again (temp file, rename)
+    double cache_write_ms = 0; ///< its delta or the whole parse cache written (temp file, rename)
+    size_t cache_bytes_written = 0; ///< the size of what was written
+    bool wrote_delta = false;       ///< whether that was the cache's delta
     [[nodiscard]] double total_ms() const
     {
         return stat_ms + cache_read_ms + outputs_ms + cache_write_ms;
     }
 };
 
-/// Does that work once: stats `module_files`, reads `cache_file`, writes files of the names and
-/// sizes of the modules.* files in `outputs_dir` into `publish_dir` (created when missing) the
-/// way kmodctl depmod publishes them (each fsync'ed on a thread of its own, then renamed over
-/// the last round's), and writes `cache_file`'s bytes to `publish_dir`/modules.cache. Nothing is
-/// built in fresh memory: the outputs come from one small buffer used over and over.
-IoFloor measure_io_floor(const std::vector<std::string>& module_files,
+/// Does that work once: stats `module_files` (from `module_dir`, as the run does), reads
+/// `cache_file`, writes files of the names and sizes of the modules.* files in `outputs_dir`
+/// into `publish_dir` (created when missing) the way kmodctl depmod publishes them (each
+/// fsync'ed on a thread of its own, then renamed over the last round's), and writes the bytes
+/// of `cache_file`'s delta, when there is one (as a run that parsed a few modules does), else
+/// of `cache_file`, into `publish_dir`. Nothing is built in fresh memory: the outputs come from
+/// one small buffer used over and over.
+IoFloor measure_io_floor(const std::string& module_dir,
+                         const std::vector<std::string>& module_files,
                          const std::string& cache_file, const std::string& outputs_dir,
                          const std::string& publish_dir);
 
