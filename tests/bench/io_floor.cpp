@@ -76,6 +76,15 @@ IoFloor measure_io_floor(const std::string& module_dir,
     std::array<char, 65536> chunk{};
     chunk.fill('x');
 
+    // What the run writes of the cache (read before the clock starts): the delta, when it
+    // wrote one (a few modules parsed), else the whole cache again.
+    std::string delta;
+    bool has_delta = false;
+    if (auto read = base::read_file(AT_FDCWD, index::ParseCache::delta_path(cache_file))) {
+        delta = std::move(*read);
+        has_delta = true;
+    }
+
     auto at = Clock::now();
     {
         // From the module directory, as the run stats them.
@@ -150,14 +159,6 @@ IoFloor measure_io_floor(const std::string& module_dir,
         (void)base::sync_directory(dir->get());
     floor.outputs_ms = ms_since(at);
 
-    // What the run writes of the cache: the delta, when it wrote one (a few modules parsed),
-    // else the whole cache again.
-    std::string delta;
-    bool has_delta = false;
-    if (auto read = base::read_file(AT_FDCWD, index::ParseCache::delta_path(cache_file))) {
-        delta = std::move(*read);
-        has_delta = true;
-    }
     floor.cache_bytes_written = has_delta ? delta.size() : cache.size();
     floor.wrote_delta = has_delta;
     const std::string cache_name = has_delta ? "modules.cache.delta" : "modules.cache";
