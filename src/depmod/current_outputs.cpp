@@ -17,6 +17,7 @@
 
 namespace kmodd::depmod {
 
+using index::Diagnostic;
 using index::Diagnostics;
 
 namespace {
@@ -50,9 +51,22 @@ bool Depmod::outputs_are_current(Diagnostics& diagnostics)
     auto digest_of = [&](const char* name) {
         return base::Digest64::of_read(base::read_file(AT_FDCWD, module_dir() + "/" + name));
     };
-    if (inputs_digest(digest_of("modules.order"), digest_of("modules.builtin"),
-                      digest_of("modules.builtin.modinfo")) != state->inputs)
+    const uint64_t order = digest_of("modules.order");
+    const uint64_t builtin = digest_of("modules.builtin");
+    const uint64_t builtin_modinfo = digest_of("modules.builtin.modinfo");
+    const bool verbose = resolve_options_.verbose;
+    // A -v run's state serves a run without -v too: what -v adds are INFO lines (a line per
+    // dependency), which such a run leaves out. A -v run needs a -v run's state, for them.
+    const bool saved_verbose =
+        !verbose && inputs_digest(order, builtin, builtin_modinfo, true) == state->inputs;
+    if (!saved_verbose && inputs_digest(order, builtin, builtin_modinfo, verbose) != state->inputs)
         return false;
+    if (saved_verbose) {
+        // Saved again by this run (below), it is a state without -v.
+        std::erase_if(state->diagnostics,
+                      [](const Diagnostic& d) { return d.level == Diagnostic::Level::Info; });
+        state->inputs = inputs_digest(order, builtin, builtin_modinfo, false);
+    }
 
     Walk walk;
     walk.started_ns = index::realtime_ns();

@@ -191,9 +191,8 @@ base::Result<std::unique_ptr<Depmod>> Depmod::create(DepmodOptions options,
     digest.update(KMODD_VERSION)
         .update(uint64_t{options.format.version})
         .update(static_cast<uint64_t>(static_cast<unsigned char>(options.symbol_prefix)))
-        .update(uint64_t{resolve.print_unknown} | uint64_t{resolve.verbose} << 1 |
-                uint64_t{resolve.check_symvers} << 2 | uint64_t{options.warn_dups} << 3 |
-                uint64_t{settings.keep_import_crcs} << 4)
+        .update(uint64_t{resolve.print_unknown} | uint64_t{resolve.check_symvers} << 2 |
+                uint64_t{options.warn_dups} << 3 | uint64_t{settings.keep_import_crcs} << 4)
         .update(settings.module_dir)
         .update(options.output_dir)
         .update(options.module_directory)
@@ -402,10 +401,11 @@ void Depmod::finish_cache_save(Diagnostics& diagnostics)
     diagnostics.insert(diagnostics.end(), said.begin(), said.end());
 }
 
-uint64_t Depmod::inputs_digest(uint64_t modules_order, uint64_t builtin,
-                               uint64_t builtin_modinfo) const
+uint64_t Depmod::inputs_digest(uint64_t modules_order, uint64_t builtin, uint64_t builtin_modinfo,
+                               bool verbose) const
 {
     return base::Digest64(options_digest_)
+        .update(uint64_t{verbose})
         .update(modules_order)
         .update(builtin)
         .update(builtin_modinfo)
@@ -427,8 +427,8 @@ void Depmod::save_output_state(std::vector<OutputState::File> files, const Diagn
         }
     }
     OutputState state;
-    state.inputs =
-        inputs_digest(index_.modules_order_digest(), builtin_digest_, builtin_modinfo_digest_);
+    state.inputs = inputs_digest(index_.modules_order_digest(), builtin_digest_,
+                                 builtin_modinfo_digest_, resolve_options_.verbose);
     state.modules = index_.files_digest();
     state.module_count = index_.candidate_count();
     state.keys_since_ns = scan_started_ns_;

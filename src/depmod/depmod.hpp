@@ -156,9 +156,10 @@ public:
 private:
     Depmod(DepmodOptions options, index::ModuleIndex::Settings settings);
     void load_builtin_inputs();
-    /// The digest of every input but the module files, given those read with the tree.
+    /// The digest of every input but the module files, given those read with the tree, for a
+    /// run with -v (`verbose`) or without.
     [[nodiscard]] uint64_t inputs_digest(uint64_t modules_order, uint64_t builtin,
-                                         uint64_t builtin_modinfo) const;
+                                         uint64_t builtin_modinfo, bool verbose) const;
     /// outputs_are_current() for module files whose keys differ from the published generation's
     /// (`state`), found by the walk that began at `started_ns`: those files parsed again, then
     /// the output files read. When proven, `state` is saved as it now stands (with the keys
@@ -187,7 +188,7 @@ private:
     index::Diagnostics builtin_problems_; ///< missing modules.builtin files
     uint64_t builtin_digest_ = 0;         ///< base::Digest64::of_read() of modules.builtin
     uint64_t builtin_modinfo_digest_ = 0; ///< ... and of modules.builtin.modinfo
-    uint64_t options_digest_ = 0;         ///< options, configuration, -E/-F, kmodd's version
+    uint64_t options_digest_ = 0;         ///< options but -v, configuration, -E/-F, kmodd's version
     /// When the first scan() began to look at files (see OutputState::keys_since_ns).
     int64_t scan_started_ns_ = 0;
     /// The walk outputs_are_current() did, for the scan() that follows it: what it found, what

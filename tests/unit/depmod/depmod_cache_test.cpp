@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <string>
 
@@ -20,6 +21,8 @@ namespace kmodd::depmod {
 namespace {
 
 using namespace testing_support;
+using index::Diagnostic;
+using index::Diagnostics;
 
 struct CachedRun {
     OurRun run;
@@ -207,6 +210,63 @@ TEST(DepmodCache, AFewChangedModulesGoIntoTheCachesDeltaWhichTheNextRunTakesAndA
     auto after = run_cached(options);
     EXPECT_EQ(after.hits, 18U);
     EXPECT_EQ(after.numbered, 18U);
+    test::run_shell("rm -rf '" + cache_dir + "'");
+}
+
+/// Runs `options` as `kmodctl depmod` does: nothing but the proof when the outputs are
+/// current (true), else a scan and a write. Its diagnostics go into `said`.
+bool run_proven(const DepmodOptions& options, Diagnostics& said)
+{
+    said.clear();
+    auto engine = Depmod::create(options, said);
+    if (!engine)
+        return false;
+    if ((*engine)->outputs_are_current(said))
+        return true;
+    EXPECT_TRUE((*engine)->scan(said));
+    EXPECT_TRUE((*engine)->write(said));
+    return false;
+}
+
+size_t info_lines(const Diagnostics& said)
+{
+    return static_cast<size_t>(std::count_if(said.begin(), said.end(), [](const Diagnostic& d) {
+        return d.level == Diagnostic::Level::Info;
+    }));
+}
+
+TEST(DepmodCache, AVerboseRunsStateProvesARunWithoutVerboseWhichLeavesItsInfoLinesOut)
+{
+    TempTree tree;
+    populate(tree);
+    const std::string cache_dir = tree.root().string() + "-cache";
+    auto options = options_for(tree);
+    options.parse_cache = parse_cache_path(cache_dir, options);
+    ::sleep(3); // files changed within two seconds before a run are not trusted from its cache
+    Diagnostics said;
+    options.verbose = true;
+    ASSERT_FALSE(run_proven(options, said));
+    const size_t edges = info_lines(said);
+    ASSERT_GT(edges, 0U) << "-v says each dependency";
+
+    // Without -v: proven by the -v run's state, and none of its INFO lines said.
+    options.verbose = false;
+    EXPECT_TRUE(run_proven(options, said)) << join(said);
+    EXPECT_EQ(info_lines(said), 0U) << join(said);
+    // That proof saved nothing: the state is still the -v run's, which proves a -v run.
+    options.verbose = true;
+    EXPECT_TRUE(run_proven(options, said)) << join(said);
+    EXPECT_EQ(info_lines(said), edges) << join(said);
+
+    // A run without -v that did the work saves a state without the INFO lines: a -v run
+    // does the work again, and says them.
+    tree.add("kernel/a/mod2.ko", fixture("crc_helper"));
+    ::sleep(3);
+    options.verbose = false;
+    EXPECT_FALSE(run_proven(options, said));
+    options.verbose = true;
+    EXPECT_FALSE(run_proven(options, said));
+    EXPECT_GT(info_lines(said), 0U);
     test::run_shell("rm -rf '" + cache_dir + "'");
 }
 
