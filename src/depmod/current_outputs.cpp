@@ -54,18 +54,19 @@ bool Depmod::outputs_are_current(Diagnostics& diagnostics)
     const uint64_t order = digest_of("modules.order");
     const uint64_t builtin = digest_of("modules.builtin");
     const uint64_t builtin_modinfo = digest_of("modules.builtin.modinfo");
-    const bool verbose = resolve_options_.verbose;
+    const uint64_t plain = inputs_digest(order, builtin, builtin_modinfo, false);
+    const uint64_t with_v = inputs_digest(order, builtin, builtin_modinfo, true);
     // A -v run's state serves a run without -v too: what -v adds are INFO lines (a line per
     // dependency), which such a run leaves out. A -v run needs a -v run's state, for them.
-    const bool saved_verbose =
-        !verbose && inputs_digest(order, builtin, builtin_modinfo, true) == state->inputs;
-    if (!saved_verbose && inputs_digest(order, builtin, builtin_modinfo, verbose) != state->inputs)
+    if (state->inputs != with_v && state->inputs != plain)
         return false;
-    if (saved_verbose) {
+    if (resolve_options_.verbose && state->inputs != with_v)
+        return false;
+    if (!resolve_options_.verbose && state->inputs == with_v) {
         // Saved again by this run (below), it is a state without -v.
         std::erase_if(state->diagnostics,
                       [](const Diagnostic& d) { return d.level == Diagnostic::Level::Info; });
-        state->inputs = inputs_digest(order, builtin, builtin_modinfo, false);
+        state->inputs = plain;
     }
 
     Walk walk;
