@@ -19,6 +19,7 @@
 
 #include "base/file.hpp"
 #include "index/parse_cache.hpp"
+#include "index/tree_paths.hpp"
 
 namespace kmodd::bench {
 
@@ -93,8 +94,7 @@ IoFloor measure_io_floor(const std::string& module_dir,
             struct stat st {};
             for (size_t i = first; i < module_files.size(); i += 2) {
                 const std::string& file = module_files[i];
-                if (dir_fd >= 0 && file.size() > module_dir.size() + 1 &&
-                    file.starts_with(module_dir + "/"))
+                if (dir_fd >= 0 && index::starts_with_dir(file, module_dir))
                     (void)::fstatat(dir_fd, file.c_str() + module_dir.size() + 1, &st, 0);
                 else
                     (void)::stat(file.c_str(), &st);
