@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 
@@ -50,14 +51,20 @@ void grow_heap_in_huge_pages(size_t bytes)
     // are all others of its 2 MiB, which then never become a huge page (measured: ~450 faults,
     // ~5 ms, in a warm run whose probe ended inside the range advised).
     const size_t probe_size = bytes - kProbeMargin;
+    // Pages at the heap's top were touched before (blocks freed into it, the header of each
+    // earlier top): all lie below its end.
+    const auto old_end = reinterpret_cast<uintptr_t>(::sbrk(0));
     void* probe = ::malloc(probe_size); // NOLINT(cppcoreguidelines-no-malloc): the heap itself
     ::mallopt(M_TOP_PAD, static_cast<int>(bytes));
     if (probe == nullptr)
         return;
     const auto begin = reinterpret_cast<uintptr_t>(probe);
     const auto end = reinterpret_cast<uintptr_t>(::sbrk(0));
-    // The whole 2 MiB pages inside the block: its end header lies past them.
-    const uintptr_t first = (begin + kMinGap + kHugePage - 1) & ~(kHugePage - 1);
+    // The whole 2 MiB pages inside the block that the heap never held before (none of their
+    // pages was touched, and no table of small pages is left for them): its end header lies
+    // past them.
+    const uintptr_t fresh = std::max(begin + kMinGap, old_end);
+    const uintptr_t first = (fresh + kHugePage - 1) & ~(kHugePage - 1);
     const uintptr_t last = (begin + probe_size) & ~(kHugePage - 1);
     // Only when the block came from the brk heap just below its end (not from a mapping).
     if (end <= begin || end - begin > probe_size + 2 * kProbePad || first >= last) {

@@ -23,9 +23,10 @@ void keep_freed_memory_for_reuse();
 /// 4 KiB. A fresh heap's page faults were most of a one-shot rebuild's time beyond its work
 /// (perf stat on the amd64 tree: ~5200 faults, each ~10 µs in a VM). Worker threads keep arenas
 /// of their own: sharing the main one made the full run's parallel parse wait on its lock
-/// (0.24 s → 0.28 s). The blocks asked for next start at the first 2 MiB boundary of the growth
-/// (up to 2 MiB below it stay unused). Does nothing more for `bytes` below 8 MiB, or where the
-/// heap does not grow by brk.
+/// (0.24 s → 0.28 s). The blocks asked for next start at the first 2 MiB boundary past the
+/// heap's old end (up to 2 MiB below it, and what was free at the heap's top, stay unused: pages
+/// touched before the advice stay 4 KiB pages, and so does their whole 2 MiB). Does nothing more
+/// for `bytes` below 8 MiB, or where the heap does not grow by brk.
 void grow_heap_in_huge_pages(size_t bytes);
 
 /// Makes every thread allocate from the main heap (glibc's M_ARENA_MAX = 1) instead of an

@@ -103,35 +103,41 @@ TEST(Allocator, AOneShotRebuildsBlocksComeFromAHeapAdvisedForHugePages)
     EXPECT_EQ(WEXITSTATUS(status), 0) << "the block's mapping is not advised for huge pages";
 }
 
-TEST(Allocator, TheHeapGrowsFromAHugePageBoundaryWithNoSmallPageInItsHugePages)
+constexpr int kNoHugePageFree = 2;
+constexpr int kNotFromTheBoundary = 3;
+constexpr int kOverTouchedPages = 4;
+
+/// In a child: grows the heap in huge pages and gives how its first block's pages are backed
+/// (0: every one in a huge page). Pages of the heap below `touched_end` were touched before.
+int grow_heap_and_check_its_pages(uintptr_t touched_end)
 {
-#if defined(__SANITIZE_ADDRESS__)
-    GTEST_SKIP() << "AddressSanitizer's allocator does not use the brk heap";
-#endif
-    if (!transparent_huge_pages_can_be_advised())
-        GTEST_SKIP() << "transparent huge pages are off on this kernel";
-    constexpr int kNoHugePageFree = 2;
-    constexpr int kNotFromTheBoundary = 3;
+    const size_t fallbacks = huge_page_fallbacks();
+    grow_heap_in_huge_pages(64 * kMiB);
+    // Bigger than any block freed before: it comes from the heap's top, which now starts
+    // at the first huge page (the gap below is filled), its header 16 bytes before it.
+    auto* block = static_cast<char*>(std::malloc(8 * kMiB)); // NOLINT
+    const auto address = reinterpret_cast<uintptr_t>(block);
+    if ((address - 2 * sizeof(size_t)) % (2 * kMiB) != 0)
+        return kNotFromTheBoundary;
+    if (address < touched_end)
+        return kOverTouchedPages;
+    std::fill(block, block + size_t{64} * 1024, 'x');
+    const Mapping mapping = mapping_holding(address);
+    if (huge_page_fallbacks() != fallbacks)
+        return kNoHugePageFree;
+    // Advised, and every page of it in memory is part of a huge page: none was touched
+    // before the advice (a page that was stays 4 KiB, and so does its whole 2 MiB).
+    const bool advised = mapping.flags.find(" hg") != std::string::npos;
+    return advised && mapping.rss_kb > 0 && mapping.rss_kb == mapping.anon_huge_kb ? 0 : 1;
+}
+
+/// Runs `child_work` in a child process and checks what grow_heap_and_check_its_pages() gave.
+template <typename Work> void expect_only_huge_pages_in_a_child(Work child_work)
+{
     const pid_t child = ::fork();
     ASSERT_GE(child, 0);
-    if (child == 0) {
-        const size_t fallbacks = huge_page_fallbacks();
-        grow_heap_in_huge_pages(64 * kMiB);
-        // Bigger than any block freed before: it comes from the heap's top, which now starts
-        // at the first huge page (the gap below is filled), its header 16 bytes before it.
-        auto* block = static_cast<char*>(std::malloc(8 * kMiB)); // NOLINT
-        const auto address = reinterpret_cast<uintptr_t>(block);
-        if ((address - 2 * sizeof(size_t)) % (2 * kMiB) != 0)
-            ::_exit(kNotFromTheBoundary);
-        std::fill(block, block + 64 * 1024, 'x');
-        const Mapping mapping = mapping_holding(address);
-        if (huge_page_fallbacks() != fallbacks)
-            ::_exit(kNoHugePageFree);
-        // Advised, and every page of it in memory is part of a huge page: none was touched
-        // before the advice (a page that was stays 4 KiB, and so does its whole 2 MiB).
-        const bool advised = mapping.flags.find(" hg") != std::string::npos;
-        ::_exit(advised && mapping.rss_kb > 0 && mapping.rss_kb == mapping.anon_huge_kb ? 0 : 1);
-    }
+    if (child == 0)
+        ::_exit(child_work());
     int status = 0;
     ASSERT_EQ(::waitpid(child, &status, 0), child);
     ASSERT_TRUE(WIFEXITED(status));
@@ -139,7 +145,40 @@ TEST(Allocator, TheHeapGrowsFromAHugePageBoundaryWithNoSmallPageInItsHugePages)
         GTEST_SKIP() << "the kernel had no free huge page";
     EXPECT_NE(WEXITSTATUS(status), kNotFromTheBoundary)
         << "the heap's top does not start at the first huge page";
+    EXPECT_NE(WEXITSTATUS(status), kOverTouchedPages)
+        << "the heap's huge pages start over pages touched before";
     EXPECT_EQ(WEXITSTATUS(status), 0) << "the huge pages hold a small page";
+}
+
+TEST(Allocator, TheHeapGrowsFromAHugePageBoundaryWithNoSmallPageInItsHugePages)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    GTEST_SKIP() << "AddressSanitizer's allocator does not use the brk heap";
+#endif
+    if (!transparent_huge_pages_can_be_advised())
+        GTEST_SKIP() << "transparent huge pages are off on this kernel";
+    expect_only_huge_pages_in_a_child([] { return grow_heap_and_check_its_pages(0); });
+}
+
+TEST(Allocator, PagesFreedIntoTheHeapsTopAcrossAHugePageBoundaryStayOutOfItsHugePages)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    GTEST_SKIP() << "AddressSanitizer's allocator does not use the brk heap";
+#endif
+    if (!transparent_huge_pages_can_be_advised())
+        GTEST_SKIP() << "transparent huge pages are off on this kernel";
+    expect_only_huge_pages_in_a_child([] {
+        // A block across a 2 MiB boundary, every page of it touched, freed into the heap's
+        // top, where it stays: the top's first pages are then small pages in memory.
+        keep_freed_memory_for_reuse();
+        auto* used = static_cast<char*>(std::malloc(3 * kMiB)); // NOLINT
+        std::fill(used, used + 3 * kMiB, 'u');
+        // Kept: a compiler drops stores to a block that is only freed after them.
+        asm volatile("" : : "r"(used) : "memory");
+        const auto touched_end = reinterpret_cast<uintptr_t>(used) + 3 * kMiB;
+        std::free(used); // NOLINT(cppcoreguidelines-no-malloc)
+        return grow_heap_and_check_its_pages(touched_end);
+    });
 }
 
 } // namespace
