@@ -132,8 +132,9 @@ Result<MappedFile> MappedFile::open(int dir_fd, const std::string& path)
     MappedFile file;
     if (st.st_size <= 0)
         return file;
-    void* data =
-        ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd.get(), 0);
+    // Read whole: its pages are mapped by the one call, not one page fault each.
+    void* data = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ,
+                        MAP_PRIVATE | MAP_POPULATE, fd.get(), 0);
     if (data == MAP_FAILED)
         return errno_error(errno, "'" + path + "'");
     file.data_ = static_cast<const char*>(data);

@@ -58,8 +58,10 @@ private:
 };
 
 /// A whole file mapped read-only (MAP_PRIVATE): no copy and no fresh memory to fault in, for
-/// large files read once. Only for files that are replaced by rename, never truncated in
-/// place (a file truncated under the mapping makes reading past its new end fault).
+/// large files read once. Its pages are mapped at once (MAP_POPULATE): reading a 9 MiB parse
+/// cache page by page took ~1.5 ms more in page faults on a VM. Only for files that are
+/// replaced by rename, never truncated in place (a file truncated under the mapping makes
+/// reading past its new end fault).
 class MappedFile {
 public:
     MappedFile() = default;
