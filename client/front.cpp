@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // kmodctl's front: the process a user (or a script) starts as `kmodctl`. It answers the one
-// query scripts run in loops, `kmodctl [--bus BUS] deps MODULE`, with a single sd-bus call and
-// hands every other command line, unchanged, to kmodctl-tools (exec, same process).
+// query scripts run in loops, `kmodctl [--bus BUS] deps MODULE`, with a single sd-bus call,
+// hands `kmodctl TOOL ...` for kmod's tools (depmod, modprobe, ...) to kmodctl-local, which
+// runs them without mapping any D-Bus library, and every other command line to kmodctl-tools
+// (exec, unchanged, same process).
 //
 // Why a front at all: a process that maps libstdc++, sdbus-c++, libelf and the decompressors
 // spends more time starting than kmod's `modprobe -D` spends on the whole answer. The front
@@ -26,33 +28,48 @@
 
 #include "kmodd_dbus_names.hpp"
 
-#ifndef KMODD_TOOLS_PATH
-#error "define KMODD_TOOLS_PATH as the installed path of kmodctl-tools"
+#if !defined(KMODD_TOOLS_PATH) || !defined(KMODD_LOCAL_PATH)
+#error                                                                                             \
+    "define KMODD_TOOLS_PATH and KMODD_LOCAL_PATH: where kmodctl-tools and kmodctl-local are installed"
 #endif
 
 namespace {
 
-constexpr std::string_view kToolsName = "kmodctl-tools";
-
-/// Runs kmodctl-tools with this process's arguments: the one beside this binary when there is
-/// one (a build tree), else the installed one. Returns only when neither can be run.
-[[noreturn]] void run_tools(char** argv)
+/// Execs the program `name` with this process's arguments: the one beside this binary when
+/// there is one (a build tree), else `installed`. Returns only when neither can be run.
+void exec_beside(std::string_view name, const char* installed, char** argv)
 {
     char self[PATH_MAX];
     ssize_t length = ::readlink("/proc/self/exe", self, sizeof self - 1);
     if (length > 0) {
         self[length] = '\0';
         if (char* slash = std::strrchr(self, '/');
-            slash != nullptr &&
-            static_cast<size_t>(slash - self) + 1 + kToolsName.size() < sizeof self) {
-            std::memcpy(slash + 1, kToolsName.data(), kToolsName.size());
-            slash[1 + kToolsName.size()] = '\0';
+            slash != nullptr && static_cast<size_t>(slash - self) + 1 + name.size() < sizeof self) {
+            std::memcpy(slash + 1, name.data(), name.size());
+            slash[1 + name.size()] = '\0';
             ::execv(self, argv);
         }
     }
-    ::execv(KMODD_TOOLS_PATH, argv);
+    ::execv(installed, argv);
+}
+
+/// Runs kmodctl-tools with this process's arguments.
+[[noreturn]] void run_tools(char** argv)
+{
+    exec_beside("kmodctl-tools", KMODD_TOOLS_PATH, argv);
     std::fprintf(stderr, "kmodctl: cannot run %s: %s\n", KMODD_TOOLS_PATH, std::strerror(errno));
     std::exit(1);
+}
+
+/// kmod's tools, which kmodctl-local runs as kmodctl-tools does.
+bool is_kmod_tool(std::string_view word)
+{
+    for (std::string_view tool :
+         {"depmod", "modprobe", "lsmod", "insmod", "rmmod", "modinfo", "kmod"}) {
+        if (word == tool)
+            return true;
+    }
+    return false;
 }
 
 /// The sd-bus functions the query uses, from libsystemd opened at run time.
@@ -171,5 +188,9 @@ int main(int argc, char** argv)
                          argv[i + 1][0] != '\0';
     if (is_deps && answer_deps(bus_option, argv[i + 1]))
         return std::fflush(stdout) == 0 && std::ferror(stdout) == 0 ? 0 : 1;
+    // `kmodctl TOOL ...` with no option before the tool (kmodctl-tools refuses those); when
+    // kmodctl-local is missing, kmodctl-tools runs the tool all the same.
+    if (self == "kmodctl" && argc >= 2 && is_kmod_tool(argv[1]))
+        exec_beside("kmodctl-local", KMODD_LOCAL_PATH, argv);
     run_tools(argv);
 }

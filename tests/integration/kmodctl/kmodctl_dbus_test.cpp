@@ -459,6 +459,33 @@ TEST(KmodctlWithoutDaemon, ABusThatCannotBeReachedGivesAnErrorSayingKmoddIsNotRe
         << outcome.err;
 }
 
+TEST(KmodctlFront, HandsKmodsToolsToKmodctlLocalWhichMapsNoDbusLibrary)
+{
+    // A copy of the front with kmodctl-local beside it and no kmodctl-tools: kmod's tools run.
+    kmodd::test::TempTree dir;
+    const std::string front = (dir.root() / "kmodctl").string();
+    fs::copy_file(kKmodctl, front);
+    fs::create_symlink(KMODD_KMODCTL_LOCAL, dir.root() / "kmodctl-local");
+    Outcome outcome = run_process({front, "depmod", "--version"});
+    EXPECT_EQ(outcome.status, 0) << outcome.err;
+    EXPECT_EQ(outcome.out.rfind("kmodd depmod version ", 0), 0U) << outcome.out;
+    outcome = run_process({front, "modprobe", "--version"});
+    EXPECT_EQ(outcome.status, 0) << outcome.err;
+    EXPECT_EQ(outcome.out.rfind("kmodctl ", 0), 0U) << outcome.out;
+    // Anything else is still kmodctl-tools' (missing here, unless installed).
+    outcome = run_process({front, "--bus", "session", "depmod"});
+    if (!fs::exists(KMODD_INSTALLED_TOOLS))
+        EXPECT_NE(outcome.err.find("kmodctl: cannot run "), std::string::npos) << outcome.err;
+    else
+        EXPECT_EQ(outcome.status, 2) << outcome.err;
+    // What kmodctl-local saves is the mapping of these: it has none of them.
+    outcome = run_process({"/usr/bin/ldd", KMODD_KMODCTL_LOCAL});
+    ASSERT_EQ(outcome.status, 0) << outcome.err;
+    EXPECT_NE(outcome.out.find("libc.so"), std::string::npos) << outcome.out;
+    for (const char* library : {"libsdbus-c++", "libsystemd", "libudev"})
+        EXPECT_EQ(outcome.out.find(library), std::string::npos) << library << ": " << outcome.out;
+}
+
 TEST(KmodctlUsage, BadCommandLinesExitWithStatus2AndAUsageLine)
 {
     const std::vector<std::vector<std::string>> bad = {
