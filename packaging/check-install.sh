@@ -19,7 +19,8 @@ snapshot() {
 
 before=$(snapshot)
 apt-get install -y -qq --no-install-recommends "$deb" >/dev/null || fail "installing $deb failed"
-for file in /usr/sbin/kmodd /usr/bin/kmodctl /usr/libexec/kmodd/kmodctl-tools /usr/libexec/kmodd/depmod \
+for file in /usr/sbin/kmodd /usr/bin/kmodctl /usr/libexec/kmodd/kmodctl-tools \
+    /usr/libexec/kmodd/kmodctl-local /usr/libexec/kmodd/depmod \
     /usr/libexec/kmodd/modprobe /usr/libexec/kmodd/lsmod /usr/libexec/kmodd/insmod \
     /usr/libexec/kmodd/rmmod /usr/libexec/kmodd/modinfo /usr/libexec/kmodd/kmod /usr/share/man/man8/kmodd.8.gz \
     /usr/share/dbus-1/system.d/org.kmodd1.conf /usr/share/polkit-1/actions/org.kmodd1.policy \
@@ -31,9 +32,14 @@ unit=$(dpkg -L kmodd | grep '/kmodd.service$' || true)
 version=$(kmodctl --version) || fail "kmodctl --version failed"
 echo "installed: $version; kmodd: $(kmodd --version); unit: $unit"
 for tool in depmod modprobe lsmod insmod rmmod modinfo kmod; do
-    [ "$(readlink -f "/usr/libexec/kmodd/$tool")" = /usr/libexec/kmodd/kmodctl-tools ] ||
-        fail "the $tool drop-in is no link to kmodctl-tools"
+    [ "$(readlink -f "/usr/libexec/kmodd/$tool")" = /usr/libexec/kmodd/kmodctl-local ] ||
+        fail "the $tool drop-in is no link to kmodctl-local"
 done
+# kmod's tools run from kmodctl-local, which maps no D-Bus (nor C++) library.
+[ "$(kmodctl depmod --version | head -n 1)" = "kmodd depmod version $(kmodd --version | sed 's/^kmodd //')" ] ||
+    fail "kmodctl depmod --version does not answer as kmodctl-local"
+! ldd /usr/libexec/kmodd/kmodctl-local | grep -q 'libstdc++\|libsdbus\|libsystemd' ||
+    fail "kmodctl-local maps D-Bus or C++ libraries"
 # The front hands what it does not answer itself to the installed kmodctl-tools.
 [ "$(kmodctl --help | head -n 1)" = "$(/usr/libexec/kmodd/kmodctl-tools --help | head -n 1)" ] ||
     fail "kmodctl --help is not kmodctl-tools' help"
@@ -41,7 +47,7 @@ done
 
 [ "$(/usr/libexec/kmodd/kmod static-nodes --help | head -n 1)" = "Usage:" ] ||
     fail "/usr/libexec/kmodd/kmod does not answer as kmod"
-[ "$(readlink -f "$(command -v depmod)")" != /usr/libexec/kmodd/kmodctl-tools ] ||
+[ "$(readlink -f "$(command -v depmod)")" != /usr/libexec/kmodd/kmodctl-local ] ||
     fail "kmod's depmod was replaced"
 
 mkdir -p /etc/kmodd /run/kmodd
