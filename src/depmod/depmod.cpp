@@ -353,7 +353,7 @@ void Depmod::start_cache_save(std::unique_ptr<index::ParseCacheWriter> writer,
     // Nothing the outputs need waits for it: it is written while they are made (megabytes of
     // write(2) on the second core) and joined before the run ends.
     auto save = [writer = std::move(writer), borrowed_from = std::move(borrowed_from),
-                 path = options_.parse_cache, tree = module_dir(), delta_only] {
+                 path = options_.parse_cache, tree = module_dir(), delta_only]() mutable {
         Diagnostics said;
         const std::string delta = index::ParseCache::delta_path(path);
         base::Result<void> saved;
@@ -374,6 +374,11 @@ void Depmod::start_cache_save(std::unique_ptr<index::ParseCacheWriter> writer,
             if (auto fd = base::open_directory(AT_FDCWD, dir))
                 saved = base::publish_file(fd->get(), "module-dir", tree, false);
         }
+        // Saved: the old cache (its map of entries, ~0.6 MiB on amd64, and its mapping) and the
+        // writer go now, while the outputs are being made, not when the run joins this save:
+        // a one-shot run's outputs then reuse that memory instead of faulting fresh pages in.
+        writer.reset();
+        borrowed_from.reset();
         // Where the caller may not write (a user's run), the cache is only read.
         const int code = saved ? 0 : saved.error().code;
         if (!saved && code != EACCES && code != EPERM && code != EROFS)
