@@ -29,8 +29,7 @@
 #include "kmodd_dbus_names.hpp"
 
 #if !defined(KMODD_TOOLS_PATH) || !defined(KMODD_LOCAL_PATH)
-#error                                                                                             \
-    "define KMODD_TOOLS_PATH and KMODD_LOCAL_PATH: where kmodctl-tools and kmodctl-local are installed"
+#error "define KMODD_TOOLS_PATH and KMODD_LOCAL_PATH as the programs' installed paths"
 #endif
 
 namespace {
