@@ -2,7 +2,20 @@
 // kmodctl's subcommands, one function each (one file each in client/).
 #pragma once
 
+#include <string_view>
+
 namespace kmodd::client {
+
+/// One of kmod's tools run in-process (kmod_tools.hpp names them): run(argc, argv) takes the
+/// tool's own command line, argv[0] being the name it was invoked as.
+struct KmodTool {
+    std::string_view name;
+    int (*run)(int argc, char** argv);
+};
+
+/// The tool called `name` (depmod, modprobe, lsmod, insmod, rmmod, modinfo, kmod); null for
+/// any other name.
+[[nodiscard]] const KmodTool* find_kmod_tool(std::string_view name);
 
 /// `kmodctl depmod [options] [version]`, also run when the binary is invoked as `depmod`:
 /// kmod's depmod command line, run in-process. Returns the exit status.

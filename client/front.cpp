@@ -18,14 +18,17 @@
 #include <systemd/sd-bus.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <string_view>
 #include <type_traits>
 
+#include "kmod_tools.hpp"
 #include "kmodd_dbus_names.hpp"
 
 #if !defined(KMODD_TOOLS_PATH) || !defined(KMODD_LOCAL_PATH)
@@ -63,12 +66,8 @@ void exec_beside(std::string_view name, const char* installed, char** argv)
 /// kmod's tools, which kmodctl-local runs as kmodctl-tools does.
 bool is_kmod_tool(std::string_view word)
 {
-    for (std::string_view tool :
-         {"depmod", "modprobe", "lsmod", "insmod", "rmmod", "modinfo", "kmod"}) {
-        if (word == tool)
-            return true;
-    }
-    return false;
+    const auto& names = kmodd::client::kKmodToolNames;
+    return std::find(std::begin(names), std::end(names), word) != std::end(names);
 }
 
 /// The sd-bus functions the query uses, from libsystemd opened at run time.

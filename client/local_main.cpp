@@ -11,41 +11,17 @@
 #include <string_view>
 
 #include "commands.hpp"
+#include "tool_log.hpp"
 
 namespace {
 
-struct Tool {
-    std::string_view name;
-    int (*run)(int argc, char** argv);
-};
-
-// The same names and functions as kmodctl-tools' (main.cpp).
-constexpr Tool kKmodTools[] = {
-    {"depmod", kmodd::client::run_depmod}, {"modprobe", kmodd::client::run_modprobe},
-    {"lsmod", kmodd::client::run_lsmod},   {"insmod", kmodd::client::run_insmod},
-    {"rmmod", kmodd::client::run_rmmod},   {"modinfo", kmodd::client::run_modinfo},
-    {"kmod", kmodd::client::run_kmod},
-};
-
-const Tool* find_tool(std::string_view name)
-{
-    for (const Tool& tool : kKmodTools) {
-        if (tool.name == name)
-            return &tool;
-    }
-    return nullptr;
-}
-
 int dispatch(int argc, char** argv)
 {
-    std::string_view self = argv[0];
-    if (auto slash = self.rfind('/'); slash != std::string_view::npos)
-        self.remove_prefix(slash + 1);
     // Invoked as the tool (a drop-in link), or as `kmodctl TOOL ...` (from the front).
-    if (const Tool* tool = find_tool(self))
+    if (const auto* tool = kmodd::client::find_kmod_tool(kmodd::client::program_name(argv[0])))
         return tool->run(argc, argv);
     if (argc >= 2) {
-        if (const Tool* tool = find_tool(argv[1]))
+        if (const auto* tool = kmodd::client::find_kmod_tool(argv[1]))
             return tool->run(argc - 1, argv + 1);
     }
     std::fputs("Usage: kmodctl-local depmod|modprobe|lsmod|insmod|rmmod|modinfo|kmod [ARGS...]\n"

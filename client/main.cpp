@@ -101,23 +101,14 @@ constexpr Command kBusCommands[] = {
     {"dev", kmodd::client::run_dev},
 };
 
-// kmod's tools, run in-process: under their own names, or as `kmodctl NAME ...`.
-constexpr Command kKmodTools[] = {
-    {"depmod", kmodd::client::run_depmod}, {"modprobe", kmodd::client::run_modprobe},
-    {"lsmod", kmodd::client::run_lsmod},   {"insmod", kmodd::client::run_insmod},
-    {"rmmod", kmodd::client::run_rmmod},   {"modinfo", kmodd::client::run_modinfo},
-    {"kmod", kmodd::client::run_kmod},
-};
-
 int dispatch(int argc, char** argv)
 {
     std::string_view self = argv[0];
     if (auto slash = self.rfind('/'); slash != std::string_view::npos)
         self.remove_prefix(slash + 1);
-    for (const auto& tool : kKmodTools) {
-        if (self == tool.name)
-            return tool.run(argc, argv);
-    }
+    // kmod's tools, run in-process: under their own names, or as `kmodctl NAME ...`.
+    if (const auto* tool = kmodd::client::find_kmod_tool(self))
+        return tool->run(argc, argv);
 
     bool has_global_options = false;
     int index = kmodd::client::find_command(argc, argv, &has_global_options);
@@ -140,9 +131,7 @@ int dispatch(int argc, char** argv)
         if (command == bus_command.name)
             return bus_command.run(argc, argv);
     }
-    for (const auto& tool : kKmodTools) {
-        if (command != tool.name)
-            continue;
+    if (const auto* tool = kmodd::client::find_kmod_tool(command)) {
         if (has_global_options) {
             std::fprintf(stderr,
                          "kmodctl: --bus, --kernel, --json and --no-ask-password apply to the "
@@ -151,7 +140,7 @@ int dispatch(int argc, char** argv)
                          argv[index]);
             return 2;
         }
-        return tool.run(argc - index, argv + index);
+        return tool->run(argc - index, argv + index);
     }
     std::fprintf(stderr, "kmodctl: unknown command '%s'\n", argv[index]);
     usage(stderr);
