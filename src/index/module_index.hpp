@@ -76,6 +76,9 @@ struct WalkMemo {
     /// Slots of `recorded` that `previous` fills once the walk is done, with the index of the
     /// listing in `previous` (a replayed listing is moved, not copied: ~5,000 names a tree).
     std::vector<std::pair<size_t, size_t>> replayed;
+    /// The module dir, open during the walk (-1 when it could not be): a replayed entry under
+    /// it is looked up from it.
+    int module_dir_fd = -1;
 };
 
 /// What the index keeps of a parsed module file: only what resolving and the outputs need,

@@ -116,11 +116,23 @@ bool ModuleIndex::replay_directory(const DirListing& listing, std::vector<FoundF
         path.assign(listing.path).append("/").append(entry.name);
         return path;
     };
+    // Looked up from the module dir, as the files are (stat_found_files()): the kernel walks
+    // the names below it only, not the ten or so of the whole path.
+    const std::string& module_dir = settings_.module_dir;
+    const bool from_module_dir =
+        memo.module_dir_fd >= 0 &&
+        (listing.path == module_dir || starts_with_dir(listing.path, module_dir));
+    auto stat_entry = [&](const DirListing::Entry& entry, struct stat& st) {
+        const std::string& full = path_of(entry);
+        return from_module_dir
+                   ? ::fstatat(memo.module_dir_fd, full.c_str() + module_dir.size() + 1, &st, 0)
+                   : ::stat(full.c_str(), &st);
+    };
     for (size_t i = 0; i < listing.entries.size(); ++i) {
         const DirListing::Entry& entry = listing.entries[i];
         if (!entry.is_dir && entry.type == DT_REG)
             continue; // stat'ed with the others once the walk is done
-        if (::stat(path_of(entry).c_str(), &stats[i]) != 0 ||
+        if (stat_entry(entry, stats[i]) != 0 ||
             (entry.is_dir ? !S_ISDIR(stats[i].st_mode) : !S_ISREG(stats[i].st_mode)))
             return false;
         const auto id = std::make_pair(stats[i].st_dev, stats[i].st_ino);
@@ -186,7 +198,11 @@ base::Result<void> ModuleIndex::walk_all(std::vector<FoundFile>& found, Diagnost
                                                        settings_.module_dir + ": " +
                                                        std::strerror(root.error().code));
     size_t listed_files = 0;
+    const base::UniqueFd module_dir(
+        memo != nullptr ? ::open(settings_.module_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC)
+                        : -1);
     if (memo != nullptr) {
+        memo->module_dir_fd = module_dir.get();
         memo->recorded.clear();
         memo->replayed.clear();
         memo->complete = true;
@@ -228,6 +244,7 @@ base::Result<void> ModuleIndex::walk_all(std::vector<FoundFile>& found, Diagnost
     }
     stat_found_files(found);
     if (memo != nullptr) {
+        memo->module_dir_fd = -1;
         memo->complete = diagnostics.size() == said_before;
         memo->previous_by_path.clear();
         take_replayed_listings(*memo);
