@@ -49,7 +49,7 @@ bool IndexWriter::add(std::string_view key, std::string_view value, uint32_t pri
 {
     if (!is_ascii(key) || !is_ascii(value))
         return false;
-    entries_.push_back(Entry{key, value, priority, static_cast<uint32_t>(entries_.size())});
+    entries_.emplace_back(key, value, priority, static_cast<uint32_t>(entries_.size()));
     sorted_ = false;
     return true;
 }
@@ -58,7 +58,7 @@ bool IndexWriter::add_in_order(std::string_view key, std::string_view value, uin
 {
     if (!is_ascii(key) || !is_ascii(value))
         return false;
-    entries_.push_back(Entry{key, value, priority, static_cast<uint32_t>(entries_.size())});
+    entries_.emplace_back(key, value, priority, static_cast<uint32_t>(entries_.size()));
     return true;
 }
 
@@ -68,8 +68,8 @@ size_t IndexWriter::prefix_length(size_t lo, size_t hi, size_t depth, bool is_ro
     // is what all of them share beyond that (the root's is always empty).
     if (is_root)
         return 0;
-    std::string_view first = entries_[lo].key.substr(depth);
-    std::string_view last = entries_[hi - 1].key.substr(depth);
+    std::string_view first = entries_[lo].key().substr(depth);
+    std::string_view last = entries_[hi - 1].key().substr(depth);
     const size_t limit = std::min(first.size(), last.size());
     size_t length = 0;
     while (length < limit && first[length] == last[length])
@@ -84,16 +84,16 @@ uint32_t IndexWriter::write_node(size_t lo, size_t hi, size_t depth, bool is_roo
 
     // Values: the keys that end here (they sort first). Children: runs by next character.
     size_t values_end = lo;
-    while (values_end < hi && entries_[values_end].key.size() == split)
+    while (values_end < hi && entries_[values_end].key().size() == split)
         ++values_end;
 
     // Children in ascending character order (the keys are sorted), written before this node;
     // their words wait on a stack shared by the whole recursion.
     const size_t base = children_.size();
     for (size_t i = values_end; i < hi;) {
-        auto c = static_cast<unsigned char>(entries_[i].key[split]);
+        auto c = static_cast<unsigned char>(entries_[i].key()[split]);
         size_t j = i + 1;
-        while (j < hi && static_cast<unsigned char>(entries_[j].key[split]) == c)
+        while (j < hi && static_cast<unsigned char>(entries_[j].key()[split]) == c)
             ++j;
         uint32_t word = write_node(i, j, split + 1, false, out);
         children_.push_back({c, word});
@@ -102,7 +102,7 @@ uint32_t IndexWriter::write_node(size_t lo, size_t hi, size_t depth, bool is_roo
 
     auto offset = static_cast<uint32_t>(out.size());
     if (prefix_len > 0) {
-        out.append(entries_[lo].key.substr(depth, prefix_len));
+        out.append(entries_[lo].key().substr(depth, prefix_len));
         out.push_back('\0');
         offset |= kFlagPrefix;
     }
@@ -123,7 +123,7 @@ uint32_t IndexWriter::write_node(size_t lo, size_t hi, size_t depth, bool is_roo
         put_u32(out, static_cast<uint32_t>(values_end - lo));
         for (size_t i = lo; i < values_end; ++i) {
             put_u32(out, entries_[i].priority);
-            out.append(entries_[i].value);
+            out.append(entries_[i].value());
             out.push_back('\0');
         }
         offset |= kFlagValues;
@@ -138,8 +138,8 @@ uint32_t IndexWriter::plan_node(size_t lo, size_t hi, size_t depth, bool is_root
     const size_t split = depth + prefix_len;
     size_t values_end = lo;
     size_t size = prefix_len > 0 ? prefix_len + 1 : 0;
-    while (values_end < hi && entries_[values_end].key.size() == split) {
-        size += 4 + entries_[values_end].value.size() + 1;
+    while (values_end < hi && entries_[values_end].key().size() == split) {
+        size += 4 + entries_[values_end].value().size() + 1;
         ++values_end;
     }
     if (values_end > lo)
@@ -151,14 +151,14 @@ uint32_t IndexWriter::plan_node(size_t lo, size_t hi, size_t depth, bool is_root
                           static_cast<uint32_t>(prefix_len), 0, 0, 0});
     size_t below = 0;
     if (values_end < hi) {
-        const auto first_c = static_cast<unsigned char>(entries_[values_end].key[split]);
-        const auto last_c = static_cast<unsigned char>(entries_[hi - 1].key[split]);
+        const auto first_c = static_cast<unsigned char>(entries_[values_end].key()[split]);
+        const auto last_c = static_cast<unsigned char>(entries_[hi - 1].key()[split]);
         size += 2 + 4 * (size_t{last_c} - first_c + 1);
     }
     for (size_t i = values_end; i < hi;) {
-        auto c = static_cast<unsigned char>(entries_[i].key[split]);
+        auto c = static_cast<unsigned char>(entries_[i].key()[split]);
         size_t j = i + 1;
-        while (j < hi && static_cast<unsigned char>(entries_[j].key[split]) == c)
+        while (j < hi && static_cast<unsigned char>(entries_[j].key()[split]) == c)
             ++j;
         below += nodes_[plan_node(i, j, split + 1, false)].total;
         i = j;
@@ -190,12 +190,12 @@ void IndexWriter::write_parent_first(std::string& out)
         const Node& node = nodes_[k];
         const auto start = static_cast<uint32_t>(out.size());
         if (node.prefix_len > 0) {
-            out.append(entries_[node.lo].key.substr(node.depth, node.prefix_len));
+            out.append(entries_[node.lo].key().substr(node.depth, node.prefix_len));
             out.push_back('\0');
         }
         if (node.count > 1) {
             auto char_of = [&](const Node& child) {
-                return static_cast<unsigned char>(entries_[child.lo].key[child.depth - 1]);
+                return static_cast<unsigned char>(entries_[child.lo].key()[child.depth - 1]);
             };
             const unsigned char first = char_of(nodes_[k + 1]);
             unsigned char last = first;
@@ -218,7 +218,7 @@ void IndexWriter::write_parent_first(std::string& out)
             put_u32(out, node.values_end - node.lo);
             for (size_t i = node.lo; i < node.values_end; ++i) {
                 put_u32(out, entries_[i].priority);
-                out.append(entries_[i].value);
+                out.append(entries_[i].value());
                 out.push_back('\0');
             }
         }
@@ -229,7 +229,7 @@ std::string IndexWriter::serialize(size_t expected_size)
 {
     if (!sorted_) {
         std::sort(entries_.begin(), entries_.end(), [](const Entry& a, const Entry& b) {
-            if (int c = a.key.compare(b.key); c != 0)
+            if (int c = a.key().compare(b.key()); c != 0)
                 return c < 0;
             if (a.priority != b.priority)
                 return a.priority < b.priority;
@@ -252,7 +252,7 @@ std::string IndexWriter::serialize(size_t expected_size)
     } else {
         size_t estimate = kHeaderSize;
         for (const Entry& e : entries_)
-            estimate += e.key.size() + e.value.size() + 24;
+            estimate += e.key().size() + e.value().size() + 24;
         out.reserve(estimate);
     }
     put_u32(out, kMagic);
@@ -282,7 +282,7 @@ std::vector<std::pair<std::string_view, std::string_view>> IndexWriter::duplicat
     std::vector<std::pair<std::string_view, std::string_view>> pairs;
     pairs.reserve(entries_.size());
     for (const Entry& e : entries_)
-        pairs.emplace_back(e.key, e.value);
+        pairs.emplace_back(e.key(), e.value());
     std::sort(pairs.begin(), pairs.end());
     std::vector<std::pair<std::string_view, std::string_view>> out;
     for (size_t i = 1; i < pairs.size(); ++i) {
