@@ -326,8 +326,12 @@ private:
                                        bool is_symlink) const;
     base::Result<void> walk_all(std::vector<FoundFile>& found, Diagnostics& diagnostics,
                                 WalkMemo* memo) const;
-    /// Stats the files walk() left without one, on several threads when they are many.
-    void stat_found_files(std::vector<FoundFile>& found) const;
+    /// The module dir as an O_PATH descriptor, for looking up the paths below it (invalid
+    /// when it cannot be opened: they are then looked up whole).
+    [[nodiscard]] base::UniqueFd open_module_dir_for_lookups() const;
+    /// Stats the files walk() left without one, on several threads when they are many; those
+    /// below the module dir from `module_dir_fd` (open_module_dir_for_lookups(), or -1).
+    void stat_found_files(std::vector<FoundFile>& found, int module_dir_fd) const;
     bool merge(std::vector<FoundFile>& found, const std::string& scope, Diagnostics& diagnostics);
     /// A candidate merge() looks at, with the file as the walk found it (its stat is what the
     /// cache is asked for).

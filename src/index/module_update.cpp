@@ -72,7 +72,7 @@ bool ModuleIndex::update_path(const std::string& path, Diagnostics& diagnostics)
         if (dir) {
             std::vector<std::pair<dev_t, ino_t>> stack{{st.st_dev, st.st_ino}};
             walk(std::move(*dir), clean, found, stack, diagnostics);
-            stat_found_files(found);
+            stat_found_files(found, open_module_dir_for_lookups().get());
         }
     } else if (::stat(clean.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
         size_t slash = clean.rfind('/');

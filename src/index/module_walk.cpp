@@ -63,15 +63,18 @@ std::string describe_unusable_entry(int dir_fd, const char* name, const std::str
            ", ignoring";
 }
 
-void ModuleIndex::stat_found_files(std::vector<FoundFile>& found) const
+base::UniqueFd ModuleIndex::open_module_dir_for_lookups() const
+{
+    return base::UniqueFd(::open(settings_.module_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+}
+
+void ModuleIndex::stat_found_files(std::vector<FoundFile>& found, int module_dir_fd) const
 {
     // A stat is a few microseconds of system call: thousands of them are worth a second thread.
     constexpr size_t kFilesPerThread = 1024;
     constexpr size_t kBatch = 64;
     const unsigned threads = static_cast<unsigned>(std::clamp<size_t>(
         found.size() / kFilesPerThread, 1, std::max(1U, std::thread::hardware_concurrency())));
-    const base::UniqueFd module_dir(
-        ::open(settings_.module_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     const std::string& dir = settings_.module_dir;
     std::atomic<size_t> next{0};
     auto work = [&] {
@@ -81,7 +84,7 @@ void ModuleIndex::stat_found_files(std::vector<FoundFile>& found) const
                 FoundFile& f = found[i];
                 if (f.has_stat)
                     continue;
-                f.has_stat = stat_from(module_dir.get(), dir, f.path, f.st) == 0;
+                f.has_stat = stat_from(module_dir_fd, dir, f.path, f.st) == 0;
             }
         }
     };
@@ -190,9 +193,7 @@ base::Result<void> ModuleIndex::walk_all(std::vector<FoundFile>& found, Diagnost
                                                        settings_.module_dir + ": " +
                                                        std::strerror(root.error().code));
     size_t listed_files = 0;
-    const base::UniqueFd module_dir(
-        memo != nullptr ? ::open(settings_.module_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC)
-                        : -1);
+    const base::UniqueFd module_dir = open_module_dir_for_lookups();
     if (memo != nullptr) {
         memo->module_dir_fd = module_dir.get();
         memo->recorded.clear();
@@ -234,7 +235,7 @@ base::Result<void> ModuleIndex::walk_all(std::vector<FoundFile>& found, Diagnost
             path.pop_back();
         walk_from(std::move(*dir), path);
     }
-    stat_found_files(found);
+    stat_found_files(found, module_dir.get());
     if (memo != nullptr) {
         memo->module_dir_fd = -1;
         memo->complete = diagnostics.size() == said_before;
