@@ -9,6 +9,7 @@
 
 #include "bus_client.hpp"
 #include "commands.hpp"
+#include "tool_log.hpp"
 
 namespace {
 
@@ -103,11 +104,8 @@ constexpr Command kBusCommands[] = {
 
 int dispatch(int argc, char** argv)
 {
-    std::string_view self = argv[0];
-    if (auto slash = self.rfind('/'); slash != std::string_view::npos)
-        self.remove_prefix(slash + 1);
     // kmod's tools, run in-process: under their own names, or as `kmodctl NAME ...`.
-    if (const auto* tool = kmodd::client::find_kmod_tool(self))
+    if (const auto* tool = kmodd::client::find_kmod_tool(kmodd::client::program_name(argv[0])))
         return tool->run(argc, argv);
 
     bool has_global_options = false;
