@@ -195,22 +195,19 @@ struct TempFile {
     UniqueFd fd;
 };
 
-/// Writes `content` to a new temp file in `dir_fd`, left open for the caller to sync.
-Result<TempFile> write_temp(int dir_fd, const std::string& name, std::string_view content)
+/// A new temp file for `name` in `dir_fd`, mode 0644, open for writing.
+Result<TempFile> create_temp(int dir_fd, const std::string& name)
 {
     TempFile tmp{temp_name_for(name), UniqueFd()};
     tmp.fd.reset(::openat(dir_fd, tmp.name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
     if (!tmp.fd.is_valid())
         return errno_error(errno, "cannot create '" + tmp.name + "'");
-    auto fail = [&](Unexpected error) -> Result<TempFile> {
-        ::unlinkat(dir_fd, tmp.name.c_str(), 0);
-        return error;
-    };
     // The umask must not change the mode kmod's depmod gives its outputs.
-    if (::fchmod(tmp.fd.get(), 0644) < 0)
-        return fail(errno_error(errno, "cannot chmod '" + tmp.name + "'"));
-    if (auto written = write_all(tmp.fd.get(), content, "cannot write '" + name + "'"); !written)
-        return fail(Unexpected(written.error()));
+    if (::fchmod(tmp.fd.get(), 0644) < 0) {
+        const int error = errno;
+        ::unlinkat(dir_fd, tmp.name.c_str(), 0);
+        return errno_error(error, "cannot chmod '" + tmp.name + "'");
+    }
     return tmp;
 }
 
@@ -329,27 +326,51 @@ void PublishBatch::discard(size_t from)
 
 Result<void> PublishBatch::add(const std::string& name, std::string_view content)
 {
+    auto opened = open(name);
+    if (!opened) {
+        abandon();
+        return Unexpected(opened.error());
+    }
+    if (auto done = write_all(opened->fd, content, "cannot write '" + name + "'"); !done) {
+        abandon();
+        return done;
+    }
+    written(opened->handle);
+    return {};
+}
+
+Result<PublishBatch::Opened> PublishBatch::open(const std::string& name)
+{
     if (failed_)
         return errno_error(EIO, "cannot write '" + name + "': an earlier file failed");
-    auto tmp = write_temp(dir_fd_, name, content);
+    auto tmp = create_temp(dir_fd_, name);
     if (!tmp) {
         failed_ = true;
-        discard(0);
         return Unexpected(tmp.error());
     }
-    Pending file{name, std::move(tmp->name), std::move(tmp->fd), {}, {}};
-    if (durable_) {
-        // Flushed now, while the next file is made; commit() waits for it. Where no thread can
-        // be started, its writeback starts now and commit() fsyncs it.
-        file.sync_error = std::make_unique<int>(0);
-        file.syncing = try_start_thread([fd = file.fd.get(), error = file.sync_error.get()] {
-            *error = ::fsync(fd) < 0 ? errno : 0;
-        });
-        if (!file.syncing.joinable())
-            ::sync_file_range(file.fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
-    }
-    pending_.push_back(std::move(file));
-    return {};
+    pending_.push_back({name, std::move(tmp->name), std::move(tmp->fd), {}, {}});
+    return Opened{pending_.size() - 1, pending_.back().fd.get()};
+}
+
+void PublishBatch::written(size_t handle)
+{
+    if (!durable_ || handle >= pending_.size())
+        return;
+    // Flushed now, while the next file is made; commit() waits for it. Where no thread can
+    // be started, its writeback starts now and commit() fsyncs it.
+    Pending& file = pending_[handle];
+    file.sync_error = std::make_unique<int>(0);
+    file.syncing = try_start_thread([fd = file.fd.get(), error = file.sync_error.get()] {
+        *error = ::fsync(fd) < 0 ? errno : 0;
+    });
+    if (!file.syncing.joinable())
+        ::sync_file_range(file.fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
+}
+
+void PublishBatch::abandon()
+{
+    failed_ = true;
+    discard(0);
 }
 
 Result<void> PublishBatch::commit()

@@ -156,6 +156,21 @@ public:
     /// Writes `content` for `name`. Errors: the errno of creating or writing the temp file,
     /// naming it; every temp file of the batch is then removed and later calls fail too.
     [[nodiscard]] Result<void> add(const std::string& name, std::string_view content);
+
+    /// A file opened for writing piece by piece: its descriptor, and the handle to give
+    /// written() once it is complete.
+    struct Opened {
+        size_t handle;
+        int fd;
+    };
+    /// Starts `name` for a caller that writes it itself (pwrite on `fd`). Errors: as add(),
+    /// but the temp files stay until abandon() or the batch's end (writers may still use
+    /// their descriptors).
+    [[nodiscard]] Result<Opened> open(const std::string& name);
+    /// The file opened as `handle` is complete: its fsync starts (when durable).
+    void written(size_t handle);
+    /// Gives up after a failed write: removes every temp file; later calls fail.
+    void abandon();
     /// Errors: as publish_files() (a failed rename leaves the files renamed before it).
     [[nodiscard]] Result<void> commit();
     [[nodiscard]] size_t size() const { return pending_.size(); }
