@@ -145,11 +145,11 @@ struct ParsedModule {
 /// One module file found in the tree (several files may carry the same module name; the
 /// depmod.d priorities pick one).
 struct Candidate {
-    std::string path;    ///< "<module dir>/<relpath>", or the path inside an external dir
-    std::string relpath; ///< relative to the module dir; empty for external modules
-    std::string name;    ///< normalised module name
-    size_t dir_len = 0;  ///< length of the directory part of `path` (no trailing '/')
-    uint64_t seq = 0;    ///< discovery order: the first found wins a priority tie
+    std::string path;        ///< "<module dir>/<relpath>", or the path inside an external dir
+    uint32_t relpath_at = 0; ///< where relpath() starts in `path`; 0 for external modules
+    std::string name;        ///< normalised module name
+    size_t dir_len = 0;      ///< length of the directory part of `path` (no trailing '/')
+    uint64_t seq = 0;        ///< discovery order: the first found wins a priority tie
     FileKey key;
     std::string symlink_target; ///< resolved target when `path` itself is a symlink
     /// What the file says; for a file that could not be parsed, an empty module (no modinfo,
@@ -157,21 +157,24 @@ struct Candidate {
     std::shared_ptr<const ParsedModule> parsed;
     std::string error;                ///< why the file could not be parsed; empty when it was
     uint32_t name_hash = 0;           ///< kmod_hash(name): kmod's hash-table order
-    uint32_t order_key_size = 0;      ///< length of order_key() in relpath
+    uint32_t order_key_size = 0;      ///< length of order_key() in relpath()
     std::vector<uint32_t> export_ids; ///< interned symbol of each export (prefix stripped)
     std::vector<uint32_t> import_ids; ///< interned symbol of each import (lookup name)
 
-    /// What modules.dep and friends print: the relpath, or the full path for externals.
-    [[nodiscard]] const std::string& output_path() const
+    /// The path relative to the module dir (a part of `path`: ~4,000 strings fewer to keep
+    /// on a distribution's tree); empty for external modules.
+    [[nodiscard]] std::string_view relpath() const
     {
-        return relpath.empty() ? path : relpath;
+        return relpath_at == 0 ? std::string_view() : std::string_view(path).substr(relpath_at);
+    }
+    /// What modules.dep and friends print: the relpath, or the full path for externals.
+    [[nodiscard]] std::string_view output_path() const
+    {
+        return relpath_at == 0 ? std::string_view(path) : relpath();
     }
     /// What a modules.order line must equal to name it: the start of relpath (empty for
     /// external modules).
-    [[nodiscard]] std::string_view order_key() const
-    {
-        return std::string_view(relpath).substr(0, order_key_size);
-    }
+    [[nodiscard]] std::string_view order_key() const { return relpath().substr(0, order_key_size); }
 };
 
 /// The module set resolved into kmod depmod's order, with dependencies.
@@ -234,9 +237,10 @@ public:
     /// could be taken.
     struct FoundFile {
         std::string path;
-        std::string relpath; ///< under the module dir; empty for an external directory's file
-        std::string name;    ///< the module name
-        size_t dir_len = 0;  ///< of the directory part of `path`
+        uint32_t relpath_at = 0; ///< where the part under the module dir starts in `path`; 0
+                                 ///< for an external directory's file
+        std::string name;        ///< the module name
+        size_t dir_len = 0;      ///< of the directory part of `path`
         std::string symlink_target;
         struct stat st {};
         bool has_stat = false;

@@ -158,7 +158,7 @@ ModuleIndex::FoundFile ModuleIndex::found_file(std::string path, size_t dir_len,
     f.name = normalize_modname(name);
     f.dir_len = dir_len;
     if (starts_with_dir(f.path, settings_.module_dir))
-        f.relpath = f.path.substr(settings_.module_dir.size() + 1);
+        f.relpath_at = static_cast<uint32_t>(settings_.module_dir.size() + 1);
     if (is_symlink) {
         if (char* real = ::realpath(f.path.c_str(), nullptr)) {
             f.symlink_target = real;
@@ -213,7 +213,7 @@ bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
             continue;
         }
         // `path` stays as it is: it is the key of the map.
-        c.relpath = std::move(f.relpath);
+        c.relpath_at = f.relpath_at;
         c.name = std::move(f.name);
         c.dir_len = f.dir_len;
         c.symlink_target = std::move(f.symlink_target);
@@ -221,11 +221,11 @@ bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
         // kmod matches modules.order lines against the relpath cut after the module name
         // plus three characters (".ko" for the usual file names).
         c.order_key_size = 0;
-        if (!c.relpath.empty()) {
-            size_t slash = c.relpath.rfind('/');
+        if (const std::string_view relpath = c.relpath(); !relpath.empty()) {
+            size_t slash = relpath.rfind('/');
             size_t base = slash == std::string::npos ? 0 : slash + 1;
             c.order_key_size =
-                static_cast<uint32_t>(std::min(c.relpath.size(), base + c.name.size() + 3));
+                static_cast<uint32_t>(std::min(relpath.size(), base + c.name.size() + 3));
         }
         to_parse.push_back({&c, &f});
     }

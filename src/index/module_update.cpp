@@ -24,7 +24,7 @@ base::Result<ModuleIndex::FoundFile> ModuleIndex::describe_file(const std::strin
     f.dir_len = slash == std::string::npos ? 0 : slash;
     f.name = normalize_modname(slash == std::string::npos ? path : path.substr(slash + 1));
     if (starts_with_dir(path, settings_.module_dir))
-        f.relpath = path.substr(settings_.module_dir.size() + 1);
+        f.relpath_at = static_cast<uint32_t>(settings_.module_dir.size() + 1);
     struct stat link {};
     if (::lstat(path.c_str(), &link) == 0 && S_ISLNK(link.st_mode)) {
         if (char* real = ::realpath(path.c_str(), nullptr)) {
@@ -85,7 +85,7 @@ bool ModuleIndex::update_path(const std::string& path, Diagnostics& diagnostics)
         f.st = st;
         f.has_stat = true;
         if (starts_with_dir(clean, settings_.module_dir))
-            f.relpath = clean.substr(settings_.module_dir.size() + 1);
+            f.relpath_at = static_cast<uint32_t>(settings_.module_dir.size() + 1);
         struct stat lst {};
         if (::lstat(clean.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode)) {
             if (char* real = ::realpath(clean.c_str(), nullptr)) {

@@ -22,7 +22,8 @@ std::vector<std::string> described(const std::vector<ModuleIndex::FoundFile>& fi
 {
     std::vector<std::string> lines;
     for (const auto& f : files)
-        lines.push_back(f.path + " name=" + f.name + " rel=" + f.relpath +
+        lines.push_back(f.path + " name=" + f.name +
+                        " rel=" + (f.relpath_at == 0 ? "" : f.path.substr(f.relpath_at)) +
                         " link=" + f.symlink_target + " dir_len=" + std::to_string(f.dir_len) +
                         " stat=" + (f.has_stat ? std::to_string(f.st.st_ino) : "none"));
     return lines;
