@@ -20,6 +20,7 @@
 #include "base/digest.hpp"
 #include "base/file.hpp"
 #include "base/strings.hpp"
+#include "depmod/output_publisher.hpp"
 #include "depmod/output_state.hpp"
 
 namespace kmodd::depmod {
@@ -67,34 +68,7 @@ base::Result<void> make_directories(const std::string& path)
 /// What the output state keeps of `file`.
 OutputState::File described(const OutputFile& file)
 {
-    return {file.name, file.content.size(), base::Digest64::of(file.content)};
-}
-
-/// Whether the file `name` in `dir_fd` holds exactly `content`; `buffer` is scratch space.
-bool file_holds(int dir_fd, const std::string& name, std::string_view content, std::string& buffer)
-{
-    base::UniqueFd fd(::openat(dir_fd, name.c_str(), O_RDONLY | O_CLOEXEC));
-    struct stat st {};
-    if (!fd.is_valid() || ::fstat(fd.get(), &st) < 0 || !S_ISREG(st.st_mode) ||
-        static_cast<uintmax_t>(st.st_size) != content.size())
-        return false;
-    constexpr size_t kChunk = size_t{64} * 1024;
-    buffer.resize(kChunk);
-    size_t done = 0;
-    for (;;) {
-        ssize_t count = ::pread(fd.get(), buffer.data(), kChunk, static_cast<off_t>(done));
-        if (count < 0 && errno == EINTR)
-            continue;
-        if (count < 0)
-            return false;
-        if (count == 0)
-            return done == content.size();
-        auto size = static_cast<size_t>(count);
-        if (size > content.size() - done ||
-            std::memcmp(buffer.data(), content.data() + done, size) != 0)
-            return false;
-        done += size;
-    }
+    return {file.name, file.content.size(), content_digest(file.content)};
 }
 
 } // namespace
@@ -531,45 +505,33 @@ base::Result<GenerationStats> Depmod::generate_and_publish(Diagnostics& diagnost
         return base::Unexpected(resolution.error());
     last_module_count_ = resolution->modules.size();
 
-    // Each file is compared with the one on disk as soon as it is made (a file of another size
-    // differs, one of the same size is read), written to its temp file when it differs, and
-    // freed: a build never holds all of them. Without an output directory the files are only
-    // made, so that the run says all it would have said.
+    // Each file is compared with the one on disk chunk by chunk as it is made, and written to
+    // its temp file from the first chunk that differs: a build never holds all of them, nor
+    // the big ones whole. Without an output directory the files are only made, so that the
+    // run says all it would have said.
     auto dir = open_output_directory();
     base::PublishBatch batch(dir ? dir->get() : -1, options_.durable);
-    std::optional<base::Error> write_failed;
-    std::vector<OutputState::File> files;
-    std::vector<std::string> changed;
-    std::string buffer;
+    OutputPublisher publisher(dir ? dir->get() : -1, batch);
     outputs_.build_each(*resolution, builtin_, options_.warn_dups, options_.format, diagnostics,
-                        [&](OutputFile& file) {
-                            files.push_back(described(file));
-                            if (dir && !write_failed &&
-                                !file_holds(dir->get(), file.name, file.content, buffer)) {
-                                if (auto added = batch.add(file.name, file.content); !added)
-                                    write_failed = added.error();
-                                else
-                                    changed.push_back(file.name);
-                            }
-                            file.content = std::string();
-                        });
+                        [&](const char* name, bool) { return publisher.open(name); });
     // kmod reads the builtin files only once the dependencies resolved (not after a cycle).
     diagnostics.insert(diagnostics.end(), builtin_problems_.begin(), builtin_problems_.end());
     if (!dir)
         return base::Unexpected(dir.error());
-    if (write_failed)
-        return base::Unexpected(*write_failed);
+    if (publisher.failure())
+        return base::Unexpected(*publisher.failure());
     if (auto published = batch.commit(); !published)
         return base::Unexpected(published.error());
     // `depmod -A` (kmod's and ours) takes the index as current when modules.dep is newer than
     // every module: kept as it was, it gets the time of this run all the same.
+    const std::vector<std::string>& changed = publisher.changed();
     const bool dep_kept = std::find(changed.begin(), changed.end(), "modules.dep") == changed.end();
     if (dep_kept)
         ::utimensat(dir->get(), "modules.dep", nullptr, 0); // a failure costs a later -A a run
     // The state goes beside the cache, into the directory a first save makes.
     finish_cache_save(diagnostics);
     save_output_state(
-        std::move(files),
+        publisher.take_files(),
         Diagnostics(diagnostics.begin() + static_cast<ptrdiff_t>(said_before), diagnostics.end()),
         diagnostics);
 

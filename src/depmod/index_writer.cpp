@@ -3,7 +3,6 @@
 #include "depmod/index_writer.hpp"
 
 #include <algorithm>
-#include <array>
 #include <cstring>
 
 #include "depmod/index_format.hpp"
@@ -13,13 +12,6 @@ namespace kmodd::depmod {
 namespace {
 
 using namespace index_format;
-
-void put_u32(std::string& out, uint32_t v)
-{
-    const std::array<char, 4> bytes = {static_cast<char>(v >> 24), static_cast<char>(v >> 16),
-                                       static_cast<char>(v >> 8), static_cast<char>(v)};
-    out.append(bytes.data(), bytes.size());
-}
 
 /// 7-bit ASCII without NUL, eight bytes at a time: it runs over every key and value of
 /// every index.
@@ -77,7 +69,7 @@ size_t IndexWriter::prefix_length(size_t lo, size_t hi, size_t depth, bool is_ro
     return length;
 }
 
-uint32_t IndexWriter::write_node(size_t lo, size_t hi, size_t depth, bool is_root, std::string& out)
+uint32_t IndexWriter::write_node(size_t lo, size_t hi, size_t depth, bool is_root, OutputSink& out)
 {
     const size_t prefix_len = prefix_length(lo, hi, depth, is_root);
     const size_t split = depth + prefix_len;
@@ -112,17 +104,17 @@ uint32_t IndexWriter::write_node(size_t lo, size_t hi, size_t depth, bool is_roo
         unsigned next = children_[base].c;
         for (size_t k = base; k < children_.size(); ++k) {
             for (; next < children_[k].c; ++next)
-                put_u32(out, 0);
-            put_u32(out, children_[k].word);
+                out.put_u32(0);
+            out.put_u32(children_[k].word);
             next = children_[k].c + 1U;
         }
         children_.resize(base);
         offset |= kFlagChildren;
     }
     if (values_end > lo) {
-        put_u32(out, static_cast<uint32_t>(values_end - lo));
+        out.put_u32(static_cast<uint32_t>(values_end - lo));
         for (size_t i = lo; i < values_end; ++i) {
-            put_u32(out, entries_[i].priority);
+            out.put_u32(entries_[i].priority);
             out.append(entries_[i].value());
             out.push_back('\0');
         }
@@ -182,7 +174,7 @@ uint32_t IndexWriter::flags_of(const Node& node) const
     return flags;
 }
 
-void IndexWriter::write_parent_first(std::string& out)
+void IndexWriter::write_parent_first(OutputSink& out)
 {
     // Each node, then its subtree: a child's offset is where its parent ends plus the
     // subtrees of the children before it.
@@ -208,16 +200,16 @@ void IndexWriter::write_parent_first(std::string& out)
             for (size_t c = k + 1; c < k + node.count; c += nodes_[c].count) {
                 const Node& child = nodes_[c];
                 for (; next < char_of(child); ++next)
-                    put_u32(out, 0);
-                put_u32(out, child_offset | flags_of(child));
+                    out.put_u32(0);
+                out.put_u32(child_offset | flags_of(child));
                 child_offset += child.total;
                 next = char_of(child) + 1U;
             }
         }
         if (node.values_end > node.lo) {
-            put_u32(out, node.values_end - node.lo);
+            out.put_u32(node.values_end - node.lo);
             for (size_t i = node.lo; i < node.values_end; ++i) {
-                put_u32(out, entries_[i].priority);
+                out.put_u32(entries_[i].priority);
                 out.append(entries_[i].value());
                 out.push_back('\0');
             }
@@ -225,51 +217,63 @@ void IndexWriter::write_parent_first(std::string& out)
     }
 }
 
-std::string IndexWriter::serialize(size_t expected_size)
+void IndexWriter::sort_entries()
 {
-    if (!sorted_) {
-        std::sort(entries_.begin(), entries_.end(), [](const Entry& a, const Entry& b) {
-            if (int c = a.key().compare(b.key()); c != 0)
-                return c < 0;
-            if (a.priority != b.priority)
-                return a.priority < b.priority;
-            return a.seq > b.seq;
-        });
-        sorted_ = true;
-    }
-    std::string out;
-    // A buffer that is not outgrown: regrowing it would hold the bytes twice, and then a
-    // third time when cut to size. Parent first, the plan gives the size; children first,
-    // the last file's size (with room for a few more entries) is the guess, else each entry's
-    // key, value, priority and NUL and some node words (short where nodes have sparse child
-    // tables: modules.dep.bin of amd64 outgrew it by 7%).
-    if (!entries_.empty() && layout_ == IndexLayout::ParentFirst) {
+    if (sorted_)
+        return;
+    std::sort(entries_.begin(), entries_.end(), [](const Entry& a, const Entry& b) {
+        if (int c = a.key().compare(b.key()); c != 0)
+            return c < 0;
+        if (a.priority != b.priority)
+            return a.priority < b.priority;
+        return a.seq > b.seq;
+    });
+    sorted_ = true;
+}
+
+void IndexWriter::serialize(OutputSink& out)
+{
+    sort_entries();
+    // Parent first, the plan gives every node's size before anything is written, the root's
+    // offset included; children first, the root comes last and the header is patched.
+    const bool parent_first = !entries_.empty() && layout_ == IndexLayout::ParentFirst;
+    if (parent_first) {
         nodes_.clear();
         plan_node(0, entries_.size(), 0, true);
-        out.reserve(kHeaderSize + nodes_[0].total);
-    } else if (expected_size != 0) {
-        out.reserve(with_room(expected_size));
-    } else {
-        size_t estimate = kHeaderSize;
-        for (const Entry& e : entries_)
-            estimate += e.key().size() + e.value().size() + 24;
-        out.reserve(estimate);
     }
-    put_u32(out, kMagic);
-    put_u32(out, kVersion);
-    put_u32(out, 0);
-    uint32_t root = 0;
+    out.put_u32(kMagic);
+    out.put_u32(kVersion);
     if (entries_.empty()) {
-        root = kHeaderSize;
-    } else if (layout_ == IndexLayout::ParentFirst) {
-        root = static_cast<uint32_t>(kHeaderSize) | flags_of(nodes_[0]);
+        out.put_u32(static_cast<uint32_t>(kHeaderSize));
+    } else if (parent_first) {
+        out.put_u32(static_cast<uint32_t>(kHeaderSize) | flags_of(nodes_[0]));
         write_parent_first(out);
         nodes_ = {};
     } else {
-        root = write_node(0, entries_.size(), 0, true, out);
+        out.put_u32(0);
+        const uint32_t root = write_node(0, entries_.size(), 0, true, out);
+        const char bytes[4] = {static_cast<char>(root >> 24), static_cast<char>(root >> 16),
+                               static_cast<char>(root >> 8), static_cast<char>(root)};
+        out.patch(8, std::string_view(bytes, 4));
     }
-    for (int i = 0; i < 4; ++i)
-        out[8 + static_cast<size_t>(i)] = static_cast<char>(root >> (24 - 8 * i));
+}
+
+std::string IndexWriter::serialize(size_t expected_size)
+{
+    // Room for the whole at once when the size is about known: the last file's size (with
+    // room for a few more entries), else each entry's key, value, priority and NUL and some
+    // node words (short where nodes have sparse child tables: modules.dep.bin of amd64 outgrew
+    // it by 7%).
+    size_t room = with_room(expected_size);
+    if (expected_size == 0) {
+        room = kHeaderSize;
+        for (const Entry& e : entries_)
+            room += e.key().size() + e.value().size() + 24;
+    }
+    StringSink sink(room);
+    serialize(sink);
+    sink.finish();
+    std::string out = sink.take();
     // Shared prefixes make the estimate far too big for some indexes (the alias index comes
     // out some 40% smaller): the caller keeps the result, so it gets the bytes it needs only.
     if (out.capacity() - out.size() > out.size() / 16 + 4096)

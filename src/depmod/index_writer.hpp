@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "depmod/output_sink.hpp"
+
 namespace kmodd::depmod {
 
 /// Where a trie node goes relative to its children. The keys, values and node contents are
@@ -44,6 +46,8 @@ public:
     /// mix with add().
     bool add_in_order(std::string_view key, std::string_view value, uint32_t priority);
 
+    /// Gives the file content to `out`, in file order (the caller finishes it).
+    void serialize(OutputSink& out);
     /// The file content, made in a buffer of about `expected_size` bytes when that is known
     /// (the size of the last file so made), else of an estimate from the entries; a buffer far
     /// too big is cut to fit by a copy.
@@ -73,7 +77,8 @@ private:
     };
     /// The length of the prefix of the node over entries [lo, hi) below `depth` characters.
     [[nodiscard]] size_t prefix_length(size_t lo, size_t hi, size_t depth, bool is_root) const;
-    uint32_t write_node(size_t lo, size_t hi, size_t depth, bool is_root, std::string& out);
+    void sort_entries();
+    uint32_t write_node(size_t lo, size_t hi, size_t depth, bool is_root, OutputSink& out);
 
     /// A node of the trie, for the parent-first layout, which must know the size of every
     /// subtree before it writes the node above it. Nodes are kept in pre-order: a node's
@@ -89,7 +94,7 @@ private:
         uint32_t count; ///< nodes in its subtree, itself included
     };
     uint32_t plan_node(size_t lo, size_t hi, size_t depth, bool is_root);
-    void write_parent_first(std::string& out);
+    void write_parent_first(OutputSink& out);
     [[nodiscard]] uint32_t flags_of(const Node& node) const;
 
     struct Child {

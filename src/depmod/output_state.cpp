@@ -12,6 +12,7 @@
 #include "base/digest.hpp"
 #include "base/file.hpp"
 #include "base/strings.hpp"
+#include "depmod/output_sink.hpp"
 
 namespace kmodd::depmod {
 
@@ -80,7 +81,7 @@ bool OutputState::describes_files_in(const std::string& dir) const
     for (const File& file : files) {
         auto content = base::MappedFile::open(dir_fd->get(), file.name);
         if (!content || content->bytes().size() != file.size ||
-            base::Digest64::of(content->bytes()) != file.digest)
+            content_digest(content->bytes()) != file.digest)
             return false;
     }
     return true;

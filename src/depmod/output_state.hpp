@@ -31,7 +31,7 @@ struct OutputState {
     /// shortly before it (index::ParseCache::kRacyMarginNs) may hide a change behind the same
     /// times, so it proves nothing.
     int64_t keys_since_ns = 0;
-    /// Each output file as published: name, size and base::Digest64 of its content.
+    /// Each output file as published: name, size and content_digest() of its content.
     struct File {
         std::string name;
         uint64_t size = 0;

@@ -73,11 +73,11 @@ void report_non_ascii(std::string_view file, std::string_view key, Diagnostics& 
                                        "': only 7-bit ASCII is supported, ignoring"});
 }
 
-std::string make_builtin_bin(const std::optional<std::string>& input, IndexLayout layout,
-                             Diagnostics& diagnostics)
+void make_builtin_bin(const std::optional<std::string>& input, IndexLayout layout,
+                      Diagnostics& diagnostics, OutputSink& out)
 {
     if (!input)
-        return {};
+        return;
     std::vector<std::string> names;
     std::string_view rest = *input;
     while (!rest.empty()) {
@@ -96,17 +96,17 @@ std::string make_builtin_bin(const std::optional<std::string>& input, IndexLayou
         if (!writer.add(name, "", 0))
             report_non_ascii("modules.builtin", name, diagnostics);
     }
-    return writer.serialize();
+    writer.serialize(out);
 }
 
 /// Reads modules.builtin.modinfo records ("module.key=value\0") with the exact tolerance of
 /// kmod 30's reader: a record that breaks the pattern is skipped the way kmod skips it, so
 /// the resulting index is the same.
-std::string make_builtin_alias_bin(const std::optional<std::string>& input, IndexLayout layout,
-                                   Diagnostics& diagnostics)
+void make_builtin_alias_bin(const std::optional<std::string>& input, IndexLayout layout,
+                            Diagnostics& diagnostics, OutputSink& out)
 {
     if (!input)
-        return {};
+        return;
     const std::string& data = *input;
     size_t pos = 0;
     // Reads up to `end` (also stopping at NUL and at the end of the data); the stop character
@@ -148,7 +148,7 @@ std::string make_builtin_alias_bin(const std::optional<std::string>& input, Inde
         if (!writer.add(alias, modname, 0))
             report_non_ascii("modules.builtin.modinfo", alias, diagnostics);
     }
-    return writer.serialize();
+    writer.serialize(out);
 }
 
 } // namespace
@@ -273,10 +273,35 @@ std::vector<OutputFile> OutputBuilder::build(const Resolution& resolution,
                                              const BuiltinInputs& builtin, bool warn_dups,
                                              KmodFormat format, Diagnostics& diagnostics)
 {
+    // Each file whole, in a buffer of the size it had last time.
+    class Collecting final : public StringSink {
+    public:
+        Collecting(std::vector<OutputFile>& files, std::mutex& adding, const char* name,
+                   bool is_binary, size_t expected_size)
+            : StringSink(expected_size), files_(files), adding_(adding), name_(name),
+              is_binary_(is_binary)
+        {
+        }
+
+    private:
+        void finished() override
+        {
+            const std::lock_guard lock(adding_);
+            files_.push_back({name_, take(), is_binary_});
+        }
+        std::vector<OutputFile>& files_;
+        std::mutex& adding_;
+        const char* name_;
+        bool is_binary_;
+    };
     std::vector<OutputFile> files;
     files.reserve(std::size(kOutputOrder));
+    std::mutex adding;
     build_each(resolution, builtin, warn_dups, format, diagnostics,
-               [&](OutputFile& file) { files.push_back(std::move(file)); });
+               [&](const char* name, bool is_binary) -> std::unique_ptr<OutputSink> {
+                   return std::make_unique<Collecting>(files, adding, name, is_binary,
+                                                       with_room(expected_size(name)));
+               });
     auto rank = [](const OutputFile& file) {
         return std::find(std::begin(kOutputOrder), std::end(kOutputOrder), file.name) -
                std::begin(kOutputOrder);
@@ -288,7 +313,7 @@ std::vector<OutputFile> OutputBuilder::build(const Resolution& resolution,
 
 void OutputBuilder::build_each(const Resolution& resolution, const BuiltinInputs& builtin,
                                bool warn_dups, KmodFormat format, Diagnostics& diagnostics,
-                               const std::function<void(OutputFile&)>& take)
+                               const SinkOpener& open)
 {
     ++build_;
     const IndexLayout layout =
@@ -298,29 +323,38 @@ void OutputBuilder::build_each(const Resolution& resolution, const BuiltinInputs
     // temporary freed before the next is made: the peak of a build is what stays resident
     // in a daemon. The sizes are noted once nothing reads them any more.
     std::vector<std::pair<const char*, size_t>> made_sizes;
-    std::mutex giving; // `take` is called by one thread at a time
-    auto give = [&](const char* name, std::string content, bool is_binary) {
-        OutputFile file{name, std::move(content), is_binary};
-        const std::lock_guard lock(giving);
-        made_sizes.emplace_back(name, file.content.size());
-        take(file);
+    std::mutex noting; // files are made on two threads
+    auto make = [&](const char* name, bool is_binary, const auto& write) {
+        std::unique_ptr<OutputSink> sink = open(name, is_binary);
+        write(*sink);
+        sink->finish();
+        const std::lock_guard lock(noting);
+        made_sizes.emplace_back(name, sink->size());
     };
-    auto give_dep = [&](std::pair<std::string, std::string> dep) {
-        give("modules.dep", std::move(dep.first), false);
-        give("modules.dep.bin", std::move(dep.second), true);
+    auto make_text = [&](const char* name, std::string_view text) {
+        make(name, false, [&](OutputSink& out) { out.append(text); });
     };
     // A one-shot run (parallel_) makes what comes from the resolution alone on another thread,
     // which gives each file as soon as it is made, while this one makes the fragments and the
     // files made from them. The diagnostics are reported in kmod's order.
     Diagnostics alias_bin_notes, symbols_bin_notes, dep_notes, list_notes;
+    auto make_from_resolution = [&] {
+        make("modules.symbols.bin", true, [&](OutputSink& out) {
+            make_symbols_bin(resolution, warn_dups, layout, symbols_bin_notes, out);
+        });
+        std::vector<uint32_t> line_ends;
+        std::string dep_text = make_dep_text(resolution, line_ends);
+        make_text("modules.dep", dep_text);
+        make("modules.dep.bin", true, [&](OutputSink& out) {
+            make_dep_bin(resolution, dep_text, line_ends, warn_dups, layout, dep_notes, out);
+        });
+        dep_text = std::string();
+        make("modules.symbols", false,
+             [&](OutputSink& out) { make_symbols_text(resolution, out); });
+    };
     base::JoinedThread helper;
     if (parallel_)
-        helper.thread = base::try_start_thread([&] {
-            give("modules.symbols.bin",
-                 make_symbols_bin(resolution, warn_dups, layout, symbols_bin_notes), true);
-            give_dep(make_dep(resolution, warn_dups, layout, dep_notes));
-            give("modules.symbols", make_symbols_text(resolution), false);
-        });
+        helper.thread = base::try_start_thread(make_from_resolution);
     std::vector<const Fragment*> in_order(modules.size());
     std::vector<AliasEntry> fresh;
     // A first build makes every module's entries (about 6.5 a module on distribution trees):
@@ -344,23 +378,21 @@ void OutputBuilder::build_each(const Resolution& resolution, const BuiltinInputs
     }
     update_alias_entries(std::move(fresh), fragments_.size() > modules.size());
 
-    auto give_lists = [&](TextLists lists) {
-        give("modules.alias", std::move(lists.alias), false);
-        give("modules.softdep", std::move(lists.softdep), false);
-        if (format.writes_weakdep())
-            give("modules.weakdep", std::move(lists.weakdep), false);
-    };
-    give("modules.alias.bin", make_alias_bin(modules, warn_dups, layout, alias_bin_notes), true);
-    if (helper.thread.joinable()) {
-        give_lists(make_text_lists(modules, in_order, list_notes));
+    make("modules.alias.bin", true, [&](OutputSink& out) {
+        make_alias_bin(modules, warn_dups, layout, alias_bin_notes, out);
+    });
+    if (!helper.thread.joinable())
+        make_from_resolution();
+    // modules.alias as its lines are made; the few lines of the other two are kept until then.
+    std::string softdep_text, weakdep_text;
+    make("modules.alias", false, [&](OutputSink& out) {
+        make_text_lists(modules, in_order, list_notes, out, softdep_text, weakdep_text);
+    });
+    make_text("modules.softdep", softdep_text);
+    if (format.writes_weakdep())
+        make_text("modules.weakdep", weakdep_text);
+    if (helper.thread.joinable())
         helper.thread.join();
-    } else {
-        give("modules.symbols.bin",
-             make_symbols_bin(resolution, warn_dups, layout, symbols_bin_notes), true);
-        give_dep(make_dep(resolution, warn_dups, layout, dep_notes));
-        give_lists(make_text_lists(modules, in_order, list_notes));
-        give("modules.symbols", make_symbols_text(resolution), false);
-    }
     for (const Diagnostics* notes : {&dep_notes, &list_notes, &alias_bin_notes, &symbols_bin_notes})
         diagnostics.insert(diagnostics.end(), notes->begin(), notes->end());
 
@@ -377,121 +409,98 @@ void OutputBuilder::build_each(const Resolution& resolution, const BuiltinInputs
             devname_text += rare->devname_line;
         }
     }
-    give("modules.builtin.bin", make_builtin_bin(builtin.modules_builtin, layout, diagnostics),
-         true);
-    give("modules.builtin.alias.bin",
-         make_builtin_alias_bin(builtin.modules_builtin_modinfo, layout, diagnostics), true);
-    give("modules.devname", std::move(devname_text), false);
+    make("modules.builtin.bin", true, [&](OutputSink& out) {
+        make_builtin_bin(builtin.modules_builtin, layout, diagnostics, out);
+    });
+    make("modules.builtin.alias.bin", true, [&](OutputSink& out) {
+        make_builtin_alias_bin(builtin.modules_builtin_modinfo, layout, diagnostics, out);
+    });
+    make_text("modules.devname", devname_text);
     for (const auto& [name, size] : made_sizes)
         expected_sizes_[name] = size;
 }
 
-std::pair<std::string, std::string> OutputBuilder::make_dep(const Resolution& resolution,
-                                                            bool warn_dups, IndexLayout layout,
-                                                            Diagnostics& diagnostics) const
+std::string OutputBuilder::make_dep_text(const Resolution& resolution,
+                                         std::vector<uint32_t>& line_ends) const
 {
-    // modules.dep, and modules.dep.bin with the same lines as values.
+    // A line per module: its path, a colon, and the paths of what it needs, loaded first last.
     const auto& modules = resolution.modules;
     std::string dep_text;
-    const size_t last = expected_size("modules.dep");
-    dep_text.reserve(with_room(last));
-    std::vector<std::pair<size_t, size_t>> dep_lines(modules.size());
+    dep_text.reserve(with_room(expected_size("modules.dep")));
+    line_ends.resize(modules.size());
     std::vector<uint32_t> closure, seen;
     for (uint32_t m = 0; m < modules.size(); ++m) {
-        size_t start = dep_text.size();
         dep_text.append(modules[m].file->output_path()).push_back(':');
         if (!modules[m].deps.empty()) {
             resolution.closure(m, closure, seen);
             for (uint32_t d : closure)
                 dep_text.append(" ").append(modules[d].file->output_path());
         }
-        dep_lines[m] = {start, dep_text.size() - start};
+        line_ends[m] = static_cast<uint32_t>(dep_text.size());
         dep_text.push_back('\n');
     }
     // Cut to fit only when the text came out well short of the room made for it (it shrinks
     // by a few lines when a module goes, which is not worth a copy).
     if (dep_text.capacity() > with_room(with_room(dep_text.size())))
         dep_text.shrink_to_fit();
-    closure = {};
-    seen = {};
-    IndexWriter dep_index(layout);
-    dep_index.reserve(modules.size());
-    for (uint32_t m = 0; m < modules.size(); ++m) {
-        std::string_view line =
-            std::string_view(dep_text).substr(dep_lines[m].first, dep_lines[m].second);
-        if (!dep_index.add(modules[m].file->name, line, m))
-            report_non_ascii("modules.dep.bin", modules[m].file->name, diagnostics);
-    }
-    dep_lines = {};
-    std::string dep_bin = dep_index.serialize(expected_size("modules.dep.bin"));
-    if (warn_dups)
-        warn_duplicates(dep_index, "deps", diagnostics);
-    return {std::move(dep_text), std::move(dep_bin)};
+    return dep_text;
 }
 
-OutputBuilder::TextLists
-OutputBuilder::make_text_lists(const std::vector<Resolution::Module>& modules,
-                               const std::vector<const Fragment*>& in_order,
-                               Diagnostics& diagnostics)
+void OutputBuilder::make_dep_bin(const Resolution& resolution, std::string_view dep_text,
+                                 const std::vector<uint32_t>& line_ends, bool warn_dups,
+                                 IndexLayout layout, Diagnostics& diagnostics, OutputSink& out)
 {
-    // Lines in array order then .modinfo order; sized first, so made without regrowing.
-    // modules.alias lines read "alias <value> <module>", the others "<key> <module> <value>".
-    constexpr std::string_view kAliasHeader = "# Aliases extracted from modules themselves.\n";
-    constexpr std::string_view kSoftdepHeader =
-        "# Soft dependencies extracted from modules themselves.\n";
-    constexpr std::string_view kWeakdepHeader =
-        "# Weak dependencies extracted from modules themselves.\n";
-    TextLists lists;
-    struct List {
-        std::string_view key;
-        std::string_view header;
-        std::string* text;
-        size_t bytes;
-    };
-    std::array<List, 3> table = {{{"alias", kAliasHeader, &lists.alias, 0},
-                                  {"softdep", kSoftdepHeader, &lists.softdep, 0},
-                                  {"weakdep", kWeakdepHeader, &lists.weakdep, 0}}};
-    auto list_of = [&](std::string_view key) -> List* {
-        for (List& list : table) {
-            if (list.key == key)
-                return &list;
-        }
-        return nullptr;
-    };
+    // The lines of modules.dep, without their newlines, as the values of the module names.
+    const auto& modules = resolution.modules;
+    IndexWriter dep_index(layout);
+    dep_index.reserve(modules.size());
+    size_t start = 0;
     for (uint32_t m = 0; m < modules.size(); ++m) {
-        const size_t name_size = modules[m].file->name.size();
-        in_order[m]->parsed->for_each_modinfo([&](std::string_view key, std::string_view value) {
-            if (List* list = list_of(key))
-                list->bytes += key.size() + 3 + name_size + value.size();
-        });
+        if (!dep_index.add(modules[m].file->name, dep_text.substr(start, line_ends[m] - start), m))
+            report_non_ascii("modules.dep.bin", modules[m].file->name, diagnostics);
+        start = line_ends[m] + 1;
     }
-    for (List& list : table) {
-        list.text->reserve(list.header.size() + list.bytes);
-        list.text->append(list.header);
-    }
+    dep_index.serialize(out);
+    if (warn_dups)
+        warn_duplicates(dep_index, "deps", diagnostics);
+}
+
+void OutputBuilder::make_text_lists(const std::vector<Resolution::Module>& modules,
+                                    const std::vector<const Fragment*>& in_order,
+                                    Diagnostics& diagnostics, OutputSink& alias_out,
+                                    std::string& softdep_text, std::string& weakdep_text)
+{
+    // Lines in array order then .modinfo order. modules.alias lines read
+    // "alias <value> <module>", the others "<key> <module> <value>".
+    alias_out.append("# Aliases extracted from modules themselves.\n");
+    softdep_text = "# Soft dependencies extracted from modules themselves.\n";
+    weakdep_text = "# Weak dependencies extracted from modules themselves.\n";
     for (uint32_t m = 0; m < modules.size(); ++m) {
         const std::string& name = modules[m].file->name;
         in_order[m]->parsed->for_each_modinfo([&](std::string_view key, std::string_view value) {
-            List* list = list_of(key);
-            if (list == nullptr)
+            if (key == "alias") {
+                alias_out.append("alias ");
+                alias_out.append(value);
+                alias_out.push_back(' ');
+                alias_out.append(name);
+                alias_out.push_back('\n');
                 return;
-            std::string& text = *list->text;
-            text.append(key).push_back(' ');
-            if (key == "alias")
-                text.append(value).append(" ").append(name);
-            else
-                text.append(name).append(" ").append(value);
-            text.push_back('\n');
+            }
+            std::string* text = key == "softdep"   ? &softdep_text
+                                : key == "weakdep" ? &weakdep_text
+                                                   : nullptr;
+            if (text != nullptr)
+                text->append(key).append(" ").append(name).append(" ").append(value).push_back(
+                    '\n');
         });
         if (const Rare* rare = in_order[m]->rare.get())
             diagnostics.insert(diagnostics.end(), rare->notes.begin(), rare->notes.end());
     }
-    return lists;
 }
 
-std::string OutputBuilder::make_alias_bin(const std::vector<Resolution::Module>& modules,
-                                          bool warn_dups, IndexLayout layout,
-                                          Diagnostics& diagnostics) const
+void OutputBuilder::make_alias_bin(const std::vector<Resolution::Module>& modules, bool warn_dups,
+                                   IndexLayout layout, Diagnostics& diagnostics,
+                                   OutputSink& out) const
 {
     IndexWriter alias_index(layout);
     alias_index.reserve(alias_entries_.size());
@@ -500,14 +509,13 @@ std::string OutputBuilder::make_alias_bin(const std::vector<Resolution::Module>&
         if (!alias_index.add_in_order(e.key(), module_name, e.fragment->position))
             report_non_ascii("modules.alias.bin", e.key(), diagnostics);
     }
-    std::string alias_bin = alias_index.serialize(expected_size("modules.alias.bin"));
+    alias_index.serialize(out);
     if (warn_dups)
         warn_duplicates(alias_index, "alias", diagnostics);
-    return alias_bin;
 }
 
-std::string OutputBuilder::make_symbols_bin(const Resolution& resolution, bool warn_dups,
-                                            IndexLayout layout, Diagnostics& diagnostics) const
+void OutputBuilder::make_symbols_bin(const Resolution& resolution, bool warn_dups,
+                                     IndexLayout layout, Diagnostics& diagnostics, OutputSink& out)
 {
     // The index fed in name order; its keys are "symbol:<name>".
     const auto& modules = resolution.modules;
@@ -527,26 +535,23 @@ std::string OutputBuilder::make_symbols_bin(const Resolution& resolution, bool w
         if (!symbol_index.add_in_order(key, modules[sym.owner].file->name, sym.owner))
             report_non_ascii("modules.symbols.bin", key, diagnostics);
     }
-    std::string symbols_bin = symbol_index.serialize(expected_size("modules.symbols.bin"));
+    symbol_index.serialize(out);
     if (warn_dups)
         warn_duplicates(symbol_index, "syms", diagnostics);
-    return symbols_bin;
 }
 
-std::string OutputBuilder::make_symbols_text(const Resolution& resolution)
+void OutputBuilder::make_symbols_text(const Resolution& resolution, OutputSink& out)
 {
     // In kmod's symbol hash-table order.
     const auto& modules = resolution.modules;
-    std::string symbols_text = "# Aliases for symbols, used by symbol_request().\n";
-    size_t symbols_bytes = symbols_text.size();
-    for (const auto& sym : resolution.symbols)
-        symbols_bytes += 16 + sym.name.size() + modules[sym.owner].file->name.size();
-    symbols_text.reserve(symbols_bytes);
+    out.append("# Aliases for symbols, used by symbol_request().\n");
     for (const auto& sym : resolution.symbols) {
-        symbols_text.append("alias symbol:").append(sym.name).append(" ");
-        symbols_text.append(modules[sym.owner].file->name).push_back('\n');
+        out.append("alias symbol:");
+        out.append(sym.name);
+        out.push_back(' ');
+        out.append(modules[sym.owner].file->name);
+        out.push_back('\n');
     }
-    return symbols_text;
 }
 
 } // namespace kmodd::depmod

@@ -13,6 +13,7 @@
 
 #include "depmod/index_writer.hpp"
 #include "depmod/kmod_format.hpp"
+#include "depmod/output_sink.hpp"
 #include "index/diagnostic.hpp"
 #include "index/module_index.hpp"
 
@@ -49,13 +50,16 @@ public:
     [[nodiscard]] std::vector<OutputFile> build(const index::Resolution& resolution,
                                                 const BuiltinInputs& builtin, bool warn_dups,
                                                 KmodFormat format, index::Diagnostics& diagnostics);
-    /// build(), giving each file to `take` as soon as it is made (in the order made, not
-    /// kmod's), so that one done with a file (written, found the same as on disk) frees it
-    /// before the next is made: a build then never holds all of them (~5 MB on amd64). A
-    /// parallel build (set_parallel) calls `take` from two threads, one call at a time.
+    /// The sink a file's bytes go to: called for each file as it is made (in the order made,
+    /// not kmod's), from both threads of a parallel build (set_parallel).
+    using SinkOpener = std::function<std::unique_ptr<OutputSink>(const char* name, bool is_binary)>;
+    /// build(), writing each file into the sink `open` gives for it as it is made, then
+    /// finishing the sink and dropping it: a build never holds a whole file beyond what it
+    /// needs to make the next (modules.dep, for modules.dep.bin), nor all of them (~5 MB on
+    /// amd64).
     void build_each(const index::Resolution& resolution, const BuiltinInputs& builtin,
                     bool warn_dups, KmodFormat format, index::Diagnostics& diagnostics,
-                    const std::function<void(OutputFile&)>& take);
+                    const SinkOpener& open);
     /// Says that the file `name` was `size` bytes when last made (by another run: the files on
     /// disk): the next build makes it in a buffer of about that size. A build notes the sizes
     /// of what it makes itself.
@@ -99,26 +103,24 @@ private:
     void make_fragment(const index::Candidate& file, Fragment& fragment,
                        std::vector<AliasEntry>& fresh) const;
     void update_alias_entries(std::vector<AliasEntry> fresh, bool removed_any);
-    /// modules.dep and modules.dep.bin.
-    std::pair<std::string, std::string> make_dep(const index::Resolution& resolution,
-                                                 bool warn_dups, IndexLayout layout,
-                                                 index::Diagnostics& diagnostics) const;
-    /// The text files made from .modinfo entries.
-    struct TextLists {
-        std::string alias;   ///< modules.alias
-        std::string softdep; ///< modules.softdep
-        std::string weakdep; ///< modules.weakdep
-    };
-    static TextLists make_text_lists(const std::vector<index::Resolution::Module>& modules,
-                                     const std::vector<const Fragment*>& in_order,
-                                     index::Diagnostics& diagnostics);
-    std::string make_alias_bin(const std::vector<index::Resolution::Module>& modules,
-                               bool warn_dups, IndexLayout layout,
-                               index::Diagnostics& diagnostics) const;
-    [[nodiscard]] std::string make_symbols_bin(const index::Resolution& resolution, bool warn_dups,
-                                               IndexLayout layout,
-                                               index::Diagnostics& diagnostics) const;
-    static std::string make_symbols_text(const index::Resolution& resolution);
+    /// modules.dep, and where each of its lines ends (at its newline).
+    std::string make_dep_text(const index::Resolution& resolution,
+                              std::vector<uint32_t>& line_ends) const;
+    static void make_dep_bin(const index::Resolution& resolution, std::string_view dep_text,
+                             const std::vector<uint32_t>& line_ends, bool warn_dups,
+                             IndexLayout layout, index::Diagnostics& diagnostics, OutputSink& out);
+    /// The text files made from .modinfo entries: modules.alias into `alias_out`, the few
+    /// lines of modules.softdep and modules.weakdep into strings.
+    static void make_text_lists(const std::vector<index::Resolution::Module>& modules,
+                                const std::vector<const Fragment*>& in_order,
+                                index::Diagnostics& diagnostics, OutputSink& alias_out,
+                                std::string& softdep_text, std::string& weakdep_text);
+    void make_alias_bin(const std::vector<index::Resolution::Module>& modules, bool warn_dups,
+                        IndexLayout layout, index::Diagnostics& diagnostics, OutputSink& out) const;
+    static void make_symbols_bin(const index::Resolution& resolution, bool warn_dups,
+                                 IndexLayout layout, index::Diagnostics& diagnostics,
+                                 OutputSink& out);
+    static void make_symbols_text(const index::Resolution& resolution, OutputSink& out);
     /// The size of the file `name` when last made (expect_size()); 0 when not known.
     [[nodiscard]] size_t expected_size(const std::string& name) const;
 
