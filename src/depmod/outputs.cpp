@@ -522,15 +522,16 @@ void OutputBuilder::make_symbols_bin(const Resolution& resolution, bool warn_dup
     std::string keys;
     size_t key_bytes = 0;
     for (const auto& sym : resolution.symbols_by_name)
-        key_bytes += 7 + sym.name.size();
+        key_bytes += 7 + resolution.name_of(sym).size();
     keys.reserve(key_bytes);
     for (const auto& sym : resolution.symbols_by_name)
-        keys.append("symbol:").append(sym.name);
+        keys.append("symbol:").append(resolution.name_of(sym));
     IndexWriter symbol_index(layout);
     symbol_index.reserve(resolution.symbols_by_name.size());
     size_t offset = 0;
     for (const auto& sym : resolution.symbols_by_name) {
-        std::string_view key = std::string_view(keys).substr(offset, 7 + sym.name.size());
+        std::string_view key =
+            std::string_view(keys).substr(offset, 7 + resolution.name_of(sym).size());
         offset += key.size();
         if (!symbol_index.add_in_order(key, modules[sym.owner].file->name, sym.owner))
             report_non_ascii("modules.symbols.bin", key, diagnostics);
@@ -547,7 +548,7 @@ void OutputBuilder::make_symbols_text(const Resolution& resolution, OutputSink& 
     out.append("# Aliases for symbols, used by symbol_request().\n");
     for (const auto& sym : resolution.symbols) {
         out.append("alias symbol:");
-        out.append(sym.name);
+        out.append(resolution.name_of(sym));
         out.push_back(' ');
         out.append(modules[sym.owner].file->name);
         out.push_back('\n');

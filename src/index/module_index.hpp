@@ -185,13 +185,20 @@ struct Resolution {
         std::vector<uint32_t> deps; ///< direct dependencies (module positions)
         uint32_t dep_sort_idx = 0;  ///< topological rank: users before providers
     };
+    /// 8 bytes, not the 24 of a name's view: a distribution's tree has ~21,000, twice.
     struct Symbol {
-        std::string_view name;
+        uint32_t id = 0;    ///< in the index's symbol table: name_of()
         uint32_t owner = 0; ///< module position
     };
     std::vector<Module> modules; ///< kmod's array order: modules.order first, then hash order
     std::vector<Symbol> symbols; ///< symbols owned by modules, in kmod's symbol-table order
     std::vector<Symbol> symbols_by_name; ///< the same symbols sorted by name (strcmp)
+    const std::vector<std::string_view>* symbol_names = nullptr; ///< the index's, by id
+
+    [[nodiscard]] std::string_view name_of(const Symbol& symbol) const
+    {
+        return (*symbol_names)[symbol.id];
+    }
 
     /// Every module `position` needs, transitively, ordered users before providers (the
     /// order of a modules.dep line; loaders insert it in reverse), into `out`. `seen` is

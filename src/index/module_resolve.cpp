@@ -389,9 +389,10 @@ base::Result<Resolution> ModuleIndex::resolve(const ResolveOptions& options,
         out.reserve(ids.size());
         for (uint32_t id : ids) {
             if (owner[id] != kNoOwner)
-                out.push_back({symbol_names_[id], owner[id]});
+                out.push_back({id, owner[id]});
         }
     };
+    result.symbol_names = &symbol_names_;
     owned_in(ids_in_hash_order_, result.symbols);
     owned_in(ids_in_name_order_, result.symbols_by_name);
     return result;
