@@ -57,16 +57,30 @@ bool IndexWriter::add_in_order(std::string_view key, std::string_view value, uin
 size_t IndexWriter::prefix_length(size_t lo, size_t hi, size_t depth, bool is_root) const
 {
     // Keys in [lo, hi) are sorted and share their first `depth` characters. A node's prefix
-    // is what all of them share beyond that (the root's is always empty).
+    // is what all of them share beyond that (the root's is always empty); every key shares
+    // the writer's key prefix.
     if (is_root)
         return 0;
-    std::string_view first = entries_[lo].key().substr(depth);
-    std::string_view last = entries_[hi - 1].key().substr(depth);
-    const size_t limit = std::min(first.size(), last.size());
-    size_t length = 0;
-    while (length < limit && first[length] == last[length])
-        ++length;
-    return length;
+    const Entry& first = entries_[lo];
+    const Entry& last = entries_[hi - 1];
+    const size_t shared = key_prefix_.size();
+    const size_t limit = std::min(key_size(first), key_size(last));
+    size_t pos = std::max(depth, shared);
+    while (pos < limit && first.key_data[pos - shared] == last.key_data[pos - shared])
+        ++pos;
+    return pos - depth;
+}
+
+void IndexWriter::append_key(OutputSink& out, const Entry& e, size_t from, size_t length) const
+{
+    const size_t shared = key_prefix_.size();
+    if (from < shared) {
+        const size_t part = std::min(length, shared - from);
+        out.append(key_prefix_.substr(from, part));
+        from += part;
+        length -= part;
+    }
+    out.append(e.key().substr(from - shared, length));
 }
 
 uint32_t IndexWriter::write_node(size_t lo, size_t hi, size_t depth, bool is_root, OutputSink& out)
@@ -76,16 +90,16 @@ uint32_t IndexWriter::write_node(size_t lo, size_t hi, size_t depth, bool is_roo
 
     // Values: the keys that end here (they sort first). Children: runs by next character.
     size_t values_end = lo;
-    while (values_end < hi && entries_[values_end].key().size() == split)
+    while (values_end < hi && key_size(entries_[values_end]) == split)
         ++values_end;
 
     // Children in ascending character order (the keys are sorted), written before this node;
     // their words wait on a stack shared by the whole recursion.
     const size_t base = children_.size();
     for (size_t i = values_end; i < hi;) {
-        auto c = static_cast<unsigned char>(entries_[i].key()[split]);
+        const unsigned char c = key_char(entries_[i], split);
         size_t j = i + 1;
-        while (j < hi && static_cast<unsigned char>(entries_[j].key()[split]) == c)
+        while (j < hi && key_char(entries_[j], split) == c)
             ++j;
         uint32_t word = write_node(i, j, split + 1, false, out);
         children_.push_back({c, word});
@@ -94,7 +108,7 @@ uint32_t IndexWriter::write_node(size_t lo, size_t hi, size_t depth, bool is_roo
 
     auto offset = static_cast<uint32_t>(out.size());
     if (prefix_len > 0) {
-        out.append(entries_[lo].key().substr(depth, prefix_len));
+        append_key(out, entries_[lo], depth, prefix_len);
         out.push_back('\0');
         offset |= kFlagPrefix;
     }
@@ -130,7 +144,7 @@ uint32_t IndexWriter::plan_node(size_t lo, size_t hi, size_t depth, bool is_root
     const size_t split = depth + prefix_len;
     size_t values_end = lo;
     size_t size = prefix_len > 0 ? prefix_len + 1 : 0;
-    while (values_end < hi && entries_[values_end].key().size() == split) {
+    while (values_end < hi && key_size(entries_[values_end]) == split) {
         size += 4 + entries_[values_end].value().size() + 1;
         ++values_end;
     }
@@ -143,14 +157,14 @@ uint32_t IndexWriter::plan_node(size_t lo, size_t hi, size_t depth, bool is_root
                           static_cast<uint32_t>(prefix_len), 0, 0, 0});
     size_t below = 0;
     if (values_end < hi) {
-        const auto first_c = static_cast<unsigned char>(entries_[values_end].key()[split]);
-        const auto last_c = static_cast<unsigned char>(entries_[hi - 1].key()[split]);
+        const unsigned char first_c = key_char(entries_[values_end], split);
+        const unsigned char last_c = key_char(entries_[hi - 1], split);
         size += 2 + 4 * (size_t{last_c} - first_c + 1);
     }
     for (size_t i = values_end; i < hi;) {
-        auto c = static_cast<unsigned char>(entries_[i].key()[split]);
+        const unsigned char c = key_char(entries_[i], split);
         size_t j = i + 1;
-        while (j < hi && static_cast<unsigned char>(entries_[j].key()[split]) == c)
+        while (j < hi && key_char(entries_[j], split) == c)
             ++j;
         below += nodes_[plan_node(i, j, split + 1, false)].total;
         i = j;
@@ -182,12 +196,12 @@ void IndexWriter::write_parent_first(OutputSink& out)
         const Node& node = nodes_[k];
         const auto start = static_cast<uint32_t>(out.size());
         if (node.prefix_len > 0) {
-            out.append(entries_[node.lo].key().substr(node.depth, node.prefix_len));
+            append_key(out, entries_[node.lo], node.depth, node.prefix_len);
             out.push_back('\0');
         }
         if (node.count > 1) {
             auto char_of = [&](const Node& child) {
-                return static_cast<unsigned char>(entries_[child.lo].key()[child.depth - 1]);
+                return key_char(entries_[child.lo], child.depth - 1);
             };
             const unsigned char first = char_of(nodes_[k + 1]);
             unsigned char last = first;
@@ -268,7 +282,7 @@ std::string IndexWriter::serialize(size_t expected_size)
     if (expected_size == 0) {
         room = kHeaderSize;
         for (const Entry& e : entries_)
-            room += e.key().size() + e.value().size() + 24;
+            room += key_size(e) + e.value().size() + 24;
     }
     StringSink sink(room);
     serialize(sink);

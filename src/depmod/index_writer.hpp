@@ -33,7 +33,14 @@ enum class IndexLayout {
 /// borrowed: they must outlive serialize().
 class IndexWriter {
 public:
-    explicit IndexWriter(IndexLayout layout = IndexLayout::ChildrenFirst) : layout_(layout) {}
+    /// Every key of the file starts with `key_prefix`, which add() is not given again
+    /// (modules.symbols.bin: "symbol:" before each of ~21,000 names, which would otherwise be
+    /// made into keys of their own). It must be 7-bit ASCII without NUL and outlive the writer.
+    explicit IndexWriter(IndexLayout layout = IndexLayout::ChildrenFirst,
+                         std::string_view key_prefix = {})
+        : key_prefix_(key_prefix), layout_(layout)
+    {
+    }
 
     void reserve(size_t entries) { entries_.reserve(entries); }
 
@@ -53,8 +60,10 @@ public:
     /// too big is cut to fit by a copy.
     [[nodiscard]] std::string serialize(size_t expected_size = 0);
 
-    /// Pairs (key, value) added more than once, for depmod -w.
+    /// Pairs (key, value) added more than once, for depmod -w; the keys without the key
+    /// prefix.
     [[nodiscard]] std::vector<std::pair<std::string_view, std::string_view>> duplicates() const;
+    [[nodiscard]] std::string_view key_prefix() const { return key_prefix_; }
 
 private:
     /// 32 bytes, not the 40 of two string_views: the alias index of a distribution's tree
@@ -75,6 +84,16 @@ private:
         uint32_t priority;
         uint32_t seq;
     };
+    /// Character `pos` of the whole key: the key prefix, then the entry's own part.
+    [[nodiscard]] unsigned char key_char(const Entry& e, size_t pos) const
+    {
+        const size_t shared = key_prefix_.size();
+        return static_cast<unsigned char>(pos < shared ? key_prefix_[pos]
+                                                       : e.key_data[pos - shared]);
+    }
+    [[nodiscard]] size_t key_size(const Entry& e) const { return key_prefix_.size() + e.key_size; }
+    /// Characters [from, from + length) of the whole key.
+    void append_key(OutputSink& out, const Entry& e, size_t from, size_t length) const;
     /// The length of the prefix of the node over entries [lo, hi) below `depth` characters.
     [[nodiscard]] size_t prefix_length(size_t lo, size_t hi, size_t depth, bool is_root) const;
     void sort_entries();
@@ -104,6 +123,7 @@ private:
     std::vector<Entry> entries_;
     std::vector<Child> children_; ///< child words of the nodes being written
     std::vector<Node> nodes_;     ///< the planned trie (parent-first layout only)
+    std::string_view key_prefix_;
     IndexLayout layout_;
     bool sorted_ = true;
 };

@@ -61,9 +61,10 @@ bool scan_major_minor(std::string_view alias, std::string_view prefix, unsigned&
 void warn_duplicates(const IndexWriter& writer, const char* what, Diagnostics& diagnostics)
 {
     for (const auto& [key, value] : writer.duplicates())
-        diagnostics.push_back({Diagnostic::Level::Warning, std::string("duplicate module ") + what +
-                                                               ":\n" + std::string(key) + " " +
-                                                               std::string(value)});
+        diagnostics.push_back(
+            {Diagnostic::Level::Warning, std::string("duplicate module ") + what + ":\n" +
+                                             std::string(writer.key_prefix()) + std::string(key) +
+                                             " " + std::string(value)});
 }
 
 void report_non_ascii(std::string_view file, std::string_view key, Diagnostics& diagnostics)
@@ -519,22 +520,12 @@ void OutputBuilder::make_symbols_bin(const Resolution& resolution, bool warn_dup
 {
     // The index fed in name order; its keys are "symbol:<name>".
     const auto& modules = resolution.modules;
-    std::string keys;
-    size_t key_bytes = 0;
-    for (const auto& sym : resolution.symbols_by_name)
-        key_bytes += 7 + resolution.name_of(sym).size();
-    keys.reserve(key_bytes);
-    for (const auto& sym : resolution.symbols_by_name)
-        keys.append("symbol:").append(resolution.name_of(sym));
-    IndexWriter symbol_index(layout);
+    IndexWriter symbol_index(layout, "symbol:");
     symbol_index.reserve(resolution.symbols_by_name.size());
-    size_t offset = 0;
     for (const auto& sym : resolution.symbols_by_name) {
-        std::string_view key =
-            std::string_view(keys).substr(offset, 7 + resolution.name_of(sym).size());
-        offset += key.size();
-        if (!symbol_index.add_in_order(key, modules[sym.owner].file->name, sym.owner))
-            report_non_ascii("modules.symbols.bin", key, diagnostics);
+        const std::string_view name = resolution.name_of(sym);
+        if (!symbol_index.add_in_order(name, modules[sym.owner].file->name, sym.owner))
+            report_non_ascii("modules.symbols.bin", "symbol:" + std::string(name), diagnostics);
     }
     symbol_index.serialize(out);
     if (warn_dups)

@@ -144,6 +144,35 @@ TEST(IndexWriter, ParentFirstHoldsTheSameTrieWithTheRootAfterTheHeader)
     EXPECT_EQ(new_found.size(), entries.size() - 1);
 }
 
+TEST(IndexWriter, AKeyPrefixGivenOnceMakesTheBytesOfKeysThatEachStartWithIt)
+{
+    // Names that share more than the prefix, one that is a prefix of others, one empty.
+    const std::vector<std::string> names = {"",       "a",     "ab",        "abc", "abd", "b",
+                                            "printk", "print", "prio_tree", "zz",  "ab"};
+    for (IndexLayout layout : {IndexLayout::ChildrenFirst, IndexLayout::ParentFirst}) {
+        // The writer borrows keys and values: they live as long as it does.
+        std::vector<std::string> keys, values;
+        for (size_t i = 0; i < names.size(); ++i) {
+            keys.push_back("symbol:" + names[i]);
+            values.push_back("mod" + std::to_string(i % 3));
+        }
+        IndexWriter whole(layout);
+        IndexWriter prefixed(layout, "symbol:");
+        for (size_t i = 0; i < names.size(); ++i) {
+            const auto priority = static_cast<uint32_t>(i % 2);
+            ASSERT_TRUE(whole.add(keys[i], values[i], priority));
+            ASSERT_TRUE(prefixed.add(names[i], values[i], priority));
+        }
+        const std::string bytes = whole.serialize();
+        EXPECT_EQ(prefixed.serialize(), bytes);
+        std::map<std::string, std::vector<std::string>> found;
+        dump(bytes, u32_at(bytes, 8), "", found, layout);
+        EXPECT_EQ(found.size(), names.size() - 1);
+        EXPECT_EQ(found.count("symbol:prio_tree"), 1U);
+        EXPECT_TRUE(prefixed.duplicates().empty()) << "the two \"ab\" have other values";
+    }
+}
+
 TEST(IndexWriter, AnEmptyParentFirstIndexIsTheSameHeader)
 {
     IndexWriter parent_first(IndexLayout::ParentFirst);
