@@ -213,6 +213,37 @@ Result<TempFile> create_temp(int dir_fd, const std::string& name)
 
 } // namespace
 
+ssize_t read_at(int fd, char* buffer, size_t size, uint64_t offset)
+{
+    size_t done = 0;
+    while (done < size) {
+        const ssize_t n =
+            ::pread(fd, buffer + done, size - done, static_cast<off_t>(offset + done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            break;
+        done += static_cast<size_t>(n);
+    }
+    return static_cast<ssize_t>(done);
+}
+
+int write_at(int fd, std::string_view bytes, uint64_t offset)
+{
+    while (!bytes.empty()) {
+        const ssize_t n = ::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(offset));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return errno;
+        bytes.remove_prefix(static_cast<size_t>(n));
+        offset += static_cast<uint64_t>(n);
+    }
+    return 0;
+}
+
 StreamedFile::~StreamedFile()
 {
     abandon();
@@ -265,15 +296,8 @@ Result<void> StreamedFile::append(std::string_view bytes)
 
 Result<void> StreamedFile::write_at(uint64_t offset, std::string_view bytes)
 {
-    while (!bytes.empty()) {
-        ssize_t n = ::pwrite(fd_.get(), bytes.data(), bytes.size(), static_cast<off_t>(offset));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return errno_error(errno, "cannot write '" + name_ + "'");
-        bytes.remove_prefix(static_cast<size_t>(n));
-        offset += static_cast<uint64_t>(n);
-    }
+    if (const int error = base::write_at(fd_.get(), bytes, offset); error != 0)
+        return errno_error(error, "cannot write '" + name_ + "'");
     return {};
 }
 

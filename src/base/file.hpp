@@ -21,6 +21,13 @@ namespace kmodd::base {
 /// any path when the cwd cannot be read, is returned as it is.
 [[nodiscard]] std::string absolute_from_cwd(std::string_view path);
 
+/// pread(2) from `offset` until `size` bytes are in `buffer` or the file ends (EINTR retried):
+/// the count read, short only at the end of the file; -1 with errno set on an error.
+[[nodiscard]] ssize_t read_at(int fd, char* buffer, size_t size, uint64_t offset);
+
+/// pwrite(2) of all of `bytes` at `offset` (EINTR retried): 0, or the errno of the failure.
+[[nodiscard]] int write_at(int fd, std::string_view bytes, uint64_t offset);
+
 /// Opens a directory (O_DIRECTORY|O_CLOEXEC) relative to `dir_fd` (AT_FDCWD for the cwd).
 [[nodiscard]] Result<UniqueFd> open_directory(int dir_fd, const std::string& path);
 
@@ -169,8 +176,6 @@ public:
     [[nodiscard]] Result<Opened> open(const std::string& name);
     /// The file opened as `handle` is complete: its fsync starts (when durable).
     void written(size_t handle);
-    /// Gives up after a failed write: removes every temp file; later calls fail.
-    void abandon();
     /// Errors: as publish_files() (a failed rename leaves the files renamed before it).
     [[nodiscard]] Result<void> commit();
     [[nodiscard]] size_t size() const { return pending_.size(); }
@@ -185,6 +190,8 @@ private:
     };
     /// Waits for the fsyncs from `from` on and removes their temp files.
     void discard(size_t from);
+    /// Gives up after a failed write: removes every temp file; later calls fail.
+    void abandon();
 
     int dir_fd_;
     bool durable_;

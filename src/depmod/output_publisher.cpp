@@ -14,34 +14,9 @@ namespace kmodd::depmod {
 namespace {
 
 /// Reads `size` bytes at `offset` into `buffer`; false on an error or a short file.
-bool read_at(int fd, char* buffer, size_t size, size_t offset)
+bool read_exactly(int fd, char* buffer, size_t size, size_t offset)
 {
-    while (size > 0) {
-        const ssize_t n = ::pread(fd, buffer, size, static_cast<off_t>(offset));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        buffer += n;
-        size -= static_cast<size_t>(n);
-        offset += static_cast<size_t>(n);
-    }
-    return true;
-}
-
-/// Writes `bytes` at `offset`; the errno of the failed write, or 0.
-int write_at(int fd, std::string_view bytes, size_t offset)
-{
-    while (!bytes.empty()) {
-        const ssize_t n = ::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(offset));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return errno;
-        bytes.remove_prefix(static_cast<size_t>(n));
-        offset += static_cast<size_t>(n);
-    }
-    return 0;
+    return base::read_at(fd, buffer, size, offset) == static_cast<ssize_t>(size);
 }
 
 } // namespace
@@ -77,7 +52,7 @@ private:
             if (!diverge())
                 return;
         }
-        if (const int error = write_at(temp_->fd, chunk, offset); error != 0)
+        if (const int error = base::write_at(temp_->fd, chunk, offset); error != 0)
             owner_.fail(base::errno_error(error, "cannot write '" + name_ + "'"));
     }
 
@@ -95,7 +70,7 @@ private:
             return false;
         if (buffer_ == nullptr)
             buffer_ = std::make_unique_for_overwrite<char[]>(kChunk);
-        return read_at(old_.get(), buffer_.get(), chunk.size(), offset) &&
+        return read_exactly(old_.get(), buffer_.get(), chunk.size(), offset) &&
                std::memcmp(buffer_.get(), chunk.data(), chunk.size()) == 0;
     }
 
@@ -120,12 +95,13 @@ private:
             if (buffer_ == nullptr)
                 buffer_ = std::make_unique_for_overwrite<char[]>(kChunk);
             errno = 0;
-            if (!read_at(old_.get(), buffer_.get(), part, at)) {
+            if (!read_exactly(old_.get(), buffer_.get(), part, at)) {
                 owner_.fail(
                     base::errno_error(errno != 0 ? errno : EIO, "cannot read '" + name_ + "'"));
                 return false;
             }
-            if (const int error = write_at(temp_->fd, {buffer_.get(), part}, at); error != 0) {
+            if (const int error = base::write_at(temp_->fd, {buffer_.get(), part}, at);
+                error != 0) {
                 owner_.fail(base::errno_error(error, "cannot write '" + name_ + "'"));
                 return false;
             }

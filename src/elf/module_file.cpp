@@ -7,31 +7,15 @@
 
 #include <cstdint>
 
+#include "base/file.hpp"
 #include "base/unique_fd.hpp"
 #include "elf/decompress.hpp"
 #include "elf/image_buffer.hpp"
 #include "elf/parse_module.hpp"
 
 namespace kmodd::elf {
-namespace {
 
-/// Reads from `offset` until `buffer` is full or the file ends; the byte count read.
-ssize_t read_at(int fd, char* buffer, size_t size, off_t offset)
-{
-    size_t done = 0;
-    while (done < size) {
-        ssize_t count = ::pread(fd, buffer + done, size - done, offset + static_cast<off_t>(done));
-        if (count < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        if (count == 0)
-            break;
-        done += static_cast<size_t>(count);
-    }
-    return static_cast<ssize_t>(done);
-}
+namespace {
 
 /// The whole file into `content`; `size_hint` (st_size) only sizes the first read.
 base::Result<void> read_all(int fd, size_t size_hint, ImageBuffer& content)
@@ -42,8 +26,7 @@ base::Result<void> read_all(int fd, size_t size_hint, ImageBuffer& content)
     for (;;) {
         if (used == content.size() && !content.resize(content.size() * 2))
             return base::make_error(ENOMEM, "cannot read: out of memory");
-        ssize_t count =
-            read_at(fd, content.data() + used, content.size() - used, static_cast<off_t>(used));
+        ssize_t count = base::read_at(fd, content.data() + used, content.size() - used, used);
         if (count < 0)
             return base::errno_error(errno, "cannot read");
         used += static_cast<size_t>(count);
@@ -81,7 +64,7 @@ base::Result<ModuleInfo> load_module_file(int dir_fd, const std::string& path, s
 
     // The ELF header decides between the two paths (the magic, not the file name).
     char head[64];
-    ssize_t head_size = read_at(fd.get(), head, sizeof head, 0);
+    ssize_t head_size = base::read_at(fd.get(), head, sizeof head, 0);
     if (head_size < 0)
         return base::errno_error(errno, "cannot read");
     std::string_view head_bytes(head, static_cast<size_t>(head_size));

@@ -48,20 +48,10 @@ int init_module(const std::string& image, const std::string& params)
 base::Result<std::string> read_at(int fd, size_t size, size_t offset)
 {
     std::string bytes(size, '\0');
-    size_t used = 0;
-    while (used < size) {
-        ssize_t n =
-            ::pread(fd, bytes.data() + used, size - used, static_cast<off_t>(offset + used));
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return base::errno_error(errno, "read");
-        }
-        if (n == 0)
-            break;
-        used += static_cast<size_t>(n);
-    }
-    bytes.resize(used);
+    const ssize_t used = base::read_at(fd, bytes.data(), size, offset);
+    if (used < 0)
+        return base::errno_error(errno, "read");
+    bytes.resize(static_cast<size_t>(used));
     return bytes;
 }
 
