@@ -265,10 +265,7 @@ void IndexWriter::serialize(OutputSink& out)
         nodes_ = {};
     } else {
         out.put_u32(0);
-        const uint32_t root = write_node(0, entries_.size(), 0, true, out);
-        const char bytes[4] = {static_cast<char>(root >> 24), static_cast<char>(root >> 16),
-                               static_cast<char>(root >> 8), static_cast<char>(root)};
-        out.patch(8, std::string_view(bytes, 4));
+        out.patch_u32(8, write_node(0, entries_.size(), 0, true, out));
     }
 }
 

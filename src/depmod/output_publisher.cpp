@@ -68,10 +68,16 @@ private:
     {
         if (!old_.is_valid() || offset + chunk.size() > old_size_)
             return false;
+        return read_exactly(old_.get(), scratch(), chunk.size(), offset) &&
+               std::memcmp(buffer_.get(), chunk.data(), chunk.size()) == 0;
+    }
+
+    /// A chunk's room for bytes of the old file, made when first needed.
+    char* scratch()
+    {
         if (buffer_ == nullptr)
             buffer_ = std::make_unique_for_overwrite<char[]>(kChunk);
-        return read_exactly(old_.get(), buffer_.get(), chunk.size(), offset) &&
-               std::memcmp(buffer_.get(), chunk.data(), chunk.size()) == 0;
+        return buffer_.get();
     }
 
     /// From now on the file is written: its temp file gets the bytes found the same so far.
@@ -92,10 +98,8 @@ private:
                 continue;
             // Where the file system cannot copy (or the old file shrank under us): read, write.
             const size_t part = std::min(kChunk, matched_end_ - at);
-            if (buffer_ == nullptr)
-                buffer_ = std::make_unique_for_overwrite<char[]>(kChunk);
             errno = 0;
-            if (!read_exactly(old_.get(), buffer_.get(), part, at)) {
+            if (!read_exactly(old_.get(), scratch(), part, at)) {
                 owner_.fail(
                     base::errno_error(errno != 0 ? errno : EIO, "cannot read '" + name_ + "'"));
                 return false;

@@ -45,14 +45,19 @@ public:
     /// A big-endian 32-bit word, as kmod's indexes store them.
     void put_u32(uint32_t v)
     {
-        const char bytes[4] = {static_cast<char>(v >> 24), static_cast<char>(v >> 16),
-                               static_cast<char>(v >> 8), static_cast<char>(v)};
-        append(std::string_view(bytes, 4));
+        const Word word = big_endian(v);
+        append(std::string_view(word.bytes, 4));
     }
     /// Bytes given so far.
     [[nodiscard]] size_t size() const;
     /// Overwrites bytes already given within the first chunk.
     void patch(size_t offset, std::string_view bytes);
+    /// Overwrites a word put_u32() gave within the first chunk.
+    void patch_u32(size_t offset, uint32_t v)
+    {
+        const Word word = big_endian(v);
+        patch(offset, std::string_view(word.bytes, 4));
+    }
     /// Gives what is left (the last chunk, then the first): the file is complete. Then calls
     /// finished().
     void finish();
@@ -67,6 +72,14 @@ protected:
     virtual void finished() {}
 
 private:
+    struct Word {
+        char bytes[4];
+    };
+    static Word big_endian(uint32_t v)
+    {
+        return {{static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
+                 static_cast<char>(v)}};
+    }
     void append_across(std::string_view bytes);
     void give(size_t offset, std::string_view chunk);
 
