@@ -236,18 +236,17 @@ bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
         return changed;
     }
 
-    unsigned threads = settings_.parse_threads != 0
-                           ? settings_.parse_threads
-                           : std::max(1U, std::thread::hardware_concurrency());
-    threads = std::min<unsigned>(threads, static_cast<unsigned>(to_parse.size()));
-    std::atomic<size_t> next{0};
     std::atomic<size_t> hits{0};
     std::atomic<size_t> numbered{0};
     std::mutex symbols_lock;
     // A cache whose symbol table begins with the index's numbers its entries' symbols as the
     // index does: those entries need no name looked up.
     const bool ids_from_cache = adopt_cached_symbols();
-    auto work = [&] {
+    // Takes the files of `queue` from `next` on, until none is left: each one's cached entry
+    // when it has one, else (unless `cached_only`, which leaves them in `missed`) the file
+    // parsed.
+    auto work = [&](const std::vector<Pending>& queue, std::atomic<size_t>& next, bool cached_only,
+                    std::vector<Pending>* missed) {
         // Reused from module to module; large buffers are unmapped when the thread is done.
         elf::LoadBuffers buffers;
         elf::ModuleInfoView view;
@@ -272,17 +271,21 @@ bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
             }
             batched = 0;
         };
-        for (size_t i = next.fetch_add(1); i < to_parse.size(); i = next.fetch_add(1)) {
-            Candidate& c = *to_parse[i].candidate;
-            struct stat st = to_parse[i].found->st;
-            c.key = file_key_of(st);
-            c.error.clear();
+        for (size_t i = next.fetch_add(1); i < queue.size(); i = next.fetch_add(1)) {
+            Candidate& c = *queue[i].candidate;
+            struct stat st = queue[i].found->st;
             // A cached entry is read in place; a parsed file's full ModuleInfo lives only until
             // its compact form and symbol ids are made (one per thread at a time).
             base::Result<elf::ModuleInfo> info{};
             std::optional<CachedRecord> cached;
-            if (to_parse[i].found->has_stat && cache_)
+            if (queue[i].found->has_stat && cache_)
                 cached = cache_->find_view(c.path, CacheKey::of(st, c.symlink_target), view);
+            if (!cached && cached_only) {
+                missed->push_back(queue[i]);
+                continue;
+            }
+            c.key = file_key_of(st);
+            c.error.clear();
             if (cached) {
                 hits.fetch_add(1);
             } else {
@@ -326,7 +329,22 @@ bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
         if (batched != 0)
             flush();
     };
-    base::run_on_threads(threads - 1, work);
+    // Cached entries are taken on this thread first: one takes a few microseconds of copying,
+    // and two threads sharing the heap's lock and its fresh pages took longer than this one
+    // alone (measured on the amd64 tree: 17 against 11 ms for 4,023 entries). The files left
+    // are parsed on as many threads as there are cores.
+    std::vector<Pending> missed;
+    std::atomic<size_t> next_cached{0};
+    if (cache_)
+        work(to_parse, next_cached, true, &missed);
+    const std::vector<Pending>& queue = cache_ ? missed : to_parse;
+    unsigned threads = settings_.parse_threads != 0
+                           ? settings_.parse_threads
+                           : std::max(1U, std::thread::hardware_concurrency());
+    threads = std::clamp<unsigned>(static_cast<unsigned>(queue.size()), 1, threads);
+    std::atomic<size_t> next{0};
+    if (!queue.empty())
+        base::run_on_threads(threads - 1, [&] { work(queue, next, false, nullptr); });
     parse_count_ += to_parse.size() - hits.load();
     cache_hit_count_ += hits.load();
     cache_numbered_count_ += numbered.load();
