@@ -272,13 +272,15 @@ int run_depmod(int argc, char** argv)
     // on threads with heaps of their own, and huge pages would raise its peak memory by ~2 MiB.
     // A warm run also makes its outputs on two threads (~10 ms less on amd64, ~3 MiB more),
     // all from that heap; a cold one would raise its peak by ~2 MiB for a few percent of its
-    // time, and its parsing threads would wait on the one heap's lock.
+    // time, and its parsing threads would wait on the one heap's lock. The modules a warm run
+    // reads from the cache keep their .modinfo entries in its mapping (~1 MiB fewer copies).
     struct stat cache_st {};
     if (!options.parse_cache.empty() && ::stat(options.parse_cache.c_str(), &cache_st) == 0 &&
         cache_st.st_size > 0) {
         base::use_one_heap_for_all_threads();
         base::grow_heap_in_huge_pages(kHeapGrowth);
         options.parallel_outputs = true;
+        options.view_cached_modinfo = true;
     }
     index::Diagnostics diagnostics;
     auto engine = depmod::Depmod::create(options, diagnostics);

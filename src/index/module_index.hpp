@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -92,8 +93,14 @@ struct ParsedModule {
     static constexpr uint8_t kImportHasPrefix = 4; ///< the name had the -P prefix stripped
 
     /// The .modinfo entries depmod's outputs use (kKeptModinfoKeys), in section order, each
-    /// as "key=value" followed by a NUL.
+    /// as "key=value" followed by a NUL; none when `cached_modinfo` holds them.
     std::string modinfo;
+    /// Instead of `modinfo`, for a module read from a parse cache that stays mapped while it
+    /// lives (`backing` keeps it): the record's .modinfo part as the cache stores it (a u32
+    /// count, then each key and value as a u32 length and its bytes, checked when the record
+    /// was read), which holds other keys too (the description).
+    std::string_view cached_modinfo;
+    std::shared_ptr<const void> backing;
     /// The CRC of each export (as Candidate::export_ids) and import (as import_ids): the low
     /// halves, and the high halves only when one of them is not zero. No import CRCs when
     /// the index does not keep them (Settings::keep_import_crcs).
@@ -109,10 +116,39 @@ struct ParsedModule {
     /// `prefix` ('\0': none), import CRCs only when `keep_import_crcs`.
     [[nodiscard]] static std::shared_ptr<const ParsedModule>
     make(const elf::ModuleInfoView& info, char prefix, bool keep_import_crcs);
+    /// The same, for `info` read from a parse cache record whose .modinfo part is
+    /// `cached_modinfo`, in memory `backing` keeps: the entries are read from there, not copied.
+    [[nodiscard]] static std::shared_ptr<const ParsedModule>
+    make(const elf::ModuleInfoView& info, char prefix, bool keep_import_crcs,
+         std::string_view cached_modinfo, std::shared_ptr<const void> backing);
+
+    /// Whether `key` is one of kKeptModinfoKeys.
+    [[nodiscard]] static bool keeps_modinfo_key(std::string_view key);
 
     /// Calls `visit(key, value)` for each kept .modinfo entry, in section order.
     template <typename Visit> void for_each_modinfo(Visit&& visit) const
     {
+        if (backing) {
+            std::string_view rest = cached_modinfo;
+            auto take = [&rest](size_t size) {
+                std::string_view taken = rest.substr(0, size);
+                rest.remove_prefix(size);
+                return taken;
+            };
+            auto take_u32 = [&take] {
+                uint32_t value = 0;
+                if (std::string_view bytes = take(sizeof value); bytes.size() == sizeof value)
+                    std::memcpy(&value, bytes.data(), sizeof value);
+                return value;
+            };
+            for (uint32_t count = take_u32(); count > 0; --count) {
+                std::string_view key = take(take_u32());
+                std::string_view value = take(take_u32());
+                if (keeps_modinfo_key(key))
+                    visit(key, value);
+            }
+            return;
+        }
         std::string_view rest = modinfo;
         while (!rest.empty()) {
             size_t end = rest.find('\0');
@@ -230,6 +266,11 @@ public:
         /// 190,000 in a distribution kernel) resolve() must not be asked to compare CRCs
         /// (ResolveOptions check_symvers with print_unknown).
         bool keep_import_crcs = true;
+        /// Whether a module read from the parse cache keeps its .modinfo entries in the
+        /// cache's mapping (ParsedModule::cached_modinfo), which then stays mapped while any
+        /// such module lives: for a run that exits when done; a daemon copies them, and lets
+        /// the mapping go once the next cache is saved.
+        bool view_cached_modinfo = false;
     };
 
     explicit ModuleIndex(Settings settings);

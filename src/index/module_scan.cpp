@@ -298,7 +298,10 @@ bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
                 }
             }
             c.parsed =
-                ParsedModule::make(view, settings_.symbol_prefix, settings_.keep_import_crcs);
+                cached && settings_.view_cached_modinfo
+                    ? ParsedModule::make(view, settings_.symbol_prefix, settings_.keep_import_crcs,
+                                         cached->modinfo, *cached->keeper)
+                    : ParsedModule::make(view, settings_.symbol_prefix, settings_.keep_import_crcs);
             if (!c.error.empty()) {
                 c.export_ids = {};
                 c.import_ids = {};

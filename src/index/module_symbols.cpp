@@ -40,13 +40,6 @@ std::string_view import_lookup_name(std::string_view name, char prefix, uint8_t&
     return name;
 }
 
-bool is_kept_modinfo_key(std::string_view key)
-{
-    return std::find(std::begin(ParsedModule::kKeptModinfoKeys),
-                     std::end(ParsedModule::kKeptModinfoKeys),
-                     key) != std::end(ParsedModule::kKeptModinfoKeys);
-}
-
 /// The CRCs of `symbols` split into low and high halves (the high ones only when needed).
 template <typename Symbols>
 void split_crcs(const Symbols& symbols, std::vector<uint32_t>& low, std::vector<uint32_t>& high)
@@ -66,19 +59,38 @@ void split_crcs(const Symbols& symbols, std::vector<uint32_t>& low, std::vector<
 
 } // namespace
 
+bool ParsedModule::keeps_modinfo_key(std::string_view key)
+{
+    return std::find(std::begin(kKeptModinfoKeys), std::end(kKeptModinfoKeys), key) !=
+           std::end(kKeptModinfoKeys);
+}
+
 std::shared_ptr<const ParsedModule> ParsedModule::make(const elf::ModuleInfoView& info, char prefix,
                                                        bool keep_import_crcs)
 {
+    return make(info, prefix, keep_import_crcs, {}, nullptr);
+}
+
+std::shared_ptr<const ParsedModule> ParsedModule::make(const elf::ModuleInfoView& info, char prefix,
+                                                       bool keep_import_crcs,
+                                                       std::string_view cached_modinfo,
+                                                       std::shared_ptr<const void> backing)
+{
     auto parsed = std::make_shared<ParsedModule>();
-    size_t modinfo_bytes = 0;
-    for (const auto& entry : info.modinfo) {
-        if (is_kept_modinfo_key(entry.key))
-            modinfo_bytes += entry.key.size() + entry.value.size() + 2;
-    }
-    parsed->modinfo.reserve(modinfo_bytes);
-    for (const auto& entry : info.modinfo) {
-        if (is_kept_modinfo_key(entry.key))
-            parsed->modinfo.append(entry.key).append("=").append(entry.value).push_back('\0');
+    if (backing) {
+        parsed->cached_modinfo = cached_modinfo;
+        parsed->backing = std::move(backing);
+    } else {
+        size_t modinfo_bytes = 0;
+        for (const auto& entry : info.modinfo) {
+            if (keeps_modinfo_key(entry.key))
+                modinfo_bytes += entry.key.size() + entry.value.size() + 2;
+        }
+        parsed->modinfo.reserve(modinfo_bytes);
+        for (const auto& entry : info.modinfo) {
+            if (keeps_modinfo_key(entry.key))
+                parsed->modinfo.append(entry.key).append("=").append(entry.value).push_back('\0');
+        }
     }
     split_crcs(info.exports, parsed->export_crcs_low, parsed->export_crcs_high);
     if (keep_import_crcs)

@@ -128,8 +128,9 @@ int64_t realtime_ns()
 base::Result<ParseCache> ParseCache::parse(std::string bytes)
 {
     ParseCache cache;
-    cache.owned_ = std::move(bytes);
-    cache.bytes_ = cache.owned_;
+    auto owned = std::make_shared<const std::string>(std::move(bytes));
+    cache.bytes_ = *owned;
+    cache.keeper_ = std::move(owned);
     if (auto read = cache.read_entries(); !read)
         return base::Unexpected(read.error());
     return cache;
@@ -141,8 +142,9 @@ base::Result<ParseCache> ParseCache::load_file(const std::string& path)
     if (!mapped)
         return base::Unexpected(mapped.error());
     ParseCache cache;
-    cache.mapped_ = std::move(*mapped);
-    cache.bytes_ = cache.mapped_.bytes();
+    auto kept = std::make_shared<const base::MappedFile>(std::move(*mapped));
+    cache.bytes_ = kept->bytes();
+    cache.keeper_ = std::move(kept);
     if (auto read = cache.read_entries(); !read)
         return base::make_error(read.error().code,
                                 base::quoted(path) + ": " + read.error().message);
@@ -357,6 +359,7 @@ std::optional<CachedRecord> ParseCache::find_view(const std::string& path, const
 {
     bool in_delta = false;
     const Entry* entry = usable_entry(path, key, &in_delta);
+    const std::shared_ptr<const void>* keeper = in_delta ? &newer_->keeper_ : &keeper_;
     if (entry == nullptr)
         return std::nullopt;
     info.clear();
@@ -368,8 +371,8 @@ std::optional<CachedRecord> ParseCache::find_view(const std::string& path, const
                                 static_cast<size_t>(head_end - entry->record.data()));
     // The delta's ids number the table of the run that wrote it, not this cache's.
     if (in_delta)
-        return CachedRecord{{}, head, {}};
-    return CachedRecord{entry->record, head, entry->ids};
+        return CachedRecord{{}, head, {}, entry->info, keeper};
+    return CachedRecord{entry->record, head, entry->ids, entry->info, keeper};
 }
 
 std::optional<std::string> ParseCache::description(const std::string& path,

@@ -52,9 +52,13 @@ struct CachedSymbols {
 
 /// An entry of a cache as ParseCache::find_view() gives it.
 struct CachedRecord {
-    std::string_view whole; ///< as stored, for ParseCacheWriter::add_raw(); none: the delta's
-    std::string_view head;  ///< all but the symbol ids: path, key and ModuleInfo part
-    std::string_view ids;   ///< native u32 ids of the exports, then of the imports; or none
+    std::string_view whole;   ///< as stored, for ParseCacheWriter::add_raw(); none: the delta's
+    std::string_view head;    ///< all but the symbol ids: path, key and ModuleInfo part
+    std::string_view ids;     ///< native u32 ids of the exports, then of the imports; or none
+    std::string_view modinfo; ///< the ModuleInfo part, from its .modinfo entries on
+    /// Keeps the bytes all these views point into (the cache's mapping), also once the
+    /// ParseCache is gone, for as long as a copy of it lives.
+    const std::shared_ptr<const void>* keeper = nullptr;
 };
 
 /// A cache file as read: the entries of the run that wrote it. The format (native byte order
@@ -155,9 +159,10 @@ private:
     /// Reads the symbol table at the end of the payload; false when it is malformed.
     bool read_symbols(base::ByteReader& in, bool every_entry_has_ids, uint32_t max_id);
 
-    std::string owned_;       ///< the bytes given to parse()
-    base::MappedFile mapped_; ///< or the file load() mapped
-    std::string_view bytes_;  ///< whichever of the two holds the cache
+    /// The bytes given to parse() or the file load() mapped (a std::string or a
+    /// base::MappedFile), shared with the views CachedRecord::keeper keeps.
+    std::shared_ptr<const void> keeper_;
+    std::string_view bytes_; ///< what keeper_ holds
     int64_t started_ns_ = 0;
     std::unordered_map<std::string_view, Entry> entries_; ///< keys point into bytes_
     std::optional<CachedSymbols> symbols_;
