@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -178,6 +179,53 @@ struct ParsedModule {
     }
 };
 
+/// The interned symbol ids of a module's exports or of its imports: owned, or read in place
+/// from a parse cache record (native u32 values, not always 4-byte aligned) in memory that the
+/// module's ParsedModule::backing keeps.
+class SymbolIds {
+public:
+    void assign(std::vector<uint32_t> ids)
+    {
+        owned_ = std::move(ids);
+        viewed_ = {};
+    }
+    /// `bytes`: whole u32 values.
+    void view(std::string_view bytes)
+    {
+        owned_ = {};
+        viewed_ = bytes.data() != nullptr ? bytes : std::string_view("");
+    }
+    void clear() { assign({}); }
+    [[nodiscard]] bool is_view() const { return viewed_.data() != nullptr; }
+    [[nodiscard]] size_t size() const
+    {
+        return is_view() ? viewed_.size() / sizeof(uint32_t) : owned_.size();
+    }
+    [[nodiscard]] bool empty() const { return size() == 0; }
+    [[nodiscard]] uint32_t operator[](size_t i) const
+    {
+        if (!is_view())
+            return owned_[i];
+        uint32_t id = 0;
+        std::memcpy(&id, viewed_.data() + i * sizeof id, sizeof id);
+        return id;
+    }
+    /// All of them in one span: the owned ones, or the viewed ones copied into `scratch`.
+    [[nodiscard]] std::span<const uint32_t> span(std::vector<uint32_t>& scratch) const
+    {
+        if (!is_view())
+            return owned_;
+        scratch.resize(size());
+        for (size_t i = 0; i < scratch.size(); ++i)
+            scratch[i] = (*this)[i];
+        return scratch;
+    }
+
+private:
+    std::vector<uint32_t> owned_;
+    std::string_view viewed_; ///< data() is null when owned_ holds them
+};
+
 /// One module file found in the tree (several files may carry the same module name; the
 /// depmod.d priorities pick one).
 struct Candidate {
@@ -191,11 +239,11 @@ struct Candidate {
     /// What the file says; for a file that could not be parsed, an empty module (no modinfo,
     /// no symbols): kmod's depmod lists such a file without dependencies, so the outputs do.
     std::shared_ptr<const ParsedModule> parsed;
-    std::string error;                ///< why the file could not be parsed; empty when it was
-    uint32_t name_hash = 0;           ///< kmod_hash(name): kmod's hash-table order
-    uint32_t order_key_size = 0;      ///< length of order_key() in relpath()
-    std::vector<uint32_t> export_ids; ///< interned symbol of each export (prefix stripped)
-    std::vector<uint32_t> import_ids; ///< interned symbol of each import (lookup name)
+    std::string error;           ///< why the file could not be parsed; empty when it was
+    uint32_t name_hash = 0;      ///< kmod_hash(name): kmod's hash-table order
+    uint32_t order_key_size = 0; ///< length of order_key() in relpath()
+    SymbolIds export_ids;        ///< interned symbol of each export (prefix stripped)
+    SymbolIds import_ids;        ///< interned symbol of each import (lookup name)
 
     /// The path relative to the module dir (a part of `path`: ~4,000 strings fewer to keep
     /// on a distribution's tree); empty for external modules.
@@ -407,8 +455,10 @@ private:
     bool take_cached_orders(const CachedSymbols& table);
     /// Drops the symbols from id `count` on (a failed adoption's).
     void truncate_symbols(size_t count);
-    /// `candidate`'s export and import ids from a cache entry's ids part.
-    static void take_cached_ids(Candidate& candidate, size_t export_count, std::string_view ids);
+    /// `candidate`'s export and import ids from a cache entry's ids part: read in place when
+    /// `in_place` (its ParsedModule keeps the cache's bytes), else copied.
+    static void take_cached_ids(Candidate& candidate, size_t export_count, std::string_view ids,
+                                bool in_place);
     /// Symbols no module exports or imports and vmlinux does not export.
     [[nodiscard]] size_t unused_symbol_count() const;
     /// The symbol table as a ParseCacheWriter stores it.

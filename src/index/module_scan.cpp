@@ -258,6 +258,8 @@ bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
         std::vector<Candidate*> batch_of(kBatch);
         std::vector<std::string_view> head_of(kBatch);
         size_t batched = 0;
+        // The ids given to the writer here were interned, not read in place: never copied.
+        std::vector<uint32_t> export_scratch, import_scratch;
         auto flush = [&] {
             {
                 std::lock_guard lock(symbols_lock);
@@ -266,8 +268,9 @@ bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
             }
             for (size_t b = 0; b < batched && cache_writer_ != nullptr; ++b) {
                 if (!head_of[b].empty())
-                    cache_writer_->add_renumbered(head_of[b], batch_of[b]->export_ids,
-                                                  batch_of[b]->import_ids);
+                    cache_writer_->add_renumbered(head_of[b],
+                                                  batch_of[b]->export_ids.span(export_scratch),
+                                                  batch_of[b]->import_ids.span(import_scratch));
             }
             batched = 0;
         };
@@ -303,13 +306,13 @@ bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
                                          cached->modinfo, *cached->keeper)
                     : ParsedModule::make(view, settings_.symbol_prefix, settings_.keep_import_crcs);
             if (!c.error.empty()) {
-                c.export_ids = {};
-                c.import_ids = {};
+                c.export_ids.clear();
+                c.import_ids.clear();
                 continue;
             }
             // A record of the cache's delta has no ids of this table (no `whole` either).
             if (cached && ids_from_cache && !cached->whole.empty()) {
-                take_cached_ids(c, view.exports.size(), cached->ids);
+                take_cached_ids(c, view.exports.size(), cached->ids, c.parsed->backing != nullptr);
                 numbered.fetch_add(1);
                 if (cache_writer_ != nullptr)
                     cache_writer_->add_raw(cached->whole);
@@ -326,8 +329,9 @@ bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
             // A parsed module's names live in `info`, replaced by the next file's.
             flush();
             if (cache_writer_ != nullptr)
-                cache_writer_->add(c.path, CacheKey::of(st, c.symlink_target), *info, c.export_ids,
-                                   c.import_ids);
+                cache_writer_->add(c.path, CacheKey::of(st, c.symlink_target), *info,
+                                   c.export_ids.span(export_scratch),
+                                   c.import_ids.span(import_scratch));
         }
         if (batched != 0)
             flush();
@@ -385,13 +389,15 @@ void ModuleIndex::keep_in_cache_written(const std::vector<Pending>& unchanged) c
     // A module parsed after the cache read was written (by update_path()) is not in it: the
     // next run that finds it missing parses it.
     elf::ModuleInfoView view;
+    std::vector<uint32_t> export_scratch, import_scratch; // for ids read in place
     for (const Pending& kept : unchanged) {
         const Candidate& c = *kept.candidate;
         if (!c.error.empty())
             continue;
         if (auto cached =
                 cache_->find_view(c.path, CacheKey::of(kept.found->st, c.symlink_target), view))
-            cache_writer_->add_renumbered(cached->head, c.export_ids, c.import_ids);
+            cache_writer_->add_renumbered(cached->head, c.export_ids.span(export_scratch),
+                                          c.import_ids.span(import_scratch));
     }
 }
 

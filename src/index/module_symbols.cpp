@@ -194,14 +194,15 @@ void ModuleIndex::look_up_symbols(const elf::ModuleInfoView& info, SymbolLookups
 void ModuleIndex::intern_symbols(Candidate& candidate, const SymbolLookups& lookups)
 {
     const size_t total = lookups.names.size();
-    candidate.export_ids.clear();
-    candidate.export_ids.reserve(lookups.export_count);
-    candidate.import_ids.clear();
-    candidate.import_ids.reserve(total - lookups.export_count);
+    std::vector<uint32_t> exports, imports;
+    exports.reserve(lookups.export_count);
+    imports.reserve(total - lookups.export_count);
     for (size_t i = 0; i < total; ++i) {
         const uint32_t id = intern(lookups.names[i], lookups.hashes[i]);
-        (i < lookups.export_count ? candidate.export_ids : candidate.import_ids).push_back(id);
+        (i < lookups.export_count ? exports : imports).push_back(id);
     }
+    candidate.export_ids.assign(std::move(exports));
+    candidate.import_ids.assign(std::move(imports));
 }
 
 void ModuleIndex::sort_new_symbols()
@@ -331,27 +332,35 @@ void ModuleIndex::truncate_symbols(size_t count)
     }
 }
 
-void ModuleIndex::take_cached_ids(Candidate& candidate, size_t export_count, std::string_view ids)
+void ModuleIndex::take_cached_ids(Candidate& candidate, size_t export_count, std::string_view ids,
+                                  bool in_place)
 {
-    const size_t total = ids.size() / sizeof(uint32_t);
-    candidate.export_ids.resize(export_count);
-    candidate.import_ids.resize(total - export_count);
-    // An empty vector may have no data pointer, which memcpy must not be given.
-    if (export_count != 0)
-        std::memcpy(candidate.export_ids.data(), ids.data(), export_count * sizeof(uint32_t));
-    if (total != export_count)
-        std::memcpy(candidate.import_ids.data(), ids.data() + export_count * sizeof(uint32_t),
-                    (total - export_count) * sizeof(uint32_t));
+    const std::string_view exports = ids.substr(0, export_count * sizeof(uint32_t));
+    const std::string_view imports = ids.substr(exports.size());
+    if (in_place) {
+        candidate.export_ids.view(exports);
+        candidate.import_ids.view(imports);
+        return;
+    }
+    auto copy = [](std::string_view bytes) {
+        std::vector<uint32_t> out(bytes.size() / sizeof(uint32_t));
+        // An empty vector may have no data pointer, which memcpy must not be given.
+        if (!out.empty())
+            std::memcpy(out.data(), bytes.data(), bytes.size());
+        return out;
+    };
+    candidate.export_ids.assign(copy(exports));
+    candidate.import_ids.assign(copy(imports));
 }
 
 size_t ModuleIndex::unused_symbol_count() const
 {
     std::vector<bool> used(is_vmlinux_.begin(), is_vmlinux_.end());
     for (const auto& [path, candidate] : candidates_) {
-        for (uint32_t id : candidate->export_ids)
-            used[id] = true;
-        for (uint32_t id : candidate->import_ids)
-            used[id] = true;
+        for (size_t i = 0; i < candidate->export_ids.size(); ++i)
+            used[candidate->export_ids[i]] = true;
+        for (size_t i = 0; i < candidate->import_ids.size(); ++i)
+            used[candidate->import_ids[i]] = true;
     }
     return static_cast<size_t>(std::count(used.begin(), used.end(), false));
 }

@@ -10,14 +10,12 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "base/byte_io.hpp"
 #include "base/crc32c.hpp"
-#include "index/module_index.hpp"
 #include <gtest/gtest.h>
 
 namespace {
@@ -111,49 +109,6 @@ TEST(ParseCache, AnEntryReadInPlaceHoldsWhatACopiedOneHoldsAndItsWholeRecord)
     changed.size += 1;
     EXPECT_FALSE(cache->find_view(path, changed, view));
     EXPECT_EQ(view.exports.size(), info->exports.size());
-}
-
-TEST(ParseCache, AModuleReadInPlaceListsWhatACopiedOneListsAndKeepsTheBytesAlive)
-{
-    kmodd::elf::ModuleInfo info = sample_info();
-    info.modinfo.push_back({"description", "Intel(R) PRO/1000 Network Driver"});
-    info.modinfo.push_back({"weakdep", "e1000e"});
-    info.modinfo.push_back({"alias", ""});
-    ParseCacheWriter writer(kStarted);
-    const std::string path = "/lib/modules/6.1.0/kernel/e1000.ko";
-    writer.add(path, key(), info);
-    auto parsed = ParseCache::parse(writer.serialize());
-    ASSERT_TRUE(parsed) << parsed.error().message;
-    auto cache = std::make_unique<ParseCache>(std::move(*parsed));
-    kmodd::elf::ModuleInfoView view;
-    auto record = cache->find_view(path, key(), view);
-    ASSERT_TRUE(record);
-    ASSERT_NE(record->keeper, nullptr);
-    using kmodd::index::ParsedModule;
-    auto copied = ParsedModule::make(view, '\0', true);
-    auto viewed = ParsedModule::make(view, '\0', true, record->modinfo, *record->keeper);
-    EXPECT_TRUE(viewed->modinfo.empty()) << "nothing copied";
-    view.clear();
-    cache.reset(); // the bytes stay while the module read from them lives
-    EXPECT_EQ(viewed->backing.use_count(), 1);
-
-    using Entries = std::vector<std::pair<std::string, std::string>>;
-    auto entries_of = [](const ParsedModule& module) {
-        Entries out;
-        module.for_each_modinfo([&](std::string_view k, std::string_view v) {
-            out.emplace_back(std::string(k), std::string(v));
-        });
-        return out;
-    };
-    const Entries expected = {{"alias", "pci:v00008086d0000100Esv*sd*bc*sc*i*"},
-                              {"softdep", "pre: crc32c"},
-                              {"alias", "e1000-alias"},
-                              {"weakdep", "e1000e"},
-                              {"alias", ""}};
-    EXPECT_EQ(entries_of(*copied), expected);
-    EXPECT_EQ(entries_of(*viewed), expected) << "the description is the cache's, not the index's";
-    EXPECT_EQ(viewed->export_crc(1), 0xffffffff00000001ULL);
-    EXPECT_TRUE(viewed->is_weak_import(1));
 }
 
 TEST(ParseCache, AnyDifferenceInTheFilesIdentityMeansNoEntry)
