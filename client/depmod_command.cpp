@@ -280,7 +280,7 @@ int run_depmod(int argc, char** argv)
         base::use_one_heap_for_all_threads();
         base::grow_heap_in_huge_pages(kHeapGrowth);
         options.parallel_outputs = true;
-        options.view_cached_modinfo = true;
+        options.read_cache_in_place = true;
     }
     index::Diagnostics diagnostics;
     auto engine = depmod::Depmod::create(options, diagnostics);

@@ -159,7 +159,7 @@ base::Result<std::unique_ptr<Depmod>> Depmod::create(DepmodOptions options,
 
     // Only a run that reports CRC mismatches needs the CRC of every import.
     settings.keep_import_crcs = resolve.check_symvers && resolve.print_unknown;
-    settings.view_cached_modinfo = options.view_cached_modinfo;
+    settings.read_cache_in_place = options.read_cache_in_place;
 
     // Everything but the tree's own files that a published generation depends on.
     base::Digest64 digest;

@@ -43,10 +43,10 @@ struct DepmodOptions {
     /// Make the outputs on two threads, holding them all until written (OutputBuilder::
     /// set_parallel): for a run that writes once and exits; a daemon keeps its peak low.
     bool parallel_outputs = false;
-    /// Modules read from the parse cache keep their .modinfo entries in its mapping, which
-    /// stays mapped while they live (index::ModuleIndex::Settings::view_cached_modinfo): for
-    /// a run that exits when done.
-    bool view_cached_modinfo = false;
+    /// Modules read from the parse cache keep what they can in its mapping, which stays
+    /// mapped while they live (index::ModuleIndex::Settings::read_cache_in_place): for a run
+    /// that exits when done.
+    bool read_cache_in_place = false;
 };
 
 /// The module dir `options` name: "<base_dir>/<module_directory>/<kernel_version>", the

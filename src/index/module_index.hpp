@@ -314,11 +314,14 @@ public:
         /// 190,000 in a distribution kernel) resolve() must not be asked to compare CRCs
         /// (ResolveOptions check_symvers with print_unknown).
         bool keep_import_crcs = true;
-        /// Whether a module read from the parse cache keeps its .modinfo entries in the
-        /// cache's mapping (ParsedModule::cached_modinfo), which then stays mapped while any
-        /// such module lives: for a run that exits when done; a daemon copies them, and lets
+        /// Whether a module read from the parse cache keeps its .modinfo entries and symbol
+        /// ids in the cache's mapping (ParsedModule::cached_modinfo, SymbolIds::view()), which
+        /// then stays mapped while any such module lives, and the cached modules are read on
+        /// one thread before the rest are parsed (with nothing copied, a second thread that
+        /// shares the heap's lock and fresh pages slows it down): for a run that exits when
+        /// done, with one heap for all threads. A daemon copies them, on every core, and lets
         /// the mapping go once the next cache is saved.
-        bool view_cached_modinfo = false;
+        bool read_cache_in_place = false;
     };
 
     explicit ModuleIndex(Settings settings);

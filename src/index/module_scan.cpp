@@ -301,7 +301,7 @@ bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
                 }
             }
             c.parsed =
-                cached && settings_.view_cached_modinfo
+                cached && settings_.read_cache_in_place
                     ? ParsedModule::make(view, settings_.symbol_prefix, settings_.keep_import_crcs,
                                          cached->modinfo, *cached->keeper)
                     : ParsedModule::make(view, settings_.symbol_prefix, settings_.keep_import_crcs);
@@ -336,15 +336,16 @@ bool ModuleIndex::merge(std::vector<FoundFile>& found, const std::string& scope,
         if (batched != 0)
             flush();
     };
-    // Cached entries are taken on this thread first: one takes a few microseconds of copying,
-    // and two threads sharing the heap's lock and its fresh pages took longer than this one
-    // alone (measured on the amd64 tree: 17 against 11 ms for 4,023 entries). The files left
-    // are parsed on as many threads as there are cores.
+    // A run that reads the cache in place takes its cached entries on this thread first: one
+    // takes a few microseconds, and two threads sharing the heap's lock and its fresh pages
+    // took longer than this one alone (measured on the amd64 tree: 17 against 11 ms for 4,023
+    // entries, copied then). The files left are parsed on as many threads as there are cores.
+    const bool cached_first = cache_ && settings_.read_cache_in_place;
     std::vector<Pending> missed;
     std::atomic<size_t> next_cached{0};
-    if (cache_)
+    if (cached_first)
         work(to_parse, next_cached, true, &missed);
-    const std::vector<Pending>& queue = cache_ ? missed : to_parse;
+    const std::vector<Pending>& queue = cached_first ? missed : to_parse;
     unsigned threads = settings_.parse_threads != 0
                            ? settings_.parse_threads
                            : std::max(1U, std::thread::hardware_concurrency());
