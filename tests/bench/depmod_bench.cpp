@@ -362,6 +362,10 @@ int main(int argc, char** argv)
                 .format;
         phase_options.parse_cache =
             kmodd::depmod::parse_cache_path((scratch / "phases-cache").string(), phase_options);
+        // As `kmodctl depmod` runs on a warm cache (its heap settings aside: they are the
+        // process's).
+        phase_options.parallel_outputs = true;
+        phase_options.read_cache_in_place = true;
         kmodd::index::Diagnostics said;
         auto ms_since = [](Clock::time_point& from) {
             const auto now = Clock::now();
