@@ -181,49 +181,55 @@ struct ParsedModule {
 
 /// The interned symbol ids of a module's exports or of its imports: owned, or read in place
 /// from a parse cache record (native u32 values, not always 4-byte aligned) in memory that the
-/// module's ParsedModule::backing keeps.
+/// module's ParsedModule::backing keeps. As small as a std::vector (24 bytes).
 class SymbolIds {
 public:
-    void assign(std::vector<uint32_t> ids)
+    /// Owned: a copy of `ids`.
+    void assign(std::span<const uint32_t> ids)
     {
-        owned_ = std::move(ids);
-        viewed_ = {};
+        owned_.reset();
+        if (!ids.empty()) {
+            owned_ = std::make_unique_for_overwrite<uint32_t[]>(ids.size());
+            std::memcpy(owned_.get(), ids.data(), ids.size_bytes());
+        }
+        data_ = reinterpret_cast<const char*>(owned_.get());
+        size_ = static_cast<uint32_t>(ids.size());
+        is_view_ = false;
     }
-    /// `bytes`: whole u32 values.
+    /// Read in place: `bytes` holds whole u32 values, and outlives this.
     void view(std::string_view bytes)
     {
-        owned_ = {};
-        viewed_ = bytes.data() != nullptr ? bytes : std::string_view("");
+        owned_.reset();
+        data_ = bytes.data();
+        size_ = static_cast<uint32_t>(bytes.size() / sizeof(uint32_t));
+        is_view_ = true;
     }
     void clear() { assign({}); }
-    [[nodiscard]] bool is_view() const { return viewed_.data() != nullptr; }
-    [[nodiscard]] size_t size() const
-    {
-        return is_view() ? viewed_.size() / sizeof(uint32_t) : owned_.size();
-    }
-    [[nodiscard]] bool empty() const { return size() == 0; }
+    [[nodiscard]] bool is_view() const { return is_view_; }
+    [[nodiscard]] size_t size() const { return size_; }
+    [[nodiscard]] bool empty() const { return size_ == 0; }
     [[nodiscard]] uint32_t operator[](size_t i) const
     {
-        if (!is_view())
-            return owned_[i];
         uint32_t id = 0;
-        std::memcpy(&id, viewed_.data() + i * sizeof id, sizeof id);
+        std::memcpy(&id, data_ + i * sizeof id, sizeof id);
         return id;
     }
     /// All of them in one span: the owned ones, or the viewed ones copied into `scratch`.
     [[nodiscard]] std::span<const uint32_t> span(std::vector<uint32_t>& scratch) const
     {
-        if (!is_view())
-            return owned_;
-        scratch.resize(size());
-        for (size_t i = 0; i < scratch.size(); ++i)
-            scratch[i] = (*this)[i];
+        if (!is_view_)
+            return {owned_.get(), size_};
+        scratch.resize(size_);
+        if (size_ != 0)
+            std::memcpy(scratch.data(), data_, size_ * sizeof(uint32_t));
         return scratch;
     }
 
 private:
-    std::vector<uint32_t> owned_;
-    std::string_view viewed_; ///< data() is null when owned_ holds them
+    std::unique_ptr<uint32_t[]> owned_;
+    const char* data_ = nullptr; ///< owned_'s, or the cache's bytes
+    uint32_t size_ = 0;
+    bool is_view_ = false;
 };
 
 /// One module file found in the tree (several files may carry the same module name; the

@@ -201,8 +201,8 @@ void ModuleIndex::intern_symbols(Candidate& candidate, const SymbolLookups& look
         const uint32_t id = intern(lookups.names[i], lookups.hashes[i]);
         (i < lookups.export_count ? exports : imports).push_back(id);
     }
-    candidate.export_ids.assign(std::move(exports));
-    candidate.import_ids.assign(std::move(imports));
+    candidate.export_ids.assign(exports);
+    candidate.import_ids.assign(imports);
 }
 
 void ModuleIndex::sort_new_symbols()
@@ -342,15 +342,14 @@ void ModuleIndex::take_cached_ids(Candidate& candidate, size_t export_count, std
         candidate.import_ids.view(imports);
         return;
     }
-    auto copy = [](std::string_view bytes) {
-        std::vector<uint32_t> out(bytes.size() / sizeof(uint32_t));
-        // An empty vector may have no data pointer, which memcpy must not be given.
-        if (!out.empty())
-            std::memcpy(out.data(), bytes.data(), bytes.size());
-        return out;
-    };
-    candidate.export_ids.assign(copy(exports));
-    candidate.import_ids.assign(copy(imports));
+    // Copied from a view of them: its data pointer is given to memcpy only, which takes any
+    // alignment.
+    SymbolIds viewed;
+    std::vector<uint32_t> scratch;
+    viewed.view(exports);
+    candidate.export_ids.assign(viewed.span(scratch));
+    viewed.view(imports);
+    candidate.import_ids.assign(viewed.span(scratch));
 }
 
 size_t ModuleIndex::unused_symbol_count() const

@@ -92,7 +92,8 @@ TEST(CachedModule, IdsReadInPlaceFromAnyAlignmentAreTheValuesWritten)
     EXPECT_TRUE(none.is_view());
     EXPECT_TRUE(none.empty());
 
-    ids.assign({5, 6});
+    const std::vector<uint32_t> two = {5, 6};
+    ids.assign(two);
     EXPECT_FALSE(ids.is_view());
     ASSERT_EQ(ids.size(), 2U);
     EXPECT_EQ(ids[1], 6U);
