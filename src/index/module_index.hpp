@@ -14,6 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/byte_io.hpp"
 #include "base/result.hpp"
 #include "base/unique_fd.hpp"
 #include "elf/module_info.hpp"
@@ -130,21 +131,10 @@ struct ParsedModule {
     template <typename Visit> void for_each_modinfo(Visit&& visit) const
     {
         if (backing) {
-            std::string_view rest = cached_modinfo;
-            auto take = [&rest](size_t size) {
-                std::string_view taken = rest.substr(0, size);
-                rest.remove_prefix(size);
-                return taken;
-            };
-            auto take_u32 = [&take] {
-                uint32_t value = 0;
-                if (std::string_view bytes = take(sizeof value); bytes.size() == sizeof value)
-                    std::memcpy(&value, bytes.data(), sizeof value);
-                return value;
-            };
-            for (uint32_t count = take_u32(); count > 0; --count) {
-                std::string_view key = take(take_u32());
-                std::string_view value = take(take_u32());
+            base::ByteReader in(cached_modinfo);
+            uint32_t count = 0;
+            std::string_view key, value;
+            for (in.get(count); count > 0 && in.get_string(key) && in.get_string(value); --count) {
                 if (keeps_modinfo_key(key))
                     visit(key, value);
             }
@@ -185,16 +175,11 @@ struct ParsedModule {
 class SymbolIds {
 public:
     /// Owned: a copy of `ids`.
-    void assign(std::span<const uint32_t> ids)
+    void assign(std::span<const uint32_t> ids) { copy(ids.data(), ids.size()); }
+    /// Owned: a copy of the u32 values `bytes` holds (any alignment).
+    void assign_bytes(std::string_view bytes)
     {
-        owned_.reset();
-        if (!ids.empty()) {
-            owned_ = std::make_unique_for_overwrite<uint32_t[]>(ids.size());
-            std::memcpy(owned_.get(), ids.data(), ids.size_bytes());
-        }
-        data_ = reinterpret_cast<const char*>(owned_.get());
-        size_ = static_cast<uint32_t>(ids.size());
-        is_view_ = false;
+        copy(bytes.data(), bytes.size() / sizeof(uint32_t));
     }
     /// Read in place: `bytes` holds whole u32 values, and outlives this.
     void view(std::string_view bytes)
@@ -226,6 +211,18 @@ public:
     }
 
 private:
+    void copy(const void* ids, size_t count)
+    {
+        owned_.reset();
+        if (count != 0) {
+            owned_ = std::make_unique_for_overwrite<uint32_t[]>(count);
+            std::memcpy(owned_.get(), ids, count * sizeof(uint32_t));
+        }
+        data_ = reinterpret_cast<const char*>(owned_.get());
+        size_ = static_cast<uint32_t>(count);
+        is_view_ = false;
+    }
+
     std::unique_ptr<uint32_t[]> owned_;
     const char* data_ = nullptr; ///< owned_'s, or the cache's bytes
     uint32_t size_ = 0;

@@ -342,14 +342,8 @@ void ModuleIndex::take_cached_ids(Candidate& candidate, size_t export_count, std
         candidate.import_ids.view(imports);
         return;
     }
-    // Copied from a view of them: its data pointer is given to memcpy only, which takes any
-    // alignment.
-    SymbolIds viewed;
-    std::vector<uint32_t> scratch;
-    viewed.view(exports);
-    candidate.export_ids.assign(viewed.span(scratch));
-    viewed.view(imports);
-    candidate.import_ids.assign(viewed.span(scratch));
+    candidate.export_ids.assign_bytes(exports);
+    candidate.import_ids.assign_bytes(imports);
 }
 
 size_t ModuleIndex::unused_symbol_count() const

@@ -87,6 +87,14 @@ TEST(CachedModule, IdsReadInPlaceFromAnyAlignmentAreTheValuesWritten)
     auto all = ids.span(scratch);
     EXPECT_EQ(std::vector<uint32_t>(all.begin(), all.end()), written);
 
+    SymbolIds copied;
+    copied.assign_bytes(std::string_view(bytes).substr(1));
+    EXPECT_FALSE(copied.is_view());
+    bytes.assign(bytes.size(), '\xff'); // the copy does not see it
+    ASSERT_EQ(copied.size(), written.size());
+    for (size_t i = 0; i < written.size(); ++i)
+        EXPECT_EQ(copied[i], written[i]) << i;
+
     SymbolIds none;
     none.view(std::string_view()); // a module without symbols: a view all the same
     EXPECT_TRUE(none.is_view());
