@@ -21,6 +21,7 @@
 #include "index/depmod_config.hpp"
 #include "index/diagnostic.hpp"
 #include "index/parse_cache.hpp"
+#include "index/parse_cache_format.hpp"
 #include "index/vmlinux_symbols.hpp"
 
 namespace kmodd::index {
@@ -132,12 +133,11 @@ struct ParsedModule {
     {
         if (backing) {
             base::ByteReader in(cached_modinfo);
-            uint32_t count = 0;
-            std::string_view key, value;
-            for (in.get(count); count > 0 && in.get_string(key) && in.get_string(value); --count) {
-                if (keeps_modinfo_key(key))
-                    visit(key, value);
-            }
+            cache_format::read_modinfo_entries(in,
+                                               [&](std::string_view key, std::string_view value) {
+                                                   if (keeps_modinfo_key(key))
+                                                       visit(key, value);
+                                               });
             return;
         }
         std::string_view rest = modinfo;

@@ -41,16 +41,12 @@ constexpr size_t kChecksumWorthAThread = size_t{1} << 20;
 template <typename Info> bool read_info(base::ByteReader& in, Info* info, size_t* symbols = nullptr)
 {
     using Text = std::remove_cvref_t<decltype(info->modinfo.front().key)>;
-    uint32_t count = 0;
-    if (!in.get_count(count, 8))
+    if (!read_modinfo_entries(in, [&](std::string_view key, std::string_view value) {
+            if (info != nullptr)
+                info->modinfo.push_back({Text(key), Text(value)});
+        }))
         return false;
-    for (uint32_t i = 0; i < count; ++i) {
-        std::string_view key, value;
-        if (!in.get_string(key) || !in.get_string(value))
-            return false;
-        if (info != nullptr)
-            info->modinfo.push_back({Text(key), Text(value)});
-    }
+    uint32_t count = 0;
     if (!in.get_count(count, 12))
         return false;
     const uint32_t exports = count;
@@ -359,9 +355,9 @@ std::optional<CachedRecord> ParseCache::find_view(const std::string& path, const
 {
     bool in_delta = false;
     const Entry* entry = usable_entry(path, key, &in_delta);
-    const std::shared_ptr<const void>* keeper = in_delta ? &newer_->keeper_ : &keeper_;
     if (entry == nullptr)
         return std::nullopt;
+    const std::shared_ptr<const void>* keeper = in_delta ? &newer_->keeper_ : &keeper_;
     info.clear();
     base::ByteReader in(entry->info);
     if (!read_info(in, &info))
@@ -383,17 +379,13 @@ std::optional<std::string> ParseCache::description(const std::string& path,
         return std::nullopt;
     // The .modinfo entries come first in the record's ModuleInfo part (checked by parse()).
     base::ByteReader in(entry->info);
-    uint32_t count = 0;
-    if (!in.get_count(count, 8))
+    std::optional<std::string> description;
+    if (!read_modinfo_entries(in, [&](std::string_view name, std::string_view value) {
+            if (!description && name == "description")
+                description = std::string(value);
+        }))
         return std::nullopt;
-    for (uint32_t i = 0; i < count; ++i) {
-        std::string_view name, value;
-        if (!in.get_string(name) || !in.get_string(value))
-            return std::nullopt;
-        if (name == "description")
-            return std::string(value);
-    }
-    return std::string();
+    return description ? description : std::string();
 }
 
 void append_cache_key(std::string& out, const CacheKey& key)

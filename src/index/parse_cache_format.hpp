@@ -6,6 +6,9 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
+
+#include "base/byte_io.hpp"
 
 namespace kmodd::index::cache_format {
 
@@ -21,6 +24,23 @@ inline constexpr size_t kHeaderSize = 8 + 4 + 4 + 8 + 8 + 8 + 4 + 4;
 // The header fields the checksum covers with the payload: started_ns, count, payload size.
 inline constexpr size_t kCheckedHeaderStart = 16;
 inline constexpr size_t kCheckedHeaderSize = 24;
+
+/// Reads the .modinfo entries that begin a record's ModuleInfo part (a u32 count, then each key
+/// and value as base::put_string() writes them), calling `visit(key, value)` for each; false
+/// when they are malformed (`in` then stands anywhere).
+template <typename Visit> bool read_modinfo_entries(base::ByteReader& in, Visit&& visit)
+{
+    uint32_t count = 0;
+    if (!in.get_count(count, 8))
+        return false;
+    for (; count > 0; --count) {
+        std::string_view key, value;
+        if (!in.get_string(key) || !in.get_string(value))
+            return false;
+        visit(key, value);
+    }
+    return true;
+}
 
 /// Appends a record's ids part: the count, then the exports' and the imports' ids.
 void append_ids(std::string& out, std::span<const uint32_t> export_ids,
