@@ -181,6 +181,17 @@ public:
     {
         copy(bytes.data(), bytes.size() / sizeof(uint32_t));
     }
+    /// Owned: room for `count` ids, returned for the caller to fill in.
+    [[nodiscard]] uint32_t* fill(size_t count)
+    {
+        owned_.reset();
+        if (count != 0)
+            owned_ = std::make_unique_for_overwrite<uint32_t[]>(count);
+        data_ = reinterpret_cast<const char*>(owned_.get());
+        size_ = static_cast<uint32_t>(count);
+        is_view_ = false;
+        return owned_.get();
+    }
     /// Read in place: `bytes` holds whole u32 values, and outlives this.
     void view(std::string_view bytes)
     {
@@ -213,14 +224,8 @@ public:
 private:
     void copy(const void* ids, size_t count)
     {
-        owned_.reset();
-        if (count != 0) {
-            owned_ = std::make_unique_for_overwrite<uint32_t[]>(count);
-            std::memcpy(owned_.get(), ids, count * sizeof(uint32_t));
-        }
-        data_ = reinterpret_cast<const char*>(owned_.get());
-        size_ = static_cast<uint32_t>(count);
-        is_view_ = false;
+        if (uint32_t* into = fill(count); count != 0)
+            std::memcpy(into, ids, count * sizeof(uint32_t));
     }
 
     std::unique_ptr<uint32_t[]> owned_;

@@ -194,15 +194,16 @@ void ModuleIndex::look_up_symbols(const elf::ModuleInfoView& info, SymbolLookups
 void ModuleIndex::intern_symbols(Candidate& candidate, const SymbolLookups& lookups)
 {
     const size_t total = lookups.names.size();
-    std::vector<uint32_t> exports, imports;
-    exports.reserve(lookups.export_count);
-    imports.reserve(total - lookups.export_count);
+    const size_t exports = lookups.export_count;
+    uint32_t* export_ids = candidate.export_ids.fill(exports);
+    uint32_t* import_ids = candidate.import_ids.fill(total - exports);
     for (size_t i = 0; i < total; ++i) {
         const uint32_t id = intern(lookups.names[i], lookups.hashes[i]);
-        (i < lookups.export_count ? exports : imports).push_back(id);
+        if (i < exports)
+            export_ids[i] = id;
+        else
+            import_ids[i - exports] = id;
     }
-    candidate.export_ids.assign(exports);
-    candidate.import_ids.assign(imports);
 }
 
 void ModuleIndex::sort_new_symbols()

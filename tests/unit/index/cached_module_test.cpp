@@ -110,6 +110,19 @@ TEST(CachedModule, IdsReadInPlaceFromAnyAlignmentAreTheValuesWritten)
     EXPECT_TRUE(scratch.empty()) << "owned ids are given as they are, not copied";
     ids.clear();
     EXPECT_TRUE(ids.empty());
+
+    SymbolIds filled;
+    filled.view(std::string_view(bytes).substr(1));
+    uint32_t* room = filled.fill(3); // what the interning writes into, a view no more
+    room[0] = 9;
+    room[1] = 8;
+    room[2] = 7;
+    EXPECT_FALSE(filled.is_view());
+    ASSERT_EQ(filled.size(), 3U);
+    EXPECT_EQ(filled[0], 9U);
+    EXPECT_EQ(filled[2], 7U);
+    EXPECT_EQ(filled.fill(0), nullptr);
+    EXPECT_TRUE(filled.empty());
 }
 
 } // namespace
