@@ -7,8 +7,8 @@
 // alternating, median of N), each tool's peak resident memory, our runs with a parse cache
 // (cold, warm with nothing changed, warm with one module touched: new times, the same content,
 // and warm with one module's content changed, also timed step by step in-process, and beside it
-// the file-system work such a run cannot avoid: io_floor.hpp) against kmod's in the same
-// rounds, the time of
+// the file-system work such a run cannot avoid and what a first touch of fresh memory costs
+// here: io_floor.hpp) against kmod's in the same rounds, the time of
 // `modprobe -a -D` over every module, and the engine's incremental update after one module
 // appears or vanishes (in-process, including publishing every changed file with fsync), and the
 // resident memory of that in-process engine, the figure that matters to the daemon, which keeps
@@ -339,6 +339,17 @@ int main(int argc, char** argv)
                     median(exec_ms), median(stat_ms), median(read_ms), median(outputs_ms),
                     median(fsync_ms), median(write_ms), cache_written,
                     wrote_delta ? "the run's delta" : "the whole cache");
+        // The warm runs above each came 2 s after the last run, whose heap was freed then.
+        std::vector<double> small_ms, huge_ms;
+        for (int i = 0; i < std::min(runs, 3); ++i) {
+            ::sleep(2);
+            const auto fresh = kmodd::bench::measure_fresh_memory(16);
+            small_ms.push_back(fresh.small_ms_per_mib);
+            huge_ms.push_back(fresh.huge_ms_per_mib);
+        }
+        std::printf("  (fresh memory after 2 s idle, median: %.2f ms per MiB in 4 KiB pages, "
+                    "%.2f in 2 MiB pages)\n",
+                    median(small_ms), median(huge_ms));
     }
 
     const uintmax_t cache_bytes = cache_file.empty() ? 0 : fs::file_size(cache_file);

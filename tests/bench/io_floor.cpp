@@ -5,11 +5,13 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -173,6 +175,55 @@ IoFloor measure_io_floor(const std::string& module_dir,
     if (mapped != MAP_FAILED)
         ::munmap(mapped, cache.size());
     return floor;
+}
+
+FreshMemory measure_fresh_memory(size_t mib)
+{
+    constexpr size_t kMiB = size_t{1} << 20;
+    constexpr size_t kPage = 4096;
+    const size_t bytes = mib * kMiB;
+    auto touch = [&](bool huge) -> double {
+        // 2 MiB more, to start at a 2 MiB boundary.
+        void* mapped = ::mmap(nullptr, bytes + 2 * kMiB, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (mapped == MAP_FAILED)
+            return 0;
+        const auto at = (reinterpret_cast<uintptr_t>(mapped) + 2 * kMiB - 1) & ~(2 * kMiB - 1);
+        // NOLINTNEXTLINE(performance-no-int-to-ptr): inside the mapping above
+        auto* start = reinterpret_cast<volatile char*>(at);
+        const int advice = huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE;
+        double ms = 0;
+        if (::madvise(const_cast<char*>(start), bytes, advice) == 0) {
+            auto from = Clock::now();
+            for (size_t offset = 0; offset < bytes; offset += kPage)
+                start[offset] = 1;
+            ms = ms_since(from);
+        }
+        ::munmap(mapped, bytes + 2 * kMiB);
+        return ms / static_cast<double>(mib);
+    };
+    // In a child, as a depmod run is: its memory is given back when it exits, as a run's is
+    // (the next round's pause then lets the kernel report it free to the host).
+    int results[2];
+    if (::pipe(results) != 0)
+        return {};
+    const pid_t child = ::fork();
+    if (child == 0) {
+        ::close(results[0]);
+        FreshMemory fresh;
+        fresh.huge_ms_per_mib = touch(true);
+        fresh.small_ms_per_mib = touch(false);
+        const bool sent = ::write(results[1], &fresh, sizeof fresh) == sizeof fresh;
+        ::_exit(sent ? 0 : 1);
+    }
+    ::close(results[1]);
+    FreshMemory fresh;
+    if (child < 0 || ::read(results[0], &fresh, sizeof fresh) != sizeof fresh)
+        fresh = {};
+    ::close(results[0]);
+    if (child > 0)
+        ::waitpid(child, nullptr, 0);
+    return fresh;
 }
 
 } // namespace kmodd::bench

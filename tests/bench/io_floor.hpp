@@ -3,6 +3,7 @@
 // whatever it computes: for depmod_bench, which prints it beside kmod's full run.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -34,5 +35,19 @@ IoFloor measure_io_floor(const std::string& module_dir,
                          const std::vector<std::string>& module_files,
                          const std::string& cache_file, const std::string& outputs_dir,
                          const std::string& publish_dir);
+
+/// What a first touch of fresh anonymous memory costs here, in ms per MiB, with 4 KiB pages and
+/// with 2 MiB (transparent huge) pages: on a VM it is mostly the host's work of backing the
+/// page, and a 2 MiB page freed a few seconds ago may have been handed back to the host (free
+/// page reporting) while 4 KiB pages come back warm. The warm depmod runs grow their heap in
+/// huge pages (base::grow_heap_in_huge_pages()), so this says which regime their figures were
+/// measured in. `huge_ms_per_mib` is 0 where huge pages cannot be advised.
+struct FreshMemory {
+    double small_ms_per_mib = 0;
+    double huge_ms_per_mib = 0;
+};
+/// Touches `mib` MiB of each kind once (the huge pages first), each in a mapping of its own,
+/// in a child process, as a depmod run touches its heap.
+FreshMemory measure_fresh_memory(size_t mib);
 
 } // namespace kmodd::bench
