@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 
@@ -27,6 +28,34 @@ constexpr uintptr_t kMinGap = 64;
 /// The block that fills the heap below its huge pages (grow_heap_in_huge_pages()).
 void* gap_filler = nullptr; // NOLINT(cppcoreguidelines-avoid-non-const-global-variables)
 
+/// Milliseconds per MiB a first write to the `bytes` at `at` took, faulted in without writing
+/// a byte (MADV_POPULATE_WRITE); negative where the kernel cannot (before Linux 5.14).
+double populate_ms_per_mib(void* at, size_t bytes)
+{
+    const auto started = std::chrono::steady_clock::now();
+    if (::madvise(at, bytes, MADV_POPULATE_WRITE) != 0)
+        return -1;
+    const std::chrono::duration<double, std::milli> took =
+        std::chrono::steady_clock::now() - started;
+    return took.count() * static_cast<double>(kMiB) / static_cast<double>(bytes);
+}
+
+/// What 4 KiB pages of fresh memory cost here, in ms per MiB (negative: not measured), from a
+/// mapping of a few of them made for the purpose.
+double small_page_ms_per_mib()
+{
+    constexpr size_t kProbeBytes = size_t{512} * 1024;
+    void* mapped =
+        ::mmap(nullptr, kProbeBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mapped == MAP_FAILED)
+        return -1;
+    double ms = -1;
+    if (::madvise(mapped, kProbeBytes, MADV_NOHUGEPAGE) == 0)
+        ms = populate_ms_per_mib(mapped, kProbeBytes);
+    ::munmap(mapped, kProbeBytes);
+    return ms;
+}
+
 } // namespace
 
 void keep_freed_memory_for_reuse()
@@ -40,11 +69,11 @@ void use_one_heap_for_all_threads()
     ::mallopt(M_ARENA_MAX, 1);
 }
 
-void grow_heap_in_huge_pages(size_t bytes)
+bool grow_heap_in_huge_pages(size_t bytes, HeapPages pages)
 {
     keep_freed_memory_for_reuse();
     if (bytes < kProbeMargin + 2 * kHugePage)
-        return; // too little to hold a huge page past the probe's ends
+        return false; // too little to hold a huge page past the probe's ends
     ::mallopt(M_TOP_PAD, static_cast<int>(kProbePad));
     // A block the heap's top cannot hold makes the heap grow now. Nothing is written inside it
     // but a chunk header at each end: a page touched before the advice is a 4 KiB page, and so
@@ -57,7 +86,7 @@ void grow_heap_in_huge_pages(size_t bytes)
     void* probe = ::malloc(probe_size); // NOLINT(cppcoreguidelines-no-malloc): the heap itself
     ::mallopt(M_TOP_PAD, static_cast<int>(bytes));
     if (probe == nullptr)
-        return;
+        return false;
     const auto begin = reinterpret_cast<uintptr_t>(probe);
     const auto end = reinterpret_cast<uintptr_t>(::sbrk(0));
     // The whole 2 MiB pages inside the block that the heap never held before (none of their
@@ -69,7 +98,7 @@ void grow_heap_in_huge_pages(size_t bytes)
     // Only when the block came from the brk heap just below its end (not from a mapping).
     if (end <= begin || end - begin > probe_size + 2 * kProbePad || first >= last) {
         ::free(probe); // NOLINT(cppcoreguidelines-no-malloc)
-        return;
+        return false;
     }
     // NOLINTNEXTLINE(performance-no-int-to-ptr): an address from the heap
     ::madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
@@ -77,7 +106,22 @@ void grow_heap_in_huge_pages(size_t bytes)
     // back to the heap's top, so the blocks asked for next come from the advised pages and not
     // from the 4 KiB pages below them. (glibc makes a chunk of n bytes from a request of n - 8
     // when n is a multiple of 16; its header is 16 bytes before the block.)
+    // The header of the heap's new top is written at `first`: that faults in the first huge
+    // page, and the time this takes says what the others would cost.
+    const auto shrinking = std::chrono::steady_clock::now();
     gap_filler = ::realloc(probe, first - begin + sizeof(size_t)); // NOLINT
+    const std::chrono::duration<double, std::milli> first_fault =
+        std::chrono::steady_clock::now() - shrinking;
+    if (pages == HeapPages::Huge)
+        return true;
+    const double huge = first_fault.count() * static_cast<double>(kMiB) / kHugePage;
+    const double small = small_page_ms_per_mib();
+    if (small < 0 || huge <= small || last - first <= kHugePage)
+        return true;
+    // NOLINTNEXTLINE(performance-no-int-to-ptr): an address from the heap
+    ::madvise(reinterpret_cast<void*>(first + kHugePage), last - first - kHugePage,
+              MADV_NOHUGEPAGE);
+    return false;
 }
 
 } // namespace kmodd::base

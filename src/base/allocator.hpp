@@ -27,7 +27,16 @@ void keep_freed_memory_for_reuse();
 /// heap's old end (up to 2 MiB below it, and what was free at the heap's top, stay unused: pages
 /// touched before the advice stay 4 KiB pages, and so does their whole 2 MiB). Does nothing more
 /// for `bytes` below 8 MiB, or where the heap does not grow by brk.
-void grow_heap_in_huge_pages(size_t bytes);
+///
+/// What a huge page costs differs from machine to machine: on one VM here 1–1.6 ms per MiB
+/// against ~3 in 4 KiB pages, on another 1–3 ms per MiB against 0.5 (a 2 MiB block freed a
+/// couple of seconds before had been handed back to the host, a 4 KiB page had not). With
+/// HeapPages::HugeWhenCheaper the heap's first huge page (which the header of its new top
+/// faults in here) is timed against 512 KiB of 4 KiB pages of a mapping made for the purpose
+/// (~0.2–1 ms); where it cost more per MiB, the rest of the heap is advised against huge pages.
+/// Returns whether the heap grows in huge pages (its first 2 MiB are one either way).
+enum class HeapPages { Huge, HugeWhenCheaper };
+bool grow_heap_in_huge_pages(size_t bytes, HeapPages pages = HeapPages::HugeWhenCheaper);
 
 /// Makes every thread allocate from the main heap (glibc's M_ARENA_MAX = 1) instead of an
 /// arena of its own, whose pages would all be faulted in fresh: for a one-shot run whose other
