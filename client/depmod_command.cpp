@@ -269,7 +269,7 @@ int run_depmod(int argc, char** argv)
 
     // A warm run's time beyond its work is mostly the first touch of a fresh heap: its working
     // set (~30 MiB on a distribution's tree) in huge pages where they cost less than small ones
-    // (base::grow_heap_in_huge_pages() times the first). A cold run spends its time parsing,
+    // (base::grow_heap_in_huge_pages() finds out). A cold run spends its time parsing,
     // on threads with heaps of their own, and huge pages would raise its peak memory by ~2 MiB.
     // A warm run also makes its outputs on two threads (~10 ms less on amd64, ~3 MiB more),
     // all from that heap; a cold one would raise its peak by ~2 MiB for a few percent of its

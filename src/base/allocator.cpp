@@ -2,6 +2,8 @@
 // glibc allocator tuning for processes that rebuild the index.
 #include "base/allocator.hpp"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -10,6 +12,9 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <string_view>
+
+#include "base/file.hpp"
 
 namespace kmodd::base {
 
@@ -56,7 +61,31 @@ double small_page_ms_per_mib()
     return ms;
 }
 
+/// VIRTIO_BALLOON_F_REPORTING: the balloon driver reports free pages to the host.
+constexpr size_t kBalloonFreePageReporting = 5;
+
 } // namespace
+
+bool host_takes_back_free_memory(const std::string& sysfs)
+{
+    // A device the driver is bound to is a link in its directory; its `features` file holds the
+    // negotiated feature bits as '0' and '1', bit 0 first.
+    const std::string driver = sysfs + "/bus/virtio/drivers/virtio_balloon";
+    DIR* dir = ::opendir(driver.c_str());
+    if (dir == nullptr)
+        return false;
+    bool reported = false;
+    while (const dirent* entry = ::readdir(dir)) {
+        if (!std::string_view(entry->d_name).starts_with("virtio"))
+            continue;
+        auto features = read_file(AT_FDCWD, driver + "/" + entry->d_name + "/features");
+        if (features && features->size() > kBalloonFreePageReporting &&
+            (*features)[kBalloonFreePageReporting] == '1')
+            reported = true;
+    }
+    ::closedir(dir);
+    return reported;
+}
 
 void keep_freed_memory_for_reuse()
 {
@@ -74,6 +103,10 @@ bool grow_heap_in_huge_pages(size_t bytes, HeapPages pages)
     keep_freed_memory_for_reuse();
     if (bytes < kProbeMargin + 2 * kHugePage)
         return false; // too little to hold a huge page past the probe's ends
+    // Where the host takes back free 2 MiB blocks, a fresh huge page comes from one of them:
+    // not worth the fault of a first one to find out (~5 ms).
+    if (pages == HeapPages::HugeWhenCheaper && host_takes_back_free_memory())
+        return false;
     ::mallopt(M_TOP_PAD, static_cast<int>(kProbePad));
     // A block the heap's top cannot hold makes the heap grow now. Nothing is written inside it
     // but a chunk header at each end: a page touched before the advice is a 4 KiB page, and so
