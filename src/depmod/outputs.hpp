@@ -110,11 +110,11 @@ private:
                              const std::vector<uint32_t>& line_ends, bool warn_dups,
                              IndexLayout layout, index::Diagnostics& diagnostics, OutputSink& out);
     /// The text files made from .modinfo entries: modules.alias into `alias_out`, the few
-    /// lines of modules.softdep and modules.weakdep into strings.
+    /// lines of modules.softdep and modules.weakdep into strings. Its aliases' problems are
+    /// the fragments' (Rare::notes).
     static void make_text_lists(const std::vector<index::Resolution::Module>& modules,
-                                const std::vector<const Fragment*>& in_order,
-                                index::Diagnostics& diagnostics, OutputSink& alias_out,
-                                std::string& softdep_text, std::string& weakdep_text);
+                                OutputSink& alias_out, std::string& softdep_text,
+                                std::string& weakdep_text);
     void make_alias_bin(const std::vector<index::Resolution::Module>& modules, bool warn_dups,
                         IndexLayout layout, index::Diagnostics& diagnostics, OutputSink& out) const;
     static void make_symbols_bin(const index::Resolution& resolution, bool warn_dups,
