@@ -104,7 +104,7 @@ bool grow_heap_in_huge_pages(size_t bytes, HeapPages pages)
     if (bytes < kProbeMargin + 2 * kHugePage)
         return false; // too little to hold a huge page past the probe's ends
     // Where the host takes back free 2 MiB blocks, a fresh huge page comes from one of them:
-    // not worth the fault of a first one to find out (~5 ms).
+    // not worth the fault of a first one to find out (~4 ms).
     if (pages == HeapPages::HugeWhenCheaper && host_takes_back_free_memory())
         return false;
     ::mallopt(M_TOP_PAD, static_cast<int>(kProbePad));

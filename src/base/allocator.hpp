@@ -38,8 +38,8 @@ void keep_freed_memory_for_reuse();
 /// Where the host takes back free memory (host_takes_back_free_memory()), nothing is advised
 /// and nothing timed: there a fresh huge page was 0.8–3.4 ms per MiB against 0.4–0.6 (a warm
 /// content-changed run 68.5 ms without huge pages against 88.9 with them), and its first fault,
-/// timed, cost ~5 ms of every run. Returns whether the heap grows in huge pages (its first
-/// 2 MiB are one either way when something was advised).
+/// timed, cost ~4 ms of every run's start (~3 ms of a whole warm run). Returns whether the heap
+/// grows in huge pages (its first 2 MiB are one either way when something was advised).
 enum class HeapPages { Huge, HugeWhenCheaper };
 bool grow_heap_in_huge_pages(size_t bytes, HeapPages pages = HeapPages::HugeWhenCheaper);
 

@@ -40,8 +40,9 @@ IoFloor measure_io_floor(const std::string& module_dir,
 /// with 2 MiB (transparent huge) pages: on a VM it is mostly the host's work of backing the
 /// page, and a 2 MiB page freed a few seconds ago may have been handed back to the host (free
 /// page reporting) while 4 KiB pages come back warm. The warm depmod runs grow their heap in
-/// huge pages (base::grow_heap_in_huge_pages()), so this says which regime their figures were
-/// measured in. `huge_ms_per_mib` is 0 where huge pages cannot be advised.
+/// huge pages where they cost less (base::grow_heap_in_huge_pages()), so this says which
+/// regime their figures were measured in. `huge_ms_per_mib` is 0 where huge pages cannot be
+/// advised.
 struct FreshMemory {
     double small_ms_per_mib = 0;
     double huge_ms_per_mib = 0;
