@@ -68,6 +68,10 @@ bool Depmod::outputs_are_current(Diagnostics& diagnostics)
                       [](const Diagnostic& d) { return d.level == Diagnostic::Level::Info; });
         state->inputs = plain;
     }
+    // Should the outputs be made again, what can stay as it is stays.
+    published_ = Published{state->inputs, state->files};
+    outputs_.expect_symbols(state->symbols);
+    outputs_.expect_alias_order(state->alias_order); // a copy: `state` may be saved again
 
     Walk walk;
     walk.started_ns = index::realtime_ns();

@@ -395,6 +395,10 @@ uint64_t Depmod::inputs_digest(uint64_t modules_order, uint64_t builtin, uint64_
 void Depmod::save_output_state(std::vector<OutputState::File> files, const Diagnostics& said,
                                Diagnostics& diagnostics)
 {
+    const uint64_t inputs = inputs_digest(index_.modules_order_digest(), builtin_digest_,
+                                          builtin_modinfo_digest_, resolve_options_.verbose);
+    published_ = Published{inputs, files};
+    outputs_.expect_symbols(outputs_.symbols_digest());
     if (options_.parse_cache.empty() || !options_.save_parse_cache)
         return;
     const std::string path = output_state_path(options_.parse_cache);
@@ -407,8 +411,9 @@ void Depmod::save_output_state(std::vector<OutputState::File> files, const Diagn
         }
     }
     OutputState state;
-    state.inputs = inputs_digest(index_.modules_order_digest(), builtin_digest_,
-                                 builtin_modinfo_digest_, resolve_options_.verbose);
+    state.inputs = inputs;
+    state.symbols = outputs_.symbols_digest();
+    state.alias_order = outputs_.alias_order();
     state.modules = index_.files_digest();
     state.module_count = index_.candidate_count();
     state.keys_since_ns = scan_started_ns_;
@@ -513,8 +518,20 @@ base::Result<GenerationStats> Depmod::generate_and_publish(Diagnostics& diagnost
     auto dir = open_output_directory();
     base::PublishBatch batch(dir ? dir->get() : -1, options_.durable);
     OutputPublisher publisher(dir ? dir->get() : -1, batch);
-    outputs_.build_each(*resolution, builtin_, options_.warn_dups, options_.format, diagnostics,
-                        [&](const char* name, bool) { return publisher.open(name); });
+    // Files whose inputs are the last published build's stay as they are on disk.
+    OutputBuilder::Keeper keep;
+    if (published_ &&
+        published_->inputs == inputs_digest(index_.modules_order_digest(), builtin_digest_,
+                                            builtin_modinfo_digest_, resolve_options_.verbose))
+        keep = [&](const char* name) {
+            const auto& files = published_->files;
+            auto it = std::find_if(files.begin(), files.end(),
+                                   [&](const OutputState::File& f) { return f.name == name; });
+            return it != files.end() && publisher.keep(*it);
+        };
+    outputs_.build_each(
+        *resolution, builtin_, options_.warn_dups, options_.format, diagnostics,
+        [&](const char* name, bool) { return publisher.open(name); }, keep);
     // kmod reads the builtin files only once the dependencies resolved (not after a cycle).
     diagnostics.insert(diagnostics.end(), builtin_problems_.begin(), builtin_problems_.end());
     if (!dir)
@@ -538,6 +555,7 @@ base::Result<GenerationStats> Depmod::generate_and_publish(Diagnostics& diagnost
 
     GenerationStats stats;
     stats.files_written = changed.size();
+    stats.files_kept = publisher.kept_count();
     stats.files_parsed = index_.parse_count() - parses_at_last_write_;
     parses_at_last_write_ = index_.parse_count();
     stats.modules = last_module_count_;

@@ -69,6 +69,7 @@ struct GenerationStats {
     size_t modules = 0;
     size_t files_written = 0; ///< outputs whose content changed and were replaced
     size_t files_parsed = 0;  ///< module files parsed since the previous generation
+    size_t files_kept = 0;    ///< outputs not made: their inputs were the last generation's
     std::chrono::microseconds duration{0};
 };
 
@@ -210,6 +211,13 @@ private:
     /// Takes the counts of a whole walk and, when it may be kept, its listings.
     void keep_listings(index::WalkMemo& memo);
     OutputBuilder outputs_;
+    /// What the last published build left on disk, as its output state describes it: a build
+    /// on the same inputs may keep some of those files (OutputBuilder::Keeper).
+    struct Published {
+        uint64_t inputs = 0; ///< inputs_digest()
+        std::vector<OutputState::File> files;
+    };
+    std::optional<Published> published_;
     size_t parses_at_last_write_ = 0;
     size_t last_module_count_ = 0;
     size_t files_reparsed_unchanged_ = 0;

@@ -13,8 +13,9 @@ namespace {
 
 using namespace index_format;
 
-/// 7-bit ASCII without NUL, eight bytes at a time: it runs over every key and value of
-/// every index.
+} // namespace
+
+// Eight bytes at a time: it runs over every key and value of every index.
 bool is_ascii(std::string_view s)
 {
     constexpr uint64_t kOnes = 0x0101010101010101ULL;
@@ -34,8 +35,6 @@ bool is_ascii(std::string_view s)
     }
     return true;
 }
-
-} // namespace
 
 bool IndexWriter::add(std::string_view key, std::string_view value, uint32_t priority)
 {

@@ -12,6 +12,9 @@
 
 namespace kmodd::depmod {
 
+/// Whether `s` may be a key or value of an index: 7-bit ASCII without NUL.
+[[nodiscard]] bool is_ascii(std::string_view s);
+
 /// Where a trie node goes relative to its children. The keys, values and node contents are
 /// the same either way; kmod 34 changed the order (its NEWS: "Switch index to pre-order").
 enum class IndexLayout {

@@ -129,6 +129,20 @@ std::unique_ptr<OutputSink> OutputPublisher::open(const char* name)
     return std::make_unique<Sink>(*this, name);
 }
 
+bool OutputPublisher::keep(const OutputState::File& recorded)
+{
+    if (dir_fd_ < 0)
+        return false;
+    auto content = base::MappedFile::open(dir_fd_, recorded.name);
+    if (!content || content->bytes().size() != recorded.size ||
+        content_digest(content->bytes()) != recorded.digest)
+        return false;
+    const std::lock_guard lock(mutex_);
+    files_.push_back(recorded);
+    ++kept_;
+    return true;
+}
+
 std::optional<base::PublishBatch::Opened> OutputPublisher::start(const std::string& name)
 {
     const std::lock_guard lock(mutex_);

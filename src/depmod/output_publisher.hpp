@@ -29,8 +29,15 @@ public:
     /// The sink for the file `name`.
     [[nodiscard]] std::unique_ptr<OutputSink> open(const char* name);
 
-    /// What the output state keeps of each file, in the order finished.
+    /// Takes the file `recorded.name` on disk as made when it holds the bytes `recorded`
+    /// describes (size and content digest, read to check); false otherwise, or without an
+    /// output directory. May be called from two threads, as open().
+    [[nodiscard]] bool keep(const OutputState::File& recorded);
+
+    /// What the output state keeps of each file, in the order finished or kept.
     [[nodiscard]] std::vector<OutputState::File> take_files() { return std::move(files_); }
+    /// How many files keep() took.
+    [[nodiscard]] size_t kept_count() const { return kept_; }
     /// The files that differed from those on disk (written to temp files), in that order.
     [[nodiscard]] const std::vector<std::string>& changed() const { return changed_; }
     /// The first write that failed (the batch is then abandoned).
@@ -48,6 +55,7 @@ private:
     std::mutex mutex_; ///< guards the batch and what follows
     std::vector<OutputState::File> files_;
     std::vector<std::string> changed_;
+    size_t kept_ = 0;
     std::optional<base::Error> failure_;
     std::atomic<bool> failed_{false};
 };

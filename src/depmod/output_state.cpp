@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -19,7 +20,8 @@ namespace kmodd::depmod {
 namespace {
 
 constexpr char kMagic[8] = {'k', 'm', 'o', 'd', 'd', 'O', 'S', '\n'};
-constexpr uint32_t kFormatVersion = 4; // 2: keys_since_ns, 3: renewed, 4: listings
+constexpr uint32_t kFormatVersion =
+    5; // 2: keys_since_ns, 3: renewed, 4: listings, 5: symbols, alias order
 constexpr uint32_t kByteOrderMark = 0x01020304;
 // magic, version, byte-order mark, payload size, CRC-32 of the payload (+ 4 bytes padding)
 constexpr size_t kHeaderSize = 8 + 4 + 4 + 8 + 4 + 4;
@@ -55,6 +57,34 @@ bool get_file_key(base::ByteReader& in, index::FileKey& key)
     key.ino = static_cast<ino_t>(ino);
     key.size = static_cast<off_t>(size);
     return true;
+}
+
+template <typename T> void put_array(std::string& out, const std::vector<T>& values)
+{
+    base::put_value(out, static_cast<uint32_t>(values.size()));
+    out.append(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(T));
+}
+
+template <typename T> bool get_array(base::ByteReader& in, std::vector<T>& values)
+{
+    uint32_t count = 0;
+    std::string_view bytes;
+    if (!in.get_count(count, sizeof(T)) || !in.get_bytes(bytes, size_t{count} * sizeof(T)))
+        return false;
+    values.resize(count);
+    std::memcpy(values.data(), bytes.data(), bytes.size());
+    return true;
+}
+
+/// An alias order is none at all, or ids counted from 0 by each module's first.
+bool is_well_formed(const AliasOrder& order)
+{
+    if (order.starts.empty())
+        return order.module_keys.empty() && order.sorted.empty();
+    if (order.starts.size() != order.module_keys.size() + 1 || order.starts[0] != 0 ||
+        order.starts.back() != order.sorted.size())
+        return false;
+    return std::is_sorted(order.starts.begin(), order.starts.end());
 }
 
 /// A name a walk could have read from a directory: one path component.
@@ -94,6 +124,7 @@ std::string OutputState::serialize() const
     base::put_value(payload, modules);
     base::put_value(payload, module_count);
     base::put_value(payload, keys_since_ns);
+    base::put_value(payload, symbols);
     base::put_value(payload, static_cast<uint32_t>(files.size()));
     for (const File& file : files) {
         base::put_string(payload, file.name);
@@ -122,6 +153,9 @@ std::string OutputState::serialize() const
             base::put_value(payload, static_cast<uint8_t>(entry.is_dir));
         }
     }
+    put_array(payload, alias_order.starts);
+    put_array(payload, alias_order.module_keys);
+    put_array(payload, alias_order.sorted);
     std::string out(kMagic, sizeof kMagic);
     base::put_value(out, kFormatVersion);
     base::put_value(out, kByteOrderMark);
@@ -159,7 +193,7 @@ base::Result<OutputState> OutputState::parse(std::string_view bytes)
     base::ByteReader in(payload);
     uint32_t count = 0;
     if (!in.get(state.inputs) || !in.get(state.modules) || !in.get(state.module_count) ||
-        !in.get(state.keys_since_ns) || !in.get_count(count, 20))
+        !in.get(state.keys_since_ns) || !in.get(state.symbols) || !in.get_count(count, 20))
         return invalid("malformed");
     for (uint32_t i = 0; i < count; ++i) {
         std::string_view name;
@@ -217,6 +251,9 @@ base::Result<OutputState> OutputState::parse(std::string_view bytes)
         }
         state.listings.push_back(std::move(listing));
     }
+    if (!get_array(in, state.alias_order.starts) || !get_array(in, state.alias_order.module_keys) ||
+        !get_array(in, state.alias_order.sorted) || !is_well_formed(state.alias_order))
+        return invalid("malformed alias order");
     if (in.left() != 0)
         return invalid("bytes after the last field");
     return state;

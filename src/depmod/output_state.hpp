@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "base/result.hpp"
+#include "depmod/outputs.hpp"
 #include "index/diagnostic.hpp"
 #include "index/module_index.hpp"
 #include "index/parse_cache.hpp"
@@ -31,6 +32,9 @@ struct OutputState {
     /// shortly before it (index::ParseCache::kRacyMarginNs) may hide a change behind the same
     /// times, so it proves nothing.
     int64_t keys_since_ns = 0;
+    /// OutputBuilder::symbols_digest() of the build that made the files: a build whose symbols
+    /// have the same keeps modules.symbols and modules.symbols.bin. 0 for none.
+    uint64_t symbols = 0;
     /// Each output file as published: name, size and content_digest() of its content.
     struct File {
         std::string name;
@@ -54,6 +58,8 @@ struct OutputState {
     /// The directories of the tree as the last walk read them (index::WalkMemo): the next
     /// walk reads again only those that changed. Empty when that walk said anything.
     std::vector<index::DirListing> listings;
+    /// How the build's aliases sorted (OutputBuilder::alias_order()), for the next build.
+    AliasOrder alias_order;
 
     /// Whether every output file in `dir` holds the bytes this state recorded (size and digest).
     [[nodiscard]] bool describes_files_in(const std::string& dir) const;

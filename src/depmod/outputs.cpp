@@ -7,6 +7,7 @@
 #include <cctype>
 #include <mutex>
 
+#include "base/digest.hpp"
 #include "base/threads.hpp"
 #include "depmod/index_writer.hpp"
 #include "index/names.hpp"
@@ -56,6 +57,20 @@ bool scan_major_minor(std::string_view alias, std::string_view prefix, unsigned&
         return false;
     alias.remove_prefix(1);
     return scan_unsigned(alias, minor);
+}
+
+/// OutputBuilder::symbols_digest() of `resolution`.
+uint64_t symbols_digest_of(const Resolution& resolution)
+{
+    base::Digest64 digest;
+    for (const auto& sym : resolution.symbols) {
+        const std::string_view name = resolution.name_of(sym);
+        const std::string_view owner = resolution.modules[sym.owner].file->name;
+        if (!is_ascii(name) || !is_ascii(owner))
+            return 0;
+        digest.update(name).update(owner).update(uint64_t{sym.owner});
+    }
+    return digest.update(uint64_t{resolution.symbols.size()}).value();
 }
 
 void warn_duplicates(const IndexWriter& writer, const char* what, Diagnostics& diagnostics)
@@ -225,28 +240,92 @@ void OutputBuilder::make_fragment(const index::Candidate& file, Fragment& f,
                               std::to_string(major) + ":" + std::to_string(minor) + "\n";
 }
 
+bool OutputBuilder::alias_before(const AliasEntry& a, const AliasEntry& b)
+{
+    if (int c = a.key().compare(b.key()); c != 0)
+        return c < 0;
+    if (a.fragment->position != b.fragment->position)
+        return a.fragment->position < b.fragment->position;
+    return a.ordinal > b.ordinal;
+}
+
+bool OutputBuilder::sort_as_expected(std::vector<AliasEntry>& fresh) const
+{
+    const AliasOrder& old = expected_order_;
+    const size_t modules = module_keys_.size();
+    if (old.module_keys.size() != modules || old.starts.size() != modules + 1 ||
+        old.starts[0] != 0 || old.starts[modules] != old.sorted.size())
+        return false;
+    // This build's ids, and where each alias is in `fresh`.
+    std::vector<uint32_t> starts(modules + 1, 0);
+    for (const AliasEntry& e : fresh)
+        ++starts[e.fragment->position + 1];
+    for (size_t p = 0; p < modules; ++p)
+        starts[p + 1] += starts[p];
+    std::vector<uint32_t> at(fresh.size());
+    for (uint32_t i = 0; i < fresh.size(); ++i) {
+        const uint32_t p = fresh[i].fragment->position;
+        if (fresh[i].ordinal >= starts[p + 1] - starts[p])
+            return false;
+        at[starts[p] + fresh[i].ordinal] = i;
+    }
+    // The modules whose aliases are taken in the old order: the same file, as many aliases.
+    std::vector<uint8_t> same(modules);
+    std::vector<uint32_t> owner(old.sorted.size());
+    for (uint32_t p = 0; p < modules; ++p) {
+        if (old.starts[p] > old.starts[p + 1])
+            return false;
+        same[p] = old.module_keys[p] == module_keys_[p] &&
+                  old.starts[p + 1] - old.starts[p] == starts[p + 1] - starts[p];
+        std::fill(owner.begin() + old.starts[p], owner.begin() + old.starts[p + 1], p);
+    }
+    std::vector<AliasEntry> sorted;
+    sorted.reserve(fresh.size());
+    std::vector<uint8_t> taken(fresh.size());
+    for (const uint32_t id : old.sorted) {
+        if (id >= owner.size())
+            return false;
+        const uint32_t p = owner[id];
+        if (same[p] == 0)
+            continue;
+        const uint32_t i = at[starts[p] + (id - old.starts[p])];
+        if (taken[i] != 0)
+            return false;
+        taken[i] = 1;
+        sorted.push_back(fresh[i]);
+    }
+    const auto kept = static_cast<std::ptrdiff_t>(sorted.size());
+    for (const AliasEntry& e : fresh) {
+        if (same[e.fragment->position] == 0)
+            sorted.push_back(e);
+    }
+    // Every alias once, then. update_alias_entries() checks the order, as after any merge: in
+    // order, it is the one order there is; out of order (a module changed within the same
+    // key), it is sorted.
+    if (sorted.size() != fresh.size())
+        return false;
+    std::sort(sorted.begin() + kept, sorted.end(), alias_before);
+    std::inplace_merge(sorted.begin(), sorted.begin() + kept, sorted.end(), alias_before);
+    fresh = std::move(sorted);
+    return true;
+}
+
 void OutputBuilder::update_alias_entries(std::vector<AliasEntry> fresh, bool removed_any)
 {
-    auto less = [](const AliasEntry& a, const AliasEntry& b) {
-        if (int c = a.key().compare(b.key()); c != 0)
-            return c < 0;
-        if (a.fragment->position != b.fragment->position)
-            return a.fragment->position < b.fragment->position;
-        // Within one module kmod inserts in .modinfo order, and the last inserted of equal
-        // priority comes first.
-        return a.ordinal > b.ordinal;
-    };
     if (removed_any) {
         std::erase_if(alias_entries_,
                       [&](const AliasEntry& e) { return e.fragment->build != build_; });
         std::erase_if(fragments_, [&](const auto& item) { return item.second.build != build_; });
     }
     if (alias_entries_.empty()) {
-        // A first build's entries are all fresh: sorted where they are, not copied.
-        std::sort(fresh.begin(), fresh.end(), less);
+        // A first build's entries are all fresh: sorted where they are, not copied, unless
+        // the last run's order serves (checked below).
+        if (!sort_as_expected(fresh))
+            std::sort(fresh.begin(), fresh.end(), alias_before);
+        expected_order_ = AliasOrder();
         alias_entries_ = std::move(fresh);
     } else if (!fresh.empty()) {
-        std::sort(fresh.begin(), fresh.end(), less);
+        std::sort(fresh.begin(), fresh.end(), alias_before);
         // Merged in place: the entries of a full build are not held twice. Room for a few
         // more modules, not the usual doubling: the vector lives as long as the engine.
         auto middle = static_cast<std::ptrdiff_t>(alias_entries_.size());
@@ -256,12 +335,28 @@ void OutputBuilder::update_alias_entries(std::vector<AliasEntry> fresh, bool rem
         alias_entries_.insert(alias_entries_.end(), fresh.begin(), fresh.end());
         fresh = {};
         std::inplace_merge(alias_entries_.begin(), alias_entries_.begin() + middle,
-                           alias_entries_.end(), less);
+                           alias_entries_.end(), alias_before);
     }
     // Positions of the other modules keep their relative order unless modules.order changed;
     // then the entries of equal keys need sorting again.
-    if (!std::is_sorted(alias_entries_.begin(), alias_entries_.end(), less))
-        std::sort(alias_entries_.begin(), alias_entries_.end(), less);
+    if (!std::is_sorted(alias_entries_.begin(), alias_entries_.end(), alias_before))
+        std::sort(alias_entries_.begin(), alias_entries_.end(), alias_before);
+}
+
+AliasOrder OutputBuilder::alias_order() const
+{
+    AliasOrder order;
+    order.module_keys = module_keys_;
+    const size_t modules = module_keys_.size();
+    order.starts.assign(modules + 1, 0);
+    for (const AliasEntry& e : alias_entries_)
+        ++order.starts[e.fragment->position + 1];
+    for (size_t p = 0; p < modules; ++p)
+        order.starts[p + 1] += order.starts[p];
+    order.sorted.reserve(alias_entries_.size());
+    for (const AliasEntry& e : alias_entries_)
+        order.sorted.push_back(order.starts[e.fragment->position] + e.ordinal);
+    return order;
 }
 
 size_t OutputBuilder::expected_size(const std::string& name) const
@@ -314,7 +409,7 @@ std::vector<OutputFile> OutputBuilder::build(const Resolution& resolution,
 
 void OutputBuilder::build_each(const Resolution& resolution, const BuiltinInputs& builtin,
                                bool warn_dups, KmodFormat format, Diagnostics& diagnostics,
-                               const SinkOpener& open)
+                               const SinkOpener& open, const Keeper& keep)
 {
     ++build_;
     const IndexLayout layout =
@@ -341,9 +436,15 @@ void OutputBuilder::build_each(const Resolution& resolution, const BuiltinInputs
     // modules.alias on this side). The diagnostics are reported in kmod's order.
     Diagnostics alias_bin_notes, symbols_bin_notes, dep_notes, list_notes;
     auto make_from_resolution = [&] {
-        make("modules.symbols.bin", true, [&](OutputSink& out) {
-            make_symbols_bin(resolution, warn_dups, layout, symbols_bin_notes, out);
-        });
+        // The symbols' files stay as they are when their inputs did (a module's content
+        // changed, not what it exports). -w reports the duplicates found making them: made.
+        symbols_digest_ = symbols_digest_of(resolution);
+        const bool may_keep_symbols =
+            keep && !warn_dups && symbols_digest_ != 0 && symbols_digest_ == expected_symbols_;
+        if (!may_keep_symbols || !keep("modules.symbols.bin"))
+            make("modules.symbols.bin", true, [&](OutputSink& out) {
+                make_symbols_bin(resolution, warn_dups, layout, symbols_bin_notes, out);
+            });
         std::vector<uint32_t> line_ends;
         std::string dep_text = make_dep_text(resolution, line_ends);
         make_text("modules.dep", dep_text);
@@ -351,8 +452,9 @@ void OutputBuilder::build_each(const Resolution& resolution, const BuiltinInputs
             make_dep_bin(resolution, dep_text, line_ends, warn_dups, layout, dep_notes, out);
         });
         dep_text = std::string();
-        make("modules.symbols", false,
-             [&](OutputSink& out) { make_symbols_text(resolution, out); });
+        if (!may_keep_symbols || !keep("modules.symbols"))
+            make("modules.symbols", false,
+                 [&](OutputSink& out) { make_symbols_text(resolution, out); });
         // modules.alias as its lines are made; the few lines of the other two are kept until then.
         std::string softdep_text, weakdep_text;
         make("modules.alias", false,
@@ -381,8 +483,16 @@ void OutputBuilder::build_each(const Resolution& resolution, const BuiltinInputs
                 [&](std::string_view key, std::string_view) { aliases += key == "alias"; });
         fresh.reserve(aliases);
     }
+    module_keys_.resize(modules.size());
     for (uint32_t m = 0; m < modules.size(); ++m) {
         const index::Candidate& file = *modules[m].file;
+        module_keys_[m] = base::Digest64()
+                              .update(static_cast<uint64_t>(file.key.dev))
+                              .update(static_cast<uint64_t>(file.key.ino))
+                              .update(static_cast<uint64_t>(file.key.size))
+                              .update(static_cast<uint64_t>(file.key.mtime_ns))
+                              .update(static_cast<uint64_t>(file.key.ctime_ns))
+                              .value();
         auto [it, inserted] = fragments_.try_emplace(file.parsed.get());
         if (inserted)
             make_fragment(file, it->second, fresh);

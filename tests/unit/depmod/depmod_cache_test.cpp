@@ -10,11 +10,13 @@
 
 #include <algorithm>
 #include <fstream>
+#include <optional>
 #include <string>
 
 #include "index/parse_cache.hpp"
 
 #include "depmod/depmod.hpp"
+#include "depmod/output_state.hpp"
 #include "depmod_runs.hpp"
 
 namespace kmodd::depmod {
@@ -267,6 +269,123 @@ TEST(DepmodCache, AVerboseRunsStateProvesARunWithoutVerboseWhichLeavesItsInfoLin
     options.verbose = true;
     EXPECT_FALSE(run_proven(options, said));
     EXPECT_GT(info_lines(said), 0U);
+    test::run_shell("rm -rf '" + cache_dir + "'");
+}
+
+/// Runs `options` as `kmodctl depmod` does; what its write() counted, or nullopt when the
+/// outputs were proven current.
+std::optional<GenerationStats> run_counted(const DepmodOptions& options, Diagnostics& said)
+{
+    said.clear();
+    auto engine = Depmod::create(options, said);
+    if (!engine || (*engine)->outputs_are_current(said))
+        return std::nullopt;
+    EXPECT_TRUE((*engine)->scan(said)) << join(said);
+    auto stats = (*engine)->write(said);
+    EXPECT_TRUE(stats) << join(said);
+    return stats ? std::optional(*stats) : std::nullopt;
+}
+
+/// Where a run with `options` (-o) writes.
+std::string written_to(const DepmodOptions& options)
+{
+    return options.output_dir + "/lib/modules/" + options.kernel_version;
+}
+
+TEST(DepmodCache, SymbolFilesWhoseInputsStayedAreKeptUnlessTheDiskHoldsOtherBytes)
+{
+    TempTree tree;
+    populate(tree);
+    const std::string cache_dir = tree.root().string() + "-cache";
+    auto options = options_for(tree);
+    options.parse_cache = parse_cache_path(cache_dir, options);
+    ::sleep(3); // files changed within two seconds before a run are not trusted from its cache
+    Diagnostics said;
+    auto cold = run_counted(options, said);
+    ASSERT_TRUE(cold);
+    EXPECT_EQ(cold->files_kept, 0U);
+
+    // devname_only gets blockdev's content: other aliases, and neither exports a symbol.
+    tree.add("kernel/drivers/devname_only.ko", fixture("blockdev"));
+    ::sleep(3);
+    auto kept = run_counted(options, said);
+    ASSERT_TRUE(kept);
+    EXPECT_EQ(kept->files_kept, 2U) << "modules.symbols and modules.symbols.bin";
+    auto kmod = run_kmod(tree);
+    ASSERT_EQ(kmod.status, 0) << kmod.output;
+    expect_identical(read_outputs(written_to(options)), kmod.files);
+
+    // A modules.symbols changed on disk (same size) is made again; the index stays.
+    const std::string symbols = written_to(options) + "/modules.symbols";
+    std::string bytes = test::slurp(symbols);
+    ASSERT_GT(bytes.size(), 2U);
+    bytes[bytes.size() - 2] ^= 1;
+    std::ofstream(symbols, std::ios::binary | std::ios::trunc) << bytes;
+    tree.add("kernel/drivers/devname_only.ko", fixture("devname_only"));
+    ::sleep(3);
+    auto edited = run_counted(options, said);
+    ASSERT_TRUE(edited);
+    EXPECT_EQ(edited->files_kept, 1U);
+    kmod = run_kmod(tree);
+    expect_identical(read_outputs(written_to(options)), kmod.files);
+
+    // mod2 gets crc_helper's content: what it exports changes, and both files are made.
+    tree.add("kernel/a/mod2.ko", fixture("crc_helper"));
+    ::sleep(3);
+    auto exports = run_counted(options, said);
+    ASSERT_TRUE(exports);
+    EXPECT_EQ(exports->files_kept, 0U);
+    kmod = run_kmod(tree);
+    expect_identical(read_outputs(written_to(options)), kmod.files);
+    test::run_shell("rm -rf '" + cache_dir + "'");
+}
+
+TEST(DepmodCache, TheKeptAliasOrderIsTheOneASortGivesAndAWrongOneIsSortedAgain)
+{
+    TempTree tree;
+    populate(tree);
+    const std::string cache_dir = tree.root().string() + "-cache";
+    auto options = options_for(tree);
+    options.parse_cache = parse_cache_path(cache_dir, options);
+    const std::string state_path = output_state_path(options.parse_cache);
+    ::sleep(3); // files changed within two seconds before a run are not trusted from its cache
+    Diagnostics said;
+    ASSERT_TRUE(run_counted(options, said));
+    auto cold = OutputState::load(state_path);
+    ASSERT_TRUE(cold) << cold.error().message;
+    const AliasOrder& order = cold->alias_order;
+    ASSERT_EQ(order.starts.size(), 9U) << "eight modules";
+    ASSERT_EQ(order.sorted.size(), order.starts.back());
+    EXPECT_GT(order.sorted.size(), 8U);
+
+    // One module gains two aliases: the others' order is taken, its aliases merged in, and
+    // what is saved is what a run without a kept order saves.
+    tree.add("kernel/drivers/devname_only.ko", fixture("blockdev"));
+    ::sleep(3);
+    ASSERT_TRUE(run_counted(options, said));
+    auto kmod = run_kmod(tree);
+    ASSERT_EQ(kmod.status, 0) << kmod.output;
+    expect_identical(read_outputs(written_to(options)), kmod.files);
+    auto merged = OutputState::load(state_path);
+    ASSERT_TRUE(merged);
+    EXPECT_EQ(merged->alias_order.sorted.size(), order.sorted.size() + 2);
+    ASSERT_EQ(::unlink(state_path.c_str()), 0);
+    ASSERT_TRUE(run_counted(options, said));
+    auto sorted = OutputState::load(state_path);
+    ASSERT_TRUE(sorted);
+    EXPECT_EQ(merged->alias_order, sorted->alias_order);
+
+    // An order that is well formed but wrong (backwards) gives kmod's bytes all the same.
+    std::reverse(sorted->alias_order.sorted.begin(), sorted->alias_order.sorted.end());
+    ASSERT_TRUE(sorted->save(state_path));
+    tree.add("kernel/drivers/devname_only.ko", fixture("devname_only"));
+    ::sleep(3);
+    ASSERT_TRUE(run_counted(options, said));
+    kmod = run_kmod(tree);
+    expect_identical(read_outputs(written_to(options)), kmod.files);
+    auto again = OutputState::load(state_path);
+    ASSERT_TRUE(again);
+    EXPECT_EQ(again->alias_order.sorted, order.sorted) << "the tree the cold run saw";
     test::run_shell("rm -rf '" + cache_dir + "'");
 }
 

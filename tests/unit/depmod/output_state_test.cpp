@@ -26,6 +26,7 @@ OutputState sample()
     state.diagnostics = {{Diagnostic::Level::Warning, "could not open modules.builtin at /x"},
                          {Diagnostic::Level::Info, "a needs \"b\": c"}};
     state.keys_since_ns = 1764000000123456789;
+    state.symbols = 0x5a5a0000a5a5ffffULL;
     state.renewed = {{"/lib/modules/6.1.0/kernel/fs/btrfs/btrfs.ko",
                       {2049, 131, 3872217, 1764000000000000000, 1764000000000000001, ""},
                       {2049, 130, 3872217, 1763000000000000000, 1763000000000000001, ""}},
@@ -47,6 +48,7 @@ void expect_same(const OutputState& a, const OutputState& b)
     EXPECT_EQ(a.modules, b.modules);
     EXPECT_EQ(a.module_count, b.module_count);
     EXPECT_EQ(a.keys_since_ns, b.keys_since_ns);
+    EXPECT_EQ(a.symbols, b.symbols);
     EXPECT_EQ(a.files, b.files);
     EXPECT_EQ(a.renewed, b.renewed);
     EXPECT_EQ(a.listings, b.listings);
