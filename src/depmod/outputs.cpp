@@ -254,7 +254,8 @@ bool OutputBuilder::sort_as_expected(std::vector<AliasEntry>& fresh) const
     const AliasOrder& old = expected_order_;
     const size_t modules = module_keys_.size();
     if (old.module_keys.size() != modules || old.starts.size() != modules + 1 ||
-        old.starts[0] != 0 || old.starts[modules] != old.sorted.size())
+        old.starts[0] != 0 || old.starts[modules] != old.sorted.size() ||
+        !std::is_sorted(old.starts.begin(), old.starts.end()))
         return false;
     // This build's ids, and where each alias is in `fresh`.
     std::vector<uint32_t> starts(modules + 1, 0);
@@ -273,8 +274,6 @@ bool OutputBuilder::sort_as_expected(std::vector<AliasEntry>& fresh) const
     std::vector<uint8_t> same(modules);
     std::vector<uint32_t> owner(old.sorted.size());
     for (uint32_t p = 0; p < modules; ++p) {
-        if (old.starts[p] > old.starts[p + 1])
-            return false;
         same[p] = old.module_keys[p] == module_keys_[p] &&
                   old.starts[p + 1] - old.starts[p] == starts[p + 1] - starts[p];
         std::fill(owner.begin() + old.starts[p], owner.begin() + old.starts[p + 1], p);
