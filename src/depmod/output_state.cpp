@@ -62,7 +62,8 @@ bool get_file_key(base::ByteReader& in, index::FileKey& key)
 template <typename T> void put_array(std::string& out, const std::vector<T>& values)
 {
     base::put_value(out, static_cast<uint32_t>(values.size()));
-    out.append(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(T));
+    if (!values.empty()) // an empty vector may have no data pointer
+        out.append(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(T));
 }
 
 template <typename T> bool get_array(base::ByteReader& in, std::vector<T>& values)
@@ -72,7 +73,8 @@ template <typename T> bool get_array(base::ByteReader& in, std::vector<T>& value
     if (!in.get_count(count, sizeof(T)) || !in.get_bytes(bytes, size_t{count} * sizeof(T)))
         return false;
     values.resize(count);
-    std::memcpy(values.data(), bytes.data(), bytes.size());
+    if (count > 0) // an empty vector may have no data pointer
+        std::memcpy(values.data(), bytes.data(), bytes.size());
     return true;
 }
 
