@@ -392,11 +392,16 @@ uint64_t Depmod::inputs_digest(uint64_t modules_order, uint64_t builtin, uint64_
         .value();
 }
 
+uint64_t Depmod::current_inputs_digest() const
+{
+    return inputs_digest(index_.modules_order_digest(), builtin_digest_, builtin_modinfo_digest_,
+                         resolve_options_.verbose);
+}
+
 void Depmod::save_output_state(std::vector<OutputState::File> files, const Diagnostics& said,
                                Diagnostics& diagnostics)
 {
-    const uint64_t inputs = inputs_digest(index_.modules_order_digest(), builtin_digest_,
-                                          builtin_modinfo_digest_, resolve_options_.verbose);
+    const uint64_t inputs = current_inputs_digest();
     published_ = Published{inputs, files};
     outputs_.expect_symbols(outputs_.symbols_digest());
     if (options_.parse_cache.empty() || !options_.save_parse_cache)
@@ -520,9 +525,7 @@ base::Result<GenerationStats> Depmod::generate_and_publish(Diagnostics& diagnost
     OutputPublisher publisher(dir ? dir->get() : -1, batch);
     // Files whose inputs are the last published build's stay as they are on disk.
     OutputBuilder::Keeper keep;
-    if (published_ &&
-        published_->inputs == inputs_digest(index_.modules_order_digest(), builtin_digest_,
-                                            builtin_modinfo_digest_, resolve_options_.verbose))
+    if (published_ && published_->inputs == current_inputs_digest())
         keep = [&](const char* name) {
             const auto& files = published_->files;
             auto it = std::find_if(files.begin(), files.end(),

@@ -165,6 +165,8 @@ private:
     /// run with -v (`verbose`) or without.
     [[nodiscard]] uint64_t inputs_digest(uint64_t modules_order, uint64_t builtin,
                                          uint64_t builtin_modinfo, bool verbose) const;
+    /// inputs_digest() of what the index read with the tree, for this run's -v.
+    [[nodiscard]] uint64_t current_inputs_digest() const;
     /// outputs_are_current() for module files whose keys differ from the published generation's
     /// (`state`), found by the walk that began at `started_ns`: those files parsed again, then
     /// the output files read. When proven, `state` is saved as it now stands (with the keys
