@@ -409,17 +409,16 @@ void Depmod::save_output_state(std::vector<OutputState::File> files, const Diagn
     const std::string path = output_state_path(options_.parse_cache);
     // A file that cannot be used is reported by each run's walk, which a run that skips its
     // work would not repeat: such a tree gets no state (and any old one goes).
-    for (const index::Candidate* candidate : index_.candidates()) {
-        if (!candidate->error.empty()) {
-            ::unlink(path.c_str());
-            return;
-        }
+    const std::optional<uint64_t> modules = index_.files_digest();
+    if (!modules) {
+        ::unlink(path.c_str());
+        return;
     }
     OutputState state;
     state.inputs = inputs;
     state.symbols = outputs_.symbols_digest();
     state.alias_order = outputs_.alias_order();
-    state.modules = index_.files_digest();
+    state.modules = *modules;
     state.module_count = index_.candidate_count();
     state.keys_since_ns = scan_started_ns_;
     state.files = std::move(files);

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -370,8 +371,9 @@ public:
     [[nodiscard]] static uint64_t file_digest(std::string_view path, const FileKey& key,
                                               std::string_view symlink_target);
     /// The digest of every candidate (the sum of their file_digest(), so independent of
-    /// order): equal for two module sets whose files are provably the same.
-    [[nodiscard]] uint64_t files_digest() const;
+    /// order): equal for two module sets whose files are provably the same. Nothing when a
+    /// candidate could not be parsed (one pass over them answers both).
+    [[nodiscard]] std::optional<uint64_t> files_digest() const;
     /// base::Digest64::of_read() of modules.order as the last scan() or update_path() read it.
     [[nodiscard]] uint64_t modules_order_digest() const { return modules_order_digest_; }
 

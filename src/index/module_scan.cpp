@@ -470,11 +470,14 @@ uint64_t ModuleIndex::file_digest(std::string_view path, const FileKey& key,
     return digest.value();
 }
 
-uint64_t ModuleIndex::files_digest() const
+std::optional<uint64_t> ModuleIndex::files_digest() const
 {
     uint64_t sum = 0;
-    for (const auto& [path, candidate] : candidates_)
+    for (const auto& [path, candidate] : candidates_) {
+        if (!candidate->error.empty())
+            return std::nullopt;
         sum += file_digest(candidate->path, candidate->key, candidate->symlink_target);
+    }
     return sum;
 }
 
