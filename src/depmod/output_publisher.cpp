@@ -131,11 +131,7 @@ std::unique_ptr<OutputSink> OutputPublisher::open(const char* name)
 
 bool OutputPublisher::keep(const OutputState::File& recorded)
 {
-    if (dir_fd_ < 0)
-        return false;
-    auto content = base::MappedFile::open(dir_fd_, recorded.name);
-    if (!content || content->bytes().size() != recorded.size ||
-        content_digest(content->bytes()) != recorded.digest)
+    if (dir_fd_ < 0 || !recorded.is_held_in(dir_fd_))
         return false;
     const std::lock_guard lock(mutex_);
     files_.push_back(recorded);

@@ -105,18 +105,17 @@ std::string output_state_path(std::string_view parse_cache)
     return path + "outputs.state";
 }
 
+bool OutputState::File::is_held_in(int dir_fd) const
+{
+    auto content = base::MappedFile::open(dir_fd, name);
+    return content && content->bytes().size() == size && content_digest(content->bytes()) == digest;
+}
+
 bool OutputState::describes_files_in(const std::string& dir) const
 {
     auto dir_fd = base::open_directory(AT_FDCWD, dir);
-    if (!dir_fd)
-        return false;
-    for (const File& file : files) {
-        auto content = base::MappedFile::open(dir_fd->get(), file.name);
-        if (!content || content->bytes().size() != file.size ||
-            content_digest(content->bytes()) != file.digest)
-            return false;
-    }
-    return true;
+    return dir_fd && std::all_of(files.begin(), files.end(),
+                                 [&](const File& file) { return file.is_held_in(dir_fd->get()); });
 }
 
 std::string OutputState::serialize() const

@@ -41,6 +41,9 @@ struct OutputState {
         uint64_t size = 0;
         uint64_t digest = 0;
         bool operator==(const File&) const = default;
+        /// Whether the file of this name in the directory `dir_fd` holds these bytes (its
+        /// size and content_digest()).
+        [[nodiscard]] bool is_held_in(int dir_fd) const;
     };
     std::vector<File> files;
     /// What generating the outputs said (warnings a run on the same inputs says again).
