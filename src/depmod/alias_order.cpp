@@ -2,6 +2,7 @@
 // The order of the alias index: sorting a build's alias entries, merging a later build's in,
 // and the order kept between runs (AliasOrder) that spares a one-shot run the whole sort.
 #include <algorithm>
+#include <cstdint>
 
 #include "depmod/outputs.hpp"
 
@@ -30,10 +31,13 @@ bool OutputBuilder::sort_as_expected(std::vector<AliasEntry>& fresh) const
         ++starts[e.fragment->position + 1];
     for (size_t p = 0; p < modules; ++p)
         starts[p + 1] += starts[p];
-    std::vector<uint32_t> at(fresh.size());
+    // Each (module, ordinal) once: a second entry for one would leave another's place empty.
+    constexpr uint32_t kEmpty = UINT32_MAX;
+    std::vector<uint32_t> at(fresh.size(), kEmpty);
     for (uint32_t i = 0; i < fresh.size(); ++i) {
         const uint32_t p = fresh[i].fragment->position;
-        if (fresh[i].ordinal >= starts[p + 1] - starts[p])
+        if (fresh[i].ordinal >= starts[p + 1] - starts[p] ||
+            at[starts[p] + fresh[i].ordinal] != kEmpty)
             return false;
         at[starts[p] + fresh[i].ordinal] = i;
     }
