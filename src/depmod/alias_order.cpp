@@ -3,10 +3,28 @@
 // and the order kept between runs (AliasOrder) that spares a one-shot run the whole sort.
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "depmod/outputs.hpp"
 
 namespace kmodd::depmod {
+
+namespace {
+
+/// Per module position, where its aliases' ids begin (an alias's id is its module's start plus
+/// its ordinal), then their total: counted from `entries`, in any order.
+template <typename Entries>
+std::vector<uint32_t> alias_starts(const Entries& entries, size_t modules)
+{
+    std::vector<uint32_t> starts(modules + 1, 0);
+    for (const auto& e : entries)
+        ++starts[e.fragment->position + 1];
+    for (size_t p = 0; p < modules; ++p)
+        starts[p + 1] += starts[p];
+    return starts;
+}
+
+} // namespace
 
 bool OutputBuilder::alias_before(const AliasEntry& a, const AliasEntry& b)
 {
@@ -26,11 +44,7 @@ bool OutputBuilder::sort_as_expected(std::vector<AliasEntry>& fresh) const
         !std::is_sorted(old.starts.begin(), old.starts.end()))
         return false;
     // This build's ids, and where each alias is in `fresh`.
-    std::vector<uint32_t> starts(modules + 1, 0);
-    for (const AliasEntry& e : fresh)
-        ++starts[e.fragment->position + 1];
-    for (size_t p = 0; p < modules; ++p)
-        starts[p + 1] += starts[p];
+    const std::vector<uint32_t> starts = alias_starts(fresh, modules);
     // Each (module, ordinal) once: a second entry for one would leave another's place empty.
     constexpr uint32_t kEmpty = UINT32_MAX;
     std::vector<uint32_t> at(fresh.size(), kEmpty);
@@ -118,11 +132,7 @@ AliasOrder OutputBuilder::alias_order() const
     AliasOrder order;
     order.module_keys = module_keys_;
     const size_t modules = module_keys_.size();
-    order.starts.assign(modules + 1, 0);
-    for (const AliasEntry& e : alias_entries_)
-        ++order.starts[e.fragment->position + 1];
-    for (size_t p = 0; p < modules; ++p)
-        order.starts[p + 1] += order.starts[p];
+    order.starts = alias_starts(alias_entries_, modules);
     order.sorted.reserve(alias_entries_.size());
     for (const AliasEntry& e : alias_entries_)
         order.sorted.push_back(order.starts[e.fragment->position] + e.ordinal);
