@@ -300,6 +300,11 @@ struct Resolution {
     void closure(uint32_t position, std::vector<uint32_t>& out, std::vector<uint32_t>& seen) const;
 };
 
+/// Sets each module's dep_sort_idx as kmod's depmod ranks them, users before providers, given
+/// in `users` how many modules use each (their deps entries); false when some are in a
+/// dependency cycle: `users` then holds, per module, how many of its users are left unranked.
+bool rank_for_dep_order(std::vector<Resolution::Module>& modules, std::vector<uint32_t>& users);
+
 /// What a run of the resolver reports and checks.
 struct ResolveOptions {
     bool check_symvers = false; ///< -E given: compare CRCs

@@ -253,6 +253,27 @@ void Resolution::closure(uint32_t position, std::vector<uint32_t>& out,
     });
 }
 
+bool rank_for_dep_order(std::vector<Resolution::Module>& modules, std::vector<uint32_t>& users)
+{
+    // kmod's Kahn sort with a LIFO of modules nobody uses.
+    std::vector<uint32_t> roots;
+    for (uint32_t m = 0; m < modules.size(); ++m) {
+        if (users[m] == 0)
+            roots.push_back(m);
+    }
+    uint32_t sorted = 0;
+    while (!roots.empty()) {
+        uint32_t src = roots.back();
+        roots.pop_back();
+        modules[src].dep_sort_idx = sorted++;
+        for (uint32_t dst : modules[src].deps) {
+            if (--users[dst] == 0)
+                roots.push_back(dst);
+        }
+    }
+    return sorted == modules.size();
+}
+
 base::Result<Resolution> ModuleIndex::resolve(const ResolveOptions& options,
                                               Diagnostics& diagnostics) const
 {
@@ -355,23 +376,8 @@ base::Result<Resolution> ModuleIndex::resolve(const ResolveOptions& options,
         }
     }
 
-    // 5. Topological rank: kmod's Kahn sort with a LIFO of modules nobody uses.
-    std::vector<uint32_t> roots;
-    for (uint32_t m = 0; m < result.modules.size(); ++m) {
-        if (users[m] == 0)
-            roots.push_back(m);
-    }
-    uint32_t sorted = 0;
-    while (!roots.empty()) {
-        uint32_t src = roots.back();
-        roots.pop_back();
-        result.modules[src].dep_sort_idx = sorted++;
-        for (uint32_t dst : result.modules[src].deps) {
-            if (--users[dst] == 0)
-                roots.push_back(dst);
-        }
-    }
-    if (sorted < result.modules.size()) {
+    // 5. Topological rank.
+    if (!rank_for_dep_order(result.modules, users)) {
         std::vector<bool> pending(result.modules.size());
         for (size_t m = 0; m < pending.size(); ++m)
             pending[m] = users[m] > 0;
