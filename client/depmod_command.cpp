@@ -314,7 +314,13 @@ int run_depmod(int argc, char** argv)
         printer.print(diagnostics);
         say_walk();
         const size_t reparsed = (*engine)->files_reparsed_unchanged();
-        if (printer.verbosity > 0 && reparsed == 0)
+        const size_t spliced = (*engine)->files_spliced();
+        if (printer.verbosity > 0 && spliced > 0)
+            std::fprintf(stderr,
+                         "depmod: INFO: parse cache %s: %zu changed module %s parsed, each "
+                         "exporting what it did; outputs made from the last run's graph\n",
+                         options.parse_cache.c_str(), spliced, spliced == 1 ? "file" : "files");
+        else if (printer.verbosity > 0 && reparsed == 0)
             std::fprintf(stderr,
                          "depmod: INFO: parse cache %s: no module file, input or output changed "
                          "since the last run; nothing written\n",

@@ -40,6 +40,7 @@ bool Depmod::outputs_are_current(Diagnostics& diagnostics)
 {
     finish_cache_save(diagnostics);
     files_reparsed_unchanged_ = 0;
+    files_spliced_ = 0;
     if (options_.parse_cache.empty())
         return false;
     auto state = OutputState::load(output_state_path(options_.parse_cache));
@@ -135,6 +136,9 @@ bool Depmod::prove_reparsed_unchanged(OutputState& state,
     for (const OutputState::Renewed& file : state.renewed)
         renewed_before.emplace(file.path, &file);
     std::vector<OutputState::Renewed> renewed;
+    // Files that parse to another record, whose outputs a splice may make.
+    std::vector<Reparsed> differing;
+    const bool may_differ = may_splice(state);
     size_t reparsed = 0;
     uint64_t published = 0; // the digest of the files as the published generation saw them
     uint64_t current = 0;   // ... and as they are now
@@ -153,10 +157,13 @@ bool Depmod::prove_reparsed_unchanged(OutputState& state,
         // A key that changed shortly before that generation began proves nothing about content.
         if (index::is_racy(then->mtime_ns, then->ctime_ns, state.keys_since_ns))
             return false;
-        published +=
+        const uint64_t then_digest =
             index::ModuleIndex::file_digest(file.path, file_key_of(*then), then->symlink_target);
+        published += then_digest;
         index::CacheKey now = index::CacheKey::of(file.st, file.symlink_target);
-        if (now != *then) {
+        if (now == *then) {
+            current += then_digest;
+        } else {
             // Changed since: the outputs stand when it parses to what the cache has for it.
             if (reparsed++ == kMaxReparsed)
                 return false;
@@ -166,20 +173,29 @@ bool Depmod::prove_reparsed_unchanged(OutputState& state,
                 return false;
             record.clear();
             index::append_info_record(record, *info);
-            if (record != stored->info)
-                return false;
             now = index::CacheKey::of(st, file.symlink_target);
+            current +=
+                index::ModuleIndex::file_digest(file.path, file_key_of(now), file.symlink_target);
+            if (record != stored->info) {
+                // Another record: made into the outputs by a splice, when one may do it.
+                if (!may_differ)
+                    return false;
+                differing.push_back({static_cast<size_t>(&file - files.data()), std::move(*info),
+                                     stored->info, std::move(now)});
+                continue;
+            }
         }
-        current +=
-            index::ModuleIndex::file_digest(file.path, file_key_of(now), file.symlink_target);
         if (now != *stored->key)
             renewed.push_back({file.path, std::move(now), *stored->key});
     }
     // Beyond a few renewed files a full run, which rewrites the cache, is the better deal.
-    if (published != state.modules || renewed.size() > kMaxRenewed ||
-        !state.describes_files_in(output_dir_))
+    if (published != state.modules || renewed.size() > kMaxRenewed)
         return false;
-
+    // A splice checks the files it reads or keeps itself, and replaces the others.
+    if (!differing.empty())
+        return splice_outputs(state, files, differing, started_ns, current, std::move(renewed));
+    if (!state.describes_files_in(output_dir_))
+        return false;
     // Proven: the state takes the files' keys now (the cache stays as it is), and modules.dep the
     // time of this run (depmod -A compares it with the modules'). When the state cannot be saved,
     // this run does the work as if nothing had been proven.

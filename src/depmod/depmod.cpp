@@ -398,8 +398,34 @@ uint64_t Depmod::current_inputs_digest() const
                          resolve_options_.verbose);
 }
 
+OutputState::Graph Depmod::graph_of(const index::Resolution& resolution) const
+{
+    // The files in discovery order, which is the walk's in a one-shot run.
+    std::vector<const index::Candidate*> walked = index_.candidates();
+    std::sort(walked.begin(), walked.end(),
+              [](const index::Candidate* a, const index::Candidate* b) { return a->seq < b->seq; });
+    std::vector<std::string_view> paths(walked.size());
+    std::vector<uint64_t> seqs(walked.size());
+    for (size_t i = 0; i < walked.size(); ++i) {
+        paths[i] = walked[i]->path;
+        seqs[i] = walked[i]->seq;
+    }
+    OutputState::Graph graph;
+    graph.walk_digest = walk_digest(paths);
+    graph.files.reserve(resolution.modules.size());
+    graph.dep_starts.reserve(resolution.modules.size() + 1);
+    graph.dep_starts.push_back(0);
+    for (const auto& module : resolution.modules) {
+        const auto at = std::lower_bound(seqs.begin(), seqs.end(), module.file->seq);
+        graph.files.push_back(static_cast<uint32_t>(at - seqs.begin()));
+        graph.deps.insert(graph.deps.end(), module.deps.begin(), module.deps.end());
+        graph.dep_starts.push_back(static_cast<uint32_t>(graph.deps.size()));
+    }
+    return graph;
+}
+
 void Depmod::save_output_state(std::vector<OutputState::File> files, const Diagnostics& said,
-                               Diagnostics& diagnostics)
+                               Diagnostics& diagnostics, OutputState::Graph graph)
 {
     const uint64_t inputs = current_inputs_digest();
     published_ = Published{inputs, files};
@@ -423,6 +449,7 @@ void Depmod::save_output_state(std::vector<OutputState::File> files, const Diagn
     state.keys_since_ns = scan_started_ns_;
     state.files = std::move(files);
     state.diagnostics = said;
+    state.graph = std::move(graph);
     // Kept for this save only: later ones (a daemon's, after changes it was told of) leave
     // them out, and the next walk reads every directory once.
     state.listings = std::exchange(listings_, {});
@@ -514,6 +541,10 @@ base::Result<GenerationStats> Depmod::generate_and_publish(Diagnostics& diagnost
     if (!resolution)
         return base::Unexpected(resolution.error());
     last_module_count_ = resolution->modules.size();
+    // The state keeps the graph, for the next run's splice (output_splice.cpp).
+    OutputState::Graph graph;
+    if (!options_.parse_cache.empty() && options_.save_parse_cache)
+        graph = graph_of(*resolution);
 
     // Each file is compared with the one on disk chunk by chunk as it is made, and written to
     // its temp file from the first chunk that differs: a build never holds all of them, nor
@@ -553,7 +584,7 @@ base::Result<GenerationStats> Depmod::generate_and_publish(Diagnostics& diagnost
     save_output_state(
         publisher.take_files(),
         Diagnostics(diagnostics.begin() + static_cast<ptrdiff_t>(said_before), diagnostics.end()),
-        diagnostics);
+        diagnostics, std::move(graph));
 
     GenerationStats stats;
     stats.files_written = changed.size();

@@ -15,6 +15,7 @@
 #include "depmod/kmod_format.hpp"
 #include "depmod/output_state.hpp"
 #include "depmod/outputs.hpp"
+#include "elf/module_info.hpp"
 #include "index/diagnostic.hpp"
 #include "index/module_index.hpp"
 
@@ -115,6 +116,10 @@ public:
     /// How many changed module files the last outputs_are_current() that said true parsed to
     /// prove the outputs current (0: nothing had changed).
     [[nodiscard]] size_t files_reparsed_unchanged() const { return files_reparsed_unchanged_; }
+    /// How many changed module files the last outputs_are_current() that said true parsed to
+    /// make the outputs from the last generation's (they import other symbols or have other
+    /// aliases, and export what they did): the outputs are then current, made without a scan.
+    [[nodiscard]] size_t files_spliced() const { return files_spliced_; }
 
     /// The last whole walk's directories: read, and taken from the listings the run before
     /// kept in the output state (unchanged since).
@@ -175,8 +180,32 @@ private:
     prove_reparsed_unchanged(OutputState& state,
                              const std::vector<index::ModuleIndex::FoundFile>& files,
                              int64_t started_ns);
+    /// A module file that changed and parses to another cache record than the published
+    /// generation's: its index in the walk, the parse, that record's ModuleInfo part and its key.
+    struct Reparsed {
+        size_t file = 0;
+        elf::ModuleInfo info;
+        std::string_view cached;
+        index::CacheKey key;
+    };
+    /// Whether this run and the published generation (`state`) allow splice_outputs().
+    [[nodiscard]] bool may_splice(const OutputState& state) const;
+    /// outputs_are_current() for module files (`changed`, of the walk `files` that began at
+    /// `started_ns`) that import other symbols or have other aliases, export what they did, and
+    /// have no soft or weak dependencies or device names: the outputs made from the published
+    /// generation's graph and files (output_splice.cpp) and published, the changed modules'
+    /// records put into the parse cache's delta and `state` saved with the files' keys now
+    /// (`current`, their digest) and `renewed`. False, with nothing published, for anything
+    /// else: a full run does the work.
+    [[nodiscard]] bool splice_outputs(OutputState& state,
+                                      const std::vector<index::ModuleIndex::FoundFile>& files,
+                                      std::vector<Reparsed>& changed, int64_t started_ns,
+                                      uint64_t current, std::vector<OutputState::Renewed> renewed);
     void save_output_state(std::vector<OutputState::File> files, const index::Diagnostics& said,
-                           index::Diagnostics& diagnostics);
+                           index::Diagnostics& diagnostics,
+                           OutputState::Graph graph = OutputState::Graph());
+    /// The graph of `resolution` for the output state, its files numbered in walk order.
+    [[nodiscard]] OutputState::Graph graph_of(const index::Resolution& resolution) const;
     /// The output directory, made first when given as -o (kmod makes it too).
     [[nodiscard]] base::Result<base::UniqueFd> open_output_directory() const;
     /// write() but the wait for the parse cache's save.
@@ -223,6 +252,7 @@ private:
     size_t parses_at_last_write_ = 0;
     size_t last_module_count_ = 0;
     size_t files_reparsed_unchanged_ = 0;
+    size_t files_spliced_ = 0;
     /// The parse cache a proof that failed read, for the scan() that follows it.
     std::shared_ptr<const index::ParseCache> proof_cache_;
     /// The parse cache save scan() started: what it said, once done.

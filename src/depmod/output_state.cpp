@@ -21,7 +21,7 @@ namespace {
 
 constexpr char kMagic[8] = {'k', 'm', 'o', 'd', 'd', 'O', 'S', '\n'};
 constexpr uint32_t kFormatVersion =
-    5; // 2: keys_since_ns, 3: renewed, 4: listings, 5: symbols, alias order
+    6; // 2: keys_since_ns, 3: renewed, 4: listings, 5: symbols, alias order, 6: graph
 constexpr uint32_t kByteOrderMark = 0x01020304;
 // magic, version, byte-order mark, payload size, CRC-32 of the payload (+ 4 bytes padding)
 constexpr size_t kHeaderSize = 8 + 4 + 4 + 8 + 4 + 4;
@@ -89,6 +89,25 @@ bool is_well_formed(const AliasOrder& order)
     return std::is_sorted(order.starts.begin(), order.starts.end());
 }
 
+/// A graph is none at all, or one whose every module names a file of the `files` the state
+/// counts (once), and whose every dependency a module of it.
+bool is_well_formed(const OutputState::Graph& graph, uint64_t files)
+{
+    if (graph.files.empty())
+        return graph.dep_starts.empty() && graph.deps.empty();
+    const size_t modules = graph.files.size();
+    if (modules > files || graph.dep_starts.size() != modules + 1 || graph.dep_starts[0] != 0 ||
+        graph.dep_starts.back() != graph.deps.size() ||
+        !std::is_sorted(graph.dep_starts.begin(), graph.dep_starts.end()))
+        return false;
+    std::vector<uint32_t> sorted = graph.files;
+    std::sort(sorted.begin(), sorted.end());
+    if (sorted.back() >= files || std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end())
+        return false;
+    return std::all_of(graph.deps.begin(), graph.deps.end(),
+                       [&](uint32_t dep) { return dep < modules; });
+}
+
 /// A name a walk could have read from a directory: one path component.
 bool is_entry_name(std::string_view name)
 {
@@ -97,6 +116,14 @@ bool is_entry_name(std::string_view name)
 }
 
 } // namespace
+
+uint64_t walk_digest(std::span<const std::string_view> paths)
+{
+    base::Digest64 digest;
+    for (std::string_view path : paths)
+        digest.update(path);
+    return digest.update(uint64_t{paths.size()}).value();
+}
 
 std::string output_state_path(std::string_view parse_cache)
 {
@@ -157,6 +184,10 @@ std::string OutputState::serialize() const
     put_array(payload, alias_order.starts);
     put_array(payload, alias_order.module_keys);
     put_array(payload, alias_order.sorted);
+    base::put_value(payload, graph.walk_digest);
+    put_array(payload, graph.files);
+    put_array(payload, graph.dep_starts);
+    put_array(payload, graph.deps);
     std::string out(kMagic, sizeof kMagic);
     base::put_value(out, kFormatVersion);
     base::put_value(out, kByteOrderMark);
@@ -255,6 +286,10 @@ base::Result<OutputState> OutputState::parse(std::string_view bytes)
     if (!get_array(in, state.alias_order.starts) || !get_array(in, state.alias_order.module_keys) ||
         !get_array(in, state.alias_order.sorted) || !is_well_formed(state.alias_order))
         return invalid("malformed alias order");
+    if (!in.get(state.graph.walk_digest) || !get_array(in, state.graph.files) ||
+        !get_array(in, state.graph.dep_starts) || !get_array(in, state.graph.deps) ||
+        !is_well_formed(state.graph, state.module_count))
+        return invalid("malformed module graph");
     if (in.left() != 0)
         return invalid("bytes after the last field");
     return state;

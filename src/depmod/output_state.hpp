@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -63,6 +64,23 @@ struct OutputState {
     std::vector<index::DirListing> listings;
     /// How the build's aliases sorted (OutputBuilder::alias_order()), for the next build.
     AliasOrder alias_order;
+    /// The resolved modules of the build, for a run in which only some modules' imports and
+    /// aliases changed (Depmod's splice): kmod's array order, each module's direct
+    /// dependencies, and the walk the files were found in. Empty when not recorded (a daemon's
+    /// build, a run given files).
+    struct Graph {
+        /// A digest of the paths of the module files in the order the walk found them.
+        uint64_t walk_digest = 0;
+        /// Per module position, the index of its file in that order.
+        std::vector<uint32_t> files;
+        /// Per module position, where its direct dependencies begin in `deps`; then the total.
+        std::vector<uint32_t> dep_starts;
+        /// The direct dependencies (module positions), each module's in first-use order.
+        std::vector<uint32_t> deps;
+        bool operator==(const Graph&) const = default;
+        [[nodiscard]] bool empty() const { return files.empty(); }
+    };
+    Graph graph;
 
     /// Whether every output file in `dir` holds the bytes this state recorded (size and digest).
     [[nodiscard]] bool describes_files_in(const std::string& dir) const;
@@ -76,6 +94,9 @@ struct OutputState {
     /// next run does the work).
     [[nodiscard]] base::Result<void> save(const std::string& path) const;
 };
+
+/// OutputState::Graph::walk_digest of module files found at `paths`, in this order.
+[[nodiscard]] uint64_t walk_digest(std::span<const std::string_view> paths);
 
 /// Where the state of the outputs lives: beside the parse cache `parse_cache`.
 [[nodiscard]] std::string output_state_path(std::string_view parse_cache);

@@ -169,6 +169,17 @@ void make_builtin_alias_bin(const std::optional<std::string>& input, IndexLayout
 
 } // namespace
 
+uint64_t alias_order_key(const index::FileKey& key)
+{
+    return base::Digest64()
+        .update(static_cast<uint64_t>(key.dev))
+        .update(static_cast<uint64_t>(key.ino))
+        .update(static_cast<uint64_t>(key.size))
+        .update(static_cast<uint64_t>(key.mtime_ns))
+        .update(static_cast<uint64_t>(key.ctime_ns))
+        .value();
+}
+
 void OutputBuilder::make_fragment(const index::Candidate& file, Fragment& f,
                                   std::vector<AliasEntry>& fresh) const
 {
@@ -369,13 +380,7 @@ void OutputBuilder::build_each(const Resolution& resolution, const BuiltinInputs
     module_keys_.resize(modules.size());
     for (uint32_t m = 0; m < modules.size(); ++m) {
         const index::Candidate& file = *modules[m].file;
-        module_keys_[m] = base::Digest64()
-                              .update(static_cast<uint64_t>(file.key.dev))
-                              .update(static_cast<uint64_t>(file.key.ino))
-                              .update(static_cast<uint64_t>(file.key.size))
-                              .update(static_cast<uint64_t>(file.key.mtime_ns))
-                              .update(static_cast<uint64_t>(file.key.ctime_ns))
-                              .value();
+        module_keys_[m] = alias_order_key(file.key);
         auto [it, inserted] = fragments_.try_emplace(file.parsed.get());
         if (inserted)
             make_fragment(file, it->second, fresh);
@@ -422,6 +427,21 @@ void OutputBuilder::build_each(const Resolution& resolution, const BuiltinInputs
     make_text("modules.devname", devname_text);
     for (const auto& [name, size] : made_sizes)
         expected_sizes_[name] = size;
+}
+
+void OutputBuilder::build_dep_files(const Resolution& resolution, bool warn_dups, KmodFormat format,
+                                    Diagnostics& diagnostics, const SinkOpener& open) const
+{
+    const IndexLayout layout =
+        format.is_parent_first() ? IndexLayout::ParentFirst : IndexLayout::ChildrenFirst;
+    std::vector<uint32_t> line_ends;
+    const std::string dep_text = make_dep_text(resolution, line_ends);
+    std::unique_ptr<OutputSink> text = open("modules.dep", false);
+    text->append(dep_text);
+    text->finish();
+    std::unique_ptr<OutputSink> bin = open("modules.dep.bin", true);
+    make_dep_bin(resolution, dep_text, line_ends, warn_dups, layout, diagnostics, *bin);
+    bin->finish();
 }
 
 std::string OutputBuilder::make_dep_text(const Resolution& resolution,

@@ -43,6 +43,9 @@ struct AliasOrder {
     bool operator==(const AliasOrder&) const = default;
 };
 
+/// What AliasOrder::module_keys holds for a module whose file has `key`.
+[[nodiscard]] uint64_t alias_order_key(const index::FileKey& key);
+
 /// Produces the files kmod's depmod writes, in its order: modules.dep, .dep.bin, .alias,
 /// .alias.bin, .softdep, .weakdep (kmod 33 on), .symbols, .symbols.bin, .builtin.bin,
 /// .builtin.alias.bin, .devname; the binary ones laid out as the release of `format` does
@@ -75,6 +78,10 @@ public:
     void build_each(const index::Resolution& resolution, const BuiltinInputs& builtin,
                     bool warn_dups, KmodFormat format, index::Diagnostics& diagnostics,
                     const SinkOpener& open, const Keeper& keep = nullptr);
+    /// Makes modules.dep and modules.dep.bin alone from `resolution`, whose modules need only
+    /// their file's path and name: for Depmod's splice, which makes no other file from it.
+    void build_dep_files(const index::Resolution& resolution, bool warn_dups, KmodFormat format,
+                         index::Diagnostics& diagnostics, const SinkOpener& open) const;
     /// Says that the file `name` was `size` bytes when last made (by another run: the files on
     /// disk): the next build makes it in a buffer of about that size. A build notes the sizes
     /// of what it makes itself.

@@ -96,6 +96,13 @@ base::Unexpected invalid(const std::string& what)
 
 } // namespace
 
+bool read_info_record(std::string_view bytes, elf::ModuleInfoView& info)
+{
+    info.clear();
+    base::ByteReader in(bytes);
+    return read_info(in, &info) && in.left() == 0;
+}
+
 CacheKey CacheKey::of(const struct stat& st, std::string symlink_target)
 {
     return CacheKey{static_cast<uint64_t>(st.st_dev),
@@ -319,6 +326,25 @@ std::optional<ParseCache::Stored> ParseCache::stored_entry(const std::string& pa
     return Stored{&entry.key, entry.info};
 }
 
+std::string_view ParseCache::head_of(const Entry& entry)
+{
+    const char* head_end = entry.info.data() + entry.info.size();
+    return {entry.record.data(), static_cast<size_t>(head_end - entry.record.data())};
+}
+
+std::vector<std::pair<std::string_view, std::string_view>> ParseCache::delta_heads() const
+{
+    std::vector<std::pair<std::string_view, std::string_view>> heads;
+    if (!newer_)
+        return heads;
+    for (const auto& [path, entry] : newer_->entries_) {
+        if (is_racy(entry.key.mtime_ns, entry.key.ctime_ns, newer_->started_ns_))
+            continue;
+        heads.emplace_back(path, head_of(entry));
+    }
+    return heads;
+}
+
 std::vector<std::pair<std::string, CacheKey>> ParseCache::keys() const
 {
     std::vector<std::pair<std::string, CacheKey>> keys;
@@ -362,9 +388,7 @@ std::optional<CachedRecord> ParseCache::find_view(const std::string& path, const
     base::ByteReader in(entry->info);
     if (!read_info(in, &info))
         return std::nullopt; // checked by parse(): cannot happen
-    const char* head_end = entry->info.data() + entry->info.size();
-    const std::string_view head(entry->record.data(),
-                                static_cast<size_t>(head_end - entry->record.data()));
+    const std::string_view head = head_of(*entry);
     // The delta's ids number the table of the run that wrote it, not this cache's.
     if (in_delta)
         return CachedRecord{{}, head, {}, entry->info, keeper};

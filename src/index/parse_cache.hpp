@@ -122,6 +122,10 @@ public:
     };
     [[nodiscard]] std::optional<Stored> stored_entry(const std::string& path) const;
 
+    /// The delta's entries a run may use (not racy when it was written), each as its path and
+    /// CachedRecord::head, for a run that writes the next delta without a scan.
+    [[nodiscard]] std::vector<std::pair<std::string_view, std::string_view>> delta_heads() const;
+
     /// Every entry's path and key, in no particular order, the delta's first (for tools and
     /// tests).
     [[nodiscard]] std::vector<std::pair<std::string, CacheKey>> keys() const;
@@ -147,6 +151,8 @@ private:
     /// otherwise. `in_delta` tells whose it is.
     [[nodiscard]] const Entry* usable_entry(const std::string& path, const CacheKey& key,
                                             bool* in_delta = nullptr) const;
+    /// CachedRecord::head of `entry`: its record up to the ids.
+    [[nodiscard]] static std::string_view head_of(const Entry& entry);
     /// This file's own entry of `path` when it has `key` and was not racy.
     [[nodiscard]] const Entry* own_usable_entry(const std::string& path, const CacheKey& key) const;
     /// Reads the one cache file `path`.
@@ -254,6 +260,9 @@ void append_cache_key(std::string& out, const CacheKey& key);
 /// The ModuleInfo part of a cache record for `info`, as the writer stores it: what the index
 /// uses and the description. Two parses that give the same bytes here make the same outputs.
 void append_info_record(std::string& out, const elf::ModuleInfo& info);
+/// Reads such bytes (ParseCache::Stored::info) into `info`, whose views then point into
+/// `bytes`; false when they are malformed.
+[[nodiscard]] bool read_info_record(std::string_view bytes, elf::ModuleInfoView& info);
 
 /// A cache's symbol table (CachedSymbols) as a writer stores it: `names` in id order (lookup
 /// names, without the -P `prefix`) and the ids in the two orders.

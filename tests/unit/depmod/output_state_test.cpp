@@ -39,6 +39,10 @@ OutputState sample()
                       {"/lib/modules/6.1.0/updates",
                        {2049, 99, 4096, 7, 8},
                        {{"x.ko", DT_LNK, false}, {"y.ko.xz", DT_REG, false}}}};
+    state.graph.walk_digest = 0x77;
+    state.graph.files = {3, 0, 4022};
+    state.graph.dep_starts = {0, 1, 1, 3};
+    state.graph.deps = {1, 0, 1};
     return state;
 }
 
@@ -52,6 +56,8 @@ void expect_same(const OutputState& a, const OutputState& b)
     EXPECT_EQ(a.files, b.files);
     EXPECT_EQ(a.renewed, b.renewed);
     EXPECT_EQ(a.listings, b.listings);
+    EXPECT_EQ(a.alias_order, b.alias_order);
+    EXPECT_EQ(a.graph, b.graph);
     ASSERT_EQ(a.diagnostics.size(), b.diagnostics.size());
     for (size_t i = 0; i < a.diagnostics.size(); ++i) {
         EXPECT_EQ(a.diagnostics[i].level, b.diagnostics[i].level);
@@ -91,6 +97,26 @@ TEST(OutputState, AListingEntryThatIsNotOneNameInItsDirectoryIsRefused)
     OutputState relative = sample();
     relative.listings[0].path = "lib/modules/6.1.0";
     EXPECT_FALSE(OutputState::parse(relative.serialize()));
+}
+
+// The graph numbers the files of the walk and the modules of the graph: a damaged or hostile
+// state must not make a run read past either.
+TEST(OutputState, AGraphThatNamesAFileOrModuleThatIsNotThereIsRefused)
+{
+    auto refused = [](auto change) {
+        OutputState state = sample();
+        change(state.graph);
+        return !OutputState::parse(state.serialize());
+    };
+    using Graph = OutputState::Graph;
+    EXPECT_TRUE(refused([](Graph& g) { g.files[2] = 4023; }));
+    EXPECT_TRUE(refused([](Graph& g) { g.files[1] = 3; }));
+    EXPECT_TRUE(refused([](Graph& g) { g.deps[0] = 3; }));
+    EXPECT_TRUE(refused([](Graph& g) { g.dep_starts = {0, 2, 1, 3}; }));
+    EXPECT_TRUE(refused([](Graph& g) { g.dep_starts = {0, 1, 1, 2}; }));
+    EXPECT_TRUE(refused([](Graph& g) { g.dep_starts.pop_back(); }));
+    EXPECT_TRUE(refused([](Graph& g) { g.dep_starts.clear(); }));
+    EXPECT_FALSE(refused([](Graph& g) { g = Graph(); })) << "none at all";
 }
 
 TEST(OutputState, AnotherFormatVersionIsRefusedWithTheReason)
