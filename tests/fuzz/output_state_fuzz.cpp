@@ -24,12 +24,12 @@ using kmodd::fuzz::check;
 
 constexpr std::string_view kMagic{"kmoddOS\n", 8};
 
-/// A state file around `payload`, as format version 5 lays it out: magic, version, byte-order
+/// A state file around `payload`, as format version 6 lays it out: magic, version, byte-order
 /// mark, payload size, CRC-32 of the payload, padding.
 std::string sealed(std::string_view payload)
 {
     std::string out(kMagic);
-    kmodd::base::put_value(out, uint32_t{5});
+    kmodd::base::put_value(out, uint32_t{6});
     kmodd::base::put_value(out, uint32_t{0x01020304});
     kmodd::base::put_value(out, static_cast<uint64_t>(payload.size()));
     kmodd::base::put_value(
