@@ -67,16 +67,23 @@ bool alias_before(const Alias& a, const Alias& b)
 }
 
 /// The aliases of a build, made from modules.alias as it was with the lines of some modules
-/// replaced: the new text and the index entries.
+/// replaced: the new text, written into a sink as it is made, and the index entries.
 class AliasSplice {
 public:
-    explicit AliasSplice(size_t modules) : counts_(modules, 0) {}
+    AliasSplice(size_t modules, OutputSink& text) : text_(&text), counts_(modules, 0)
+    {
+        text_->append(kAliasHeader);
+    }
 
     /// Adds the line "alias <value> <name>" of the module at `position`, and its entry; false
     /// for an alias with an unmatched bracket (which a full run reports).
     bool add(std::string_view value, std::string_view name, uint32_t position)
     {
-        text_.append("alias ").append(value).append(" ").append(name).push_back('\n');
+        text_->append("alias ");
+        text_->append(value);
+        text_->push_back(' ');
+        text_->append(name);
+        text_->push_back('\n');
         return add_entry(value, position);
     }
     /// Adds a line of the old text as it is ("alias <value> <name>\n"), and its entry; false
@@ -85,15 +92,10 @@ public:
     {
         if (!line.starts_with("alias ") || line.size() < 8 + name.size())
             return false;
-        text_.append(line);
+        text_->append(line);
         return add_entry(line.substr(6, line.size() - 8 - name.size()), position);
     }
-    void reserve(size_t bytes, size_t entries)
-    {
-        text_.reserve(bytes);
-        entries_.reserve(entries);
-    }
-    [[nodiscard]] std::string& text() { return text_; }
+    void reserve(size_t entries) { entries_.reserve(entries); }
     /// The entries in index order: the order `old` kept for the modules whose lines were
     /// copied (not `changed`), with the changed modules' sorted and merged in; sorted whole
     /// when that order does not give each entry once, in order (so it never changes a byte).
@@ -182,7 +184,7 @@ private:
         return true;
     }
 
-    std::string text_{kAliasHeader};
+    OutputSink* text_;
     std::vector<Alias> entries_;
     std::deque<std::string> normalized_; ///< keys that normalising changed (stable addresses)
     std::vector<uint32_t> counts_;       ///< per module position, its entries so far
@@ -216,22 +218,23 @@ std::vector<std::string_view> aliases_of(const elf::ModuleInfoView& info)
 }
 
 /// modules.alias as `old` holds it with the lines of the `changed` modules (whose aliases
-/// `aliases_of(position)` gives now) made anew, and the entries of the alias index; none when
-/// `old` is not such a file of `modules`, or an alias has an unmatched bracket (which a full
-/// run reports).
+/// `aliases_of(position)` gives now) made anew, into `text`, and the entries of the alias
+/// index; none when
+/// `old` is not such a file of the modules `names` names, or an alias has an unmatched bracket
+/// (which a full run reports).
 template <typename AliasesOf>
 std::optional<AliasSplice>
-splice_alias_lines(std::string_view old, const std::vector<index::Candidate>& modules,
-                   const std::vector<bool>& changed, const AliasesOf& aliases_of)
+splice_alias_lines(std::string_view old, const std::vector<std::string_view>& names,
+                   const std::vector<bool>& changed, const AliasesOf& aliases_of, OutputSink& text)
 {
-    AliasSplice aliases(modules.size());
-    aliases.reserve(old.size() + 4096, old.size() / 24);
+    AliasSplice aliases(names.size(), text);
+    aliases.reserve(old.size() / 24);
     if (!old.starts_with(kAliasHeader))
         return std::nullopt;
     old.remove_prefix(kAliasHeader.size());
     auto add_new = [&](uint32_t p) {
         for (std::string_view value : aliases_of(p)) {
-            if (!aliases.add(value, modules[p].name, p))
+            if (!aliases.add(value, names[p], p))
                 return false;
         }
         return true;
@@ -244,40 +247,37 @@ splice_alias_lines(std::string_view old, const std::vector<index::Candidate>& mo
             return std::nullopt;
         const std::string_view line = old.substr(0, end + 1);
         const std::string_view name = line.substr(space + 1, end - space - 1);
-        for (; at < modules.size() && modules[at].name != name; ++at) {
+        for (; at < names.size() && names[at] != name; ++at) {
             if (changed[at] && !add_new(at))
                 return std::nullopt;
         }
-        if (at == modules.size())
+        if (at == names.size())
             return std::nullopt; // not a module's line, or out of order
         if (!changed[at] && !aliases.add_line(line, name, at))
             return std::nullopt;
         old.remove_prefix(line.size());
     }
-    for (; at < modules.size(); ++at) {
+    for (; at < names.size(); ++at) {
         if (changed[at] && !add_new(at))
             return std::nullopt;
     }
     return std::optional<AliasSplice>(std::move(aliases));
 }
 
-/// Makes modules.alias and modules.alias.bin from `aliases` (whose index entries the modules
-/// not `changed` have in the order `old` kept) into `publisher`'s sinks; false when a key or
-/// name is not 7-bit ASCII (which a full run reports).
+/// Makes modules.alias.bin from `aliases` (whose index entries the modules not `changed` have
+/// in the order `old` kept) into `publisher`'s sink; false when a key or name is not 7-bit
+/// ASCII (which a full run reports).
 bool publish_aliases(AliasSplice& aliases, const AliasOrder& old, const std::vector<bool>& changed,
-                     const std::vector<index::Candidate>& modules, KmodFormat format,
+                     const std::vector<std::string_view>& names, KmodFormat format,
                      OutputPublisher& publisher)
 {
-    std::unique_ptr<OutputSink> text = publisher.open("modules.alias");
-    text->append(aliases.text());
-    text->finish();
     IndexWriter index(format.is_parent_first() ? IndexLayout::ParentFirst
                                                : IndexLayout::ChildrenFirst);
     const std::vector<Alias>& sorted = aliases.sorted(old, changed);
     index.reserve(sorted.size());
     bool is_ascii = true;
     for (const Alias& a : sorted) {
-        if (!index.add_in_order(a.key, modules[a.position].name, a.position))
+        if (!index.add_in_order(a.key, names[a.position], a.position))
             is_ascii = false;
     }
     std::unique_ptr<OutputSink> bin = publisher.open("modules.alias.bin");
@@ -287,10 +287,10 @@ bool publish_aliases(AliasSplice& aliases, const AliasOrder& old, const std::vec
 }
 
 /// The INFO lines of a -v run, `old` (each "<path> needs "<symbol>": <path>", the modules' in
-/// their order), with those of the modules at `changed_at` replaced by `edges`; none when a line
-/// is not one of those.
+/// their order; `paths` gives each module position's path), with those of the modules at
+/// `changed_at` replaced by `edges`; none when a line is not one of those.
 std::optional<Diagnostics> splice_edge_lines(const Diagnostics& old,
-                                             const std::vector<index::Candidate>& modules,
+                                             const std::vector<std::string_view>& paths,
                                              const std::vector<uint32_t>& changed_at,
                                              std::vector<Diagnostics>& edges)
 {
@@ -299,10 +299,10 @@ std::optional<Diagnostics> splice_edge_lines(const Diagnostics& old,
         std::all_of(edges.begin(), edges.end(), [](const Diagnostics& e) { return e.empty(); }))
         return lines;
     std::unordered_map<std::string_view, uint32_t> by_path;
-    by_path.reserve(modules.size());
-    for (uint32_t p = 0; p < modules.size(); ++p)
-        by_path.emplace(modules[p].path, p);
-    std::vector<Diagnostics*> replaced(modules.size(), nullptr);
+    by_path.reserve(paths.size());
+    for (uint32_t p = 0; p < paths.size(); ++p)
+        by_path.emplace(paths[p], p);
+    std::vector<Diagnostics*> replaced(paths.size(), nullptr);
     for (size_t i = 0; i < changed_at.size(); ++i)
         replaced[changed_at[i]] = &edges[i];
     lines.reserve(old.size() + 16);
@@ -325,7 +325,7 @@ std::optional<Diagnostics> splice_edge_lines(const Diagnostics& old,
         if (replaced[it->second] == nullptr)
             lines.push_back(line);
     }
-    give_until(static_cast<uint32_t>(modules.size()));
+    give_until(static_cast<uint32_t>(paths.size()));
     return lines;
 }
 
@@ -381,16 +381,19 @@ bool Depmod::splice_outputs(OutputState& state,
         is_changed[changed_at[i]] = true;
         same_aliases = same_aliases && aliases_of(before) == aliases_of(now[i]);
     }
-    std::vector<index::Candidate> module_files(modules);
+    // Each module's path, as found and as modules.dep prints it, and name.
+    std::vector<std::string_view> paths(modules);
+    DepNames names;
+    names.paths.resize(modules);
+    names.names.resize(modules);
     std::unordered_map<std::string_view, uint32_t> by_name;
     by_name.reserve(modules);
     for (uint32_t p = 0; p < modules; ++p) {
         const auto& found = files[graph.files[p]];
-        index::Candidate& file = module_files[p];
-        file.path = found.path;
-        file.relpath_at = found.relpath_at;
-        file.name = found.name;
-        by_name.emplace(file.name, p);
+        paths[p] = found.path;
+        names.paths[p] = found.relpath_at == 0 ? paths[p] : paths[p].substr(found.relpath_at);
+        names.names[p] = found.name;
+        by_name.emplace(names.names[p], p);
     }
     auto dir = open_output_directory();
     if (!dir)
@@ -410,7 +413,6 @@ bool Depmod::splice_outputs(OutputState& state,
     index::Resolution resolution;
     resolution.modules.resize(modules);
     for (uint32_t p = 0; p < modules; ++p) {
-        resolution.modules[p].file = &module_files[p];
         resolution.modules[p].deps.assign(graph.deps.begin() + graph.dep_starts[p],
                                           graph.deps.begin() + graph.dep_starts[p + 1]);
     }
@@ -436,9 +438,9 @@ bool Depmod::splice_outputs(OutputState& state,
             deps.push_back(it->second);
             if (resolve_options_.verbose)
                 edges[i].push_back(
-                    {index::Diagnostic::Level::Info, module_files[changed_at[i]].path +
+                    {index::Diagnostic::Level::Info, std::string(paths[changed_at[i]]) +
                                                          " needs \"" + std::string(name) +
-                                                         "\": " + module_files[it->second].path});
+                                                         "\": " + std::string(paths[it->second])});
         }
         std::vector<uint32_t>& row = resolution.modules[changed_at[i]].deps;
         same_deps = same_deps && deps == row;
@@ -452,11 +454,15 @@ bool Depmod::splice_outputs(OutputState& state,
     if (!index::rank_for_dep_order(resolution.modules, users))
         return false; // a cycle, which the full run reports
     std::optional<Diagnostics> said =
-        splice_edge_lines(state.diagnostics, module_files, changed_at, edges);
+        splice_edge_lines(state.diagnostics, paths, changed_at, edges);
     if (!said)
         return false;
 
-    // modules.alias with the changed modules' lines made anew, and its entries.
+    // What changed is made (on two threads, as a full one-shot run makes its files), the rest
+    // kept as it is on disk. First modules.alias with the changed modules' lines made anew, and
+    // the entries of its index.
+    base::PublishBatch batch(dir->get(), options_.durable);
+    OutputPublisher publisher(dir->get(), batch);
     std::vector<uint64_t> module_keys(modules);
     for (uint32_t p = 0; p < modules; ++p)
         module_keys[p] = alias_order_key(index::file_key_of(files[graph.files[p]].st));
@@ -467,18 +473,18 @@ bool Depmod::splice_outputs(OutputState& state,
         old_aliases = alias_file != nullptr ? read_recorded(dir->get(), *alias_file) : std::nullopt;
         if (!old_aliases)
             return false;
-        aliases = splice_alias_lines(*old_aliases, module_files, is_changed, [&](uint32_t p) {
-            const auto at = std::find(changed_at.begin(), changed_at.end(), p);
-            return aliases_of(now[static_cast<size_t>(at - changed_at.begin())]);
-        });
+        std::unique_ptr<OutputSink> text = publisher.open("modules.alias");
+        aliases = splice_alias_lines(
+            *old_aliases, names.names, is_changed,
+            [&](uint32_t p) {
+                const auto at = std::find(changed_at.begin(), changed_at.end(), p);
+                return aliases_of(now[static_cast<size_t>(at - changed_at.begin())]);
+            },
+            *text);
         if (!aliases)
             return false;
+        text->finish();
     }
-
-    // What changed is made (on two threads, as a full one-shot run makes its files), the rest
-    // kept as it is on disk.
-    base::PublishBatch batch(dir->get(), options_.durable);
-    OutputPublisher publisher(dir->get(), batch);
     auto made = [&](std::string_view name) {
         return (!same_deps && std::find(std::begin(kDepFiles), std::end(kDepFiles), name) !=
                                   std::end(kDepFiles)) ||
@@ -493,14 +499,14 @@ bool Depmod::splice_outputs(OutputState& state,
     Diagnostics dep_said;
     auto make_deps = [&] {
         if (!same_deps)
-            outputs_.build_dep_files(resolution, false, format, dep_said,
+            outputs_.build_dep_files(resolution, names, false, format, dep_said,
                                      [&](const char* name, bool) { return publisher.open(name); });
     };
     base::JoinedThread helper;
     if (aliases)
         helper.thread = base::try_start_thread(make_deps);
     const bool is_ascii = !aliases || publish_aliases(*aliases, state.alias_order, is_changed,
-                                                      module_files, format, publisher);
+                                                      names.names, format, publisher);
     if (helper.thread.joinable())
         helper.thread.join();
     else

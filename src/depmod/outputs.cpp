@@ -340,10 +340,11 @@ void OutputBuilder::build_each(const Resolution& resolution, const BuiltinInputs
                 make_symbols_bin(resolution, warn_dups, layout, symbols_bin_notes, out);
             });
         std::vector<uint32_t> line_ends;
-        std::string dep_text = make_dep_text(resolution, line_ends);
+        const DepNames names = DepNames::of(resolution);
+        std::string dep_text = make_dep_text(resolution, names, line_ends);
         make_text("modules.dep", dep_text);
         make("modules.dep.bin", true, [&](OutputSink& out) {
-            make_dep_bin(resolution, dep_text, line_ends, warn_dups, layout, dep_notes, out);
+            make_dep_bin(names, dep_text, line_ends, warn_dups, layout, dep_notes, out);
         });
         dep_text = std::string();
         if (!may_keep_symbols || !keep("modules.symbols"))
@@ -429,22 +430,35 @@ void OutputBuilder::build_each(const Resolution& resolution, const BuiltinInputs
         expected_sizes_[name] = size;
 }
 
-void OutputBuilder::build_dep_files(const Resolution& resolution, bool warn_dups, KmodFormat format,
-                                    Diagnostics& diagnostics, const SinkOpener& open) const
+DepNames DepNames::of(const Resolution& resolution)
+{
+    DepNames names;
+    names.paths.reserve(resolution.modules.size());
+    names.names.reserve(resolution.modules.size());
+    for (const auto& module : resolution.modules) {
+        names.paths.push_back(module.file->output_path());
+        names.names.push_back(module.file->name);
+    }
+    return names;
+}
+
+void OutputBuilder::build_dep_files(const Resolution& resolution, const DepNames& names,
+                                    bool warn_dups, KmodFormat format, Diagnostics& diagnostics,
+                                    const SinkOpener& open) const
 {
     const IndexLayout layout =
         format.is_parent_first() ? IndexLayout::ParentFirst : IndexLayout::ChildrenFirst;
     std::vector<uint32_t> line_ends;
-    const std::string dep_text = make_dep_text(resolution, line_ends);
+    const std::string dep_text = make_dep_text(resolution, names, line_ends);
     std::unique_ptr<OutputSink> text = open("modules.dep", false);
     text->append(dep_text);
     text->finish();
     std::unique_ptr<OutputSink> bin = open("modules.dep.bin", true);
-    make_dep_bin(resolution, dep_text, line_ends, warn_dups, layout, diagnostics, *bin);
+    make_dep_bin(names, dep_text, line_ends, warn_dups, layout, diagnostics, *bin);
     bin->finish();
 }
 
-std::string OutputBuilder::make_dep_text(const Resolution& resolution,
+std::string OutputBuilder::make_dep_text(const Resolution& resolution, const DepNames& names,
                                          std::vector<uint32_t>& line_ends) const
 {
     // A line per module: its path, a colon, and the paths of what it needs, loaded first last.
@@ -454,11 +468,11 @@ std::string OutputBuilder::make_dep_text(const Resolution& resolution,
     line_ends.resize(modules.size());
     std::vector<uint32_t> closure, seen;
     for (uint32_t m = 0; m < modules.size(); ++m) {
-        dep_text.append(modules[m].file->output_path()).push_back(':');
+        dep_text.append(names.paths[m]).push_back(':');
         if (!modules[m].deps.empty()) {
             resolution.closure(m, closure, seen);
             for (uint32_t d : closure)
-                dep_text.append(" ").append(modules[d].file->output_path());
+                dep_text.append(" ").append(names.paths[d]);
         }
         line_ends[m] = static_cast<uint32_t>(dep_text.size());
         dep_text.push_back('\n');
@@ -470,18 +484,17 @@ std::string OutputBuilder::make_dep_text(const Resolution& resolution,
     return dep_text;
 }
 
-void OutputBuilder::make_dep_bin(const Resolution& resolution, std::string_view dep_text,
+void OutputBuilder::make_dep_bin(const DepNames& names, std::string_view dep_text,
                                  const std::vector<uint32_t>& line_ends, bool warn_dups,
                                  IndexLayout layout, Diagnostics& diagnostics, OutputSink& out)
 {
     // The lines of modules.dep, without their newlines, as the values of the module names.
-    const auto& modules = resolution.modules;
     IndexWriter dep_index(layout);
-    dep_index.reserve(modules.size());
+    dep_index.reserve(names.names.size());
     size_t start = 0;
-    for (uint32_t m = 0; m < modules.size(); ++m) {
-        if (!dep_index.add(modules[m].file->name, dep_text.substr(start, line_ends[m] - start), m))
-            report_non_ascii("modules.dep.bin", modules[m].file->name, diagnostics);
+    for (uint32_t m = 0; m < names.names.size(); ++m) {
+        if (!dep_index.add(names.names[m], dep_text.substr(start, line_ends[m] - start), m))
+            report_non_ascii("modules.dep.bin", names.names[m], diagnostics);
         start = line_ends[m] + 1;
     }
     dep_index.serialize(out);

@@ -43,6 +43,15 @@ struct AliasOrder {
     bool operator==(const AliasOrder&) const = default;
 };
 
+/// What modules.dep and its index print of each module position: its path as modules.dep
+/// prints it (index::Candidate::output_path()) and its name.
+struct DepNames {
+    std::vector<std::string_view> paths;
+    std::vector<std::string_view> names;
+    /// Those of `resolution`'s modules.
+    [[nodiscard]] static DepNames of(const index::Resolution& resolution);
+};
+
 /// What AliasOrder::module_keys holds for a module whose file has `key`.
 [[nodiscard]] uint64_t alias_order_key(const index::FileKey& key);
 
@@ -78,10 +87,12 @@ public:
     void build_each(const index::Resolution& resolution, const BuiltinInputs& builtin,
                     bool warn_dups, KmodFormat format, index::Diagnostics& diagnostics,
                     const SinkOpener& open, const Keeper& keep = nullptr);
-    /// Makes modules.dep and modules.dep.bin alone from `resolution`, whose modules need only
-    /// their file's path and name: for Depmod's splice, which makes no other file from it.
-    void build_dep_files(const index::Resolution& resolution, bool warn_dups, KmodFormat format,
-                         index::Diagnostics& diagnostics, const SinkOpener& open) const;
+    /// Makes modules.dep and modules.dep.bin alone from the dependencies and ranks of
+    /// `resolution`'s modules (their files unused) and `names`: for Depmod's splice, which
+    /// makes no other file from them.
+    void build_dep_files(const index::Resolution& resolution, const DepNames& names, bool warn_dups,
+                         KmodFormat format, index::Diagnostics& diagnostics,
+                         const SinkOpener& open) const;
     /// Says that the file `name` was `size` bytes when last made (by another run: the files on
     /// disk): the next build makes it in a buffer of about that size. A build notes the sizes
     /// of what it makes itself.
@@ -148,9 +159,9 @@ private:
     /// every entry once. The result is sorted when the modules kept their aliases.
     bool sort_as_expected(std::vector<AliasEntry>& fresh) const;
     /// modules.dep, and where each of its lines ends (at its newline).
-    std::string make_dep_text(const index::Resolution& resolution,
+    std::string make_dep_text(const index::Resolution& resolution, const DepNames& names,
                               std::vector<uint32_t>& line_ends) const;
-    static void make_dep_bin(const index::Resolution& resolution, std::string_view dep_text,
+    static void make_dep_bin(const DepNames& names, std::string_view dep_text,
                              const std::vector<uint32_t>& line_ends, bool warn_dups,
                              IndexLayout layout, index::Diagnostics& diagnostics, OutputSink& out);
     /// The text files made from .modinfo entries: modules.alias into `alias_out`, the few
