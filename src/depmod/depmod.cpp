@@ -557,10 +557,8 @@ base::Result<GenerationStats> Depmod::generate_and_publish(Diagnostics& diagnost
     OutputBuilder::Keeper keep;
     if (published_ && published_->inputs == current_inputs_digest())
         keep = [&](const char* name) {
-            const auto& files = published_->files;
-            auto it = std::find_if(files.begin(), files.end(),
-                                   [&](const OutputState::File& f) { return f.name == name; });
-            return it != files.end() && publisher.keep(*it);
+            const OutputState::File* file = find_file(published_->files, name);
+            return file != nullptr && publisher.keep(*file);
         };
     outputs_.build_each(
         *resolution, builtin_, options_.warn_dups, options_.format, diagnostics,

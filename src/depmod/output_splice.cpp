@@ -199,13 +199,6 @@ std::optional<std::string> read_recorded(int dir_fd, const OutputState::File& re
     return std::move(*bytes);
 }
 
-const OutputState::File* recorded_file(const OutputState& state, std::string_view name)
-{
-    auto it = std::find_if(state.files.begin(), state.files.end(),
-                           [&](const OutputState::File& f) { return f.name == name; });
-    return it == state.files.end() ? nullptr : &*it;
-}
-
 /// The alias values of `info`, in .modinfo order.
 std::vector<std::string_view> aliases_of(const elf::ModuleInfoView& info)
 {
@@ -355,10 +348,13 @@ bool Depmod::splice_outputs(OutputState& state,
 {
     const OutputState::Graph& graph = state.graph;
     const size_t modules = graph.files.size();
+    // The graph numbers the files of the walk that found the same paths in the same order.
+    if (files.size() != state.module_count)
+        return false;
     std::vector<std::string_view> walked(files.size());
     std::transform(files.begin(), files.end(), walked.begin(),
                    [](const auto& file) { return std::string_view(file.path); });
-    if (files.size() != state.module_count || walk_digest(walked) != graph.walk_digest)
+    if (walk_digest(walked) != graph.walk_digest)
         return false;
 
     // The changed modules: where each is, and what it says now.
@@ -402,7 +398,7 @@ bool Depmod::splice_outputs(OutputState& state,
     // The dependencies: the last generation's, but the changed modules' from their imports now
     // (the owner of each symbol is what modules.symbols.bin names: no export changed), in
     // first-use order, as the resolver finds them.
-    const OutputState::File* symbols_bin = recorded_file(state, "modules.symbols.bin");
+    const OutputState::File* symbols_bin = find_file(state.files, "modules.symbols.bin");
     auto symbols_bytes =
         symbols_bin != nullptr ? read_recorded(dir->get(), *symbols_bin) : std::nullopt;
     if (!symbols_bytes)
@@ -469,7 +465,7 @@ bool Depmod::splice_outputs(OutputState& state,
     std::optional<AliasSplice> aliases;
     std::optional<std::string> old_aliases;
     if (!same_aliases) {
-        const OutputState::File* alias_file = recorded_file(state, "modules.alias");
+        const OutputState::File* alias_file = find_file(state.files, "modules.alias");
         old_aliases = alias_file != nullptr ? read_recorded(dir->get(), *alias_file) : std::nullopt;
         if (!old_aliases)
             return false;

@@ -117,6 +117,14 @@ bool is_entry_name(std::string_view name)
 
 } // namespace
 
+const OutputState::File* find_file(const std::vector<OutputState::File>& files,
+                                   std::string_view name)
+{
+    auto it = std::find_if(files.begin(), files.end(),
+                           [&](const OutputState::File& f) { return f.name == name; });
+    return it == files.end() ? nullptr : &*it;
+}
+
 uint64_t walk_digest(std::span<const std::string_view> paths)
 {
     base::Digest64 digest;

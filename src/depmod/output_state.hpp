@@ -95,6 +95,10 @@ struct OutputState {
     [[nodiscard]] base::Result<void> save(const std::string& path) const;
 };
 
+/// The file named `name` among `files`; null when none is.
+[[nodiscard]] const OutputState::File* find_file(const std::vector<OutputState::File>& files,
+                                                 std::string_view name);
+
 /// OutputState::Graph::walk_digest of module files found at `paths`, in this order.
 [[nodiscard]] uint64_t walk_digest(std::span<const std::string_view> paths);
 
